@@ -136,6 +136,13 @@ class Settings:
         default=8,
     )
 
+    failpoints: frozenset[str] = _setting(
+        "TENANTVEC_FAILPOINTS",
+        "Comma-separated failpoints at which the process exits abruptly, as if killed "
+        "(crash-recovery tests; see docs/operations.md). Never set in production.",
+        default=frozenset(),
+    )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``); ``overrides`` win."""
@@ -178,6 +185,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "connect_timeout": _positive_int,
     "retry_seconds": _positive_float,
     "migrate_concurrency": _positive_int,
+    "failpoints": lambda raw: frozenset(p.strip() for p in raw.split(",") if p.strip()),
 }
 
 

@@ -1,0 +1,95 @@
+"""The catalog's tables (SQLModel). Internal to the catalog package: see ``records``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+__all__ = ["OperationRow", "ServerRow", "TenantRow", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False) -> Any:
+    # The application always sets these (timestamps in UTC, from one clock: utcnow).
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+def _json(default: str = "'{}'::jsonb") -> Any:
+    return Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text(default)),
+    )
+
+
+class TenantRow(SQLModel, table=True):
+    __tablename__ = "tenants"
+    __table_args__ = (
+        # One live row per tenant id; deleted rows stay for audit and free the id.
+        Index("tenants_live_id", "id", unique=True, postgresql_where=text("state <> 'deleted'")),
+        Index("tenants_state", "state"),
+        Index("tenants_expires_at", "expires_at", postgresql_where=text("expires_at IS NOT NULL")),
+    )
+
+    uid: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: str = Field(max_length=63)
+    state: str = Field(max_length=16)
+    backend: str = Field(max_length=32)
+    server: str | None = Field(default=None, max_length=63, foreign_key="servers.name")
+    placement: dict[str, Any] = _json()
+    dsn_encrypted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    dims: int
+    metric: str = Field(max_length=16)
+    index_kind: str = Field(max_length=16)
+    index_params: dict[str, Any] = _json()
+    text_config: str = Field(max_length=63)
+    schema_version: int = 0
+    labels: dict[str, Any] = _json()
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    expires_at: datetime | None = _ts(nullable=True)
+    deleted_at: datetime | None = _ts(nullable=True)
+
+
+class ServerRow(SQLModel, table=True):
+    __tablename__ = "servers"
+
+    name: str = Field(primary_key=True, max_length=63)
+    kind: str = Field(max_length=16)
+    state: str = Field(max_length=16)
+    address: str = Field(max_length=255)
+    admin_dsn_encrypted: str = Field(sa_column=Column(Text, nullable=False))
+    capacity: int | None = None
+    server_version: str = Field(max_length=32)
+    pgvector_version: str = Field(max_length=32)
+    created_at: datetime = _ts()
+
+
+class OperationRow(SQLModel, table=True):
+    __tablename__ = "operations"
+    __table_args__ = (
+        Index("operations_tenant", "tenant_id", "started_at"),
+        Index("operations_started_at", "started_at"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, Identity(always=True), primary_key=True),
+    )
+    tenant_id: str | None = Field(default=None, max_length=63)
+    tenant_uid: uuid.UUID | None = None
+    action: str = Field(max_length=32)
+    actor: str = Field(max_length=255)
+    outcome: str = Field(max_length=16)
+    started_at: datetime = _ts()
+    ended_at: datetime | None = _ts(nullable=True)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    details: dict[str, Any] = _json()

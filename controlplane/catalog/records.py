@@ -1,0 +1,173 @@
+"""The catalog's records as the rest of tenantvec sees them: frozen, detached, typed.
+
+Rows (``catalog.models``) stay inside the catalog package; callers get these records,
+so no SQLAlchemy session state or lazy loading escapes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from controlplane.errors import InvalidRequest
+from tenant_schema.spec import IndexSpec, Metric, SchemaSpec
+
+__all__ = [
+    "LIVE_STATES",
+    "Operation",
+    "OperationOutcome",
+    "Server",
+    "ServerState",
+    "Tenant",
+    "TenantState",
+    "validate_tenant_id",
+]
+
+TENANT_ID_RE = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
+# Names a tenant may not take because its database and role carry the tenant id, and
+# these already mean something on every Postgres server (or to tenantvec itself).
+_RESERVED_IDS = {"postgres", "template0", "template1", "public", "none", "all"}
+
+
+def validate_tenant_id(tenant_id: str) -> str:
+    """Return ``tenant_id`` if it is a valid tenant id; raise InvalidRequest otherwise."""
+    if not isinstance(tenant_id, str) or not TENANT_ID_RE.match(tenant_id):
+        shown = tenant_id if isinstance(tenant_id, str) and len(tenant_id) <= 80 else "..."
+        raise InvalidRequest(
+            f"invalid tenant id {shown!r}: use 3-63 characters, lowercase letters, digits "
+            "and '-', starting with a letter and not ending with '-'"
+        )
+    if tenant_id in _RESERVED_IDS or tenant_id.startswith("tenantvec"):
+        raise InvalidRequest(f"tenant id {tenant_id!r} is reserved; choose another")
+    return tenant_id
+
+
+class TenantState(StrEnum):
+    PROVISIONING = "provisioning"
+    READY = "ready"
+    SUSPENDED = "suspended"
+    FAILED = "failed"
+    DELETING = "deleting"
+    DELETED = "deleted"
+
+
+# Every state but DELETED holds the tenant id: at most one such row per id.
+LIVE_STATES = frozenset(TenantState) - {TenantState.DELETED}
+
+
+class ServerState(StrEnum):
+    ACTIVE = "active"  # takes new tenants
+    DRAINING = "draining"  # keeps its tenants, takes no new ones
+
+
+class OperationOutcome(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    uid: str
+    id: str
+    state: TenantState
+    backend: str
+    server: str | None
+    placement: dict[str, Any]
+    dims: int
+    metric: Metric
+    index: IndexSpec
+    text_config: str
+    schema_version: int
+    labels: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+    deleted_at: datetime | None = None
+    error: str | None = None
+    # Encrypted DSN; decrypt with the control plane's SecretBox, never log.
+    dsn_encrypted: str | None = field(default=None, repr=False)
+
+    @property
+    def schema(self) -> SchemaSpec:
+        return SchemaSpec(
+            dims=self.dims, metric=self.metric, index=self.index, text_config=self.text_config
+        )
+
+    def public_dict(self) -> dict[str, Any]:
+        """Everything about the tenant that may be shown to an operator: no secrets."""
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "backend": self.backend,
+            "server": self.server,
+            "placement": self.placement,
+            "dims": self.dims,
+            "metric": self.metric.value,
+            "index": {"kind": self.index.kind.value, **self.index.params()},
+            "text_config": self.text_config,
+            "schema_version": self.schema_version,
+            "labels": self.labels,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "deleted_at": self.deleted_at.isoformat() if self.deleted_at else None,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    kind: str  # "embedded" | "external"
+    state: ServerState
+    address: str  # host:port, for display
+    capacity: int | None
+    server_version: str
+    pgvector_version: str
+    created_at: datetime
+    admin_dsn_encrypted: str = field(repr=False)
+
+    def public_dict(self, tenants: int | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state.value,
+            "address": self.address,
+            "capacity": self.capacity,
+            "server_version": self.server_version,
+            "pgvector_version": self.pgvector_version,
+            "created_at": self.created_at.isoformat(),
+        }
+        if tenants is not None:
+            data["tenants"] = tenants
+        return data
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: int
+    action: str
+    actor: str
+    tenant_id: str | None
+    outcome: OperationOutcome
+    started_at: datetime
+    ended_at: datetime | None
+    error: str | None
+    details: dict[str, Any]
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "action": self.action,
+            "actor": self.actor,
+            "tenant": self.tenant_id,
+            "outcome": self.outcome.value,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "error": self.error,
+            "details": self.details,
+        }

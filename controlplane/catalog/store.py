@@ -1,0 +1,382 @@
+"""The catalog store: every read and write of the catalog database goes through here."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy.exc
+from sqlalchemy import func, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from controlplane.catalog.models import OperationRow, ServerRow, TenantRow, utcnow
+from controlplane.catalog.records import (
+    LIVE_STATES,
+    Operation,
+    OperationOutcome,
+    Server,
+    ServerState,
+    Tenant,
+    TenantState,
+)
+from controlplane.dsn import ConnInfo
+from controlplane.errors import (
+    BackendUnavailable,
+    ServerExists,
+    ServerNotFound,
+    TenantBusy,
+    TenantExists,
+    TenantNotFound,
+)
+from tenant_schema.spec import IndexSpec, Metric
+
+__all__ = ["Catalog"]
+
+logger = logging.getLogger("tenantvec.catalog")
+
+# Advisory lock namespace ("tenv"); the second key is hashtext(tenant id), or 0 for
+# the catalog's own schema setup.
+_LOCK_CLASS = 0x74656E76
+_TABLES = [ServerRow.__table__, TenantRow.__table__, OperationRow.__table__]  # type: ignore[attr-defined]
+
+
+def sqlalchemy_url(conninfo: ConnInfo) -> URL:
+    return URL.create(
+        "postgresql+psycopg",
+        username=conninfo.user,
+        password=conninfo.password,
+        host=conninfo.host,
+        port=conninfo.port,
+        database=conninfo.dbname,
+        query=dict(conninfo.params),
+    )
+
+
+class Catalog:
+    """Tenants, servers and operations in one Postgres database.
+
+    Owns its SQLAlchemy engine: open with :meth:`connect`, close with :meth:`close`.
+    """
+
+    def __init__(self, engine: AsyncEngine, conninfo: ConnInfo) -> None:
+        self._engine = engine
+        self.conninfo = conninfo
+
+    @classmethod
+    async def connect(cls, conninfo: ConnInfo, *, connect_timeout: int = 5) -> Catalog:
+        engine = create_async_engine(
+            sqlalchemy_url(conninfo),
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=20,
+            connect_args={"connect_timeout": connect_timeout, "application_name": "tenantvec"},
+        )
+        catalog = cls(engine, conninfo)
+        try:
+            await catalog.ensure_schema()
+        except BaseException:
+            await engine.dispose()
+            raise
+        return catalog
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ensure_schema(self) -> None:
+        with self._translate():
+            async with self._engine.begin() as conn:
+                # Several processes may start at once against a fresh catalog.
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": _LOCK_CLASS}
+                )
+                await conn.run_sync(
+                    lambda sync: SQLModel.metadata.create_all(sync, tables=_TABLES)
+                )
+
+    # -- tenants ----------------------------------------------------------------------
+
+    async def find_tenant(self, tenant_id: str) -> Tenant | None:
+        """The live (not deleted) tenant with this id, if any."""
+        async with self._session() as session:
+            row = (
+                await session.exec(
+                    select(TenantRow).where(
+                        TenantRow.id == tenant_id, col(TenantRow.state) != TenantState.DELETED
+                    )
+                )
+            ).first()
+            return _tenant(row) if row else None
+
+    async def get_tenant(self, tenant_id: str) -> Tenant:
+        tenant = await self.find_tenant(tenant_id)
+        if tenant is None:
+            raise TenantNotFound(tenant_id)
+        return tenant
+
+    async def list_tenants(
+        self,
+        *,
+        states: Iterable[TenantState] | None = None,
+        labels: dict[str, str] | None = None,
+        server: str | None = None,
+        include_deleted: bool = False,
+        expired_before: datetime | None = None,
+    ) -> list[Tenant]:
+        query = select(TenantRow)
+        if states is not None:
+            query = query.where(col(TenantRow.state).in_([s.value for s in states]))
+        elif not include_deleted:
+            query = query.where(col(TenantRow.state) != TenantState.DELETED)
+        if labels:
+            query = query.where(col(TenantRow.labels).contains(labels))
+        if server is not None:
+            query = query.where(TenantRow.server == server)
+        if expired_before is not None:
+            query = query.where(col(TenantRow.expires_at) < expired_before)
+        query = query.order_by(col(TenantRow.id), col(TenantRow.created_at))
+        async with self._session() as session:
+            return [_tenant(row) for row in (await session.exec(query)).all()]
+
+    async def add_tenant(self, **values: Any) -> Tenant:
+        now = utcnow()
+        row = TenantRow(created_at=now, updated_at=now, **values)
+        try:
+            async with self._session() as session:
+                session.add(row)
+                await session.commit()
+                await session.refresh(row)
+                return _tenant(row)
+        except sqlalchemy.exc.IntegrityError as exc:
+            if "tenants_live_id" in str(exc.orig):
+                existing = await self.find_tenant(values["id"])
+                raise TenantExists(values["id"], existing.state if existing else "?") from None
+            raise
+
+    async def update_tenant(self, uid: str, **changes: Any) -> Tenant:
+        async with self._session() as session:
+            row = await session.get(TenantRow, uuid.UUID(uid))
+            if row is None:
+                raise TenantNotFound(str(changes.get("id", uid)))
+            for key, value in changes.items():
+                setattr(row, key, value)
+            row.updated_at = utcnow()
+            session.add(row)
+            await session.commit()
+            await session.refresh(row)
+            return _tenant(row)
+
+    async def count_live_tenants_by_server(self) -> dict[str, int]:
+        query = (
+            select(TenantRow.server, func.count())
+            .where(col(TenantRow.state).in_([s.value for s in LIVE_STATES]))
+            .group_by(TenantRow.server)
+        )
+        async with self._session() as session:
+            return {str(name): int(n) for name, n in (await session.exec(query)).all() if name}
+
+    @asynccontextmanager
+    async def tenant_lock(self, tenant_id: str) -> AsyncIterator[None]:
+        """Hold the tenant's lifecycle lock, or raise TenantBusy if another holder has it.
+
+        A session-level advisory lock on a dedicated connection: if the holder dies, its
+        connection closes and the lock is released, which is how reconcile tells a
+        crashed operation from one still in progress.
+        """
+        with self._translate():
+            conn = await self._engine.connect()
+        try:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            params = {"c": _LOCK_CLASS, "t": tenant_id}
+            got = (
+                await conn.execute(text("SELECT pg_try_advisory_lock(:c, hashtext(:t))"), params)
+            ).scalar()
+            if not got:
+                raise TenantBusy(tenant_id)
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:c, hashtext(:t))"), params)
+        finally:
+            await conn.close()
+
+    # -- servers ----------------------------------------------------------------------
+
+    async def add_server(self, server: Server, *, replace: bool = False) -> Server:
+        async with self._session() as session:
+            existing = await session.get(ServerRow, server.name)
+            if existing is not None and not replace:
+                raise ServerExists(server.name)
+            row = existing or ServerRow(name=server.name, created_at=server.created_at)
+            for key in ("kind", "state", "address", "admin_dsn_encrypted", "capacity",
+                        "server_version", "pgvector_version"):
+                setattr(row, key, getattr(server, key) if key != "state" else server.state.value)
+            session.add(row)
+            await session.commit()
+            await session.refresh(row)
+            return _server(row)
+
+    async def find_server(self, name: str) -> Server | None:
+        async with self._session() as session:
+            row = await session.get(ServerRow, name)
+            return _server(row) if row else None
+
+    async def get_server(self, name: str) -> Server:
+        server = await self.find_server(name)
+        if server is None:
+            raise ServerNotFound(name)
+        return server
+
+    async def list_servers(self) -> list[Server]:
+        async with self._session() as session:
+            rows = (await session.exec(select(ServerRow).order_by(col(ServerRow.name)))).all()
+            return [_server(row) for row in rows]
+
+    async def remove_server(self, name: str) -> None:
+        async with self._session() as session:
+            row = await session.get(ServerRow, name)
+            if row is None:
+                raise ServerNotFound(name)
+            await session.delete(row)
+            await session.commit()
+
+    # -- operations -------------------------------------------------------------------
+
+    async def begin_operation(
+        self,
+        action: str,
+        actor: str,
+        *,
+        tenant: Tenant | None = None,
+        tenant_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        row = OperationRow(
+            action=action,
+            actor=actor,
+            tenant_id=tenant.id if tenant else tenant_id,
+            tenant_uid=uuid.UUID(tenant.uid) if tenant else None,
+            outcome=OperationOutcome.RUNNING.value,
+            started_at=utcnow(),
+            details=details or {},
+        )
+        async with self._session() as session:
+            session.add(row)
+            await session.commit()
+            await session.refresh(row)
+            assert row.id is not None
+            return row.id
+
+    async def end_operation(
+        self,
+        operation_id: int,
+        outcome: OperationOutcome,
+        *,
+        error: str | None = None,
+        tenant: Tenant | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        async with self._session() as session:
+            row = await session.get(OperationRow, operation_id)
+            if row is None:
+                return
+            row.outcome = outcome.value
+            row.ended_at = utcnow()
+            row.error = error
+            if tenant is not None:
+                row.tenant_uid = uuid.UUID(tenant.uid)
+            if details:
+                row.details = {**row.details, **details}
+            session.add(row)
+            await session.commit()
+
+    async def list_operations(
+        self, *, tenant_id: str | None = None, limit: int = 100
+    ) -> list[Operation]:
+        query = select(OperationRow)
+        if tenant_id is not None:
+            query = query.where(OperationRow.tenant_id == tenant_id)
+        query = query.order_by(col(OperationRow.id).desc()).limit(limit)
+        async with self._session() as session:
+            return [_operation(row) for row in (await session.exec(query)).all()]
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        with self._translate():
+            async with AsyncSession(self._engine, expire_on_commit=False) as session:
+                yield session
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        """The one place where driver errors about the catalog become ours."""
+        try:
+            yield
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+            raise BackendUnavailable(
+                f"the catalog database at {self.conninfo.host}:{self.conninfo.port} is "
+                f"unreachable: {_first_line(exc.orig)}"
+            ) from exc
+
+
+def _first_line(exc: BaseException | None) -> str:
+    return str(exc).strip().splitlines()[0] if exc and str(exc).strip() else "no detail"
+
+
+def _tenant(row: TenantRow) -> Tenant:
+    return Tenant(
+        uid=str(row.uid),
+        id=row.id,
+        state=TenantState(row.state),
+        backend=row.backend,
+        server=row.server,
+        placement=dict(row.placement),
+        dims=row.dims,
+        metric=Metric(row.metric),
+        index=IndexSpec.from_params(row.index_kind, row.index_params),
+        text_config=row.text_config,
+        schema_version=row.schema_version,
+        labels={str(k): str(v) for k, v in row.labels.items()},
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        deleted_at=row.deleted_at,
+        error=row.error,
+        dsn_encrypted=row.dsn_encrypted,
+    )
+
+
+def _server(row: ServerRow) -> Server:
+    return Server(
+        name=row.name,
+        kind=row.kind,
+        state=ServerState(row.state),
+        address=row.address,
+        capacity=row.capacity,
+        server_version=row.server_version,
+        pgvector_version=row.pgvector_version,
+        created_at=row.created_at,
+        admin_dsn_encrypted=row.admin_dsn_encrypted,
+    )
+
+
+def _operation(row: OperationRow) -> Operation:
+    assert row.id is not None
+    return Operation(
+        id=row.id,
+        action=row.action,
+        actor=row.actor,
+        tenant_id=row.tenant_id,
+        outcome=OperationOutcome(row.outcome),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        error=row.error,
+        details=dict(row.details),
+    )

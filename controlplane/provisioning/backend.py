@@ -1,0 +1,80 @@
+"""The protocol every provisioning backend implements.
+
+A backend knows how to make, remove, pause and describe one tenant's database on its
+kind of infrastructure. It does not know about tenant states, operations or retries:
+the lifecycle (``provisioning.lifecycle``) owns those, and calls each method in a
+retry loop, so every method must be idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from controlplane.catalog.records import Server, Tenant
+from controlplane.dsn import ConnInfo
+
+__all__ = ["Backend", "OwnedResource", "ProvisionPlan"]
+
+
+@dataclass(frozen=True)
+class ProvisionPlan:
+    """Where and how a tenant will live, decided before anything is created.
+
+    The lifecycle writes it to the catalog first, so a crash at any later point leaves
+    a record of every resource that may exist.
+    """
+
+    server: str | None
+    placement: dict[str, Any]
+    conninfo: ConnInfo  # the tenant role's DSN, password included
+
+
+@dataclass(frozen=True)
+class OwnedResource:
+    """Something a backend created for a tenant, found on the infrastructure itself."""
+
+    kind: str  # "database", "role", ...
+    name: str
+    location: str  # server name, project id...
+    tenant_id: str | None  # as recorded in the resource's own marker
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "location": self.location,
+            "tenant": self.tenant_id,
+        }
+
+
+class Backend(Protocol):
+    kind: str
+    # Whether tenants are placed on registered servers (the catalog's servers table).
+    uses_servers: bool
+
+    async def plan(self, tenant_id: str, server: Server | None) -> ProvisionPlan:
+        """Decide placement and credentials; no side effects."""
+        ...
+
+    async def create(self, tenant: Tenant, conninfo: ConnInfo) -> None:
+        """Create the tenant's database and role (or resume a half-done create)."""
+        ...
+
+    async def delete(self, tenant: Tenant) -> None:
+        """Remove everything the tenant has; a no-op for what is already gone."""
+        ...
+
+    async def suspend(self, tenant: Tenant) -> None: ...
+
+    async def resume(self, tenant: Tenant) -> None: ...
+
+    async def describe(self, tenant: Tenant) -> dict[str, Any]:
+        """Live facts about the tenant's database (exists, size, connections...)."""
+        ...
+
+    async def list_resources(self) -> list[OwnedResource]:
+        """Every resource carrying tenantvec's marker, wherever this backend places them."""
+        ...
+
+    async def remove_resource(self, resource: OwnedResource) -> None: ...

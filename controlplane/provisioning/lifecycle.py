@@ -1,0 +1,270 @@
+"""Tenant lifecycle: the state machine over backends, with operations and retries.
+
+::
+
+    create ─> provisioning ─> ready <─> suspended
+                    │           │
+                    └─> failed ─┴─> deleting ─> deleted
+
+Every transition happens under the tenant's lock and is recorded as an operation. The
+catalog row (with placement and the encrypted DSN) is written before any resource is
+made, so a process that dies at any point leaves a row that ``reconcile`` can finish.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from controlplane.catalog.models import utcnow
+from controlplane.catalog.records import (
+    OperationOutcome,
+    Server,
+    ServerState,
+    Tenant,
+    TenantState,
+    validate_tenant_id,
+)
+from controlplane.dsn import ConnInfo
+from controlplane.errors import (
+    Conflict,
+    InvalidRequest,
+    OverCapacity,
+    TenantExists,
+    TenantvecError,
+)
+from controlplane.failpoints import failpoint
+from controlplane.pgconnect import connect
+from controlplane.plane import ControlPlane
+from controlplane.provisioning.labels import validate_labels
+from controlplane.provisioning.retry import with_retries
+from tenant_schema import MigrationReport, migrate
+from tenant_schema.spec import IndexSpec, Metric, SchemaSpec
+
+__all__ = [
+    "TenantRequest",
+    "apply_schema",
+    "create_tenant",
+    "delete_tenant",
+    "describe_tenant",
+    "finish_delete",
+    "finish_provisioning",
+    "list_tenants",
+    "tenant_conninfo",
+]
+
+logger = logging.getLogger("tenantvec.lifecycle")
+
+
+@dataclass(frozen=True)
+class TenantRequest:
+    """Everything a caller may say about a new tenant. Validated on construction."""
+
+    id: str
+    dims: int = 1536
+    metric: Metric = Metric.COSINE
+    index: IndexSpec = field(default_factory=IndexSpec)
+    text_config: str = "english"
+    backend: str = "postgres"
+    server: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    ttl: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        validate_tenant_id(self.id)
+        self.schema  # noqa: B018 -- validates dims, metric and index together
+        validate_labels(self.labels)
+        if self.ttl is not None and self.ttl <= timedelta(0):
+            raise InvalidRequest("ttl must be positive")
+
+    @property
+    def schema(self) -> SchemaSpec:
+        return SchemaSpec(
+            dims=self.dims, metric=self.metric, index=self.index, text_config=self.text_config
+        )
+
+
+async def create_tenant(plane: ControlPlane, request: TenantRequest, *, actor: str) -> Tenant:
+    """Provision a tenant database and apply its schema; return it ``ready``.
+
+    A tenant left ``failed`` by an earlier attempt is cleaned up and created afresh.
+    """
+    catalog = plane.catalog
+    backend = plane.backend(request.backend)
+    async with catalog.tenant_lock(request.id):
+        existing = await catalog.find_tenant(request.id)
+        if existing is not None:
+            if existing.state is not TenantState.FAILED:
+                raise TenantExists(request.id, existing.state)
+            logger.info("tenant %s: clearing a failed earlier attempt", request.id)
+            await finish_delete(plane, existing, actor=actor, action="delete-failed")
+        server = await _choose_server(plane, request.server) if backend.uses_servers else None
+        plan = await backend.plan(request.id, server)
+        tenant = await catalog.add_tenant(
+            id=request.id,
+            state=TenantState.PROVISIONING.value,
+            backend=backend.kind,
+            server=plan.server,
+            placement=plan.placement,
+            dsn_encrypted=plane.box.encrypt(plan.conninfo.dsn),
+            dims=request.dims,
+            metric=request.metric.value,
+            index_kind=request.index.kind.value,
+            index_params=request.index.params(),
+            text_config=request.text_config,
+            labels=request.labels,
+            expires_at=utcnow() + request.ttl if request.ttl else None,
+        )
+        logger.info("tenant %s: provisioning on %s", tenant.id, plan.server or backend.kind)
+        failpoint(plane.settings, "create.after_catalog")
+        return await finish_provisioning(plane, tenant, actor=actor, action="create")
+
+
+async def finish_provisioning(
+    plane: ControlPlane, tenant: Tenant, *, actor: str, action: str
+) -> Tenant:
+    """Run (or resume) every provisioning step of a tenant in ``provisioning``.
+
+    The caller holds the tenant's lock. Steps are idempotent and retried while errors
+    are transient; a permanent error leaves the tenant ``failed`` with its message.
+    """
+    catalog = plane.catalog
+    backend = plane.backend(tenant.backend)
+    seconds = plane.settings.retry_seconds
+    operation = await catalog.begin_operation(action, actor, tenant=tenant)
+    try:
+        conninfo = plane.tenant_conninfo(tenant)
+        await with_retries(lambda: backend.create(tenant, conninfo), seconds=seconds)
+        failpoint(plane.settings, "create.after_resources")
+        report = await with_retries(lambda: apply_schema(plane, tenant, conninfo), seconds=seconds)
+        failpoint(plane.settings, "create.after_schema")
+    except Exception as exc:
+        await _fail(plane, tenant, operation, exc)
+        raise
+    ready = await catalog.update_tenant(
+        tenant.uid, state=TenantState.READY.value, schema_version=report.to_version, error=None
+    )
+    await catalog.end_operation(
+        operation, OperationOutcome.SUCCEEDED, details={"schema_version": report.to_version}
+    )
+    logger.info("tenant %s: ready (schema version %d)", tenant.id, report.to_version)
+    return ready
+
+
+async def delete_tenant(plane: ControlPlane, tenant_id: str, *, actor: str) -> Tenant:
+    """Drop the tenant's database and role; keep its catalog row as ``deleted``."""
+    validate_tenant_id(tenant_id)
+    async with plane.catalog.tenant_lock(tenant_id):
+        tenant = await plane.catalog.get_tenant(tenant_id)
+        return await finish_delete(plane, tenant, actor=actor, action="delete")
+
+
+async def finish_delete(plane: ControlPlane, tenant: Tenant, *, actor: str, action: str) -> Tenant:
+    """Mark ``deleting``, remove every resource, mark ``deleted``. Caller holds the lock."""
+    catalog = plane.catalog
+    backend = plane.backend(tenant.backend)
+    if tenant.state is not TenantState.DELETING:
+        tenant = await catalog.update_tenant(tenant.uid, state=TenantState.DELETING.value)
+    operation = await catalog.begin_operation(action, actor, tenant=tenant)
+    try:
+        failpoint(plane.settings, "delete.after_catalog")
+        await with_retries(lambda: backend.delete(tenant), seconds=plane.settings.retry_seconds)
+        failpoint(plane.settings, "delete.after_resources")
+    except Exception as exc:
+        await _fail(plane, tenant, operation, exc)
+        raise
+    deleted = await catalog.update_tenant(
+        tenant.uid,
+        state=TenantState.DELETED.value,
+        deleted_at=utcnow(),
+        dsn_encrypted=None,  # the credentials are gone with the role
+        error=None,
+    )
+    await catalog.end_operation(operation, OperationOutcome.SUCCEEDED)
+    logger.info("tenant %s: deleted", tenant.id)
+    return deleted
+
+
+async def apply_schema(plane: ControlPlane, tenant: Tenant, conninfo: ConnInfo) -> MigrationReport:
+    """Migrate the tenant database to the latest schema, as the tenant's own role."""
+    where = f"tenant {tenant.id!r}"
+    async with connect(
+        conninfo, where=where, timeout=plane.settings.connect_timeout, autocommit=False
+    ) as conn:
+        return await migrate(conn, tenant.schema)
+
+
+async def list_tenants(
+    plane: ControlPlane,
+    *,
+    states: list[TenantState] | None = None,
+    labels: dict[str, str] | None = None,
+    include_deleted: bool = False,
+) -> list[Tenant]:
+    return await plane.catalog.list_tenants(
+        states=states, labels=labels or None, include_deleted=include_deleted
+    )
+
+
+async def tenant_conninfo(plane: ControlPlane, tenant_id: str) -> ConnInfo:
+    """The tenant role's connection string (password included) for a usable tenant."""
+    validate_tenant_id(tenant_id)
+    tenant = await plane.catalog.get_tenant(tenant_id)
+    if tenant.state not in (TenantState.READY, TenantState.SUSPENDED):
+        raise Conflict(f"tenant {tenant_id!r} is {tenant.state}; it has no usable DSN")
+    return plane.tenant_conninfo(tenant)
+
+
+async def describe_tenant(plane: ControlPlane, tenant_id: str) -> dict[str, Any]:
+    """The catalog's record plus live facts from the backend (when reachable)."""
+    validate_tenant_id(tenant_id)
+    tenant = await plane.catalog.get_tenant(tenant_id)
+    data = tenant.public_dict()
+    if tenant.state in (TenantState.READY, TenantState.SUSPENDED):
+        try:
+            data["live"] = await plane.backend(tenant.backend).describe(tenant)
+        except TenantvecError as exc:
+            data["live"] = {"error": str(exc)}
+    data["operations"] = [
+        op.public_dict() for op in await plane.catalog.list_operations(tenant_id=tenant_id, limit=10)
+    ]
+    return data
+
+
+async def _choose_server(plane: ControlPlane, requested: str | None) -> Server:
+    """The requested server, or the active one with the most free room."""
+    counts = await plane.catalog.count_live_tenants_by_server()
+    if requested is not None:
+        server = await plane.catalog.get_server(requested)
+        if server.state is not ServerState.ACTIVE:
+            raise Conflict(f"server {requested!r} is {server.state} and takes no new tenants")
+        if server.capacity is not None and counts.get(server.name, 0) >= server.capacity:
+            raise OverCapacity(f"server {requested!r} is full ({server.capacity} tenants)")
+        return server
+    best: tuple[float, str] | None = None
+    chosen: Server | None = None
+    for server in await plane.catalog.list_servers():
+        if server.state is not ServerState.ACTIVE:
+            continue
+        used = counts.get(server.name, 0)
+        free = float("inf") if server.capacity is None else server.capacity - used
+        if free <= 0:
+            continue
+        key = (-free, server.name)
+        if best is None or key < best:
+            best, chosen = key, server
+    if chosen is None:
+        raise OverCapacity(
+            "no active server has room for another tenant; raise a server's capacity or "
+            "register another with 'tenantctl servers add'"
+        )
+    return chosen
+
+
+async def _fail(plane: ControlPlane, tenant: Tenant, operation: int, exc: Exception) -> None:
+    message = str(exc) if isinstance(exc, TenantvecError) else f"internal error: {exc!r}"
+    logger.warning("tenant %s: %s failed: %s", tenant.id, tenant.state, message)
+    await plane.catalog.update_tenant(tenant.uid, state=TenantState.FAILED.value, error=message)
+    await plane.catalog.end_operation(operation, OperationOutcome.FAILED, error=message)

@@ -1,0 +1,98 @@
+"""The versioned migration files of a tenant database, and how each renders for a tenant."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from psycopg import sql
+
+from controlplane.errors import MigrationError
+from tenant_schema.spec import IndexKind, SchemaSpec
+
+__all__ = ["Migration", "MigrationSet", "render_migration"]
+
+_FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    template: str
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the file as written: an applied migration must never change."""
+        return hashlib.sha256(self.template.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class MigrationSet:
+    migrations: tuple[Migration, ...]
+
+    @classmethod
+    def bundled(cls) -> MigrationSet:
+        """The migrations shipped in ``tenant_schema/migrations/``."""
+        folder = resources.files("tenant_schema") / "migrations"
+        return cls._from_files((entry.name, entry.read_text()) for entry in folder.iterdir())
+
+    @classmethod
+    def from_directory(cls, path: Path) -> MigrationSet:
+        return cls._from_files((p.name, p.read_text()) for p in path.iterdir())
+
+    @classmethod
+    def _from_files(cls, files: Iterable[tuple[str, str]]) -> MigrationSet:
+        found: list[Migration] = []
+        for name, text in files:
+            match = _FILE_RE.match(name)
+            if match:
+                found.append(Migration(int(match.group(1)), match.group(2), text))
+        found.sort(key=lambda m: m.version)
+        versions = [m.version for m in found]
+        if versions != list(range(1, len(found) + 1)):
+            raise MigrationError(f"migration versions must run 1, 2, 3... without gaps: {versions}")
+        return cls(tuple(found))
+
+    @property
+    def latest(self) -> int:
+        return self.migrations[-1].version if self.migrations else 0
+
+    def by_version(self) -> dict[int, Migration]:
+        return {m.version: m for m in self.migrations}
+
+
+def render_migration(migration: Migration, spec: SchemaSpec) -> sql.Composed:
+    """Fill a migration's placeholders with the tenant's settings, as composed SQL."""
+    try:
+        return sql.SQL(migration.template).format(  # type: ignore[arg-type]
+            dims=sql.Literal(spec.dims),
+            text_config=sql.Literal(spec.text_config),
+            vector_index=_vector_index(spec),
+        )
+    except (KeyError, IndexError, ValueError) as exc:
+        raise MigrationError(
+            f"migration {migration.version} ({migration.name}) has an unknown placeholder: {exc}"
+        ) from None
+
+
+def _vector_index(spec: SchemaSpec) -> sql.Composable:
+    index = spec.index
+    if index.kind is IndexKind.NONE:
+        return sql.SQL("-- no vector index (exact search)")
+    params = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v))
+        for k, v in index.params().items()
+    )
+    return sql.SQL(
+        "CREATE INDEX chunks_embedding_idx ON chunks USING {method} (embedding {opclass}) "
+        "WITH ({params});"
+    ).format(
+        method=sql.SQL(index.kind.value),
+        opclass=sql.Identifier(spec.metric.opclass),
+        params=params,
+    )
