@@ -34,6 +34,7 @@ class ProvisionPlan:
 class OwnedResource:
     """Something a backend created for a tenant, found on the infrastructure itself."""
 
+    backend: str  # the backend that made it
     kind: str  # "database", "role", ...
     name: str
     location: str  # server name, project id...
@@ -41,6 +42,7 @@ class OwnedResource:
 
     def public_dict(self) -> dict[str, Any]:
         return {
+            "backend": self.backend,
             "kind": self.kind,
             "name": self.name,
             "location": self.location,

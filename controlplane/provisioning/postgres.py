@@ -147,6 +147,7 @@ class PostgresBackend:
                     match = _MARKER_RE.match(comment or "")
                     found.append(
                         OwnedResource(
+                            backend=self.kind,
                             kind=kind,
                             name=name,
                             location=server.name,

@@ -1,0 +1,39 @@
+"""The one place CLI exit codes are derived from the error tree."""
+
+from __future__ import annotations
+
+from controlplane.errors import (
+    BackendUnavailable,
+    ConfigurationError,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    OverCapacity,
+    TenantvecError,
+)
+
+__all__ = ["EXIT_CODES_HELP", "exit_code_for"]
+
+OK = 0
+FAILURE = 1  # the request was fine, carrying it out failed
+USAGE = 2  # bad arguments or settings: fix the command
+NOT_FOUND = 3
+CONFLICT = 4  # exists already, busy, wrong state
+UNAVAILABLE = 5  # a server is unreachable or full: retry later
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not found, "
+    "4 conflict (exists, busy, wrong state), 5 unavailable or over capacity (retry later)."
+)
+
+
+def exit_code_for(exc: TenantvecError) -> int:
+    if isinstance(exc, InvalidRequest | ConfigurationError):
+        return USAGE
+    if isinstance(exc, NotFound):
+        return NOT_FOUND
+    if isinstance(exc, Conflict):
+        return CONFLICT
+    if isinstance(exc, BackendUnavailable | OverCapacity):
+        return UNAVAILABLE
+    return FAILURE

@@ -1,0 +1,219 @@
+"""Fleet maintenance: ``migrate``, ``reconcile``, ``gc``, ``doctor``, ``operations``,
+plus ``settings`` and ``secret-key``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from cryptography.fernet import Fernet
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.context import Cli, JsonOption, get_cli
+from controlplane.catalog.records import Operation, TenantState
+from controlplane.doctor import DoctorReport, run_doctor
+from controlplane.errors import InvalidRequest, TenantvecError
+from controlplane.plane import ControlPlane
+from controlplane.provisioning.migrate import TenantMigration, migrate_all, migrate_tenant
+from controlplane.provisioning.reconcile import GcReport, ReconcileReport, collect_expired, reconcile
+from controlplane.settings import setting_docs
+
+__all__ = ["register"]
+
+
+class CommandFailed(TenantvecError):
+    """The command ran but reports failures (already printed): exit 1, say it once."""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("migrate")(migrate)
+    app.command("reconcile")(reconcile_cmd)
+    app.command("gc")(gc)
+    app.command("doctor")(doctor)
+    app.command("operations")(operations)
+    app.command("settings")(settings)
+    app.command("secret-key")(secret_key)
+
+
+def migrate(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Argument(help="Tenant to upgrade.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Upgrade every ready tenant.")] = False,
+    concurrency: Annotated[int | None, typer.Option(
+        help="Tenants upgraded at once (default TENANTVEC_MIGRATE_CONCURRENCY).")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Upgrade tenant schemas to the latest version. Safe to re-run after an interruption."""
+    cli = get_cli(ctx)
+    if (tenant is None) == (not all_):
+        raise InvalidRequest("name one tenant or pass --all")
+    if concurrency is not None and concurrency < 1:
+        raise InvalidRequest("--concurrency must be at least 1")
+
+    async def work(plane: ControlPlane) -> list[TenantMigration]:
+        if tenant is not None:
+            return [await migrate_tenant(plane, tenant, actor=cli.actor)]
+        return await _migrate_with_progress(cli, plane, concurrency, show=not json_)
+
+    results = cli.run(work)
+    failed = [r for r in results if not r.ok]
+    if json_:
+        cli.print_json({"results": [r.public_dict() for r in results],
+                        "migrated": len(results) - len(failed), "failed": len(failed)})
+    else:
+        for r in results:
+            if r.ok:
+                applied = ", ".join(map(str, r.applied)) or "nothing to apply"
+                cli.out.print(f"{r.tenant}: version {r.to_version} ({applied})")
+            else:
+                cli.err.print(f"{r.tenant}: FAILED: {r.error}")
+        cli.out.print(f"{len(results) - len(failed)} tenant(s) at the latest schema, "
+                      f"{len(failed)} failed")
+    if failed:
+        raise CommandFailed(f"{len(failed)} tenant(s) failed to migrate: "
+                            + ", ".join(r.tenant for r in failed))
+
+
+async def _migrate_with_progress(
+    cli: Cli, plane: ControlPlane, concurrency: int | None, *, show: bool
+) -> list[TenantMigration]:
+    total = len(await plane.catalog.list_tenants(states=[TenantState.READY]))
+    progress = Progress(
+        TextColumn("migrating"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
+        console=cli.err, disable=not show, transient=False,
+    )
+    failures = 0
+    with progress:
+        task = progress.add_task("migrate", total=total, failed=0)
+
+        def advance(result: TenantMigration) -> None:
+            nonlocal failures
+            failures += 0 if result.ok else 1
+            progress.update(task, advance=1, failed=failures)
+
+        return await migrate_all(plane, actor=cli.actor, concurrency=concurrency,
+                                 on_result=advance)
+
+
+def reconcile_cmd(
+    ctx: typer.Context,
+    fix: Annotated[bool, typer.Option(
+        "--fix", help="Also drop orphaned databases and roles that no tenant owns.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Finish operations interrupted by a crash and report (or --fix) orphans."""
+    cli = get_cli(ctx)
+
+    async def work(plane: ControlPlane) -> ReconcileReport:
+        return await reconcile(plane, fix=fix, actor=cli.actor)
+
+    report = cli.run(work)
+    if json_:
+        cli.print_json(report.public_dict())
+    else:
+        for r in report.repairs:
+            cli.out.print(f"{r.tenant} (was {r.was}): {r.action} -> {r.outcome}"
+                          + (f": {r.error}" if r.error else ""))
+        for o in report.orphans:
+            state = "removed" if o in report.removed else "orphan"
+            cli.out.print(f"{state}: {o.kind} {o.name} on {o.location}")
+        if report.orphans and not fix:
+            cli.out.print("run 'tenantctl reconcile --fix' to remove the orphans")
+        if report.failed_tenants:
+            cli.out.print("failed tenants (retry 'tenants create' or 'tenants delete'): "
+                          + ", ".join(report.failed_tenants))
+        if not (report.repairs or report.orphans):
+            cli.out.print("nothing to reconcile")
+    if any(r.outcome == "failed" for r in report.repairs):
+        raise CommandFailed("some interrupted operations could not be finished")
+
+
+def gc(ctx: typer.Context, json_: JsonOption = False) -> None:
+    """Delete tenants whose --ttl has expired (throwaway tenants for CI)."""
+    cli = get_cli(ctx)
+
+    async def work(plane: ControlPlane) -> GcReport:
+        return await collect_expired(plane, actor=cli.actor)
+
+    report = cli.run(work)
+    if json_:
+        cli.print_json(report.public_dict())
+    else:
+        for tenant_id in report.deleted:
+            cli.out.print(f"deleted expired tenant {tenant_id}")
+        for tenant_id, error in report.failed.items():
+            cli.err.print(f"{tenant_id}: {error}")
+        if not (report.deleted or report.failed):
+            cli.out.print("no expired tenants")
+    if report.failed:
+        raise CommandFailed(f"{len(report.failed)} expired tenant(s) could not be deleted")
+
+
+def doctor(ctx: typer.Context, json_: JsonOption = False) -> None:
+    """Check the embedded server, catalog, servers, orphans and expired tenants."""
+    cli = get_cli(ctx)
+
+    async def work(plane: ControlPlane) -> DoctorReport:
+        return await run_doctor(plane)
+
+    report = cli.run(work)
+    if json_:
+        cli.print_json(report.public_dict())
+    else:
+        marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+        for check in report.checks:
+            cli.out.print(f"{marks[check.status]:>20} {check.name}: {check.detail}")
+    if not report.healthy:
+        raise CommandFailed("doctor found problems")
+
+
+def operations(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's operations.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    json_: JsonOption = False,
+) -> None:
+    """Show the audit log of lifecycle operations, newest first."""
+    cli = get_cli(ctx)
+    if not 1 <= limit <= 10_000:
+        raise InvalidRequest("--limit must be between 1 and 10000")
+
+    async def work(plane: ControlPlane) -> list[Operation]:
+        return await plane.catalog.list_operations(tenant_id=tenant, limit=limit)
+
+    found = cli.run(work)
+    if json_:
+        cli.print_json([op.public_dict() for op in found])
+        return
+    table = Table("ID", "STARTED", "ACTION", "TENANT", "OUTCOME", "ACTOR", "ERROR",
+                  box=None, pad_edge=False)
+    for op in found:
+        table.add_row(str(op.id), op.started_at.isoformat()[:19].replace("T", " "), op.action,
+                      op.tenant_id or "-", op.outcome.value, op.actor, op.error or "")
+    cli.out.print(table)
+
+
+def settings(ctx: typer.Context, json_: JsonOption = False) -> None:
+    """List every TENANTVEC_* setting with its meaning and current value (secrets masked)."""
+    cli = get_cli(ctx)
+    current = cli.settings
+    rows = []
+    for doc, value in zip(setting_docs(), vars(current).values(), strict=True):
+        shown = "***" if doc.env == "TENANTVEC_SECRET_KEY" and value else value
+        if isinstance(shown, frozenset):
+            shown = ",".join(sorted(shown))
+        rows.append({"env": doc.env, "value": None if shown is None else str(shown),
+                     "doc": doc.doc})
+    if json_:
+        cli.print_json(rows)
+        return
+    for row in rows:
+        cli.out.print(f"[bold]{row['env']}[/] = {row['value'] if row['value'] else '(unset)'}")
+        cli.out.print(f"    {row['doc']}")
+
+
+def secret_key(ctx: typer.Context) -> None:
+    """Print a new Fernet key for TENANTVEC_SECRET_KEY."""
+    get_cli(ctx).out.print(Fernet.generate_key().decode())

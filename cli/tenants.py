@@ -1,0 +1,211 @@
+"""``tenantctl tenants ...``: create, list, show, delete tenants and hand out their DSN."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cli.context import JsonOption, get_cli
+from controlplane.catalog.records import Tenant, TenantState
+from controlplane.durations import parse_duration
+from controlplane.errors import InvalidRequest
+from controlplane.plane import ControlPlane
+from controlplane.provisioning.labels import parse_label
+from controlplane.provisioning.lifecycle import (
+    TenantRequest,
+    create_tenant,
+    delete_tenant,
+    describe_tenant,
+    list_tenants,
+    tenant_conninfo,
+)
+from tenant_schema.spec import IndexKind, IndexSpec, Metric
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Create, inspect and delete tenants.", no_args_is_help=True)
+
+
+class MetricChoice(StrEnum):
+    cosine = "cosine"
+    l2 = "l2"
+    ip = "ip"
+
+
+class IndexChoice(StrEnum):
+    hnsw = "hnsw"
+    ivfflat = "ivfflat"
+    none = "none"
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant id: 3-63 of a-z, 0-9 and '-'.")],
+    dims: Annotated[int, typer.Option(help="Embedding dimensions (fixed for the tenant).")] = 1536,
+    metric: Annotated[MetricChoice, typer.Option(help="Distance metric.")] = MetricChoice.cosine,
+    index: Annotated[IndexChoice, typer.Option(help="Vector index type.")] = IndexChoice.hnsw,
+    m: Annotated[int, typer.Option(help="HNSW: links per node.")] = 16,
+    ef_construction: Annotated[int, typer.Option(help="HNSW: build-time candidate list.")] = 64,
+    lists: Annotated[int, typer.Option(help="IVFFlat: number of lists.")] = 100,
+    text_config: Annotated[
+        str, typer.Option(help="Postgres text search configuration for keyword search.")
+    ] = "english",
+    server: Annotated[
+        str | None, typer.Option(help="Server to place the tenant on (default: most room).")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(help="key=value tag; repeat for several.")
+    ] = None,
+    ttl: Annotated[
+        str | None,
+        typer.Option(help="Delete after this long with 'tenantctl gc' (e.g. 30m, 2h, 7d)."),
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Create a tenant: its own database and role, with the embedding schema applied."""
+    cli = get_cli(ctx)
+    request = TenantRequest(
+        id=name,
+        dims=dims,
+        metric=Metric(metric.value),
+        index=IndexSpec(kind=IndexKind(index.value), m=m, ef_construction=ef_construction,
+                        lists=lists),
+        text_config=text_config,
+        server=server,
+        labels=dict(parse_label(text) for text in label or []),
+        ttl=parse_duration(ttl) if ttl else None,
+    )
+
+    async def work(plane: ControlPlane) -> Tenant:
+        return await create_tenant(plane, request, actor=cli.actor)
+
+    tenant = cli.run(work)
+    if json_:
+        cli.print_json(tenant.public_dict())
+    else:
+        cli.out.print(f"tenant {tenant.id} is {tenant.state} on server {tenant.server} "
+                      f"(schema version {tenant.schema_version}); "
+                      f"connection string: tenantctl tenants dsn {tenant.id}")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    state: Annotated[
+        list[TenantState] | None, typer.Option(help="Only tenants in this state; repeatable.")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(help="Only tenants with this key=value label.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include deleted tenants.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """List tenants (deleted ones only with --all)."""
+    cli = get_cli(ctx)
+    labels = dict(parse_label(text) for text in label or [])
+
+    async def work(plane: ControlPlane) -> list[Tenant]:
+        return await list_tenants(plane, states=state, labels=labels, include_deleted=all_)
+
+    found = cli.run(work)
+    if json_:
+        cli.print_json([t.public_dict() for t in found])
+        return
+    table = Table("ID", "STATE", "SERVER", "DIMS", "METRIC", "INDEX", "SCHEMA", "LABELS",
+                  "EXPIRES", "CREATED", box=None, pad_edge=False)
+    for t in found:
+        table.add_row(
+            t.id, t.state.value, t.server or "-", str(t.dims), t.metric.value,
+            t.index.kind.value, str(t.schema_version),
+            ",".join(f"{k}={v}" for k, v in sorted(t.labels.items())) or "-",
+            _short_time(t.expires_at.isoformat()) if t.expires_at else "-",
+            _short_time(t.created_at.isoformat()),
+        )
+    cli.out.print(table if found else "no tenants")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant id.")],
+    json_: JsonOption = False,
+) -> None:
+    """Show a tenant: catalog record, live database facts and recent operations."""
+    cli = get_cli(ctx)
+
+    async def work(plane: ControlPlane) -> dict[str, Any]:
+        return await describe_tenant(plane, name)
+
+    data = cli.run(work)
+    if json_:
+        cli.print_json(data)
+        return
+    operations = data.pop("operations")
+    live = data.pop("live", None)
+    for key, value in data.items():
+        cli.out.print(f"{key:>15}: {_plain(value)}")
+    if live is not None:
+        cli.out.print(f"{'database':>15}: {_plain(live)}")
+    cli.out.print(f"{'operations':>15}:")
+    for op in operations:
+        cli.out.print(f"{'':>17}{_short_time(op['started_at'])} {op['action']} "
+                      f"{op['outcome']} by {op['actor']}"
+                      + (f": {op['error']}" if op["error"] else ""))
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant id.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Delete a tenant: DROP DATABASE and DROP ROLE. Its catalog row stays, as deleted."""
+    cli = get_cli(ctx)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidRequest("refusing to delete without --yes when not run interactively")
+        typer.confirm(f"Delete tenant {name} and all its data?", abort=True, err=True)
+
+    async def work(plane: ControlPlane) -> Tenant:
+        return await delete_tenant(plane, name, actor=cli.actor)
+
+    tenant = cli.run(work)
+    if json_:
+        cli.print_json(tenant.public_dict())
+    else:
+        cli.out.print(f"tenant {tenant.id} deleted")
+
+
+@app.command("dsn")
+def dsn(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant id.")],
+    json_: JsonOption = False,
+) -> None:
+    """Print the tenant role's connection string, password included (for psql or CI)."""
+    cli = get_cli(ctx)
+
+    async def work(plane: ControlPlane) -> str:
+        return (await tenant_conninfo(plane, name)).dsn
+
+    value = cli.run(work)
+    if json_:
+        cli.print_json({"tenant": name, "dsn": value})
+    else:
+        sys.stdout.write(value + "\n")
+
+
+def _short_time(iso: str) -> str:
+    return iso[:19].replace("T", " ")
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    return "-" if value is None else str(value)

@@ -1,0 +1,109 @@
+"""``tenantctl doctor``: a health report of the control plane and everything it manages."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.catalog.models import utcnow
+from controlplane.catalog.records import TenantState
+from controlplane.errors import TenantvecError
+from controlplane.plane import ControlPlane
+from controlplane.provisioning.reconcile import find_orphans
+from controlplane.provisioning.servers import inspect_server
+
+__all__ = ["Check", "DoctorReport", "run_doctor"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # "ok" | "warn" | "fail"
+    detail: str
+
+    def public_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
+
+    def public_dict(self) -> dict[str, Any]:
+        return {"healthy": self.healthy, "checks": [c.public_dict() for c in self.checks]}
+
+
+async def run_doctor(plane: ControlPlane) -> DoctorReport:
+    checks: list[Check] = []
+    if plane.embedded is not None:
+        status = await asyncio.to_thread(plane.embedded.status)
+        binaries = plane.embedded.binaries
+        checks.append(Check(
+            "embedded server",
+            "ok" if status.running else "fail",
+            f"Postgres {binaries.version} with pgvector {binaries.pgvector_version}, "
+            f"pid {status.pid}, 127.0.0.1:{status.port}, data {status.data_dir}"
+            if status.running else "not running",
+        ))
+    catalog = plane.catalog.conninfo
+    tenants = await plane.catalog.list_tenants()
+    by_state: dict[str, int] = {}
+    for tenant in tenants:
+        by_state[tenant.state] = by_state.get(tenant.state, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(by_state.items())) or "no tenants"
+    checks.append(Check("catalog", "ok", f"{catalog.host}:{catalog.port}/{catalog.dbname}: {summary}"))
+
+    counts = await plane.catalog.count_live_tenants_by_server()
+    for server in await plane.catalog.list_servers():
+        try:
+            facts = await inspect_server(
+                plane.servers.admin_conninfo(server),
+                where=f"server {server.name!r}",
+                timeout=plane.settings.connect_timeout,
+            )
+        except TenantvecError as exc:
+            checks.append(Check(f"server {server.name}", "fail", str(exc)))
+            continue
+        room = "unlimited" if server.capacity is None else str(server.capacity)
+        checks.append(Check(
+            f"server {server.name}", "ok",
+            f"{server.address}, Postgres {facts.server_version}, pgvector "
+            f"{facts.pgvector_version}, {counts.get(server.name, 0)} tenants (capacity {room}), "
+            f"{server.state}",
+        ))
+
+    try:
+        orphans = await find_orphans(plane)
+    except TenantvecError as exc:
+        checks.append(Check("orphans", "fail", f"cannot list: {exc}"))
+    else:
+        names = ", ".join(f"{o.kind} {o.name} on {o.location}" for o in orphans[:5])
+        checks.append(Check(
+            "orphans", "warn" if orphans else "ok",
+            f"{len(orphans)}: {names} (remove with 'tenantctl reconcile --fix')" if orphans
+            else "none",
+        ))
+
+    expired = [t.id for t in tenants if t.expires_at is not None and t.expires_at < utcnow()]
+    checks.append(Check(
+        "expired tenants", "warn" if expired else "ok",
+        f"{len(expired)}: {', '.join(expired[:5])} (delete with 'tenantctl gc')" if expired
+        else "none",
+    ))
+    stuck = [t.id for t in tenants if t.state in (TenantState.PROVISIONING, TenantState.DELETING)]
+    checks.append(Check(
+        "unfinished operations", "warn" if stuck else "ok",
+        f"{', '.join(stuck[:5])} (finish with 'tenantctl reconcile')" if stuck else "none",
+    ))
+    failed = [t.id for t in tenants if t.state is TenantState.FAILED]
+    checks.append(Check(
+        "failed tenants", "warn" if failed else "ok",
+        f"{', '.join(failed[:5])} (retry with 'tenants create' or remove with 'tenants delete')"
+        if failed else "none",
+    ))
+    return DoctorReport(checks)
