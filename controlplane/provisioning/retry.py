@@ -32,7 +32,7 @@ async def with_retries(step: Callable[[], Awaitable[T]], *, seconds: float) -> T
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(BackendUnavailable),
         stop=stop_after_delay(seconds),
-        wait=wait_exponential_jitter(initial=0.1, max=2.0),
+        wait=wait_exponential_jitter(multiplier=0.1, max=2.0),
         before_sleep=before_sleep_log(logger, logging.INFO),
         reraise=True,
     ):

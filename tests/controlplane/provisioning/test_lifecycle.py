@@ -1,0 +1,196 @@
+"""Tenant lifecycle against the real session Postgres."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector_async
+
+from controlplane.catalog.records import TenantState
+from controlplane.errors import (
+    BackendUnavailable,
+    InvalidRequest,
+    ServerNotFound,
+    TenantExists,
+    TenantNotFound,
+)
+from controlplane.plane import ControlPlane
+from controlplane.provisioning.lifecycle import (
+    TenantRequest,
+    create_tenant,
+    delete_tenant,
+    describe_tenant,
+    list_tenants,
+    tenant_conninfo,
+)
+from tenant_schema.spec import IndexKind, IndexSpec, Metric
+
+ACTOR = "test"
+
+
+async def test_create_list_show_delete(plane: ControlPlane, tenant_id: str) -> None:
+    tenant = await create_tenant(
+        plane, TenantRequest(id=tenant_id, dims=8, labels={"env": "test"}), actor=ACTOR
+    )
+    assert tenant.state is TenantState.READY
+    assert tenant.schema_version == 1
+    assert tenant.server == "local"
+
+    listed = {t.id: t for t in await list_tenants(plane, labels={"env": "test"})}
+    assert tenant_id in listed
+
+    shown = await describe_tenant(plane, tenant_id)
+    assert shown["live"]["exists"] is True
+    assert shown["dims"] == 8
+    assert [op["action"] for op in shown["operations"]] == ["create"]
+
+    deleted = await delete_tenant(plane, tenant_id, actor=ACTOR)
+    assert deleted.state is TenantState.DELETED
+    assert tenant_id not in {t.id for t in await list_tenants(plane)}
+    assert tenant_id in {t.id for t in await list_tenants(plane, include_deleted=True)}
+    with pytest.raises(TenantNotFound):
+        await describe_tenant(plane, tenant_id)
+
+
+async def test_tenant_dsn_serves_vector_search(plane: ControlPlane, tenant_id: str) -> None:
+    await create_tenant(plane, TenantRequest(id=tenant_id, dims=3), actor=ACTOR)
+    conninfo = await tenant_conninfo(plane, tenant_id)
+    assert conninfo.user == tenant_id
+
+    async with await psycopg.AsyncConnection.connect(conninfo.dsn, autocommit=True) as conn:
+        await register_vector_async(conn)
+
+        await conn.execute("INSERT INTO documents (id, title) VALUES ('doc-1', 'one')")
+        vectors = {"east": [1, 0, 0], "north": [0, 1, 0], "up": [0, 0, 1]}
+        for ordinal, (content, vec) in enumerate(vectors.items()):
+            await conn.execute(
+                "INSERT INTO chunks (document_id, ordinal, content, embedding) "
+                "VALUES ('doc-1', %s, %s, %s)",
+                (ordinal, content, np.array(vec, dtype=np.float32)),
+            )
+        await conn.execute("SET enable_seqscan = off")  # make the HNSW index answer
+        cur = await conn.execute(
+            "SELECT content FROM chunks ORDER BY embedding <=> %s LIMIT 1",
+            (np.array([0.1, 0.9, 0.0], dtype=np.float32),),
+        )
+        assert (await cur.fetchone()) == ("north",)
+        # The tsvector column is generated from the content.
+        cur = await conn.execute("SELECT count(*) FROM chunks WHERE tsv @@ 'east'::tsquery")
+        assert (await cur.fetchone()) == (1,)
+        user = await (await conn.execute("SELECT current_user, usesuper FROM pg_user "
+                                         "WHERE usename = current_user")).fetchone()
+        assert user == (tenant_id, False)
+    await delete_tenant(plane, tenant_id, actor=ACTOR)
+
+
+@pytest.mark.parametrize(
+    ("metric", "index", "expected"),
+    [
+        (Metric.COSINE, IndexSpec(IndexKind.HNSW, m=8, ef_construction=32),
+         "USING hnsw (embedding vector_cosine_ops) WITH (m='8', ef_construction='32')"),
+        (Metric.L2, IndexSpec(IndexKind.IVFFLAT, lists=7),
+         "USING ivfflat (embedding) WITH (lists='7')"),  # l2 ops: the default, not shown
+        (Metric.IP, IndexSpec(IndexKind.NONE), None),
+    ],
+)
+async def test_index_settings_are_applied(
+    plane: ControlPlane, tenant_id: str, metric: Metric, index: IndexSpec, expected: str | None
+) -> None:
+    await create_tenant(
+        plane, TenantRequest(id=tenant_id, dims=4, metric=metric, index=index), actor=ACTOR
+    )
+    conninfo = await tenant_conninfo(plane, tenant_id)
+    async with await psycopg.AsyncConnection.connect(conninfo.dsn) as conn:
+        cur = await conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding_idx'"
+        )
+        row = await cur.fetchone()
+    await delete_tenant(plane, tenant_id, actor=ACTOR)
+    if expected is None:
+        assert row is None
+    else:
+        assert row is not None and expected in row[0]
+
+
+async def test_tenant_cannot_reach_another_tenants_database(
+    plane: ControlPlane, superuser_dsn: str
+) -> None:
+    a, b = "isolation-a", "isolation-b"
+    for tid in (a, b):
+        if await plane.catalog.find_tenant(tid):
+            await delete_tenant(plane, tid, actor=ACTOR)
+        await create_tenant(plane, TenantRequest(id=tid, dims=3), actor=ACTOR)
+    a_dsn = await tenant_conninfo(plane, a)
+    b_dsn = await tenant_conninfo(plane, b)
+
+    # A's own credentials, B's database: refused.
+    with pytest.raises(psycopg.OperationalError):
+        await psycopg.AsyncConnection.connect(a_dsn.with_(dbname=b).dsn, connect_timeout=3)
+    # And not only by pg_hba: the database itself denies CONNECT to anyone but B.
+    async with await psycopg.AsyncConnection.connect(superuser_dsn) as admin:
+        cur = await admin.execute(
+            "SELECT has_database_privilege(%s, %s, 'CONNECT'), "
+            "has_database_privilege(%s, %s, 'CONNECT'), "
+            "has_database_privilege('public', %s, 'CONNECT')",
+            (a, b, b, b, b),
+        )
+        assert await cur.fetchone() == (False, True, False)
+    # B's password does not open A's role either.
+    with pytest.raises(psycopg.OperationalError):
+        await psycopg.AsyncConnection.connect(
+            a_dsn.with_(password=b_dsn.password).dsn, connect_timeout=3
+        )
+    for tid in (a, b):
+        await delete_tenant(plane, tid, actor=ACTOR)
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["A", "ab", "Acme", "acme_corp", "-acme", "acme-", "1acme", "a" * 64, "acme; drop",
+     "postgres", "template1", "tenantvec-x", ""],
+)
+def test_invalid_tenant_ids_are_refused_before_any_sql(bad_id: str) -> None:
+    with pytest.raises(InvalidRequest):
+        TenantRequest(id=bad_id)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"dims": 0}, {"dims": 16001}, {"dims": 3000}, {"text_config": "english; drop"},
+     {"labels": {"Bad Key": "x"}}, {"ttl": timedelta(seconds=-1)}],
+)
+def test_invalid_requests_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidRequest):
+        TenantRequest(id="valid-id", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_duplicate_create_is_refused(plane: ControlPlane, tenant_id: str) -> None:
+    await create_tenant(plane, TenantRequest(id=tenant_id, dims=3), actor=ACTOR)
+    with pytest.raises(TenantExists, match="already exists"):
+        await create_tenant(plane, TenantRequest(id=tenant_id, dims=3), actor=ACTOR)
+    await delete_tenant(plane, tenant_id, actor=ACTOR)
+
+
+async def test_deleted_id_can_be_reused(plane: ControlPlane, tenant_id: str) -> None:
+    first = await create_tenant(plane, TenantRequest(id=tenant_id, dims=3), actor=ACTOR)
+    await delete_tenant(plane, tenant_id, actor=ACTOR)
+    second = await create_tenant(plane, TenantRequest(id=tenant_id, dims=5), actor=ACTOR)
+    assert second.uid != first.uid and second.dims == 5
+    history = await list_tenants(plane, include_deleted=True)
+    assert [t.state for t in history if t.id == tenant_id] == [TenantState.DELETED,
+                                                              TenantState.READY]
+    await delete_tenant(plane, tenant_id, actor=ACTOR)
+
+
+async def test_unknown_tenant_and_server(plane: ControlPlane, tenant_id: str) -> None:
+    with pytest.raises(TenantNotFound):
+        await delete_tenant(plane, tenant_id, actor=ACTOR)
+    with pytest.raises(TenantNotFound):
+        await tenant_conninfo(plane, tenant_id)
+    with pytest.raises(ServerNotFound):
+        await create_tenant(plane, TenantRequest(id=tenant_id, dims=3, server="nowhere"),
+                            actor=ACTOR)
+    assert await plane.catalog.find_tenant(tenant_id) is None
