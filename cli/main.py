@@ -44,8 +44,7 @@ def main(
     ctx: typer.Context,
     debug: Annotated[
         bool,
-        typer.Option("--debug", envvar="TENANTVEC_DEBUG",
-                     help="Show tracebacks and debug logs."),
+        typer.Option("--debug", envvar="TENANTVEC_DEBUG", help="Show tracebacks and debug logs."),
     ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log what is being done, on stderr.")
@@ -54,8 +53,9 @@ def main(
     global _debug
     _debug = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     ctx.obj = Cli(settings=Settings.from_env(), debug=debug)
 
 
@@ -82,8 +82,9 @@ def run() -> None:
     except Exception as exc:  # a bug: say so briefly, show the traceback on request
         if _debug or os.environ.get("TENANTVEC_DEBUG"):
             traceback.print_exc()
-        _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
-              FAILURE)
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", FAILURE
+        )
 
 
 def _fail(message: str, code: int) -> None:

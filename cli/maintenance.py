@@ -16,7 +16,12 @@ from controlplane.doctor import DoctorReport, run_doctor
 from controlplane.errors import InvalidRequest, TenantvecError
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.migrate import TenantMigration, migrate_all, migrate_tenant
-from controlplane.provisioning.reconcile import GcReport, ReconcileReport, collect_expired, reconcile
+from controlplane.provisioning.reconcile import (
+    GcReport,
+    ReconcileReport,
+    collect_expired,
+    reconcile,
+)
 from controlplane.settings import setting_docs
 
 __all__ = ["register"]
@@ -40,8 +45,10 @@ def migrate(
     ctx: typer.Context,
     tenant: Annotated[str | None, typer.Argument(help="Tenant to upgrade.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Upgrade every ready tenant.")] = False,
-    concurrency: Annotated[int | None, typer.Option(
-        help="Tenants upgraded at once (default TENANTVEC_MIGRATE_CONCURRENCY).")] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Tenants upgraded at once (default TENANTVEC_MIGRATE_CONCURRENCY)."),
+    ] = None,
     json_: JsonOption = False,
 ) -> None:
     """Upgrade tenant schemas to the latest version. Safe to re-run after an interruption."""
@@ -59,8 +66,13 @@ def migrate(
     results = cli.run(work)
     failed = [r for r in results if not r.ok]
     if json_:
-        cli.print_json({"results": [r.public_dict() for r in results],
-                        "migrated": len(results) - len(failed), "failed": len(failed)})
+        cli.print_json(
+            {
+                "results": [r.public_dict() for r in results],
+                "migrated": len(results) - len(failed),
+                "failed": len(failed),
+            }
+        )
     else:
         for r in results:
             if r.ok:
@@ -68,11 +80,13 @@ def migrate(
                 cli.out.print(f"{r.tenant}: version {r.to_version} ({applied})")
             else:
                 cli.err.print(f"{r.tenant}: FAILED: {r.error}")
-        cli.out.print(f"{len(results) - len(failed)} tenant(s) at the latest schema, "
-                      f"{len(failed)} failed")
+        cli.out.print(
+            f"{len(results) - len(failed)} tenant(s) at the latest schema, {len(failed)} failed"
+        )
     if failed:
-        raise CommandFailed(f"{len(failed)} tenant(s) failed to migrate: "
-                            + ", ".join(r.tenant for r in failed))
+        raise CommandFailed(
+            f"{len(failed)} tenant(s) failed to migrate: " + ", ".join(r.tenant for r in failed)
+        )
 
 
 async def _migrate_with_progress(
@@ -80,9 +94,14 @@ async def _migrate_with_progress(
 ) -> list[TenantMigration]:
     total = len(await plane.catalog.list_tenants(states=[TenantState.READY]))
     progress = Progress(
-        TextColumn("migrating"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
-        console=cli.err, disable=not show, transient=False,
+        TextColumn("migrating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=cli.err,
+        disable=not show,
+        transient=False,
     )
     failures = 0
     with progress:
@@ -93,14 +112,15 @@ async def _migrate_with_progress(
             failures += 0 if result.ok else 1
             progress.update(task, advance=1, failed=failures)
 
-        return await migrate_all(plane, actor=cli.actor, concurrency=concurrency,
-                                 on_result=advance)
+        return await migrate_all(plane, actor=cli.actor, concurrency=concurrency, on_result=advance)
 
 
 def reconcile_cmd(
     ctx: typer.Context,
-    fix: Annotated[bool, typer.Option(
-        "--fix", help="Also drop orphaned databases and roles that no tenant owns.")] = False,
+    fix: Annotated[
+        bool,
+        typer.Option("--fix", help="Also drop orphaned databases and roles that no tenant owns."),
+    ] = False,
     json_: JsonOption = False,
 ) -> None:
     """Finish operations interrupted by a crash and report (or --fix) orphans."""
@@ -114,16 +134,20 @@ def reconcile_cmd(
         cli.print_json(report.public_dict())
     else:
         for r in report.repairs:
-            cli.out.print(f"{r.tenant} (was {r.was}): {r.action} -> {r.outcome}"
-                          + (f": {r.error}" if r.error else ""))
+            cli.out.print(
+                f"{r.tenant} (was {r.was}): {r.action} -> {r.outcome}"
+                + (f": {r.error}" if r.error else "")
+            )
         for o in report.orphans:
             state = "removed" if o in report.removed else "orphan"
             cli.out.print(f"{state}: {o.kind} {o.name} on {o.location}")
         if report.orphans and not fix:
             cli.out.print("run 'tenantctl reconcile --fix' to remove the orphans")
         if report.failed_tenants:
-            cli.out.print("failed tenants (retry 'tenants create' or 'tenants delete'): "
-                          + ", ".join(report.failed_tenants))
+            cli.out.print(
+                "failed tenants (retry 'tenants create' or 'tenants delete'): "
+                + ", ".join(report.failed_tenants)
+            )
         if not (report.repairs or report.orphans):
             cli.out.print("nothing to reconcile")
     if any(r.outcome == "failed" for r in report.repairs):
@@ -187,11 +211,19 @@ def operations(
     if json_:
         cli.print_json([op.public_dict() for op in found])
         return
-    table = Table("ID", "STARTED", "ACTION", "TENANT", "OUTCOME", "ACTOR", "ERROR",
-                  box=None, pad_edge=False)
+    table = Table(
+        "ID", "STARTED", "ACTION", "TENANT", "OUTCOME", "ACTOR", "ERROR", box=None, pad_edge=False
+    )
     for op in found:
-        table.add_row(str(op.id), op.started_at.isoformat()[:19].replace("T", " "), op.action,
-                      op.tenant_id or "-", op.outcome.value, op.actor, op.error or "")
+        table.add_row(
+            str(op.id),
+            op.started_at.isoformat()[:19].replace("T", " "),
+            op.action,
+            op.tenant_id or "-",
+            op.outcome.value,
+            op.actor,
+            op.error or "",
+        )
     cli.out.print(table)
 
 
@@ -204,8 +236,9 @@ def settings(ctx: typer.Context, json_: JsonOption = False) -> None:
         shown = "***" if doc.env == "TENANTVEC_SECRET_KEY" and value else value
         if isinstance(shown, frozenset):
             shown = ",".join(sorted(shown))
-        rows.append({"env": doc.env, "value": None if shown is None else str(shown),
-                     "doc": doc.doc})
+        rows.append(
+            {"env": doc.env, "value": None if shown is None else str(shown), "doc": doc.doc}
+        )
     if json_:
         cli.print_json(rows)
         return

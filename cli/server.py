@@ -15,8 +15,11 @@ __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
-    app.command("up", help="Start the embedded Postgres (initialising it the first time), "
-                "prepare the catalog and finish any interrupted operation.")(up)
+    app.command(
+        "up",
+        help="Start the embedded Postgres (initialising it the first time), "
+        "prepare the catalog and finish any interrupted operation.",
+    )(up)
     app.command("down", help="Stop the embedded Postgres (fast shutdown).")(down)
     app.command("status", help="Report the embedded Postgres without starting it.")(status)
 
@@ -35,8 +38,10 @@ def up(ctx: typer.Context, json_: JsonOption = False) -> None:
         return
     cli.out.print(f"embedded Postgres running on 127.0.0.1:{data['port']} (pid {data['pid']})")
     for repair in report.repairs:
-        cli.out.print(f"  {repair.tenant}: {repair.action} -> {repair.outcome}"
-                      + (f" ({repair.error})" if repair.error else ""))
+        cli.out.print(
+            f"  {repair.tenant}: {repair.action} -> {repair.outcome}"
+            + (f" ({repair.error})" if repair.error else "")
+        )
     if report.orphans:
         cli.out.print(f"  {len(report.orphans)} orphan(s) found: run 'tenantctl reconcile --fix'")
 
@@ -47,7 +52,9 @@ def down(ctx: typer.Context, json_: JsonOption = False) -> None:
     if json_:
         cli.print_json({"stopped": stopped})
     else:
-        cli.out.print("embedded Postgres stopped" if stopped else "embedded Postgres was not running")
+        cli.out.print(
+            "embedded Postgres stopped" if stopped else "embedded Postgres was not running"
+        )
 
 
 def status(ctx: typer.Context, json_: JsonOption = False) -> None:
@@ -84,5 +91,3 @@ def _status_dict(server: EmbeddedServer) -> dict[str, Any]:
         data["version"] = binaries.version
         data["pgvector_version"] = binaries.pgvector_version
     return data
-
-

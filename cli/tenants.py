@@ -73,8 +73,9 @@ def create(
         id=name,
         dims=dims,
         metric=Metric(metric.value),
-        index=IndexSpec(kind=IndexKind(index.value), m=m, ef_construction=ef_construction,
-                        lists=lists),
+        index=IndexSpec(
+            kind=IndexKind(index.value), m=m, ef_construction=ef_construction, lists=lists
+        ),
         text_config=text_config,
         server=server,
         labels=dict(parse_label(text) for text in label or []),
@@ -88,9 +89,11 @@ def create(
     if json_:
         cli.print_json(tenant.public_dict())
     else:
-        cli.out.print(f"tenant {tenant.id} is {tenant.state} on server {tenant.server} "
-                      f"(schema version {tenant.schema_version}); "
-                      f"connection string: tenantctl tenants dsn {tenant.id}")
+        cli.out.print(
+            f"tenant {tenant.id} is {tenant.state} on server {tenant.server} "
+            f"(schema version {tenant.schema_version}); "
+            f"connection string: tenantctl tenants dsn {tenant.id}"
+        )
 
 
 @app.command("list")
@@ -116,12 +119,29 @@ def list_(
     if json_:
         cli.print_json([t.public_dict() for t in found])
         return
-    table = Table("ID", "STATE", "SERVER", "DIMS", "METRIC", "INDEX", "SCHEMA", "LABELS",
-                  "EXPIRES", "CREATED", box=None, pad_edge=False)
+    table = Table(
+        "ID",
+        "STATE",
+        "SERVER",
+        "DIMS",
+        "METRIC",
+        "INDEX",
+        "SCHEMA",
+        "LABELS",
+        "EXPIRES",
+        "CREATED",
+        box=None,
+        pad_edge=False,
+    )
     for t in found:
         table.add_row(
-            t.id, t.state.value, t.server or "-", str(t.dims), t.metric.value,
-            t.index.kind.value, str(t.schema_version),
+            t.id,
+            t.state.value,
+            t.server or "-",
+            str(t.dims),
+            t.metric.value,
+            t.index.kind.value,
+            str(t.schema_version),
             ",".join(f"{k}={v}" for k, v in sorted(t.labels.items())) or "-",
             _short_time(t.expires_at.isoformat()) if t.expires_at else "-",
             _short_time(t.created_at.isoformat()),
@@ -153,9 +173,10 @@ def show(
         cli.out.print(f"{'database':>15}: {_plain(live)}")
     cli.out.print(f"{'operations':>15}:")
     for op in operations:
-        cli.out.print(f"{'':>17}{_short_time(op['started_at'])} {op['action']} "
-                      f"{op['outcome']} by {op['actor']}"
-                      + (f": {op['error']}" if op["error"] else ""))
+        cli.out.print(
+            f"{'':>17}{_short_time(op['started_at'])} {op['action']} "
+            f"{op['outcome']} by {op['actor']}" + (f": {op['error']}" if op["error"] else "")
+        )
 
 
 @app.command("delete")

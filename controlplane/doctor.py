@@ -43,20 +43,25 @@ async def run_doctor(plane: ControlPlane) -> DoctorReport:
     if plane.embedded is not None:
         status = await asyncio.to_thread(plane.embedded.status)
         binaries = plane.embedded.binaries
-        checks.append(Check(
-            "embedded server",
-            "ok" if status.running else "fail",
-            f"Postgres {binaries.version} with pgvector {binaries.pgvector_version}, "
-            f"pid {status.pid}, 127.0.0.1:{status.port}, data {status.data_dir}"
-            if status.running else "not running",
-        ))
+        checks.append(
+            Check(
+                "embedded server",
+                "ok" if status.running else "fail",
+                f"Postgres {binaries.version} with pgvector {binaries.pgvector_version}, "
+                f"pid {status.pid}, 127.0.0.1:{status.port}, data {status.data_dir}"
+                if status.running
+                else "not running",
+            )
+        )
     catalog = plane.catalog.conninfo
     tenants = await plane.catalog.list_tenants()
     by_state: dict[str, int] = {}
     for tenant in tenants:
         by_state[tenant.state] = by_state.get(tenant.state, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(by_state.items())) or "no tenants"
-    checks.append(Check("catalog", "ok", f"{catalog.host}:{catalog.port}/{catalog.dbname}: {summary}"))
+    checks.append(
+        Check("catalog", "ok", f"{catalog.host}:{catalog.port}/{catalog.dbname}: {summary}")
+    )
 
     counts = await plane.catalog.count_live_tenants_by_server()
     for server in await plane.catalog.list_servers():
@@ -70,12 +75,15 @@ async def run_doctor(plane: ControlPlane) -> DoctorReport:
             checks.append(Check(f"server {server.name}", "fail", str(exc)))
             continue
         room = "unlimited" if server.capacity is None else str(server.capacity)
-        checks.append(Check(
-            f"server {server.name}", "ok",
-            f"{server.address}, Postgres {facts.server_version}, pgvector "
-            f"{facts.pgvector_version}, {counts.get(server.name, 0)} tenants (capacity {room}), "
-            f"{server.state}",
-        ))
+        checks.append(
+            Check(
+                f"server {server.name}",
+                "ok",
+                f"{server.address}, Postgres {facts.server_version}, pgvector "
+                f"{facts.pgvector_version}, {counts.get(server.name, 0)} tenants "
+                f"(capacity {room}), {server.state}",
+            )
+        )
 
     try:
         orphans = await find_orphans(plane)
@@ -83,27 +91,42 @@ async def run_doctor(plane: ControlPlane) -> DoctorReport:
         checks.append(Check("orphans", "fail", f"cannot list: {exc}"))
     else:
         names = ", ".join(f"{o.kind} {o.name} on {o.location}" for o in orphans[:5])
-        checks.append(Check(
-            "orphans", "warn" if orphans else "ok",
-            f"{len(orphans)}: {names} (remove with 'tenantctl reconcile --fix')" if orphans
-            else "none",
-        ))
+        checks.append(
+            Check(
+                "orphans",
+                "warn" if orphans else "ok",
+                f"{len(orphans)}: {names} (remove with 'tenantctl reconcile --fix')"
+                if orphans
+                else "none",
+            )
+        )
 
     expired = [t.id for t in tenants if t.expires_at is not None and t.expires_at < utcnow()]
-    checks.append(Check(
-        "expired tenants", "warn" if expired else "ok",
-        f"{len(expired)}: {', '.join(expired[:5])} (delete with 'tenantctl gc')" if expired
-        else "none",
-    ))
+    checks.append(
+        Check(
+            "expired tenants",
+            "warn" if expired else "ok",
+            f"{len(expired)}: {', '.join(expired[:5])} (delete with 'tenantctl gc')"
+            if expired
+            else "none",
+        )
+    )
     stuck = [t.id for t in tenants if t.state in (TenantState.PROVISIONING, TenantState.DELETING)]
-    checks.append(Check(
-        "unfinished operations", "warn" if stuck else "ok",
-        f"{', '.join(stuck[:5])} (finish with 'tenantctl reconcile')" if stuck else "none",
-    ))
+    checks.append(
+        Check(
+            "unfinished operations",
+            "warn" if stuck else "ok",
+            f"{', '.join(stuck[:5])} (finish with 'tenantctl reconcile')" if stuck else "none",
+        )
+    )
     failed = [t.id for t in tenants if t.state is TenantState.FAILED]
-    checks.append(Check(
-        "failed tenants", "warn" if failed else "ok",
-        f"{', '.join(failed[:5])} (retry with 'tenants create' or remove with 'tenants delete')"
-        if failed else "none",
-    ))
+    checks.append(
+        Check(
+            "failed tenants",
+            "warn" if failed else "ok",
+            f"{', '.join(failed[:5])} (retry with 'tenants create' or remove with 'tenants delete')"
+            if failed
+            else "none",
+        )
+    )
     return DoctorReport(checks)

@@ -15,13 +15,15 @@ from controlplane.settings import Settings
 
 __all__ = ["FAILPOINTS", "failpoint"]
 
-FAILPOINTS = frozenset({
-    "create.after_catalog",
-    "create.after_resources",
-    "create.after_schema",
-    "delete.after_catalog",
-    "delete.after_resources",
-})
+FAILPOINTS = frozenset(
+    {
+        "create.after_catalog",
+        "create.after_resources",
+        "create.after_schema",
+        "delete.after_catalog",
+        "delete.after_resources",
+    }
+)
 CRASH_EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL
 
 

@@ -19,24 +19,28 @@ from controlplane.errors import BackendUnavailable, ProvisioningError, Tenantvec
 
 __all__ = ["TRANSIENT_SQLSTATES", "connect", "translate_pg_error"]
 
-TRANSIENT_SQLSTATES = frozenset({
-    "40001",  # serialization_failure
-    "40P01",  # deadlock_detected
-    "55P03",  # lock_not_available
-    "55006",  # object_in_use (e.g. template busy during CREATE DATABASE)
-    "53300",  # too_many_connections
-    "57P01",  # admin_shutdown
-    "57P02",  # crash_shutdown
-    "57P03",  # cannot_connect_now (starting up)
-})
+TRANSIENT_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available
+        "55006",  # object_in_use (e.g. template busy during CREATE DATABASE)
+        "53300",  # too_many_connections
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (starting up)
+    }
+)
 
 
 def translate_pg_error(exc: psycopg.Error, where: str) -> TenantvecError:
     """Our error for a psycopg error raised while talking to ``where`` (a server name)."""
     sqlstate = exc.sqlstate or ""
     reason = _reason(exc)
-    if isinstance(exc, psycopg.OperationalError) and not sqlstate or (
-        sqlstate in TRANSIENT_SQLSTATES or sqlstate.startswith("08")
+    if (
+        isinstance(exc, psycopg.OperationalError)
+        and not sqlstate
+        or (sqlstate in TRANSIENT_SQLSTATES or sqlstate.startswith("08"))
     ):
         return BackendUnavailable(f"{where}: {reason}")
     return ProvisioningError(f"{where}: {reason}")
@@ -74,9 +78,7 @@ def _unreachable(conninfo: ConnInfo, where: str, exc: psycopg.Error) -> Tenantve
         return ProvisioningError(f"{where}: {reason}")
     if "does not exist" in reason:
         return ProvisioningError(f"{where}: {reason}")
-    return BackendUnavailable(
-        f"{where} ({conninfo.host}:{conninfo.port}) is unreachable: {reason}"
-    )
+    return BackendUnavailable(f"{where} ({conninfo.host}:{conninfo.port}) is unreachable: {reason}")
 
 
 def _reason(exc: BaseException) -> str:

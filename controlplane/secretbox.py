@@ -45,8 +45,7 @@ def read_or_create_secret_file(path: Path, generate: Callable[[], str]) -> str:
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise ConfigurationError(
-            f"secret file {path} is readable by other users (mode {mode:o}); "
-            f"run 'chmod 600 {path}'"
+            f"secret file {path} is readable by other users (mode {mode:o}); run 'chmod 600 {path}'"
         )
     try:
         value = path.read_text().strip()

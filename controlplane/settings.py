@@ -190,7 +190,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 
 
 def _env_of(field_name: str) -> str:
-    return next(f.metadata["env"] for f in fields(Settings) if f.name == field_name)
+    return str(next(f.metadata["env"] for f in fields(Settings) if f.name == field_name))
 
 
 @dataclass(frozen=True)

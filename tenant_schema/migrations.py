@@ -69,7 +69,7 @@ class MigrationSet:
 def render_migration(migration: Migration, spec: SchemaSpec) -> sql.Composed:
     """Fill a migration's placeholders with the tenant's settings, as composed SQL."""
     try:
-        return sql.SQL(migration.template).format(  # type: ignore[arg-type]
+        return sql.SQL(migration.template).format(
             dims=sql.Literal(spec.dims),
             text_config=sql.Literal(spec.text_config),
             vector_index=_vector_index(spec),

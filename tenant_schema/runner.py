@@ -97,8 +97,11 @@ async def migrate(
             await conn.execute(
                 sql.SQL(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES ({}, {}, {})"
-                ).format(sql.Literal(version), sql.Literal(migration.name),
-                         sql.Literal(migration.checksum))
+                ).format(
+                    sql.Literal(version),
+                    sql.Literal(migration.name),
+                    sql.Literal(migration.checksum),
+                )
             )
         done.append(version)
         logger.debug("applied tenant migration %d (%s)", version, migration.name)

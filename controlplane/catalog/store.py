@@ -93,12 +93,8 @@ class Catalog:
         with self._translate():
             async with self._engine.begin() as conn:
                 # Several processes may start at once against a fresh catalog.
-                await conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": _LOCK_CLASS}
-                )
-                await conn.run_sync(
-                    lambda sync: SQLModel.metadata.create_all(sync, tables=_TABLES)
-                )
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": _LOCK_CLASS})
+                await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=_TABLES))
 
     # -- tenants ----------------------------------------------------------------------
 
@@ -213,10 +209,21 @@ class Catalog:
             existing = await session.get(ServerRow, server.name)
             if existing is not None and not replace:
                 raise ServerExists(server.name)
-            row = existing or ServerRow(name=server.name, created_at=server.created_at)
-            for key in ("kind", "state", "address", "admin_dsn_encrypted", "capacity",
-                        "server_version", "pgvector_version"):
-                setattr(row, key, getattr(server, key) if key != "state" else server.state.value)
+            values: dict[str, Any] = {
+                "kind": server.kind,
+                "state": server.state.value,
+                "address": server.address,
+                "admin_dsn_encrypted": server.admin_dsn_encrypted,
+                "capacity": server.capacity,
+                "server_version": server.server_version,
+                "pgvector_version": server.pgvector_version,
+            }
+            if existing is None:
+                row = ServerRow(name=server.name, created_at=server.created_at, **values)
+            else:
+                row = existing
+                for key, value in values.items():
+                    setattr(row, key, value)
             session.add(row)
             await session.commit()
             await session.refresh(row)

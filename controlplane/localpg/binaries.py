@@ -17,7 +17,7 @@ from pathlib import Path
 from controlplane.errors import EmbeddedServerError
 from controlplane.localpg.service_user import ServiceUser
 
-__all__ = ["MIN_POSTGRES_MAJOR", "PgBinaries"]
+__all__ = ["MIN_POSTGRES_MAJOR", "PgBinaries", "stage_wheel_binaries"]
 
 # CREATE DATABASE ... STRATEGY (fast template copies) appeared in Postgres 15.
 MIN_POSTGRES_MAJOR = 15
@@ -50,7 +50,7 @@ class PgBinaries:
             # The wheel sits somewhere the service user cannot reach (a root-owned
             # virtualenv under /root, say). Copy it into our own home rather than loosen
             # permissions on directories we do not own.
-            bin_dir = _stage_wheel(bin_dir, home)
+            bin_dir = stage_wheel_binaries(bin_dir, home)
         result = user.run([bin_dir / "postgres", "--version"], timeout=30)
         if result.returncode != 0:
             raise EmbeddedServerError(
@@ -91,7 +91,8 @@ def _runs_as(user: ServiceUser, bin_dir: Path) -> bool:
     return user.run([bin_dir / "postgres", "--version"], timeout=30).returncode == 0
 
 
-def _stage_wheel(bin_dir: Path, home: Path) -> Path:
+def stage_wheel_binaries(bin_dir: Path, home: Path) -> Path:
+    """Copy the wheel's Postgres under ``home/runtime`` (once) and return its bin dir."""
     install = bin_dir.parent
     package_dir = install.parent
     libs = package_dir.parent / _WHEEL_LIBS

@@ -203,11 +203,16 @@ class EmbeddedServer:
         self.user.give(pwfile, 0o600)
         args: list[str | Path] = [
             binaries.tool("initdb"),
-            "--pgdata", self.data_dir,
-            "--username", SUPERUSER,
-            "--auth", "scram-sha-256",
-            "--pwfile", pwfile,
-            "--encoding", "UTF8",
+            "--pgdata",
+            self.data_dir,
+            "--username",
+            SUPERUSER,
+            "--auth",
+            "scram-sha-256",
+            "--pwfile",
+            pwfile,
+            "--encoding",
+            "UTF8",
             "--no-locale",
             "--no-instructions",
         ]
@@ -222,8 +227,10 @@ class EmbeddedServer:
         (self.data_dir / "pg_hba.conf").write_text(_PG_HBA)
         conf = self.data_dir / "postgresql.conf"
         with conf.open("a") as fh:
-            fh.write(f"\n# tenantvec's runtime settings, rewritten at every start\n"
-                     f"include_if_exists = '{_CONF_FILE}'\n")
+            fh.write(
+                f"\n# tenantvec's runtime settings, rewritten at every start\n"
+                f"include_if_exists = '{_CONF_FILE}'\n"
+            )
         logger.info("initialised embedded Postgres %s in %s", binaries.version, self.data_dir)
 
     def _write_runtime_conf(self) -> None:
@@ -303,8 +310,7 @@ def _read_pidfile(data_dir: Path) -> _PidFile | None:
         return None
     except PermissionError:
         raise EmbeddedServerError(
-            f"cannot read {data_dir}/postmaster.pid: run tenantctl as root or as the "
-            "server's owner"
+            f"cannot read {data_dir}/postmaster.pid: run tenantctl as root or as the server's owner"
         ) from None
     try:
         return _PidFile(
@@ -352,4 +358,3 @@ def _quote(value: str) -> str:
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
-

@@ -59,9 +59,8 @@ class ServiceUser:
         env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run a program as this user and capture its output (never raises on exit code)."""
-        kwargs: dict[str, object] = {}
-        if not self.is_current:
-            kwargs = {"user": self.uid, "group": self.gid, "extra_groups": []}
+        # Switch user only when we are not already it (as root, for the service user).
+        switch = not self.is_current
         child_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
         child_env.update(env or {})
         try:
@@ -73,7 +72,9 @@ class ServiceUser:
                 text=True,
                 timeout=timeout,
                 check=False,
-                **kwargs,  # type: ignore[call-overload]
+                user=self.uid if switch else None,
+                group=self.gid if switch else None,
+                extra_groups=[] if switch else None,
             )
         except subprocess.TimeoutExpired:
             raise EmbeddedServerError(
@@ -116,8 +117,16 @@ def _create_system_user(name: str) -> pwd.struct_passwd:
             "TENANTVEC_PG_OS_USER to an existing one"
         )
     result = subprocess.run(
-        [useradd, "--system", "--no-create-home", "--home-dir", "/nonexistent",
-         "--shell", "/usr/sbin/nologin", name],
+        [
+            useradd,
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -228,7 +228,8 @@ async def describe_tenant(plane: ControlPlane, tenant_id: str) -> dict[str, Any]
         except TenantvecError as exc:
             data["live"] = {"error": str(exc)}
     data["operations"] = [
-        op.public_dict() for op in await plane.catalog.list_operations(tenant_id=tenant_id, limit=10)
+        op.public_dict()
+        for op in await plane.catalog.list_operations(tenant_id=tenant_id, limit=10)
     ]
     return data
 

@@ -65,8 +65,12 @@ async def _migrate_locked(
 ) -> TenantMigration:
     if tenant.state is not TenantState.READY:
         return TenantMigration(
-            tenant.id, tenant.schema_version, tenant.schema_version, (),
-            time.perf_counter() - started, f"tenant is {tenant.state}, not ready",
+            tenant.id,
+            tenant.schema_version,
+            tenant.schema_version,
+            (),
+            time.perf_counter() - started,
+            f"tenant is {tenant.state}, not ready",
         )
     operation = await plane.catalog.begin_operation("migrate", actor, tenant=tenant)
     try:
@@ -78,17 +82,25 @@ async def _migrate_locked(
         await plane.catalog.end_operation(operation, OperationOutcome.FAILED, error=str(exc))
         logger.warning("tenant %s: migration failed: %s", tenant.id, exc)
         return TenantMigration(
-            tenant.id, tenant.schema_version, tenant.schema_version, (),
-            time.perf_counter() - started, str(exc),
+            tenant.id,
+            tenant.schema_version,
+            tenant.schema_version,
+            (),
+            time.perf_counter() - started,
+            str(exc),
         )
     if report.to_version != tenant.schema_version:
         await plane.catalog.update_tenant(tenant.uid, schema_version=report.to_version)
     await plane.catalog.end_operation(
-        operation, OperationOutcome.SUCCEEDED,
+        operation,
+        OperationOutcome.SUCCEEDED,
         details={"from": report.from_version, "to": report.to_version},
     )
     return TenantMigration(
-        tenant.id, report.from_version, report.to_version, report.applied,
+        tenant.id,
+        report.from_version,
+        report.to_version,
+        report.applied,
         time.perf_counter() - started,
     )
 

@@ -200,7 +200,9 @@ class PostgresBackend:
                     ).format(ident, sql.Literal(verifier))
                 )
                 await conn.execute(
-                    sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(marker(tenant_id)))
+                    sql.SQL("COMMENT ON ROLE {} IS {}").format(
+                        ident, sql.Literal(marker(tenant_id))
+                    )
                 )
             return
         if existing != marker(tenant_id):
@@ -240,9 +242,7 @@ class PostgresBackend:
         await conn.execute(
             sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(marker(tenant_id)))
         )
-        await conn.execute(
-            sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident)
-        )
+        await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
 
     async def _allow_connections(self, tenant: Tenant, *, allow: bool) -> None:
         server = await self._server_of(tenant)

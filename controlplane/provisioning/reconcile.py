@@ -34,8 +34,13 @@ class Repair:
     error: str | None = None
 
     def public_dict(self) -> dict[str, Any]:
-        return {"tenant": self.tenant, "was": self.was, "action": self.action,
-                "outcome": self.outcome, "error": self.error}
+        return {
+            "tenant": self.tenant,
+            "was": self.was,
+            "action": self.action,
+            "outcome": self.outcome,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,12 @@ class ReconcileReport:
 
 
 async def reconcile(plane: ControlPlane, *, fix: bool = False, actor: str) -> ReconcileReport:
-    repairs = [await _repair(plane, t, actor) for t in await plane.catalog.list_tenants(
-        states=[TenantState.PROVISIONING, TenantState.DELETING]
-    )]
+    repairs = [
+        await _repair(plane, t, actor)
+        for t in await plane.catalog.list_tenants(
+            states=[TenantState.PROVISIONING, TenantState.DELETING]
+        )
+    ]
     orphans = await find_orphans(plane)
     removed: list[OwnedResource] = []
     if fix:
@@ -128,18 +136,25 @@ async def _remove_orphan(plane: ControlPlane, resource: OwnedResource, actor: st
             if _accounted_for(await _live_tenants(plane), resource):
                 return False
             operation = await plane.catalog.begin_operation(
-                "remove-orphan", actor, tenant_id=resource.tenant_id,
+                "remove-orphan",
+                actor,
+                tenant_id=resource.tenant_id,
                 details=resource.public_dict(),
             )
             try:
                 await plane.backend(resource.backend).remove_resource(resource)
             except TenantvecError as exc:
-                await plane.catalog.end_operation(operation, OperationOutcome.FAILED, error=str(exc))
-                logger.warning("could not remove orphan %s %s: %s", resource.kind, resource.name, exc)
+                await plane.catalog.end_operation(
+                    operation, OperationOutcome.FAILED, error=str(exc)
+                )
+                logger.warning(
+                    "could not remove orphan %s %s: %s", resource.kind, resource.name, exc
+                )
                 return False
             await plane.catalog.end_operation(operation, OperationOutcome.SUCCEEDED)
-            logger.info("removed orphan %s %s on %s", resource.kind, resource.name,
-                        resource.location)
+            logger.info(
+                "removed orphan %s %s on %s", resource.kind, resource.name, resource.location
+            )
             return True
     except TenantBusy:
         return False
@@ -157,8 +172,12 @@ class GcReport:
 async def collect_expired(plane: ControlPlane, *, actor: str) -> GcReport:
     """Delete every live tenant whose ``--ttl`` has run out (throwaway CI tenants)."""
     expired = await plane.catalog.list_tenants(
-        states=[TenantState.READY, TenantState.SUSPENDED, TenantState.FAILED,
-                TenantState.PROVISIONING],
+        states=[
+            TenantState.READY,
+            TenantState.SUSPENDED,
+            TenantState.FAILED,
+            TenantState.PROVISIONING,
+        ],
         expired_before=utcnow(),
     )
     report = GcReport()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -103,13 +104,10 @@ async def ensure_template(
         return
     ident = sql.Identifier(TEMPLATE_DB)
     if row is None:
-        try:
+        # Another process may be building it at the same moment; finishing is idempotent.
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
             await conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
-        except psycopg.errors.DuplicateDatabase:
-            pass  # another process is building it; finishing is idempotent
-    async with connect(
-        admin.with_(dbname=TEMPLATE_DB), where=where, timeout=timeout
-    ) as template:
+    async with connect(admin.with_(dbname=TEMPLATE_DB), where=where, timeout=timeout) as template:
         try:
             await template.execute("CREATE EXTENSION IF NOT EXISTS vector")
         except psycopg.errors.InsufficientPrivilege:

@@ -11,7 +11,6 @@ from pgvector.psycopg import register_vector_async
 
 from controlplane.catalog.records import TenantState
 from controlplane.errors import (
-    BackendUnavailable,
     InvalidRequest,
     ServerNotFound,
     TenantExists,
@@ -80,8 +79,11 @@ async def test_tenant_dsn_serves_vector_search(plane: ControlPlane, tenant_id: s
         # The tsvector column is generated from the content.
         cur = await conn.execute("SELECT count(*) FROM chunks WHERE tsv @@ 'east'::tsquery")
         assert (await cur.fetchone()) == (1,)
-        user = await (await conn.execute("SELECT current_user, usesuper FROM pg_user "
-                                         "WHERE usename = current_user")).fetchone()
+        user = await (
+            await conn.execute(
+                "SELECT current_user, usesuper FROM pg_user WHERE usename = current_user"
+            )
+        ).fetchone()
         assert user == (tenant_id, False)
     await delete_tenant(plane, tenant_id, actor=ACTOR)
 
@@ -89,10 +91,16 @@ async def test_tenant_dsn_serves_vector_search(plane: ControlPlane, tenant_id: s
 @pytest.mark.parametrize(
     ("metric", "index", "expected"),
     [
-        (Metric.COSINE, IndexSpec(IndexKind.HNSW, m=8, ef_construction=32),
-         "USING hnsw (embedding vector_cosine_ops) WITH (m='8', ef_construction='32')"),
-        (Metric.L2, IndexSpec(IndexKind.IVFFLAT, lists=7),
-         "USING ivfflat (embedding) WITH (lists='7')"),  # l2 ops: the default, not shown
+        (
+            Metric.COSINE,
+            IndexSpec(IndexKind.HNSW, m=8, ef_construction=32),
+            "USING hnsw (embedding vector_cosine_ops) WITH (m='8', ef_construction='32')",
+        ),
+        (
+            Metric.L2,
+            IndexSpec(IndexKind.IVFFLAT, lists=7),
+            "USING ivfflat (embedding) WITH (lists='7')",
+        ),  # l2 ops: the default, not shown
         (Metric.IP, IndexSpec(IndexKind.NONE), None),
     ],
 )
@@ -149,8 +157,21 @@ async def test_tenant_cannot_reach_another_tenants_database(
 
 @pytest.mark.parametrize(
     "bad_id",
-    ["A", "ab", "Acme", "acme_corp", "-acme", "acme-", "1acme", "a" * 64, "acme; drop",
-     "postgres", "template1", "tenantvec-x", ""],
+    [
+        "A",
+        "ab",
+        "Acme",
+        "acme_corp",
+        "-acme",
+        "acme-",
+        "1acme",
+        "a" * 64,
+        "acme; drop",
+        "postgres",
+        "template1",
+        "tenantvec-x",
+        "",
+    ],
 )
 def test_invalid_tenant_ids_are_refused_before_any_sql(bad_id: str) -> None:
     with pytest.raises(InvalidRequest):
@@ -159,8 +180,14 @@ def test_invalid_tenant_ids_are_refused_before_any_sql(bad_id: str) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"dims": 0}, {"dims": 16001}, {"dims": 3000}, {"text_config": "english; drop"},
-     {"labels": {"Bad Key": "x"}}, {"ttl": timedelta(seconds=-1)}],
+    [
+        {"dims": 0},
+        {"dims": 16001},
+        {"dims": 3000},
+        {"text_config": "english; drop"},
+        {"labels": {"Bad Key": "x"}},
+        {"ttl": timedelta(seconds=-1)},
+    ],
 )
 def test_invalid_requests_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidRequest):
@@ -180,8 +207,10 @@ async def test_deleted_id_can_be_reused(plane: ControlPlane, tenant_id: str) -> 
     second = await create_tenant(plane, TenantRequest(id=tenant_id, dims=5), actor=ACTOR)
     assert second.uid != first.uid and second.dims == 5
     history = await list_tenants(plane, include_deleted=True)
-    assert [t.state for t in history if t.id == tenant_id] == [TenantState.DELETED,
-                                                              TenantState.READY]
+    assert [t.state for t in history if t.id == tenant_id] == [
+        TenantState.DELETED,
+        TenantState.READY,
+    ]
     await delete_tenant(plane, tenant_id, actor=ACTOR)
 
 
@@ -191,6 +220,7 @@ async def test_unknown_tenant_and_server(plane: ControlPlane, tenant_id: str) ->
     with pytest.raises(TenantNotFound):
         await tenant_conninfo(plane, tenant_id)
     with pytest.raises(ServerNotFound):
-        await create_tenant(plane, TenantRequest(id=tenant_id, dims=3, server="nowhere"),
-                            actor=ACTOR)
+        await create_tenant(
+            plane, TenantRequest(id=tenant_id, dims=3, server="nowhere"), actor=ACTOR
+        )
     assert await plane.catalog.find_tenant(tenant_id) is None

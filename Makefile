@@ -1,0 +1,44 @@
+# tenantvec developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+N      ?= 200
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint fmt bench bench-provision clean
+
+help: ## List the developer commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "tenantvec needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	PIP_CONSTRAINT=constraints.txt $(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install tenantvec with pinned versions
+
+demo: $(STAMP) ## Start the embedded Postgres and walk through two isolated tenants
+	$(VENV)/bin/tenantctl demo
+
+test: $(STAMP) ## Run the whole test suite against a real embedded Postgres
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: $(STAMP) ## Format and auto-fix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: bench-provision ## Run every benchmark
+
+bench-provision: $(STAMP) ## Create and delete N tenants (N=200); write docs/benchmarks.md
+	$(PY) -m bench.provision --tenants $(N) --write docs/benchmarks.md
+
+clean: ## Remove .venv and caches (not TENANTVEC_HOME)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,181 @@
+"""tenantctl as a subprocess: JSON output, exit codes, one-line errors, no secrets."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import psycopg
+import pytest
+
+from controlplane.localpg import EmbeddedServer
+from tests.fixtures.cli import TenantCtl, settings_env
+from tests.fixtures.postgres import free_port, make_home, throwaway_settings
+
+
+def _one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_tenant_round_trip_with_json(tenantctl: TenantCtl, tenant_id: str) -> None:
+    created = tenantctl(
+        "tenants",
+        "create",
+        tenant_id,
+        "--dims",
+        "4",
+        "--metric",
+        "l2",
+        "--label",
+        "team=search",
+        "--label",
+        "env=ci",
+        "--ttl",
+        "2h",
+        "--json",
+    )
+    assert created.code == 0, created.stderr
+    body = created.json()
+    assert body["id"] == tenant_id and body["state"] == "ready"
+    assert body["labels"] == {"team": "search", "env": "ci"}
+    assert body["expires_at"] is not None
+
+    listed = tenantctl("tenants", "list", "--label", "team=search", "--json")
+    assert tenant_id in [t["id"] for t in listed.json()]
+    shown = tenantctl("tenants", "show", tenant_id, "--json").json()
+    assert shown["metric"] == "l2" and shown["live"]["exists"] is True
+
+    dsn = tenantctl("tenants", "dsn", tenant_id).stdout.strip()
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (tenant_id,)
+
+    deleted = tenantctl("tenants", "delete", tenant_id, "--yes", "--json")
+    assert deleted.code == 0 and deleted.json()["state"] == "deleted"
+    assert tenant_id not in [t["id"] for t in tenantctl("tenants", "list", "--json").json()]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["tenants", "create", "Bad_Name"], 2, "invalid tenant id"),
+        (["tenants", "create", "okay-name", "--dims", "0"], 2, "dims must be between"),
+        (["tenants", "create", "okay-name", "--ttl", "soon"], 2, "invalid duration"),
+        (["tenants", "create", "okay-name", "--label", "novalue"], 2, "key=value"),
+        (["tenants", "create", "okay-name", "--metric", "hamming"], 2, "--metric"),
+        (["tenants", "create", "okay-name", "--server", "nowhere"], 3, "not registered"),
+        (["tenants", "show", "no-such-tenant"], 3, "not found"),
+        (["tenants", "delete", "no-such-tenant", "--yes"], 3, "not found"),
+        (["tenants", "dsn", "no-such-tenant"], 3, "not found"),
+        (["tenants", "frobnicate"], 2, "No such command"),
+        (["servers", "add", "x", "not a dsn"], 2, "connection string"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code(
+    tenantctl: TenantCtl, args: list[str], code: int, message: str
+) -> None:
+    result = tenantctl(*args, "--json")
+    assert result.code == code, (result.stdout, result.stderr)
+    assert message in _one_line_error(result.stderr)
+    assert result.stdout == ""
+
+
+def test_duplicate_is_a_conflict(tenantctl: TenantCtl, tenant_id: str) -> None:
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "3").code == 0
+    again = tenantctl("tenants", "create", tenant_id, "--dims", "3")
+    assert again.code == 4
+    assert "already exists" in _one_line_error(again.stderr)
+    assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
+
+
+def test_delete_needs_yes_when_not_interactive(tenantctl: TenantCtl, tenant_id: str) -> None:
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "3").code == 0
+    refused = tenantctl("tenants", "delete", tenant_id)
+    assert refused.code == 2 and "--yes" in _one_line_error(refused.stderr)
+    assert tenantctl("tenants", "show", tenant_id).code == 0
+    assert tenantctl("tenants", "delete", tenant_id, "-y").code == 0
+
+
+def test_gc_deletes_only_expired_tenants(tenantctl: TenantCtl, tenant_id: str) -> None:
+    short, long_ = f"{tenant_id}-short", f"{tenant_id}-long"
+    assert tenantctl("tenants", "create", short, "--dims", "3", "--ttl", "1s").code == 0
+    assert tenantctl("tenants", "create", long_, "--dims", "3", "--ttl", "1h").code == 0
+    time.sleep(1.2)
+    report = tenantctl("gc", "--json")
+    assert report.code == 0, report.stderr
+    assert short in report.json()["deleted"] and long_ not in report.json()["deleted"]
+    assert tenantctl("tenants", "show", short).code == 3
+    assert tenantctl("tenants", "delete", long_, "--yes").code == 0
+
+
+def test_doctor_and_operations(tenantctl: TenantCtl) -> None:
+    doctor = tenantctl("doctor", "--json")
+    assert doctor.code == 0, doctor.stderr
+    checks = {c["name"]: c for c in doctor.json()["checks"]}
+    assert checks["server local"]["status"] == "ok"
+    assert "pgvector 0.8.5" in checks["server local"]["detail"]
+    ops = tenantctl("operations", "--limit", "5", "--json")
+    assert ops.code == 0 and len(ops.json()) <= 5
+    assert tenantctl("servers", "list", "--json").json()[0]["name"] == "local"
+
+
+def test_secrets_never_reach_output_logs_or_catalog(
+    tenantctl: TenantCtl, tenant_id: str, superuser_dsn: str
+) -> None:
+    outputs = [tenantctl("--debug", "tenants", "create", tenant_id, "--dims", "3", "--json")]
+    password = psycopg.conninfo.conninfo_to_dict(
+        tenantctl("tenants", "dsn", tenant_id).stdout.strip()
+    )["password"]
+    admin_password = psycopg.conninfo.conninfo_to_dict(superuser_dsn)["password"]
+    for args in (
+        ["tenants", "list"],
+        ["tenants", "show", tenant_id],
+        ["tenants", "list", "--json"],
+        ["servers", "list", "--json"],
+        ["doctor"],
+        ["operations", "--json"],
+        ["settings"],
+        ["status"],
+        ["--verbose", "reconcile"],
+    ):
+        outputs.append(tenantctl("--debug", *args))
+    for result in outputs:
+        assert result.code == 0, result.stderr
+        for secret in (password, admin_password):
+            assert secret not in result.stdout and secret not in result.stderr
+
+    catalog_dsn = psycopg.conninfo.make_conninfo(superuser_dsn, dbname="tenantvec_catalog")
+    with psycopg.connect(catalog_dsn) as conn:
+        dump = "".join(
+            str(row)
+            for table in ("tenants", "servers", "operations")
+            for row in conn.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
+        )
+    assert password not in dump and admin_password not in dump
+    assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
+
+
+def test_up_status_down_on_a_fresh_home(tenantctl: TenantCtl) -> None:
+    home = make_home("tenantvec-cli-")
+    env = settings_env(throwaway_settings(home, free_port()))
+    try:
+        status = tenantctl("status", "--json", env=env)
+        assert status.code == 0 and status.json()["initialized"] is False
+        up = tenantctl("up", "--json", env=env)
+        assert up.code == 0, up.stderr
+        assert up.json()["running"] is True and up.json()["version"].startswith("18")
+        again = tenantctl("up", "--json", env=env)
+        assert again.code == 0 and again.json()["pid"] == up.json()["pid"]
+        assert tenantctl("status", "--json", env=env).json()["running"] is True
+        assert (home / "superuser.password").stat().st_mode & 0o777 == 0o600
+        assert (home / "secret.key").stat().st_mode & 0o777 == 0o600
+        down = tenantctl("down", "--json", env=env)
+        assert down.code == 0 and down.json() == {"stopped": True}
+        assert tenantctl("status", "--json", env=env).json()["running"] is False
+    finally:
+        tenantctl("down", env=env)
+        EmbeddedServer(throwaway_settings(home, 1)).stop()
+        shutil.rmtree(home, ignore_errors=True)
