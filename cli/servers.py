@@ -10,9 +10,8 @@ from rich.table import Table
 from cli.context import JsonOption, get_cli
 from controlplane.catalog.records import Server
 from controlplane.dsn import ConnInfo
-from controlplane.errors import Conflict
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.servers import register_server
+from controlplane.provisioning.servers import register_server, unregister_server
 
 __all__ = ["app"]
 
@@ -112,11 +111,7 @@ def remove(
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> None:
-        await plane.catalog.get_server(name)
-        hosted = (await plane.catalog.count_live_tenants_by_server()).get(name, 0)
-        if hosted:
-            raise Conflict(f"server {name!r} still hosts {hosted} tenant(s); delete them first")
-        await plane.catalog.remove_server(name)
+        await unregister_server(plane.catalog, name)
 
     cli.run(work)
     if json_:

@@ -15,7 +15,7 @@ from controlplane.catalog.models import utcnow
 from controlplane.catalog.records import Server, ServerState
 from controlplane.catalog.store import Catalog
 from controlplane.dsn import ConnInfo
-from controlplane.errors import InvalidRequest, ProvisioningError, ServerExists
+from controlplane.errors import Conflict, InvalidRequest, ProvisioningError, ServerExists
 from controlplane.pgconnect import connect
 from controlplane.secretbox import SecretBox
 
@@ -26,6 +26,7 @@ __all__ = [
     "ensure_template",
     "inspect_server",
     "register_server",
+    "unregister_server",
 ]
 
 logger = logging.getLogger("tenantvec.provisioning.servers")
@@ -158,6 +159,15 @@ async def register_server(
         admin_dsn_encrypted=encrypted,
     )
     return await catalog.add_server(server, replace=replace)
+
+
+async def unregister_server(catalog: Catalog, name: str) -> None:
+    """Forget a server that hosts no live tenant; its databases are not touched."""
+    await catalog.get_server(name)
+    hosted = (await catalog.count_live_tenants_by_server()).get(name, 0)
+    if hosted:
+        raise Conflict(f"server {name!r} still hosts {hosted} tenant(s); delete them first")
+    await catalog.remove_server(name)
 
 
 def _validate_server_name(name: str) -> None:

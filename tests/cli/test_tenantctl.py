@@ -179,3 +179,24 @@ def test_up_status_down_on_a_fresh_home(tenantctl: TenantCtl) -> None:
         tenantctl("down", env=env)
         EmbeddedServer(throwaway_settings(home, 1)).stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_demo_runs_and_can_run_again(tenantctl: TenantCtl) -> None:
+    for _ in range(2):  # a second run replaces the first run's tenants
+        result = tenantctl("demo")
+        assert result.code == 0, result.stderr
+        assert "'Invoices are due within 30 days.'" in result.stdout  # acme's nearest chunk
+        assert "refused by Postgres" in result.stdout
+        assert "CONNECTED" not in result.stdout
+    listed = {t["id"]: t["state"] for t in tenantctl("tenants", "list", "--json").json()}
+    assert listed.get("demo-acme") == "ready" and "demo-globex" not in listed
+    assert tenantctl("tenants", "delete", "demo-acme", "--yes").code == 0
+
+
+def test_servers_remove_refuses_while_hosting(tenantctl: TenantCtl, tenant_id: str) -> None:
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "3").code == 0
+    refused = tenantctl("servers", "remove", "local")
+    assert refused.code == 4 and "still hosts" in _one_line_error(refused.stderr)
+    missing = tenantctl("servers", "remove", "no-such-server")
+    assert missing.code == 3
+    assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
