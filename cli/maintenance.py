@@ -230,20 +230,13 @@ def operations(
 def settings(ctx: typer.Context, json_: JsonOption = False) -> None:
     """List every TENANTVEC_* setting with its meaning and current value (secrets masked)."""
     cli = get_cli(ctx)
-    current = cli.settings
-    rows = []
-    for doc, value in zip(setting_docs(), vars(current).values(), strict=True):
-        shown = "***" if doc.env == "TENANTVEC_SECRET_KEY" and value else value
-        if isinstance(shown, frozenset):
-            shown = ",".join(sorted(shown))
-        rows.append(
-            {"env": doc.env, "value": None if shown is None else str(shown), "doc": doc.doc}
-        )
+    values = cli.settings.display_values()
+    rows = [{"env": doc.env, "value": values[doc.env], "doc": doc.doc} for doc in setting_docs()]
     if json_:
         cli.print_json(rows)
         return
     for row in rows:
-        cli.out.print(f"[bold]{row['env']}[/] = {row['value'] if row['value'] else '(unset)'}")
+        cli.out.print(f"[bold]{row['env']}[/] = {row['value'] or '(unset)'}")
         cli.out.print(f"    {row['doc']}")
 
 

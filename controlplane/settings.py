@@ -16,6 +16,7 @@ from typing import Any
 
 import platformdirs
 
+from controlplane.dsn import redact
 from controlplane.errors import ConfigurationError
 
 __all__ = ["SettingDoc", "Settings", "default_home", "setting_docs"]
@@ -83,6 +84,7 @@ class Settings:
         "TENANTVEC_CATALOG_URL",
         "Postgres URL of the catalog database. Default: database tenantvec_catalog on the "
         "embedded server.",
+        repr=False,
     )
     pg_bin: Path | None = _setting(
         "TENANTVEC_PG_BIN",
@@ -171,6 +173,23 @@ class Settings:
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    def display_values(self) -> dict[str, str | None]:
+        """Every setting by variable name, fit to print: keys masked, URL passwords redacted."""
+        shown: dict[str, str | None] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None or value == frozenset():
+                shown[f.metadata["env"]] = None
+            elif f.name == "secret_key":
+                shown[f.metadata["env"]] = "***"
+            elif f.name == "catalog_url":
+                shown[f.metadata["env"]] = redact(value)
+            elif isinstance(value, frozenset):
+                shown[f.metadata["env"]] = ",".join(sorted(value))
+            else:
+                shown[f.metadata["env"]] = str(value)
+        return shown
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from controlplane.localpg import EmbeddedServer
-from tests.fixtures.cli import TenantCtl, settings_env
+from tests.fixtures.cli import TenantCtl
 from tests.fixtures.postgres import free_port, make_home, throwaway_settings
 
 
@@ -123,7 +123,7 @@ def test_doctor_and_operations(tenantctl: TenantCtl) -> None:
 
 
 def test_secrets_never_reach_output_logs_or_catalog(
-    tenantctl: TenantCtl, tenant_id: str, superuser_dsn: str
+    tenantctl: TenantCtl, tenant_id: str, superuser_dsn: str, catalog_dsn: str
 ) -> None:
     outputs = [tenantctl("--debug", "tenants", "create", tenant_id, "--dims", "3", "--json")]
     password = psycopg.conninfo.conninfo_to_dict(
@@ -147,7 +147,6 @@ def test_secrets_never_reach_output_logs_or_catalog(
         for secret in (password, admin_password):
             assert secret not in result.stdout and secret not in result.stderr
 
-    catalog_dsn = psycopg.conninfo.make_conninfo(superuser_dsn, dbname="tenantvec_catalog")
     with psycopg.connect(catalog_dsn) as conn:
         dump = "".join(
             str(row)
@@ -160,23 +159,23 @@ def test_secrets_never_reach_output_logs_or_catalog(
 
 def test_up_status_down_on_a_fresh_home(tenantctl: TenantCtl) -> None:
     home = make_home("tenantvec-cli-")
-    env = settings_env(throwaway_settings(home, free_port()))
+    fresh = throwaway_settings(home, free_port())
     try:
-        status = tenantctl("status", "--json", env=env)
+        status = tenantctl("status", "--json", settings=fresh)
         assert status.code == 0 and status.json()["initialized"] is False
-        up = tenantctl("up", "--json", env=env)
+        up = tenantctl("up", "--json", settings=fresh)
         assert up.code == 0, up.stderr
         assert up.json()["running"] is True and up.json()["version"].startswith("18")
-        again = tenantctl("up", "--json", env=env)
+        again = tenantctl("up", "--json", settings=fresh)
         assert again.code == 0 and again.json()["pid"] == up.json()["pid"]
-        assert tenantctl("status", "--json", env=env).json()["running"] is True
+        assert tenantctl("status", "--json", settings=fresh).json()["running"] is True
         assert (home / "superuser.password").stat().st_mode & 0o777 == 0o600
         assert (home / "secret.key").stat().st_mode & 0o777 == 0o600
-        down = tenantctl("down", "--json", env=env)
+        down = tenantctl("down", "--json", settings=fresh)
         assert down.code == 0 and down.json() == {"stopped": True}
-        assert tenantctl("status", "--json", env=env).json()["running"] is False
+        assert tenantctl("status", "--json", settings=fresh).json()["running"] is False
     finally:
-        tenantctl("down", env=env)
+        tenantctl("down", settings=fresh)
         EmbeddedServer(throwaway_settings(home, 1)).stop()
         shutil.rmtree(home, ignore_errors=True)
 

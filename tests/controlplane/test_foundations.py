@@ -42,9 +42,19 @@ def test_every_setting_is_documented_in_readme() -> None:
         assert doc.env in readme, f"{doc.env} is not documented in README.md"
 
 
-def test_secret_key_is_hidden_from_repr() -> None:
+def test_secrets_are_hidden_from_repr_and_display() -> None:
     key = Fernet.generate_key().decode()
-    assert key not in repr(Settings.from_env({"TENANTVEC_SECRET_KEY": key}))
+    settings = Settings.from_env(
+        {
+            "TENANTVEC_SECRET_KEY": key,
+            "TENANTVEC_CATALOG_URL": "postgresql://cat:hunter2-pw@db:5432/catalog",
+        }
+    )
+    shown = settings.display_values()
+    for text in (repr(settings), str(shown)):
+        assert key not in text and "hunter2-pw" not in text
+    assert shown["TENANTVEC_CATALOG_URL"] == "postgresql://cat:***@db:5432/catalog"
+    assert shown["TENANTVEC_SECRET_KEY"] == "***"
 
 
 def test_conninfo_round_trip_and_redaction() -> None:
