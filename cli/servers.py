@@ -28,7 +28,7 @@ def add(
         str,
         typer.Argument(
             help="Admin connection string: a role with CREATEDB and CREATEROLE (or superuser), "
-            "e.g. postgresql://admin:secret@db.internal:5432/postgres."
+            "e.g. postgresql://admin:$PW@db.internal:5432/postgres."
         ),
     ],
     capacity: Annotated[

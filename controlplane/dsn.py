@@ -32,7 +32,7 @@ class ConnInfo:
         except psycopg.ProgrammingError:
             # The parser's message may echo the DSN, password included: do not relay it.
             raise InvalidRequest(
-                "malformed connection string; expected postgresql://USER:PASSWORD@HOST:PORT/DB"
+                "malformed connection string; expected postgresql://USER:PASS@HOST:PORT/DB"
             ) from None
         values = {k: str(v) for k, v in parts.items() if v is not None}
         missing = [k for k in ("host", "user") if not values.get(k)]
