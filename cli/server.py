@@ -26,12 +26,15 @@ def register(app: typer.Typer) -> None:
 
 def up(ctx: typer.Context, json_: JsonOption = False) -> None:
     cli = get_cli(ctx)
+    server = EmbeddedServer(cli.settings)
+    # Explicitly: with TENANTVEC_CATALOG_URL set, opening the plane would not start it.
+    server.ensure_running()
 
     async def work(plane: ControlPlane) -> ReconcileReport:
         return await reconcile(plane, fix=False, actor=cli.actor)
 
     report = cli.run(work)
-    data = _status_dict(EmbeddedServer(cli.settings))
+    data = _status_dict(server)
     data["reconcile"] = report.public_dict()
     if json_:
         cli.print_json(data)
