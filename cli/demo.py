@@ -11,7 +11,7 @@ from pgvector.psycopg import register_vector_async
 from rich.console import Console
 from rich.table import Table
 
-from cli.context import get_cli
+from cli.context import JsonOption, get_cli
 from controlplane.catalog.records import TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import (
@@ -40,10 +40,12 @@ CORPUS: dict[str, dict[str, list[float]]] = {
 QUERY = [0.8, 0.2, 0.0]  # "when do I have to pay?"
 
 
-def demo(ctx: typer.Context) -> None:
+def demo(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Create two tenants, load and search each through its own DSN, prove isolation."""
     cli = get_cli(ctx)
-    out = cli.out
+    # With --json the narrative goes nowhere and a summary is printed at the end.
+    out = Console(quiet=True) if json_ else cli.out
+    summary: dict[str, Any] = {"nearest": {}}
 
     async def work(plane: ControlPlane) -> None:
         if plane.embedded is not None:
@@ -73,6 +75,7 @@ def demo(ctx: typer.Context) -> None:
             conninfo = await tenant_conninfo(plane, tenant_id)
             await _load(conninfo.dsn, chunks)
             best = await _nearest(conninfo.dsn, QUERY)
+            summary["nearest"][tenant_id] = {"content": best[0], "distance": best[1]}
             out.print(
                 f"   {tenant_id} as role {conninfo.user}: nearest to the query is "
                 f"[green]{best[0]!r}[/] (cosine distance {best[1]:.3f})"
@@ -86,6 +89,7 @@ def demo(ctx: typer.Context) -> None:
             )
         except psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()[-1]
+            summary["cross_tenant_connection"] = {"refused": True, "reason": reason}
             out.print(f"   refused by Postgres: [red]{reason}[/]")
         else:  # pragma: no cover - would be a security bug, and the demo says so
             out.print("   [red bold]CONNECTED: isolation is broken[/]")
@@ -101,15 +105,17 @@ def demo(ctx: typer.Context) -> None:
         )
         deleted = await delete_tenant(plane, "demo-globex", actor=cli.actor)
         assert deleted.state is TenantState.DELETED
-        _print_tenants(
-            out,
-            [
-                t.public_dict()
-                for t in await list_tenants(plane, labels={"demo": "true"}, include_deleted=True)
-            ],
-        )
+        tenants = [
+            t.public_dict()
+            for t in await list_tenants(plane, labels={"demo": "true"}, include_deleted=True)
+        ]
+        summary["tenants"] = [{"id": t["id"], "state": t["state"]} for t in tenants]
+        _print_tenants(out, tenants)
 
     cli.run(work)
+    if json_:
+        cli.print_json(summary)
+        return
     out.print(
         "\nThe server keeps running: try 'tenantctl tenants dsn demo-acme', "
         "'tenantctl doctor', and 'tenantctl down' to stop it."

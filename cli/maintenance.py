@@ -240,6 +240,11 @@ def settings(ctx: typer.Context, json_: JsonOption = False) -> None:
         cli.out.print(f"    {row['doc']}")
 
 
-def secret_key(ctx: typer.Context) -> None:
+def secret_key(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Print a new Fernet key for TENANTVEC_SECRET_KEY."""
-    get_cli(ctx).out.print(Fernet.generate_key().decode())
+    cli = get_cli(ctx)
+    key = Fernet.generate_key().decode()
+    if json_:
+        cli.print_json({"secret_key": key})
+    else:
+        cli.out.print(key)

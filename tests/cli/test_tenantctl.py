@@ -111,6 +111,13 @@ def test_gc_deletes_only_expired_tenants(tenantctl: TenantCtl, tenant_id: str) -
     assert tenantctl("tenants", "delete", long_, "--yes").code == 0
 
 
+def test_secret_key_is_a_usable_fernet_key(tenantctl: TenantCtl) -> None:
+    from cryptography.fernet import Fernet
+
+    key = tenantctl("secret-key", "--json").json()["secret_key"]
+    assert Fernet(key.encode()).decrypt(Fernet(key.encode()).encrypt(b"x")) == b"x"
+
+
 def test_doctor_and_operations(tenantctl: TenantCtl) -> None:
     doctor = tenantctl("doctor", "--json")
     assert doctor.code == 0, doctor.stderr
@@ -187,6 +194,9 @@ def test_demo_runs_and_can_run_again(tenantctl: TenantCtl) -> None:
         assert "'Invoices are due within 30 days.'" in result.stdout  # acme's nearest chunk
         assert "refused by Postgres" in result.stdout
         assert "CONNECTED" not in result.stdout
+    summary = tenantctl("demo", "--json").json()
+    assert summary["nearest"]["demo-acme"]["content"] == "Invoices are due within 30 days."
+    assert summary["cross_tenant_connection"]["refused"] is True
     listed = {t["id"]: t["state"] for t in tenantctl("tenants", "list", "--json").json()}
     assert listed.get("demo-acme") == "ready" and "demo-globex" not in listed
     assert tenantctl("tenants", "delete", "demo-acme", "--yes").code == 0
