@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -171,9 +171,6 @@ class Settings:
         if self.retry_seconds <= 0:
             raise ConfigurationError("TENANTVEC_RETRY_SECONDS must be positive")
 
-    def with_overrides(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
-
     def display_values(self) -> dict[str, str | None]:
         """Every setting by variable name, fit to print: keys masked, URL passwords redacted."""
         shown: dict[str, str | None] = {}
@@ -216,16 +213,8 @@ def _env_of(field_name: str) -> str:
 class SettingDoc:
     env: str
     doc: str
-    default: str
 
 
 def setting_docs() -> list[SettingDoc]:
     """The documented settings, in declaration order (for docs and ``tenantctl settings``)."""
-    docs = []
-    for f in fields(Settings):
-        if f.default_factory is not MISSING:
-            default = "(computed)"
-        else:
-            default = "(unset)" if f.default is None else str(f.default)
-        docs.append(SettingDoc(env=f.metadata["env"], doc=f.metadata["doc"], default=default))
-    return docs
+    return [SettingDoc(env=f.metadata["env"], doc=f.metadata["doc"]) for f in fields(Settings)]

@@ -42,7 +42,9 @@ class TenantRow(SQLModel, table=True):
     id: str = Field(max_length=63)
     state: str = Field(max_length=16)
     backend: str = Field(max_length=32)
-    server: str | None = Field(default=None, max_length=63, foreign_key="servers.name")
+    # No foreign key on purpose: deleted tenants keep naming the server they lived on
+    # after it is unregistered (audit); unregister_server refuses while live ones do.
+    server: str | None = Field(default=None, max_length=63)
     placement: dict[str, Any] = _json()
     dsn_encrypted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     dims: int

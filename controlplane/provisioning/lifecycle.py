@@ -244,24 +244,24 @@ async def _choose_server(plane: ControlPlane, requested: str | None) -> Server:
         if server.capacity is not None and counts.get(server.name, 0) >= server.capacity:
             raise OverCapacity(f"server {requested!r} is full ({server.capacity} tenants)")
         return server
-    best: tuple[float, str] | None = None
-    chosen: Server | None = None
-    for server in await plane.catalog.list_servers():
-        if server.state is not ServerState.ACTIVE:
-            continue
-        used = counts.get(server.name, 0)
-        free = float("inf") if server.capacity is None else server.capacity - used
-        if free <= 0:
-            continue
-        key = (-free, server.name)
-        if best is None or key < best:
-            best, chosen = key, server
-    if chosen is None:
+
+    def free(server: Server) -> float:
+        if server.capacity is None:
+            return float("inf")
+        return server.capacity - counts.get(server.name, 0)
+
+    candidates = [
+        s
+        for s in await plane.catalog.list_servers()
+        if s.state is ServerState.ACTIVE and free(s) > 0
+    ]
+    if not candidates:
         raise OverCapacity(
             "no active server has room for another tenant; raise a server's capacity or "
             "register another with 'tenantctl servers add'"
         )
-    return chosen
+    # Most room first; the name breaks ties so placement is deterministic.
+    return min(candidates, key=lambda s: (-free(s), s.name))
 
 
 async def _fail(plane: ControlPlane, tenant: Tenant, operation: int, exc: Exception) -> None:

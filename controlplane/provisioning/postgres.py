@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -60,19 +62,18 @@ class PostgresBackend:
 
     async def create(self, tenant: Tenant, conninfo: ConnInfo) -> None:
         server = await self._server_of(tenant)
-        admin = self._servers.admin_conninfo(server)
         database, role = _names(tenant)
         assert conninfo.password is not None
-        async with connect(admin, where=f"server {server.name!r}", timeout=self._timeout) as conn:
+        async with self._admin(server) as conn:
+            admin = self._servers.admin_conninfo(server)
             await ensure_template(conn, admin, where=server.name, timeout=self._timeout)
             await self._ensure_role(conn, tenant.id, role, conninfo.password, server.name)
             await self._ensure_database(conn, tenant.id, database, role, server.name)
 
     async def delete(self, tenant: Tenant) -> None:
         server = await self._server_of(tenant)
-        admin = self._servers.admin_conninfo(server)
         database, role = _names(tenant)
-        async with connect(admin, where=f"server {server.name!r}", timeout=self._timeout) as conn:
+        async with self._admin(server) as conn:
             facts = await _database_facts(conn, database)
             if facts is not None:
                 if not _belongs_to(facts, tenant.id, role):
@@ -103,10 +104,8 @@ class PostgresBackend:
         await self._allow_connections(tenant, allow=True)
 
     async def describe(self, tenant: Tenant) -> dict[str, Any]:
-        server = await self._server_of(tenant)
-        admin = self._servers.admin_conninfo(server)
         database, _ = _names(tenant)
-        async with connect(admin, where=f"server {server.name!r}", timeout=self._timeout) as conn:
+        async with self._admin(await self._server_of(tenant)) as conn:
             cur = await conn.execute(
                 """
                 SELECT pg_database_size(d.oid), d.datallowconn,
@@ -128,9 +127,7 @@ class PostgresBackend:
     async def list_resources(self) -> list[OwnedResource]:
         found: list[OwnedResource] = []
         for server in await self._servers.list():
-            admin = self._servers.admin_conninfo(server)
-            where = f"server {server.name!r}"
-            async with connect(admin, where=where, timeout=self._timeout) as conn:
+            async with self._admin(server) as conn:
                 cur = await conn.execute(
                     """
                     SELECT 'database', datname, shobj_description(oid, 'pg_database')
@@ -157,10 +154,7 @@ class PostgresBackend:
         return found
 
     async def remove_resource(self, resource: OwnedResource) -> None:
-        server = await self._servers.get(resource.location)
-        admin = self._servers.admin_conninfo(server)
-        where = f"server {server.name!r}"
-        async with connect(admin, where=where, timeout=self._timeout) as conn:
+        async with self._admin(await self._servers.get(resource.location)) as conn:
             if resource.kind == "database":
                 await conn.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
@@ -245,10 +239,8 @@ class PostgresBackend:
         await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
 
     async def _allow_connections(self, tenant: Tenant, *, allow: bool) -> None:
-        server = await self._server_of(tenant)
-        admin = self._servers.admin_conninfo(server)
         database, _ = _names(tenant)
-        async with connect(admin, where=f"server {server.name!r}", timeout=self._timeout) as conn:
+        async with self._admin(await self._server_of(tenant)) as conn:
             await conn.execute(
                 sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
                     sql.Identifier(database), sql.SQL("true" if allow else "false")
@@ -259,6 +251,13 @@ class PostgresBackend:
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
                     (database,),
                 )
+
+    @asynccontextmanager
+    async def _admin(self, server: Server) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """An autocommit admin connection to ``server``; errors name the server."""
+        admin = self._servers.admin_conninfo(server)
+        async with connect(admin, where=f"server {server.name!r}", timeout=self._timeout) as conn:
+            yield conn
 
     async def _server_of(self, tenant: Tenant) -> Server:
         if tenant.server is None:

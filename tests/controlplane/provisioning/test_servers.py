@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Iterator
 
@@ -9,16 +10,24 @@ import pytest
 
 from controlplane.catalog.records import TenantState
 from controlplane.dsn import ConnInfo
-from controlplane.errors import BackendUnavailable, InvalidRequest, ProvisioningError, ServerExists
+from controlplane.errors import (
+    BackendUnavailable,
+    Conflict,
+    InvalidRequest,
+    OverCapacity,
+    ProvisioningError,
+    ServerExists,
+)
 from controlplane.localpg import EmbeddedServer
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
-from controlplane.provisioning.servers import register_server
+from controlplane.provisioning.servers import register_server, unregister_server
+from controlplane.settings import Settings
 from tests.fixtures.postgres import free_port, make_home, throwaway_settings
 
 
 @pytest.fixture(scope="module")
-def second_server() -> Iterator[EmbeddedServer]:
+def second_server(pg_settings: Settings) -> Iterator[EmbeddedServer]:
     """Another real Postgres, standing in for an external server the operator adds."""
     home = make_home("tenantvec-second-")
     server = EmbeddedServer(throwaway_settings(home, free_port()))
@@ -26,6 +35,13 @@ def second_server() -> Iterator[EmbeddedServer]:
     try:
         yield server
     finally:
+        # Forget it in the session catalog too, or later placements could pick a dead server.
+        async def forget() -> None:
+            async with ControlPlane.open(pg_settings) as plane:
+                if await plane.catalog.find_server("second") is not None:
+                    await unregister_server(plane.catalog, "second")
+
+        asyncio.run(forget())
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
 
@@ -131,3 +147,26 @@ async def test_server_without_pgvector_is_refused_clearly(plane: ControlPlane) -
             server.stop()
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+async def test_capacity_is_respected(
+    plane: ControlPlane, second_server: EmbeddedServer, tenant_id: str
+) -> None:
+    await register_server(
+        plane.catalog, plane.box, "tiny", second_server.superuser_conninfo(), capacity=1
+    )
+    try:
+        first = await create_tenant(
+            plane, TenantRequest(id=f"{tenant_id}-1", dims=3, server="tiny"), actor="test"
+        )
+        assert first.server == "tiny"
+        with pytest.raises(OverCapacity, match="full"):
+            await create_tenant(
+                plane, TenantRequest(id=f"{tenant_id}-2", dims=3, server="tiny"), actor="test"
+            )
+        assert await plane.catalog.find_tenant(f"{tenant_id}-2") is None
+        with pytest.raises(Conflict, match="still hosts 1"):
+            await unregister_server(plane.catalog, "tiny")
+        await delete_tenant(plane, first.id, actor="test")
+    finally:
+        await unregister_server(plane.catalog, "tiny")
