@@ -35,15 +35,18 @@ def second_server(pg_settings: Settings) -> Iterator[EmbeddedServer]:
     try:
         yield server
     finally:
-        # Forget it in the session catalog too, or later placements could pick a dead server.
+        # Forget it in the session catalog too, or later placements could pick a dead
+        # server. The server is stopped whatever happens here.
         async def forget() -> None:
             async with ControlPlane.open(pg_settings) as plane:
                 if await plane.catalog.find_server("second") is not None:
                     await unregister_server(plane.catalog, "second")
 
-        asyncio.run(forget())
-        server.stop()
-        shutil.rmtree(home, ignore_errors=True)
+        try:
+            asyncio.run(forget())
+        finally:
+            server.stop()
+            shutil.rmtree(home, ignore_errors=True)
 
 
 async def test_unreachable_server_is_refused_clearly(plane: ControlPlane) -> None:
