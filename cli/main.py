@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli import demo, maintenance, server, servers, tenants
+from cli import api, demo, maintenance, server, servers, tenants
 from cli.context import Cli
 from cli.errors import EXIT_CODES_HELP, FAILURE, USAGE, exit_code_for
 from controlplane.errors import TenantvecError
@@ -35,6 +35,7 @@ app.add_typer(tenants.app, name="tenants")
 app.add_typer(servers.app, name="servers")
 server.register(app)
 maintenance.register(app)
+api.register(app)
 app.command("demo")(demo.demo)
 
 _debug = False

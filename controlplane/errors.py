@@ -7,15 +7,20 @@ one place each (``cli/errors.py``, ``controlplane/api``)::
 
     TenantvecError
     ├── InvalidRequest            bad input: ids, options, DSNs (the caller can fix it)
+    ├── AuthenticationFailed      no, malformed or revoked credentials
+    ├── PermissionDenied          valid credentials that may not do this
     ├── NotFound
     │   ├── TenantNotFound
-    │   └── ServerNotFound
+    │   ├── ServerNotFound
+    │   ├── DocumentNotFound
+    │   └── KeyNotFound
     ├── Conflict                  the request clashes with the current state
     │   ├── TenantExists
     │   ├── ServerExists
     │   └── TenantBusy            another operation on the tenant is in progress
-    ├── OverCapacity              no server has room (retry later or add a server)
+    ├── OverCapacity              no room: servers full, connection budget in use
     ├── BackendUnavailable        a Postgres server or service cannot be reached
+    │   └── TenantUnavailable     one tenant's database cannot serve (state or outage)
     ├── ProvisioningError         a backend refused a step (permanent)
     ├── MigrationError
     │   └── MigrationChecksumMismatch
@@ -29,21 +34,26 @@ there is one, what to do. They never contain a password or key.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationFailed",
     "BackendUnavailable",
     "ConfigurationError",
     "Conflict",
+    "DocumentNotFound",
     "EmbeddedServerError",
     "InvalidRequest",
+    "KeyNotFound",
     "MigrationChecksumMismatch",
     "MigrationError",
     "NotFound",
     "OverCapacity",
+    "PermissionDenied",
     "ProvisioningError",
     "ServerExists",
     "ServerNotFound",
     "TenantBusy",
     "TenantExists",
     "TenantNotFound",
+    "TenantUnavailable",
     "TenantvecError",
 ]
 
@@ -54,6 +64,14 @@ class TenantvecError(Exception):
 
 class InvalidRequest(TenantvecError):
     """The input is malformed or out of range; nothing was changed."""
+
+
+class AuthenticationFailed(TenantvecError):
+    """The request carries no credentials, malformed ones, or ones that are not valid."""
+
+
+class PermissionDenied(TenantvecError):
+    """The credentials are valid but do not allow this request."""
 
 
 class NotFound(TenantvecError):
@@ -70,6 +88,20 @@ class ServerNotFound(NotFound):
     def __init__(self, name: str) -> None:
         super().__init__(f"server {name!r} is not registered (see 'tenantctl servers list')")
         self.name = name
+
+
+class DocumentNotFound(NotFound):
+    def __init__(self, tenant_id: str, document_id: str) -> None:
+        super().__init__(f"document {document_id!r} not found in tenant {tenant_id!r}")
+        self.tenant_id = tenant_id
+        self.document_id = document_id
+
+
+class KeyNotFound(NotFound):
+    def __init__(self, tenant_id: str, key_id: str) -> None:
+        super().__init__(f"key {key_id!r} not found for tenant {tenant_id!r}")
+        self.tenant_id = tenant_id
+        self.key_id = key_id
 
 
 class Conflict(TenantvecError):
@@ -98,11 +130,28 @@ class TenantBusy(Conflict):
 
 
 class OverCapacity(TenantvecError):
-    """No placement target has room; retry later or register another server."""
+    """No room: no server takes another tenant, or a connection budget is in use.
+
+    ``retry_after`` (seconds), when set, is when trying again is likely to help.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class BackendUnavailable(TenantvecError):
     """A Postgres server or outside service cannot be reached (transient)."""
+
+
+class TenantUnavailable(BackendUnavailable):
+    """One tenant's database cannot serve requests: its state, or an outage."""
+
+    def __init__(self, tenant_id: str, state: str, reason: str, *, retry_after: float = 1) -> None:
+        super().__init__(f"tenant {tenant_id!r} ({state}) is unavailable: {reason}")
+        self.tenant_id = tenant_id
+        self.state = state
+        self.retry_after = retry_after
 
 
 class ProvisioningError(TenantvecError):

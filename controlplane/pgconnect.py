@@ -17,7 +17,7 @@ import psycopg
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackendUnavailable, ProvisioningError, TenantvecError
 
-__all__ = ["TRANSIENT_SQLSTATES", "connect", "translate_pg_error"]
+__all__ = ["TRANSIENT_SQLSTATES", "connect", "describe_pg_error", "translate_pg_error"]
 
 TRANSIENT_SQLSTATES = frozenset(
     {
@@ -36,7 +36,7 @@ TRANSIENT_SQLSTATES = frozenset(
 def translate_pg_error(exc: psycopg.Error, where: str) -> TenantvecError:
     """Our error for a psycopg error raised while talking to ``where`` (a server name)."""
     sqlstate = exc.sqlstate or ""
-    reason = _reason(exc)
+    reason = describe_pg_error(exc)
     if (
         isinstance(exc, psycopg.OperationalError)
         and not sqlstate
@@ -72,7 +72,7 @@ async def connect(
 
 
 def _unreachable(conninfo: ConnInfo, where: str, exc: psycopg.Error) -> TenantvecError:
-    reason = _reason(exc)
+    reason = describe_pg_error(exc)
     if "password authentication failed" in reason or "no pg_hba.conf entry" in reason:
         # Wrong credentials will not fix themselves: do not retry.
         return ProvisioningError(f"{where}: {reason}")
@@ -81,7 +81,8 @@ def _unreachable(conninfo: ConnInfo, where: str, exc: psycopg.Error) -> Tenantve
     return BackendUnavailable(f"{where} ({conninfo.host}:{conninfo.port}) is unreachable: {reason}")
 
 
-def _reason(exc: BaseException) -> str:
+def describe_pg_error(exc: BaseException) -> str:
+    """Postgres's own one-line message for ``exc`` (never holds a password)."""
     diag = getattr(exc, "diag", None)
     primary = diag.message_primary if diag is not None else None
     if primary:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import psycopg
@@ -31,6 +31,8 @@ __all__ = ["CATALOG_DB", "LOCAL_SERVER", "ControlPlane"]
 
 logger = logging.getLogger("tenantvec")
 
+TenantChangeListener = Callable[[str], Awaitable[None]]
+
 CATALOG_DB = "tenantvec_catalog"
 LOCAL_SERVER = "local"
 
@@ -51,6 +53,7 @@ class ControlPlane:
         self.backends: dict[str, Backend] = {
             "postgres": PostgresBackend(self.servers, connect_timeout=settings.connect_timeout),
         }
+        self._listeners: list[TenantChangeListener] = []
 
     @classmethod
     @asynccontextmanager
@@ -80,6 +83,16 @@ class ControlPlane:
         except KeyError:
             known = ", ".join(sorted(self.backends))
             raise InvalidRequest(f"unknown backend {kind!r}; available: {known}") from None
+
+    def on_tenant_change(self, listener: TenantChangeListener) -> None:
+        """Call ``listener(tenant_id)`` whenever this process changes a tenant's routing
+        facts (deleted, suspended, moved, keys revoked) -- how a router in the same
+        process drops its cached route and pool at once."""
+        self._listeners.append(listener)
+
+    async def tenant_changed(self, tenant_id: str) -> None:
+        for listener in self._listeners:
+            await listener(tenant_id)
 
     def tenant_conninfo(self, tenant: Tenant) -> ConnInfo:
         """The tenant role's DSN, decrypted. Hand it to a driver, never to a log."""

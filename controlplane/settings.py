@@ -137,6 +137,59 @@ class Settings:
         "How many tenants 'migrate --all' upgrades at once.",
         default=8,
     )
+    admin_token: str | None = _setting(
+        "TENANTVEC_ADMIN_TOKEN",
+        "Bearer token for the API's admin endpoints. Default: a token generated at first "
+        "start into TENANTVEC_HOME/admin-token (mode 0600).",
+        repr=False,
+    )
+    max_body_bytes: int = _setting(
+        "TENANTVEC_MAX_BODY_BYTES",
+        "Largest request body the API accepts (bytes); larger ones get 413.",
+        default=32 * 1024 * 1024,
+    )
+    max_pools: int = _setting(
+        "TENANTVEC_MAX_POOLS",
+        "Most tenant connection pools one API process keeps open; idle ones are closed "
+        "least-recently-used first to make room.",
+        default=500,
+    )
+    max_connections_per_server: int = _setting(
+        "TENANTVEC_MAX_CONNECTIONS_PER_SERVER",
+        "Budget of tenant connections to each Postgres server, shared by all API processes "
+        "of one 'tenantctl serve' (each of N workers gets 1/N). Never exceeded: requests "
+        "over it wait, then get 503.",
+        default=100,
+    )
+    pool_max_size: int = _setting(
+        "TENANTVEC_POOL_MAX_SIZE",
+        "Most connections one tenant's pool may hold (its share of the server budget).",
+        default=4,
+    )
+    pool_idle_seconds: float = _setting(
+        "TENANTVEC_POOL_IDLE_SECONDS",
+        "A tenant pool unused this long is closed and its connections returned to the budget.",
+        default=300.0,
+    )
+    pool_wait_seconds: float = _setting(
+        "TENANTVEC_POOL_WAIT_SECONDS",
+        "How long a request waits for a connection when the budget is in use before it "
+        "gets 503 with Retry-After.",
+        default=5.0,
+    )
+    route_ttl_seconds: float = _setting(
+        "TENANTVEC_ROUTE_TTL_SECONDS",
+        "How long an API process trusts its cached catalog entry for a tenant (and a "
+        "verified API key). A change made by another process (delete, suspend, move, key "
+        "revocation) reaches this one within this delay plus one second.",
+        default=2.0,
+    )
+    api_workers: int = _setting(
+        "TENANTVEC_API_WORKERS",
+        "Number of API processes sharing the connection budget; set by 'tenantctl serve "
+        "--workers'.",
+        default=1,
+    )
 
     failpoints: frozenset[str] = _setting(
         "TENANTVEC_FAILPOINTS",
@@ -165,11 +218,36 @@ class Settings:
     def __post_init__(self) -> None:
         if not 1 <= self.pg_port <= 65535:
             raise ConfigurationError("TENANTVEC_PG_PORT must be between 1 and 65535")
-        for name in ("pg_max_connections", "connect_timeout", "migrate_concurrency"):
+        for name in (
+            "pg_max_connections",
+            "connect_timeout",
+            "migrate_concurrency",
+            "max_body_bytes",
+            "max_pools",
+            "max_connections_per_server",
+            "pool_max_size",
+            "api_workers",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{_env_of(name)} must be positive")
-        if self.retry_seconds <= 0:
-            raise ConfigurationError("TENANTVEC_RETRY_SECONDS must be positive")
+        for name in (
+            "retry_seconds",
+            "pool_idle_seconds",
+            "pool_wait_seconds",
+            "route_ttl_seconds",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{_env_of(name)} must be positive")
+        if self.api_workers > self.max_connections_per_server:
+            raise ConfigurationError(
+                "TENANTVEC_MAX_CONNECTIONS_PER_SERVER must be at least the number of API "
+                "workers (each needs one connection)"
+            )
+
+    @property
+    def worker_connection_budget(self) -> int:
+        """This process's share of each server's connection budget."""
+        return self.max_connections_per_server // self.api_workers
 
     def display_values(self) -> dict[str, str | None]:
         """Every setting by variable name, fit to print: keys masked, URL passwords redacted."""
@@ -178,7 +256,7 @@ class Settings:
             value = getattr(self, f.name)
             if value is None or value == frozenset():
                 shown[f.metadata["env"]] = None
-            elif f.name == "secret_key":
+            elif f.name in ("secret_key", "admin_token"):
                 shown[f.metadata["env"]] = "***"
             elif f.name == "catalog_url":
                 shown[f.metadata["env"]] = redact(value)
@@ -201,6 +279,15 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "connect_timeout": _positive_int,
     "retry_seconds": _positive_float,
     "migrate_concurrency": _positive_int,
+    "admin_token": str,
+    "max_body_bytes": _positive_int,
+    "max_pools": _positive_int,
+    "max_connections_per_server": _positive_int,
+    "pool_max_size": _positive_int,
+    "pool_idle_seconds": _positive_float,
+    "pool_wait_seconds": _positive_float,
+    "route_ttl_seconds": _positive_float,
+    "api_workers": _positive_int,
     "failpoints": lambda raw: frozenset(p.strip() for p in raw.split(",") if p.strip()),
 }
 

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-__all__ = ["OperationRow", "ServerRow", "TenantRow", "utcnow"]
+__all__ = ["ApiKeyRow", "OperationRow", "ServerRow", "TenantRow", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -95,3 +95,20 @@ class OperationRow(SQLModel, table=True):
     ended_at: datetime | None = _ts(nullable=True)
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     details: dict[str, Any] = _json()
+
+
+class ApiKeyRow(SQLModel, table=True):
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("api_keys_tenant", "tenant_uid"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    # A key belongs to one incarnation of a tenant: a tenant deleted and created again
+    # under the same id does not inherit its predecessor's keys.
+    tenant_uid: uuid.UUID
+    tenant_id: str = Field(max_length=63)
+    name: str | None = Field(default=None, max_length=255)
+    # SHA-256 of the key's secret part; the secret itself is never stored.
+    secret_hash: str = Field(max_length=64)
+    created_by: str = Field(max_length=255)
+    created_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True)

@@ -17,6 +17,7 @@ from tenant_schema.spec import IndexSpec, Metric, SchemaSpec
 
 __all__ = [
     "LIVE_STATES",
+    "ApiKey",
     "Operation",
     "OperationOutcome",
     "Server",
@@ -170,4 +171,26 @@ class Operation:
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "error": self.error,
             "details": self.details,
+        }
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    tenant_uid: str
+    tenant_id: str
+    name: str | None
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+    secret_hash: str = field(repr=False)
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenant": self.tenant_id,
+            "name": self.name,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
         }

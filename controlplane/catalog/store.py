@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from controlplane.catalog.models import OperationRow, ServerRow, TenantRow, utcnow
+from controlplane.catalog.models import ApiKeyRow, OperationRow, ServerRow, TenantRow, utcnow
 from controlplane.catalog.records import (
     LIVE_STATES,
+    ApiKey,
     Operation,
     OperationOutcome,
     Server,
@@ -44,7 +45,12 @@ logger = logging.getLogger("tenantvec.catalog")
 # Advisory lock namespace ("tenv"); the second key is hashtext(tenant id), or 0 for
 # the catalog's own schema setup.
 _LOCK_CLASS = 0x74656E76
-_TABLES = [ServerRow.__table__, TenantRow.__table__, OperationRow.__table__]  # type: ignore[attr-defined]
+_TABLES = [
+    ServerRow.__table__,  # type: ignore[attr-defined]
+    TenantRow.__table__,  # type: ignore[attr-defined]
+    OperationRow.__table__,  # type: ignore[attr-defined]
+    ApiKeyRow.__table__,  # type: ignore[attr-defined]
+]
 
 
 def sqlalchemy_url(conninfo: ConnInfo) -> URL:
@@ -95,6 +101,12 @@ class Catalog:
                 # Several processes may start at once against a fresh catalog.
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": _LOCK_CLASS})
                 await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=_TABLES))
+
+    async def ping(self) -> None:
+        """Raise BackendUnavailable unless the catalog answers."""
+        with self._translate():
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
 
     # -- tenants ----------------------------------------------------------------------
 
@@ -177,6 +189,23 @@ class Catalog:
         async with self._session() as session:
             return {str(name): int(n) for name, n in (await session.exec(query)).all() if name}
 
+    async def tenant_versions(self, tenant_ids: Iterable[str]) -> dict[str, tuple[str, datetime]]:
+        """``{id: (uid, updated_at)}`` of the live tenants among ``tenant_ids``.
+
+        One cheap query, so a router can revalidate every route it caches at once.
+        """
+        ids = list(tenant_ids)
+        if not ids:
+            return {}
+        query = select(TenantRow.id, TenantRow.uid, TenantRow.updated_at).where(
+            col(TenantRow.id).in_(ids), col(TenantRow.state) != TenantState.DELETED
+        )
+        async with self._session() as session:
+            return {
+                str(tid): (str(uid), updated)
+                for tid, uid, updated in (await session.exec(query)).all()
+            }
+
     @asynccontextmanager
     async def tenant_lock(self, tenant_id: str) -> AsyncIterator[None]:
         """Hold the tenant's lifecycle lock, or raise TenantBusy if another holder has it.
@@ -252,6 +281,50 @@ class Catalog:
                 raise ServerNotFound(name)
             await session.delete(row)
             await session.commit()
+
+    # -- API keys ---------------------------------------------------------------------
+
+    async def add_key(self, key: ApiKey) -> ApiKey:
+        row = ApiKeyRow(
+            id=key.id,
+            tenant_uid=uuid.UUID(key.tenant_uid),
+            tenant_id=key.tenant_id,
+            name=key.name,
+            secret_hash=key.secret_hash,
+            created_by=key.created_by,
+            created_at=key.created_at,
+        )
+        async with self._session() as session:
+            session.add(row)
+            await session.commit()
+            await session.refresh(row)
+            return _key(row)
+
+    async def find_key(self, key_id: str) -> ApiKey | None:
+        async with self._session() as session:
+            row = await session.get(ApiKeyRow, key_id)
+            return _key(row) if row else None
+
+    async def list_keys(self, tenant_uid: str, *, include_revoked: bool = False) -> list[ApiKey]:
+        query = select(ApiKeyRow).where(ApiKeyRow.tenant_uid == uuid.UUID(tenant_uid))
+        if not include_revoked:
+            query = query.where(col(ApiKeyRow.revoked_at).is_(None))
+        query = query.order_by(col(ApiKeyRow.created_at), col(ApiKeyRow.id))
+        async with self._session() as session:
+            return [_key(row) for row in (await session.exec(query)).all()]
+
+    async def revoke_key(self, key_id: str) -> ApiKey | None:
+        """Mark the key revoked (idempotent); None if there is no such key."""
+        async with self._session() as session:
+            row = await session.get(ApiKeyRow, key_id)
+            if row is None:
+                return None
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+                session.add(row)
+                await session.commit()
+                await session.refresh(row)
+            return _key(row)
 
     # -- operations -------------------------------------------------------------------
 
@@ -386,4 +459,17 @@ def _operation(row: OperationRow) -> Operation:
         ended_at=row.ended_at,
         error=row.error,
         details=dict(row.details),
+    )
+
+
+def _key(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        tenant_uid=str(row.tenant_uid),
+        tenant_id=row.tenant_id,
+        name=row.name,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        secret_hash=row.secret_hash,
     )

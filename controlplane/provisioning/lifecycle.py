@@ -167,6 +167,9 @@ async def finish_delete(plane: ControlPlane, tenant: Tenant, *, actor: str, acti
     backend = plane.backend(tenant.backend)
     if tenant.state is not TenantState.DELETING:
         tenant = await catalog.update_tenant(tenant.uid, state=TenantState.DELETING.value)
+    # Routers in this process close the tenant's pool now; others notice within their
+    # route TTL (and DROP DATABASE ... FORCE ends their sessions meanwhile).
+    await plane.tenant_changed(tenant.id)
     operation = await catalog.begin_operation(action, actor, tenant=tenant)
     try:
         failpoint(plane.settings, "delete.after_catalog")
@@ -183,6 +186,7 @@ async def finish_delete(plane: ControlPlane, tenant: Tenant, *, actor: str, acti
         error=None,
     )
     await catalog.end_operation(operation, OperationOutcome.SUCCEEDED)
+    await plane.tenant_changed(tenant.id)
     logger.info("tenant %s: deleted", tenant.id)
     return deleted
 

@@ -1,0 +1,233 @@
+"""``serve``, ``keys ...`` and ``search``: the HTTP API and what uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.table import Table
+
+from cli.context import JsonOption, get_cli
+from controlplane.catalog.records import ApiKey
+from controlplane.client import ApiClient
+from controlplane.errors import InvalidRequest
+from controlplane.keys import (
+    IssuedKey,
+    admin_token_path,
+    create_key,
+    list_keys,
+    load_admin_token,
+    revoke_key,
+)
+from controlplane.localpg import EmbeddedServer
+from controlplane.plane import ControlPlane
+from controlplane.retrieval import SearchRequest, SearchResponse, search
+from controlplane.routing import TenantRouter
+
+__all__ = ["register"]
+
+keys_app = typer.Typer(help="Create, list and revoke tenant API keys.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("search")(search_command)
+    app.add_typer(keys_app, name="keys")
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8080,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API processes. They share TENANTVEC_MAX_CONNECTIONS_PER_SERVER: each "
+            "gets 1/N of every server's connection budget.",
+        ),
+    ] = 1,
+) -> None:
+    """Run the HTTP API (admin and data plane) until interrupted.
+
+    Admin calls take the admin token (TENANTVEC_ADMIN_TOKEN, or the file named at
+    start); data calls take a tenant key from 'tenantctl keys create'. OpenAPI at
+    /schema/openapi.json; /healthz, /readyz, /metrics for operations.
+    """
+    import uvicorn  # only this command needs the server
+
+    cli = get_cli(ctx)
+    settings = cli.settings
+    if workers > settings.max_connections_per_server:
+        raise InvalidRequest("--workers cannot exceed TENANTVEC_MAX_CONNECTIONS_PER_SERVER")
+    load_admin_token(settings)  # create the token file before workers race for it
+    if not settings.catalog_url:
+        EmbeddedServer(settings).ensure_running()
+    where = "TENANTVEC_ADMIN_TOKEN" if settings.admin_token else str(admin_token_path(settings))
+    cli.err.print(f"tenantvec API on {host}:{port} ({workers} worker(s)); admin token: {where}")
+    # Workers build their settings from the environment: tell them how many share the
+    # budget.
+    os.environ["TENANTVEC_API_WORKERS"] = str(workers)
+    uvicorn.run(
+        "controlplane.api.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="debug" if cli.debug else "info",
+        access_log=cli.debug,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="Tenant id.")],
+    name: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Create an API key for TENANT; the key is printed once and cannot be shown again."""
+    cli = get_cli(ctx)
+
+    async def work(plane: ControlPlane) -> IssuedKey:
+        return await create_key(plane, tenant, actor=cli.actor, name=name)
+
+    issued = cli.run(work)
+    if json_:
+        cli.print_json(issued.public_dict())
+    else:
+        cli.err.print(f"key {issued.key.id} for tenant {tenant}; store it now, it is shown once:")
+        cli.out.print(issued.secret)
+
+
+@keys_app.command("list")
+def keys_list(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="Tenant id.")],
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """List TENANT's keys (ids and names; secrets are never stored)."""
+    cli = get_cli(ctx)
+
+    async def work(plane: ControlPlane) -> list[ApiKey]:
+        return await list_keys(plane, tenant, include_revoked=all_)
+
+    found = cli.run(work)
+    if json_:
+        cli.print_json([k.public_dict() for k in found])
+        return
+    table = Table("id", "name", "created", "by", "revoked")
+    for key in found:
+        table.add_row(
+            key.id,
+            key.name or "",
+            key.created_at.strftime("%Y-%m-%d %H:%M"),
+            key.created_by,
+            key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "",
+        )
+    cli.out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="Tenant id.")],
+    key_id: Annotated[str, typer.Argument(help="Key id (from 'tenantctl keys list').")],
+    json_: JsonOption = False,
+) -> None:
+    """Revoke one of TENANT's keys.
+
+    Running APIs refuse it at once, or within TENANTVEC_ROUTE_TTL_SECONDS + 1 s when
+    they run in another process.
+    """
+    cli = get_cli(ctx)
+
+    async def work(plane: ControlPlane) -> ApiKey:
+        return await revoke_key(plane, tenant, key_id, actor=cli.actor)
+
+    key = cli.run(work)
+    if json_:
+        cli.print_json(key.public_dict())
+    else:
+        cli.out.print(f"key {key.id} of tenant {tenant} revoked")
+
+
+def search_command(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="Tenant id.")],
+    vector: Annotated[
+        str, typer.Option(help="Query embedding as a JSON array, e.g. '[0.1, 0.2, 0.3]'.")
+    ],
+    k: Annotated[int, typer.Option("-k", "--k", help="How many hits (1-100).")] = 10,
+    filter_: Annotated[
+        str | None,
+        typer.Option(
+            "--filter", help='Metadata containment as a JSON object, e.g. \'{"lang": "en"}\'.'
+        ),
+    ] = None,
+    min_similarity: Annotated[float | None, typer.Option(help="Drop hits scoring lower.")] = None,
+    api: Annotated[
+        str | None,
+        typer.Option(
+            help="Search through a running API at this URL (with TENANTVEC_API_KEY, or the "
+            "admin token) instead of connecting to the tenant database directly."
+        ),
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Nearest chunks to a vector in TENANT's database, best first."""
+    cli = get_cli(ctx)
+    request = _search_request(vector, k, filter_, min_similarity)
+    if api:
+        token = os.environ.get("TENANTVEC_API_KEY") or load_admin_token(cli.settings)
+        result = asyncio.run(_search_api(api, token, tenant, request))
+    else:
+
+        async def work(plane: ControlPlane) -> SearchResponse:
+            async with TenantRouter.open(plane) as router:
+                return await search(router, tenant, request)
+
+        result = cli.run(work)
+    if json_:
+        cli.print_json(msgspec.to_builtins(result))
+        return
+    table = Table("score", "document", "chunk", "content")
+    for hit in result.results:
+        content = (hit.content or "").replace("\n", " ")
+        table.add_row(f"{hit.score:.4f}", hit.document_id, str(hit.chunk), content[:80])
+    cli.out.print(table)
+
+
+async def _search_api(url: str, token: str, tenant: str, request: SearchRequest) -> SearchResponse:
+    async with ApiClient(url, token) as client:
+        return await client.search(tenant, request)
+
+
+def _search_request(
+    vector: str, k: int, filter_: str | None, min_similarity: float | None
+) -> SearchRequest:
+    values: Any = _json_option("--vector", vector)
+    filter_value: Any = _json_option("--filter", filter_) if filter_ is not None else None
+    try:
+        return msgspec.convert(
+            {"vector": values, "k": k, "filter": filter_value, "min_similarity": min_similarity},
+            SearchRequest,
+        )
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid search: {exc}") from None
+
+
+def _json_option(option: str, text: str) -> Any:
+    def refuse(constant: str) -> Any:
+        raise InvalidRequest(f"{option} contains {constant}; values must be finite numbers")
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"{option} is not valid JSON: {exc.msg}") from None

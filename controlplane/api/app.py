@@ -1,0 +1,93 @@
+"""The HTTP API: ``create_app(settings)`` builds the Litestar application.
+
+The app owns its resources through its lifespan: on start it opens the control plane
+(catalog, embedded server if that is where the catalog lives) and the tenant router;
+on shutdown it closes every tenant pool, then the catalog. Handlers get them through
+the ``api`` dependency and the caller through ``caller``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from controlplane.api.auth import provide_caller
+from controlplane.api.data import DataController
+from controlplane.api.metrics import ApiMetrics, metrics_middleware
+from controlplane.api.problems import exception_handlers
+from controlplane.api.state import ApiState
+from controlplane.api.system import healthz, metrics, readyz
+from controlplane.api.tenants import TenantsController
+from controlplane.keys import KeyVerifier, load_admin_token
+from controlplane.plane import ControlPlane
+from controlplane.routing import TenantRouter
+from controlplane.settings import Settings
+
+__all__ = ["create_app", "create_app_from_env"]
+
+logger = logging.getLogger("tenantvec.api")
+
+API_VERSION = "1"
+
+
+def create_app(settings: Settings) -> Litestar:
+    admin_token = load_admin_token(settings)  # fail at build time, not first request
+    api_metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with ControlPlane.open(settings) as plane, TenantRouter.open(plane) as router:
+            api_metrics.watch(router)
+            app.state.api = ApiState(
+                plane=plane,
+                router=router,
+                verifier=KeyVerifier(plane, ttl=settings.route_ttl_seconds),
+                admin_token=admin_token,
+                metrics=api_metrics,
+            )
+            logger.info(
+                "API ready: budget %d connections per server, at most %d pools",
+                settings.worker_connection_budget,
+                settings.max_pools,
+            )
+            yield
+
+    def provide_api(state: State) -> ApiState:
+        api: ApiState = state.api
+        return api
+
+    return Litestar(
+        route_handlers=[TenantsController, DataController, healthz, readyz, metrics],
+        lifespan=[lifespan],
+        dependencies={
+            "api": Provide(provide_api, sync_to_thread=False),
+            "caller": Provide(provide_caller),
+        },
+        exception_handlers=exception_handlers,
+        middleware=[metrics_middleware],
+        request_max_body_size=settings.max_body_bytes,
+        state=State({"metrics": api_metrics}),
+        openapi_config=OpenAPIConfig(
+            title="tenantvec",
+            version=API_VERSION,
+            description="Database-per-tenant retrieval on PostgreSQL + pgvector. Admin "
+            "endpoints take the admin token; data endpoints take the tenant's key (or the "
+            "admin token) as 'Authorization: Bearer <token>'. Errors are "
+            "application/problem+json.",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        debug=False,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """The uvicorn factory (``tenantctl serve``): settings from the environment."""
+    return create_app(Settings.from_env())

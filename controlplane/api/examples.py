@@ -1,0 +1,115 @@
+"""Examples shown in the OpenAPI document, one set per operation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+
+__all__ = ["example", "ok"]
+
+_VECTOR = [0.12, -0.03, 0.88]
+
+TENANT: dict[str, Any] = {
+    "id": "acme",
+    "state": "ready",
+    "backend": "postgres",
+    "server": "local",
+    "placement": {"database": "acme", "role": "acme"},
+    "dims": 3,
+    "metric": "cosine",
+    "index": {"kind": "hnsw", "m": 16, "ef_construction": 64},
+    "text_config": "english",
+    "schema_version": 1,
+    "labels": {"plan": "pro"},
+    "created_at": "2026-11-20T09:30:00+00:00",
+    "updated_at": "2026-11-20T09:30:00+00:00",
+    "expires_at": None,
+    "deleted_at": None,
+    "error": None,
+}
+KEY = {
+    "id": "k3x9q2m7w1ab",
+    "tenant": "acme",
+    "name": "search-backend",
+    "created_by": "api:admin",
+    "created_at": "2026-11-20T09:31:00+00:00",
+    "revoked_at": None,
+}
+OPERATION = {
+    "id": 42,
+    "action": "create",
+    "actor": "api:admin",
+    "tenant": "acme",
+    "outcome": "succeeded",
+    "started_at": "2026-11-20T09:30:00+00:00",
+    "ended_at": "2026-11-20T09:30:00+00:00",
+    "error": None,
+    "details": {"schema_version": 1},
+}
+UPSERT = {
+    "documents": [
+        {
+            "id": "doc-1",
+            "title": "Refund policy",
+            "metadata": {"lang": "en"},
+            "chunks": [
+                {"content": "Refunds are issued within 14 days.", "embedding": _VECTOR},
+            ],
+        }
+    ]
+}
+DOCUMENT = {
+    "id": "doc-1",
+    "title": "Refund policy",
+    "source": None,
+    "metadata": {"lang": "en"},
+    "created_at": "2026-11-20T09:32:00+00:00",
+    "updated_at": "2026-11-20T09:32:00+00:00",
+    "chunks": [
+        {"ordinal": 0, "content": "Refunds are issued within 14 days.", "metadata": {"lang": "en"}}
+    ],
+}
+SEARCH = {"vector": _VECTOR, "k": 10, "filter": {"lang": "en"}, "min_similarity": 0.5}
+SEARCH_RESULTS = {
+    "results": [
+        {
+            "document_id": "doc-1",
+            "chunk": 0,
+            "score": 0.93,
+            "content": "Refunds are issued within 14 days.",
+            "metadata": {"lang": "en"},
+        }
+    ]
+}
+STATS = {
+    "tenant": "acme",
+    "documents": 1,
+    "chunks": 1,
+    "dims": 3,
+    "metric": "cosine",
+    "index": "hnsw",
+    "schema_version": 1,
+    "index_bytes": 16384,
+    "table_bytes": 90112,
+    "database_bytes": 7823491,
+}
+
+
+def example(value: Any, summary: str = "example") -> list[Example]:
+    return [Example(summary=summary, value=value)]
+
+
+def ok(
+    container: Any, value: Any, description: str, *, status: int = 200
+) -> dict[int, ResponseSpec]:
+    """A success response documented with its type and an example body."""
+    return {
+        status: ResponseSpec(
+            data_container=container,
+            description=description,
+            examples=example(value),
+            generate_examples=False,
+        )
+    }

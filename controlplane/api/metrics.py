@@ -1,0 +1,109 @@
+"""Prometheus metrics: requests and latency per tenant and route, pools and connections.
+
+Each app has its own registry (no process-global state), served at ``/metrics``. The
+router's figures are read at scrape time, so they are never stale. With several API
+workers each process answers for itself; scrape them through a port per worker or sum
+in Prometheus.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from controlplane.routing import TenantRouter
+
+__all__ = ["ApiMetrics", "metrics_middleware"]
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ApiMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tenantvec_requests",
+            "HTTP requests by tenant (empty for admin routes), route and status.",
+            ["tenant", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tenantvec_request_seconds",
+            "HTTP request latency by tenant and route.",
+            ["tenant", "route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+
+    def watch(self, router: TenantRouter) -> None:
+        self.registry.register(_RouterCollector(router))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _RouterCollector(Collector):
+    def __init__(self, router: TenantRouter) -> None:
+        self._router = router
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._router.stats()
+        pools = GaugeMetricFamily("tenantvec_open_pools", "Tenant pools open in this process.")
+        pools.add_metric([], stats.open_pools)
+        yield pools
+        families = {
+            "connections": "Tenant connections open to the server.",
+            "in_use": "Tenant connections checked out by requests.",
+            "reserved": "Budget slots held by open pools.",
+            "limit": "Connection budget for the server.",
+            "peak": "Most budget slots ever held at once.",
+        }
+        for name, doc in families.items():
+            family = GaugeMetricFamily(f"tenantvec_server_{name}", doc, labels=["server"])
+            for server, figures in stats.budgets.items():
+                family.add_metric([server], figures[name])
+            yield family
+
+
+def metrics_middleware(app: ASGIApp) -> ASGIApp:
+    """Count and time every routed request, labelled by tenant and operation id."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        metrics: ApiMetrics | None = getattr(scope["litestar_app"].state, "metrics", None)
+        handler: Any = scope.get("route_handler")
+        route = getattr(handler, "operation_id", None) or "unknown"
+        if metrics is None or route == "metrics":
+            await app(scope, receive, send)
+            return
+        tenant = str(scope.get("path_params", {}).get("tenant_id", ""))
+        status = 500
+        started = time.perf_counter()
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, record_status)
+        finally:
+            # Only ids that authenticated and exist become label values: unauthenticated
+            # callers must not be able to grow the metric families without bound.
+            if status in (401, 403, 404):
+                tenant = ""
+            metrics.latency.labels(tenant, route).observe(time.perf_counter() - started)
+            metrics.requests.labels(tenant, route, str(status)).inc()
+
+    return middleware

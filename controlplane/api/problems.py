@@ -1,0 +1,103 @@
+"""The one place HTTP statuses are derived from errors: RFC 9457 problem details.
+
+Every error response is ``application/problem+json``::
+
+    {"type": "about:blank", "title": "Not Found", "status": 404,
+     "detail": "tenant 'acme' not found", "code": "tenant_not_found"}
+
+``detail`` is the library's message, written for the person reading it; ``code`` is
+stable for programs. Unexpected errors are logged with a traceback and answered with
+a generic 500 that reveals nothing of the internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from controlplane.errors import TenantUnavailable, TenantvecError
+from controlplane.httpstatus import status_for
+
+__all__ = ["PROBLEM_JSON", "exception_handlers", "problem"]
+
+logger = logging.getLogger("tenantvec.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    code: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _code(exc: BaseException) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+
+
+def _tenantvec_error(request: Request[Any, Any, Any], exc: TenantvecError) -> Response[Any]:
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="tenantvec"'
+    retry_after = getattr(exc, "retry_after", None)
+    if status == 503:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after or 1)))
+    if isinstance(exc, TenantUnavailable):
+        extra = {"tenant": exc.tenant_id, "tenant_state": exc.state}
+    if status >= 500:
+        logger.warning("%s %s: %s", request.method, request.url.path, exc)
+    return problem(status, str(exc), code=_code(exc), headers=headers, **extra)
+
+
+def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    messages = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors]
+    detail = "; ".join(messages) or str(exc.detail)
+    return problem(400, f"invalid request: {detail}", code="invalid_request", errors=errors)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    detail = exc.detail
+    if status == 413:
+        detail = "request body is larger than TENANTVEC_MAX_BODY_BYTES allows; send smaller batches"
+    elif status == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
+        detail = f"no route for {request.url.path}"
+    elif status == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    return problem(status, detail, code=_code(exc), headers=exc.headers)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.exception("%s %s failed", request.method, request.url.path)
+    return problem(500, "internal error; the server log has the details", code="internal_error")
+
+
+exception_handlers: ExceptionHandlersMap = {
+    TenantvecError: _tenantvec_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unexpected,
+}

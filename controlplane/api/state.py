@@ -1,0 +1,21 @@
+"""What the API's handlers share, opened in the app's lifespan and closed with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controlplane.api.metrics import ApiMetrics
+from controlplane.keys import KeyVerifier
+from controlplane.plane import ControlPlane
+from controlplane.routing import TenantRouter
+
+__all__ = ["ApiState"]
+
+
+@dataclass(frozen=True)
+class ApiState:
+    plane: ControlPlane
+    router: TenantRouter
+    verifier: KeyVerifier
+    admin_token: str
+    metrics: ApiMetrics

@@ -1,0 +1,57 @@
+"""Process endpoints: liveness, readiness, metrics. No authentication."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get
+from litestar.response import Response as LitestarResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from controlplane.api import examples as ex
+from controlplane.api.state import ApiState
+from controlplane.errors import TenantvecError
+
+__all__ = ["healthz", "metrics", "readyz"]
+
+
+@get(
+    "/healthz",
+    operation_id="healthz",
+    summary="The process is up",
+    tags=["system"],
+    responses=ex.ok(dict[str, Any], {"status": "ok"}, "Always, while the process runs."),
+)
+async def healthz() -> dict[str, Any]:
+    return {"status": "ok"}
+
+
+@get(
+    "/readyz",
+    operation_id="readyz",
+    summary="The catalog is reachable",
+    tags=["system"],
+    responses=ex.ok(dict[str, Any], {"status": "ready"}, "Ready to route requests."),
+)
+async def readyz(api: ApiState) -> Response[dict[str, Any]]:
+    try:
+        await api.plane.catalog.ping()
+    except TenantvecError as exc:
+        return LitestarResponse(
+            {"status": "unavailable", "detail": str(exc)},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    return LitestarResponse({"status": "ready"})
+
+
+@get(
+    "/metrics",
+    operation_id="metrics",
+    summary="Prometheus metrics",
+    tags=["system"],
+    media_type=CONTENT_TYPE_LATEST,
+    responses=ex.ok(str, "tenantvec_open_pools 3.0\n", "Prometheus text format."),
+)
+async def metrics(api: ApiState) -> Response[bytes]:
+    return LitestarResponse(api.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,210 @@
+"""Admin endpoints: tenants, their keys, the operation log. Admin token only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, delete, get, post
+from litestar.params import Body, Parameter
+from msgspec import Meta, Struct
+
+from controlplane.api import examples as ex
+from controlplane.api.auth import Caller
+from controlplane.api.state import ApiState
+from controlplane.durations import parse_duration
+from controlplane.keys import create_key, list_keys, revoke_key
+from controlplane.provisioning.lifecycle import (
+    TenantRequest,
+    create_tenant,
+    delete_tenant,
+    describe_tenant,
+    list_tenants,
+)
+from tenant_schema.spec import IndexKind, IndexSpec, Metric
+
+__all__ = ["TenantsController"]
+
+TenantIdParam = Annotated[str, Parameter(description="Tenant id.")]
+
+
+class TenantCreate(Struct, forbid_unknown_fields=True):
+    """The options of ``tenantctl tenants create``."""
+
+    id: str
+    dims: Annotated[int, Meta(ge=1, le=16_000)] = 1536
+    metric: Literal["cosine", "l2", "ip"] = "cosine"
+    index: Literal["hnsw", "ivfflat", "none"] = "hnsw"
+    m: int = 16
+    ef_construction: int = 64
+    lists: int = 100
+    text_config: str = "english"
+    server: str | None = None
+    labels: dict[str, str] = {}
+    ttl: (
+        Annotated[str, Meta(description="e.g. 30m, 2h, 7d: 'tenantctl gc' deletes after.")] | None
+    ) = None
+
+    def to_request(self) -> TenantRequest:
+        return TenantRequest(
+            id=self.id,
+            dims=self.dims,
+            metric=Metric(self.metric),
+            index=IndexSpec(
+                kind=IndexKind(self.index),
+                m=self.m,
+                ef_construction=self.ef_construction,
+                lists=self.lists,
+            ),
+            text_config=self.text_config,
+            server=self.server,
+            labels=self.labels,
+            ttl=parse_duration(self.ttl) if self.ttl else None,
+        )
+
+
+class KeyCreate(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+
+
+class TenantsController(Controller):
+    path = "/v1"
+    tags = ["admin"]
+
+    @post(
+        "/tenants",
+        operation_id="createTenant",
+        summary="Create a tenant",
+        description="Provisions the tenant's database and role and applies the schema; "
+        "answers when the tenant is ready.",
+        responses=ex.ok(dict[str, Any], ex.TENANT, "The tenant, ready.", status=201),
+    )
+    async def create(
+        self,
+        api: ApiState,
+        caller: Caller,
+        data: Annotated[
+            TenantCreate,
+            Body(
+                examples=ex.example(
+                    {"id": "acme", "dims": 1536, "metric": "cosine", "index": "hnsw"}
+                )
+            ),
+        ],
+    ) -> dict[str, Any]:
+        caller.require_admin()
+        tenant = await create_tenant(api.plane, data.to_request(), actor=caller.actor)
+        return tenant.public_dict()
+
+    @get(
+        "/tenants",
+        operation_id="listTenants",
+        summary="List tenants",
+        responses=ex.ok(list[dict[str, Any]], [ex.TENANT], "Live tenants, by id."),
+    )
+    async def list_(
+        self,
+        api: ApiState,
+        caller: Caller,
+        include_deleted: Annotated[bool, Parameter(query="include_deleted")] = False,
+    ) -> list[dict[str, Any]]:
+        caller.require_admin()
+        found = await list_tenants(api.plane, include_deleted=include_deleted)
+        return [t.public_dict() for t in found]
+
+    @get(
+        "/tenants/{tenant_id:str}",
+        operation_id="getTenant",
+        summary="Show a tenant",
+        description="The catalog record, live facts from its server and recent operations.",
+        responses=ex.ok(dict[str, Any], ex.TENANT, "The tenant."),
+    )
+    async def show(self, api: ApiState, caller: Caller, tenant_id: TenantIdParam) -> dict[str, Any]:
+        caller.require_admin()
+        return await describe_tenant(api.plane, tenant_id)
+
+    @delete(
+        "/tenants/{tenant_id:str}",
+        operation_id="deleteTenant",
+        summary="Delete a tenant",
+        description="Drops its database and role (GDPR erasure); the catalog row stays as "
+        "'deleted' for audit.",
+        status_code=200,
+        responses=ex.ok(dict[str, Any], {**ex.TENANT, "state": "deleted"}, "The deleted tenant."),
+    )
+    async def delete_(
+        self, api: ApiState, caller: Caller, tenant_id: TenantIdParam
+    ) -> dict[str, Any]:
+        caller.require_admin()
+        tenant = await delete_tenant(api.plane, tenant_id, actor=caller.actor)
+        return tenant.public_dict()
+
+    @post(
+        "/tenants/{tenant_id:str}/keys",
+        operation_id="createKey",
+        summary="Create a tenant API key",
+        description="The key is in this response and nowhere else: only its hash is stored.",
+        responses=ex.ok(
+            dict[str, Any], {**ex.KEY, "key": "tvk_k3x9q2m7w1ab_<secret>"}, "The key.", status=201
+        ),
+    )
+    async def create_key(
+        self,
+        api: ApiState,
+        caller: Caller,
+        tenant_id: TenantIdParam,
+        data: Annotated[
+            KeyCreate | None, Body(examples=ex.example({"name": "search-backend"}))
+        ] = None,
+    ) -> dict[str, Any]:
+        caller.require_admin()
+        name = data.name if data is not None else None
+        issued = await create_key(api.plane, tenant_id, actor=caller.actor, name=name)
+        return issued.public_dict()
+
+    @get(
+        "/tenants/{tenant_id:str}/keys",
+        operation_id="listKeys",
+        summary="List a tenant's keys",
+        responses=ex.ok(list[dict[str, Any]], [ex.KEY], "Keys (never their secrets)."),
+    )
+    async def list_keys(
+        self,
+        api: ApiState,
+        caller: Caller,
+        tenant_id: TenantIdParam,
+        include_revoked: Annotated[bool, Parameter(query="include_revoked")] = False,
+    ) -> list[dict[str, Any]]:
+        caller.require_admin()
+        keys = await list_keys(api.plane, tenant_id, include_revoked=include_revoked)
+        return [k.public_dict() for k in keys]
+
+    @delete(
+        "/tenants/{tenant_id:str}/keys/{key_id:str}",
+        operation_id="revokeKey",
+        summary="Revoke a tenant API key",
+        description="Effective at once in this process, within TENANTVEC_ROUTE_TTL_SECONDS "
+        "+ 1 s in other API processes.",
+    )
+    async def revoke_key(
+        self, api: ApiState, caller: Caller, tenant_id: TenantIdParam, key_id: str
+    ) -> None:
+        caller.require_admin()
+        await revoke_key(api.plane, tenant_id, key_id, actor=caller.actor)
+
+    @get(
+        "/operations",
+        operation_id="listOperations",
+        summary="The operation log",
+        description="Newest first: every lifecycle action with actor, outcome and error.",
+        responses=ex.ok(list[dict[str, Any]], [ex.OPERATION], "Operations."),
+    )
+    async def operations(
+        self,
+        api: ApiState,
+        caller: Caller,
+        tenant: str | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        caller.require_admin()
+        found = await api.plane.catalog.list_operations(tenant_id=tenant, limit=limit)
+        return [op.public_dict() for op in found]

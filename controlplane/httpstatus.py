@@ -1,0 +1,52 @@
+"""The one table between the error tree and HTTP statuses, read in both directions.
+
+The API answers an error with :func:`status_for`; the client turns a status back into
+the error class with :func:`error_class_for`, so a caller of either sees the same tree.
+"""
+
+from __future__ import annotations
+
+from controlplane.errors import (
+    AuthenticationFailed,
+    BackendUnavailable,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    OverCapacity,
+    PermissionDenied,
+    ProvisioningError,
+    TenantvecError,
+)
+
+__all__ = ["error_class_for", "status_for"]
+
+# Most specific first: the first class an error is an instance of decides.
+_TABLE: list[tuple[type[TenantvecError], int]] = [
+    (InvalidRequest, 400),
+    (AuthenticationFailed, 401),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (OverCapacity, 503),
+    (BackendUnavailable, 503),
+    (ProvisioningError, 502),
+]
+
+
+def status_for(exc: TenantvecError) -> int:
+    for cls, status in _TABLE:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_class_for(status: int, code: str | None = None) -> type[TenantvecError]:
+    """The error class for an HTTP error status (``code``: the problem's code member)."""
+    if status == 503:
+        return OverCapacity if code == "over_capacity" else BackendUnavailable
+    if status == 413:
+        return InvalidRequest
+    for cls, known in _TABLE:
+        if known == status:
+            return cls
+    return TenantvecError

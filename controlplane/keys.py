@@ -1,0 +1,177 @@
+"""Tenant API keys and the admin token: issued once, stored hashed, checked in constant time.
+
+A tenant key looks like ``tvk_<id>_<secret>``: the 12-character id is public (it names
+the key in listings and revocations), the 43-character secret is shown once and only
+its SHA-256 is stored. The secret carries 256 random bits, so a plain hash is enough --
+there is nothing to brute-force that a slow hash would protect.
+
+:class:`KeyVerifier` answers "which tenant does this key open?" for every API request,
+with a short cache (``TENANTVEC_ROUTE_TTL_SECONDS``) so the catalog is not read on each
+call. A revocation in this process takes effect at once; in other processes within the
+TTL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from controlplane.catalog.models import utcnow
+from controlplane.catalog.records import ApiKey, TenantState, validate_tenant_id
+from controlplane.errors import AuthenticationFailed, InvalidRequest, KeyNotFound
+from controlplane.plane import ControlPlane
+from controlplane.secretbox import read_or_create_secret_file
+from controlplane.settings import Settings
+
+__all__ = [
+    "IssuedKey",
+    "KeyVerifier",
+    "create_key",
+    "list_keys",
+    "load_admin_token",
+    "revoke_key",
+]
+
+logger = logging.getLogger("tenantvec.keys")
+
+_KEY_RE = re.compile(r"^tvk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
+_KEY_ID_RE = re.compile(r"^[a-z0-9]{12}$")
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+ADMIN_TOKEN_FILE = "admin-token"
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A key just created: the only moment its secret exists outside the caller."""
+
+    key: ApiKey
+    secret: str  # the whole bearer token, "tvk_<id>_<secret>"
+
+    def public_dict(self) -> dict[str, object]:
+        return {**self.key.public_dict(), "key": self.secret}
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_key(
+    plane: ControlPlane, tenant_id: str, *, actor: str, name: str | None = None
+) -> IssuedKey:
+    """Issue a new key for a live tenant. Its secret is returned here and never again."""
+    validate_tenant_id(tenant_id)
+    if name is not None and not 1 <= len(name) <= 255:
+        raise InvalidRequest("a key name must be 1-255 characters")
+    tenant = await plane.catalog.get_tenant(tenant_id)
+    key_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+    secret = secrets.token_urlsafe(32)
+    record = await plane.catalog.add_key(
+        ApiKey(
+            id=key_id,
+            tenant_uid=tenant.uid,
+            tenant_id=tenant.id,
+            name=name,
+            created_by=actor,
+            created_at=utcnow(),
+            revoked_at=None,
+            secret_hash=_hash(secret),
+        )
+    )
+    logger.info("tenant %s: key %s created by %s", tenant.id, key_id, actor)
+    return IssuedKey(key=record, secret=f"tvk_{key_id}_{secret}")
+
+
+async def list_keys(
+    plane: ControlPlane, tenant_id: str, *, include_revoked: bool = False
+) -> list[ApiKey]:
+    validate_tenant_id(tenant_id)
+    tenant = await plane.catalog.get_tenant(tenant_id)
+    return await plane.catalog.list_keys(tenant.uid, include_revoked=include_revoked)
+
+
+async def revoke_key(plane: ControlPlane, tenant_id: str, key_id: str, *, actor: str) -> ApiKey:
+    """Revoke one of the tenant's keys (idempotent)."""
+    validate_tenant_id(tenant_id)
+    tenant = await plane.catalog.get_tenant(tenant_id)
+    key = await plane.catalog.find_key(key_id) if _KEY_ID_RE.match(key_id) else None
+    if key is None or key.tenant_uid != tenant.uid:
+        raise KeyNotFound(tenant_id, key_id)
+    revoked = await plane.catalog.revoke_key(key_id)
+    assert revoked is not None
+    await plane.tenant_changed(tenant_id)
+    logger.info("tenant %s: key %s revoked by %s", tenant_id, key_id, actor)
+    return revoked
+
+
+def load_admin_token(settings: Settings) -> str:
+    """The admin bearer token: ``TENANTVEC_ADMIN_TOKEN``, else a 0600 file under HOME."""
+    if settings.admin_token:
+        return settings.admin_token
+    path = admin_token_path(settings)
+    return read_or_create_secret_file(path, lambda: secrets.token_urlsafe(32)).strip()
+
+
+def admin_token_path(settings: Settings) -> Path:
+    return settings.home / ADMIN_TOKEN_FILE
+
+
+@dataclass(frozen=True)
+class _Verified:
+    key_id: str
+    tenant_uid: str
+    tenant_id: str
+    secret_hash: str
+    checked_at: float
+
+
+class KeyVerifier:
+    """Resolves bearer tokens to the tenant they open, with a short-lived cache."""
+
+    def __init__(self, plane: ControlPlane, *, ttl: float) -> None:
+        self._plane = plane
+        self._ttl = ttl
+        self._cache: dict[str, _Verified] = {}
+        plane.on_tenant_change(self._forget_tenant)
+
+    def is_admin(self, token: str, admin_token: str) -> bool:
+        return hmac.compare_digest(token.encode(), admin_token.encode())
+
+    async def tenant_for(self, token: str) -> str:
+        """The id of the tenant ``token`` opens; AuthenticationFailed if it opens none."""
+        match = _KEY_RE.match(token)
+        if match is None:
+            raise AuthenticationFailed(
+                "unrecognised token: expected a tenant key ('tvk_<id>_<secret>') or the admin token"
+            )
+        key_id, secret = match.groups()
+        now = time.monotonic()
+        entry = self._cache.get(key_id)
+        if entry is None or now - entry.checked_at > self._ttl:
+            entry = await self._load(key_id, now)
+        if entry is None or not hmac.compare_digest(entry.secret_hash, _hash(secret)):
+            # One message for unknown, revoked and wrong keys: which one it was is of
+            # use only to someone guessing.
+            raise AuthenticationFailed("invalid or revoked API key")
+        return entry.tenant_id
+
+    async def _load(self, key_id: str, now: float) -> _Verified | None:
+        self._cache.pop(key_id, None)
+        key = await self._plane.catalog.find_key(key_id)
+        if key is None or key.revoked_at is not None:
+            return None
+        tenant = await self._plane.catalog.find_tenant(key.tenant_id)
+        if tenant is None or tenant.uid != key.tenant_uid or tenant.state is TenantState.DELETING:
+            return None  # the tenant it was issued for is gone
+        entry = _Verified(key.id, key.tenant_uid, key.tenant_id, key.secret_hash, now)
+        self._cache[key_id] = entry
+        return entry
+
+    async def _forget_tenant(self, tenant_id: str) -> None:
+        for key_id in [k for k, v in self._cache.items() if v.tenant_id == tenant_id]:
+            del self._cache[key_id]

@@ -1,0 +1,38 @@
+"""What a tenant's database holds: counts and sizes."""
+
+from __future__ import annotations
+
+from controlplane.retrieval.models import TenantStats
+from controlplane.routing import TenantRouter
+
+__all__ = ["tenant_stats"]
+
+_STATS = """
+SELECT
+    (SELECT count(*) FROM documents),
+    (SELECT count(*) FROM chunks),
+    coalesce((SELECT max(version) FROM schema_migrations), 0),
+    coalesce(pg_relation_size(to_regclass('chunks_embedding_idx')), 0),
+    pg_total_relation_size('chunks') + pg_total_relation_size('documents'),
+    pg_database_size(current_database())
+"""
+
+
+async def tenant_stats(router: TenantRouter, tenant_id: str) -> TenantStats:
+    async with router.connection(tenant_id) as tc:
+        row = await (await tc.conn.execute(_STATS)).fetchone()
+    assert row is not None
+    schema = tc.route.schema
+    documents, chunks, version, index_bytes, table_bytes, database_bytes = row
+    return TenantStats(
+        tenant=tenant_id,
+        documents=documents,
+        chunks=chunks,
+        dims=schema.dims,
+        metric=schema.metric.value,
+        index=schema.index.kind.value,
+        schema_version=version,
+        index_bytes=index_bytes,
+        table_bytes=table_bytes,
+        database_bytes=database_bytes,
+    )

@@ -1,0 +1,84 @@
+"""One tenant's connection pool, with the bookkeeping the router's budget needs.
+
+The psycopg pool starts empty (``min_size=0``) and may hold at most ``reserved``
+connections -- the slots this tenant holds in its server's budget. The router raises
+``reserved`` one slot at a time when all of the tenant's connections are busy, and
+gives the slots back only after :meth:`TenantPool.close` has closed every connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from pgvector.psycopg import register_vector_async
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from controlplane.routing.routes import Route
+
+__all__ = ["TenantPool"]
+
+logger = logging.getLogger("tenantvec.routing")
+
+
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    await register_vector_async(conn)
+
+
+class TenantPool:
+    def __init__(self, route: Route, *, connect_timeout: int, idle_seconds: float) -> None:
+        if route.conninfo is None:
+            raise ValueError(f"tenant {route.tenant_id!r} has no connection string")
+        self.route = route
+        self.reserved = 0  # budget slots held == the pool's max_size once open
+        self.in_use = 0  # connections checked out through the router
+        self.last_used = time.monotonic()
+        self.retired = False  # no new checkouts; close when the last one returns
+        self._pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+            route.conninfo.dsn,
+            min_size=0,
+            max_size=1,
+            open=False,
+            configure=_configure,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": connect_timeout,
+                "application_name": "tenantvec-router",
+            },
+            name=f"tenant-{route.tenant_id}",
+            max_idle=idle_seconds,
+            # A tenant whose database refuses connections fails its request; the pool
+            # need not keep trying in the background for long.
+            reconnect_timeout=float(connect_timeout),
+            num_workers=1,
+        )
+        self._opened = False
+
+    @property
+    def tenant_id(self) -> str:
+        return self.route.tenant_id
+
+    @property
+    def pool(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
+        return self._pool
+
+    async def grow(self) -> None:
+        """Let the pool hold one more connection (the caller reserved a budget slot)."""
+        self.reserved += 1
+        if not self._opened:
+            # With min_size=0, opening connects nothing: connections are made on demand.
+            await self._pool.open(wait=False)
+            self._opened = True
+        else:
+            await self._pool.resize(0, self.reserved)
+
+    def connections(self) -> int:
+        """Connections the pool holds now (idle, in use, or being made)."""
+        return self._pool.get_stats().get("pool_size", 0) if self._opened else 0
+
+    async def close(self) -> None:
+        if self._opened:
+            await self._pool.close()
+        logger.debug("tenant %s: pool closed (%d slots)", self.tenant_id, self.reserved)

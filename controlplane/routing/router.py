@@ -1,0 +1,365 @@
+"""The tenant router: a warm, bounded connection pool per tenant, opened on first use.
+
+Bounds, all per process:
+
+* at most ``max_pools`` pools are open; to open another, the least recently used idle
+  pool is closed;
+* each server has a connection budget (:class:`ServerBudget`); a pool grows one
+  connection at a time, only into a free slot, and a full budget is relieved by closing
+  idle pools on that server, least recently used first;
+* each pool holds at most ``pool_max_size`` connections;
+* a pool unused for ``pool_idle_seconds`` is closed.
+
+A request that finds no room waits up to ``pool_wait_seconds`` and then gets
+:class:`OverCapacity` (HTTP 503 + Retry-After). A tenant whose database cannot be
+reached fails with :class:`TenantUnavailable`, alone: its pool is closed, its budget
+slots are returned, and for a short while its requests fail fast instead of queueing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import PoolTimeout
+
+from controlplane.catalog.records import TenantState
+from controlplane.errors import OverCapacity, TenantNotFound, TenantUnavailable
+from controlplane.pgconnect import describe_pg_error
+from controlplane.plane import ControlPlane
+from controlplane.routing.budget import ServerBudget
+from controlplane.routing.pools import TenantPool
+from controlplane.routing.routes import Route, RouteTable
+
+__all__ = ["RouterStats", "TenantConnection", "TenantRouter"]
+
+logger = logging.getLogger("tenantvec.routing")
+
+# How long requests to a tenant whose database just failed to connect fail at once
+# (and what Retry-After says), so a dead database does not tie up waiting requests.
+DOWN_SECONDS = 2.0
+
+# SQLSTATE classes meaning "this connection or database cannot serve now", as opposed
+# to an error in the statement.
+_UNAVAILABLE_CLASSES = ("08", "53", "57", "3D", "28")
+
+
+@dataclass(frozen=True)
+class TenantConnection:
+    """A connection to one tenant's database, as the tenant's own role."""
+
+    route: Route
+    conn: AsyncConnection[Any]
+
+    @property
+    def tenant_id(self) -> str:
+        return self.route.tenant_id
+
+
+@dataclass(frozen=True)
+class RouterStats:
+    open_pools: int
+    budgets: dict[str, dict[str, int]]  # per server: limit, reserved, in_use, connections, peak
+
+
+class TenantRouter:
+    """Routes ``connection(tenant_id)`` to the tenant's pool. Open with :meth:`open`."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        settings = plane.settings
+        self._plane = plane
+        self._routes = RouteTable(plane, ttl=settings.route_ttl_seconds)
+        self._max_pools = settings.max_pools
+        self._budget_limit = settings.worker_connection_budget
+        self._pool_max = min(settings.pool_max_size, self._budget_limit)
+        self._idle_seconds = settings.pool_idle_seconds
+        self._wait_seconds = settings.pool_wait_seconds
+        self._ttl = settings.route_ttl_seconds
+        self._connect_timeout = settings.connect_timeout
+        self._pools: OrderedDict[str, TenantPool] = OrderedDict()  # LRU order
+        self._budgets: dict[str, ServerBudget] = {}
+        self._down: dict[str, tuple[float, str]] = {}  # tenant -> (until, reason)
+        # One condition guards all of the above; waiters wake when slots or pools free up.
+        self._cond = asyncio.Condition()
+        self._closing: set[asyncio.Task[None]] = set()
+        self._maintenance: asyncio.Task[None] | None = None
+        plane.on_tenant_change(self.forget)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, plane: ControlPlane) -> AsyncIterator[TenantRouter]:
+        router = cls(plane)
+        router._maintenance = asyncio.create_task(router._maintain(), name="tenantvec-router")
+        try:
+            yield router
+        finally:
+            await router.close()
+
+    async def close(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        async with self._cond:
+            for tpool in list(self._pools.values()):
+                self._retire(tpool)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    # -- the request path --------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def connection(self, tenant_id: str) -> AsyncIterator[TenantConnection]:
+        """A connection to the tenant's database for the duration of the block."""
+        route = await self._routes.get(tenant_id)
+        if route.state is not TenantState.READY:
+            raise TenantUnavailable(tenant_id, route.state.value, _state_reason(route))
+        down = self._down.get(tenant_id)
+        if down is not None:
+            until, reason = down
+            if time.monotonic() < until:
+                raise TenantUnavailable(
+                    tenant_id, route.state.value, reason, retry_after=until - time.monotonic()
+                )
+            del self._down[tenant_id]
+        deadline = time.monotonic() + self._wait_seconds
+        tpool = await self._checkout(route, deadline)
+        try:
+            conn = await self._getconn(tpool, deadline)
+            try:
+                yield TenantConnection(route, conn)
+            except psycopg.Error as exc:
+                if _is_unavailable(exc):
+                    self._routes.forget(tenant_id)  # read the catalog again next time
+                    raise TenantUnavailable(
+                        tenant_id, route.state.value, describe_pg_error(exc)
+                    ) from exc
+                raise
+            finally:
+                await tpool.pool.putconn(conn)
+        finally:
+            await self._checkin(tpool)
+
+    async def _checkout(self, route: Route, deadline: float) -> TenantPool:
+        """Count one more user of the tenant's pool, growing it into the budget if needed."""
+        async with self._cond:
+            while True:
+                tpool = self._pools.get(route.tenant_id)
+                if tpool is not None and not tpool.route.same_target(route):
+                    self._retire(tpool)  # the tenant moved or was re-created
+                    tpool = None
+                if tpool is None and (len(self._pools) < self._max_pools or self._evict_lru()):
+                    tpool = self._pools[route.tenant_id] = TenantPool(
+                        route,
+                        connect_timeout=self._connect_timeout,
+                        idle_seconds=self._idle_seconds,
+                    )
+                if tpool is not None:
+                    self._pools.move_to_end(route.tenant_id)
+                    if tpool.in_use < tpool.reserved:
+                        tpool.in_use += 1
+                        return tpool
+                    if tpool.reserved < self._pool_max:
+                        budget = self._budget(route.budget_key)
+                        if budget.take():
+                            await tpool.grow()
+                            tpool.in_use += 1
+                            return tpool
+                        if budget.releasing == 0:
+                            # Close an idle pool on this server; its slots come back
+                            # (and wake us) once its connections are closed.
+                            self._evict_lru(budget_key=route.budget_key, keep=tpool)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._over_capacity(route)
+                try:
+                    await asyncio.wait_for(self._cond.wait(), remaining)
+                except TimeoutError:
+                    raise self._over_capacity(route) from None
+
+    async def _getconn(self, tpool: TenantPool, deadline: float) -> AsyncConnection[Any]:
+        # A slot is reserved for us, so the pool can always hand out or make a
+        # connection; a timeout here means the database does not accept one.
+        timeout = max(0.1, min(deadline - time.monotonic(), self._connect_timeout))
+        try:
+            return await tpool.pool.getconn(timeout=timeout)
+        except (PoolTimeout, psycopg.Error) as exc:
+            down = self._down.get(tpool.tenant_id)
+            if down is not None:  # a concurrent request already found out why
+                reason = down[1]
+            else:
+                # Stop the pool's own attempts first, so the diagnosis below is the
+                # only connection attempt on the tenant's unused slot.
+                await tpool.pool.close()
+                reason = await self._diagnose(tpool)
+                logger.warning("tenant %s: database unreachable: %s", tpool.tenant_id, reason)
+            async with self._cond:
+                self._down[tpool.tenant_id] = (time.monotonic() + DOWN_SECONDS, reason)
+                self._retire(tpool)
+            raise TenantUnavailable(
+                tpool.tenant_id, tpool.route.state.value, reason, retry_after=DOWN_SECONDS
+            ) from exc
+
+    async def _checkin(self, tpool: TenantPool) -> None:
+        async with self._cond:
+            tpool.in_use -= 1
+            tpool.last_used = time.monotonic()
+            if tpool.retired and tpool.in_use == 0:
+                self._start_close(tpool)
+            self._cond.notify_all()
+
+    async def _diagnose(self, tpool: TenantPool) -> str:
+        """Why the tenant's database refused the pool, from one direct attempt.
+
+        The attempt runs on a slot the tenant already holds and has not used: the pool
+        could not make the connection that slot was reserved for.
+        """
+        conninfo = tpool.route.conninfo
+        assert conninfo is not None
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                conninfo.dsn, connect_timeout=self._connect_timeout, autocommit=True
+            )
+        except psycopg.Error as exc:
+            return describe_pg_error(exc)
+        await conn.close()
+        return f"no connection within {self._connect_timeout} s"
+
+    # -- invalidation and housekeeping -----------------------------------------------
+
+    async def forget(self, tenant_id: str) -> None:
+        """Drop the tenant's cached route and close its pool (lifecycle change)."""
+        self._routes.forget(tenant_id)
+        self._down.pop(tenant_id, None)
+        async with self._cond:
+            tpool = self._pools.get(tenant_id)
+            if tpool is not None:
+                self._retire(tpool)
+
+    async def _maintain(self) -> None:
+        tick = min(1.0, self._ttl / 2, self._idle_seconds / 2)
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                await self._close_idle()
+                await self._revalidate()
+            except Exception:  # noqa: BLE001 -- the loop must outlive a catalog outage
+                logger.warning("router maintenance failed; retrying", exc_info=True)
+
+    async def _close_idle(self) -> None:
+        cutoff = time.monotonic() - self._idle_seconds
+        async with self._cond:
+            for tpool in list(self._pools.values()):
+                if tpool.in_use == 0 and tpool.last_used < cutoff:
+                    logger.info("tenant %s: closing idle pool", tpool.tenant_id)
+                    self._retire(tpool)
+
+    async def _revalidate(self) -> None:
+        """Re-read the catalog for open pools' routes about to expire, in one query."""
+        stale = self._routes.stale(list(self._pools), older_than=self._ttl / 2)
+        if not stale:
+            return
+        versions = await self._plane.catalog.tenant_versions(stale)
+        for tenant_id in stale:
+            current = versions.get(tenant_id)
+            if current is None or not self._routes.confirm(tenant_id, *current):
+                logger.info("tenant %s: catalog entry changed; closing its pool", tenant_id)
+                await self.forget(tenant_id)
+
+    def _retire(self, tpool: TenantPool) -> None:
+        """Take the pool out of service; close it once nobody uses it. Holds the lock."""
+        if self._pools.get(tpool.tenant_id) is tpool:
+            del self._pools[tpool.tenant_id]
+        if not tpool.retired:
+            tpool.retired = True
+            self._budget(tpool.route.budget_key).releasing += tpool.reserved
+            if tpool.in_use == 0:
+                self._start_close(tpool)
+
+    def _start_close(self, tpool: TenantPool) -> None:
+        task = asyncio.create_task(self._close_pool(tpool))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_pool(self, tpool: TenantPool) -> None:
+        try:
+            await tpool.close()
+        finally:
+            # Only now are the connections gone: give their slots back.
+            async with self._cond:
+                self._budget(tpool.route.budget_key).give_back(tpool.reserved)
+                tpool.reserved = 0
+                self._cond.notify_all()
+
+    def _evict_lru(self, *, budget_key: str | None = None, keep: TenantPool | None = None) -> bool:
+        """Retire the least recently used idle pool (on ``budget_key``'s server, if given)."""
+        for tpool in self._pools.values():
+            if tpool is keep or tpool.in_use > 0:
+                continue
+            if budget_key is not None and (
+                tpool.route.budget_key != budget_key or tpool.reserved == 0
+            ):
+                continue
+            self._retire(tpool)
+            return True
+        return False
+
+    def _budget(self, key: str) -> ServerBudget:
+        budget = self._budgets.get(key)
+        if budget is None:
+            budget = self._budgets[key] = ServerBudget(key, self._budget_limit)
+        return budget
+
+    def _over_capacity(self, route: Route) -> OverCapacity:
+        budget = self._budget(route.budget_key)
+        return OverCapacity(
+            f"all {budget.limit} connections to server {route.budget_key!r} are in use and "
+            f"none freed up within {self._wait_seconds:g} s; retry shortly",
+            retry_after=1,
+        )
+
+    # -- observation -------------------------------------------------------------------
+
+    def stats(self) -> RouterStats:
+        budgets: dict[str, dict[str, int]] = {}
+        for key, budget in self._budgets.items():
+            pools = [p for p in self._pools.values() if p.route.budget_key == key]
+            budgets[key] = {
+                "limit": budget.limit,
+                "reserved": budget.reserved,
+                "peak": budget.peak,
+                "in_use": sum(p.in_use for p in pools),
+                "connections": sum(p.connections() for p in pools),
+                "pools": len(pools),
+            }
+        return RouterStats(open_pools=len(self._pools), budgets=budgets)
+
+    async def route(self, tenant_id: str) -> Route:
+        """The tenant's (cached) route; TenantNotFound if it has none."""
+        return await self._routes.get(tenant_id)
+
+
+def _state_reason(route: Route) -> str:
+    if route.state is TenantState.PROVISIONING:
+        return "it is still being provisioned"
+    if route.state is TenantState.SUSPENDED:
+        return "it is suspended"
+    if route.state is TenantState.FAILED:
+        return f"its last operation failed ({route.error or 'no detail'})"
+    if route.state is TenantState.DELETING:
+        return "it is being deleted"
+    raise TenantNotFound(route.tenant_id)
+
+
+def _is_unavailable(exc: psycopg.Error) -> bool:
+    if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
+        return True
+    return (exc.sqlstate or "")[:2] in _UNAVAILABLE_CLASSES

@@ -1,0 +1,102 @@
+"""Routes: what the router needs to know about a tenant, read from the catalog and cached.
+
+A route is valid for ``ttl`` seconds. Changes made in this process (delete, suspend,
+move) drop the entry at once through :meth:`RouteTable.forget`; changes made by other
+processes are seen when the entry expires, or sooner when the router's maintenance
+task revalidates it (``TenantRouter``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from controlplane.catalog.records import Tenant, TenantState, validate_tenant_id
+from controlplane.dsn import ConnInfo
+from controlplane.errors import TenantNotFound
+from controlplane.plane import ControlPlane
+from tenant_schema.spec import SchemaSpec
+
+__all__ = ["Route", "RouteTable"]
+
+
+@dataclass(frozen=True)
+class Route:
+    tenant_id: str
+    uid: str
+    state: TenantState
+    # Whose connection budget the tenant's connections count against: the server it
+    # lives on, or the backend for tenants that have no registered server.
+    budget_key: str
+    schema: SchemaSpec
+    schema_version: int
+    updated_at: datetime
+    error: str | None
+    fetched_at: float
+    conninfo: ConnInfo | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, plane: ControlPlane, tenant: Tenant, now: float) -> Route:
+        usable = tenant.state in (TenantState.READY, TenantState.SUSPENDED)
+        return cls(
+            tenant_id=tenant.id,
+            uid=tenant.uid,
+            state=tenant.state,
+            budget_key=tenant.server or tenant.backend,
+            schema=tenant.schema,
+            schema_version=tenant.schema_version,
+            updated_at=tenant.updated_at,
+            error=tenant.error,
+            fetched_at=now,
+            conninfo=plane.tenant_conninfo(tenant) if usable else None,
+        )
+
+    def same_target(self, other: Route) -> bool:
+        """Whether a pool opened for ``other`` may serve this route."""
+        return self.uid == other.uid and self.conninfo == other.conninfo
+
+
+class RouteTable:
+    def __init__(self, plane: ControlPlane, *, ttl: float) -> None:
+        self._plane = plane
+        self._ttl = ttl
+        self._routes: dict[str, Route] = {}
+
+    async def get(self, tenant_id: str) -> Route:
+        """The tenant's route, from the cache while fresh. TenantNotFound if none is live."""
+        now = time.monotonic()
+        route = self._routes.get(tenant_id)
+        if route is not None and now - route.fetched_at <= self._ttl:
+            return route
+        validate_tenant_id(tenant_id)
+        tenant = await self._plane.catalog.find_tenant(tenant_id)
+        if tenant is None:
+            self._routes.pop(tenant_id, None)
+            raise TenantNotFound(tenant_id)
+        route = Route.of(self._plane, tenant, now)
+        self._routes[tenant_id] = route
+        return route
+
+    def cached(self, tenant_id: str) -> Route | None:
+        return self._routes.get(tenant_id)
+
+    def stale(self, tenant_ids: list[str], *, older_than: float) -> list[str]:
+        now = time.monotonic()
+        return [
+            tid
+            for tid in tenant_ids
+            if (route := self._routes.get(tid)) is None or now - route.fetched_at > older_than
+        ]
+
+    def confirm(self, tenant_id: str, uid: str, updated_at: datetime) -> bool:
+        """Extend a cached route that the catalog says is unchanged; False if it changed."""
+        route = self._routes.get(tenant_id)
+        if route is None or route.uid != uid or route.updated_at != updated_at:
+            self._routes.pop(tenant_id, None)
+            return False
+        self._routes[tenant_id] = replace(route, fetched_at=time.monotonic())
+        return True
+
+    def forget(self, tenant_id: str) -> None:
+        self._routes.pop(tenant_id, None)
