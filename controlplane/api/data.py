@@ -83,6 +83,7 @@ class DataController(Controller):
     @delete(
         "/documents/{document_id:str}",
         operation_id="deleteDocument",
+        responses=ex.problems(),
         summary="Delete a document and its chunks",
     )
     async def delete_(

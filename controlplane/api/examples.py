@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from msgspec import Struct
 
-__all__ = ["example", "ok"]
+__all__ = ["ADMIN", "DATA", "Problem", "example", "ok", "ok_admin", "problems"]
 
 _VECTOR = [0.12, -0.03, 0.88]
 
@@ -101,15 +103,98 @@ def example(value: Any, summary: str = "example") -> list[Example]:
     return [Example(summary=summary, value=value)]
 
 
+class Problem(Struct):
+    """An RFC 9457 problem: every error response of the API."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+_PROBLEMS = {
+    400: (
+        "The request is malformed or out of range.",
+        "invalid_request",
+        "k: Expected `int` <= 100",
+    ),
+    401: (
+        "No, malformed or revoked credentials.",
+        "authentication_failed",
+        "invalid or revoked API key",
+    ),
+    403: (
+        "A tenant key on an admin endpoint.",
+        "permission_denied",
+        "this endpoint needs the admin token, not a tenant key",
+    ),
+    404: (
+        "No such tenant, document or key -- or not yours.",
+        "tenant_not_found",
+        "tenant 'acme' not found",
+    ),
+    409: (
+        "The request clashes with the current state.",
+        "tenant_exists",
+        "tenant 'acme' already exists (state ready)",
+    ),
+    503: (
+        "Over the connection budget, or the tenant's database is unavailable; see Retry-After.",
+        "over_capacity",
+        "all 100 connections to server 'local' are in use and none freed up within 5 s; "
+        "retry shortly",
+    ),
+}
+
+
+DATA = (400, 401, 404, 503)
+ADMIN = (400, 401, 403, 404, 409, 503)
+
+
+def problems(codes: tuple[int, ...] = DATA) -> dict[int, ResponseSpec]:
+    """The error responses of an operation, each a problem+json with an example."""
+    responses = {}
+    for code in codes:
+        doc, name, detail = _PROBLEMS[code]
+        body = {
+            "type": "about:blank",
+            "title": HTTPStatus(code).phrase,
+            "status": code,
+            "detail": detail,
+            "code": name,
+        }
+        responses[code] = ResponseSpec(
+            data_container=Problem,
+            description=doc,
+            media_type="application/problem+json",
+            examples=example(body),
+            generate_examples=False,
+        )
+    return responses
+
+
 def ok(
-    container: Any, value: Any, description: str, *, status: int = 200
+    container: Any,
+    value: Any,
+    description: str,
+    *,
+    status: int = 200,
+    errors: tuple[int, ...] = DATA,
 ) -> dict[int, ResponseSpec]:
-    """A success response documented with its type and an example body."""
+    """A success response documented with its type and an example, plus error responses."""
     return {
         status: ResponseSpec(
             data_container=container,
             description=description,
             examples=example(value),
             generate_examples=False,
-        )
+        ),
+        **problems(errors),
     }
+
+
+def ok_admin(
+    container: Any, value: Any, description: str, *, status: int = 200
+) -> dict[int, ResponseSpec]:
+    return ok(container, value, description, status=status, errors=ADMIN)

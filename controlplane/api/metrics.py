@@ -59,6 +59,12 @@ class _RouterCollector(Collector):
         pools = GaugeMetricFamily("tenantvec_open_pools", "Tenant pools open in this process.")
         pools.add_metric([], stats.open_pools)
         yield pools
+        budget = GaugeMetricFamily(
+            "tenantvec_connection_budget",
+            "This process's budget of tenant connections per server.",
+        )
+        budget.add_metric([], stats.budget_per_server)
+        yield budget
         families = {
             "connections": "Tenant connections open to the server.",
             "in_use": "Tenant connections checked out by requests.",

@@ -20,7 +20,7 @@ __all__ = ["healthz", "metrics", "readyz"]
     operation_id="healthz",
     summary="The process is up",
     tags=["system"],
-    responses=ex.ok(dict[str, Any], {"status": "ok"}, "Always, while the process runs."),
+    responses=ex.ok(dict[str, Any], {"status": "ok"}, "Always, while the process runs.", errors=()),
 )
 async def healthz() -> dict[str, Any]:
     return {"status": "ok"}
@@ -31,7 +31,7 @@ async def healthz() -> dict[str, Any]:
     operation_id="readyz",
     summary="The catalog is reachable",
     tags=["system"],
-    responses=ex.ok(dict[str, Any], {"status": "ready"}, "Ready to route requests."),
+    responses=ex.ok(dict[str, Any], {"status": "ready"}, "Ready to route requests.", errors=()),
 )
 async def readyz(api: ApiState) -> Response[dict[str, Any]]:
     try:
@@ -51,7 +51,7 @@ async def readyz(api: ApiState) -> Response[dict[str, Any]]:
     summary="Prometheus metrics",
     tags=["system"],
     media_type=CONTENT_TYPE_LATEST,
-    responses=ex.ok(str, "tenantvec_open_pools 3.0\n", "Prometheus text format."),
+    responses=ex.ok(str, "tenantvec_open_pools 3.0\n", "Prometheus text format.", errors=()),
 )
 async def metrics(api: ApiState) -> Response[bytes]:
     return LitestarResponse(api.metrics.render(), media_type=CONTENT_TYPE_LATEST)

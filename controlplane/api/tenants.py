@@ -76,7 +76,7 @@ class TenantsController(Controller):
         summary="Create a tenant",
         description="Provisions the tenant's database and role and applies the schema; "
         "answers when the tenant is ready.",
-        responses=ex.ok(dict[str, Any], ex.TENANT, "The tenant, ready.", status=201),
+        responses=ex.ok_admin(dict[str, Any], ex.TENANT, "The tenant, ready.", status=201),
     )
     async def create(
         self,
@@ -99,7 +99,7 @@ class TenantsController(Controller):
         "/tenants",
         operation_id="listTenants",
         summary="List tenants",
-        responses=ex.ok(list[dict[str, Any]], [ex.TENANT], "Live tenants, by id."),
+        responses=ex.ok_admin(list[dict[str, Any]], [ex.TENANT], "Live tenants, by id."),
     )
     async def list_(
         self,
@@ -116,7 +116,7 @@ class TenantsController(Controller):
         operation_id="getTenant",
         summary="Show a tenant",
         description="The catalog record, live facts from its server and recent operations.",
-        responses=ex.ok(dict[str, Any], ex.TENANT, "The tenant."),
+        responses=ex.ok_admin(dict[str, Any], ex.TENANT, "The tenant."),
     )
     async def show(self, api: ApiState, caller: Caller, tenant_id: TenantIdParam) -> dict[str, Any]:
         caller.require_admin()
@@ -129,7 +129,9 @@ class TenantsController(Controller):
         description="Drops its database and role (GDPR erasure); the catalog row stays as "
         "'deleted' for audit.",
         status_code=200,
-        responses=ex.ok(dict[str, Any], {**ex.TENANT, "state": "deleted"}, "The deleted tenant."),
+        responses=ex.ok_admin(
+            dict[str, Any], {**ex.TENANT, "state": "deleted"}, "The deleted tenant."
+        ),
     )
     async def delete_(
         self, api: ApiState, caller: Caller, tenant_id: TenantIdParam
@@ -143,7 +145,7 @@ class TenantsController(Controller):
         operation_id="createKey",
         summary="Create a tenant API key",
         description="The key is in this response and nowhere else: only its hash is stored.",
-        responses=ex.ok(
+        responses=ex.ok_admin(
             dict[str, Any], {**ex.KEY, "key": "tvk_k3x9q2m7w1ab_<secret>"}, "The key.", status=201
         ),
     )
@@ -165,7 +167,7 @@ class TenantsController(Controller):
         "/tenants/{tenant_id:str}/keys",
         operation_id="listKeys",
         summary="List a tenant's keys",
-        responses=ex.ok(list[dict[str, Any]], [ex.KEY], "Keys (never their secrets)."),
+        responses=ex.ok_admin(list[dict[str, Any]], [ex.KEY], "Keys (never their secrets)."),
     )
     async def list_keys(
         self,
@@ -181,6 +183,7 @@ class TenantsController(Controller):
     @delete(
         "/tenants/{tenant_id:str}/keys/{key_id:str}",
         operation_id="revokeKey",
+        responses=ex.problems(ex.ADMIN),
         summary="Revoke a tenant API key",
         description="Effective at once in this process, within TENANTVEC_ROUTE_TTL_SECONDS "
         "+ 1 s in other API processes.",
@@ -196,7 +199,7 @@ class TenantsController(Controller):
         operation_id="listOperations",
         summary="The operation log",
         description="Newest first: every lifecycle action with actor, outcome and error.",
-        responses=ex.ok(list[dict[str, Any]], [ex.OPERATION], "Operations."),
+        responses=ex.ok_admin(list[dict[str, Any]], [ex.OPERATION], "Operations."),
     )
     async def operations(
         self,

@@ -67,6 +67,7 @@ class TenantConnection:
 @dataclass(frozen=True)
 class RouterStats:
     open_pools: int
+    budget_per_server: int  # this process's share of each server's budget
     budgets: dict[str, dict[str, int]]  # per server: limit, reserved, in_use, connections, peak
 
 
@@ -340,7 +341,9 @@ class TenantRouter:
                 "connections": sum(p.connections() for p in pools),
                 "pools": len(pools),
             }
-        return RouterStats(open_pools=len(self._pools), budgets=budgets)
+        return RouterStats(
+            open_pools=len(self._pools), budget_per_server=self._budget_limit, budgets=budgets
+        )
 
     async def route(self, tenant_id: str) -> Route:
         """The tenant's (cached) route; TenantNotFound if it has none."""

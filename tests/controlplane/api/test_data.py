@@ -118,7 +118,9 @@ def test_bad_upserts_are_refused_and_write_nothing(
 ) -> None:
     tid, key = tenant
     with api.client(key) as client:
-        ok = client.put(f"/v1/tenants/{tid}/documents", json={"documents": [doc("keep", [1, 0, 0])]})
+        ok = client.put(
+            f"/v1/tenants/{tid}/documents", json={"documents": [doc("keep", [1, 0, 0])]}
+        )
         assert ok.status_code == 200
         # A good document first in the batch: it must not be written either.
         if "documents" in body and body["documents"]:
@@ -134,7 +136,10 @@ def test_non_finite_numbers_are_refused(api: RunningApi, tenant: tuple[str, str]
     tid, key = tenant
     with api.client(key) as client:
         for literal in ("NaN", "Infinity", "1e999"):
-            body = '{"documents": [{"id": "x", "chunks": [{"content": "c", "embedding": [%s, 0, 1]}]}]}'
+            body = (
+                '{"documents": [{"id": "x", "chunks": '
+                '[{"content": "c", "embedding": [%s, 0, 1]}]}]}'
+            )
             bad = client.put(
                 f"/v1/tenants/{tid}/documents",
                 content=body % literal,

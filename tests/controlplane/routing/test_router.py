@@ -1,0 +1,185 @@
+"""The router against the real server: roles, budgets, LRU, idle close, invalidation."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from controlplane.errors import OverCapacity, TenantNotFound, TenantUnavailable
+from controlplane.plane import ControlPlane
+from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
+from controlplane.routing import TenantRouter
+from controlplane.settings import Settings
+
+
+async def _tenants(plane: ControlPlane, n: int) -> list[str]:
+    ids = [f"r-{uuid.uuid4().hex[:10]}" for _ in range(n)]
+    await asyncio.gather(
+        *(create_tenant(plane, TenantRequest(id=t, dims=3), actor="test") for t in ids)
+    )
+    return ids
+
+
+async def _router_connections(superuser_dsn: str, tenants: list[str]) -> dict[str, int]:
+    """Connections the server sees from routers, per tenant role."""
+    async with await psycopg.AsyncConnection.connect(superuser_dsn, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT usename, count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'tenantvec-router' AND usename = ANY(%s) GROUP BY 1",
+            (tenants,),
+        )
+        return {str(name): int(n) for name, n in await cur.fetchall()}
+
+
+@pytest.fixture
+async def tuned(
+    pg_settings: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[ControlPlane]:
+    overrides = getattr(request, "param", {})
+    async with ControlPlane.open(dataclasses.replace(pg_settings, **overrides)) as plane:
+        yield plane
+
+
+async def test_connections_are_the_tenants_own_role(
+    plane: ControlPlane, superuser_dsn: str
+) -> None:
+    (tenant,) = await _tenants(plane, 1)
+    async with TenantRouter.open(plane) as router, router.connection(tenant) as tc:
+        cur = await tc.conn.execute("SELECT current_user, current_database()")
+        assert await cur.fetchone() == (tenant, tenant)
+        cur = await tc.conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        assert await cur.fetchone() == (False,)
+        assert await _router_connections(superuser_dsn, [tenant]) == {tenant: 1}
+    assert await _router_connections(superuser_dsn, [tenant]) == {}
+
+
+@pytest.mark.parametrize(
+    "tuned",
+    [{"max_connections_per_server": 3, "pool_max_size": 2, "pool_wait_seconds": 30}],
+    indirect=True,
+)
+async def test_the_budget_is_never_exceeded_under_concurrency(
+    tuned: ControlPlane, superuser_dsn: str
+) -> None:
+    tenants = await _tenants(tuned, 6)
+    peak = 0
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            seen = await _router_connections(superuser_dsn, tenants)
+            peak = max(peak, sum(seen.values()))
+            await asyncio.sleep(0.005)
+
+    async with TenantRouter.open(tuned) as router:
+
+        async def work(i: int) -> str:
+            tenant = tenants[i % len(tenants)]
+            async with router.connection(tenant) as tc:
+                await tc.conn.execute("SELECT pg_sleep(0.02)")
+                return tc.tenant_id
+
+        sampler = asyncio.create_task(sample())
+        served = await asyncio.gather(*(work(i) for i in range(120)))
+        done.set()
+        await sampler
+        stats = router.stats().budgets["local"]
+    assert sorted(set(served)) == sorted(tenants)
+    assert 1 <= peak <= 3
+    assert stats["peak"] <= 3 and stats["limit"] == 3
+
+
+@pytest.mark.parametrize(
+    "tuned",
+    [{"max_connections_per_server": 1, "pool_wait_seconds": 0.3}],
+    indirect=True,
+)
+async def test_over_budget_requests_fail_fast_with_retry_after(tuned: ControlPlane) -> None:
+    first, second = await _tenants(tuned, 2)
+    async with TenantRouter.open(tuned) as router, router.connection(first):
+        with pytest.raises(OverCapacity) as caught:
+            async with router.connection(second):
+                pass
+        assert caught.value.retry_after == 1
+        assert "all 1 connections to server 'local' are in use" in str(caught.value)
+    # with the first connection back, the second tenant gets the slot (the idle pool
+    # of the first is closed to make room)
+    async with TenantRouter.open(tuned) as router:
+        async with router.connection(first):
+            pass
+        async with router.connection(second) as tc:
+            assert tc.tenant_id == second
+
+
+@pytest.mark.parametrize("tuned", [{"max_pools": 2}], indirect=True)
+async def test_least_recently_used_idle_pools_are_closed_beyond_max_pools(
+    tuned: ControlPlane, superuser_dsn: str
+) -> None:
+    a, b, c = await _tenants(tuned, 3)
+    async with TenantRouter.open(tuned) as router:
+        for tenant in (a, b, a, c):
+            async with router.connection(tenant) as tc:
+                await tc.conn.execute("SELECT 1")
+        await asyncio.sleep(0.2)  # the evicted pool closes in the background
+        assert router.stats().open_pools == 2
+        assert set(await _router_connections(superuser_dsn, [a, b, c])) == {a, c}
+
+
+@pytest.mark.parametrize("tuned", [{"pool_idle_seconds": 0.4}], indirect=True)
+async def test_idle_pools_are_closed(tuned: ControlPlane, superuser_dsn: str) -> None:
+    (tenant,) = await _tenants(tuned, 1)
+    async with TenantRouter.open(tuned) as router:
+        async with router.connection(tenant):
+            pass
+        assert router.stats().open_pools == 1
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if router.stats().open_pools == 0:
+                break
+        assert router.stats().open_pools == 0
+        assert router.stats().budgets["local"]["reserved"] == 0
+        assert await _router_connections(superuser_dsn, [tenant]) == {}
+
+
+async def test_deleting_a_tenant_closes_its_warm_pool_at_once(
+    plane: ControlPlane, superuser_dsn: str
+) -> None:
+    keep, doomed = await _tenants(plane, 2)
+    async with TenantRouter.open(plane) as router:
+        for tenant in (keep, doomed):
+            async with router.connection(tenant):
+                pass
+        await delete_tenant(plane, doomed, actor="test")
+        assert router.stats().open_pools == 1
+        with pytest.raises(TenantNotFound):
+            async with router.connection(doomed):
+                pass
+        async with router.connection(keep) as tc:
+            await tc.conn.execute("SELECT 1")
+    assert await _router_connections(superuser_dsn, [doomed]) == {}
+
+
+async def test_an_unreachable_tenant_fails_alone(plane: ControlPlane, superuser_dsn: str) -> None:
+    healthy, broken = await _tenants(plane, 2)
+    async with TenantRouter.open(plane) as router:
+        async with await psycopg.AsyncConnection.connect(superuser_dsn, autocommit=True) as admin:
+            await admin.execute(f'ALTER DATABASE "{broken}" ALLOW_CONNECTIONS false')
+        with pytest.raises(TenantUnavailable) as caught:
+            async with router.connection(broken):
+                pass
+        assert caught.value.state == "ready"
+        assert "not currently accepting connections" in str(caught.value)
+        async with router.connection(healthy) as tc:
+            await tc.conn.execute("SELECT 1")
+        # while it is marked down, its requests fail at once
+        with pytest.raises(TenantUnavailable):
+            async with router.connection(broken):
+                pass
+        stats = router.stats().budgets["local"]
+        assert stats["pools"] == 1 and stats["reserved"] == 1  # only the healthy tenant's
