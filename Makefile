@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 N      ?= 200
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint fmt bench bench-provision clean
+.PHONY: help install demo test lint fmt bench bench-provision bench-api clean
 
 help: ## List the developer commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,10 +35,13 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-provision ## Run every benchmark
+bench: bench-provision bench-api ## Run every benchmark
 
 bench-provision: $(STAMP) ## Create and delete N tenants (N=200); write docs/benchmarks.md
 	$(PY) -m bench.provision --tenants $(N) --write docs/benchmarks.md
+
+bench-api: $(STAMP) ## Routing overhead and 100-tenant fan-out through the API; write docs/benchmarks.md
+	$(PY) -m bench.api --write docs/benchmarks.md
 
 clean: ## Remove .venv and caches (not TENANTVEC_HOME)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

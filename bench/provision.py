@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.harness import percentile, throwaway_server
 from bench.machine import describe_machine, replace_section, today
-from controlplane.localpg import EmbeddedServer
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
-from controlplane.settings import Settings
 
 ACTOR = "bench"
 
@@ -31,12 +27,6 @@ class Round:
     delete_ms: list[float]
     concurrent_rate: float  # tenants per second with `concurrency` creates in flight
     concurrent_delete_rate: float
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 async def one_round(plane: ControlPlane, n: int, concurrency: int, dims: int, tag: str) -> Round:
@@ -72,13 +62,7 @@ async def one_round(plane: ControlPlane, n: int, concurrency: int, dims: int, ta
 
 
 async def run(n: int, rounds: int, concurrency: int, dims: int) -> tuple[list[Round], str]:
-    home = Path(tempfile.mkdtemp(prefix="tenantvec-bench-"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings = Settings(home=home, pg_port=port, pg_fsync=True)
-    server = EmbeddedServer(settings)
-    try:
+    with throwaway_server() as settings:
         async with ControlPlane.open(settings) as plane:
             assert plane.embedded is not None
             version = plane.embedded.binaries.version
@@ -95,9 +79,6 @@ async def run(n: int, rounds: int, concurrency: int, dims: int) -> tuple[list[Ro
                     flush=True,
                 )
         return results, version
-    finally:
-        server.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def report(results: list[Round], n: int, concurrency: int, dims: int, version: str) -> str:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from typing import Any
 
-import numpy as np
 import psycopg
 import typer
+import uvicorn
+from pgvector import Vector
 from pgvector.psycopg import register_vector_async
 from rich.console import Console
 from rich.table import Table
 
 from cli.context import JsonOption, get_cli
+from controlplane.api import create_app
 from controlplane.catalog.records import TenantState
+from controlplane.client import ApiClient
+from controlplane.errors import NotFound
+from controlplane.keys import load_admin_token
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import (
     TenantRequest,
@@ -21,6 +28,8 @@ from controlplane.provisioning.lifecycle import (
     list_tenants,
     tenant_conninfo,
 )
+from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
+from controlplane.settings import Settings
 
 __all__ = ["demo"]
 
@@ -95,13 +104,16 @@ def demo(ctx: typer.Context, json_: JsonOption = False) -> None:
             out.print("   [red bold]CONNECTED: isolation is broken[/]")
             raise typer.Exit(1)
 
-        out.print("[bold]5. Tenants[/]")
+        out.print("[bold]5. The HTTP API[/]: a tenant key, upsert and search over HTTP")
+        summary["api"] = await _api_tour(plane.settings, out)
+
+        out.print("[bold]6. Tenants[/]")
         _print_tenants(
             out, [t.public_dict() for t in await list_tenants(plane, labels={"demo": "true"})]
         )
 
         out.print(
-            "[bold]6. Delete demo-globex[/] (DROP DATABASE + DROP ROLE; the row stays for audit)"
+            "[bold]7. Delete demo-globex[/] (DROP DATABASE + DROP ROLE; the row stays for audit)"
         )
         deleted = await delete_tenant(plane, "demo-globex", actor=cli.actor)
         assert deleted.state is TenantState.DELETED
@@ -130,10 +142,7 @@ async def _load(dsn: str, chunks: dict[str, list[float]]) -> None:
             await cur.executemany(
                 "INSERT INTO chunks (document_id, ordinal, content, embedding) "
                 "VALUES ('handbook', %s, %s, %s)",
-                [
-                    (i, text, np.array(vec, dtype=np.float32))
-                    for i, (text, vec) in enumerate(chunks.items())
-                ],
+                [(i, text, Vector(vec)) for i, (text, vec) in enumerate(chunks.items())],
             )
 
 
@@ -142,11 +151,63 @@ async def _nearest(dsn: str, query: list[float]) -> tuple[str, float]:
         await register_vector_async(conn)
         cur = await conn.execute(
             "SELECT content, embedding <=> %s AS distance FROM chunks ORDER BY distance LIMIT 1",
-            (np.array(query, dtype=np.float32),),
+            (Vector(query),),
         )
         row = await cur.fetchone()
     assert row is not None
     return str(row[0]), float(row[1])
+
+
+async def _api_tour(settings: Settings, out: Console) -> dict[str, Any]:
+    """Serve the API in this process on a free port, use it as an application would."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while not server.started:
+            if serving.done():
+                serving.result()  # raises why it stopped
+            await asyncio.sleep(0.05)
+        out.print(f"   serving on {url} (OpenAPI at {url}/schema/openapi.json)")
+        async with ApiClient(url, load_admin_token(settings)) as admin:
+            issued = await admin.create_key("demo-acme", name="demo")
+        out.print(f"   admin created key {issued['id']} for demo-acme (the secret is shown once)")
+        async with ApiClient(url, issued["key"]) as acme:
+            await acme.upsert(
+                "demo-acme",
+                UpsertRequest(
+                    documents=[
+                        DocumentIn(
+                            id="pricing",
+                            title="Pricing",
+                            metadata={"lang": "en"},
+                            chunks=[ChunkIn(content="Payment is due on receipt.", embedding=QUERY)],
+                        )
+                    ]
+                ),
+            )
+            found = await acme.search("demo-acme", SearchRequest(vector=QUERY, k=2))
+            best = found.results[0]
+            out.print(
+                f"   PUT documents, then POST search with the key: [green]{best.content!r}[/] "
+                f"(score {best.score:.3f})"
+            )
+            try:
+                await acme.search("demo-globex", SearchRequest(vector=QUERY, k=2))
+            except NotFound as exc:
+                refused = str(exc)
+            else:  # pragma: no cover - would be a security bug, and the demo says so
+                out.print("   [red bold]demo-acme's key read demo-globex: isolation is broken[/]")
+                raise typer.Exit(1)
+        out.print(f"   demo-acme's key on demo-globex answers 404: [red]{refused}[/]")
+        return {"url": url, "top_hit": best.content, "other_tenant": refused}
+    finally:
+        server.should_exit = True
+        await serving
 
 
 def _print_tenants(out: Console, rows: list[dict[str, Any]]) -> None:

@@ -85,6 +85,9 @@ def create_app(settings: Settings) -> Litestar:
             render_plugins=[JsonRenderPlugin()],
         ),
         debug=False,
+        # Logging belongs to the process (the CLI, uvicorn), not to the app: Litestar's
+        # default config would reset levels and print every httpx request.
+        logging_config=None,
     )
 
 

@@ -8,6 +8,7 @@ the filter, instead of filtering a fixed ``ef_search`` candidates after the fact
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pgvector import Vector
@@ -62,11 +63,15 @@ async def search(router: TenantRouter, tenant_id: str, request: SearchRequest) -
         op=sql.SQL(schema.metric.operator),
     )
     settings = _index_settings(request, schema.index.kind, filtered=bool(conditions))
-    async with router.connection(tenant_id) as tc, tc.conn.transaction():
-        for name, value in settings:
-            await tc.conn.execute("SELECT set_config(%s, %s, true)", (name, value))
-        cur = await tc.conn.execute(query, params)
-        rows = await cur.fetchall()
+    async with router.connection(tenant_id) as tc:
+        # set_config(..., true) lasts for a transaction; without settings, a bare
+        # statement saves the BEGIN/COMMIT round trips.
+        block = tc.conn.transaction() if settings else contextlib.nullcontext()
+        async with block:
+            for name, value in settings:
+                await tc.conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+            cur = await tc.conn.execute(query, params)
+            rows = await cur.fetchall()
     hits = []
     for row in rows:
         document_id, ordinal, *rest = row

@@ -1,0 +1,90 @@
+"""What every benchmark shares: a throwaway embedded server, percentiles, an API process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from controlplane.localpg import EmbeddedServer
+from controlplane.settings import Settings
+
+__all__ = ["api_process", "free_port", "percentile", "throwaway_server"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@contextlib.contextmanager
+def throwaway_server(**overrides: object) -> Iterator[Settings]:
+    """A durable embedded server (fsync on) in a temporary home; stopped and removed after."""
+    home = Path(tempfile.mkdtemp(prefix="tenantvec-bench-"))
+    settings = Settings(home=home, pg_port=free_port(), pg_fsync=True, **overrides)  # type: ignore[arg-type]
+    server = EmbeddedServer(settings)
+    server.ensure_running()
+    try:
+        yield settings
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def api_process(settings: Settings, token: str, **env: str) -> Iterator[str]:
+    """``tenantctl serve`` on a free port for ``settings``; yields its base URL."""
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTVEC_")}
+    full_env.update(
+        {
+            "TENANTVEC_HOME": str(settings.home),
+            "TENANTVEC_PG_PORT": str(settings.pg_port),
+            "TENANTVEC_ADMIN_TOKEN": token,
+            **env,
+        }
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from cli.main import run; run()", "serve", "--port", str(port)],
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"tenantctl serve exited with {process.returncode}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("tenantctl serve did not become ready")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
