@@ -1,31 +1,39 @@
 """tenantvec's control plane: a Postgres database per tenant, ready for vector search.
 
 The public surface for Python users: settings, the control plane object, the lifecycle
-and maintenance functions, the records they return, and the error tree. Everything else
-is internal and may change.
+and maintenance functions, tenant keys, the router with the retrieval functions that
+use it, an HTTP client, the records they return, and the error tree. The HTTP app is
+``controlplane.api.create_app``. Everything else is internal and may change.
 """
 
-from controlplane.catalog.records import Operation, Server, Tenant, TenantState
+from controlplane.catalog.records import ApiKey, Operation, Server, Tenant, TenantState
+from controlplane.client import ApiClient
 from controlplane.doctor import DoctorReport, run_doctor
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
+    AuthenticationFailed,
     BackendUnavailable,
     ConfigurationError,
     Conflict,
+    DocumentNotFound,
     EmbeddedServerError,
     InvalidRequest,
+    KeyNotFound,
     MigrationChecksumMismatch,
     MigrationError,
     NotFound,
     OverCapacity,
+    PermissionDenied,
     ProvisioningError,
     ServerExists,
     ServerNotFound,
     TenantBusy,
     TenantExists,
     TenantNotFound,
+    TenantUnavailable,
     TenantvecError,
 )
+from controlplane.keys import IssuedKey, create_key, list_keys, revoke_key
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import (
     TenantRequest,
@@ -43,29 +51,59 @@ from controlplane.provisioning.reconcile import (
     reconcile,
 )
 from controlplane.provisioning.servers import register_server
+from controlplane.retrieval import (
+    ChunkIn,
+    Document,
+    DocumentIn,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    TenantStats,
+    UpsertRequest,
+    UpsertResponse,
+    delete_document,
+    get_document,
+    search,
+    tenant_stats,
+    upsert_documents,
+)
+from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
 
 __all__ = [
+    "ApiClient",
+    "ApiKey",
+    "AuthenticationFailed",
     "BackendUnavailable",
+    "ChunkIn",
     "ConfigurationError",
     "Conflict",
     "ConnInfo",
     "ControlPlane",
     "DoctorReport",
+    "Document",
+    "DocumentIn",
+    "DocumentNotFound",
     "EmbeddedServerError",
     "GcReport",
     "IndexKind",
     "IndexSpec",
     "InvalidRequest",
+    "IssuedKey",
+    "KeyNotFound",
     "Metric",
     "MigrationChecksumMismatch",
     "MigrationError",
     "NotFound",
     "Operation",
     "OverCapacity",
+    "PermissionDenied",
     "ProvisioningError",
     "ReconcileReport",
+    "SearchHit",
+    "SearchRequest",
+    "SearchResponse",
     "Server",
     "ServerExists",
     "ServerNotFound",
@@ -76,17 +114,30 @@ __all__ = [
     "TenantMigration",
     "TenantNotFound",
     "TenantRequest",
+    "TenantRouter",
     "TenantState",
+    "TenantStats",
+    "TenantUnavailable",
     "TenantvecError",
+    "UpsertRequest",
+    "UpsertResponse",
     "collect_expired",
+    "create_key",
     "create_tenant",
+    "delete_document",
     "delete_tenant",
     "describe_tenant",
+    "get_document",
+    "list_keys",
     "list_tenants",
     "migrate_all",
     "migrate_tenant",
     "reconcile",
     "register_server",
+    "revoke_key",
     "run_doctor",
+    "search",
     "tenant_conninfo",
+    "tenant_stats",
+    "upsert_documents",
 ]
