@@ -10,6 +10,7 @@ import httpx
 import psycopg
 import pytest
 
+from controlplane.dsn import ConnInfo
 from tests.fixtures.api import RunningApi, StartApi
 from tests.fixtures.cli import TenantCtl
 
@@ -41,7 +42,7 @@ async def test_requests_over_the_budget_get_503_instead_of_hanging(
     api.new_tenant(other)
     headers = {"Authorization": f"Bearer {api.admin_token}"}
     # Hold the busy tenant's table so its searches keep their connections.
-    with psycopg.connect(superuser_dsn.replace("/postgres", f"/{busy}")) as locker:
+    with psycopg.connect(ConnInfo.parse(superuser_dsn).with_(dbname=busy).dsn) as locker:
         locker.execute("LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE")
         async with httpx.AsyncClient(base_url=api.url, headers=headers, timeout=60) as client:
             stuck = [
