@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -59,6 +59,11 @@ class _RouterCollector(Collector):
         pools = GaugeMetricFamily("tenantvec_open_pools", "Tenant pools open in this process.")
         pools.add_metric([], stats.open_pools)
         yield pools
+        opened = CounterMetricFamily(
+            "tenantvec_pools_opened", "Tenant pools opened (cold first requests) since start."
+        )
+        opened.add_metric([], stats.pools_opened)
+        yield opened
         budget = GaugeMetricFamily(
             "tenantvec_connection_budget",
             "This process's budget of tenant connections per server.",

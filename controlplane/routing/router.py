@@ -67,6 +67,7 @@ class TenantConnection:
 @dataclass(frozen=True)
 class RouterStats:
     open_pools: int
+    pools_opened: int  # since the router started: how often a tenant needed a cold pool
     budget_per_server: int  # this process's share of each server's budget
     budgets: dict[str, dict[str, int]]  # per server: limit, reserved, in_use, connections, peak
 
@@ -92,6 +93,7 @@ class TenantRouter:
         self._cond = asyncio.Condition()
         self._closing: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
+        self._pools_opened = 0
         plane.on_tenant_change(self.forget)
 
     @classmethod
@@ -163,6 +165,7 @@ class TenantRouter:
                         connect_timeout=self._connect_timeout,
                         idle_seconds=self._idle_seconds,
                     )
+                    self._pools_opened += 1
                 if tpool is not None:
                     self._pools.move_to_end(route.tenant_id)
                     if tpool.in_use < tpool.reserved:
@@ -342,7 +345,10 @@ class TenantRouter:
                 "pools": len(pools),
             }
         return RouterStats(
-            open_pools=len(self._pools), budget_per_server=self._budget_limit, budgets=budgets
+            open_pools=len(self._pools),
+            pools_opened=self._pools_opened,
+            budget_per_server=self._budget_limit,
+            budgets=budgets,
         )
 
     async def route(self, tenant_id: str) -> Route:
