@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 from msgspec import Meta, Struct
 
 __all__ = [
@@ -130,9 +129,3 @@ class TenantStats(Struct):
     index_bytes: int
     table_bytes: int
     database_bytes: int
-
-
-def to_builtins(value: Struct) -> dict[str, Any]:
-    """A plain dict (for ``--json`` output and tests)."""
-    result: dict[str, Any] = msgspec.to_builtins(value)
-    return result

@@ -78,9 +78,6 @@ class RouteTable:
         self._routes[tenant_id] = route
         return route
 
-    def cached(self, tenant_id: str) -> Route | None:
-        return self._routes.get(tenant_id)
-
     def stale(self, tenant_ids: list[str], *, older_than: float) -> list[str]:
         now = time.monotonic()
         return [
