@@ -13,6 +13,7 @@ one place each (``cli/errors.py``, ``controlplane/api``)::
     │   ├── TenantNotFound
     │   ├── ServerNotFound
     │   ├── DocumentNotFound
+    │   ├── JobNotFound
     │   └── KeyNotFound
     ├── Conflict                  the request clashes with the current state
     │   ├── TenantExists
@@ -20,7 +21,9 @@ one place each (``cli/errors.py``, ``controlplane/api``)::
     │   └── TenantBusy            another operation on the tenant is in progress
     ├── OverCapacity              no room: servers full, connection budget in use
     ├── BackendUnavailable        a Postgres server or service cannot be reached
-    │   └── TenantUnavailable     one tenant's database cannot serve (state or outage)
+    │   ├── TenantUnavailable     one tenant's database cannot serve (state or outage)
+    │   └── EmbedderUnavailable   the embedding provider is down or rate-limiting us
+    ├── EmbeddingFailed           the embedding provider refused or answered wrongly
     ├── ProvisioningError         a backend refused a step (permanent)
     ├── MigrationError
     │   └── MigrationChecksumMismatch
@@ -40,7 +43,10 @@ __all__ = [
     "Conflict",
     "DocumentNotFound",
     "EmbeddedServerError",
+    "EmbedderUnavailable",
+    "EmbeddingFailed",
     "InvalidRequest",
+    "JobNotFound",
     "KeyNotFound",
     "MigrationChecksumMismatch",
     "MigrationError",
@@ -95,6 +101,13 @@ class DocumentNotFound(NotFound):
         super().__init__(f"document {document_id!r} not found in tenant {tenant_id!r}")
         self.tenant_id = tenant_id
         self.document_id = document_id
+
+
+class JobNotFound(NotFound):
+    def __init__(self, tenant_id: str, job_id: str) -> None:
+        super().__init__(f"ingestion job {job_id!r} not found in tenant {tenant_id!r}")
+        self.tenant_id = tenant_id
+        self.job_id = job_id
 
 
 class KeyNotFound(NotFound):
@@ -152,6 +165,18 @@ class TenantUnavailable(BackendUnavailable):
         self.tenant_id = tenant_id
         self.state = state
         self.retry_after = retry_after
+
+
+class EmbedderUnavailable(BackendUnavailable):
+    """The embedding provider kept failing transiently (429, 5xx, timeouts) past retries."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class EmbeddingFailed(TenantvecError):
+    """The embedding provider refused the request or answered with unusable vectors."""
 
 
 class ProvisioningError(TenantvecError):

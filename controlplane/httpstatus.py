@@ -10,6 +10,8 @@ from controlplane.errors import (
     AuthenticationFailed,
     BackendUnavailable,
     Conflict,
+    EmbedderUnavailable,
+    EmbeddingFailed,
     InvalidRequest,
     NotFound,
     OverCapacity,
@@ -30,6 +32,7 @@ _TABLE: list[tuple[type[TenantvecError], int]] = [
     (OverCapacity, 503),
     (BackendUnavailable, 503),
     (ProvisioningError, 502),
+    (EmbeddingFailed, 502),
 ]
 
 
@@ -43,7 +46,11 @@ def status_for(exc: TenantvecError) -> int:
 def error_class_for(status: int, code: str | None = None) -> type[TenantvecError]:
     """The error class for an HTTP error status (``code``: the problem's code member)."""
     if status == 503:
-        return OverCapacity if code == "over_capacity" else BackendUnavailable
+        if code == "over_capacity":
+            return OverCapacity
+        return EmbedderUnavailable if code == "embedder_unavailable" else BackendUnavailable
+    if status == 502 and code == "embedding_failed":
+        return EmbeddingFailed
     if status == 413:
         return InvalidRequest
     for cls, known in _TABLE:

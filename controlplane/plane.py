@@ -24,6 +24,7 @@ from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Backend
 from controlplane.provisioning.postgres import PostgresBackend
 from controlplane.provisioning.servers import ServerDirectory, register_server
+from controlplane.retrieval.embedding.registry import Embedders
 from controlplane.secretbox import SecretBox
 from controlplane.settings import Settings
 
@@ -50,6 +51,7 @@ class ControlPlane:
         self.box = box
         self.embedded = embedded
         self.servers = ServerDirectory(catalog, box)
+        self.embedders = Embedders(settings)
         self.backends: dict[str, Backend] = {
             "postgres": PostgresBackend(self.servers, connect_timeout=settings.connect_timeout),
         }
@@ -73,7 +75,10 @@ class ControlPlane:
             plane = cls(settings, catalog, box, embedded)
             if embedded is not None:
                 await plane._register_local_server(embedded)
-            yield plane
+            try:
+                yield plane
+            finally:
+                await plane.embedders.aclose()
         finally:
             await catalog.close()
 

@@ -190,6 +190,61 @@ class Settings:
         "--workers'.",
         default=1,
     )
+    embedder: str = _setting(
+        "TENANTVEC_EMBEDDER",
+        "Embedder of tenants created without one, as provider:model (hash, "
+        "openai:MODEL, voyage:MODEL). 'hash' works offline but is lexical, not semantic.",
+        default="hash",
+    )
+    openai_base_url: str = _setting(
+        "TENANTVEC_OPENAI_BASE_URL",
+        "Base URL of the OpenAI-compatible embeddings API (OpenAI, or an Ollama, vLLM, "
+        "TEI or LiteLLM server: it must answer POST <url>/embeddings).",
+        default="https://api.openai.com/v1",
+    )
+    openai_api_key: str | None = _setting(
+        "TENANTVEC_OPENAI_API_KEY",
+        "Bearer key for TENANTVEC_OPENAI_BASE_URL (none for servers that take no key).",
+        repr=False,
+    )
+    voyage_base_url: str = _setting(
+        "TENANTVEC_VOYAGE_BASE_URL",
+        "Base URL of the Voyage AI API.",
+        default="https://api.voyageai.com/v1",
+    )
+    voyage_api_key: str | None = _setting(
+        "TENANTVEC_VOYAGE_API_KEY",
+        "API key for Voyage AI (required by voyage:* embedders).",
+        repr=False,
+    )
+    embed_timeout_seconds: float = _setting(
+        "TENANTVEC_EMBED_TIMEOUT_SECONDS",
+        "How long one embedding request may take before it counts as failed (and is retried).",
+        default=30.0,
+    )
+    embed_retry_seconds: float = _setting(
+        "TENANTVEC_EMBED_RETRY_SECONDS",
+        "How long an embedding request is retried on 429, 5xx and timeouts (honouring "
+        "Retry-After) before the provider is called unavailable.",
+        default=60.0,
+    )
+    embed_concurrency: int = _setting(
+        "TENANTVEC_EMBED_CONCURRENCY",
+        "Embedding requests one process sends to one provider model at once.",
+        default=4,
+    )
+    inline_ingest_documents: int = _setting(
+        "TENANTVEC_INLINE_INGEST_DOCUMENTS",
+        "Text documents a PUT .../documents embeds while the caller waits; larger batches "
+        "(or ?async=true) become ingestion jobs answered with 202.",
+        default=32,
+    )
+    job_lease_seconds: float = _setting(
+        "TENANTVEC_JOB_LEASE_SECONDS",
+        "An API process holding an ingestion job renews its claim this often x3; a job "
+        "whose holder died is taken over after this long.",
+        default=30.0,
+    )
 
     failpoints: frozenset[str] = _setting(
         "TENANTVEC_FAILPOINTS",
@@ -227,6 +282,8 @@ class Settings:
             "max_connections_per_server",
             "pool_max_size",
             "api_workers",
+            "embed_concurrency",
+            "inline_ingest_documents",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{_env_of(name)} must be positive")
@@ -235,9 +292,15 @@ class Settings:
             "pool_idle_seconds",
             "pool_wait_seconds",
             "route_ttl_seconds",
+            "embed_timeout_seconds",
+            "embed_retry_seconds",
+            "job_lease_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{_env_of(name)} must be positive")
+        for name in ("openai_base_url", "voyage_base_url"):
+            if not getattr(self, name).startswith(("http://", "https://")):
+                raise ConfigurationError(f"{_env_of(name)} must be an http:// or https:// URL")
         if self.api_workers > self.max_connections_per_server:
             raise ConfigurationError(
                 "TENANTVEC_MAX_CONNECTIONS_PER_SERVER must be at least the number of API "
@@ -256,7 +319,7 @@ class Settings:
             value = getattr(self, f.name)
             if value is None or value == frozenset():
                 shown[f.metadata["env"]] = None
-            elif f.name in ("secret_key", "admin_token"):
+            elif f.name in ("secret_key", "admin_token", "openai_api_key", "voyage_api_key"):
                 shown[f.metadata["env"]] = "***"
             elif f.name == "catalog_url":
                 shown[f.metadata["env"]] = redact(value)
@@ -288,6 +351,16 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "pool_wait_seconds": _positive_float,
     "route_ttl_seconds": _positive_float,
     "api_workers": _positive_int,
+    "embedder": str,
+    "openai_base_url": str,
+    "openai_api_key": str,
+    "voyage_base_url": str,
+    "voyage_api_key": str,
+    "embed_timeout_seconds": _positive_float,
+    "embed_retry_seconds": _positive_float,
+    "embed_concurrency": _positive_int,
+    "inline_ingest_documents": _positive_int,
+    "job_lease_seconds": _positive_float,
     "failpoints": lambda raw: frozenset(p.strip() for p in raw.split(",") if p.strip()),
 }
 

@@ -1,0 +1,105 @@
+"""Embedders by spec, built from settings and sharing one HTTP client.
+
+The control plane owns one :class:`Embedders` (``plane.embedders``) and closes it with
+itself; ``for_spec`` hands out one embedder per distinct spec, fallbacks included.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import httpx
+
+from controlplane.errors import ConfigurationError, EmbedderUnavailable, EmbeddingFailed
+from controlplane.retrieval.embedding.base import Embedder, Embeddings, Purpose
+from controlplane.retrieval.embedding.hashing import HashEmbedder
+from controlplane.retrieval.embedding.http import (
+    OpenAIEmbedder,
+    ProviderEndpoint,
+    VoyageEmbedder,
+)
+from controlplane.retrieval.embedding.spec import EmbedderSpec
+from controlplane.settings import Settings
+
+__all__ = ["Embedders", "FallbackEmbedder"]
+
+logger = logging.getLogger("tenantvec.embedding")
+
+
+class FallbackEmbedder:
+    """Try each embedder in turn; the answer names the one that made it."""
+
+    def __init__(self, chain: list[Embedder]) -> None:
+        self._chain = chain
+        self.identity = chain[0].identity
+
+    async def embed(self, texts: Sequence[str], *, dims: int, purpose: Purpose) -> Embeddings:
+        failures: list[EmbeddingFailed | EmbedderUnavailable] = []
+        for embedder in self._chain:
+            try:
+                return await embedder.embed(texts, dims=dims, purpose=purpose)
+            except (EmbeddingFailed, EmbedderUnavailable) as exc:
+                logger.warning("%s failed, trying the next embedder: %s", embedder.identity, exc)
+                failures.append(exc)
+        summary = "; ".join(str(f) for f in failures)
+        if any(isinstance(f, EmbedderUnavailable) for f in failures):
+            raise EmbedderUnavailable(f"every embedder failed: {summary}", retry_after=5)
+        raise EmbeddingFailed(f"every embedder failed: {summary}")
+
+
+class Embedders:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: httpx.AsyncClient | None = None
+        self._cache: dict[EmbedderSpec, Embedder] = {}
+
+    def for_spec(self, spec: EmbedderSpec) -> Embedder:
+        embedder = self._cache.get(spec)
+        if embedder is None:
+            embedder = self._build(spec)
+            if spec.fallbacks:
+                embedder = FallbackEmbedder([embedder, *(self._build(f) for f in spec.fallbacks)])
+            self._cache[spec] = embedder
+        return embedder
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _build(self, spec: EmbedderSpec) -> Embedder:
+        s = self._settings
+        if spec.provider == "hash":
+            return HashEmbedder(spec.model)
+        if spec.provider == "openai":
+            return OpenAIEmbedder(
+                spec, self._endpoint(s.openai_base_url, s.openai_api_key), self._http()
+            )
+        if spec.provider == "voyage":
+            if not s.voyage_api_key:
+                raise ConfigurationError(
+                    f"{spec.identity} needs TENANTVEC_VOYAGE_API_KEY to be set"
+                )
+            return VoyageEmbedder(
+                spec, self._endpoint(s.voyage_base_url, s.voyage_api_key), self._http()
+            )
+        raise ConfigurationError(f"no embedder for provider {spec.provider!r}")
+
+    def _endpoint(self, base_url: str, api_key: str | None) -> ProviderEndpoint:
+        s = self._settings
+        return ProviderEndpoint(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=s.embed_timeout_seconds,
+            retry_seconds=s.embed_retry_seconds,
+            concurrency=s.embed_concurrency,
+        )
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+                follow_redirects=False,
+            )
+        return self._client

@@ -1,0 +1,84 @@
+"""Which embedding model a tenant uses: ``provider:model``, with optional fallbacks.
+
+Recorded in the catalog per tenant. The spec says *which* model; where a provider lives
+and its API key are settings of the control plane (``TENANTVEC_OPENAI_*``,
+``TENANTVEC_VOYAGE_*``), so no secret is ever stored with a tenant.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.errors import InvalidRequest
+
+__all__ = ["PROVIDERS", "EmbedderSpec"]
+
+# hash: offline feature hashing (lexical); openai: the OpenAI embeddings wire format
+# (OpenAI, Azure-style gateways, Ollama, vLLM, TEI, LiteLLM); voyage: Voyage AI.
+PROVIDERS = ("hash", "openai", "voyage")
+_DEFAULT_MODELS = {"hash": "v1"}
+_MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+_MAX_FALLBACKS = 3
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    provider: str
+    model: str
+    # Tried in order when the provider before them fails; see docs/ingestion.md.
+    fallbacks: tuple[EmbedderSpec, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.provider not in PROVIDERS:
+            raise InvalidRequest(
+                f"unknown embedding provider {self.provider!r}; use one of {', '.join(PROVIDERS)}"
+            )
+        if not _MODEL_RE.match(self.model):
+            raise InvalidRequest(f"invalid embedding model name {self.model!r}")
+        if len(self.fallbacks) > _MAX_FALLBACKS:
+            raise InvalidRequest(f"at most {_MAX_FALLBACKS} fallback embedders")
+        for fallback in self.fallbacks:
+            if fallback.fallbacks:
+                raise InvalidRequest("a fallback embedder cannot have fallbacks of its own")
+
+    @classmethod
+    def parse(cls, text: str, fallbacks: list[str] | tuple[str, ...] = ()) -> EmbedderSpec:
+        """``provider:model`` (``hash`` alone is enough), e.g. ``openai:text-embedding-3-small``."""
+        provider, sep, model = text.strip().partition(":")
+        if not sep:
+            model = _DEFAULT_MODELS.get(provider, "")
+            if not model:
+                raise InvalidRequest(
+                    f"embedder {text!r} needs a model: write it as provider:model, "
+                    "e.g. openai:text-embedding-3-small"
+                )
+        return cls(
+            provider=provider,
+            model=model,
+            fallbacks=tuple(cls.parse(f) for f in fallbacks),
+        )
+
+    @property
+    def identity(self) -> str:
+        """What a chunk records as the model that embedded it: ``provider:model``."""
+        return f"{self.provider}:{self.model}"
+
+    def __str__(self) -> str:
+        chain = [self.identity, *(f.identity for f in self.fallbacks)]
+        return " -> ".join(chain)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"provider": self.provider, "model": self.model}
+        if self.fallbacks:
+            data["fallbacks"] = [f.to_json() for f in self.fallbacks]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EmbedderSpec:
+        return cls(
+            provider=str(data["provider"]),
+            model=str(data["model"]),
+            fallbacks=tuple(cls.from_json(f) for f in data.get("fallbacks", ())),
+        )
