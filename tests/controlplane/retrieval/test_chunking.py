@@ -10,10 +10,28 @@ from controlplane.errors import InvalidRequest
 from controlplane.retrieval.chunking import ChunkingSpec, TextChunk, split_text
 from controlplane.retrieval.tokens import count_tokens
 
-WORDS = (
-    "tenant database vector index postgres search chunk embedding query router pool "
-    "catalog schema migration backup recall latency operator server role"
-).split()
+WORDS = [
+    "tenant",
+    "database",
+    "vector",
+    "index",
+    "postgres",
+    "search",
+    "chunk",
+    "embedding",
+    "query",
+    "router",
+    "pool",
+    "catalog",
+    "schema",
+    "migration",
+    "backup",
+    "recall",
+    "latency",
+    "operator",
+    "server",
+    "role",
+]
 
 
 def prose(rng: random.Random, paragraphs: int) -> str:
