@@ -38,7 +38,8 @@ from controlplane.provisioning.lifecycle import (
     create_tenant,
     tenant_conninfo,
 )
-from controlplane.retrieval import ChunkIn, DocumentIn, UpsertRequest, upsert_documents
+from controlplane.retrieval import ChunkIn, DocumentIn, UpsertRequest
+from controlplane.retrieval.documents import upsert_documents
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
 

@@ -25,7 +25,8 @@ from controlplane.keys import (
 )
 from controlplane.localpg import EmbeddedServer
 from controlplane.plane import ControlPlane
-from controlplane.retrieval import SearchRequest, SearchResponse, search
+from controlplane.retrieval import SearchRequest, SearchResponse
+from controlplane.retrieval.search import search
 from controlplane.routing import TenantRouter
 
 __all__ = ["register"]

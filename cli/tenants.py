@@ -23,6 +23,7 @@ from controlplane.provisioning.lifecycle import (
     list_tenants,
     tenant_conninfo,
 )
+from controlplane.retrieval import ChunkingSpec, EmbedderSpec
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
 
 __all__ = ["app"]
@@ -65,10 +66,31 @@ def create(
         str | None,
         typer.Option(help="Delete after this long with 'tenantctl gc' (e.g. 30m, 2h, 7d)."),
     ] = None,
+    embedder: Annotated[
+        str | None,
+        typer.Option(
+            help="Embedding model as provider:model: openai:text-embedding-3-small, "
+            "voyage:voyage-3.5, or hash (offline, lexical). Default: TENANTVEC_EMBEDDER."
+        ),
+    ] = None,
+    fallback: Annotated[
+        list[str] | None,
+        typer.Option(help="Embedder to try when the one before fails; repeatable, in order."),
+    ] = None,
+    chunk_tokens: Annotated[int, typer.Option(help="Token budget of one chunk.")] = 800,
+    chunk_overlap: Annotated[
+        int, typer.Option(help="Tokens each chunk repeats from the one before.")
+    ] = 200,
     json_: JsonOption = False,
 ) -> None:
-    """Create a tenant: its own database and role, with the embedding schema applied."""
+    """Create a tenant: its own database and role, with the embedding schema applied.
+
+    Dimensions are fixed at creation: give the ones your embedding model produces
+    (text-embedding-3-small: 1536; the 'hash' embedder makes any number).
+    """
     cli = get_cli(ctx)
+    if fallback and not embedder:
+        raise InvalidRequest("--fallback needs --embedder")
     request = TenantRequest(
         id=name,
         dims=dims,
@@ -80,6 +102,8 @@ def create(
         server=server,
         labels=dict(parse_label(text) for text in label or []),
         ttl=parse_duration(ttl) if ttl else None,
+        embedder=EmbedderSpec.parse(embedder, fallback or []) if embedder else None,
+        chunking=ChunkingSpec(max_tokens=chunk_tokens, overlap=chunk_overlap),
     )
 
     async def work(plane: ControlPlane) -> Tenant:
@@ -91,7 +115,7 @@ def create(
     else:
         cli.out.print(
             f"tenant {tenant.id} is {tenant.state} on server {tenant.server} "
-            f"(schema version {tenant.schema_version}); "
+            f"(schema version {tenant.schema_version}, embedder {tenant.embedder}); "
             f"connection string: tenantctl tenants dsn {tenant.id}"
         )
 
@@ -126,6 +150,7 @@ def list_(
         "DIMS",
         "METRIC",
         "INDEX",
+        "EMBEDDER",
         "SCHEMA",
         "LABELS",
         "EXPIRES",
@@ -141,6 +166,7 @@ def list_(
             str(t.dims),
             t.metric.value,
             t.index.kind.value,
+            t.embedder.identity,
             str(t.schema_version),
             ",".join(f"{k}={v}" for k, v in sorted(t.labels.items())) or "-",
             _short_time(t.expires_at.isoformat()) if t.expires_at else "-",

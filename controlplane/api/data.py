@@ -22,12 +22,10 @@ from controlplane.retrieval import (
     TenantStats,
     UpsertRequest,
     UpsertResponse,
-    delete_document,
-    get_document,
-    search,
-    tenant_stats,
-    upsert_documents,
 )
+from controlplane.retrieval.documents import delete_document, get_document, upsert_documents
+from controlplane.retrieval.search import search
+from controlplane.retrieval.stats import tenant_stats
 
 __all__ = ["DataController"]
 

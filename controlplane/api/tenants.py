@@ -12,6 +12,7 @@ from controlplane.api import examples as ex
 from controlplane.api.auth import Caller
 from controlplane.api.state import ApiState
 from controlplane.durations import parse_duration
+from controlplane.errors import InvalidRequest
 from controlplane.keys import create_key, list_keys, revoke_key
 from controlplane.provisioning.lifecycle import (
     TenantRequest,
@@ -20,6 +21,7 @@ from controlplane.provisioning.lifecycle import (
     describe_tenant,
     list_tenants,
 )
+from controlplane.retrieval import ChunkingSpec, EmbedderSpec
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
 
 __all__ = ["TenantsController"]
@@ -43,8 +45,25 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
     ttl: (
         Annotated[str, Meta(description="e.g. 30m, 2h, 7d: 'tenantctl gc' deletes after.")] | None
     ) = None
+    embedder: (
+        Annotated[
+            str,
+            Meta(
+                description="provider:model, e.g. openai:text-embedding-3-small, "
+                "voyage:voyage-3.5, hash. Default: the server's TENANTVEC_EMBEDDER."
+            ),
+        ]
+        | None
+    ) = None
+    fallbacks: Annotated[
+        list[str], Meta(max_length=3, description="Embedders tried in order if it fails.")
+    ] = []
+    chunk_tokens: Annotated[int, Meta(description="Token budget of a chunk.")] = 800
+    chunk_overlap: Annotated[int, Meta(description="Tokens a chunk repeats from the last.")] = 200
 
     def to_request(self) -> TenantRequest:
+        if self.fallbacks and not self.embedder:
+            raise InvalidRequest("fallbacks need an embedder to fall back from")
         return TenantRequest(
             id=self.id,
             dims=self.dims,
@@ -59,6 +78,8 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
             server=self.server,
             labels=self.labels,
             ttl=parse_duration(self.ttl) if self.ttl else None,
+            embedder=EmbedderSpec.parse(self.embedder, self.fallbacks) if self.embedder else None,
+            chunking=ChunkingSpec(max_tokens=self.chunk_tokens, overlap=self.chunk_overlap),
         )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-__all__ = ["ApiKeyRow", "OperationRow", "ServerRow", "TenantRow", "utcnow"]
+__all__ = ["ApiKeyRow", "JobRow", "OperationRow", "ServerRow", "TenantRow", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -54,6 +54,10 @@ class TenantRow(SQLModel, table=True):
     text_config: str = Field(max_length=63)
     schema_version: int = 0
     labels: dict[str, Any] = _json()
+    # {"provider", "model", "fallbacks"} and {"max_tokens", "overlap"}; {} on rows made
+    # before tenants had them (read as the hash embedder and default chunking).
+    embedder: dict[str, Any] = _json()
+    chunking: dict[str, Any] = _json()
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
@@ -112,3 +116,24 @@ class ApiKeyRow(SQLModel, table=True):
     created_by: str = Field(max_length=255)
     created_at: datetime = _ts()
     revoked_at: datetime | None = _ts(nullable=True)
+
+
+class JobRow(SQLModel, table=True):
+    """An ingestion job waiting for, or held by, an API process.
+
+    The job itself -- its documents, progress and errors -- lives in the tenant's own
+    database (``ingestion_jobs``); the catalog only schedules it, so that a process
+    starting up finds unfinished jobs without visiting every tenant database.
+    """
+
+    __tablename__ = "job_queue"
+    __table_args__ = (Index("job_queue_created_at", "created_at"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    tenant_uid: uuid.UUID
+    tenant_id: str = Field(max_length=63)
+    created_at: datetime = _ts()
+    # Who holds the job, until when: a holder that dies stops renewing its lease.
+    lease_owner: str | None = Field(default=None, max_length=255)
+    lease_expires_at: datetime | None = _ts(nullable=True)
+    attempts: int = 0

@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from controlplane.errors import InvalidRequest
+from controlplane.retrieval.chunking import ChunkingSpec
+from controlplane.retrieval.embedding.spec import EmbedderSpec
 from tenant_schema.spec import IndexSpec, Metric, SchemaSpec
 
 __all__ = [
@@ -89,6 +91,8 @@ class Tenant:
     expires_at: datetime | None = None
     deleted_at: datetime | None = None
     error: str | None = None
+    embedder: EmbedderSpec = field(default_factory=lambda: EmbedderSpec.parse("hash"))
+    chunking: ChunkingSpec = field(default_factory=ChunkingSpec)
     # Encrypted DSN; decrypt with the control plane's SecretBox, never log.
     dsn_encrypted: str | None = field(default=None, repr=False)
 
@@ -110,6 +114,8 @@ class Tenant:
             "metric": self.metric.value,
             "index": {"kind": self.index.kind.value, **self.index.params()},
             "text_config": self.text_config,
+            "embedder": self.embedder.to_json(),
+            "chunking": self.chunking.to_json(),
             "schema_version": self.schema_version,
             "labels": self.labels,
             "created_at": self.created_at.isoformat(),

@@ -16,7 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from controlplane.catalog.models import ApiKeyRow, OperationRow, ServerRow, TenantRow, utcnow
+from controlplane.catalog.jobs import JobQueue
+from controlplane.catalog.models import (
+    ApiKeyRow,
+    JobRow,
+    OperationRow,
+    ServerRow,
+    TenantRow,
+    utcnow,
+)
 from controlplane.catalog.records import (
     LIVE_STATES,
     ApiKey,
@@ -36,6 +44,8 @@ from controlplane.errors import (
     TenantExists,
     TenantNotFound,
 )
+from controlplane.retrieval.chunking import ChunkingSpec
+from controlplane.retrieval.embedding.spec import EmbedderSpec
 from tenant_schema.spec import IndexSpec, Metric
 
 __all__ = ["Catalog"]
@@ -50,6 +60,12 @@ _TABLES = [
     TenantRow.__table__,  # type: ignore[attr-defined]
     OperationRow.__table__,  # type: ignore[attr-defined]
     ApiKeyRow.__table__,  # type: ignore[attr-defined]
+    JobRow.__table__,  # type: ignore[attr-defined]
+]
+# Columns added after a table was first created: create_all does not alter tables.
+_UPGRADES = [
+    "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS embedder jsonb NOT NULL DEFAULT '{}'::jsonb",
+    "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS chunking jsonb NOT NULL DEFAULT '{}'::jsonb",
 ]
 
 
@@ -74,6 +90,7 @@ class Catalog:
     def __init__(self, engine: AsyncEngine, conninfo: ConnInfo) -> None:
         self._engine = engine
         self.conninfo = conninfo
+        self.jobs = JobQueue(engine, self._translate)
 
     @classmethod
     async def connect(cls, conninfo: ConnInfo, *, connect_timeout: int = 5) -> Catalog:
@@ -101,6 +118,8 @@ class Catalog:
                 # Several processes may start at once against a fresh catalog.
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": _LOCK_CLASS})
                 await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=_TABLES))
+                for statement in _UPGRADES:
+                    await conn.execute(text(statement))
 
     async def ping(self) -> None:
         """Raise BackendUnavailable unless the catalog answers."""
@@ -429,6 +448,10 @@ def _tenant(row: TenantRow) -> Tenant:
         expires_at=row.expires_at,
         deleted_at=row.deleted_at,
         error=row.error,
+        embedder=EmbedderSpec.from_json(row.embedder)
+        if row.embedder
+        else EmbedderSpec.parse("hash"),
+        chunking=ChunkingSpec.from_json(row.chunking),
         dsn_encrypted=row.dsn_encrypted,
     )
 

@@ -40,6 +40,8 @@ from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.labels import validate_labels
 from controlplane.provisioning.retry import with_retries
+from controlplane.retrieval.chunking import ChunkingSpec
+from controlplane.retrieval.embedding.spec import EmbedderSpec
 from tenant_schema import MigrationReport, migrate
 from tenant_schema.spec import IndexSpec, Metric, SchemaSpec
 
@@ -71,6 +73,9 @@ class TenantRequest:
     server: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     ttl: timedelta | None = None
+    # None: the control plane's default (TENANTVEC_EMBEDDER).
+    embedder: EmbedderSpec | None = None
+    chunking: ChunkingSpec = field(default_factory=ChunkingSpec)
 
     def __post_init__(self) -> None:
         validate_tenant_id(self.id)
@@ -100,6 +105,8 @@ async def create_tenant(plane: ControlPlane, request: TenantRequest, *, actor: s
                 raise TenantExists(request.id, existing.state)
             logger.info("tenant %s: clearing a failed earlier attempt", request.id)
             await finish_delete(plane, existing, actor=actor, action="delete-failed")
+        embedder = request.embedder or EmbedderSpec.parse(plane.settings.embedder)
+        plane.embedders.for_spec(embedder)  # refuses a provider that is not configured
         server = await _choose_server(plane, request.server) if backend.uses_servers else None
         plan = await backend.plan(request.id, server)
         tenant = await catalog.add_tenant(
@@ -115,6 +122,8 @@ async def create_tenant(plane: ControlPlane, request: TenantRequest, *, actor: s
             index_params=request.index.params(),
             text_config=request.text_config,
             labels=request.labels,
+            embedder=embedder.to_json(),
+            chunking=request.chunking.to_json(),
             expires_at=utcnow() + request.ttl if request.ttl else None,
         )
         logger.info("tenant %s: provisioning on %s", tenant.id, plan.server or backend.kind)

@@ -1,6 +1,13 @@
-"""Retrieval: documents, chunks and vector search inside one tenant's database."""
+"""Retrieval: documents, chunks, embeddings and search inside one tenant's database.
 
-from controlplane.retrieval.documents import delete_document, get_document, upsert_documents
+This package's top level holds the data types and the per-tenant settings (embedder,
+chunking); the operations that need a tenant connection live in their own modules
+(``documents``, ``search``, ``ingest``, ``jobs``, ``stats``) and are re-exported by
+``controlplane``.
+"""
+
+from controlplane.retrieval.chunking import ChunkingSpec, TextChunk, split_text
+from controlplane.retrieval.embedding import EmbedderSpec, Embedders, Purpose
 from controlplane.retrieval.models import (
     ChunkIn,
     Document,
@@ -12,22 +19,21 @@ from controlplane.retrieval.models import (
     UpsertRequest,
     UpsertResponse,
 )
-from controlplane.retrieval.search import search
-from controlplane.retrieval.stats import tenant_stats
 
 __all__ = [
     "ChunkIn",
+    "ChunkingSpec",
     "Document",
     "DocumentIn",
+    "EmbedderSpec",
+    "Embedders",
+    "Purpose",
     "SearchHit",
     "SearchRequest",
     "SearchResponse",
     "TenantStats",
+    "TextChunk",
     "UpsertRequest",
     "UpsertResponse",
-    "delete_document",
-    "get_document",
-    "search",
-    "tenant_stats",
-    "upsert_documents",
+    "split_text",
 ]

@@ -1,14 +1,25 @@
 """Documents and their chunks in a tenant database: upsert, read, delete.
 
-An upsert is one transaction: every document of the batch is written, or none is.
-Each document's chunks are replaced as a whole (a document is the unit of change);
-a document sent again unchanged -- same title, source, metadata and chunks, by content
-hash -- is left alone, so re-sending a corpus costs no index churn.
+A document arrives as ``text`` (chunked with the tenant's chunking, embedded with its
+embedder) or as ready ``chunks`` (whose missing embeddings are filled in the same way).
+An upsert goes in two steps:
+
+1. *prepare* -- compare each document's content hash with the stored one and drop the
+   unchanged ones, then chunk and embed the rest. No connection is held while the
+   embedding provider works, and nothing is written yet;
+2. *write* -- in one transaction, replace each changed document's chunks as a whole.
+   A concurrent search runs on a snapshot: it sees the old chunks or the new ones,
+   never a mix. Documents are written in id order, so two batches cannot deadlock.
+
+A failure in either step -- bad input, a provider error, a wrong answer -- leaves the
+tenant's database as it was.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -16,6 +27,8 @@ from pgvector import Vector
 from psycopg.types.json import Jsonb
 
 from controlplane.errors import DocumentNotFound, InvalidRequest
+from controlplane.retrieval.chunking import split_text
+from controlplane.retrieval.embedding import Purpose
 from controlplane.retrieval.models import (
     Chunk,
     Document,
@@ -27,7 +40,15 @@ from controlplane.retrieval.models import (
 from controlplane.retrieval.validation import check_vector
 from controlplane.routing import Route, TenantRouter
 
-__all__ = ["delete_document", "get_document", "upsert_documents"]
+__all__ = [
+    "PreparedDocument",
+    "delete_document",
+    "get_document",
+    "prepare_documents",
+    "upsert_documents",
+    "validate_document",
+    "write_documents",
+]
 
 _hash_encoder = msgspec.json.Encoder(order="deterministic")
 
@@ -41,51 +62,161 @@ ON CONFLICT (id) DO UPDATE
 RETURNING (xmax = 0) AS inserted
 """
 _INSERT_CHUNK = """
-INSERT INTO chunks (document_id, ordinal, start_offset, end_offset, content, embedding, metadata)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+INSERT INTO chunks
+    (document_id, ordinal, start_offset, end_offset, content, embedding, metadata, embedder)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+"""
+_STORED = """
+SELECT d.id, d.content_hash, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)
+FROM documents d WHERE d.id = ANY(%s)
 """
 
 
-def validate_upsert(route: Route, request: UpsertRequest) -> None:
-    seen: set[str] = set()
+@dataclass
+class _ChunkRow:
+    content: str
+    start: int | None
+    end: int | None
+    metadata: dict[str, Any]
+    embedding: list[float] | None
+    embedder: str | None  # None: the caller's vector
+
+
+@dataclass
+class PreparedDocument:
+    doc: DocumentIn
+    hash: str
+    # None when the stored document already has this hash: nothing to write.
+    chunks: list[_ChunkRow] | None
+    stored_chunks: int = 0
+
+
+def validate_document(route: Route, doc: DocumentIn, where: str) -> None:
+    """Everything about one document that can be checked without the database."""
+    if (doc.text is None) == (doc.chunks is None):
+        raise InvalidRequest(f"{where}: give either text or chunks")
+    if doc.text is not None and "\x00" in doc.text:
+        raise InvalidRequest(f"{where}.text contains a NUL character")
     schema = route.schema
-    for d, doc in enumerate(request.documents):
-        if doc.id in seen:
-            raise InvalidRequest(f"document {doc.id!r} appears twice in the batch")
-        seen.add(doc.id)
-        for c, chunk in enumerate(doc.chunks):
-            where = f"documents[{d}].chunks[{c}]"
+    for c, chunk in enumerate(doc.chunks or ()):
+        at = f"{where}.chunks[{c}]"
+        if chunk.embedding is not None:
             check_vector(
                 chunk.embedding,
                 tenant_id=route.tenant_id,
                 dims=schema.dims,
                 metric=schema.metric,
-                where=f"{where}.embedding",
+                where=f"{at}.embedding",
             )
-            if "\x00" in chunk.content:
-                raise InvalidRequest(f"{where}.content contains a NUL character")
-            if (
-                chunk.start_offset is not None
-                and chunk.end_offset is not None
-                and chunk.end_offset < chunk.start_offset
-            ):
-                raise InvalidRequest(f"{where}: end_offset is before start_offset")
+        if "\x00" in chunk.content:
+            raise InvalidRequest(f"{at}.content contains a NUL character")
+        if (
+            chunk.start_offset is not None
+            and chunk.end_offset is not None
+            and chunk.end_offset < chunk.start_offset
+        ):
+            raise InvalidRequest(f"{at}: end_offset is before start_offset")
+
+
+def validate_upsert(route: Route, request: UpsertRequest) -> None:
+    seen: set[str] = set()
+    for d, doc in enumerate(request.documents):
+        if doc.id in seen:
+            raise InvalidRequest(f"document {doc.id!r} appears twice in the batch")
+        seen.add(doc.id)
+        validate_document(route, doc, f"documents[{d}]")
+
+
+def content_hash(route: Route, doc: DocumentIn) -> str:
+    """What decides "unchanged": the document as sent, and for text the chunking too
+    (a new chunking re-chunks). The embedder is not part of it: 'tenantctl backfill'
+    re-embeds after a model change."""
+    digest = hashlib.sha256(_hash_encoder.encode(doc))
+    if doc.text is not None:
+        digest.update(_hash_encoder.encode(route.chunking.to_json()))
+    return digest.hexdigest()
+
+
+async def prepare_documents(
+    router: TenantRouter, route: Route, docs: Sequence[DocumentIn]
+) -> list[PreparedDocument]:
+    """Hash, skip the unchanged, chunk and embed the rest (validated documents only)."""
+    prepared = [PreparedDocument(doc, content_hash(route, doc), None) for doc in docs]
+    async with router.connection(route.tenant_id) as tc:
+        cur = await tc.conn.execute(_STORED, ([p.doc.id for p in prepared],))
+        stored = {row[0]: (row[1], int(row[2])) for row in await cur.fetchall()}
+    changed = []
+    for p in prepared:
+        stored_hash, stored_chunks = stored.get(p.doc.id, (None, 0))
+        if stored_hash == p.hash:
+            p.stored_chunks = stored_chunks
+        else:
+            p.chunks = _chunk_rows(route, p.doc)
+            changed.append(p)
+    await _embed_missing(router, route, [row for p in changed for row in p.chunks or ()])
+    return prepared
+
+
+def _chunk_rows(route: Route, doc: DocumentIn) -> list[_ChunkRow]:
+    if doc.text is not None:
+        return [
+            _ChunkRow(c.content, c.start, c.end, dict(doc.metadata), None, None)
+            for c in split_text(doc.text, route.chunking)
+        ]
+    return [
+        # Chunks carry their document's metadata, so one index serves filters on
+        # either; a chunk's own keys win.
+        _ChunkRow(
+            c.content,
+            c.start_offset,
+            c.end_offset,
+            {**doc.metadata, **c.metadata},
+            c.embedding,
+            None,
+        )
+        for c in doc.chunks or ()
+    ]
+
+
+async def _embed_missing(router: TenantRouter, route: Route, rows: list[_ChunkRow]) -> None:
+    missing = [row for row in rows if row.embedding is None]
+    if not missing:
+        return
+    embedder = router.plane.embedders.for_spec(route.embedder)
+    result = await embedder.embed(
+        [row.content for row in missing], dims=route.schema.dims, purpose=Purpose.DOCUMENT
+    )
+    for row, vector in zip(missing, result.vectors, strict=True):
+        row.embedding = vector
+        row.embedder = result.identity
+
+
+async def write_documents(
+    conn: Any, prepared: Sequence[PreparedDocument]
+) -> dict[str, DocumentResult]:
+    """Write prepared documents on ``conn``, inside the caller's transaction."""
+    results: dict[str, DocumentResult] = {}
+    for p in sorted(prepared, key=lambda p: p.doc.id):
+        results[p.doc.id] = await _write_one(conn, p)
+    return results
 
 
 async def upsert_documents(
     router: TenantRouter, tenant_id: str, request: UpsertRequest
 ) -> UpsertResponse:
     """Write a batch of documents with their chunks, atomically."""
-    validate_upsert(await router.route(tenant_id), request)
-    results: dict[str, DocumentResult] = {}
+    route = await router.route(tenant_id)
+    validate_upsert(route, request)
+    prepared = await prepare_documents(router, route, request.documents)
     async with router.connection(tenant_id) as tc, tc.conn.transaction():
-        # Fixed order: two batches touching the same documents cannot deadlock.
-        for doc in sorted(request.documents, key=lambda d: d.id):
-            results[doc.id] = await _upsert_one(tc.conn, doc)
+        results = await write_documents(tc.conn, prepared)
     return UpsertResponse(documents=[results[doc.id] for doc in request.documents])
 
 
-async def _upsert_one(conn: Any, doc: DocumentIn) -> DocumentResult:
+async def _write_one(conn: Any, p: PreparedDocument) -> DocumentResult:
+    doc = p.doc
+    if p.chunks is None:
+        return DocumentResult(id=doc.id, status="unchanged", chunks=p.stored_chunks)
     cur = await conn.execute(
         _UPSERT_DOCUMENT,
         {
@@ -93,16 +224,16 @@ async def _upsert_one(conn: Any, doc: DocumentIn) -> DocumentResult:
             "title": doc.title,
             "source": doc.source,
             "metadata": Jsonb(doc.metadata),
-            "hash": hashlib.sha256(_hash_encoder.encode(doc)).hexdigest(),
+            "hash": p.hash,
         },
     )
     row = await cur.fetchone()
-    if row is None:
-        return DocumentResult(id=doc.id, status="unchanged", chunks=len(doc.chunks))
+    if row is None:  # written, identical, by a concurrent request since we looked
+        return DocumentResult(id=doc.id, status="unchanged", chunks=len(p.chunks))
     inserted = bool(row[0])
     if not inserted:
         await conn.execute("DELETE FROM chunks WHERE document_id = %s", (doc.id,))
-    if doc.chunks:
+    if p.chunks:
         async with conn.cursor() as cur:
             await cur.executemany(
                 _INSERT_CHUNK,
@@ -110,19 +241,18 @@ async def _upsert_one(conn: Any, doc: DocumentIn) -> DocumentResult:
                     (
                         doc.id,
                         ordinal,
-                        chunk.start_offset,
-                        chunk.end_offset,
-                        chunk.content,
-                        Vector(chunk.embedding),
-                        # Chunks carry their document's metadata, so one index serves
-                        # filters on either; a chunk's own keys win.
-                        Jsonb({**doc.metadata, **chunk.metadata}),
+                        c.start,
+                        c.end,
+                        c.content,
+                        Vector(c.embedding) if c.embedding is not None else None,
+                        Jsonb(c.metadata),
+                        c.embedder,
                     )
-                    for ordinal, chunk in enumerate(doc.chunks)
+                    for ordinal, c in enumerate(p.chunks)
                 ],
             )
     status = "created" if inserted else "updated"
-    return DocumentResult(id=doc.id, status=status, chunks=len(doc.chunks))
+    return DocumentResult(id=doc.id, status=status, chunks=len(p.chunks))
 
 
 async def get_document(
@@ -151,7 +281,7 @@ async def get_document(
                 metadata=c[2],
                 start_offset=c[3],
                 end_offset=c[4],
-                embedding=c[5].to_list() if include_embeddings else None,
+                embedding=c[5].to_list() if include_embeddings and c[5] is not None else None,
             )
             for c in await cur.fetchall()
         ]

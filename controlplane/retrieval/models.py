@@ -8,7 +8,7 @@ retrieval functions (``validation``), which every caller goes through.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
@@ -20,7 +20,10 @@ __all__ = [
     "Document",
     "DocumentIn",
     "DocumentResult",
+    "Job",
+    "JobError",
     "SearchHit",
+    "SearchMode",
     "SearchRequest",
     "SearchResponse",
     "TenantStats",
@@ -30,6 +33,7 @@ __all__ = [
 
 MAX_BATCH_DOCUMENTS = 1_000
 MAX_CHUNKS_PER_DOCUMENT = 10_000
+MAX_TEXT_CHARS = 10_000_000
 
 DocumentId = Annotated[
     str, Meta(min_length=1, max_length=512, description="The caller's id for the document.")
@@ -44,15 +48,30 @@ Vector = Annotated[
 
 class ChunkIn(Struct, forbid_unknown_fields=True):
     content: Annotated[str, Meta(min_length=1, max_length=1_000_000)]
-    embedding: Vector
+    embedding: (
+        Annotated[Vector, Meta(description="Omit to have the tenant's embedder embed content.")]
+        | None
+    ) = None
     metadata: Metadata = {}
     start_offset: Annotated[int, Meta(ge=0)] | None = None
     end_offset: Annotated[int, Meta(ge=0)] | None = None
 
 
 class DocumentIn(Struct, forbid_unknown_fields=True):
+    """A document as ``text`` (chunked and embedded by the control plane) or as ``chunks``."""
+
     id: DocumentId
-    chunks: Annotated[list[ChunkIn], Meta(max_length=MAX_CHUNKS_PER_DOCUMENT)]
+    text: (
+        Annotated[
+            str,
+            Meta(
+                max_length=MAX_TEXT_CHARS,
+                description="The document's text; the tenant's chunking and embedder apply.",
+            ),
+        ]
+        | None
+    ) = None
+    chunks: Annotated[list[ChunkIn], Meta(max_length=MAX_CHUNKS_PER_DOCUMENT)] | None = None
     title: Annotated[str, Meta(max_length=10_000)] | None = None
     source: Annotated[str, Meta(max_length=10_000)] | None = None
     metadata: Metadata = {}
@@ -64,7 +83,8 @@ class UpsertRequest(Struct, forbid_unknown_fields=True):
 
 class DocumentResult(Struct):
     id: str
-    # "created", "updated", or "unchanged" (same title, metadata and chunks as stored)
+    # "created", "updated", or "unchanged" (same text or chunks, title and metadata as
+    # stored: nothing was embedded or written)
     status: str
     chunks: int
 
@@ -73,8 +93,28 @@ class UpsertResponse(Struct):
     documents: list[DocumentResult]
 
 
+SearchMode = Literal["vector", "keyword", "hybrid"]
+
+
 class SearchRequest(Struct, forbid_unknown_fields=True):
-    vector: Vector
+    """A query as ``text`` (embedded with the tenant's embedder) and/or a ``vector``."""
+
+    text: Annotated[str, Meta(min_length=1, max_length=100_000)] | None = None
+    vector: Vector | None = None
+    mode: (
+        Annotated[
+            SearchMode,
+            Meta(
+                description="vector (default), keyword (full text), or hybrid: both rankings "
+                "fused by reciprocal rank."
+            ),
+        ]
+        | None
+    ) = None
+    hybrid: Annotated[bool, Meta(description='Shorthand for "mode": "hybrid".')] = False
+    keyword_weight: Annotated[
+        float, Meta(ge=0, le=1, description="Hybrid: the full-text ranking's share (0-1).")
+    ] = 0.5
     k: Annotated[int, Meta(ge=1, le=100)] = 10
     filter: Annotated[
         dict[str, Any] | None,
@@ -90,7 +130,10 @@ class SearchRequest(Struct, forbid_unknown_fields=True):
 class SearchHit(Struct, omit_defaults=True):
     document_id: str
     chunk: int
+    # vector: the similarity; keyword: ts_rank_cd; hybrid: the fused reciprocal-rank score
     score: float
+    # The vector similarity, in keyword and hybrid modes when a query vector was used.
+    similarity: float | None = None
     content: str | None = None
     metadata: dict[str, Any] | None = None
 
@@ -129,3 +172,29 @@ class TenantStats(Struct):
     index_bytes: int
     table_bytes: int
     database_bytes: int
+
+
+class JobError(Struct):
+    document: str | None
+    error: str
+
+
+class Job(Struct):
+    """An ingestion job: its documents are written as it goes, each batch atomically."""
+
+    id: str
+    tenant: str
+    kind: str
+    # pending -> running -> completed | failed ("failed": it stopped early; see error)
+    state: str
+    total: int
+    processed: int
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+    errors: list[JobError]
+    error: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None

@@ -1,9 +1,20 @@
-"""Vector search in one tenant's database.
+"""Search in one tenant's database: by vector, by keyword, or both fused.
 
-The ORDER BY uses the tenant's own distance operator, so its HNSW or IVFFlat index
-applies. With a metadata filter or a similarity floor, pgvector's iterative index scan
-is turned on for the query: the index keeps producing candidates until ``k`` rows pass
-the filter, instead of filtering a fixed ``ef_search`` candidates after the fact.
+- ``vector``: the ``k`` chunks nearest the query vector. The ORDER BY uses the tenant's
+  own distance operator, so its HNSW or IVFFlat index applies. With a metadata filter
+  or a similarity floor, pgvector's iterative index scan is turned on: the index keeps
+  producing candidates until ``k`` rows pass, instead of filtering a fixed
+  ``ef_search`` candidates after the fact.
+- ``keyword``: Postgres full-text search with the tenant's text search configuration
+  (``websearch_to_tsquery``: quoted phrases, ``or``, ``-word``), ranked by
+  ``ts_rank_cd``.
+- ``hybrid``: the top candidates of both rankings fused by reciprocal rank (RRF,
+  k = 60): ``(1 - w) / (60 + vector rank) + w / (60 + keyword rank)``, w being
+  ``keyword_weight``.
+
+A text query is embedded with the tenant's own embedder. ``min_similarity`` is a floor
+on the vector similarity in every mode: below it nothing is returned, however well the
+words match. An empty result is an empty list.
 """
 
 from __future__ import annotations
@@ -15,54 +26,59 @@ from pgvector import Vector
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from controlplane.retrieval.models import SearchHit, SearchRequest, SearchResponse
+from controlplane.errors import InvalidRequest
+from controlplane.retrieval.embedding import Purpose
+from controlplane.retrieval.models import SearchHit, SearchMode, SearchRequest, SearchResponse
 from controlplane.retrieval.validation import check_min_similarity, check_vector, score_sql
-from controlplane.routing import TenantRouter
+from controlplane.routing import Route, TenantRouter
 from tenant_schema.spec import IndexKind
 
-__all__ = ["search"]
+__all__ = ["RRF_K", "search", "search_mode"]
+
+RRF_K = 60  # the constant of Cormack et al.'s reciprocal rank fusion
+_MIN_CANDIDATES = 50
+_MAX_CANDIDATES = 400
+
+
+def search_mode(request: SearchRequest) -> SearchMode:
+    if request.hybrid and request.mode not in (None, "hybrid"):
+        raise InvalidRequest(f'"hybrid": true contradicts "mode": "{request.mode}"')
+    mode: SearchMode = "hybrid" if request.hybrid else (request.mode or "vector")
+    if mode == "vector" and request.text is None and request.vector is None:
+        raise InvalidRequest("give a query: text, or a vector")
+    if mode != "vector" and request.text is None:
+        raise InvalidRequest(f"{mode} search needs the query as text")
+    return mode
 
 
 async def search(router: TenantRouter, tenant_id: str, request: SearchRequest) -> SearchResponse:
-    """The ``k`` chunks nearest to ``request.vector``, best first."""
+    """The best ``k`` chunks for the query, best first."""
     route = await router.route(tenant_id)
+    mode = search_mode(request)
     schema = route.schema
-    check_vector(
-        request.vector,
-        tenant_id=tenant_id,
-        dims=schema.dims,
-        metric=schema.metric,
-        where="vector",
+    max_distance = (
+        check_min_similarity(request.min_similarity, schema.metric)
+        if request.min_similarity is not None
+        else None
     )
-    params: dict[str, Any] = {"v": Vector(request.vector), "k": request.k}
-    conditions: list[sql.Composable] = []
-    if request.filter is not None:
-        conditions.append(sql.SQL("metadata @> %(filter)s"))
-        params["filter"] = Jsonb(request.filter)
-    if request.min_similarity is not None:
-        params["max_distance"] = check_min_similarity(request.min_similarity, schema.metric)
-        conditions.append(
-            sql.SQL("embedding {op} %(v)s <= %(max_distance)s").format(
-                op=sql.SQL(schema.metric.operator)
-            )
+    vector = request.vector
+    if vector is not None:
+        check_vector(
+            vector, tenant_id=tenant_id, dims=schema.dims, metric=schema.metric, where="vector"
         )
-    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
-    columns = [sql.SQL("document_id"), sql.SQL("ordinal")]
-    if request.include_content:
-        columns.append(sql.SQL("content"))
-    if request.include_metadata:
-        columns.append(sql.SQL("metadata"))
-    query = sql.SQL(
-        "SELECT {columns}, {score} AS score FROM ("
-        "SELECT {columns}, embedding {op} %(v)s AS distance FROM chunks{where} "
-        "ORDER BY embedding {op} %(v)s LIMIT %(k)s) AS nearest ORDER BY distance"
-    ).format(
-        columns=sql.SQL(", ").join(columns),
-        score=sql.SQL(score_sql(schema.metric)),
-        where=where,
-        op=sql.SQL(schema.metric.operator),
-    )
-    settings = _index_settings(request, schema.index.kind, filtered=bool(conditions))
+    elif mode != "keyword" or max_distance is not None:
+        assert request.text is not None
+        embedder = router.plane.embedders.for_spec(route.embedder)
+        answer = await embedder.embed([request.text], dims=schema.dims, purpose=Purpose.QUERY)
+        vector = answer.vectors[0]
+    query = _Query(route, request, vector, max_distance)
+    statement = {"vector": query.vector_only, "keyword": query.keyword, "hybrid": query.hybrid}[
+        mode
+    ]()
+    filtered = request.filter is not None or max_distance is not None
+    settings = _index_settings(request, schema.index.kind, filtered=filtered)
+    if mode == "keyword":
+        settings = []
     async with router.connection(tenant_id) as tc:
         # set_config(..., true) lasts for a transaction; without settings, a bare
         # statement saves the BEGIN/COMMIT round trips.
@@ -70,20 +86,134 @@ async def search(router: TenantRouter, tenant_id: str, request: SearchRequest) -
         async with block:
             for name, value in settings:
                 await tc.conn.execute("SELECT set_config(%s, %s, true)", (name, value))
-            cur = await tc.conn.execute(query, params)
+            cur = await tc.conn.execute(statement, query.params)
             rows = await cur.fetchall()
-    hits = []
-    for row in rows:
-        document_id, ordinal, *rest = row
-        hit = SearchHit(document_id=document_id, chunk=ordinal, score=float(rest[-1]))
-        i = 0
+    return SearchResponse(results=[query.hit(row) for row in rows])
+
+
+class _Query:
+    """The SQL of one search, with its parameters and how to read its rows."""
+
+    def __init__(
+        self,
+        route: Route,
+        request: SearchRequest,
+        vector: list[float] | None,
+        max_distance: float | None,
+    ) -> None:
+        self.request = request
+        self.metric = route.schema.metric
+        self.op = sql.SQL(self.metric.operator)
+        self.has_vector = vector is not None
+        self.params: dict[str, Any] = {
+            "k": request.k,
+            "cfg": route.schema.text_config,
+            "text": request.text,
+            "n": min(max(4 * request.k, _MIN_CANDIDATES), _MAX_CANDIDATES),
+            "w": request.keyword_weight,
+            "rrf_k": RRF_K,
+        }
+        if vector is not None:
+            self.params["v"] = Vector(vector)
+        self.conditions: list[sql.Composable] = []
+        if request.filter is not None:
+            self.conditions.append(sql.SQL("metadata @> %(filter)s"))
+            self.params["filter"] = Jsonb(request.filter)
+        if max_distance is not None:
+            self.params["max_distance"] = max_distance
+            self.conditions.append(
+                sql.SQL("embedding {op} %(v)s <= %(max_distance)s").format(op=self.op)
+            )
+        columns = [sql.SQL("c.document_id"), sql.SQL("c.ordinal")]
         if request.include_content:
-            hit.content = rest[i]
-            i += 1
+            columns.append(sql.SQL("c.content"))
         if request.include_metadata:
-            hit.metadata = rest[i]
-        hits.append(hit)
-    return SearchResponse(results=hits)
+            columns.append(sql.SQL("c.metadata"))
+        self.columns = sql.SQL(", ").join(columns)
+
+    def where(self, *extra: sql.Composable) -> sql.Composable:
+        conditions = [*self.conditions, *extra]
+        if not conditions:
+            return sql.SQL("")
+        return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+
+    def similarity(self) -> sql.Composable:
+        if not self.has_vector:
+            return sql.SQL("NULL::float8")
+        distance = f"(c.embedding {self.metric.operator} %(v)s)"
+        return sql.SQL(score_sql(self.metric, distance))  # type: ignore[arg-type]
+
+    def _nearest(self, limit: str) -> sql.Composable:
+        return sql.SQL(
+            "SELECT id, embedding {op} %(v)s AS distance FROM chunks{where} "
+            "ORDER BY embedding {op} %(v)s LIMIT {limit}"
+        ).format(op=self.op, where=self.where(), limit=sql.SQL(limit))
+
+    def _matching(self, limit: str) -> sql.Composable:
+        return sql.SQL(
+            "SELECT id, ts_rank_cd(tsv, q, 32) AS rank FROM chunks, "
+            "websearch_to_tsquery(%(cfg)s::regconfig, %(text)s) AS q{where} "
+            "ORDER BY rank DESC, id LIMIT {limit}"
+        ).format(where=self.where(sql.SQL("tsv @@ q")), limit=sql.SQL(limit))
+
+    def vector_only(self) -> sql.Composable:
+        return sql.SQL(
+            "SELECT {columns}, {score} AS score FROM ({nearest}) AS n "
+            "JOIN chunks c ON c.id = n.id WHERE n.distance IS NOT NULL ORDER BY n.distance, c.id"
+        ).format(
+            columns=self.columns,
+            score=sql.SQL(score_sql(self.metric, "n.distance")),  # type: ignore[arg-type]
+            nearest=self._nearest("%(k)s"),
+        )
+
+    def keyword(self) -> sql.Composable:
+        return sql.SQL(
+            "SELECT {columns}, m.rank AS score, {similarity} AS similarity "
+            "FROM ({matching}) AS m JOIN chunks c ON c.id = m.id ORDER BY m.rank DESC, c.id"
+        ).format(
+            columns=self.columns, similarity=self.similarity(), matching=self._matching("%(k)s")
+        )
+
+    def hybrid(self) -> sql.Composable:
+        return sql.SQL(
+            "WITH vec AS (SELECT id, row_number() OVER (ORDER BY distance, id) AS rank "
+            "FROM ({nearest}) AS n WHERE distance IS NOT NULL), "
+            "kw AS (SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rank "
+            "FROM ({matching}) AS m), "
+            "fused AS (SELECT coalesce(vec.id, kw.id) AS id, "
+            "coalesce((1 - %(w)s) / (%(rrf_k)s + vec.rank), 0) "
+            "+ coalesce(%(w)s / (%(rrf_k)s + kw.rank), 0) AS score "
+            "FROM vec FULL OUTER JOIN kw ON vec.id = kw.id) "
+            "SELECT {columns}, f.score, {similarity} AS similarity "
+            "FROM fused f JOIN chunks c ON c.id = f.id WHERE f.score > 0 "
+            "ORDER BY f.score DESC, c.id LIMIT %(k)s"
+        ).format(
+            nearest=self._nearest("%(n)s"),
+            matching=self._matching("%(n)s"),
+            columns=self.columns,
+            similarity=self.similarity(),
+        )
+
+    def hit(self, row: tuple[Any, ...]) -> SearchHit:
+        document_id, ordinal, *rest = row
+        i = 0
+        content = metadata = None
+        if self.request.include_content:
+            content = rest[i]
+            i += 1
+        if self.request.include_metadata:
+            metadata = rest[i]
+            i += 1
+        score = float(rest[i])
+        similarity = rest[i + 1] if len(rest) > i + 1 else None
+        return SearchHit(
+            document_id=document_id,
+            chunk=ordinal,
+            score=score,
+            similarity=float(similarity) if similarity is not None else None,
+            content=content,
+            metadata=metadata,
+        )
 
 
 def _index_settings(

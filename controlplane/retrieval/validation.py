@@ -51,10 +51,11 @@ def check_min_similarity(value: float, metric: Metric) -> float:
     return 1 / value - 1
 
 
-def score_sql(metric: Metric) -> str:
-    """SQL turning the operator's distance (column ``distance``) into a similarity score."""
+def score_sql(metric: Metric, distance: str = "distance") -> str:
+    """SQL turning the operator's distance (the SQL expression ``distance``) into a
+    similarity score."""
     return {
-        Metric.COSINE: "1 - distance",
-        Metric.IP: "-distance",
-        Metric.L2: "1 / (1 + distance)",
+        Metric.COSINE: f"1 - {distance}",
+        Metric.IP: f"-{distance}",
+        Metric.L2: f"1 / (1 + {distance})",
     }[metric]

@@ -351,6 +351,10 @@ class TenantRouter:
             budgets=budgets,
         )
 
+    @property
+    def plane(self) -> ControlPlane:
+        return self._plane
+
     async def route(self, tenant_id: str) -> Route:
         """The tenant's (cached) route; TenantNotFound if it has none."""
         return await self._routes.get(tenant_id)

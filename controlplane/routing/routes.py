@@ -16,6 +16,8 @@ from controlplane.catalog.records import Tenant, TenantState, validate_tenant_id
 from controlplane.dsn import ConnInfo
 from controlplane.errors import TenantNotFound
 from controlplane.plane import ControlPlane
+from controlplane.retrieval.chunking import ChunkingSpec
+from controlplane.retrieval.embedding.spec import EmbedderSpec
 from tenant_schema.spec import SchemaSpec
 
 __all__ = ["Route", "RouteTable"]
@@ -34,6 +36,8 @@ class Route:
     updated_at: datetime
     error: str | None
     fetched_at: float
+    embedder: EmbedderSpec
+    chunking: ChunkingSpec
     conninfo: ConnInfo | None = field(default=None, repr=False)
 
     @classmethod
@@ -49,6 +53,8 @@ class Route:
             updated_at=tenant.updated_at,
             error=tenant.error,
             fetched_at=now,
+            embedder=tenant.embedder,
+            chunking=tenant.chunking,
             conninfo=plane.tenant_conninfo(tenant) if usable else None,
         )
 

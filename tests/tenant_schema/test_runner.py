@@ -37,10 +37,14 @@ async def scratch_db(plane: ControlPlane, superuser_dsn: str, tenant_id: str) ->
             )
 
 
+LATEST = MigrationSet.bundled().latest
+NEXT = LATEST + 1
+
+
 def _with_extra_migration(tmp_path: Path, body: str) -> MigrationSet:
     for migration in MigrationSet.bundled().migrations:
         (tmp_path / f"{migration.version:04d}_{migration.name}.sql").write_text(migration.template)
-    (tmp_path / "0002_add_language.sql").write_text(body)
+    (tmp_path / f"{NEXT:04d}_add_language.sql").write_text(body)
     return MigrationSet.from_directory(tmp_path)
 
 
@@ -49,12 +53,14 @@ async def test_bundled_migrations_apply_once(scratch_db: str) -> None:
     async with await psycopg.AsyncConnection.connect(scratch_db) as conn:
         first = await migrate(conn, spec)
         again = await migrate(conn, spec)
-        assert await applied_version(conn) == MigrationSet.bundled().latest
-        cur = await conn.execute("SELECT version, name, length(checksum) FROM schema_migrations")
+        assert await applied_version(conn) == LATEST
+        cur = await conn.execute(
+            "SELECT version, name, length(checksum) FROM schema_migrations ORDER BY version"
+        )
         ledger = await cur.fetchall()
-    assert first.applied == (1,) and first.from_version == 0
-    assert again.applied == () and again.to_version == 1
-    assert ledger == [(1, "initial", 64)]
+    assert first.applied == tuple(range(1, LATEST + 1)) and first.from_version == 0
+    assert again.applied == () and again.to_version == LATEST
+    assert ledger == [(m.version, m.name, 64) for m in MigrationSet.bundled().migrations]
 
 
 async def test_upgrade_applies_only_new_versions(scratch_db: str, tmp_path: Path) -> None:
@@ -68,7 +74,7 @@ async def test_upgrade_applies_only_new_versions(scratch_db: str, tmp_path: Path
             "AND column_name = 'language'"
         )
         assert await cur.fetchone() == (1,)
-    assert (report.from_version, report.to_version, report.applied) == (1, 2, (2,))
+    assert (report.from_version, report.to_version, report.applied) == (LATEST, NEXT, (NEXT,))
 
 
 async def test_failed_migration_rolls_back_whole(scratch_db: str, tmp_path: Path) -> None:
@@ -78,9 +84,9 @@ async def test_failed_migration_rolls_back_whole(scratch_db: str, tmp_path: Path
     )
     async with await psycopg.AsyncConnection.connect(scratch_db) as conn:
         await migrate(conn, spec)
-        with pytest.raises(MigrationError, match="migration 2 .* failed"):
+        with pytest.raises(MigrationError, match=f"migration {NEXT} .* failed"):
             await migrate(conn, spec, broken)
-        assert await applied_version(conn) == 1
+        assert await applied_version(conn) == LATEST
         cur = await conn.execute(
             "SELECT count(*) FROM information_schema.columns WHERE column_name = 'language'"
         )

@@ -182,7 +182,7 @@ BAD_SEARCHES = [
     ({"vector": [1, 0, 0], "ef_search": 5000}, "<= 1000"),
     ({"vector": [1, 0, 0], "min_similarity": 2}, "between -1 and 1"),
     ({"vector": [1, 0, 0], "limit": 3}, "unknown field"),
-    ({}, "missing required field `vector`"),
+    ({}, "give a query: text, or a vector"),
 ]
 
 
