@@ -52,6 +52,8 @@ class ControlPlane:
         self.embedded = embedded
         self.servers = ServerDirectory(catalog, box)
         self.embedders = Embedders(settings)
+        # Set when this process queues an ingestion job: its job runner wakes at once.
+        self.jobs_waiting = asyncio.Event()
         self.backends: dict[str, Backend] = {
             "postgres": PostgresBackend(self.servers, connect_timeout=settings.connect_timeout),
         }

@@ -1,13 +1,16 @@
 """The HTTP API: ``create_app(settings)`` builds the Litestar application.
 
 The app owns its resources through its lifespan: on start it opens the control plane
-(catalog, embedded server if that is where the catalog lives) and the tenant router;
-on shutdown it closes every tenant pool, then the catalog. Handlers get them through
+(catalog, embedded server if that is where the catalog lives), the tenant router and
+the ingestion job runner; on shutdown it hands back the jobs it holds, closes every
+tenant pool, then the catalog. Handlers get them through
 the ``api`` dependency and the caller through ``caller``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +30,7 @@ from controlplane.api.system import healthz, metrics, readyz
 from controlplane.api.tenants import TenantsController
 from controlplane.keys import KeyVerifier, load_admin_token
 from controlplane.plane import ControlPlane
+from controlplane.retrieval.jobs import JobRunner
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
 
@@ -57,7 +61,15 @@ def create_app(settings: Settings) -> Litestar:
                 settings.worker_connection_budget,
                 settings.max_pools,
             )
-            yield
+            # Ingestion jobs queued by any process (and left by one that died) run here.
+            runner = JobRunner(router, lease_seconds=settings.job_lease_seconds)
+            jobs = asyncio.create_task(runner.run(), name="ingestion-jobs")
+            try:
+                yield
+            finally:
+                jobs.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await jobs
 
     def provide_api(state: State) -> ApiState:
         api: ApiState = state.api

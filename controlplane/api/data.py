@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Response, delete, get, post, put
 from litestar.params import Body, Parameter
 
 from controlplane.api import examples as ex
@@ -17,6 +17,7 @@ from controlplane.api.auth import Caller
 from controlplane.api.state import ApiState
 from controlplane.retrieval import (
     Document,
+    DocumentIn,
     SearchRequest,
     SearchResponse,
     TenantStats,
@@ -24,6 +25,8 @@ from controlplane.retrieval import (
     UpsertResponse,
 )
 from controlplane.retrieval.documents import delete_document, get_document, upsert_documents
+from controlplane.retrieval.jobs import get_job, list_jobs, submit_job
+from controlplane.retrieval.models import Job
 from controlplane.retrieval.search import search
 from controlplane.retrieval.stats import tenant_stats
 
@@ -40,24 +43,82 @@ class DataController(Controller):
     @put(
         "/documents",
         operation_id="upsertDocuments",
-        summary="Upsert documents with their chunks",
-        description="Atomic per request: on any error nothing of the batch is written. A "
-        "document's chunks are replaced as a whole; an unchanged document is left alone.",
-        responses=ex.ok(
-            UpsertResponse,
-            {"documents": [{"id": "doc-1", "status": "created", "chunks": 1}]},
-            "What happened to each document, in request order.",
-        ),
+        summary="Upsert documents, as text or as chunks with vectors",
+        description="A document is either `text` (chunked and embedded with the tenant's "
+        "settings) or `chunks` (with `embedding`, or without to have them embedded). "
+        "Atomic per request: on any error nothing of the batch is written. A document's "
+        "chunks are replaced as a whole; an unchanged document (same content hash) is "
+        "skipped without calling the embedder. With `?async=true`, or more documents to "
+        "embed than TENANTVEC_INLINE_INGEST_DOCUMENTS, the batch becomes an ingestion job: "
+        "202 with the job, and its URL in Location.",
+        status_code=200,
+        responses={
+            **ex.ok(
+                UpsertResponse,
+                {"documents": [{"id": "doc-1", "status": "created", "chunks": 1}]},
+                "What happened to each document, in request order.",
+                errors=ex.EMBEDS,
+            ),
+            **ex.ok(Job, ex.JOB, "Queued as an ingestion job.", status=202, errors=()),
+        },
     )
     async def upsert(
         self,
         api: ApiState,
         caller: Caller,
         tenant_id: TenantIdParam,
-        data: Annotated[UpsertRequest, Body(examples=ex.example(ex.UPSERT))],
-    ) -> UpsertResponse:
+        data: Annotated[
+            UpsertRequest,
+            Body(
+                examples=[
+                    *ex.example(ex.UPSERT_TEXT, "documents as text"),
+                    *ex.example(ex.UPSERT, "chunks with vectors"),
+                ]
+            ),
+        ],
+        run_async: Annotated[
+            bool, Parameter(query="async", description="Run as an ingestion job (202).")
+        ] = False,
+    ) -> Response[UpsertResponse | Job]:
         caller.require_tenant(tenant_id)
-        return await upsert_documents(api.router, tenant_id, data)
+        to_embed = sum(1 for doc in data.documents if _needs_embedding(doc))
+        if run_async or to_embed > api.plane.settings.inline_ingest_documents:
+            job = await submit_job(api.router, tenant_id, data)
+            location = f"/v1/tenants/{tenant_id}/jobs/{job.id}"
+            return Response(job, status_code=202, headers={"Location": location})
+        return Response(await upsert_documents(api.router, tenant_id, data))
+
+    @get(
+        "/jobs/{job_id:str}",
+        operation_id="getJob",
+        summary="An ingestion job's state and progress",
+        responses=ex.ok(Job, ex.JOB, "The job."),
+    )
+    async def job(
+        self,
+        api: ApiState,
+        caller: Caller,
+        tenant_id: TenantIdParam,
+        job_id: Annotated[str, Parameter(description="Job id (from the 202 answer).")],
+    ) -> Job:
+        caller.require_tenant(tenant_id)
+        return await get_job(api.router, tenant_id, job_id)
+
+    @get(
+        "/jobs",
+        operation_id="listJobs",
+        summary="Recent ingestion jobs, newest first",
+        responses=ex.ok(list[Job], [ex.JOB], "Up to `limit` jobs."),
+    )
+    async def jobs(
+        self,
+        api: ApiState,
+        caller: Caller,
+        tenant_id: TenantIdParam,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    ) -> list[Job]:
+        caller.require_tenant(tenant_id)
+        return await list_jobs(api.router, tenant_id, limit=limit)
 
     @get(
         "/documents/{document_id:str}",
@@ -93,20 +154,32 @@ class DataController(Controller):
     @post(
         "/search",
         operation_id="search",
-        summary="Nearest chunks to a vector",
-        description="k 1-100; filter is JSON containment on chunk metadata (a chunk carries "
-        "its document's metadata); min_similarity is on the score: cosine similarity, inner "
-        "product, or 1/(1+distance) for l2. ef_search (HNSW, 1-1000) and probes (IVFFlat) "
-        "trade speed for recall per request.",
+        summary="Search: by vector, by keyword, or hybrid",
+        description="The query is `text` (embedded with the tenant's embedder) and/or a "
+        "`vector`. mode: vector (default), keyword (full text in the tenant's language), or "
+        'hybrid (`"hybrid": true`): both rankings fused by reciprocal rank, '
+        "keyword_weight being the full-text share. k 1-100; filter is JSON containment on "
+        "chunk metadata (a chunk carries its document's metadata); min_similarity is a "
+        "floor on the vector similarity in every mode: cosine similarity, inner product, or "
+        "1/(1+distance) for l2. ef_search (HNSW, 1-1000) and probes (IVFFlat) trade speed "
+        "for recall per request. No match is an empty list.",
         status_code=200,
-        responses=ex.ok(SearchResponse, ex.SEARCH_RESULTS, "Hits, best first."),
+        responses=ex.ok(SearchResponse, ex.SEARCH_RESULTS, "Hits, best first.", errors=ex.EMBEDS),
     )
     async def search(
         self,
         api: ApiState,
         caller: Caller,
         tenant_id: TenantIdParam,
-        data: Annotated[SearchRequest, Body(examples=ex.example(ex.SEARCH))],
+        data: Annotated[
+            SearchRequest,
+            Body(
+                examples=[
+                    *ex.example(ex.SEARCH_TEXT, "hybrid text query"),
+                    *ex.example(ex.SEARCH, "vector query"),
+                ]
+            ),
+        ],
     ) -> SearchResponse:
         caller.require_tenant(tenant_id)
         return await search(api.router, tenant_id, data)
@@ -120,3 +193,7 @@ class DataController(Controller):
     async def stats(self, api: ApiState, caller: Caller, tenant_id: TenantIdParam) -> TenantStats:
         caller.require_tenant(tenant_id)
         return await tenant_stats(api.router, tenant_id)
+
+
+def _needs_embedding(doc: DocumentIn) -> bool:
+    return doc.text is not None or any(c.embedding is None for c in doc.chunks or ())

@@ -9,7 +9,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from msgspec import Struct
 
-__all__ = ["ADMIN", "DATA", "Problem", "example", "ok", "ok_admin", "problems"]
+__all__ = ["ADMIN", "DATA", "EMBEDS", "Problem", "example", "ok", "ok_admin", "problems"]
 
 _VECTOR = [0.12, -0.03, 0.88]
 
@@ -73,7 +73,34 @@ DOCUMENT = {
         {"ordinal": 0, "content": "Refunds are issued within 14 days.", "metadata": {"lang": "en"}}
     ],
 }
+UPSERT_TEXT = {
+    "documents": [
+        {
+            "id": "refunds.md",
+            "text": "# Refunds\n\nRefunds are issued within 14 days of a return.",
+            "metadata": {"lang": "en"},
+        }
+    ]
+}
+JOB = {
+    "id": "7f7a3c4e-2d51-4b0e-9a57-0b3c2f9f1e2a",
+    "tenant": "acme",
+    "kind": "documents",
+    "state": "running",
+    "total": 5000,
+    "processed": 1216,
+    "created": 1200,
+    "updated": 10,
+    "unchanged": 5,
+    "failed": 1,
+    "errors": [{"document": "scan-17.pdf", "error": "openai:text-embedding-3-small refused..."}],
+    "error": None,
+    "created_at": "2026-11-20T09:40:00+00:00",
+    "started_at": "2026-11-20T09:40:01+00:00",
+    "finished_at": None,
+}
 SEARCH = {"vector": _VECTOR, "k": 10, "filter": {"lang": "en"}, "min_similarity": 0.5}
+SEARCH_TEXT = {"text": "how long do refunds take?", "k": 5, "hybrid": True}
 SEARCH_RESULTS = {
     "results": [
         {
@@ -139,6 +166,11 @@ _PROBLEMS = {
         "tenant_exists",
         "tenant 'acme' already exists (state ready)",
     ),
+    502: (
+        "The embedding provider refused the request or answered with unusable vectors.",
+        "embedding_failed",
+        "openai:text-embedding-3-small returned 768 dimensions, the tenant expects 1536; ...",
+    ),
     503: (
         "Over the connection budget, or the tenant's database is unavailable; see Retry-After.",
         "over_capacity",
@@ -149,6 +181,7 @@ _PROBLEMS = {
 
 
 DATA = (400, 401, 404, 503)
+EMBEDS = (400, 401, 404, 502, 503)  # operations that may call the embedding provider
 ADMIN = (400, 401, 403, 404, 409, 503)
 
 

@@ -73,9 +73,18 @@ def _tenantvec_error(request: Request[Any, Any, Any], exc: TenantvecError) -> Re
 
 def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     errors = exc.extra if isinstance(exc.extra, list) else []
-    messages = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors]
+    messages = [_field_message(e) for e in errors]
     detail = "; ".join(messages) or str(exc.detail)
     return problem(400, f"invalid request: {detail}", code="invalid_request", errors=errors)
+
+
+def _field_message(error: object) -> str:
+    """``key: message`` -- which field is wrong, not only how."""
+    if not isinstance(error, dict):
+        return str(error)
+    message = str(error.get("message", error))
+    key = error.get("key")
+    return f"{key}: {message}" if key and key not in message else message
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

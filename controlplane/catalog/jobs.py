@@ -83,6 +83,19 @@ class JobQueue:
                 )
         return bool(result.rowcount)
 
+    async def release(self, job_id: str, owner: str) -> None:
+        """Give a job back at once (a graceful stop): it does not count as an attempt."""
+        with self._translate():
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "UPDATE job_queue SET lease_owner = NULL, lease_expires_at = NULL, "
+                        "attempts = greatest(attempts - 1, 0) "
+                        "WHERE id = :id AND lease_owner = :owner"
+                    ),
+                    {"id": uuid.UUID(job_id), "owner": owner},
+                )
+
     async def finish(self, job_id: str) -> None:
         with self._translate():
             async with self._engine.begin() as conn:

@@ -7,7 +7,7 @@ chunking); the operations that need a tenant connection live in their own module
 """
 
 from controlplane.retrieval.chunking import ChunkingSpec, TextChunk, split_text
-from controlplane.retrieval.embedding import EmbedderSpec, Embedders, Purpose
+from controlplane.retrieval.embedding import Embedders, EmbedderSpec, Purpose
 from controlplane.retrieval.models import (
     ChunkIn,
     Document,

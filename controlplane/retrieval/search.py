@@ -5,9 +5,9 @@
   or a similarity floor, pgvector's iterative index scan is turned on: the index keeps
   producing candidates until ``k`` rows pass, instead of filtering a fixed
   ``ef_search`` candidates after the fact.
-- ``keyword``: Postgres full-text search with the tenant's text search configuration
-  (``websearch_to_tsquery``: quoted phrases, ``or``, ``-word``), ranked by
-  ``ts_rank_cd``.
+- ``keyword``: Postgres full-text search with the tenant's text search configuration:
+  chunks holding any of the query's words (stemmed, stop words dropped), ranked by
+  ``ts_rank_cd`` -- more of the words, closer together, first.
 - ``hybrid``: the top candidates of both rankings fused by reciprocal rank (RRF,
   k = 60): ``(1 - w) / (60 + vector rank) + w / (60 + keyword rank)``, w being
   ``keyword_weight``.
@@ -36,6 +36,15 @@ from tenant_schema.spec import IndexKind
 __all__ = ["RRF_K", "search", "search_mode"]
 
 RRF_K = 60  # the constant of Cormack et al.'s reciprocal rank fusion
+# The query's words as the tenant's configuration parses them (stemmed, stop words
+# dropped), OR-ed: a question rarely shares every word with its answer, and ts_rank_cd
+# ranks chunks holding more of them, closer together, first. The lexemes are already
+# normalised, so they are quoted into the query with the 'simple' configuration.
+_ANY_WORD = sql.SQL(
+    "SELECT coalesce(to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')), "
+    "''::tsquery) FROM unnest(tsvector_to_array(to_tsvector(%(cfg)s::regconfig, %(text)s))) "
+    "AS lexeme"
+)
 _MIN_CANDIDATES = 50
 _MAX_CANDIDATES = 400
 
@@ -151,10 +160,9 @@ class _Query:
 
     def _matching(self, limit: str) -> sql.Composable:
         return sql.SQL(
-            "SELECT id, ts_rank_cd(tsv, q, 32) AS rank FROM chunks, "
-            "websearch_to_tsquery(%(cfg)s::regconfig, %(text)s) AS q{where} "
-            "ORDER BY rank DESC, id LIMIT {limit}"
-        ).format(where=self.where(sql.SQL("tsv @@ q")), limit=sql.SQL(limit))
+            "SELECT id, ts_rank_cd(tsv, q, 32) AS rank FROM chunks, ({any_word}) AS query(q)"
+            "{where} ORDER BY rank DESC, id LIMIT {limit}"
+        ).format(any_word=_ANY_WORD, where=self.where(sql.SQL("tsv @@ q")), limit=sql.SQL(limit))
 
     def vector_only(self) -> sql.Composable:
         return sql.SQL(
