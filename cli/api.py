@@ -1,10 +1,11 @@
-"""``serve``, ``keys ...`` and ``search``: the HTTP API and what uses it."""
+"""``serve``, ``keys ...``, ``search`` and ``ingest``: the data plane from the command line."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+from enum import StrEnum
 from typing import Annotated, Any
 
 import msgspec
@@ -12,6 +13,7 @@ import typer
 from rich.table import Table
 
 from cli.context import JsonOption, get_cli
+from cli.ingest import ingest
 from controlplane.catalog.records import ApiKey
 from controlplane.client import ApiClient
 from controlplane.errors import InvalidRequest
@@ -26,7 +28,7 @@ from controlplane.keys import (
 from controlplane.localpg import EmbeddedServer
 from controlplane.plane import ControlPlane
 from controlplane.retrieval import SearchRequest, SearchResponse
-from controlplane.retrieval.search import search
+from controlplane.retrieval.search import search, search_mode
 from controlplane.routing import TenantRouter
 
 __all__ = ["register"]
@@ -37,6 +39,7 @@ keys_app = typer.Typer(help="Create, list and revoke tenant API keys.", no_args_
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("search")(search_command)
+    app.command("ingest")(ingest)
     app.add_typer(keys_app, name="keys")
 
 
@@ -159,20 +162,43 @@ def keys_revoke(
         cli.out.print(f"key {key.id} of tenant {tenant} revoked")
 
 
+class ModeChoice(StrEnum):
+    vector = "vector"
+    keyword = "keyword"
+    hybrid = "hybrid"
+
+
 def search_command(
     ctx: typer.Context,
     tenant: Annotated[str, typer.Argument(help="Tenant id.")],
-    vector: Annotated[
-        str, typer.Option(help="Query embedding as a JSON array, e.g. '[0.1, 0.2, 0.3]'.")
-    ],
+    query: Annotated[
+        str | None,
+        typer.Argument(help="What to look for, in words (embedded with the tenant's embedder)."),
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="How many hits (1-100).")] = 10,
+    hybrid: Annotated[
+        bool, typer.Option("--hybrid", help="Fuse vector and full-text rankings (RRF).")
+    ] = False,
+    mode: Annotated[
+        ModeChoice | None,
+        typer.Option(help="vector (default), keyword (full text only) or hybrid."),
+    ] = None,
+    keyword_weight: Annotated[
+        float, typer.Option(help="Hybrid: the full-text ranking's share, 0-1.")
+    ] = 0.5,
+    vector: Annotated[
+        str | None,
+        typer.Option(help="Query embedding as a JSON array, e.g. '[0.1, 0.2, 0.3]'."),
+    ] = None,
     filter_: Annotated[
         str | None,
         typer.Option(
             "--filter", help='Metadata containment as a JSON object, e.g. \'{"lang": "en"}\'.'
         ),
     ] = None,
-    min_similarity: Annotated[float | None, typer.Option(help="Drop hits scoring lower.")] = None,
+    min_similarity: Annotated[
+        float | None, typer.Option(help="Return nothing whose vector similarity is lower.")
+    ] = None,
     api: Annotated[
         str | None,
         typer.Option(
@@ -182,9 +208,24 @@ def search_command(
     ] = None,
     json_: JsonOption = False,
 ) -> None:
-    """Nearest chunks to a vector in TENANT's database, best first."""
+    """Search TENANT: the best chunks for QUERY (or --vector), best first.
+
+    Examples: tenantctl search acme "refund policy" --hybrid; tenantctl search acme
+    "invoice" --mode keyword --filter '{"lang": "en"}'.
+    """
     cli = get_cli(ctx)
-    request = _search_request(vector, k, filter_, min_similarity)
+    request = _search_request(
+        {
+            "text": query,
+            "vector": _json_option("--vector", vector) if vector is not None else None,
+            "k": k,
+            "hybrid": hybrid,
+            "mode": mode.value if mode else None,
+            "keyword_weight": keyword_weight,
+            "filter": _json_option("--filter", filter_) if filter_ is not None else None,
+            "min_similarity": min_similarity,
+        }
+    )
     if api:
         token = os.environ.get("TENANTVEC_API_KEY") or load_admin_token(cli.settings)
         result = asyncio.run(_search_api(api, token, tenant, request))
@@ -198,10 +239,13 @@ def search_command(
     if json_:
         cli.print_json(msgspec.to_builtins(result))
         return
+    if not result.results:
+        cli.out.print("no results")
+        return
     table = Table("score", "document", "chunk", "content")
     for hit in result.results:
-        content = (hit.content or "").replace("\n", " ")
-        table.add_row(f"{hit.score:.4f}", hit.document_id, str(hit.chunk), content[:80])
+        content = " ".join((hit.content or "").split())
+        table.add_row(f"{hit.score:.4f}", hit.document_id, str(hit.chunk), content[:100])
     cli.out.print(table)
 
 
@@ -210,18 +254,15 @@ async def _search_api(url: str, token: str, tenant: str, request: SearchRequest)
         return await client.search(tenant, request)
 
 
-def _search_request(
-    vector: str, k: int, filter_: str | None, min_similarity: float | None
-) -> SearchRequest:
-    values: Any = _json_option("--vector", vector)
-    filter_value: Any = _json_option("--filter", filter_) if filter_ is not None else None
+def _search_request(fields: dict[str, Any]) -> SearchRequest:
+    if fields["text"] is None and fields["vector"] is None:
+        raise InvalidRequest("give a QUERY, or --vector")
     try:
-        return msgspec.convert(
-            {"vector": values, "k": k, "filter": filter_value, "min_similarity": min_similarity},
-            SearchRequest,
-        )
+        request = msgspec.convert(fields, SearchRequest)
     except msgspec.ValidationError as exc:
         raise InvalidRequest(f"invalid search: {exc}") from None
+    search_mode(request)  # contradictions fail here, before any connection
+    return request
 
 
 def _json_option(option: str, text: str) -> Any:

@@ -64,7 +64,11 @@ def main(
 def run() -> None:
     """Console entry point: one line on stderr and a meaningful exit code on error."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns the code of a typer.Exit instead of
+        # raising it.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

@@ -35,12 +35,8 @@ from controlplane.errors import (
     TenantNotFound,
     TenantvecError,
 )
-from controlplane.retrieval.documents import (
-    PreparedDocument,
-    prepare_documents,
-    validate_upsert,
-    write_documents,
-)
+from controlplane.retrieval.documents import validate_upsert, write_documents
+from controlplane.retrieval.ingest import prepare_isolating_failures
 from controlplane.retrieval.models import DocumentIn, Job, JobError, UpsertRequest
 from controlplane.routing import Route, TenantRouter
 
@@ -242,7 +238,8 @@ class JobRunner:
         await self._end(job_id, tenant_id, "completed")
 
     async def _batch(self, route: Route, job_id: str, docs: list[DocumentIn]) -> None:
-        prepared, errors = await _prepare_isolating_failures(self._router, route, docs)
+        prepared, failures = await prepare_isolating_failures(self._router, route, docs)
+        errors = [{"document": doc_id, "error": error} for doc_id, error in failures]
         async with self._router.connection(route.tenant_id) as tc, tc.conn.transaction():
             results = await write_documents(tc.conn, prepared)
             counts = {"created": 0, "updated": 0, "unchanged": 0}
@@ -273,28 +270,3 @@ class JobRunner:
         logger.info(
             "job %s of tenant %s %s%s", job_id, tenant_id, state, f": {error}" if error else ""
         )
-
-
-async def _prepare_isolating_failures(
-    router: TenantRouter, route: Route, docs: list[DocumentIn]
-) -> tuple[list[PreparedDocument], list[dict[str, str]]]:
-    """Prepare a batch; if the provider refuses it, find the documents it refuses.
-
-    When it refuses every one of them, the fault is not in the documents (a wrong
-    model, a revoked key): the error goes up and stops the job.
-    """
-    try:
-        return await prepare_documents(router, route, docs), []
-    except EmbeddingFailed as exc:
-        last: EmbeddingFailed = exc
-    prepared: list[PreparedDocument] = []
-    errors: list[dict[str, str]] = []
-    for doc in docs:
-        try:
-            prepared.extend(await prepare_documents(router, route, [doc]))
-        except EmbeddingFailed as exc:
-            last = exc
-            errors.append({"document": doc.id, "error": str(exc)})
-    if not prepared:
-        raise last
-    return prepared, errors

@@ -1,0 +1,128 @@
+"""``tenantctl ingest`` and ``tenantctl search`` with text, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.cli import TenantCtl
+
+
+def tiny_pdf(text: str) -> bytes:
+    """A one-page PDF with ``text`` in Helvetica, built by hand with a correct xref."""
+    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "corpus"
+    (root / "guides").mkdir(parents=True)
+    (root / "guides" / "refunds.md").write_text(
+        "# Refund policy\n\nRefunds are issued within fourteen days.\n\n"
+        "| item | refundable |\n|---|---|\n| gift card | no |\n"
+    )
+    (root / "shipping.txt").write_text("Parcels ship within three working days.")
+    (root / "about.html").write_text(
+        "<html><head><title>About us</title><script>var tracking = 1;</script></head>"
+        "<body><h1>About</h1><p>We sell lanterns &amp; candles.</p></body></html>"
+    )
+    (root / "manual.pdf").write_bytes(tiny_pdf("Lantern manual: replace the wick yearly"))
+    (root / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    (root / "faq.jsonl").write_text(
+        json.dumps({"id": "faq-1", "text": "Candles burn for forty hours.", "metadata": {"q": 1}})
+        + "\nnot json at all\n"
+        + json.dumps({"id": "faq-2", "text": "Lanterns are made of brass."})
+        + "\n"
+    )
+    (root / "image.png").write_bytes(b"\x89PNG")  # not a document type: not read
+    (root / ".hidden.md").write_text("secret notes")
+    return root
+
+
+def test_ingest_reports_bad_files_and_goes_on(
+    tenantctl: TenantCtl, corpus: Path, tenant_id: str
+) -> None:
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "128").code == 0
+    first = tenantctl("ingest", tenant_id, str(corpus), "--json")
+    assert first.code == 1, first.stderr  # some files failed
+    summary = first.json()
+    assert (summary["created"], summary["failed"], summary["unchanged"]) == (6, 2, 0)
+    failed = {f["document"]: f["error"] for f in summary["failures"]}
+    assert set(failed) == {"corpus/broken.pdf", "corpus/faq.jsonl:2"}
+    assert "not a readable PDF" in failed["corpus/broken.pdf"]
+    assert summary["chunks"] >= 6 and summary["chunks_per_second"] > 0
+
+    again = tenantctl("ingest", tenant_id, str(corpus))
+    assert again.code == 1
+    assert "0 added, 0 updated, 6 unchanged, 2 failed" in again.stdout
+    assert "skipped corpus/broken.pdf" in again.stderr
+
+    shown = tenantctl("search", tenant_id, "how often to replace the wick", "--json").json()
+    assert shown["results"][0]["document_id"] == "corpus/manual.pdf"
+    html = tenantctl("search", tenant_id, "lanterns candles", "--mode", "keyword", "--json")
+    documents = [h["document_id"] for h in html.json()["results"]]
+    assert "corpus/about.html" in documents
+    assert all("tracking" not in h["content"] for h in html.json()["results"])
+    hybrid = tenantctl("search", tenant_id, "gift card refund", "--hybrid", "-k", "2")
+    assert hybrid.code == 0 and "corpus/guides/refunds.md" in hybrid.stdout
+    filtered = tenantctl("search", tenant_id, "candles", "--filter", '{"q": 1}', "--json").json()
+    assert [h["document_id"] for h in filtered["results"]] == ["faq-1"]
+    nothing = tenantctl("search", tenant_id, "zebra", "--mode", "keyword")
+    assert nothing.code == 0 and "no results" in nothing.stdout
+
+
+def test_changed_files_are_updated(tenantctl: TenantCtl, tmp_path: Path, tenant_id: str) -> None:
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "64").code == 0
+    note = tmp_path / "note.md"
+    note.write_text("First version of the note.")
+    assert tenantctl("ingest", tenant_id, str(note), "--json").json()["created"] == 1
+    note.write_text("Second version of the note.")
+    result = tenantctl("ingest", tenant_id, str(note), "--json")
+    assert result.code == 0 and result.json()["updated"] == 1
+    hits = tenantctl("search", tenant_id, "second", "--mode", "keyword", "--json").json()
+    assert [h["document_id"] for h in hits["results"]] == ["note.md"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "{tenant}"], "give a QUERY, or --vector"),
+        (["search", "{tenant}", "q", "--hybrid", "--mode", "vector"], "contradicts"),
+        (["search", "{tenant}", "q", "--keyword-weight", "2"], "keyword_weight"),
+        (["ingest", "{tenant}", "/no/such/path"], "does not exist"),
+        (["ingest", "no-such-tenant", "{file}"], "not found"),
+    ],
+)
+def test_bad_usage_is_one_line_and_nonzero(
+    tenantctl: TenantCtl, tmp_path: Path, tenant_id: str, args: list[str], message: str
+) -> None:
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "8").code == 0
+    doc = tmp_path / "a.txt"
+    doc.write_text("hello")
+    result = tenantctl(*[a.format(tenant=tenant_id, file=doc) for a in args])
+    assert result.code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
