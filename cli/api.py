@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from cli.context import JsonOption, get_cli
-from cli.ingest import ingest
+from cli.ingest import backfill_command, ingest
 from controlplane.catalog.records import ApiKey
 from controlplane.client import ApiClient
 from controlplane.errors import InvalidRequest
@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("search")(search_command)
     app.command("ingest")(ingest)
+    app.command("backfill")(backfill_command)
     app.add_typer(keys_app, name="keys")
 
 

@@ -22,12 +22,13 @@ from rich.text import Text
 from cli.context import Cli, JsonOption, get_cli
 from controlplane.errors import InvalidRequest
 from controlplane.plane import ControlPlane
+from controlplane.retrieval.backfill import BackfillReport, backfill
 from controlplane.retrieval.ingest import ingest_batch
 from controlplane.retrieval.models import DocumentIn
 from controlplane.retrieval.readers import SUFFIXES, ReadFailure, find_files, read_file
 from controlplane.routing import TenantRouter
 
-__all__ = ["ingest"]
+__all__ = ["backfill_command", "ingest"]
 
 BATCH = 16
 
@@ -155,3 +156,64 @@ async def _ingest(
         "chunks_per_second": round(chunks / seconds, 1) if seconds else 0.0,
         "failures": failures,
     }
+
+
+def backfill_command(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="Tenant id.")],
+    all_: Annotated[
+        bool,
+        typer.Option("--all", help="Also re-embed chunks whose vectors the caller sent."),
+    ] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Embed TENANT's chunks that need it with the tenant's current embedder.
+
+    That is: chunks without a vector (after 'tenants set-embedder' changed the
+    dimensions) and chunks embedded by another model (the model changed, or a fallback
+    stood in). Safe to interrupt and run again: it goes on where it stopped.
+    """
+    cli = get_cli(ctx)
+    progress = Progress(
+        TextColumn("embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks"),
+        _Rate("chunks", "chunks"),
+        TimeElapsedColumn(),
+        console=cli.err,
+        disable=json_,
+    )
+
+    async def work(plane: ControlPlane) -> BackfillReport:
+        async with TenantRouter.open(plane) as router:
+            task = progress.add_task("backfill", total=None, chunks=0)
+
+            def advance(n: int) -> None:
+                progress.advance(task, n)
+                progress.update(task, chunks=progress.tasks[task].completed)
+
+            with progress:
+                return await backfill(
+                    router,
+                    tenant,
+                    all_chunks=all_,
+                    on_start=lambda total: progress.update(task, total=total),
+                    on_batch=advance,
+                )
+
+    report = cli.run(work)
+    if json_:
+        cli.print_json(
+            {
+                "tenant": report.tenant,
+                "embedder": report.embedder,
+                "embedded": report.embedded,
+                "seconds": report.seconds,
+            }
+        )
+    else:
+        cli.out.print(
+            f"{report.embedded} chunks of {report.tenant} embedded with {report.embedder} "
+            f"in {report.seconds:.1f} s"
+        )

@@ -14,6 +14,7 @@ from controlplane.catalog.records import Tenant, TenantState
 from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
 from controlplane.plane import ControlPlane
+from controlplane.provisioning.embedder import set_embedder
 from controlplane.provisioning.labels import parse_label
 from controlplane.provisioning.lifecycle import (
     TenantRequest,
@@ -227,6 +228,54 @@ def delete(
         cli.print_json(tenant.public_dict())
     else:
         cli.out.print(f"tenant {tenant.id} deleted")
+
+
+@app.command("set-embedder")
+def set_embedder_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant id.")],
+    embedder: Annotated[
+        str, typer.Argument(help="provider:model, e.g. openai:text-embedding-3-large.")
+    ],
+    dims: Annotated[
+        int | None,
+        typer.Option(help="New dimensions, if the model's differ (empties every vector)."),
+    ] = None,
+    fallback: Annotated[
+        list[str] | None, typer.Option(help="Embedder to try when it fails; repeatable.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Switch TENANT to another embedding model; then run 'tenantctl backfill TENANT'.
+
+    Same dimensions: old vectors keep serving until the backfill replaces them. New
+    dimensions: the embedding column is recreated empty (a per-tenant schema change),
+    so vector search finds nothing until the backfill has run.
+    """
+    cli = get_cli(ctx)
+    spec = EmbedderSpec.parse(embedder, fallback or [])
+    if dims is not None and not yes:
+        if not sys.stdin.isatty():
+            raise InvalidRequest("refusing to change dimensions without --yes when not interactive")
+        typer.confirm(
+            f"Changing {name} to {dims} dimensions empties all its vectors until "
+            "'tenantctl backfill' runs. Go on?",
+            abort=True,
+            err=True,
+        )
+
+    async def work(plane: ControlPlane) -> Tenant:
+        return await set_embedder(plane, name, spec, dims=dims, actor=cli.actor)
+
+    tenant = cli.run(work)
+    if json_:
+        cli.print_json(tenant.public_dict())
+    else:
+        cli.out.print(
+            f"tenant {tenant.id} now embeds with {tenant.embedder} ({tenant.dims} dims); "
+            f"run 'tenantctl backfill {tenant.id}' to re-embed its chunks"
+        )
 
 
 @app.command("dsn")

@@ -14,7 +14,7 @@ from psycopg import sql
 from controlplane.errors import MigrationError
 from tenant_schema.spec import IndexKind, SchemaSpec
 
-__all__ = ["Migration", "MigrationSet", "render_migration"]
+__all__ = ["Migration", "MigrationSet", "render_migration", "vector_index_sql"]
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -72,7 +72,7 @@ def render_migration(migration: Migration, spec: SchemaSpec) -> sql.Composed:
         return sql.SQL(migration.template).format(
             dims=sql.Literal(spec.dims),
             text_config=sql.Literal(spec.text_config),
-            vector_index=_vector_index(spec),
+            vector_index=vector_index_sql(spec),
         )
     except (KeyError, IndexError, ValueError) as exc:
         raise MigrationError(
@@ -80,7 +80,7 @@ def render_migration(migration: Migration, spec: SchemaSpec) -> sql.Composed:
         ) from None
 
 
-def _vector_index(spec: SchemaSpec) -> sql.Composable:
+def vector_index_sql(spec: SchemaSpec) -> sql.Composable:
     index = spec.index
     if index.kind is IndexKind.NONE:
         return sql.SQL("-- no vector index (exact search)")

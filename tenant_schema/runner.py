@@ -25,7 +25,7 @@ __all__ = ["MigrationReport", "applied_version", "migrate"]
 logger = logging.getLogger("tenantvec.tenant_schema")
 
 # Any constant works: it only has to be the same for every runner of this database.
-_LOCK_KEY = 0x74656E76  # "tenv"
+LOCK_KEY = 0x74656E76  # "tenv"
 
 _CREATE_LEDGER = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -81,7 +81,7 @@ async def migrate(
     for version in range(start + 1, target + 1):
         migration = known[version]
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             cur = await conn.execute(
                 "SELECT 1 FROM schema_migrations WHERE version = %s", (version,)
             )

@@ -15,18 +15,9 @@ import pytest
 from controlplane.settings import Settings
 from tests.fakes.embeddings import FakeEmbeddings, Fault
 from tests.fixtures.api import RunningApi, StartApi, launch
+from tests.fixtures.fakes import provider_env
 
 SMALL = "openai:text-embedding-3-small"
-
-
-def provider_env(fake: FakeEmbeddings, **extra: str) -> dict[str, str]:
-    return {
-        "TENANTVEC_OPENAI_BASE_URL": fake.url,
-        "TENANTVEC_OPENAI_API_KEY": str(fake.api_key),
-        "TENANTVEC_EMBED_TIMEOUT_SECONDS": "1",
-        "TENANTVEC_EMBED_RETRY_SECONDS": "2",
-        **extra,
-    }
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,72 @@
+"""Changing a tenant's embedding model (and, with it, possibly its dimensions).
+
+The new model is recorded in the catalog at once; chunks embedded by the old one stay
+searchable until ``tenantctl backfill`` re-embeds them -- except when the dimensions
+change: vectors of the old size cannot live in the new column, so the column is
+recreated empty (``tenant_schema.reshape``) and search finds nothing until the
+backfill has run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from controlplane.catalog.records import OperationOutcome, Tenant, TenantState
+from controlplane.errors import Conflict, TenantvecError
+from controlplane.pgconnect import connect
+from controlplane.plane import ControlPlane
+from controlplane.retrieval.embedding.spec import EmbedderSpec
+from tenant_schema.reshape import change_dimensions
+from tenant_schema.spec import SchemaSpec
+
+__all__ = ["set_embedder"]
+
+logger = logging.getLogger("tenantvec.lifecycle")
+
+
+async def set_embedder(
+    plane: ControlPlane,
+    tenant_id: str,
+    embedder: EmbedderSpec,
+    *,
+    dims: int | None = None,
+    actor: str,
+) -> Tenant:
+    catalog = plane.catalog
+    plane.embedders.for_spec(embedder)  # refuses a provider that is not configured
+    async with catalog.tenant_lock(tenant_id):
+        tenant = await catalog.get_tenant(tenant_id)
+        if tenant.state is not TenantState.READY:
+            raise Conflict(f"tenant {tenant_id!r} is {tenant.state}; change its model when ready")
+        new_dims = dims or tenant.dims
+        schema = SchemaSpec(
+            dims=new_dims,
+            metric=tenant.metric,
+            index=tenant.index,
+            text_config=tenant.text_config,
+        )  # validates the dimensions against the index kind
+        details = {"from": str(tenant.embedder), "to": str(embedder)}
+        if new_dims != tenant.dims:
+            details["dims"] = f"{tenant.dims} -> {new_dims}"
+        operation = await catalog.begin_operation(
+            "set-embedder", actor, tenant=tenant, details=details
+        )
+        try:
+            if new_dims != tenant.dims:
+                async with connect(
+                    plane.tenant_conninfo(tenant),
+                    where=f"tenant {tenant_id!r}",
+                    timeout=plane.settings.connect_timeout,
+                    autocommit=False,
+                ) as conn:
+                    await change_dimensions(conn, schema)
+            updated = await catalog.update_tenant(
+                tenant.uid, embedder=embedder.to_json(), dims=new_dims
+            )
+        except TenantvecError as exc:
+            await catalog.end_operation(operation, OperationOutcome.FAILED, error=str(exc))
+            raise
+        await catalog.end_operation(operation, OperationOutcome.SUCCEEDED)
+    await plane.tenant_changed(tenant_id)
+    logger.info("tenant %s: embedder %s (%s)", tenant_id, embedder, details)
+    return updated
