@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli import api, demo, maintenance, server, servers, tenants
+from cli import api, demo, imports, maintenance, server, servers, tenants
 from cli.context import Cli
 from cli.errors import EXIT_CODES_HELP, FAILURE, USAGE, exit_code_for
 from controlplane.errors import TenantvecError
@@ -33,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(servers.app, name="servers")
+app.add_typer(imports.app, name="import")
 server.register(app)
 maintenance.register(app)
 api.register(app)

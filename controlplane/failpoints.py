@@ -22,6 +22,7 @@ FAILPOINTS = frozenset(
         "create.after_schema",
         "delete.after_catalog",
         "delete.after_resources",
+        "chroma.after_batch",
     }
 )
 CRASH_EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL

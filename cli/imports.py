@@ -1,0 +1,111 @@
+"""``tenantctl import chroma``: bring a ChromaDB collection into a tenant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cli.context import JsonOption, get_cli
+from controlplane.plane import ControlPlane
+from controlplane.retrieval.chroma import ChromaImportReport, import_chroma
+from controlplane.routing import TenantRouter
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Import vectors from other stores.", no_args_is_help=True)
+
+
+@app.command("chroma")
+def chroma(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Option(help="Directory of the Chroma store (PersistentClient path).")
+    ],
+    tenant: Annotated[
+        str, typer.Option(help="Tenant to import into; created if it does not exist.")
+    ],
+    collection: Annotated[
+        str | None, typer.Option(help="Collection name (needed if the store holds several).")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=5000, help="Records per batch.")] = 500,
+    json_: JsonOption = False,
+) -> None:
+    """Copy a ChromaDB collection -- ids, documents, metadatas, embeddings -- into TENANT.
+
+    A missing tenant is created with the collection's dimensions and distance. Run it
+    again after an interruption: it resumes from the last batch it finished. At the
+    end it checks that the counts match and that a sample of records is identical on
+    both sides. Needs the chromadb package: pip install 'tenantvec[chroma]'.
+    """
+    cli = get_cli(ctx)
+    progress = Progress(
+        TextColumn(f"importing {collection or 'collection'}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("records"),
+        TimeElapsedColumn(),
+        console=cli.err,
+        disable=json_,
+    )
+
+    async def work(plane: ControlPlane) -> ChromaImportReport:
+        async with TenantRouter.open(plane) as router:
+            task = progress.add_task("import", total=None)
+            with progress:
+                return await import_chroma(
+                    plane,
+                    router,
+                    path=path,
+                    tenant_id=tenant,
+                    collection_name=collection,
+                    batch=batch,
+                    actor=cli.actor,
+                    on_start=lambda total, done: progress.update(task, total=total, completed=done),
+                    on_batch=lambda n: progress.advance(task, n),
+                )
+
+    report = cli.run(work)
+    if json_:
+        cli.print_json(
+            {
+                "tenant": report.tenant,
+                "collection": report.collection,
+                "created_tenant": report.created_tenant,
+                "resumed_from": report.resumed_from,
+                "records": report.records,
+                "copied": report.copied,
+                "sampled": report.sampled,
+                "mismatched": report.mismatched,
+                "verified": report.verified,
+                "seconds": report.seconds,
+            }
+        )
+    else:
+        out = cli.out
+        if report.created_tenant:
+            out.print(f"created tenant {report.tenant} for collection {report.collection}")
+        if report.resumed_from:
+            out.print(f"resumed after {report.resumed_from} records imported earlier")
+        counts = "equal" if report.records == report.copied else "DIFFERENT"
+        out.print(
+            f"counts {counts}: {report.records} records in Chroma, {report.copied} documents "
+            f"in {report.tenant} ({report.seconds:.1f} s)"
+        )
+        same = len(report.sampled) - len(report.mismatched)
+        out.print(
+            f"sample: {same} of {len(report.sampled)} records identical (vector and document): "
+            + ", ".join(report.sampled[:8])
+            + (" ..." if len(report.sampled) > 8 else "")
+        )
+        if report.mismatched:
+            out.print("differ: " + ", ".join(report.mismatched))
+        if report.created_tenant:
+            out.print(
+                "note: text queries embed with the tenant's embedder; set it to the model "
+                f"that made these vectors: tenantctl tenants set-embedder {report.tenant} ..."
+            )
+    if not report.verified:
+        raise typer.Exit(1)
