@@ -2,8 +2,9 @@
 
 The public surface for Python users: settings, the control plane object, the lifecycle
 and maintenance functions, tenant keys, the router with the retrieval functions that
-use it, an HTTP client, the records they return, and the error tree. The HTTP app is
-``controlplane.api.create_app``. Everything else is internal and may change.
+use it (documents, search, ingestion jobs, backfill, imports), an HTTP client, the
+records they return, and the error tree. The HTTP app is ``controlplane.api.create_app``.
+Everything else is internal and may change.
 """
 
 from controlplane.catalog.records import ApiKey, Operation, Server, Tenant, TenantState
@@ -17,7 +18,10 @@ from controlplane.errors import (
     Conflict,
     DocumentNotFound,
     EmbeddedServerError,
+    EmbedderUnavailable,
+    EmbeddingFailed,
     InvalidRequest,
+    JobNotFound,
     KeyNotFound,
     MigrationChecksumMismatch,
     MigrationError,
@@ -35,6 +39,7 @@ from controlplane.errors import (
 )
 from controlplane.keys import IssuedKey, create_key, list_keys, revoke_key
 from controlplane.plane import ControlPlane
+from controlplane.provisioning.embedder import set_embedder
 from controlplane.provisioning.lifecycle import (
     TenantRequest,
     create_tenant,
@@ -53,16 +58,24 @@ from controlplane.provisioning.reconcile import (
 from controlplane.provisioning.servers import register_server
 from controlplane.retrieval import (
     ChunkIn,
+    ChunkingSpec,
     Document,
     DocumentIn,
+    EmbedderSpec,
+    Job,
     SearchHit,
     SearchRequest,
     SearchResponse,
     TenantStats,
     UpsertRequest,
     UpsertResponse,
+    split_text,
 )
+from controlplane.retrieval.backfill import BackfillReport, backfill
+from controlplane.retrieval.chroma import ChromaImportReport, import_chroma
 from controlplane.retrieval.documents import delete_document, get_document, upsert_documents
+from controlplane.retrieval.ingest import BatchOutcome, ingest_batch
+from controlplane.retrieval.jobs import get_job, list_jobs, submit_job
 from controlplane.retrieval.search import search
 from controlplane.retrieval.stats import tenant_stats
 from controlplane.routing import TenantRouter
@@ -74,7 +87,11 @@ __all__ = [
     "ApiKey",
     "AuthenticationFailed",
     "BackendUnavailable",
+    "BackfillReport",
+    "BatchOutcome",
+    "ChromaImportReport",
     "ChunkIn",
+    "ChunkingSpec",
     "ConfigurationError",
     "Conflict",
     "ConnInfo",
@@ -84,11 +101,16 @@ __all__ = [
     "DocumentIn",
     "DocumentNotFound",
     "EmbeddedServerError",
+    "EmbedderSpec",
+    "EmbedderUnavailable",
+    "EmbeddingFailed",
     "GcReport",
     "IndexKind",
     "IndexSpec",
     "InvalidRequest",
     "IssuedKey",
+    "Job",
+    "JobNotFound",
     "KeyNotFound",
     "Metric",
     "MigrationChecksumMismatch",
@@ -119,6 +141,7 @@ __all__ = [
     "TenantvecError",
     "UpsertRequest",
     "UpsertResponse",
+    "backfill",
     "collect_expired",
     "create_key",
     "create_tenant",
@@ -126,6 +149,10 @@ __all__ = [
     "delete_tenant",
     "describe_tenant",
     "get_document",
+    "get_job",
+    "import_chroma",
+    "ingest_batch",
+    "list_jobs",
     "list_keys",
     "list_tenants",
     "migrate_all",
@@ -135,6 +162,9 @@ __all__ = [
     "revoke_key",
     "run_doctor",
     "search",
+    "set_embedder",
+    "split_text",
+    "submit_job",
     "tenant_conninfo",
     "tenant_stats",
     "upsert_documents",

@@ -25,6 +25,7 @@ from controlplane.provisioning.lifecycle import (
     list_tenants,
     tenant_conninfo,
 )
+from tenant_schema import MigrationSet
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
 
 ACTOR = "test"
@@ -35,7 +36,7 @@ async def test_create_list_show_delete(plane: ControlPlane, tenant_id: str) -> N
         plane, TenantRequest(id=tenant_id, dims=8, labels={"env": "test"}), actor=ACTOR
     )
     assert tenant.state is TenantState.READY
-    assert tenant.schema_version == 1
+    assert tenant.schema_version == MigrationSet.bundled().latest
     assert tenant.server == "local"
 
     listed = {t.id: t for t in await list_tenants(plane, labels={"env": "test"})}

@@ -8,7 +8,10 @@ from controlplane.catalog.records import TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.provisioning.migrate import migrate_all
+from tenant_schema import MigrationSet
 from tests.fixtures.cli import TenantCtl
+
+LATEST = MigrationSet.bundled().latest
 
 
 async def test_migrate_all_reports_failures_and_carries_on(
@@ -29,7 +32,7 @@ async def test_migrate_all_reports_failures_and_carries_on(
     outcome = {r["tenant"]: r for r in body["results"] if r["tenant"] in ids}
     assert {t for t, r in outcome.items() if not r["ok"]} == {broken}
     assert "changed after it was applied" in outcome[broken]["error"]
-    assert all(outcome[t]["to_version"] == 1 for t in ids if t != broken)
+    assert all(outcome[t]["to_version"] == LATEST for t in ids if t != broken)
     assert result.stderr.strip().splitlines()[-1].startswith("error: 1 tenant(s) failed")
 
     # The failure is recorded as an operation; the tenant itself stays ready.
@@ -56,7 +59,7 @@ async def test_migrate_one_tenant_records_version(
         **result.json()["results"][0],
         "tenant": tenant_id,
         "ok": True,
-        "to_version": 1,
+        "to_version": LATEST,
         "applied": [],
     }
     assert tenantctl("migrate").code == 2

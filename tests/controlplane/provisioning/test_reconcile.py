@@ -10,6 +10,7 @@ from controlplane.failpoints import CRASH_EXIT_CODE
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.provisioning.reconcile import find_orphans, reconcile
+from tenant_schema import MigrationSet
 from tests.fixtures.cli import TenantCtl
 
 
@@ -48,7 +49,10 @@ async def test_create_killed_midway_is_finished_by_reconcile(
     assert repairs[tenant_id]["outcome"] == "ok"
 
     repaired = await plane.catalog.get_tenant(tenant_id)
-    assert repaired.state is TenantState.READY and repaired.schema_version == 1
+    assert (
+        repaired.state is TenantState.READY
+        and repaired.schema_version == MigrationSet.bundled().latest
+    )
     conninfo = plane.tenant_conninfo(repaired)
     async with await psycopg.AsyncConnection.connect(conninfo.dsn) as conn:
         assert await (await conn.execute("SELECT count(*) FROM chunks")).fetchone() == (0,)
