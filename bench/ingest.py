@@ -7,6 +7,8 @@ chunk per document, three ways in the same run:
   ef_construction=64, cosine), batch after batch;
 - **API**: ``PUT /v1/tenants/{id}/documents`` to ``tenantctl serve`` over loopback
   (JSON bodies of ~5 MB), batch after batch, into another fresh tenant;
+- **library, --index none**: the library path into a tenant without a vector index
+  (exact search), which shows what the HNSW insertions cost;
 - **ChromaDB**: ``collection.add()`` on the embedded ``PersistentClient`` into a fresh
   collection with the same HNSW parameters, and -- since Chroma may index in the
   background -- the time until a query over the whole collection answers is included.
@@ -37,6 +39,7 @@ from controlplane.provisioning.lifecycle import TenantRequest, create_tenant
 from controlplane.retrieval import ChunkIn, DocumentIn, UpsertRequest
 from controlplane.retrieval.documents import upsert_documents
 from controlplane.routing import TenantRouter
+from tenant_schema.spec import IndexKind, IndexSpec
 
 ACTOR = "bench"
 DIMS = 1024
@@ -60,8 +63,14 @@ def _request(batch: list[tuple[str, list[float]]]) -> UpsertRequest:
     )
 
 
-async def library(plane: ControlPlane, tenant: str, batches: list) -> float:  # type: ignore[type-arg]
-    await create_tenant(plane, TenantRequest(id=tenant, dims=DIMS), actor=ACTOR)
+async def library(
+    plane: ControlPlane,
+    tenant: str,
+    batches: list,
+    index: IndexKind = IndexKind.HNSW,  # type: ignore[type-arg]
+) -> float:
+    request = TenantRequest(id=tenant, dims=DIMS, index=IndexSpec(kind=index))
+    await create_tenant(plane, request, actor=ACTOR)
     async with TenantRouter.open(plane) as router:
         requests = [_request(b) for b in batches]  # built before the clock starts
         started = time.perf_counter()
@@ -113,7 +122,12 @@ def chroma(batches: list, vectors: np.ndarray) -> float:  # type: ignore[type-ar
 async def run(args: argparse.Namespace) -> tuple[dict[str, list[float]], str]:
     vectors = _vectors(args.chunks)
     batches = _batches(vectors, args.batch)
-    rates: dict[str, list[float]] = {"library": [], "API": [], "ChromaDB": []}
+    rates: dict[str, list[float]] = {
+        "library": [],
+        "API": [],
+        "ChromaDB": [],
+        "library, --index none": [],
+    }
     token = secrets.token_urlsafe(24)
     with throwaway_server() as settings:
         async with ControlPlane.open(settings) as plane:
@@ -121,11 +135,15 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, list[float]], str]:
             version = plane.embedded.binaries.version
             with api_process(settings, token) as url:
                 for r in range(args.rounds):
-                    order = ["library", "API", "ChromaDB"]
-                    order = order[r % 3 :] + order[: r % 3]
+                    order = list(rates)
+                    order = order[r % 4 :] + order[: r % 4]
                     for name in order:
                         if name == "library":
                             seconds = await library(plane, f"bench-lib-{r}", batches)
+                        elif name == "library, --index none":
+                            seconds = await library(
+                                plane, f"bench-none-{r}", batches, IndexKind.NONE
+                            )
                         elif name == "API":
                             seconds = await api(plane, url, token, f"bench-api-{r}", batches)
                         else:
@@ -166,7 +184,7 @@ def _chroma_version() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--chunks", type=int, default=20_000)
+    parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--write", type=Path, help="markdown file to update (a marked section)")

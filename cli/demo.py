@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -47,6 +49,15 @@ CORPUS: dict[str, dict[str, list[float]]] = {
     },
 }
 QUERY = [0.8, 0.2, 0.0]  # "when do I have to pay?"
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout, when run from it (make demo)
+DOCS = ("README.md", "docs/ingestion.md", "docs/api.md", "docs/operations.md")
+DOCS_TENANT = "demo-docs"
+QUESTIONS = (
+    "Why a database per tenant rather than a tenant_id column?",
+    "What happens when the embedding provider stays down?",
+    "How do I import from ChromaDB?",
+)
 
 
 def demo(ctx: typer.Context, json_: JsonOption = False) -> None:
@@ -104,7 +115,10 @@ def demo(ctx: typer.Context, json_: JsonOption = False) -> None:
             out.print("   [red bold]CONNECTED: isolation is broken[/]")
             raise typer.Exit(1)
 
-        out.print("[bold]5. The HTTP API[/]: a tenant key, upsert and search over HTTP")
+        out.print(
+            "[bold]5. The HTTP API[/]: a tenant key, upsert and search over HTTP; then "
+            "tenantvec's own docs, ingested as text and questioned"
+        )
         summary["api"] = await _api_tour(plane.settings, out)
 
         out.print("[bold]6. Tenants[/]")
@@ -204,10 +218,46 @@ async def _api_tour(settings: Settings, out: Console) -> dict[str, Any]:
                 out.print("   [red bold]demo-acme's key read demo-globex: isolation is broken[/]")
                 raise typer.Exit(1)
         out.print(f"   demo-acme's key on demo-globex answers 404: [red]{refused}[/]")
-        return {"url": url, "top_hit": best.content, "other_tenant": refused}
+        answers = await _docs_tour(url, settings, out)
+        return {"url": url, "top_hit": best.content, "other_tenant": refused, "docs": answers}
     finally:
         server.should_exit = True
         await serving
+
+
+async def _docs_tour(url: str, settings: Settings, out: Console) -> list[dict[str, Any]]:
+    """Ingest tenantvec's own docs as text through the API; answer questions, hybrid."""
+    files = [p for p in DOCS if (ROOT / p).is_file()]
+    if not files:
+        out.print("   (the project's docs are not beside this install: skipping the docs tour)")
+        return []
+    async with ApiClient(url, load_admin_token(settings)) as admin:
+        with contextlib.suppress(NotFound):
+            await admin.request("DELETE", f"/v1/tenants/{DOCS_TENANT}")
+        await admin.create_tenant(
+            id=DOCS_TENANT, dims=1024, chunk_tokens=256, chunk_overlap=32, labels={"demo": "true"}
+        )
+        issued = await admin.create_key(DOCS_TENANT, name="demo")
+    out.print(
+        f"   created {DOCS_TENANT} (embedder 'hash': offline and lexical) and ingested "
+        f"{', '.join(files)} as text:"
+    )
+    answers = []
+    async with ApiClient(url, issued["key"]) as docs:
+        docs_in = [
+            DocumentIn(id=p, text=(ROOT / p).read_text(), metadata={"kind": "docs"}) for p in files
+        ]
+        result = await docs.upsert(DOCS_TENANT, UpsertRequest(documents=docs_in))
+        chunks = sum(d["chunks"] for d in result["documents"])
+        out.print(f"   {len(files)} documents, {chunks} chunks; asking with hybrid search:")
+        for question in QUESTIONS:
+            found = await docs.search(DOCS_TENANT, SearchRequest(text=question, k=3, hybrid=True))
+            top = found.results[0]
+            snippet = " ".join((top.content or "").split())[:110]
+            out.print(f"   [bold]Q:[/] {question}")
+            out.print(f"      [green]{top.document_id}[/] chunk {top.chunk}: {snippet}...")
+            answers.append({"question": question, "document": top.document_id, "chunk": top.chunk})
+    return answers
 
 
 def _print_tenants(out: Console, rows: list[dict[str, Any]]) -> None:

@@ -80,7 +80,7 @@ def render_migration(migration: Migration, spec: SchemaSpec) -> sql.Composed:
         ) from None
 
 
-def vector_index_sql(spec: SchemaSpec) -> sql.Composable:
+def vector_index_sql(spec: SchemaSpec) -> sql.SQL | sql.Composed:
     index = spec.index
     if index.kind is IndexKind.NONE:
         return sql.SQL("-- no vector index (exact search)")

@@ -150,7 +150,7 @@ class _Query:
         if not self.has_vector:
             return sql.SQL("NULL::float8")
         distance = f"(c.embedding {self.metric.operator} %(v)s)"
-        return sql.SQL(score_sql(self.metric, distance))  # type: ignore[arg-type]
+        return sql.SQL(score_sql(self.metric, distance))
 
     def _nearest(self, limit: str) -> sql.Composable:
         return sql.SQL(
@@ -164,17 +164,17 @@ class _Query:
             "{where} ORDER BY rank DESC, id LIMIT {limit}"
         ).format(any_word=_ANY_WORD, where=self.where(sql.SQL("tsv @@ q")), limit=sql.SQL(limit))
 
-    def vector_only(self) -> sql.Composable:
+    def vector_only(self) -> sql.Composed:
         return sql.SQL(
             "SELECT {columns}, {score} AS score FROM ({nearest}) AS n "
             "JOIN chunks c ON c.id = n.id WHERE n.distance IS NOT NULL ORDER BY n.distance, c.id"
         ).format(
             columns=self.columns,
-            score=sql.SQL(score_sql(self.metric, "n.distance")),  # type: ignore[arg-type]
+            score=sql.SQL(score_sql(self.metric, "n.distance")),
             nearest=self._nearest("%(k)s"),
         )
 
-    def keyword(self) -> sql.Composable:
+    def keyword(self) -> sql.Composed:
         return sql.SQL(
             "SELECT {columns}, m.rank AS score, {similarity} AS similarity "
             "FROM ({matching}) AS m JOIN chunks c ON c.id = m.id ORDER BY m.rank DESC, c.id"
@@ -182,7 +182,7 @@ class _Query:
             columns=self.columns, similarity=self.similarity(), matching=self._matching("%(k)s")
         )
 
-    def hybrid(self) -> sql.Composable:
+    def hybrid(self) -> sql.Composed:
         return sql.SQL(
             "WITH vec AS (SELECT id, row_number() OVER (ORDER BY distance, id) AS rank "
             "FROM ({nearest}) AS n WHERE distance IS NOT NULL), "

@@ -194,12 +194,18 @@ def test_demo_runs_and_can_run_again(tenantctl: TenantCtl) -> None:
         assert "'Invoices are due within 30 days.'" in result.stdout  # acme's nearest chunk
         assert "refused by Postgres" in result.stdout
         assert "CONNECTED" not in result.stdout
+        assert "Q: Why a database per tenant rather than a tenant_id column?" in result.stdout
     summary = tenantctl("demo", "--json").json()
     assert summary["nearest"]["demo-acme"]["content"] == "Invoices are due within 30 days."
     assert summary["cross_tenant_connection"]["refused"] is True
+    # The docs tour answers from the right files, through the API with hybrid search.
+    answered = {a["question"]: a["document"] for a in summary["api"]["docs"]}
+    assert answered["Why a database per tenant rather than a tenant_id column?"] == "README.md"
+    assert answered["How do I import from ChromaDB?"] == "docs/ingestion.md"
     listed = {t["id"]: t["state"] for t in tenantctl("tenants", "list", "--json").json()}
     assert listed.get("demo-acme") == "ready" and "demo-globex" not in listed
-    assert tenantctl("tenants", "delete", "demo-acme", "--yes").code == 0
+    for tenant in ("demo-acme", "demo-docs"):
+        assert tenantctl("tenants", "delete", tenant, "--yes").code == 0
 
 
 def test_servers_remove_refuses_while_hosting(tenantctl: TenantCtl, tenant_id: str) -> None:
