@@ -56,6 +56,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or a positive integer")
+    return value
+
+
 def _positive_float(raw: str) -> float:
     value = float(raw)
     if value <= 0:
@@ -239,6 +246,12 @@ class Settings:
         "(or ?async=true) become ingestion jobs answered with 202.",
         default=32,
     )
+    job_workers: int = _setting(
+        "TENANTVEC_JOB_WORKERS",
+        "Ingestion jobs one API process runs at once; 0 runs none there (for API "
+        "processes that only serve, beside others that work through the jobs).",
+        default=2,
+    )
     job_lease_seconds: float = _setting(
         "TENANTVEC_JOB_LEASE_SECONDS",
         "An API process holding an ingestion job renews its claim this often x3; a job "
@@ -301,6 +314,8 @@ class Settings:
         for name in ("openai_base_url", "voyage_base_url"):
             if not getattr(self, name).startswith(("http://", "https://")):
                 raise ConfigurationError(f"{_env_of(name)} must be an http:// or https:// URL")
+        if self.job_workers < 0:
+            raise ConfigurationError("TENANTVEC_JOB_WORKERS must be 0 or more")
         if self.api_workers > self.max_connections_per_server:
             raise ConfigurationError(
                 "TENANTVEC_MAX_CONNECTIONS_PER_SERVER must be at least the number of API "
@@ -360,6 +375,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "embed_retry_seconds": _positive_float,
     "embed_concurrency": _positive_int,
     "inline_ingest_documents": _positive_int,
+    "job_workers": _non_negative_int,
     "job_lease_seconds": _positive_float,
     "failpoints": lambda raw: frozenset(p.strip() for p in raw.split(",") if p.strip()),
 }

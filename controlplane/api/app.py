@@ -62,14 +62,21 @@ def create_app(settings: Settings) -> Litestar:
                 settings.max_pools,
             )
             # Ingestion jobs queued by any process (and left by one that died) run here.
-            runner = JobRunner(router, lease_seconds=settings.job_lease_seconds)
-            jobs = asyncio.create_task(runner.run(), name="ingestion-jobs")
+            jobs: asyncio.Task[None] | None = None
+            if settings.job_workers:
+                runner = JobRunner(
+                    router,
+                    lease_seconds=settings.job_lease_seconds,
+                    concurrency=settings.job_workers,
+                )
+                jobs = asyncio.create_task(runner.run(), name="ingestion-jobs")
             try:
                 yield
             finally:
-                jobs.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await jobs
+                if jobs is not None:
+                    jobs.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await jobs
 
     def provide_api(state: State) -> ApiState:
         api: ApiState = state.api
