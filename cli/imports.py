@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.context import JsonOption, get_cli
+from cli.progress import progress_bar
 from controlplane.plane import ControlPlane
 from controlplane.retrieval.chroma import ChromaImportReport, import_chroma
 from controlplane.routing import TenantRouter
@@ -41,15 +41,7 @@ def chroma(
     both sides. Needs the chromadb package: pip install 'tenantvec[chroma]'.
     """
     cli = get_cli(ctx)
-    progress = Progress(
-        TextColumn(f"importing {collection or 'collection'}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("records"),
-        TimeElapsedColumn(),
-        console=cli.err,
-        disable=json_,
-    )
+    progress = progress_bar(cli, f"importing {collection or 'collection'}", "records", quiet=json_)
 
     async def work(plane: ControlPlane) -> ChromaImportReport:
         async with TenantRouter.open(plane) as router:

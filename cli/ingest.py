@@ -8,18 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.text import Text
 
 from cli.context import Cli, JsonOption, get_cli
+from cli.progress import RateColumn, progress_bar
 from controlplane.errors import InvalidRequest
 from controlplane.plane import ControlPlane
 from controlplane.retrieval.backfill import BackfillReport, backfill
@@ -31,19 +22,6 @@ from controlplane.routing import TenantRouter
 __all__ = ["backfill_command", "ingest"]
 
 BATCH = 16
-
-
-class _Rate(ProgressColumn):
-    """``task.fields[field]`` per second of the task so far."""
-
-    def __init__(self, field: str, unit: str) -> None:
-        super().__init__()
-        self.field, self.unit = field, unit
-
-    def render(self, task: Task) -> Text:
-        elapsed = task.elapsed or 0
-        rate = task.fields.get(self.field, 0) / elapsed if elapsed > 0 else 0
-        return Text(f"{rate:,.0f} {self.unit}/s", style="progress.data.speed")
 
 
 def ingest(
@@ -104,17 +82,13 @@ async def _ingest(
         if not quiet:
             cli.err.print(f"skipped {doc_id}: {error}", markup=False, highlight=False)
 
-    progress = Progress(
-        TextColumn("ingesting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files"),
-        _Rate("documents", "documents"),
-        _Rate("chunks", "chunks"),
-        TimeElapsedColumn(),
-        console=cli.err,
-        disable=quiet,
-        transient=False,
+    progress = progress_bar(
+        cli,
+        "ingesting",
+        "files",
+        RateColumn("documents", "documents"),
+        RateColumn("chunks", "chunks"),
+        quiet=quiet,
     )
 
     async def flush(task: Any) -> None:
@@ -174,16 +148,7 @@ def backfill_command(
     stood in). Safe to interrupt and run again: it goes on where it stopped.
     """
     cli = get_cli(ctx)
-    progress = Progress(
-        TextColumn("embedding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("chunks"),
-        _Rate("chunks", "chunks"),
-        TimeElapsedColumn(),
-        console=cli.err,
-        disable=json_,
-    )
+    progress = progress_bar(cli, "embedding", "chunks", RateColumn("chunks", "chunks"), quiet=json_)
 
     async def work(plane: ControlPlane) -> BackfillReport:
         async with TenantRouter.open(plane) as router:

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 from cryptography.fernet import Fernet
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 from rich.table import Table
 
 from cli.context import Cli, JsonOption, get_cli
+from cli.progress import progress_bar
 from controlplane.catalog.records import Operation, TenantState
 from controlplane.doctor import DoctorReport, run_doctor
 from controlplane.errors import InvalidRequest, TenantvecError
@@ -93,15 +94,8 @@ async def _migrate_with_progress(
     cli: Cli, plane: ControlPlane, concurrency: int | None, *, show: bool
 ) -> list[TenantMigration]:
     total = len(await plane.catalog.list_tenants(states=[TenantState.READY]))
-    progress = Progress(
-        TextColumn("migrating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]} failed"),
-        TimeElapsedColumn(),
-        console=cli.err,
-        disable=not show,
-        transient=False,
+    progress = progress_bar(
+        cli, "migrating", "tenants", TextColumn("{task.fields[failed]} failed"), quiet=not show
     )
     failures = 0
     with progress:

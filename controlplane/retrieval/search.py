@@ -85,9 +85,10 @@ async def search(router: TenantRouter, tenant_id: str, request: SearchRequest) -
         mode
     ]()
     filtered = request.filter is not None or max_distance is not None
-    settings = _index_settings(request, schema.index.kind, filtered=filtered)
-    if mode == "keyword":
-        settings = []
+    # Keyword search uses no vector index: nothing to tune.
+    settings = (
+        [] if mode == "keyword" else _index_settings(request, schema.index.kind, filtered=filtered)
+    )
     async with router.connection(tenant_id) as tc:
         # set_config(..., true) lasts for a transaction; without settings, a bare
         # statement saves the BEGIN/COMMIT round trips.

@@ -1,0 +1,48 @@
+"""The progress bar every long command shows on stderr (none with --json)."""
+
+from __future__ import annotations
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+from cli.context import Cli
+
+__all__ = ["RateColumn", "progress_bar"]
+
+
+class RateColumn(ProgressColumn):
+    """``task.fields[field]`` per second of the task so far."""
+
+    def __init__(self, field: str, unit: str) -> None:
+        super().__init__()
+        self.field, self.unit = field, unit
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0
+        rate = task.fields.get(self.field, 0) / elapsed if elapsed > 0 else 0
+        return Text(f"{rate:,.0f} {self.unit}/s", style="progress.data.speed")
+
+
+def progress_bar(
+    cli: Cli, doing: str, unit: str, *extra: ProgressColumn, quiet: bool = False
+) -> Progress:
+    """``doing [bar] n/total unit <extra columns> elapsed``, left on screen when done."""
+    return Progress(
+        TextColumn(doing),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        *extra,
+        TimeElapsedColumn(),
+        console=cli.err,
+        disable=quiet,
+        transient=False,
+    )
