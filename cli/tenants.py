@@ -15,6 +15,7 @@ from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.embedder import set_embedder
+from controlplane.provisioning.index import set_index
 from controlplane.provisioning.labels import parse_label
 from controlplane.provisioning.lifecycle import (
     TenantRequest,
@@ -44,16 +45,24 @@ class IndexChoice(StrEnum):
     none = "none"
 
 
+IndexOption = Annotated[
+    IndexChoice, typer.Option(help="Vector index type ('none': exact search, no index).")
+]
+MOption = Annotated[int, typer.Option(help="HNSW: links per node.")]
+EfConstructionOption = Annotated[int, typer.Option(help="HNSW: build-time candidate list.")]
+ListsOption = Annotated[int, typer.Option(help="IVFFlat: number of lists.")]
+
+
 @app.command("create")
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Tenant id: 3-63 of a-z, 0-9 and '-'.")],
     dims: Annotated[int, typer.Option(help="Embedding dimensions (fixed for the tenant).")] = 1536,
     metric: Annotated[MetricChoice, typer.Option(help="Distance metric.")] = MetricChoice.cosine,
-    index: Annotated[IndexChoice, typer.Option(help="Vector index type.")] = IndexChoice.hnsw,
-    m: Annotated[int, typer.Option(help="HNSW: links per node.")] = 16,
-    ef_construction: Annotated[int, typer.Option(help="HNSW: build-time candidate list.")] = 64,
-    lists: Annotated[int, typer.Option(help="IVFFlat: number of lists.")] = 100,
+    index: IndexOption = IndexChoice.hnsw,
+    m: MOption = 16,
+    ef_construction: EfConstructionOption = 64,
+    lists: ListsOption = 100,
     text_config: Annotated[
         str, typer.Option(help="Postgres text search configuration for keyword search.")
     ] = "english",
@@ -275,6 +284,39 @@ def set_embedder_command(
         cli.out.print(
             f"tenant {tenant.id} now embeds with {tenant.embedder} ({tenant.dims} dims); "
             f"run 'tenantctl backfill {tenant.id}' to re-embed its chunks"
+        )
+
+
+@app.command("set-index")
+def set_index_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant id.")],
+    index: IndexOption = IndexChoice.hnsw,
+    m: MOption = 16,
+    ef_construction: EfConstructionOption = 64,
+    lists: ListsOption = 100,
+    json_: JsonOption = False,
+) -> None:
+    """Rebuild TENANT's vector index with another kind or build parameters.
+
+    The new index is built online (CREATE INDEX CONCURRENTLY) while the old one keeps
+    serving, then swapped in. For a bulk load, create the tenant with '--index none',
+    load it, then run this: one build is far faster than one insertion per vector.
+    """
+    cli = get_cli(ctx)
+    spec = IndexSpec(kind=IndexKind(index.value), m=m, ef_construction=ef_construction, lists=lists)
+
+    async def work(plane: ControlPlane) -> Tenant:
+        return await set_index(plane, name, spec, actor=cli.actor)
+
+    tenant = cli.run(work)
+    if json_:
+        cli.print_json(tenant.public_dict())
+    else:
+        params = ", ".join(f"{k}={v}" for k, v in tenant.index.params().items())
+        cli.out.print(
+            f"tenant {tenant.id} now searches with {tenant.index.kind}"
+            + (f" ({params})" if params else " (exact)")
         )
 
 

@@ -80,7 +80,9 @@ def render_migration(migration: Migration, spec: SchemaSpec) -> sql.Composed:
         ) from None
 
 
-def vector_index_sql(spec: SchemaSpec) -> sql.SQL | sql.Composed:
+def vector_index_sql(
+    spec: SchemaSpec, *, name: str = "chunks_embedding_idx", concurrently: bool = False
+) -> sql.SQL | sql.Composed:
     index = spec.index
     if index.kind is IndexKind.NONE:
         return sql.SQL("-- no vector index (exact search)")
@@ -89,9 +91,11 @@ def vector_index_sql(spec: SchemaSpec) -> sql.SQL | sql.Composed:
         for k, v in index.params().items()
     )
     return sql.SQL(
-        "CREATE INDEX chunks_embedding_idx ON chunks USING {method} (embedding {opclass}) "
+        "CREATE INDEX {concurrently}{name} ON chunks USING {method} (embedding {opclass}) "
         "WITH ({params});"
     ).format(
+        concurrently=sql.SQL("CONCURRENTLY " if concurrently else ""),
+        name=sql.Identifier(name),
         method=sql.SQL(index.kind.value),
         opclass=sql.Identifier(spec.metric.opclass),
         params=params,

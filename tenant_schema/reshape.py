@@ -1,10 +1,16 @@
-"""Changing a tenant's vector dimensions: the one schema change that is per tenant.
+"""The schema changes that are per tenant: its vector dimensions and its vector index.
 
-Versioned migrations (``migrations/``) change every tenant alike. A new embedding model
-with other dimensions changes one tenant: its ``chunks.embedding`` column is recreated
-as ``vector(new dims)`` -- emptied, since vectors of one model mean nothing to another
--- and its vector index rebuilt, in one transaction under the migration lock. The
-chunks keep their text; ``tenantctl backfill`` embeds them again.
+Versioned migrations (``migrations/``) change every tenant alike. Two changes touch one
+tenant only:
+
+- a new embedding model with other dimensions: ``chunks.embedding`` is recreated as
+  ``vector(new dims)`` -- emptied, since vectors of one model mean nothing to another --
+  and its vector index rebuilt, in one transaction under the migration lock. The chunks
+  keep their text; ``tenantctl backfill`` embeds them again.
+- another vector index (kind or build parameters): the new index is built
+  ``CONCURRENTLY`` beside the old one, so searches and writes go on meanwhile, then
+  swapped in by a rename. Loading into a tenant without an index and building it
+  afterwards is also the fast path for bulk loads.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ from tenant_schema.migrations import vector_index_sql
 from tenant_schema.runner import LOCK_KEY
 from tenant_schema.spec import IndexKind, SchemaSpec
 
-__all__ = ["change_dimensions"]
+__all__ = ["change_dimensions", "rebuild_vector_index"]
+
+_INDEX = "chunks_embedding_idx"
+_NEW_INDEX = "chunks_embedding_idx_new"
 
 
 async def change_dimensions(conn: psycopg.AsyncConnection[Any], spec: SchemaSpec) -> None:
@@ -45,3 +54,42 @@ async def change_dimensions(conn: psycopg.AsyncConnection[Any], spec: SchemaSpec
         raise MigrationError(
             f"changing dimensions to {spec.dims} failed: {exc.diag.message_primary or exc}"
         ) from exc
+
+
+async def rebuild_vector_index(conn: psycopg.AsyncConnection[Any], spec: SchemaSpec) -> None:
+    """Replace the vector index of ``chunks`` with ``spec.index``, online.
+
+    ``conn`` must be in autocommit mode: ``CREATE INDEX CONCURRENTLY`` refuses to run in
+    a transaction. The session holds the migration lock throughout, so no migration or
+    other rebuild runs beside it. A build that fails leaves an invalid index behind,
+    which is dropped; the old index keeps serving.
+    """
+    await conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    try:
+        await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(_NEW_INDEX)))
+        if spec.index.kind is IndexKind.NONE:
+            await conn.execute(
+                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(_INDEX))
+            )
+            return
+        try:
+            await conn.execute(vector_index_sql(spec, name=_NEW_INDEX, concurrently=True))
+        except psycopg.Error:
+            await conn.execute(
+                sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(_NEW_INDEX))
+            )
+            raise
+        async with conn.transaction():
+            await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(_INDEX)))
+            await conn.execute(
+                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(_NEW_INDEX), sql.Identifier(_INDEX)
+                )
+            )
+    except psycopg.Error as exc:
+        raise MigrationError(
+            f"building the {spec.index.kind} index failed: {exc.diag.message_primary or exc}"
+        ) from exc
+    finally:
+        if not conn.closed:  # a lost session has released its locks already
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
