@@ -10,11 +10,13 @@ backfill has run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from controlplane.catalog.records import OperationOutcome, Tenant, TenantState
-from controlplane.errors import Conflict, TenantvecError
+from controlplane.catalog.records import Tenant
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
+from controlplane.provisioning.change import change_tenant
 from controlplane.retrieval.embedding.spec import EmbedderSpec
 from tenant_schema.reshape import change_dimensions
 from tenant_schema.spec import SchemaSpec
@@ -32,12 +34,9 @@ async def set_embedder(
     dims: int | None = None,
     actor: str,
 ) -> Tenant:
-    catalog = plane.catalog
     plane.embedders.for_spec(embedder)  # refuses a provider that is not configured
-    async with catalog.tenant_lock(tenant_id):
-        tenant = await catalog.get_tenant(tenant_id)
-        if tenant.state is not TenantState.READY:
-            raise Conflict(f"tenant {tenant_id!r} is {tenant.state}; change its model when ready")
+
+    def plan(tenant: Tenant) -> tuple[dict[str, Any], Callable[[], Awaitable[Tenant]]]:
         new_dims = dims or tenant.dims
         schema = SchemaSpec(
             dims=new_dims,
@@ -48,10 +47,8 @@ async def set_embedder(
         details = {"from": str(tenant.embedder), "to": str(embedder)}
         if new_dims != tenant.dims:
             details["dims"] = f"{tenant.dims} -> {new_dims}"
-        operation = await catalog.begin_operation(
-            "set-embedder", actor, tenant=tenant, details=details
-        )
-        try:
+
+        async def work() -> Tenant:
             if new_dims != tenant.dims:
                 async with connect(
                     plane.tenant_conninfo(tenant),
@@ -60,13 +57,11 @@ async def set_embedder(
                     autocommit=False,
                 ) as conn:
                     await change_dimensions(conn, schema)
-            updated = await catalog.update_tenant(
+            return await plane.catalog.update_tenant(
                 tenant.uid, embedder=embedder.to_json(), dims=new_dims
             )
-        except TenantvecError as exc:
-            await catalog.end_operation(operation, OperationOutcome.FAILED, error=str(exc))
-            raise
-        await catalog.end_operation(operation, OperationOutcome.SUCCEEDED)
-    await plane.tenant_changed(tenant_id)
-    logger.info("tenant %s: embedder %s (%s)", tenant_id, embedder, details)
-    return updated
+
+        logger.info("tenant %s: embedder %s (%s)", tenant_id, embedder, details)
+        return details, work
+
+    return await change_tenant(plane, tenant_id, "set-embedder", actor, plan)

@@ -1,0 +1,37 @@
+"""One shape for every per-tenant change: lock, a ready tenant, an operation row, notify."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from controlplane.catalog.records import OperationOutcome, Tenant, TenantState
+from controlplane.errors import Conflict, TenantvecError
+from controlplane.plane import ControlPlane
+
+__all__ = ["change_tenant"]
+
+# Given the tenant as the catalog has it (under its lock): the operation's details and
+# the work, which applies the change and returns the updated record.
+Plan = Callable[[Tenant], tuple[dict[str, Any], Callable[[], Awaitable[Tenant]]]]
+
+
+async def change_tenant(
+    plane: ControlPlane, tenant_id: str, action: str, actor: str, plan: Plan
+) -> Tenant:
+    """Run ``plan``'s work on a ready tenant under its lock, recorded as ``action``."""
+    catalog = plane.catalog
+    async with catalog.tenant_lock(tenant_id):
+        tenant = await catalog.get_tenant(tenant_id)
+        if tenant.state is not TenantState.READY:
+            raise Conflict(f"tenant {tenant_id!r} is {tenant.state}; run {action} when ready")
+        details, work = plan(tenant)
+        operation = await catalog.begin_operation(action, actor, tenant=tenant, details=details)
+        try:
+            updated = await work()
+        except TenantvecError as exc:
+            await catalog.end_operation(operation, OperationOutcome.FAILED, error=str(exc))
+            raise
+        await catalog.end_operation(operation, OperationOutcome.SUCCEEDED)
+    await plane.tenant_changed(tenant_id)
+    return updated
