@@ -1,15 +1,16 @@
-"""``tenantctl tenants ...``: create, list, show, delete tenants and hand out their DSN."""
+"""``tenantctl tenants ...``: create, list, show, suspend, delete tenants; hand out DSNs."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from cli.context import JsonOption, get_cli
+from cli.context import Cli, JsonOption, get_cli
 from controlplane.catalog.records import Tenant, TenantState
 from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
@@ -25,6 +26,7 @@ from controlplane.provisioning.lifecycle import (
     list_tenants,
     tenant_conninfo,
 )
+from controlplane.provisioning.suspend import resume_tenant, suspend_tenant
 from controlplane.retrieval import ChunkingSpec, EmbedderSpec
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
 
@@ -37,6 +39,11 @@ class MetricChoice(StrEnum):
     cosine = "cosine"
     l2 = "l2"
     ip = "ip"
+
+
+class BackendChoice(StrEnum):
+    postgres = "postgres"
+    neon = "neon"
 
 
 class IndexChoice(StrEnum):
@@ -66,8 +73,23 @@ def create(
     text_config: Annotated[
         str, typer.Option(help="Postgres text search configuration for keyword search.")
     ] = "english",
+    backend: Annotated[
+        BackendChoice,
+        typer.Option(
+            help="Where the tenant's Postgres lives: 'postgres' (a database and role on a "
+            "registered server) or 'neon' (a Neon project or branch; see TENANTVEC_NEON_*)."
+        ),
+    ] = BackendChoice.postgres,
     server: Annotated[
-        str | None, typer.Option(help="Server to place the tenant on (default: most room).")
+        str | None,
+        typer.Option(help="postgres backend: server to place the tenant on (default: most room)."),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="neon backend: Neon region of the tenant's data, e.g. aws-eu-central-1 "
+            "(default: TENANTVEC_NEON_REGION)."
+        ),
     ] = None,
     label: Annotated[
         list[str] | None, typer.Option(help="key=value tag; repeat for several.")
@@ -109,7 +131,9 @@ def create(
             kind=IndexKind(index.value), m=m, ef_construction=ef_construction, lists=lists
         ),
         text_config=text_config,
+        backend=backend.value,
         server=server,
+        region=region,
         labels=dict(parse_label(text) for text in label or []),
         ttl=parse_duration(ttl) if ttl else None,
         embedder=EmbedderSpec.parse(embedder, fallback or []) if embedder else None,
@@ -124,10 +148,58 @@ def create(
         cli.print_json(tenant.public_dict())
     else:
         cli.out.print(
-            f"tenant {tenant.id} is {tenant.state} on server {tenant.server} "
+            f"tenant {tenant.id} is {tenant.state} {where(tenant)} "
             f"(schema version {tenant.schema_version}, embedder {tenant.embedder}); "
             f"connection string: tenantctl tenants dsn {tenant.id}"
         )
+
+
+def where(tenant: Tenant) -> str:
+    """Where a tenant lives, in words: its server, or its Neon project/branch and region."""
+    if tenant.server is not None:
+        return f"on server {tenant.server}"
+    placement = tenant.placement
+    if tenant.backend == "neon":
+        mode = str(placement.get("mode", "project"))
+        return f"on Neon {mode} {placement.get(mode + '_id')} in {placement.get('region')}"
+    return f"on the {tenant.backend} backend"
+
+
+@app.command("suspend")
+def suspend(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant id.")],
+    json_: JsonOption = False,
+) -> None:
+    """Stop TENANT's compute; its data, DSN and keys stay.
+
+    postgres backend: its database stops accepting connections. neon backend: its
+    compute endpoint is suspended (no compute billed). Requests get 503 until 'resume'.
+    """
+    _switch_command(get_cli(ctx), name, json_, suspend_tenant)
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant id.")],
+    json_: JsonOption = False,
+) -> None:
+    """Start a suspended TENANT again (neon backend: starts its compute endpoint)."""
+    _switch_command(get_cli(ctx), name, json_, resume_tenant)
+
+
+def _switch_command(
+    cli: Cli, name: str, json_: bool, switch: Callable[..., Awaitable[Tenant]]
+) -> None:
+    async def work(plane: ControlPlane) -> Tenant:
+        return await switch(plane, name, actor=cli.actor)
+
+    tenant = cli.run(work)
+    if json_:
+        cli.print_json(tenant.public_dict())
+    else:
+        cli.out.print(f"tenant {tenant.id} is {tenant.state}")
 
 
 @app.command("list")

@@ -23,6 +23,8 @@ FAILPOINTS = frozenset(
         "delete.after_catalog",
         "delete.after_resources",
         "chroma.after_batch",
+        "neon.before_record",
+        "neon.after_record",
     }
 )
 CRASH_EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL

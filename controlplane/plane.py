@@ -22,6 +22,7 @@ from controlplane.errors import InvalidRequest, ProvisioningError
 from controlplane.localpg.server import EmbeddedServer
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Backend
+from controlplane.provisioning.neon import NeonBackend
 from controlplane.provisioning.postgres import PostgresBackend
 from controlplane.provisioning.servers import ServerDirectory, register_server
 from controlplane.retrieval.embedding.registry import Embedders
@@ -56,6 +57,7 @@ class ControlPlane:
         self.jobs_waiting = asyncio.Event()
         self.backends: dict[str, Backend] = {
             "postgres": PostgresBackend(self.servers, connect_timeout=settings.connect_timeout),
+            "neon": NeonBackend(settings),
         }
         self._listeners: list[TenantChangeListener] = []
 
@@ -81,6 +83,8 @@ class ControlPlane:
                 yield plane
             finally:
                 await plane.embedders.aclose()
+                for backend in plane.backends.values():
+                    await backend.aclose()
         finally:
             await catalog.close()
 

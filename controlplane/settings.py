@@ -9,6 +9,7 @@ settings`` are generated from the same place.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -20,6 +21,9 @@ from controlplane.dsn import redact
 from controlplane.errors import ConfigurationError
 
 __all__ = ["SettingDoc", "Settings", "default_home", "setting_docs"]
+
+
+_NEON_PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
 
 def default_home() -> Path:
@@ -34,10 +38,13 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("tenantvec", appauthor=False))
 
 
-def _setting(env: str, doc: str, default: Any = None, **kw: Any) -> Any:
+def _setting(
+    env: str, doc: str, default: Any = None, *, aliases: tuple[str, ...] = (), **kw: Any
+) -> Any:
+    """A settings field read from ``env`` (or, when unset, from the first set alias)."""
     if "default_factory" not in kw:
         kw["default"] = default
-    return field(metadata={"env": env, "doc": doc}, **kw)
+    return field(metadata={"env": env, "doc": doc, "aliases": aliases}, **kw)
 
 
 def _parse_bool(raw: str) -> bool:
@@ -259,6 +266,89 @@ class Settings:
         default=30.0,
     )
 
+    neon_api_key: str | None = _setting(
+        "TENANTVEC_NEON_API_KEY",
+        "Neon API key for the neon backend (NEON_API_KEY, the name Neon's own tools read, "
+        "is used when this is unset). An organization key can only manage that org.",
+        repr=False,
+        aliases=("NEON_API_KEY",),
+    )
+    neon_api_url: str = _setting(
+        "TENANTVEC_NEON_API_URL",
+        "Base URL of the Neon API v2 (a trailing '/' is added when missing).",
+        default="https://console.neon.tech/api/v2/",
+    )
+    neon_org_id: str | None = _setting(
+        "TENANTVEC_NEON_ORG_ID",
+        "Neon organization that owns tenant projects (project mode). Required by Neon when "
+        "the API key is a personal key with access to several organizations.",
+    )
+    neon_mode: str = _setting(
+        "TENANTVEC_NEON_MODE",
+        "How the neon backend gives each tenant its Postgres: 'project' (a Neon project "
+        "per tenant, in the tenant's region) or 'branch' (a branch with its own compute in "
+        "TENANTVEC_NEON_TEMPLATE_PROJECT).",
+        default="project",
+    )
+    neon_region: str = _setting(
+        "TENANTVEC_NEON_REGION",
+        "Neon region of tenants created without --region (project mode).",
+        default="aws-us-east-2",
+    )
+    neon_pg_version: int = _setting(
+        "TENANTVEC_NEON_PG_VERSION",
+        "Postgres major version of tenant projects (project mode).",
+        default=17,
+    )
+    neon_template_project: str | None = _setting(
+        "TENANTVEC_NEON_TEMPLATE_PROJECT",
+        "Project id whose branches are tenants (branch mode).",
+    )
+    neon_template_branch: str | None = _setting(
+        "TENANTVEC_NEON_TEMPLATE_BRANCH",
+        "Branch id tenant branches are cut from (branch mode). Default: the template "
+        "project's default branch.",
+    )
+    neon_name_prefix: str = _setting(
+        "TENANTVEC_NEON_NAME_PREFIX",
+        "Prefix of the Neon projects and branches this control plane makes, followed by "
+        "the tenant id. Reconcile reports prefixed ones the catalog does not know, so give "
+        "each control plane sharing a Neon account its own prefix.",
+        default="tenantvec-",
+    )
+    neon_pooled: bool = _setting(
+        "TENANTVEC_NEON_POOLED",
+        "Route Neon tenants through Neon's PgBouncer (the -pooler host) instead of direct "
+        "connections.",
+        default=False,
+    )
+    neon_requests_per_minute: int = _setting(
+        "TENANTVEC_NEON_REQUESTS_PER_MINUTE",
+        "Most Neon API requests this process sends in any 60 s (Neon allows 700 per "
+        "account; lower it when several processes share the key).",
+        default=700,
+    )
+    neon_route_requests_per_second: int = _setting(
+        "TENANTVEC_NEON_ROUTE_REQUESTS_PER_SECOND",
+        "Most requests to one Neon API route in any second (Neon allows bursts of 40).",
+        default=40,
+    )
+    neon_request_timeout: float = _setting(
+        "TENANTVEC_NEON_REQUEST_TIMEOUT",
+        "Seconds one Neon API request may take before it counts as failed (and is retried).",
+        default=30.0,
+    )
+    neon_retry_seconds: float = _setting(
+        "TENANTVEC_NEON_RETRY_SECONDS",
+        "How long a Neon API request is retried on 423 Locked, 429, 5xx and timeouts.",
+        default=120.0,
+    )
+    neon_operation_timeout: float = _setting(
+        "TENANTVEC_NEON_OPERATION_TIMEOUT",
+        "How long to wait for Neon's operations (create, start, suspend...) to finish.",
+        default=300.0,
+    )
+
     failpoints: frozenset[str] = _setting(
         "TENANTVEC_FAILPOINTS",
         "Comma-separated failpoints at which the process exits abruptly, as if killed "
@@ -272,10 +362,13 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
-            name = f.metadata["env"]
-            raw = env.get(name)
-            if raw is None or raw == "":
+            name = next(
+                (n for n in (f.metadata["env"], *f.metadata["aliases"]) if env.get(n)),
+                None,
+            )
+            if name is None:
                 continue
+            raw = env[name]
             try:
                 values[f.name] = _PARSERS[f.name](raw)
             except ValueError as exc:
@@ -297,6 +390,9 @@ class Settings:
             "api_workers",
             "embed_concurrency",
             "inline_ingest_documents",
+            "neon_pg_version",
+            "neon_requests_per_minute",
+            "neon_route_requests_per_second",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{_env_of(name)} must be positive")
@@ -308,10 +404,20 @@ class Settings:
             "embed_timeout_seconds",
             "embed_retry_seconds",
             "job_lease_seconds",
+            "neon_request_timeout",
+            "neon_retry_seconds",
+            "neon_operation_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{_env_of(name)} must be positive")
-        for name in ("openai_base_url", "voyage_base_url"):
+        if self.neon_mode not in ("project", "branch"):
+            raise ConfigurationError("TENANTVEC_NEON_MODE must be 'project' or 'branch'")
+        if not _NEON_PREFIX_RE.match(self.neon_name_prefix):
+            raise ConfigurationError(
+                "TENANTVEC_NEON_NAME_PREFIX must be 1-20 lowercase letters, digits or '-', "
+                "starting with a letter"
+            )
+        for name in ("openai_base_url", "voyage_base_url", "neon_api_url"):
             if not getattr(self, name).startswith(("http://", "https://")):
                 raise ConfigurationError(f"{_env_of(name)} must be an http:// or https:// URL")
         if self.job_workers < 0:
@@ -334,7 +440,13 @@ class Settings:
             value = getattr(self, f.name)
             if value is None or value == frozenset():
                 shown[f.metadata["env"]] = None
-            elif f.name in ("secret_key", "admin_token", "openai_api_key", "voyage_api_key"):
+            elif f.name in (
+                "secret_key",
+                "admin_token",
+                "openai_api_key",
+                "voyage_api_key",
+                "neon_api_key",
+            ):
                 shown[f.metadata["env"]] = "***"
             elif f.name == "catalog_url":
                 shown[f.metadata["env"]] = redact(value)
@@ -377,6 +489,21 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "inline_ingest_documents": _positive_int,
     "job_workers": _non_negative_int,
     "job_lease_seconds": _positive_float,
+    "neon_api_key": str,
+    "neon_api_url": str,
+    "neon_org_id": str,
+    "neon_mode": str,
+    "neon_region": str,
+    "neon_pg_version": _positive_int,
+    "neon_template_project": str,
+    "neon_template_branch": str,
+    "neon_name_prefix": str,
+    "neon_pooled": _parse_bool,
+    "neon_requests_per_minute": _positive_int,
+    "neon_route_requests_per_second": _positive_int,
+    "neon_request_timeout": _positive_float,
+    "neon_retry_seconds": _positive_float,
+    "neon_operation_timeout": _positive_float,
     "failpoints": lambda raw: frozenset(p.strip() for p in raw.split(",") if p.strip()),
 }
 

@@ -21,6 +21,7 @@ from controlplane.provisioning.lifecycle import (
     describe_tenant,
     list_tenants,
 )
+from controlplane.provisioning.suspend import resume_tenant, suspend_tenant
 from controlplane.retrieval import ChunkingSpec, EmbedderSpec
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
 
@@ -40,7 +41,17 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
     ef_construction: int = 64
     lists: int = 100
     text_config: str = "english"
-    server: str | None = None
+    backend: Annotated[
+        Literal["postgres", "neon"],
+        Meta(
+            description="postgres: a database on a registered server; neon: a Neon project "
+            "or branch (TENANTVEC_NEON_MODE)."
+        ),
+    ] = "postgres"
+    server: Annotated[str, Meta(description="postgres backend: the server.")] | None = None
+    region: (
+        Annotated[str, Meta(description="neon backend: Neon region, e.g. aws-eu-central-1.")] | None
+    ) = None
     labels: dict[str, str] = {}
     ttl: (
         Annotated[str, Meta(description="e.g. 30m, 2h, 7d: 'tenantctl gc' deletes after.")] | None
@@ -75,7 +86,9 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
                 lists=self.lists,
             ),
             text_config=self.text_config,
+            backend=self.backend,
             server=self.server,
+            region=self.region,
             labels=self.labels,
             ttl=parse_duration(self.ttl) if self.ttl else None,
             embedder=EmbedderSpec.parse(self.embedder, self.fallbacks) if self.embedder else None,
@@ -159,6 +172,40 @@ class TenantsController(Controller):
     ) -> dict[str, Any]:
         caller.require_admin()
         tenant = await delete_tenant(api.plane, tenant_id, actor=caller.actor)
+        return tenant.public_dict()
+
+    @post(
+        "/tenants/{tenant_id:str}/suspend",
+        operation_id="suspendTenant",
+        summary="Suspend a tenant",
+        description="Stops the tenant's compute (postgres: its database refuses connections; "
+        "neon: its endpoint is suspended). Data, DSN and keys stay; its requests get 503 "
+        "until it is resumed. A no-op for a suspended tenant.",
+        status_code=200,
+        responses=ex.ok_admin(
+            dict[str, Any], {**ex.TENANT, "state": "suspended"}, "The suspended tenant."
+        ),
+    )
+    async def suspend(
+        self, api: ApiState, caller: Caller, tenant_id: TenantIdParam
+    ) -> dict[str, Any]:
+        caller.require_admin()
+        tenant = await suspend_tenant(api.plane, tenant_id, actor=caller.actor)
+        return tenant.public_dict()
+
+    @post(
+        "/tenants/{tenant_id:str}/resume",
+        operation_id="resumeTenant",
+        summary="Resume a tenant",
+        description="Starts a suspended tenant's compute again. A no-op for a ready tenant.",
+        status_code=200,
+        responses=ex.ok_admin(dict[str, Any], ex.TENANT, "The ready tenant."),
+    )
+    async def resume(
+        self, api: ApiState, caller: Caller, tenant_id: TenantIdParam
+    ) -> dict[str, Any]:
+        caller.require_admin()
+        tenant = await resume_tenant(api.plane, tenant_id, actor=caller.actor)
         return tenant.public_dict()
 
     @post(

@@ -8,13 +8,14 @@ retry loop, so every method must be idempotent.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controlplane.catalog.records import Server, Tenant
 from controlplane.dsn import ConnInfo
 
-__all__ = ["Backend", "OwnedResource", "ProvisionPlan"]
+__all__ = ["Backend", "Checkpoint", "OwnedResource", "ProvisionPlan"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,49 @@ class ProvisionPlan:
 
     server: str | None
     placement: dict[str, Any]
-    conninfo: ConnInfo  # the tenant role's DSN, password included
+    # The tenant role's DSN, password included -- or None when the infrastructure
+    # chooses the password (Neon); the backend then records it during create.
+    conninfo: ConnInfo | None
+
+
+SaveProgress = Callable[[dict[str, Any], ConnInfo | None], Awaitable[Tenant]]
+
+
+class Checkpoint:
+    """A create in progress: what it has made so far, written through to the catalog.
+
+    A backend whose resources get their ids (and credentials) from the infrastructure
+    records each as soon as it is known, *before* waiting on it, so that a process that
+    dies mid-create leaves ids that ``reconcile`` can resume from or clean up.
+    """
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        conninfo: ConnInfo | None,
+        save: SaveProgress,
+        *,
+        resuming: bool,
+    ) -> None:
+        self.tenant = tenant
+        self.conninfo = conninfo
+        # True when an earlier attempt may have made resources whose ids were never
+        # recorded (reconcile, a retry): look for them before making new ones.
+        self.resuming = resuming
+        self._save = save
+
+    @property
+    def placement(self) -> dict[str, Any]:
+        return dict(self.tenant.placement)
+
+    async def record(
+        self, placement: dict[str, Any] | None = None, conninfo: ConnInfo | None = None
+    ) -> None:
+        """Merge ``placement`` into the tenant's and/or store its DSN, durably."""
+        merged = {**self.tenant.placement, **(placement or {})}
+        self.tenant = await self._save(merged, conninfo)
+        if conninfo is not None:
+            self.conninfo = conninfo
 
 
 @dataclass(frozen=True)
@@ -55,12 +98,17 @@ class Backend(Protocol):
     # Whether tenants are placed on registered servers (the catalog's servers table).
     uses_servers: bool
 
-    async def plan(self, tenant_id: str, server: Server | None) -> ProvisionPlan:
+    async def plan(
+        self, tenant_id: str, server: Server | None, *, region: str | None
+    ) -> ProvisionPlan:
         """Decide placement and credentials; no side effects."""
         ...
 
-    async def create(self, tenant: Tenant, conninfo: ConnInfo) -> None:
-        """Create the tenant's database and role (or resume a half-done create)."""
+    async def create(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
+        """Create the tenant's database and role (or resume a half-done create).
+
+        When it returns, ``checkpoint.conninfo`` is the tenant role's working DSN.
+        """
         ...
 
     async def delete(self, tenant: Tenant) -> None:
@@ -80,3 +128,7 @@ class Backend(Protocol):
         ...
 
     async def remove_resource(self, resource: OwnedResource) -> None: ...
+
+    async def aclose(self) -> None:
+        """Release what the backend holds open (HTTP sessions); called once at exit."""
+        ...

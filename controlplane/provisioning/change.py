@@ -1,4 +1,4 @@
-"""One shape for every per-tenant change: lock, a ready tenant, an operation row, notify."""
+"""One shape for every per-tenant change: lock, the right state, an operation, notify."""
 
 from __future__ import annotations
 
@@ -17,14 +17,20 @@ Plan = Callable[[Tenant], tuple[dict[str, Any], Callable[[], Awaitable[Tenant]]]
 
 
 async def change_tenant(
-    plane: ControlPlane, tenant_id: str, action: str, actor: str, plan: Plan
+    plane: ControlPlane,
+    tenant_id: str,
+    action: str,
+    actor: str,
+    plan: Plan,
+    *,
+    state: TenantState = TenantState.READY,
 ) -> Tenant:
-    """Run ``plan``'s work on a ready tenant under its lock, recorded as ``action``."""
+    """Run ``plan``'s work on a tenant in ``state`` under its lock, recorded as ``action``."""
     catalog = plane.catalog
     async with catalog.tenant_lock(tenant_id):
         tenant = await catalog.get_tenant(tenant_id)
-        if tenant.state is not TenantState.READY:
-            raise Conflict(f"tenant {tenant_id!r} is {tenant.state}; run {action} when ready")
+        if tenant.state is not state:
+            raise Conflict(f"tenant {tenant_id!r} is {tenant.state}; run {action} when {state}")
         details, work = plan(tenant)
         operation = await catalog.begin_operation(action, actor, tenant=tenant, details=details)
         try:

@@ -32,12 +32,14 @@ from controlplane.errors import (
     Conflict,
     InvalidRequest,
     OverCapacity,
+    ProvisioningError,
     TenantExists,
     TenantvecError,
 )
 from controlplane.failpoints import failpoint
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
+from controlplane.provisioning.backend import Checkpoint
 from controlplane.provisioning.labels import validate_labels
 from controlplane.provisioning.retry import with_retries
 from controlplane.retrieval.chunking import ChunkingSpec
@@ -71,6 +73,8 @@ class TenantRequest:
     text_config: str = "english"
     backend: str = "postgres"
     server: str | None = None
+    # Where the tenant's data must live (neon backend: a Neon region id).
+    region: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     ttl: timedelta | None = None
     # None: the control plane's default (TENANTVEC_EMBEDDER).
@@ -107,15 +111,20 @@ async def create_tenant(plane: ControlPlane, request: TenantRequest, *, actor: s
             await finish_delete(plane, existing, actor=actor, action="delete-failed")
         embedder = request.embedder or EmbedderSpec.parse(plane.settings.embedder)
         plane.embedders.for_spec(embedder)  # refuses a provider that is not configured
+        if request.server is not None and not backend.uses_servers:
+            raise InvalidRequest(
+                f"the {backend.kind} backend does not place tenants on registered servers: "
+                "drop --server" + (" (use --region)" if backend.kind == "neon" else "")
+            )
         server = await _choose_server(plane, request.server) if backend.uses_servers else None
-        plan = await backend.plan(request.id, server)
+        plan = await backend.plan(request.id, server, region=request.region)
         tenant = await catalog.add_tenant(
             id=request.id,
             state=TenantState.PROVISIONING.value,
             backend=backend.kind,
             server=plan.server,
             placement=plan.placement,
-            dsn_encrypted=plane.box.encrypt(plan.conninfo.dsn),
+            dsn_encrypted=plane.box.encrypt(plan.conninfo.dsn) if plan.conninfo else None,
             dims=request.dims,
             metric=request.metric.value,
             index_kind=request.index.kind.value,
@@ -143,9 +152,28 @@ async def finish_provisioning(
     backend = plane.backend(tenant.backend)
     seconds = plane.settings.retry_seconds
     operation = await catalog.begin_operation(action, actor, tenant=tenant)
+
+    async def save(placement: dict[str, Any], conninfo: ConnInfo | None) -> Tenant:
+        changes: dict[str, Any] = {"placement": placement}
+        if conninfo is not None:
+            changes["dsn_encrypted"] = plane.box.encrypt(conninfo.dsn)
+        return await catalog.update_tenant(tenant.uid, **changes)
+
     try:
-        conninfo = plane.tenant_conninfo(tenant)
-        await with_retries(lambda: backend.create(tenant, conninfo), seconds=seconds)
+        known = plane.tenant_conninfo(tenant) if tenant.dsn_encrypted else None
+        checkpoint = Checkpoint(tenant, known, save, resuming=action != "create")
+
+        async def create() -> None:
+            try:
+                await backend.create(checkpoint.tenant, checkpoint)
+            except Exception:
+                checkpoint.resuming = True  # the retry must look for what this attempt made
+                raise
+
+        await with_retries(create, seconds=seconds)
+        conninfo = checkpoint.conninfo
+        if conninfo is None:
+            raise ProvisioningError(f"the {backend.kind} backend made no connection string")
         failpoint(plane.settings, "create.after_resources")
         report = await with_retries(lambda: apply_schema(plane, tenant, conninfo), seconds=seconds)
         failpoint(plane.settings, "create.after_schema")

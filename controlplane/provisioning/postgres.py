@@ -22,10 +22,9 @@ import psycopg
 from psycopg import sql
 
 from controlplane.catalog.records import Server, Tenant
-from controlplane.dsn import ConnInfo
 from controlplane.errors import InvalidRequest, ProvisioningError
 from controlplane.pgconnect import connect
-from controlplane.provisioning.backend import OwnedResource, ProvisionPlan
+from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
 from controlplane.provisioning.servers import TEMPLATE_DB, ServerDirectory, ensure_template
 from controlplane.secretbox import new_password
 
@@ -49,7 +48,14 @@ class PostgresBackend:
         self._servers = servers
         self._timeout = connect_timeout
 
-    async def plan(self, tenant_id: str, server: Server | None) -> ProvisionPlan:
+    async def plan(
+        self, tenant_id: str, server: Server | None, *, region: str | None
+    ) -> ProvisionPlan:
+        if region is not None:
+            raise InvalidRequest(
+                "the postgres backend places tenants on servers, not regions: use --server "
+                "(regions apply to the neon backend)"
+            )
         if server is None:
             raise InvalidRequest("the postgres backend needs a server to place the tenant on")
         admin = self._servers.admin_conninfo(server)
@@ -60,10 +66,11 @@ class PostgresBackend:
             conninfo=conninfo,
         )
 
-    async def create(self, tenant: Tenant, conninfo: ConnInfo) -> None:
+    async def create(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
         server = await self._server_of(tenant)
         database, role = _names(tenant)
-        assert conninfo.password is not None
+        conninfo = checkpoint.conninfo
+        assert conninfo is not None and conninfo.password is not None
         async with self._admin(server) as conn:
             admin = self._servers.admin_conninfo(server)
             await ensure_template(conn, admin, where=server.name, timeout=self._timeout)
@@ -167,6 +174,9 @@ class PostgresBackend:
                 )
             else:
                 raise ProvisioningError(f"unknown resource kind {resource.kind!r}")
+
+    async def aclose(self) -> None:
+        pass  # connections are opened per call
 
     # -- steps ------------------------------------------------------------------------
 

@@ -94,18 +94,25 @@ async def find_orphans(plane: ControlPlane) -> list[OwnedResource]:
     return [resource for resource in resources if not _accounted_for(live, resource)]
 
 
-_LiveTenants = dict[tuple[str, str | None, str], Tenant]
+_LiveTenants = dict[tuple[str, str], Tenant]
 
 
 async def _live_tenants(plane: ControlPlane) -> _LiveTenants:
-    return {(t.backend, t.server, t.id): t for t in await plane.catalog.list_tenants()}
+    return {(t.backend, t.id): t for t in await plane.catalog.list_tenants()}
 
 
 def _accounted_for(live: _LiveTenants, resource: OwnedResource) -> bool:
+    """Whether a live tenant of the resource's backend records this very resource.
+
+    On servers the location is the server name and must match the tenant's; elsewhere
+    (Neon) the resource's id is unique on its own and must be in the placement.
+    """
     if resource.tenant_id is None:
         return False
-    tenant = live.get((resource.backend, resource.location, resource.tenant_id))
+    tenant = live.get((resource.backend, resource.tenant_id))
     if tenant is None:
+        return False
+    if tenant.server is not None and tenant.server != resource.location:
         return False
     return resource.name in {str(v) for v in tenant.placement.values()}
 

@@ -29,7 +29,7 @@ class Route:
     uid: str
     state: TenantState
     # Whose connection budget the tenant's connections count against: the server it
-    # lives on, or the backend for tenants that have no registered server.
+    # lives on, the Neon compute (endpoint) it has, or else its backend.
     budget_key: str
     schema: SchemaSpec
     schema_version: int
@@ -47,7 +47,7 @@ class Route:
             tenant_id=tenant.id,
             uid=tenant.uid,
             state=tenant.state,
-            budget_key=tenant.server or tenant.backend,
+            budget_key=tenant.server or tenant.placement.get("endpoint_id") or tenant.backend,
             schema=tenant.schema,
             schema_version=tenant.schema_version,
             updated_at=tenant.updated_at,

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.http import send_json, start_server, stop_server
+
 __all__ = ["Fault", "FakeEmbeddings", "fake_vector"]
 
 MAX_INPUTS = 2048
@@ -82,35 +84,21 @@ class FakeEmbeddings:
         return [t for c in self.calls if c.body.get("input") for t in _inputs(c.body)]
 
     def start(self, port: int = 0) -> FakeEmbeddings:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # quiet
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                fake._handle(self, raw)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = start_server(self._handle, port)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            stop_server(self._server)
             self._server = None
 
     def _handle(self, handler: BaseHTTPRequestHandler, raw: bytes) -> None:
         if not handler.path.endswith("/embeddings"):
-            return _send(handler, 404, _error("Not found", "invalid_request_error"))
+            return send_json(handler, 404, _error("Not found", "invalid_request_error"))
         try:
             body = json.loads(raw)
         except ValueError:
-            return _send(
+            return send_json(
                 handler, 400, _error("We could not parse the JSON body", "invalid_request_error")
             )
         auth = handler.headers.get("Authorization")
@@ -122,7 +110,7 @@ class FakeEmbeddings:
         if self.api_key is not None and auth != f"Bearer {self.api_key}":
             given = (auth or "").removeprefix("Bearer ")
             masked = f"{given[:3]}*****{given[-4:]}" if given else ""
-            return _send(
+            return send_json(
                 handler,
                 401,
                 _error(
@@ -135,14 +123,14 @@ class FakeEmbeddings:
         if fault.status is not None:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             kind = "rate_limit_exceeded" if fault.status == 429 else "server_error"
-            return _send(handler, fault.status, _error(f"fault {fault.status}", kind), headers)
+            return send_json(handler, fault.status, _error(f"fault {fault.status}", kind), headers)
         inputs = _inputs(body)
         if not inputs or not body.get("model"):
-            return _send(
+            return send_json(
                 handler, 400, _error("'input' and 'model' are required", "invalid_request_error")
             )
         if len(inputs) > MAX_INPUTS:
-            return _send(
+            return send_json(
                 handler,
                 400,
                 _error(f"'input' must have at most {MAX_INPUTS} items", "invalid_request_error"),
@@ -161,7 +149,7 @@ class FakeEmbeddings:
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         if "input_type" in body:  # Voyage's answer has no prompt_tokens
             usage = {"total_tokens": tokens}
-        _send(handler, 200, {"object": "list", "data": data, "model": model, "usage": usage})
+        send_json(handler, 200, {"object": "list", "data": data, "model": model, "usage": usage})
 
 
 def _inputs(body: dict[str, Any]) -> list[str]:
@@ -173,26 +161,6 @@ def _inputs(body: dict[str, Any]) -> list[str]:
 
 def _error(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
-
-
-def _send(
-    handler: BaseHTTPRequestHandler,
-    status: int,
-    body: dict[str, Any],
-    headers: dict[str, str] | None = None,
-) -> None:
-    # NaN is not JSON, but a broken server can send it: allow_nan mirrors that.
-    raw = json.dumps(body, allow_nan=True).encode()
-    try:
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(raw)))
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(raw)
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the client gave up waiting (a timeout fault): as a real server would see it
 
 
 def main() -> None:
