@@ -36,9 +36,11 @@ def percentile(values: list[float], q: float) -> float:
 
 @contextlib.contextmanager
 def throwaway_server(**overrides: object) -> Iterator[Settings]:
-    """A durable embedded server (fsync on) in a temporary home; stopped and removed after."""
+    """An embedded server (durable: fsync on, unless overridden) in a temporary home;
+    stopped and removed after."""
     home = Path(tempfile.mkdtemp(prefix="tenantvec-bench-"))
-    settings = Settings(home=home, pg_port=free_port(), pg_fsync=True, **overrides)  # type: ignore[arg-type]
+    values: dict[str, object] = {"pg_fsync": True, **overrides}
+    settings = Settings(home=home, pg_port=free_port(), **values)  # type: ignore[arg-type]
     server = EmbeddedServer(settings)
     server.ensure_running()
     try:

@@ -27,12 +27,14 @@ mutation while one runs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
 import types
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -67,6 +69,8 @@ __all__ = [
 
 logger = logging.getLogger("tenantvec.neon")
 M = TypeVar("M")
+
+_SENDERS = 16  # Neon API requests in flight at once, per client
 
 # Operation statuses. "error" is not final: Neon retries the operation itself (it
 # sets retry_at); "failed" and "cancelled" are.
@@ -194,6 +198,11 @@ class NeonClient:
         self._limiter = NeonRateLimiter(
             settings.neon_requests_per_minute, settings.neon_route_requests_per_second
         )
+        # Requests run on threads of their own (neon-api is synchronous). A request takes
+        # its rate-limit slot only once a thread is free to send it at once: counted at
+        # send time, as Neon counts it, not while queued behind other requests.
+        self._threads = ThreadPoolExecutor(_SENDERS, thread_name_prefix="neon-api")
+        self._senders = asyncio.Semaphore(_SENDERS)
         self._retry_seconds = settings.neon_retry_seconds
         self._operation_timeout = settings.neon_operation_timeout
         self._project_locks: dict[str, asyncio.Lock] = {}
@@ -203,7 +212,13 @@ class NeonClient:
     def base_url(self) -> str:
         return str(self._api.base_url)
 
+    @property
+    def limiter_wait_seconds(self) -> float:
+        """How long the rate limiter has held this client's requests back, in total."""
+        return self._limiter.waited_seconds
+
     def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
         self._api._session.close()
 
     @asynccontextmanager
@@ -457,9 +472,13 @@ class NeonClient:
                 reraise=True,
             ):
                 with attempt:
-                    await self._limiter.acquire(route)
-                    self.calls[route] += 1
-                    answer = await asyncio.to_thread(fn, *args, **kwargs)
+                    async with self._senders:
+                        await self._limiter.acquire(route)
+                        self.calls[route] += 1
+                        loop = asyncio.get_running_loop()
+                        answer = await loop.run_in_executor(
+                            self._threads, functools.partial(fn, *args, **kwargs)
+                        )
                     if not isinstance(answer, dict):
                         raise ProvisioningError(f"Neon answered {route} with a non-object")
                     return answer
