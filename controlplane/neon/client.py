@@ -54,16 +54,14 @@ from controlplane.errors import (
     BackendUnavailable,
     ConfigurationError,
     ProvisioningError,
-    TenantvecError,
 )
+from controlplane.neon.errors import NeonHTTPError, NeonOutcomeUnknown, http_error, translate
 from controlplane.neon.ratelimit import NeonRateLimiter
 from controlplane.settings import Settings
 
 __all__ = [
     "Created",
     "NeonClient",
-    "NeonHTTPError",
-    "NeonOutcomeUnknown",
     "normalise_base_url",
 ]
 
@@ -83,32 +81,6 @@ def normalise_base_url(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-class NeonHTTPError(Exception):
-    """A non-2xx answer, with what neon-api's NeonAPIError leaves out."""
-
-    def __init__(
-        self, method: str, path: str, status: int, message: str, retry_after: float | None
-    ) -> None:
-        super().__init__(f"Neon API {method} {path}: {status} {message}")
-        self.method = method
-        self.path = path
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
-
-    @property
-    def transient(self) -> bool:
-        return self.status in (423, 429) or self.status >= 500
-
-
-class NeonOutcomeUnknown(BackendUnavailable):
-    """A create may or may not have happened (5xx or timeout after sending it).
-
-    Transient: retrying the *step* -- look for the object by name, create it if
-    absent -- is safe; resending the same POST is not.
-    """
-
-
 class _Transport(NeonAPI):  # type: ignore[misc]
     """neon-api's client with a timeout on every request and the status code kept."""
 
@@ -124,27 +96,7 @@ class _Transport(NeonAPI):  # type: ignore[misc]
         try:
             return super()._request(method, path, **kwargs)
         except NeonAPIError as exc:
-            raise _http_error(method, path, seen[-1] if seen else None, str(exc)) from None
-
-
-def _http_error(
-    method: str, path: str, response: requests.Response | None, body: str
-) -> NeonHTTPError:
-    status = response.status_code if response is not None else 0
-    message = body.strip()[:300] or "(empty body)"
-    try:
-        parsed = response.json() if response is not None else None
-        if isinstance(parsed, dict) and parsed.get("message"):
-            message = str(parsed["message"])
-    except ValueError:
-        pass
-    retry_after: float | None = None
-    if response is not None and response.headers.get("Retry-After"):
-        try:
-            retry_after = float(response.headers["Retry-After"])
-        except ValueError:
-            retry_after = None
-    return NeonHTTPError(method, path, status, message, retry_after)
+            raise http_error(method, path, seen[-1] if seen else None, str(exc)) from None
 
 
 def _model(model: type[M], data: Any, what: str) -> M:
@@ -485,7 +437,7 @@ class NeonClient:
         except NeonHTTPError as exc:
             if exc.status == 404 and not_found_ok:
                 raise _NotThere from None
-            raise _translate(exc, idempotent) from None
+            raise translate(exc, idempotent) from None
         except requests.RequestException as exc:
             kind = type(exc).__name__
             if not idempotent:
@@ -511,21 +463,6 @@ def _raise_if_failed(op: schema.Operation) -> None:
             f"Neon operation {op.action.value} ({op.id}) {op.status.value}: "
             f"{op.error or 'no reason given'}"
         )
-
-
-def _translate(exc: NeonHTTPError, idempotent: bool) -> TenantvecError:
-    if exc.status in (401, 403):
-        return ConfigurationError(
-            f"Neon refused the API key ({exc.status}): {exc.message}; check "
-            "TENANTVEC_NEON_API_KEY and its organization"
-        )
-    if exc.status in (423, 429):
-        return BackendUnavailable(f"{exc} (still refused after retrying)")
-    if exc.status >= 500 or exc.status == 0:
-        if not idempotent:
-            return NeonOutcomeUnknown(f"{exc}; the request may or may not have taken effect")
-        return BackendUnavailable(str(exc))
-    return ProvisioningError(str(exc))
 
 
 def _log_retry(state: RetryCallState) -> None:
