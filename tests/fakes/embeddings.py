@@ -25,10 +25,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.fakes.http import send_json, start_server, stop_server
+from tests.fakes.http import LoopbackService, send_json
 
 __all__ = ["Fault", "FakeEmbeddings", "fake_vector"]
 
@@ -62,19 +62,16 @@ class Call:
 
 
 @dataclass
-class FakeEmbeddings:
+class FakeEmbeddings(LoopbackService):
     api_key: str | None = "sk-test-0123456789abcdefghij"
     native_dims: int = 8  # dims of a model that is not asked for others
     calls: list[Call] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
-    _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return f"{self.origin}/v1"
 
     def fail_next(self, *faults: Fault) -> None:
         with self._lock:
@@ -82,15 +79,6 @@ class FakeEmbeddings:
 
     def texts_embedded(self) -> list[str]:
         return [t for c in self.calls if c.body.get("input") for t in _inputs(c.body)]
-
-    def start(self, port: int = 0) -> FakeEmbeddings:
-        self._server = start_server(self._handle, port)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            stop_server(self._server)
-            self._server = None
 
     def _handle(self, handler: BaseHTTPRequestHandler, raw: bytes) -> None:
         if not handler.path.endswith("/embeddings"):

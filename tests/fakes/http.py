@@ -6,9 +6,9 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
-__all__ = ["send_json", "start_server", "stop_server"]
+__all__ = ["LoopbackService", "send_json", "start_server", "stop_server"]
 
 Handle = Callable[[BaseHTTPRequestHandler, bytes], None]
 
@@ -55,3 +55,28 @@ def send_json(
         handler.wfile.write(raw)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the client gave up waiting (a timeout fault): as a real server would see it
+
+
+class LoopbackService:
+    """Start/stop for a fake whose ``_handle(handler, body)`` answers every request."""
+
+    _server: ThreadingHTTPServer | None = None
+
+    def _handle(self, handler: BaseHTTPRequestHandler, raw: bytes) -> None:
+        raise NotImplementedError
+
+    @property
+    def origin(self) -> str:
+        """``http://127.0.0.1:PORT`` of the running server."""
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self, port: int = 0) -> Self:
+        self._server = start_server(self._handle, port)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            stop_server(self._server)
+            self._server = None

@@ -43,14 +43,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 from psycopg import sql
 
-from tests.fakes.http import send_json, start_server, stop_server
+from tests.fakes.http import LoopbackService, send_json
 
 __all__ = ["Fault", "FakeNeon", "Request"]
 
@@ -138,7 +138,7 @@ class _Answer(Exception):
         self.message = message
 
 
-class FakeNeon:
+class FakeNeon(LoopbackService):
     def __init__(
         self,
         admin_dsn: str,
@@ -160,28 +160,16 @@ class FakeNeon:
         self._faults: deque[Fault] = deque()
         self._accepted: deque[tuple[float, str]] = deque()  # (arrival, route) within limits
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
         info = psycopg.conninfo.conninfo_to_dict(admin_dsn)
         self._pg_host = str(info.get("host", "127.0.0.1"))
-        self._pg_port = int(info.get("port", 5432))
+        self._pg_port = int(str(info.get("port", 5432)))
 
     # -- running it -----------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The API base URL -- without the trailing '/' neon-api needs, on purpose."""
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/api/v2"
-
-    def start(self, port: int = 0) -> FakeNeon:
-        self._server = start_server(self._handle, port)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            stop_server(self._server)
-            self._server = None
+        return f"{self.origin}/api/v2"
 
     def remove_everything(self) -> None:
         """Drop every database and role the fake made (end of a test)."""
