@@ -9,6 +9,7 @@ import typer
 from cli.context import JsonOption, get_cli
 from controlplane.localpg import EmbeddedServer
 from controlplane.plane import ControlPlane
+from controlplane.provisioning.instance import InstanceBackend
 from controlplane.provisioning.reconcile import ReconcileReport, reconcile
 
 __all__ = ["register"]
@@ -20,7 +21,11 @@ def register(app: typer.Typer) -> None:
         help="Start the embedded Postgres (initialising it the first time), "
         "prepare the catalog and finish any interrupted operation.",
     )(up)
-    app.command("down", help="Stop the embedded Postgres (fast shutdown).")(down)
+    app.command(
+        "down",
+        help="Stop the embedded Postgres and every instance tenant's server on this machine "
+        "(fast shutdown). Ready instance tenants start again at their next request.",
+    )(down)
     app.command("status", help="Report the embedded Postgres without starting it.")(status)
 
 
@@ -51,13 +56,14 @@ def up(ctx: typer.Context, json_: JsonOption = False) -> None:
 
 def down(ctx: typer.Context, json_: JsonOption = False) -> None:
     cli = get_cli(ctx)
+    instances = InstanceBackend(cli.settings).stop_all()
     stopped = EmbeddedServer(cli.settings).stop()
     if json_:
-        cli.print_json({"stopped": stopped})
-    else:
-        cli.out.print(
-            "embedded Postgres stopped" if stopped else "embedded Postgres was not running"
-        )
+        cli.print_json({"stopped": stopped, "instances_stopped": instances})
+        return
+    cli.out.print("embedded Postgres stopped" if stopped else "embedded Postgres was not running")
+    if instances:
+        cli.out.print(f"{instances} instance server(s) stopped")
 
 
 def status(ctx: typer.Context, json_: JsonOption = False) -> None:

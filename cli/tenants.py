@@ -26,6 +26,7 @@ from controlplane.provisioning.lifecycle import (
     list_tenants,
     tenant_conninfo,
 )
+from controlplane.provisioning.supervise import restart_if_down
 from controlplane.provisioning.suspend import resume_tenant, suspend_tenant
 from controlplane.retrieval import ChunkingSpec, EmbedderSpec
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
@@ -43,7 +44,15 @@ class MetricChoice(StrEnum):
 
 class BackendChoice(StrEnum):
     postgres = "postgres"
+    instance = "instance"
+    docker = "docker"
     neon = "neon"
+
+
+class TierChoice(StrEnum):
+    small = "small"
+    medium = "medium"
+    large = "large"
 
 
 class IndexChoice(StrEnum):
@@ -77,7 +86,9 @@ def create(
         BackendChoice,
         typer.Option(
             help="Where the tenant's Postgres lives: 'postgres' (a database and role on a "
-            "registered server) or 'neon' (a Neon project or branch; see TENANTVEC_NEON_*)."
+            "registered server), 'instance' (a Postgres server of its own on this machine), "
+            "'docker' (a container of its own) or 'neon' (a Neon project or branch; see "
+            "TENANTVEC_NEON_*)."
         ),
     ] = BackendChoice.postgres,
     server: Annotated[
@@ -90,6 +101,25 @@ def create(
             help="neon backend: Neon region of the tenant's data, e.g. aws-eu-central-1 "
             "(default: TENANTVEC_NEON_REGION)."
         ),
+    ] = None,
+    tier: Annotated[
+        TierChoice | None,
+        typer.Option(
+            help="instance/docker: size of the tenant's server (default: "
+            "TENANTVEC_INSTANCE_TIER); the options below override single settings."
+        ),
+    ] = None,
+    shared_buffers: Annotated[
+        str | None, typer.Option(help="instance/docker: shared_buffers, e.g. 64MB.")
+    ] = None,
+    work_mem: Annotated[
+        str | None, typer.Option(help="instance/docker: work_mem, e.g. 8MB.")
+    ] = None,
+    maintenance_work_mem: Annotated[
+        str | None, typer.Option(help="instance/docker: maintenance_work_mem, e.g. 256MB.")
+    ] = None,
+    max_connections: Annotated[
+        int | None, typer.Option(help="instance/docker: max_connections of the server.")
     ] = None,
     label: Annotated[
         list[str] | None, typer.Option(help="key=value tag; repeat for several.")
@@ -134,6 +164,17 @@ def create(
         backend=backend.value,
         server=server,
         region=region,
+        tier=tier.value if tier else None,
+        resources={
+            name: value
+            for name, value in {
+                "shared_buffers": shared_buffers,
+                "work_mem": work_mem,
+                "maintenance_work_mem": maintenance_work_mem,
+                "max_connections": max_connections,
+            }.items()
+            if value is not None
+        },
         labels=dict(parse_label(text) for text in label or []),
         ttl=parse_duration(ttl) if ttl else None,
         embedder=EmbedderSpec.parse(embedder, fallback or []) if embedder else None,
@@ -155,13 +196,17 @@ def create(
 
 
 def where(tenant: Tenant) -> str:
-    """Where a tenant lives, in words: its server, or its Neon project/branch and region."""
+    """Where a tenant lives, in words: its server, its own server, or its Neon project."""
     if tenant.server is not None:
         return f"on server {tenant.server}"
     placement = tenant.placement
     if tenant.backend == "neon":
         mode = str(placement.get("mode", "project"))
         return f"on Neon {mode} {placement.get(mode + '_id')} in {placement.get('region')}"
+    if tenant.backend in ("instance", "docker") and "port" in placement:
+        tier = placement.get("compute", {}).get("tier", "?")
+        kind = "its own server" if tenant.backend == "instance" else "its own container"
+        return f"on {kind} at 127.0.0.1:{placement['port']} ({tier})"
     return f"on the {tenant.backend} backend"
 
 
@@ -173,8 +218,10 @@ def suspend(
 ) -> None:
     """Stop TENANT's compute; its data, DSN and keys stay.
 
-    postgres backend: its database stops accepting connections. neon backend: its
-    compute endpoint is suspended (no compute billed). Requests get 503 until 'resume'.
+    postgres backend: its database stops accepting connections. instance/docker: its
+    server is stopped (no memory used). neon: its compute endpoint is suspended (no
+    compute billed). Its next API request resumes it, as does 'resume'. With
+    TENANTVEC_SUSPEND_AFTER set, the API suspends idle tenants by itself.
     """
     _switch_command(get_cli(ctx), name, json_, suspend_tenant)
 
@@ -185,8 +232,33 @@ def resume(
     name: Annotated[str, typer.Argument(help="Tenant id.")],
     json_: JsonOption = False,
 ) -> None:
-    """Start a suspended TENANT again (neon backend: starts its compute endpoint)."""
+    """Start a suspended TENANT again (its first API request would, too)."""
     _switch_command(get_cli(ctx), name, json_, resume_tenant)
+
+
+@app.command("restart")
+def restart(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant id.")],
+    json_: JsonOption = False,
+) -> None:
+    """Start a ready TENANT's own server if it is not running (instance, docker).
+
+    The API does this by itself (at the tenant's next request, and every
+    TENANTVEC_SUPERVISE_SECONDS); this is the manual way. A no-op if it runs.
+    """
+    cli = get_cli(ctx)
+
+    async def work(plane: ControlPlane) -> bool:
+        return await restart_if_down(plane, name, actor=cli.actor)
+
+    restarted = cli.run(work)
+    if json_:
+        cli.print_json({"tenant": name, "restarted": restarted})
+    else:
+        cli.out.print(
+            f"tenant {name}: server restarted" if restarted else f"tenant {name}: server runs"
+        )
 
 
 def _switch_command(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.catalog.models import utcnow
-from controlplane.catalog.records import TenantState
+from controlplane.catalog.records import Tenant, TenantState
 from controlplane.errors import TenantvecError
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.reconcile import find_orphans
@@ -85,6 +85,8 @@ async def run_doctor(plane: ControlPlane) -> DoctorReport:
             )
         )
 
+    checks.extend(await _own_server_checks(plane, tenants))
+
     try:
         orphans = await find_orphans(plane)
     except TenantvecError as exc:
@@ -130,3 +132,83 @@ async def run_doctor(plane: ControlPlane) -> DoctorReport:
         )
     )
     return DoctorReport(checks)
+
+
+async def _own_server_checks(plane: ControlPlane, tenants: list[Tenant]) -> list[Check]:
+    """One line per tenant whose server tenantvec runs (instance, docker), and a total."""
+    checks: list[Check] = []
+    running = 0
+    memory = 0
+    for tenant in tenants:
+        backend = plane.backend(tenant.backend)
+        if not backend.supervises or tenant.state not in _SERVING_STATES:
+            continue
+        name = f"{tenant.backend} {tenant.id}"
+        try:
+            facts = await backend.describe(tenant)
+        except TenantvecError as exc:
+            checks.append(Check(name, "fail", str(exc)))
+            continue
+        suspended = tenant.state is TenantState.SUSPENDED
+        up = bool(facts.get("running"))
+        running += up
+        memory += int(facts.get("memory_bytes") or 0)
+        sizes = ", ".join(
+            f"{k} {v}" for k, v in (facts.get("settings") or _compute_settings(facts)).items()
+        )
+        where = f"127.0.0.1:{facts.get('port')}"
+        if up and not suspended:
+            detail = (
+                f"running on {where}, pid {facts.get('pid', '?')}, up "
+                f"{_duration(facts.get('uptime_seconds'))}, "
+                f"{_megabytes(facts.get('memory_bytes'))}; {sizes}"
+            )
+            checks.append(Check(name, "ok", detail))
+        elif suspended and not up:
+            checks.append(Check(name, "ok", f"suspended (server stopped), port {where}; {sizes}"))
+        elif suspended:
+            checks.append(Check(name, "warn", f"suspended, but its server still runs on {where}"))
+        else:
+            checks.append(
+                Check(
+                    name,
+                    "fail",
+                    f"ready, but its server on {where} is not running: its next request "
+                    f"restarts it, or run 'tenantctl tenants restart {tenant.id}'",
+                )
+            )
+    if checks:
+        checks.append(
+            Check(
+                "own servers",
+                "ok",
+                f"{running} running, {_megabytes(memory)} together (proportional set size)",
+            )
+        )
+    return checks
+
+
+_SERVING_STATES = (TenantState.READY, TenantState.SUSPENDED)
+
+
+def _compute_settings(facts: dict[str, Any]) -> dict[str, Any]:
+    compute = dict(facts.get("compute") or {})
+    compute.pop("tier", None)
+    return compute
+
+
+def _megabytes(size: Any) -> str:
+    return "memory unknown" if not size else f"{int(size) / 2**20:.1f} MB"
+
+
+def _duration(seconds: Any) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s"

@@ -22,6 +22,8 @@ from controlplane.errors import InvalidRequest, ProvisioningError
 from controlplane.localpg.server import EmbeddedServer
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Backend
+from controlplane.provisioning.docker import DockerBackend
+from controlplane.provisioning.instance import InstanceBackend
 from controlplane.provisioning.neon import NeonBackend
 from controlplane.provisioning.postgres import PostgresBackend
 from controlplane.provisioning.servers import ServerDirectory, register_server
@@ -58,6 +60,8 @@ class ControlPlane:
         self.backends: dict[str, Backend] = {
             "postgres": PostgresBackend(self.servers, connect_timeout=settings.connect_timeout),
             "neon": NeonBackend(settings),
+            "instance": InstanceBackend(settings),
+            "docker": DockerBackend(settings, self.box),
         }
         self._listeners: list[TenantChangeListener] = []
 

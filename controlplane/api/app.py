@@ -1,10 +1,10 @@
 """The HTTP API: ``create_app(settings)`` builds the Litestar application.
 
 The app owns its resources through its lifespan: on start it opens the control plane
-(catalog, embedded server if that is where the catalog lives), the tenant router and
-the ingestion job runner; on shutdown it hands back the jobs it holds, closes every
-tenant pool, then the catalog. Handlers get them through
-the ``api`` dependency and the caller through ``caller``.
+(catalog, embedded server if that is where the catalog lives), the tenant router, the
+ingestion job runner and the compute keeper (scale to zero, supervision); on shutdown
+it hands back the jobs it holds, closes every tenant pool, then the catalog. Handlers
+get them through the ``api`` dependency and the caller through ``caller``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from controlplane.keys import KeyVerifier, load_admin_token
 from controlplane.plane import ControlPlane
 from controlplane.retrieval.jobs import JobRunner
 from controlplane.routing import TenantRouter
+from controlplane.routing.keeper import ComputeKeeper
 from controlplane.settings import Settings
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -70,13 +71,16 @@ def create_app(settings: Settings) -> Litestar:
                     concurrency=settings.job_workers,
                 )
                 jobs = asyncio.create_task(runner.run(), name="ingestion-jobs")
+            # Idle tenants are suspended and dead tenant servers restarted from here.
+            keeper = asyncio.create_task(ComputeKeeper(router).run(), name="compute-keeper")
             try:
                 yield
             finally:
-                if jobs is not None:
-                    jobs.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await jobs
+                for task in (keeper, jobs):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
 
     def provide_api(state: State) -> ApiState:
         api: ApiState = state.api

@@ -42,16 +42,31 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
     lists: int = 100
     text_config: str = "english"
     backend: Annotated[
-        Literal["postgres", "neon"],
+        Literal["postgres", "instance", "docker", "neon"],
         Meta(
-            description="postgres: a database on a registered server; neon: a Neon project "
-            "or branch (TENANTVEC_NEON_MODE)."
+            description="postgres: a database on a registered server; instance: a Postgres "
+            "server of its own on the control plane's machine; docker: a container of its "
+            "own; neon: a Neon project or branch (TENANTVEC_NEON_MODE)."
         ),
     ] = "postgres"
     server: Annotated[str, Meta(description="postgres backend: the server.")] | None = None
     region: (
         Annotated[str, Meta(description="neon backend: Neon region, e.g. aws-eu-central-1.")] | None
     ) = None
+    tier: (
+        Annotated[
+            Literal["small", "medium", "large"],
+            Meta(description="instance/docker: size of the tenant's server."),
+        ]
+        | None
+    ) = None
+    resources: Annotated[
+        dict[str, str | int],
+        Meta(
+            description="instance/docker: settings overriding the tier's: shared_buffers, "
+            "work_mem, maintenance_work_mem (e.g. '64MB'), max_connections."
+        ),
+    ] = {}
     labels: dict[str, str] = {}
     ttl: (
         Annotated[str, Meta(description="e.g. 30m, 2h, 7d: 'tenantctl gc' deletes after.")] | None
@@ -89,6 +104,8 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
             backend=self.backend,
             server=self.server,
             region=self.region,
+            tier=self.tier,
+            resources=dict(self.resources),
             labels=self.labels,
             ttl=parse_duration(self.ttl) if self.ttl else None,
             embedder=EmbedderSpec.parse(self.embedder, self.fallbacks) if self.embedder else None,
@@ -179,8 +196,9 @@ class TenantsController(Controller):
         operation_id="suspendTenant",
         summary="Suspend a tenant",
         description="Stops the tenant's compute (postgres: its database refuses connections; "
-        "neon: its endpoint is suspended). Data, DSN and keys stay; its requests get 503 "
-        "until it is resumed. A no-op for a suspended tenant.",
+        "instance/docker: its server is stopped; neon: its endpoint is suspended). Data, DSN "
+        "and keys stay; its next request resumes it transparently. A no-op for a suspended "
+        "tenant.",
         status_code=200,
         responses=ex.ok_admin(
             dict[str, Any], {**ex.TENANT, "state": "suspended"}, "The suspended tenant."
@@ -197,7 +215,8 @@ class TenantsController(Controller):
         "/tenants/{tenant_id:str}/resume",
         operation_id="resumeTenant",
         summary="Resume a tenant",
-        description="Starts a suspended tenant's compute again. A no-op for a ready tenant.",
+        description="Starts a suspended tenant's compute again (its first request would "
+        "too). A no-op for a ready tenant.",
         status_code=200,
         responses=ex.ok_admin(dict[str, Any], ex.TENANT, "The ready tenant."),
     )

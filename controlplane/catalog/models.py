@@ -63,6 +63,8 @@ class TenantRow(SQLModel, table=True):
     updated_at: datetime = _ts()
     expires_at: datetime | None = _ts(nullable=True)
     deleted_at: datetime | None = _ts(nullable=True)
+    # Last request served (routers write it every few seconds; see catalog.activity).
+    last_active_at: datetime | None = _ts(nullable=True)
 
 
 class ServerRow(SQLModel, table=True):

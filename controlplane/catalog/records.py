@@ -90,6 +90,7 @@ class Tenant:
     updated_at: datetime
     expires_at: datetime | None = None
     deleted_at: datetime | None = None
+    last_active_at: datetime | None = None
     error: str | None = None
     embedder: EmbedderSpec = field(default_factory=lambda: EmbedderSpec.parse("hash"))
     chunking: ChunkingSpec = field(default_factory=ChunkingSpec)
@@ -122,6 +123,7 @@ class Tenant:
             "updated_at": self.updated_at.isoformat(),
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "deleted_at": self.deleted_at.isoformat() if self.deleted_at else None,
+            "last_active_at": self.last_active_at.isoformat() if self.last_active_at else None,
             "error": self.error,
         }
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from controlplane.catalog.activity import ActivityLog
 from controlplane.catalog.jobs import JobQueue
 from controlplane.catalog.models import (
     ApiKeyRow,
@@ -66,6 +67,7 @@ _TABLES = [
 _UPGRADES = [
     "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS embedder jsonb NOT NULL DEFAULT '{}'::jsonb",
     "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS chunking jsonb NOT NULL DEFAULT '{}'::jsonb",
+    "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS last_active_at timestamptz",
 ]
 
 
@@ -91,6 +93,7 @@ class Catalog:
         self._engine = engine
         self.conninfo = conninfo
         self.jobs = JobQueue(engine, self._translate)
+        self.activity = ActivityLog(engine, self._translate)
 
     @classmethod
     async def connect(cls, conninfo: ConnInfo, *, connect_timeout: int = 5) -> Catalog:
@@ -447,6 +450,7 @@ def _tenant(row: TenantRow) -> Tenant:
         updated_at=row.updated_at,
         expires_at=row.expires_at,
         deleted_at=row.deleted_at,
+        last_active_at=row.last_active_at,
         error=row.error,
         embedder=EmbedderSpec.from_json(row.embedder)
         if row.embedder

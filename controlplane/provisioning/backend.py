@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from controlplane.catalog.records import Server, Tenant
 from controlplane.dsn import ConnInfo
+from controlplane.provisioning.compute import ComputeSpec
 
 __all__ = ["Backend", "Checkpoint", "OwnedResource", "ProvisionPlan"]
 
@@ -97,11 +98,24 @@ class Backend(Protocol):
     kind: str
     # Whether tenants are placed on registered servers (the catalog's servers table).
     uses_servers: bool
+    # Whether each tenant gets a server of its own, sized by a ComputeSpec (--tier).
+    sized: bool
+    # Whether tenantvec runs the tenant's server itself, and so must notice when it
+    # dies and restart it (see provisioning.supervise).
+    supervises: bool
 
     async def plan(
-        self, tenant_id: str, server: Server | None, *, region: str | None
+        self,
+        tenant_id: str,
+        server: Server | None,
+        *,
+        region: str | None,
+        compute: ComputeSpec | None,
     ) -> ProvisionPlan:
-        """Decide placement and credentials; no side effects."""
+        """Decide placement and credentials; no side effects.
+
+        ``compute`` is given to sized backends only (and always to them).
+        """
         ...
 
     async def create(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
@@ -117,7 +131,13 @@ class Backend(Protocol):
 
     async def suspend(self, tenant: Tenant) -> None: ...
 
-    async def resume(self, tenant: Tenant) -> None: ...
+    async def resume(self, tenant: Tenant) -> None:
+        """Make the tenant's database serve again; once it returns, connections succeed."""
+        ...
+
+    async def running(self, tenant: Tenant) -> bool:
+        """Whether the tenant's server runs (supervised backends; others say True)."""
+        ...
 
     async def describe(self, tenant: Tenant) -> dict[str, Any]:
         """Live facts about the tenant's database (exists, size, connections...)."""

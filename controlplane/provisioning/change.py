@@ -24,13 +24,20 @@ async def change_tenant(
     plan: Plan,
     *,
     state: TenantState = TenantState.READY,
+    only_if: Callable[[Tenant], Awaitable[bool]] | None = None,
 ) -> Tenant:
-    """Run ``plan``'s work on a tenant in ``state`` under its lock, recorded as ``action``."""
+    """Run ``plan``'s work on a tenant in ``state`` under its lock, recorded as ``action``.
+
+    ``only_if``, checked under the lock, may decline the change: the tenant is returned
+    as it is and no operation is recorded (a restart of a server that runs after all).
+    """
     catalog = plane.catalog
     async with catalog.tenant_lock(tenant_id):
         tenant = await catalog.get_tenant(tenant_id)
         if tenant.state is not state:
             raise Conflict(f"tenant {tenant_id!r} is {tenant.state}; run {action} when {state}")
+        if only_if is not None and not await only_if(tenant):
+            return tenant
         details, work = plan(tenant)
         operation = await catalog.begin_operation(action, actor, tenant=tenant, details=details)
         try:

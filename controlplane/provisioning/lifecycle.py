@@ -39,7 +39,8 @@ from controlplane.errors import (
 from controlplane.failpoints import failpoint
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.backend import Checkpoint
+from controlplane.provisioning.backend import Backend, Checkpoint
+from controlplane.provisioning.compute import ComputeSpec
 from controlplane.provisioning.labels import validate_labels
 from controlplane.provisioning.retry import with_retries
 from controlplane.retrieval.chunking import ChunkingSpec
@@ -75,6 +76,10 @@ class TenantRequest:
     server: str | None = None
     # Where the tenant's data must live (neon backend: a Neon region id).
     region: str | None = None
+    # The size of a tenant's own server (instance and docker backends): a tier and
+    # explicit settings overriding it. None: TENANTVEC_INSTANCE_TIER.
+    tier: str | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     ttl: timedelta | None = None
     # None: the control plane's default (TENANTVEC_EMBEDDER).
@@ -85,6 +90,7 @@ class TenantRequest:
         validate_tenant_id(self.id)
         self.schema  # noqa: B018 -- validates dims, metric and index together
         validate_labels(self.labels)
+        ComputeSpec.resolve(self.tier or "small", self.resources)  # validates both
         if self.ttl is not None and self.ttl <= timedelta(0):
             raise InvalidRequest("ttl must be positive")
 
@@ -116,8 +122,9 @@ async def create_tenant(plane: ControlPlane, request: TenantRequest, *, actor: s
                 f"the {backend.kind} backend does not place tenants on registered servers: "
                 "drop --server" + (" (use --region)" if backend.kind == "neon" else "")
             )
+        compute = _compute_for(plane, backend, request)
         server = await _choose_server(plane, request.server) if backend.uses_servers else None
-        plan = await backend.plan(request.id, server, region=request.region)
+        plan = await backend.plan(request.id, server, region=request.region, compute=compute)
         tenant = await catalog.add_tenant(
             id=request.id,
             state=TenantState.PROVISIONING.value,
@@ -273,6 +280,19 @@ async def describe_tenant(plane: ControlPlane, tenant_id: str) -> dict[str, Any]
         for op in await plane.catalog.list_operations(tenant_id=tenant_id, limit=10)
     ]
     return data
+
+
+def _compute_for(
+    plane: ControlPlane, backend: Backend, request: TenantRequest
+) -> ComputeSpec | None:
+    if backend.sized:
+        return ComputeSpec.resolve(request.tier or plane.settings.instance_tier, request.resources)
+    if request.tier is not None or request.resources:
+        raise InvalidRequest(
+            f"the {backend.kind} backend does not give a tenant a server of its own: drop "
+            "--tier and the resource settings (they size instance and docker tenants)"
+        )
+    return None
 
 
 async def _choose_server(plane: ControlPlane, requested: str | None) -> Server:

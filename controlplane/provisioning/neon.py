@@ -31,6 +31,7 @@ from controlplane.errors import ConfigurationError, InvalidRequest, Provisioning
 from controlplane.failpoints import failpoint
 from controlplane.neon.client import NeonClient
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
+from controlplane.provisioning.compute import ComputeSpec
 from controlplane.provisioning.retry import with_retries
 from controlplane.settings import Settings
 
@@ -47,6 +48,8 @@ _MAX_PROJECT_NAME = 64
 class NeonBackend:
     kind = "neon"
     uses_servers = False
+    sized = False
+    supervises = False
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -84,7 +87,12 @@ class NeonBackend:
     # -- plan ---------------------------------------------------------------------
 
     async def plan(
-        self, tenant_id: str, server: Server | None, *, region: str | None
+        self,
+        tenant_id: str,
+        server: Server | None,
+        *,
+        region: str | None,
+        compute: ComputeSpec | None = None,
     ) -> ProvisionPlan:
         assert server is None, "the lifecycle places only server backends on servers"
         self.client  # noqa: B018 -- refuses now, before a catalog row, if there is no key
@@ -419,6 +427,9 @@ class NeonBackend:
         async with self.client.project_lock(project_id):
             operations = await self.client.start_endpoint(project_id, endpoint_id)
             await self.client.wait(project_id, operations)
+
+    async def running(self, tenant: Tenant) -> bool:
+        return True  # Neon runs (and restarts) the compute
 
     async def describe(self, tenant: Tenant) -> dict[str, Any]:
         project_id, endpoint_id = _endpoint_of(tenant)

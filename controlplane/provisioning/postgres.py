@@ -1,19 +1,12 @@
-"""The ``postgres`` backend: a database and a login role per tenant on a Postgres server.
+"""The ``postgres`` backend: a database and a login role per tenant on a shared server.
 
-Both are named after the tenant id (ids are valid Postgres identifiers and reserved
-names are refused), and both carry a marker comment ``tenantvec tenant=<id>`` so that
-reconcile can find what tenantvec made on a server -- and never touches what it did
-not make.
-
-The database is copied from ``tenantvec_template`` (which already holds the vector
-extension, so the tenant role need not be a superuser), owned by the tenant role, and
-closed to PUBLIC.
+The servers are registered in the catalog (``tenantctl servers add``; the embedded
+server is ``local``); how the database and role are made is ``provisioning.tenantdb``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,31 +18,38 @@ from controlplane.catalog.records import Server, Tenant
 from controlplane.errors import InvalidRequest, ProvisioningError
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
-from controlplane.provisioning.servers import TEMPLATE_DB, ServerDirectory, ensure_template
+from controlplane.provisioning.compute import ComputeSpec
+from controlplane.provisioning.servers import ServerDirectory, ensure_template
+from controlplane.provisioning.tenantdb import (
+    MARKER_RE,
+    drop_tenant_database,
+    ensure_tenant_database,
+    ensure_tenant_role,
+)
 from controlplane.secretbox import new_password
 
 __all__ = ["PostgresBackend"]
 
 logger = logging.getLogger("tenantvec.provisioning.postgres")
 
-_MARKER_PREFIX = "tenantvec tenant="
-_MARKER_RE = re.compile(r"^tenantvec tenant=([a-z][a-z0-9-]{1,61}[a-z0-9])$")
-
-
-def marker(tenant_id: str) -> str:
-    return _MARKER_PREFIX + tenant_id
-
 
 class PostgresBackend:
     kind = "postgres"
     uses_servers = True
+    sized = False
+    supervises = False
 
     def __init__(self, servers: ServerDirectory, *, connect_timeout: int) -> None:
         self._servers = servers
         self._timeout = connect_timeout
 
     async def plan(
-        self, tenant_id: str, server: Server | None, *, region: str | None
+        self,
+        tenant_id: str,
+        server: Server | None,
+        *,
+        region: str | None,
+        compute: ComputeSpec | None = None,
     ) -> ProvisionPlan:
         if region is not None:
             raise InvalidRequest(
@@ -74,34 +74,16 @@ class PostgresBackend:
         async with self._admin(server) as conn:
             admin = self._servers.admin_conninfo(server)
             await ensure_template(conn, admin, where=server.name, timeout=self._timeout)
-            await self._ensure_role(conn, tenant.id, role, conninfo.password, server.name)
-            await self._ensure_database(conn, tenant.id, database, role, server.name)
+            where = f"server {server.name!r}"
+            await ensure_tenant_role(conn, tenant.id, role, conninfo.password, where=where)
+            await ensure_tenant_database(conn, tenant.id, database, role, where=where)
 
     async def delete(self, tenant: Tenant) -> None:
         server = await self._server_of(tenant)
         database, role = _names(tenant)
         async with self._admin(server) as conn:
-            facts = await _database_facts(conn, database)
-            if facts is not None:
-                if not _belongs_to(facts, tenant.id, role):
-                    raise ProvisioningError(
-                        f"database {database!r} on server {server.name!r} does not carry "
-                        f"tenant {tenant.id!r}'s marker; refusing to drop it"
-                    )
-                # WITH (FORCE) terminates the tenant's sessions first (Postgres 13+).
-                await conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(database)
-                    )
-                )
-            role_marker = await _role_marker(conn, role)
-            if role_marker is not None:
-                if role_marker != marker(tenant.id):
-                    raise ProvisioningError(
-                        f"role {role!r} on server {server.name!r} does not carry tenant "
-                        f"{tenant.id!r}'s marker; refusing to drop it"
-                    )
-                await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            where = f"server {server.name!r}"
+            await drop_tenant_database(conn, tenant.id, database, role, where=where)
         logger.info("dropped database and role of tenant %s on %s", tenant.id, server.name)
 
     async def suspend(self, tenant: Tenant) -> None:
@@ -109,6 +91,9 @@ class PostgresBackend:
 
     async def resume(self, tenant: Tenant) -> None:
         await self._allow_connections(tenant, allow=True)
+
+    async def running(self, tenant: Tenant) -> bool:
+        return True  # the server is the operator's; doctor checks it
 
     async def describe(self, tenant: Tenant) -> dict[str, Any]:
         database, _ = _names(tenant)
@@ -148,7 +133,7 @@ class PostgresBackend:
                     """
                 )
                 for kind, name, comment in await cur.fetchall():
-                    match = _MARKER_RE.match(comment or "")
+                    match = MARKER_RE.match(comment or "")
                     found.append(
                         OwnedResource(
                             backend=self.kind,
@@ -177,76 +162,6 @@ class PostgresBackend:
 
     async def aclose(self) -> None:
         pass  # connections are opened per call
-
-    # -- steps ------------------------------------------------------------------------
-
-    async def _ensure_role(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        tenant_id: str,
-        role: str,
-        password: str,
-        server: str,
-    ) -> None:
-        # Send a SCRAM verifier, not the password: the plaintext never reaches the
-        # server, so no statement log can capture it.
-        verifier = conn.pgconn.encrypt_password(
-            password.encode(), role.encode(), b"scram-sha-256"
-        ).decode()
-        existing = await _role_marker(conn, role)
-        ident = sql.Identifier(role)
-        if existing is None and not await _role_exists(conn, role):
-            async with conn.transaction():
-                await conn.execute(
-                    sql.SQL(
-                        "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
-                        "NOREPLICATION NOBYPASSRLS PASSWORD {}"
-                    ).format(ident, sql.Literal(verifier))
-                )
-                await conn.execute(
-                    sql.SQL("COMMENT ON ROLE {} IS {}").format(
-                        ident, sql.Literal(marker(tenant_id))
-                    )
-                )
-            return
-        if existing != marker(tenant_id):
-            raise ProvisioningError(
-                f"role {role!r} already exists on server {server!r} and does not belong to "
-                f"tenant {tenant_id!r}; pick another tenant id or remove the role"
-            )
-        # Resuming a create: make sure the role has the password the catalog holds.
-        await conn.execute(
-            sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(ident, sql.Literal(verifier))
-        )
-
-    async def _ensure_database(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        tenant_id: str,
-        database: str,
-        role: str,
-        server: str,
-    ) -> None:
-        ident = sql.Identifier(database)
-        facts = await _database_facts(conn, database)
-        if facts is None:
-            try:
-                await conn.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {} STRATEGY wal_log").format(
-                        ident, sql.Identifier(role), sql.Identifier(TEMPLATE_DB)
-                    )
-                )
-            except psycopg.errors.DuplicateDatabase:
-                facts = await _database_facts(conn, database)
-        if facts is not None and not _belongs_to(facts, tenant_id, role):
-            raise ProvisioningError(
-                f"database {database!r} already exists on server {server!r} and does not "
-                f"belong to tenant {tenant_id!r}; pick another tenant id or remove it"
-            )
-        await conn.execute(
-            sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(marker(tenant_id)))
-        )
-        await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
 
     async def _allow_connections(self, tenant: Tenant, *, allow: bool) -> None:
         database, _ = _names(tenant)
@@ -279,40 +194,3 @@ def _names(tenant: Tenant) -> tuple[str, str]:
     return str(tenant.placement.get("database", tenant.id)), str(
         tenant.placement.get("role", tenant.id)
     )
-
-
-async def _database_facts(
-    conn: psycopg.AsyncConnection[Any], database: str
-) -> tuple[str, str | None] | None:
-    """(owner, marker comment) of ``database``, or None if there is none."""
-    cur = await conn.execute(
-        """
-        SELECT pg_get_userbyid(datdba), shobj_description(oid, 'pg_database')
-        FROM pg_database WHERE datname = %s
-        """,
-        (database,),
-    )
-    row = await cur.fetchone()
-    return (str(row[0]), row[1]) if row else None
-
-
-def _belongs_to(facts: tuple[str, str | None], tenant_id: str, role: str) -> bool:
-    owner, comment = facts
-    if comment is not None:
-        return comment == marker(tenant_id)
-    # A crash between CREATE DATABASE and COMMENT leaves no marker yet; the owner
-    # (our marked role) still tells us it is ours.
-    return owner == role
-
-
-async def _role_marker(conn: psycopg.AsyncConnection[Any], role: str) -> str | None:
-    cur = await conn.execute(
-        "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", (role,)
-    )
-    row = await cur.fetchone()
-    return row[0] if row else None
-
-
-async def _role_exists(conn: psycopg.AsyncConnection[Any], role: str) -> bool:
-    cur = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-    return await cur.fetchone() is not None

