@@ -89,9 +89,7 @@ async def test_create_gives_the_tenant_a_server_of_its_own(
     assert port_is_free(port)
 
 
-async def test_tiers_and_explicit_settings_are_applied(
-    plane: ControlPlane, tenant_id: str
-) -> None:
+async def test_tiers_and_explicit_settings_are_applied(plane: ControlPlane, tenant_id: str) -> None:
     await _create(
         plane, tenant_id, tier="medium", resources={"work_mem": "12mb", "max_connections": 40}
     )
