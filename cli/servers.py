@@ -34,6 +34,13 @@ def add(
     capacity: Annotated[
         int | None, typer.Option(help="Most tenants to place here (default: no limit).")
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            help="Update a server already registered under NAME (new credentials, "
+            "capacity) instead of refusing; its tenants stay. For start-up scripts."
+        ),
+    ] = False,
     json_: JsonOption = False,
 ) -> None:
     """Register an external Postgres: checks it has pgvector and prepares its template."""
@@ -48,6 +55,7 @@ def add(
             admin,
             capacity=capacity,
             timeout=plane.settings.connect_timeout,
+            replace=replace,
         )
 
     server = cli.run(work)

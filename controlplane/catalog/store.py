@@ -273,6 +273,7 @@ class Catalog:
                 row = ServerRow(name=server.name, created_at=server.created_at, **values)
             else:
                 row = existing
+                del values["state"]  # re-registering must not undo a drain
                 for key, value in values.items():
                     setattr(row, key, value)
             session.add(row)

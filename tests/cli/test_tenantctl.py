@@ -9,16 +9,9 @@ import psycopg
 import pytest
 
 from controlplane.localpg import EmbeddedServer
-from tests.fixtures.cli import TenantCtl
+from controlplane.localpg.cluster import port_is_free
+from tests.fixtures.cli import TenantCtl, one_line_error
 from tests.fixtures.postgres import free_port, make_home, throwaway_settings
-
-
-def _one_line_error(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def test_tenant_round_trip_with_json(tenantctl: TenantCtl, tenant_id: str) -> None:
@@ -79,7 +72,7 @@ def test_bad_input_gives_one_line_and_exit_code(
 ) -> None:
     result = tenantctl(*args, "--json")
     assert result.code == code, (result.stdout, result.stderr)
-    assert message in _one_line_error(result.stderr)
+    assert message in one_line_error(result.stderr)
     assert result.stdout == ""
 
 
@@ -87,14 +80,14 @@ def test_duplicate_is_a_conflict(tenantctl: TenantCtl, tenant_id: str) -> None:
     assert tenantctl("tenants", "create", tenant_id, "--dims", "3").code == 0
     again = tenantctl("tenants", "create", tenant_id, "--dims", "3")
     assert again.code == 4
-    assert "already exists" in _one_line_error(again.stderr)
+    assert "already exists" in one_line_error(again.stderr)
     assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
 
 
 def test_delete_needs_yes_when_not_interactive(tenantctl: TenantCtl, tenant_id: str) -> None:
     assert tenantctl("tenants", "create", tenant_id, "--dims", "3").code == 0
     refused = tenantctl("tenants", "delete", tenant_id)
-    assert refused.code == 2 and "--yes" in _one_line_error(refused.stderr)
+    assert refused.code == 2 and "--yes" in one_line_error(refused.stderr)
     assert tenantctl("tenants", "show", tenant_id).code == 0
     assert tenantctl("tenants", "delete", tenant_id, "-y").code == 0
 
@@ -178,8 +171,14 @@ def test_up_status_down_on_a_fresh_home(tenantctl: TenantCtl) -> None:
         assert tenantctl("status", "--json", settings=fresh).json()["running"] is True
         assert (home / "superuser.password").stat().st_mode & 0o777 == 0o600
         assert (home / "secret.key").stat().st_mode & 0o777 == 0o600
+        instance = tenantctl(
+            "tenants", "create", "solo", "--dims", "3", "--backend", "instance", "--json",
+            settings=fresh,
+        )  # fmt: skip
+        assert instance.code == 0, instance.stderr
         down = tenantctl("down", "--json", settings=fresh)
-        assert down.code == 0 and down.json() == {"stopped": True}
+        assert down.code == 0 and down.json() == {"stopped": True, "instances_stopped": 1}
+        assert port_is_free(instance.json()["placement"]["port"])
         assert tenantctl("status", "--json", settings=fresh).json()["running"] is False
     finally:
         tenantctl("down", settings=fresh)
@@ -211,7 +210,7 @@ def test_demo_runs_and_can_run_again(tenantctl: TenantCtl) -> None:
 def test_servers_remove_refuses_while_hosting(tenantctl: TenantCtl, tenant_id: str) -> None:
     assert tenantctl("tenants", "create", tenant_id, "--dims", "3").code == 0
     refused = tenantctl("servers", "remove", "local")
-    assert refused.code == 4 and "still hosts" in _one_line_error(refused.stderr)
+    assert refused.code == 4 and "still hosts" in one_line_error(refused.stderr)
     missing = tenantctl("servers", "remove", "no-such-server")
     assert missing.code == 3
     assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0

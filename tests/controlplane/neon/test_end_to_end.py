@@ -55,11 +55,14 @@ def test_a_neon_tenant_through_the_api_from_create_to_delete(
         assert suspended.json()["state"] == "suspended"
     assert fake_neon.endpoint_state(project_id, endpoint_id) == "idle"
     with api.client(key) as client:
-        refused = client.post(f"/v1/tenants/{tenant_id}/search", json={"vector": [1, 0, 0]})
-        assert refused.status_code == 503
-        assert refused.headers["content-type"].startswith("application/problem+json")
+        # The first request wakes the compute: it waits, it does not fail.
+        woken = client.post(f"/v1/tenants/{tenant_id}/search", json={"vector": [1, 0, 0], "k": 1})
+        assert woken.status_code == 200, woken.text
+        assert woken.json()["results"][0]["document_id"] == "a"
+    assert fake_neon.endpoint_state(project_id, endpoint_id) == "active"
 
     with api.admin() as admin:
+        assert admin.post(f"/v1/tenants/{tenant_id}/suspend").status_code == 200
         resumed = admin.post(f"/v1/tenants/{tenant_id}/resume")
         assert resumed.status_code == 200 and resumed.json()["state"] == "ready"
     assert fake_neon.endpoint_state(project_id, endpoint_id) == "active"
@@ -71,6 +74,7 @@ def test_a_neon_tenant_through_the_api_from_create_to_delete(
     with api.admin() as admin:
         ops = [o["action"] for o in admin.get(f"/v1/tenants/{tenant_id}").json()["operations"]]
         assert {"create", "suspend", "resume"} <= set(ops)
+        assert ops.count("resume") == 2  # one by the first request, one by hand
         assert admin.delete(f"/v1/tenants/{tenant_id}").status_code == 200
     if mode == "project":
         assert project_id not in fake_neon.projects

@@ -1,0 +1,88 @@
+"""The docker backend: a container per tenant from the pgvector image.
+
+Its refusal without an engine runs everywhere (the engine address is pointed at a
+socket nobody listens on). The container round trip needs a Docker engine that
+answers and TENANTVEC_TEST_DOCKER=1 (it pulls the image); it skips otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import psycopg
+import pytest
+
+from controlplane.catalog.records import TenantState
+from controlplane.errors import BackendUnavailable
+from controlplane.plane import ControlPlane
+from controlplane.provisioning.lifecycle import (
+    TenantRequest,
+    create_tenant,
+    delete_tenant,
+    tenant_conninfo,
+)
+from controlplane.provisioning.supervise import restart_if_down
+from controlplane.provisioning.suspend import resume_tenant, suspend_tenant
+from controlplane.settings import Settings
+
+ACTOR = "test"
+
+
+def _no_engine_reason() -> str | None:
+    if os.environ.get("TENANTVEC_TEST_DOCKER") != "1":
+        return "set TENANTVEC_TEST_DOCKER=1 (and run a Docker engine) to test docker tenants"
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+        client.close()
+    except Exception as exc:  # any failure here means: no usable engine
+        return f"no Docker engine answers ({type(exc).__name__})"
+    return None
+
+
+async def test_without_an_engine_create_is_refused_and_nothing_is_written(
+    pg_settings: Settings, tenant_id: str
+) -> None:
+    settings = dataclasses.replace(pg_settings, docker_host="unix:///nonexistent/docker.sock")
+    async with ControlPlane.open(settings) as plane:
+        request = TenantRequest(id=tenant_id, dims=3, backend="docker")
+        with pytest.raises(BackendUnavailable) as refused:
+            await create_tenant(plane, request, actor=ACTOR)
+        message = str(refused.value)
+        assert "needs a Docker engine and none answers at unix:///nonexistent" in message
+        assert "--backend instance" in message
+        assert await plane.catalog.find_tenant(tenant_id) is None
+        # Reconcile and doctor still work: no engine simply means no containers.
+        assert await plane.backend("docker").list_resources() == []
+
+
+@pytest.mark.docker
+async def test_a_docker_tenant_from_create_to_delete(plane: ControlPlane, tenant_id: str) -> None:
+    reason = _no_engine_reason()
+    if reason:
+        pytest.skip(reason)
+    request = TenantRequest(id=tenant_id, dims=3, backend="docker", resources={"work_mem": "8MB"})
+    tenant = await create_tenant(plane, request, actor=ACTOR)
+    try:
+        assert tenant.state is TenantState.READY
+        dsn = (await tenant_conninfo(plane, tenant_id)).dsn
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            await conn.execute("INSERT INTO documents (id, title) VALUES ('d', 'x')")
+            assert await (await conn.execute("SHOW work_mem")).fetchone() == ("8MB",)
+        await suspend_tenant(plane, tenant_id, actor=ACTOR)
+        assert not await plane.backend("docker").running(tenant)
+        await resume_tenant(plane, tenant_id, actor=ACTOR)
+        import docker
+
+        client = docker.from_env()
+        client.containers.get(tenant.placement["container"]).kill()
+        client.close()
+        assert await restart_if_down(plane, tenant_id, actor=ACTOR) is True
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            cur = await conn.execute("SELECT id FROM documents")
+            assert await cur.fetchall() == [("d",)]
+    finally:
+        await delete_tenant(plane, tenant_id, actor=ACTOR)
