@@ -298,6 +298,13 @@ def render(
         f"{memory.database_open_mb:.2f} MB | {_per_gb(memory.database_open_mb)} |",
         "| any tenant, suspended (instance: server stopped) | 0 MB of compute | - |",
         "",
+        "An instance's figure is its own processes (postmaster, one I/O worker, "
+        "checkpointer, writers, launchers) plus the buffers it touched. The database rows "
+        f"are the shared server's growth divided by {memory.tenants}: mostly shared_buffers "
+        "pages the new databases touched -- a cache bounded by the server's shared_buffers, "
+        "not a reservation per tenant -- and, with a connection open, its backend process "
+        "(which an idle pool closes after TENANTVEC_POOL_IDLE_SECONDS).",
+        "",
         f"**Cold start**, request to answer through the API ({args.runs} runs each; "
         "milliseconds, median / p95):",
         "",
