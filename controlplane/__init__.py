@@ -39,6 +39,7 @@ from controlplane.errors import (
 )
 from controlplane.keys import IssuedKey, create_key, list_keys, revoke_key
 from controlplane.plane import ControlPlane
+from controlplane.provisioning.compute import ComputeSpec
 from controlplane.provisioning.embedder import set_embedder
 from controlplane.provisioning.lifecycle import (
     TenantRequest,
@@ -56,6 +57,8 @@ from controlplane.provisioning.reconcile import (
     reconcile,
 )
 from controlplane.provisioning.servers import register_server
+from controlplane.provisioning.supervise import restart_if_down, supervise
+from controlplane.provisioning.suspend import resume_tenant, suspend_idle, suspend_tenant
 from controlplane.retrieval import (
     ChunkIn,
     ChunkingSpec,
@@ -92,6 +95,7 @@ __all__ = [
     "ChromaImportReport",
     "ChunkIn",
     "ChunkingSpec",
+    "ComputeSpec",
     "ConfigurationError",
     "Conflict",
     "ConnInfo",
@@ -159,12 +163,17 @@ __all__ = [
     "migrate_tenant",
     "reconcile",
     "register_server",
+    "restart_if_down",
+    "resume_tenant",
     "revoke_key",
     "run_doctor",
     "search",
     "set_embedder",
     "split_text",
     "submit_job",
+    "supervise",
+    "suspend_idle",
+    "suspend_tenant",
     "tenant_conninfo",
     "tenant_stats",
     "upsert_documents",

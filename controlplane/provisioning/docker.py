@@ -1,11 +1,11 @@
 """The ``docker`` backend: a container per tenant from the pgvector image.
 
-Each tenant gets a container ``tenantvec-<tenant id>`` running
-``TENANTVEC_DOCKER_IMAGE`` (Postgres + pgvector), its data in a named volume
-``tenantvec-<tenant id>-data``, its port published on 127.0.0.1 (reserved like an
-instance's, ``provisioning.ports``), sized by the tenant's :class:`ComputeSpec` through
-``postgres -c`` arguments. Its superuser password lives in
-``TENANTVEC_HOME/docker/<tenant id>/superuser.password`` (0600); the tenant's role and
+Each tenant gets a container ``tenantvec-<tenant id>-<suffix>`` (a new suffix for every
+tenant made with that id) running ``TENANTVEC_DOCKER_IMAGE`` (Postgres + pgvector), its
+data in the named volume ``<container>-data``, its port published on 127.0.0.1
+(reserved like an instance's, ``provisioning.ports``), sized by the tenant's
+:class:`ComputeSpec` through ``postgres -c`` arguments. Its superuser password lives in
+``TENANTVEC_HOME/docker/<container>/superuser.password`` (0600); the tenant's role and
 database are made as on any server (``provisioning.tenantdb``).
 
 Suspend stops the container, resume starts it; the control plane restarts one that
@@ -35,7 +35,7 @@ from controlplane.localpg.cluster import LISTEN_HOST, SUPERUSER
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
 from controlplane.provisioning.compute import ComputeSpec
-from controlplane.provisioning.ports import PortRegistry
+from controlplane.provisioning.ports import PortRegistry, own_server_name
 from controlplane.provisioning.servers import ensure_template
 from controlplane.provisioning.tenantdb import ensure_tenant_database, ensure_tenant_role
 from controlplane.secretbox import SecretBox, new_password, read_or_create_secret_file
@@ -80,11 +80,12 @@ class DockerBackend:
             )
         assert compute is not None, "sized backends are always given a ComputeSpec"
         await asyncio.to_thread(self._docker)  # refuse now if no engine answers
+        container = f"tenantvec-{own_server_name(tenant_id)}"
         return ProvisionPlan(
             server=None,
             placement={
-                "container": _container_name(tenant_id),
-                "volume": _volume_name(tenant_id),
+                "container": container,
+                "volume": _volume_name(container),
                 "image": self._settings.docker_image,
                 "compute": compute.to_json(),
             },
@@ -92,7 +93,7 @@ class DockerBackend:
         )
 
     async def create(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
-        root = self._dir / tenant.id
+        root = self._dir / _name(tenant)
         if "port" not in checkpoint.placement:
             port = await asyncio.to_thread(self._ports.reserve, root, tenant)
             await checkpoint.record({"port": port})
@@ -105,7 +106,7 @@ class DockerBackend:
             conninfo = admin.with_(user=tenant.id, dbname=tenant.id, password=new_password())
             await checkpoint.record(conninfo=conninfo)
         assert conninfo.password is not None
-        where = f"container {_container_name(tenant.id)!r}"
+        where = f"container {_name(tenant)!r}"
         timeout = self._settings.connect_timeout
         async with connect(admin, where=where, timeout=timeout) as conn:
             await ensure_template(conn, admin, where=where, timeout=timeout)
@@ -113,15 +114,15 @@ class DockerBackend:
             await ensure_tenant_database(conn, tenant.id, tenant.id, tenant.id, where=where)
 
     async def delete(self, tenant: Tenant) -> None:
-        await asyncio.to_thread(self._remove, tenant.id, tenant.uid)
+        await asyncio.to_thread(self._remove, _name(tenant), tenant.uid)
 
     async def suspend(self, tenant: Tenant) -> None:
-        container = await asyncio.to_thread(self._container, tenant.id)
+        container = await asyncio.to_thread(self._container, _name(tenant))
         if container is not None:
             await asyncio.to_thread(container.stop, timeout=30)
 
     async def resume(self, tenant: Tenant) -> None:
-        container = await asyncio.to_thread(self._container, tenant.id)
+        container = await asyncio.to_thread(self._container, _name(tenant))
         if container is None:
             raise ProvisioningError(
                 f"tenant {tenant.id!r}'s container is gone; delete the tenant and create it again"
@@ -130,11 +131,11 @@ class DockerBackend:
         await self._wait_ready(tenant, self._admin(tenant))
 
     async def running(self, tenant: Tenant) -> bool:
-        container = await asyncio.to_thread(self._container, tenant.id)
+        container = await asyncio.to_thread(self._container, _name(tenant))
         return container is not None and container.status == "running"
 
     async def describe(self, tenant: Tenant) -> dict[str, Any]:
-        container = await asyncio.to_thread(self._container, tenant.id)
+        container = await asyncio.to_thread(self._container, _name(tenant))
         if container is None:
             return {"exists": False}
         return {
@@ -166,9 +167,7 @@ class DockerBackend:
         ]
 
     async def remove_resource(self, resource: OwnedResource) -> None:
-        if resource.tenant_id is None:
-            raise ProvisioningError(f"container {resource.name!r} carries no tenant label")
-        await asyncio.to_thread(self._remove, resource.tenant_id, None)
+        await asyncio.to_thread(self._remove, resource.name, None)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -207,14 +206,15 @@ class DockerBackend:
             return False
         return True
 
-    def _container(self, tenant_id: str) -> Any:
+    def _container(self, name: str) -> Any:
         try:
-            return self._docker().containers.get(_container_name(tenant_id))
+            return self._docker().containers.get(name)
         except docker.errors.NotFound:
             return None
 
     def _ensure_container(self, tenant: Tenant) -> None:
-        existing = self._container(tenant.id)
+        name = _name(tenant)
+        existing = self._container(name)
         if existing is not None:
             if existing.labels.get(_UID_LABEL) != tenant.uid:
                 raise ProvisioningError(
@@ -235,11 +235,11 @@ class DockerBackend:
         command = ["postgres"]
         for name, value in compute.server_settings().items():
             command += ["-c", f"{name}={value}"]
-        password = self._password(tenant.id)
+        password = self._password(name)
         client.containers.run(
             image,
             command=command,
-            name=_container_name(tenant.id),
+            name=name,
             detach=True,
             environment={
                 "POSTGRES_USER": SUPERUSER,
@@ -249,14 +249,14 @@ class DockerBackend:
             },
             labels={_LABEL: tenant.id, _UID_LABEL: tenant.uid},
             ports={"5432/tcp": (LISTEN_HOST, int(tenant.placement["port"]))},
-            volumes={_volume_name(tenant.id): {"bind": _DATA_MOUNT, "mode": "rw"}},
+            volumes={_volume_name(name): {"bind": _DATA_MOUNT, "mode": "rw"}},
             # Docker does not restart it: the control plane does, and records it.
             restart_policy={"Name": "no"},
         )
         logger.info("tenant %s: container started", tenant.id)
 
-    def _remove(self, tenant_id: str, uid: str | None) -> None:
-        container = self._container(tenant_id)
+    def _remove(self, name: str, uid: str | None) -> None:
+        container = self._container(name)
         if container is not None:
             if uid is not None and container.labels.get(_UID_LABEL) not in (None, uid):
                 raise ProvisioningError(
@@ -264,11 +264,11 @@ class DockerBackend:
                 )
             container.remove(force=True, v=True)
         with contextlib.suppress(docker.errors.NotFound):
-            self._docker().volumes.get(_volume_name(tenant_id)).remove(force=True)
-        shutil.rmtree(self._dir / tenant_id, ignore_errors=True)
+            self._docker().volumes.get(_volume_name(name)).remove(force=True)
+        shutil.rmtree(self._dir / name, ignore_errors=True)
 
-    def _password(self, tenant_id: str) -> str:
-        root = self._dir / tenant_id
+    def _password(self, name: str) -> str:
+        root = self._dir / name
         root.mkdir(parents=True, exist_ok=True)
         return read_or_create_secret_file(root / "superuser.password", new_password)
 
@@ -278,11 +278,11 @@ class DockerBackend:
             port=int(tenant.placement["port"]),
             user=SUPERUSER,
             dbname="postgres",
-            password=self._password(tenant.id),
+            password=self._password(_name(tenant)),
         )
 
     async def _wait_ready(self, tenant: Tenant, admin: ConnInfo) -> None:
-        where = f"container {_container_name(tenant.id)!r}"
+        where = f"container {_name(tenant)!r}"
         deadline = time.monotonic() + _READY_TIMEOUT
         while True:
             try:
@@ -295,12 +295,13 @@ class DockerBackend:
                 await asyncio.sleep(0.2)
 
 
-def _container_name(tenant_id: str) -> str:
-    return f"tenantvec-{tenant_id}"
+def _name(tenant: Tenant) -> str:
+    """The tenant's container name, as its placement records it."""
+    return str(tenant.placement["container"])
 
 
-def _volume_name(tenant_id: str) -> str:
-    return f"tenantvec-{tenant_id}-data"
+def _volume_name(container: str) -> str:
+    return f"{container}-data"
 
 
 def _unix_socket_problem(host: str) -> str | None:

@@ -1,6 +1,6 @@
 """The ``instance`` backend: a Postgres server of its own for every tenant, on this machine.
 
-Each tenant gets a cluster under ``TENANTVEC_HOME/instances/<tenant id>/`` (the layout
+Each tenant gets a cluster under ``TENANTVEC_HOME/instances/<tenant id>-<suffix>/`` (the layout
 of ``localpg.cluster``), run by the same binaries and service user as the embedded
 server, listening on its own port on 127.0.0.1, with its own superuser and the
 tenant's login role. Its size (``shared_buffers``, ``work_mem``,
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from controlplane.localpg.cluster import LocalCluster, process_tree_memory
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
 from controlplane.provisioning.compute import SIZED_SETTINGS, ComputeSpec
-from controlplane.provisioning.ports import PortRegistry, read_manifest
+from controlplane.provisioning.ports import PortRegistry, own_server_name, read_manifest
 from controlplane.provisioning.servers import ensure_template
 from controlplane.provisioning.tenantdb import ensure_tenant_database, ensure_tenant_role
 from controlplane.secretbox import new_password
@@ -73,7 +72,7 @@ class InstanceBackend:
         # Port and DSN are chosen during create, under the port lock.
         return ProvisionPlan(
             server=None,
-            placement={"instance": tenant_id, "compute": compute.to_json()},
+            placement={"instance": own_server_name(tenant_id), "compute": compute.to_json()},
             conninfo=None,
         )
 
@@ -81,7 +80,7 @@ class InstanceBackend:
         placement = checkpoint.placement
         port = placement.get("port")
         if port is None:
-            root = self._root(tenant.id)
+            root = self._root(tenant)
             port = await asyncio.to_thread(self._ports.reserve, root, tenant)
             await checkpoint.record({"port": port, "data_dir": str(root / "pg" / "data")})
         cluster = self._cluster(checkpoint.tenant)
@@ -101,16 +100,16 @@ class InstanceBackend:
         logger.info("tenant %s: instance ready on port %d", tenant.id, port)
 
     async def delete(self, tenant: Tenant) -> None:
-        root = self._root(tenant.id)
+        root = self._root(tenant)
         manifest = read_manifest(root)
-        if manifest is None and not root.exists():
-            return
-        if manifest is not None and manifest.get("uid") not in (None, tenant.uid):
+        if manifest is None:
+            return  # nothing was reserved (or it is gone already)
+        if manifest.get("uid") != tenant.uid:
             raise ProvisioningError(
                 f"{root} holds another tenant's instance (uid {manifest.get('uid')}); "
                 "refusing to remove it"
             )
-        await asyncio.to_thread(self._cluster(tenant).remove)
+        await asyncio.to_thread(self._at(root, manifest, f"instance {tenant.id!r}").remove)
 
     async def suspend(self, tenant: Tenant) -> None:
         await asyncio.to_thread(self._cluster(tenant).stop)
@@ -163,61 +162,52 @@ class InstanceBackend:
             OwnedResource(
                 backend=self.kind,
                 kind="instance",
-                name=str(manifest["tenant"]),
-                location=str(root),
+                name=root.name,
+                location=str(self._dir),
                 tenant_id=str(manifest["tenant"]),
             )
             for root, manifest in await asyncio.to_thread(self._ports.manifests, "instances")
         ]
 
     async def remove_resource(self, resource: OwnedResource) -> None:
-        root = Path(resource.location)
+        root = self._dir / resource.name
         manifest = read_manifest(root)
-        if root.parent != self._dir or manifest is None:
+        if manifest is None:
             raise ProvisioningError(f"{root} is not an instance tenantvec made; not removing it")
-        cluster = LocalCluster(
-            self._settings,
-            root=root,
-            port=int(manifest["port"]),
-            name=f"orphaned instance {resource.name!r}",
-        )
-        await asyncio.to_thread(cluster.remove)
+        name = f"orphaned instance {resource.name!r}"
+        await asyncio.to_thread(self._at(root, manifest, name).remove)
 
     async def aclose(self) -> None:
         pass  # servers keep running: they belong to their tenants, not to this process
 
     # -- the machine's instances -------------------------------------------------------
 
-    def clusters(self, tenants: list[Tenant]) -> Iterator[tuple[Tenant, LocalCluster]]:
-        """The cluster of each instance tenant among ``tenants`` that has a port."""
-        for tenant in tenants:
-            if tenant.backend == self.kind and "port" in tenant.placement:
-                yield tenant, self._cluster(tenant)
-
     def stop_all(self) -> int:
         """Stop every instance server on this machine (``tenantctl down``); how many ran."""
-        stopped = 0
-        for root, manifest in self._ports.manifests("instances"):
-            cluster = LocalCluster(
-                self._settings, root=root, port=int(manifest["port"]), name=root.name
-            )
-            stopped += cluster.stop()
-        return stopped
+        return sum(
+            self._at(root, manifest, f"instance {root.name!r}").stop()
+            for root, manifest in self._ports.manifests("instances")
+        )
 
     # -- internals ---------------------------------------------------------------------
 
-    def _root(self, tenant_id: str) -> Path:
-        return self._dir / tenant_id
+    def _root(self, tenant: Tenant) -> Path:
+        return self._dir / str(tenant.placement.get("instance", tenant.id))
 
     def _cluster(self, tenant: Tenant) -> LocalCluster:
+        """The tenant's cluster, configured as the catalog records it."""
         placement = tenant.placement
         if "port" not in placement:
             raise ProvisioningError(f"tenant {tenant.id!r} has no instance port in the catalog")
         compute = ComputeSpec.from_json(placement.get("compute", {}))
         return LocalCluster(
             self._settings,
-            root=self._root(tenant.id),
+            root=self._root(tenant),
             port=int(placement["port"]),
             name=f"instance {tenant.id!r}",
             conf={**_INSTANCE_CONF, **compute.server_settings()},
         )
+
+    def _at(self, root: Path, manifest: dict[str, Any], name: str) -> LocalCluster:
+        """A cluster as its manifest knows it: enough to stop and remove it."""
+        return LocalCluster(self._settings, root=root, port=int(manifest["port"]), name=name)

@@ -1,7 +1,8 @@
 """Ports on 127.0.0.1 for tenants' own servers, handed out without collisions.
 
 A tenant with a server of its own (``instance``, ``docker``) has a directory under
-``TENANTVEC_HOME`` holding ``instance.json``: its tenant, uid and port. Writing that
+``TENANTVEC_HOME`` (``instances/<name>``, ``docker/<name>``, the name from
+:func:`own_server_name`) holding ``instance.json``: its tenant, uid and port. Writing that
 manifest *is* the reservation, made under a machine-wide file lock, so concurrent
 creates in any number of processes never pick the same port; a port stays taken as
 long as its directory exists (also for orphans, which may still run).
@@ -13,6 +14,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,13 +26,22 @@ from controlplane.errors import OverCapacity, ProvisioningError
 from controlplane.localpg.cluster import port_is_free
 from controlplane.settings import Settings
 
-__all__ = ["PortRegistry", "read_manifest"]
+__all__ = ["PortRegistry", "own_server_name", "read_manifest"]
 
 logger = logging.getLogger("tenantvec.provisioning.ports")
 
 MANIFEST = "instance.json"
 # Every directory whose tenant directories hold manifests (one per backend).
 _KINDS = ("instances", "docker")
+
+
+def own_server_name(tenant_id: str) -> str:
+    """A name for a tenant's own server, new for every tenant made with this id.
+
+    A tenant deleted and made again gets another directory (and container), so what an
+    earlier one left behind can never be mistaken for the new one's: it is an orphan.
+    """
+    return f"{tenant_id}-{secrets.token_hex(3)}"
 
 
 class PortRegistry:

@@ -8,8 +8,12 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
+from controlplane.failpoints import CRASH_EXIT_CODE
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
+from controlplane.settings import Settings
 from tests.fixtures.cli import TenantCtl, one_line_error
 
 TENANTS = 20
@@ -109,3 +113,23 @@ async def test_twenty_instances_alive_at_once_with_their_memory(
         await asyncio.gather(
             *(delete_tenant(plane, tid, actor="test") for tid in ids), return_exceptions=True
         )
+
+
+@pytest.mark.parametrize("failpoint", ["create.after_catalog", "create.after_resources"])
+def test_a_create_killed_midway_is_finished_by_reconcile(
+    tenantctl: TenantCtl, pg_settings: Settings, tenant_id: str, failpoint: str
+) -> None:
+    crashed = tenantctl(
+        "tenants", "create", tenant_id, "--dims", "3", "--backend", "instance",
+        env={"TENANTVEC_FAILPOINTS": failpoint},
+    )  # fmt: skip
+    assert crashed.code == CRASH_EXIT_CODE, crashed.stderr
+    repaired = tenantctl("reconcile", "--json")
+    assert repaired.code == 0, repaired.stderr
+    shown = tenantctl("tenants", "show", tenant_id, "--json").json()
+    assert shown["state"] == "ready" and shown["live"]["running"] is True
+    # One server for the tenant: the repair used what the crashed create had reserved.
+    mine = [d for d in (pg_settings.home / "instances").iterdir() if d.name.startswith(tenant_id)]
+    assert [d.name for d in mine] == [shown["placement"]["instance"]]
+    assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
+    assert not mine[0].exists()

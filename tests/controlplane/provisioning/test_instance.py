@@ -58,7 +58,8 @@ async def test_create_gives_the_tenant_a_server_of_its_own(
     low, high = plane.settings.instance_ports
     assert low <= port <= high and port != plane.settings.pg_port
 
-    root = plane.settings.home / "instances" / tenant_id
+    root = plane.settings.home / "instances" / tenant.placement["instance"]
+    assert root.name.startswith(f"{tenant_id}-")  # a new name for every tenant made
     assert json.loads((root / "instance.json").read_text())["uid"] == tenant.uid
     assert tenant.placement["data_dir"] == str(root / "pg" / "data")
 
@@ -206,13 +207,23 @@ async def test_an_instance_nobody_owns_is_an_orphan(plane: ControlPlane, tenant_
     # The catalog forgets the tenant (a restored old catalog, say): its server remains.
     await plane.catalog.update_tenant(tenant.uid, state=TenantState.DELETED.value)
 
+    name = tenant.placement["instance"]
     orphans = [o for o in await find_orphans(plane) if o.tenant_id == tenant_id]
-    assert [(o.backend, o.kind, o.name) for o in orphans] == [("instance", "instance", tenant_id)]
+    assert [(o.backend, o.kind, o.name) for o in orphans] == [("instance", "instance", name)]
 
+    # A tenant made again with the same id is not confused with the orphan...
+    again = await _create(plane, tenant_id)
+    assert again.placement["instance"] != name and again.placement["port"] != port
+    orphans = [o for o in await find_orphans(plane) if o.tenant_id == tenant_id]
+    assert [o.name for o in orphans] == [name]
+
+    # ...and reconcile --fix removes the orphan, not the live tenant's server.
     await reconcile(plane, fix=True, actor=ACTOR)
-    assert not (plane.settings.home / "instances" / tenant_id).exists()
+    assert not (plane.settings.home / "instances" / name).exists()
     assert port_is_free(port)
     assert not [o for o in await find_orphans(plane) if o.tenant_id == tenant_id]
+    assert await _as_tenant(plane, tenant_id, "SELECT current_user") == [(tenant_id,)]
+    await delete_tenant(plane, tenant_id, actor=ACTOR)
 
 
 async def test_stop_all_stops_every_instance_and_requests_bring_them_back(
