@@ -17,7 +17,19 @@ import psycopg
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackendUnavailable, ProvisioningError, TenantvecError
 
-__all__ = ["TRANSIENT_SQLSTATES", "connect", "describe_pg_error", "translate_pg_error"]
+__all__ = [
+    "CONTROLPLANE_APPLICATION",
+    "ROUTER_APPLICATION",
+    "TRANSIENT_SQLSTATES",
+    "connect",
+    "describe_pg_error",
+    "translate_pg_error",
+]
+
+# How tenantvec's own sessions name themselves (pg_stat_activity.application_name):
+# anything else in a tenant database is a client of its own (see client_sessions).
+CONTROLPLANE_APPLICATION = "tenantvec-controlplane"
+ROUTER_APPLICATION = "tenantvec-router"
 
 TRANSIENT_SQLSTATES = frozenset(
     {
@@ -60,7 +72,7 @@ async def connect(
             conninfo.dsn,
             autocommit=autocommit,
             connect_timeout=timeout,
-            application_name="tenantvec-controlplane",
+            application_name=CONTROLPLANE_APPLICATION,
         )
     except psycopg.OperationalError as exc:
         raise _unreachable(conninfo, where, exc) from None

@@ -30,7 +30,11 @@ from controlplane.provisioning.backend import Checkpoint, OwnedResource, Provisi
 from controlplane.provisioning.compute import SIZED_SETTINGS, ComputeSpec
 from controlplane.provisioning.ports import PortRegistry, own_server_name, read_manifest
 from controlplane.provisioning.servers import ensure_template
-from controlplane.provisioning.tenantdb import ensure_tenant_database, ensure_tenant_role
+from controlplane.provisioning.tenantdb import (
+    ensure_tenant_database,
+    ensure_tenant_role,
+    session_counts,
+)
 from controlplane.secretbox import new_password
 from controlplane.settings import Settings
 
@@ -146,15 +150,12 @@ class InstanceBackend:
                 (list(SIZED_SETTINGS),),
             )
             facts["settings"] = dict(await cur.fetchall())
-            cur = await conn.execute(
-                "SELECT pg_database_size(%s), (SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = %s)",
-                (tenant.id, tenant.id),
-            )
+            cur = await conn.execute("SELECT pg_database_size(%s)", (tenant.id,))
             row = await cur.fetchone()
-        if row is not None:
-            facts["size_bytes"] = int(row[0])
-            facts["connections"] = int(row[1])
+            facts["size_bytes"] = int(row[0]) if row else None
+            facts["connections"], facts["direct_connections"] = await session_counts(
+                conn, tenant.id
+            )
         return facts
 
     async def list_resources(self) -> list[OwnedResource]:

@@ -25,6 +25,7 @@ from controlplane.provisioning.tenantdb import (
     drop_tenant_database,
     ensure_tenant_database,
     ensure_tenant_role,
+    session_counts,
 )
 from controlplane.secretbox import new_password
 
@@ -99,21 +100,19 @@ class PostgresBackend:
         database, _ = _names(tenant)
         async with self._admin(await self._server_of(tenant)) as conn:
             cur = await conn.execute(
-                """
-                SELECT pg_database_size(d.oid), d.datallowconn,
-                       (SELECT count(*) FROM pg_stat_activity a WHERE a.datid = d.oid)
-                FROM pg_database d WHERE d.datname = %s
-                """,
+                "SELECT pg_database_size(oid), datallowconn FROM pg_database WHERE datname = %s",
                 (database,),
             )
             row = await cur.fetchone()
-        if row is None:
-            return {"exists": False}
+            if row is None:
+                return {"exists": False}
+            connections, direct = await session_counts(conn, database)
         return {
             "exists": True,
             "size_bytes": int(row[0]),
             "allow_connections": bool(row[1]),
-            "connections": int(row[2]),
+            "connections": connections,
+            "direct_connections": direct,
         }
 
     async def list_resources(self) -> list[OwnedResource]:

@@ -43,15 +43,20 @@ async def suspend_idle(plane: ControlPlane, idle_seconds: float, *, actor: str) 
     """Suspend every ready tenant unused for ``idle_seconds``; return their ids.
 
     Each is checked again under its lock, so a tenant that served a request meanwhile
-    (and whose router has recorded it) stays up. Tenants busy with another change are
-    left for the next round.
+    (and whose router has recorded it) stays up, as does one a client is connected to
+    directly with its DSN. Tenants busy with another change are left for the next round.
     """
     activity = plane.catalog.activity
     suspended = []
     for tenant_id in await activity.idle(idle_seconds):
 
         async def still_idle(tenant: Tenant) -> bool:
-            return await activity.is_idle(tenant.uid, idle_seconds)
+            if not await activity.is_idle(tenant.uid, idle_seconds):
+                return False
+            # Clients using the tenant's DSN directly never pass the router: ask the
+            # database (backends that cannot tell report no such sessions).
+            facts = await plane.backend(tenant.backend).describe(tenant)
+            return not facts.get("direct_connections")
 
         try:
             before = await _switch(

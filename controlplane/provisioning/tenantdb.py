@@ -20,10 +20,12 @@ import psycopg
 from psycopg import sql
 
 from controlplane.errors import ProvisioningError
+from controlplane.pgconnect import CONTROLPLANE_APPLICATION, ROUTER_APPLICATION
 from controlplane.provisioning.servers import TEMPLATE_DB
 
 __all__ = [
     "MARKER_RE",
+    "session_counts",
     "drop_tenant_database",
     "ensure_tenant_database",
     "ensure_tenant_role",
@@ -123,6 +125,23 @@ async def drop_tenant_database(
                 "refusing to drop it"
             )
         await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+async def session_counts(conn: Conn, database: str) -> tuple[int, int]:
+    """Sessions in ``database``: all of them, and those of clients other than tenantvec.
+
+    The second is what scale to zero must respect: a client connected with the tenant's
+    DSN directly (a CI job, psql) is in use even though no request reached the router.
+    """
+    cur = await conn.execute(
+        """
+        SELECT count(*), count(*) FILTER (WHERE application_name <> ALL(%s))
+        FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'
+        """,
+        ([ROUTER_APPLICATION, CONTROLPLANE_APPLICATION], database),
+    )
+    row = await cur.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 async def _database_facts(conn: Conn, database: str) -> tuple[str, str | None] | None:

@@ -18,6 +18,7 @@ from pgvector.psycopg import register_vector_async
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from controlplane.pgconnect import ROUTER_APPLICATION
 from controlplane.routing.routes import Route
 
 __all__ = ["TenantPool"]
@@ -68,7 +69,7 @@ class TenantPool:
             kwargs={
                 "autocommit": True,
                 "connect_timeout": connect_timeout,
-                "application_name": "tenantvec-router",
+                "application_name": ROUTER_APPLICATION,
             },
             name=f"tenant-{route.tenant_id}",
             max_idle=idle_seconds,

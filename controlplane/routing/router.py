@@ -11,9 +11,14 @@ Bounds, all per process:
 * a pool unused for ``pool_idle_seconds`` is closed.
 
 A request that finds no room waits up to ``pool_wait_seconds`` and then gets
-:class:`OverCapacity` (HTTP 503 + Retry-After). A tenant whose database cannot be
-reached fails with :class:`TenantUnavailable`, alone: its pool is closed, its budget
-slots are returned, and for a short while its requests fail fast instead of queueing.
+:class:`OverCapacity` (HTTP 503 + Retry-After). A suspended tenant is resumed, and a
+tenant whose own server died is restarted, before its request goes on
+(``routing.wake``). A tenant whose database still cannot be reached fails with
+:class:`TenantUnavailable`, alone: its pool is closed, its budget slots are returned,
+and for a short while its requests fail fast instead of queueing.
+
+The router also remembers when each tenant was last used and writes it to the catalog
+(:meth:`TenantRouter.flush_activity`), which is what scale to zero goes by.
 """
 
 from __future__ import annotations

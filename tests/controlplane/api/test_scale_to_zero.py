@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from controlplane.settings import Settings
 from tests.fixtures.api import RunningApi, StartApi
+from tests.fixtures.cli import TenantCtl
 from tests.fixtures.postgres import private_server
 
 BACKENDS = ["postgres", "instance"]
@@ -160,19 +162,28 @@ def test_the_supervisor_restarts_a_dead_instance_without_requests(
 
 
 def test_idle_tenants_are_suspended_and_busy_ones_are_not(
-    own_api: Callable[..., RunningApi], tenant_id: str
+    own_api: Callable[..., RunningApi],
+    own_settings: Settings,
+    tenantctl: TenantCtl,
+    tenant_id: str,
 ) -> None:
     api = own_api(TENANTVEC_SUSPEND_AFTER="2s")
-    idle, busy = f"{tenant_id}-idle", f"{tenant_id}-busy"
+    idle, busy, direct = f"{tenant_id}-idle", f"{tenant_id}-busy", f"{tenant_id}-direct"
     idle_key = api.new_tenant(idle, backend="instance")
     busy_key = api.new_tenant(busy)
+    api.new_tenant(direct)
     _put(api, idle_key, idle, "a")
+    dsn = tenantctl("tenants", "dsn", direct, settings=own_settings).stdout.strip()
 
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # longer than 2 s, with requests all along
-        assert _search(api, busy_key, busy).status_code == 200
-        time.sleep(0.2)
-    _wait_for(lambda: _shown(api, idle)["state"] == "suspended", 10, "idle suspension")
+    # busy: requests all along, for longer than 2 s; direct: a client holding its DSN.
+    with psycopg.connect(dsn, application_name="ci-job") as client:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            assert _search(api, busy_key, busy).status_code == 200
+            time.sleep(0.2)
+        _wait_for(lambda: _shown(api, idle)["state"] == "suspended", 10, "idle suspension")
+        assert _shown(api, direct)["state"] == "ready"
+        assert client.execute("SELECT 1").fetchone() == (1,)
     assert _shown(api, busy)["state"] == "ready"
     assert _shown(api, busy)["last_active_at"] is not None
     (suspend,) = _operations(api, idle, "suspend")
