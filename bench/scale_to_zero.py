@@ -60,7 +60,9 @@ class MemoryResult:
     tenants: int
 
 
-async def measure_memory(settings: Settings, tenants: int, medium: int) -> MemoryResult:
+async def measure_memory(
+    settings: Settings, tenants: int, medium: int, settle: float
+) -> MemoryResult:
     async with ControlPlane.open(settings) as plane:
         server_pid = EmbeddedServer(settings).status().pid
         assert server_pid is not None
@@ -81,7 +83,7 @@ async def measure_memory(settings: Settings, tenants: int, medium: int) -> Memor
             keep.append(conn)
 
         async def pss_of(tenant_ids: list[str]) -> list[float]:
-            await asyncio.sleep(2)  # let the servers settle after their first query
+            await asyncio.sleep(settle)  # let the servers settle after their first query
             sizes = []
             for tid in tenant_ids:
                 tenant = await plane.catalog.get_tenant(tid)
@@ -103,17 +105,17 @@ async def measure_memory(settings: Settings, tenants: int, medium: int) -> Memor
                 await conn.close()
             small_mb, medium_mb = await pss_of(small), await pss_of(mediums)
 
-            await asyncio.sleep(1)
+            await asyncio.sleep(settle)
             before = (process_tree_memory(server_pid) or 0) / MB
             await make(databases)
             conns = []
             for tid in databases:
                 await touch(tid, conns)
-            await asyncio.sleep(2)
+            await asyncio.sleep(settle)
             with_open = (process_tree_memory(server_pid) or 0) / MB
             for conn in conns:
                 await conn.close()
-            await asyncio.sleep(2)
+            await asyncio.sleep(settle)
             closed = (process_tree_memory(server_pid) or 0) / MB
         finally:
             for tid in small + mediums + databases:
@@ -339,12 +341,15 @@ def main() -> None:
     parser.add_argument("--medium", type=int, default=5, help="medium-tier instances")
     parser.add_argument("--runs", type=int, default=30, help="cold starts per backend")
     parser.add_argument("--seconds", type=float, default=3.0, help="baseline duration")
+    parser.add_argument(
+        "--settle", type=float, default=2.0, help="seconds servers rest before measuring"
+    )
     parser.add_argument("--write", type=Path, help="update this benchmarks.md")
     args = parser.parse_args()
     started = time.monotonic()
     with throwaway_server() as settings:
         try:
-            memory = asyncio.run(measure_memory(settings, args.tenants, args.medium))
+            memory = asyncio.run(measure_memory(settings, args.tenants, args.medium, args.settle))
             cold, neighbour = asyncio.run(measure_api(settings, args.runs, args.seconds))
         finally:
             from controlplane.provisioning.instance import InstanceBackend

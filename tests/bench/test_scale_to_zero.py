@@ -15,8 +15,8 @@ def test_a_small_run_reports_memory_cold_starts_and_neighbours(tmp_path: Path) -
     out.write_text("# Benchmarks\n\nkept\n")
     run = subprocess.run(
         [
-            sys.executable, "-m", "bench.scale_to_zero", "--tenants", "2", "--medium", "1",
-            "--runs", "2", "--seconds", "0.3", "--write", str(out),
+            sys.executable, "-m", "bench.scale_to_zero", "--tenants", "1", "--medium", "0",
+            "--runs", "2", "--seconds", "0.3", "--settle", "0.2", "--write", str(out),
         ],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
