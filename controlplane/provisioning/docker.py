@@ -12,7 +12,7 @@ Suspend stops the container, resume starts it; the control plane restarts one th
 died, like an instance. Where no Docker engine answers, :meth:`plan` refuses at once,
 so nothing is written to the catalog.
 
-The Docker SDK is synchronous; every call runs in a thread.
+The Docker SDK is synchronous (every call runs in a thread) and imported on first use.
 """
 
 from __future__ import annotations
@@ -24,9 +24,6 @@ import shutil
 import socket
 import time
 from typing import Any
-
-import docker
-import docker.errors
 
 from controlplane.catalog.records import Server, Tenant
 from controlplane.dsn import ConnInfo
@@ -184,9 +181,9 @@ class DockerBackend:
             client = None
             try:
                 if problem is None:
-                    client = docker.DockerClient(base_url=host, timeout=_API_TIMEOUT)
+                    client = _sdk().DockerClient(base_url=host, timeout=_API_TIMEOUT)
                     client.ping()
-            except docker.errors.DockerException as exc:
+            except _sdk().errors.DockerException as exc:
                 if client is not None:
                     client.close()
                 problem = _short(exc)
@@ -209,7 +206,7 @@ class DockerBackend:
     def _container(self, name: str) -> Any:
         try:
             return self._docker().containers.get(name)
-        except docker.errors.NotFound:
+        except _sdk().errors.NotFound:
             return None
 
     def _ensure_container(self, tenant: Tenant) -> None:
@@ -228,7 +225,7 @@ class DockerBackend:
         image = self._settings.docker_image
         try:
             client.images.get(image)
-        except docker.errors.ImageNotFound:
+        except _sdk().errors.ImageNotFound:
             logger.info("pulling %s", image)
             client.images.pull(image)
         compute = ComputeSpec.from_json(tenant.placement.get("compute", {}))
@@ -263,7 +260,7 @@ class DockerBackend:
                     f"container {container.name!r} belongs to another tenant; not removing it"
                 )
             container.remove(force=True, v=True)
-        with contextlib.suppress(docker.errors.NotFound):
+        with contextlib.suppress(_sdk().errors.NotFound):
             self._docker().volumes.get(_volume_name(name)).remove(force=True)
         shutil.rmtree(self._dir / name, ignore_errors=True)
 
@@ -293,6 +290,15 @@ class DockerBackend:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
+
+
+def _sdk() -> Any:
+    """The Docker SDK, imported on first use: most processes never need it (and its
+    import costs a tenth of a second at every CLI start)."""
+    import docker
+    import docker.errors
+
+    return docker
 
 
 def _name(tenant: Tenant) -> str:

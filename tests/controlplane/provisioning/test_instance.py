@@ -135,6 +135,8 @@ def test_bad_sizes_are_refused_before_anything_is_made(
 async def test_sizes_are_refused_for_shared_servers(plane: ControlPlane, tenant_id: str) -> None:
     with pytest.raises(InvalidRequest, match="does not give a tenant a server of its own"):
         await create_tenant(plane, TenantRequest(id=tenant_id, tier="large"), actor=ACTOR)
+    with pytest.raises(InvalidRequest, match="drop --region"):
+        await _create(plane, tenant_id, region="eu-west")
     assert await plane.catalog.find_tenant(tenant_id) is None
 
 
