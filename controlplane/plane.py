@@ -61,7 +61,7 @@ class ControlPlane:
             "postgres": PostgresBackend(self.servers, connect_timeout=settings.connect_timeout),
             "neon": NeonBackend(settings),
             "instance": InstanceBackend(settings),
-            "docker": DockerBackend(settings, self.box),
+            "docker": DockerBackend(settings),
         }
         self._listeners: list[TenantChangeListener] = []
 

@@ -24,7 +24,7 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +41,7 @@ __all__ = [
     "SUPERUSER",
     "LocalCluster",
     "ServerStatus",
+    "held_lock",
     "port_is_free",
     "process_tree_memory",
 ]
@@ -209,15 +210,9 @@ class LocalCluster:
         self.server_dir.mkdir(exist_ok=True)
         self.user.give(self.server_dir, 0o700)
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self) -> AbstractContextManager[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".server.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return held_lock(self.root / ".server.lock")
 
     def _start(self) -> None:
         self._wait_for_leftovers()
@@ -375,6 +370,17 @@ class LocalCluster:
         except OSError:
             return ""
         return ("\n" + "\n".join(tail)) if tail else ""
+
+
+@contextmanager
+def held_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) across processes."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def port_is_free(port: int) -> bool:

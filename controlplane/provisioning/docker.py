@@ -33,9 +33,8 @@ from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
 from controlplane.provisioning.compute import ComputeSpec
 from controlplane.provisioning.ports import PortRegistry, own_server_name
-from controlplane.provisioning.servers import ensure_template
-from controlplane.provisioning.tenantdb import ensure_tenant_database, ensure_tenant_role
-from controlplane.secretbox import SecretBox, new_password, read_or_create_secret_file
+from controlplane.provisioning.tenantdb import provision_own_server
+from controlplane.secretbox import new_password, read_or_create_secret_file
 from controlplane.settings import Settings
 
 __all__ = ["DockerBackend"]
@@ -55,9 +54,8 @@ class DockerBackend:
     sized = True
     supervises = True
 
-    def __init__(self, settings: Settings, box: SecretBox) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._box = box
         self._ports = PortRegistry(settings)
         self._dir = self._ports.directory("docker")
         self._client: Any = None  # docker.DockerClient, connected on first use
@@ -98,17 +96,13 @@ class DockerBackend:
         await asyncio.to_thread(self._ensure_container, tenant)
         admin = self._admin(tenant)
         await self._wait_ready(tenant, admin)
-        conninfo = checkpoint.conninfo
-        if conninfo is None:
-            conninfo = admin.with_(user=tenant.id, dbname=tenant.id, password=new_password())
-            await checkpoint.record(conninfo=conninfo)
-        assert conninfo.password is not None
-        where = f"container {_name(tenant)!r}"
-        timeout = self._settings.connect_timeout
-        async with connect(admin, where=where, timeout=timeout) as conn:
-            await ensure_template(conn, admin, where=where, timeout=timeout)
-            await ensure_tenant_role(conn, tenant.id, tenant.id, conninfo.password, where=where)
-            await ensure_tenant_database(conn, tenant.id, tenant.id, tenant.id, where=where)
+        await provision_own_server(
+            admin,
+            tenant.id,
+            checkpoint,
+            where=f"container {_name(tenant)!r}",
+            timeout=self._settings.connect_timeout,
+        )
 
     async def delete(self, tenant: Tenant) -> None:
         await asyncio.to_thread(self._remove, _name(tenant), tenant.uid)

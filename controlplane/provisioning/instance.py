@@ -29,13 +29,7 @@ from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
 from controlplane.provisioning.compute import SIZED_SETTINGS, ComputeSpec
 from controlplane.provisioning.ports import PortRegistry, own_server_name, read_manifest
-from controlplane.provisioning.servers import ensure_template
-from controlplane.provisioning.tenantdb import (
-    ensure_tenant_database,
-    ensure_tenant_role,
-    session_counts,
-)
-from controlplane.secretbox import new_password
+from controlplane.provisioning.tenantdb import provision_own_server, session_counts
 from controlplane.settings import Settings
 
 __all__ = ["InstanceBackend"]
@@ -89,18 +83,13 @@ class InstanceBackend:
             await checkpoint.record({"port": port, "data_dir": str(root / "pg" / "data")})
         cluster = self._cluster(checkpoint.tenant)
         await asyncio.to_thread(cluster.ensure_running)
-        admin = cluster.superuser_conninfo()
-        conninfo = checkpoint.conninfo
-        if conninfo is None:
-            conninfo = admin.with_(user=tenant.id, dbname=tenant.id, password=new_password())
-            await checkpoint.record(conninfo=conninfo)
-        assert conninfo.password is not None
-        where = cluster.name
-        timeout = self._settings.connect_timeout
-        async with connect(admin, where=where, timeout=timeout) as conn:
-            await ensure_template(conn, admin, where=where, timeout=timeout)
-            await ensure_tenant_role(conn, tenant.id, tenant.id, conninfo.password, where=where)
-            await ensure_tenant_database(conn, tenant.id, tenant.id, tenant.id, where=where)
+        await provision_own_server(
+            cluster.superuser_conninfo(),
+            tenant.id,
+            checkpoint,
+            where=cluster.name,
+            timeout=self._settings.connect_timeout,
+        )
         logger.info("tenant %s: instance ready on port %d", tenant.id, port)
 
     async def delete(self, tenant: Tenant) -> None:

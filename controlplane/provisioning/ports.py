@@ -10,20 +10,18 @@ long as its directory exists (also for orphans, which may still run).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from controlplane.catalog.records import Tenant
 from controlplane.errors import OverCapacity, ProvisioningError
-from controlplane.localpg.cluster import port_is_free
+from controlplane.localpg.cluster import held_lock, port_is_free
 from controlplane.settings import Settings
 
 __all__ = ["PortRegistry", "own_server_name", "read_manifest"]
@@ -92,15 +90,9 @@ class PortRegistry:
                     found.append((root, manifest))
         return found
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self) -> AbstractContextManager[None]:
         self._prepare()
-        with open(self._home / ".ports.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return held_lock(self._home / ".ports.lock")
 
     def _prepare(self) -> None:
         # As root, the Postgres service user must traverse home/ and instances/ to

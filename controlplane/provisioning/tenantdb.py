@@ -19,12 +19,16 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from controlplane.dsn import ConnInfo
 from controlplane.errors import ProvisioningError
-from controlplane.pgconnect import CONTROLPLANE_APPLICATION, ROUTER_APPLICATION
-from controlplane.provisioning.servers import TEMPLATE_DB
+from controlplane.pgconnect import CONTROLPLANE_APPLICATION, ROUTER_APPLICATION, connect
+from controlplane.provisioning.backend import Checkpoint
+from controlplane.provisioning.servers import TEMPLATE_DB, ensure_template
+from controlplane.secretbox import new_password
 
 __all__ = [
     "MARKER_RE",
+    "provision_own_server",
     "session_counts",
     "drop_tenant_database",
     "ensure_tenant_database",
@@ -125,6 +129,26 @@ async def drop_tenant_database(
                 "refusing to drop it"
             )
         await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+async def provision_own_server(
+    admin: ConnInfo, tenant_id: str, checkpoint: Checkpoint, *, where: str, timeout: int
+) -> None:
+    """On a server of the tenant's own (instance, container) reached as ``admin``: the
+    template, the tenant's role and its database.
+
+    The role's DSN is recorded (with a new password) before the role is made, so a
+    create that dies in between is resumed with the password the catalog holds.
+    """
+    conninfo = checkpoint.conninfo
+    if conninfo is None:
+        conninfo = admin.with_(user=tenant_id, dbname=tenant_id, password=new_password())
+        await checkpoint.record(conninfo=conninfo)
+    assert conninfo.password is not None
+    async with connect(admin, where=where, timeout=timeout) as conn:
+        await ensure_template(conn, admin, where=where, timeout=timeout)
+        await ensure_tenant_role(conn, tenant_id, tenant_id, conninfo.password, where=where)
+        await ensure_tenant_database(conn, tenant_id, tenant_id, tenant_id, where=where)
 
 
 async def session_counts(conn: Conn, database: str) -> tuple[int, int]:
