@@ -98,6 +98,8 @@ class Backend(Protocol):
     kind: str
     # Whether tenants are placed on registered servers (the catalog's servers table).
     uses_servers: bool
+    # Whether tenants are placed in a region the caller names (--region).
+    regional: bool
     # Whether each tenant gets a server of its own, sized by a ComputeSpec (--tier).
     sized: bool
     # Whether tenantvec runs the tenant's server itself, and so must notice when it

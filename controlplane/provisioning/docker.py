@@ -27,7 +27,7 @@ from typing import Any
 
 from controlplane.catalog.records import Server, Tenant
 from controlplane.dsn import ConnInfo
-from controlplane.errors import BackendUnavailable, InvalidRequest, ProvisioningError
+from controlplane.errors import BackendUnavailable, ProvisioningError
 from controlplane.localpg.cluster import LISTEN_HOST, SUPERUSER
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
@@ -51,6 +51,7 @@ _API_TIMEOUT = 30
 class DockerBackend:
     kind = "docker"
     uses_servers = False
+    regional = False
     sized = True
     supervises = True
 
@@ -68,11 +69,6 @@ class DockerBackend:
         region: str | None,
         compute: ComputeSpec | None,
     ) -> ProvisionPlan:
-        if region is not None:
-            raise InvalidRequest(
-                "the docker backend runs tenants on this machine's Docker engine: drop "
-                "--region (regions apply to the neon backend)"
-            )
         assert compute is not None, "sized backends are always given a ComputeSpec"
         await asyncio.to_thread(self._docker)  # refuse now if no engine answers
         container = f"tenantvec-{own_server_name(tenant_id)}"

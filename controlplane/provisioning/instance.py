@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.catalog.records import Server, Tenant
-from controlplane.errors import InvalidRequest, ProvisioningError
+from controlplane.errors import ProvisioningError
 from controlplane.localpg.cluster import LocalCluster, process_tree_memory
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
@@ -45,6 +45,7 @@ _INSTANCE_CONF = {"io_workers": "1"}
 class InstanceBackend:
     kind = "instance"
     uses_servers = False
+    regional = False
     sized = True
     supervises = True
 
@@ -61,11 +62,6 @@ class InstanceBackend:
         region: str | None,
         compute: ComputeSpec | None,
     ) -> ProvisionPlan:
-        if region is not None:
-            raise InvalidRequest(
-                "the instance backend runs tenants on this machine: drop --region "
-                "(regions apply to the neon backend)"
-            )
         assert compute is not None, "sized backends are always given a ComputeSpec"
         # Port and DSN are chosen during create, under the port lock.
         return ProvisionPlan(

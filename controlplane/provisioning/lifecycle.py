@@ -122,6 +122,11 @@ async def create_tenant(plane: ControlPlane, request: TenantRequest, *, actor: s
                 f"the {backend.kind} backend does not place tenants on registered servers: "
                 "drop --server" + (" (use --region)" if backend.kind == "neon" else "")
             )
+        if request.region is not None and not backend.regional:
+            raise InvalidRequest(
+                f"the {backend.kind} backend does not place tenants in regions: drop --region "
+                "(regions apply to the neon backend)"
+            )
         compute = _compute_for(plane, backend, request)
         server = await _choose_server(plane, request.server) if backend.uses_servers else None
         plan = await backend.plan(request.id, server, region=request.region, compute=compute)

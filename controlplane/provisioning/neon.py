@@ -48,6 +48,7 @@ _MAX_PROJECT_NAME = 64
 class NeonBackend:
     kind = "neon"
     uses_servers = False
+    regional = True
     sized = False
     supervises = False
 

@@ -37,6 +37,7 @@ logger = logging.getLogger("tenantvec.provisioning.postgres")
 class PostgresBackend:
     kind = "postgres"
     uses_servers = True
+    regional = False
     sized = False
     supervises = False
 
@@ -52,11 +53,6 @@ class PostgresBackend:
         region: str | None,
         compute: ComputeSpec | None = None,
     ) -> ProvisionPlan:
-        if region is not None:
-            raise InvalidRequest(
-                "the postgres backend places tenants on servers, not regions: use --server "
-                "(regions apply to the neon backend)"
-            )
         if server is None:
             raise InvalidRequest("the postgres backend needs a server to place the tenant on")
         admin = self._servers.admin_conninfo(server)
