@@ -152,11 +152,16 @@ def test_the_supervisor_restarts_a_dead_instance_without_requests(
     started = _shown(api, tenant_id)["live"]["pid"]
 
     _kill_postmaster(api, tenant_id)
+    # The new server answers a moment before its restart operation is closed.
     _wait_for(
-        lambda: _shown(api, tenant_id)["live"].get("pid") not in (None, started),
+        lambda: (
+            [op["outcome"] for op in _operations(api, tenant_id, "restart")] != ["running"]
+            and bool(_operations(api, tenant_id, "restart"))
+        ),
         20,
         "the supervisor to restart the server",
     )
+    assert _shown(api, tenant_id)["live"].get("pid") not in (None, started)
     (restart,) = _operations(api, tenant_id, "restart")
     assert (restart["actor"], restart["outcome"]) == ("supervisor", "succeeded")
 
