@@ -15,6 +15,7 @@ from cli.progress import progress_bar
 from controlplane.catalog.records import Operation, TenantState
 from controlplane.doctor import DoctorReport, run_doctor
 from controlplane.errors import InvalidRequest, TenantvecError
+from controlplane.inputs import printable
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.migrate import TenantMigration, migrate_all, migrate_tenant
 from controlplane.provisioning.reconcile import (
@@ -137,12 +138,16 @@ def reconcile_cmd(
             cli.out.print(f"{state}: {o.kind} {o.name} on {o.location}")
         if report.orphans and not fix:
             cli.out.print("run 'tenantctl reconcile --fix' to remove the orphans")
+        for o in report.ambiguous:
+            cli.out.print(
+                f"unattributed (never removed): {o.kind} {printable(o.name, 63)} on {o.location}"
+            )
         if report.failed_tenants:
             cli.out.print(
                 "failed tenants (retry 'tenants create' or 'tenants delete'): "
                 + ", ".join(report.failed_tenants)
             )
-        if not (report.repairs or report.orphans):
+        if not (report.repairs or report.orphans or report.ambiguous):
             cli.out.print("nothing to reconcile")
     if any(r.outcome == "failed" for r in report.repairs):
         raise CommandFailed("some interrupted operations could not be finished")

@@ -14,6 +14,7 @@ from cli.context import Cli, JsonOption, get_cli
 from controlplane.catalog.records import Tenant, TenantState
 from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
+from controlplane.inputs import has_control, printable
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.embedder import set_embedder
 from controlplane.provisioning.index import set_index
@@ -22,6 +23,7 @@ from controlplane.provisioning.lifecycle import (
     TenantRequest,
     create_tenant,
     delete_tenant,
+    delete_tenant_by_uid,
     describe_tenant,
     list_tenants,
     tenant_conninfo,
@@ -314,7 +316,7 @@ def list_(
     )
     for t in found:
         table.add_row(
-            t.id,
+            printable(t.id) if has_control(t.id) else t.id,  # one tenant, one row
             t.state.value,
             t.server or "-",
             str(t.dims),
@@ -362,25 +364,37 @@ def show(
 @app.command("delete")
 def delete(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Tenant id.")],
+    name: Annotated[str | None, typer.Argument(help="Tenant id.")] = None,
+    uid: Annotated[
+        str | None,
+        typer.Option(
+            help="Delete by catalog uid instead of id (for an id 'tenantctl doctor' reports "
+            "as no longer valid)."
+        ),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json_: JsonOption = False,
 ) -> None:
     """Delete a tenant: DROP DATABASE and DROP ROLE. Its catalog row stays, as deleted."""
     cli = get_cli(ctx)
+    if (name is None) == (uid is None):
+        raise InvalidRequest("name the tenant to delete: its id, or --uid UID")
     if not yes:
         if not sys.stdin.isatty():
             raise InvalidRequest("refusing to delete without --yes when not run interactively")
-        typer.confirm(f"Delete tenant {name} and all its data?", abort=True, err=True)
+        typer.confirm(f"Delete tenant {name or uid} and all its data?", abort=True, err=True)
 
     async def work(plane: ControlPlane) -> Tenant:
+        if uid is not None:
+            return await delete_tenant_by_uid(plane, uid, actor=cli.actor)
+        assert name is not None
         return await delete_tenant(plane, name, actor=cli.actor)
 
     tenant = cli.run(work)
     if json_:
         cli.print_json(tenant.public_dict())
     else:
-        cli.out.print(f"tenant {tenant.id} deleted")
+        cli.out.print(f"tenant {printable(tenant.id, 63)} deleted")
 
 
 @app.command("set-embedder")

@@ -7,6 +7,7 @@ one place each (``cli/errors.py``, ``controlplane/api``)::
 
     TenantvecError
     ├── InvalidRequest            bad input: ids, options, DSNs (the caller can fix it)
+    │   └── NotConfigured         asks for a backend or provider this control plane lacks
     ├── AuthenticationFailed      no, malformed or revoked credentials
     ├── PermissionDenied          valid credentials that may not do this
     ├── NotFound
@@ -50,6 +51,7 @@ __all__ = [
     "KeyNotFound",
     "MigrationChecksumMismatch",
     "MigrationError",
+    "NotConfigured",
     "NotFound",
     "OverCapacity",
     "PermissionDenied",
@@ -70,6 +72,11 @@ class TenantvecError(Exception):
 
 class InvalidRequest(TenantvecError):
     """The input is malformed or out of range; nothing was changed."""
+
+
+class NotConfigured(InvalidRequest):
+    """The request needs a backend or provider whose settings this control plane lacks
+    (e.g. ``backend: neon`` without a Neon API key): choose another, or ask the operator."""
 
 
 class AuthenticationFailed(TenantvecError):

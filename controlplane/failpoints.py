@@ -22,6 +22,7 @@ FAILPOINTS = frozenset(
         "create.after_schema",
         "delete.after_catalog",
         "delete.after_resources",
+        "conform.after_database",
         "chroma.after_batch",
         "neon.before_record",
         "neon.after_record",

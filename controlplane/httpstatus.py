@@ -13,6 +13,7 @@ from controlplane.errors import (
     EmbedderUnavailable,
     EmbeddingFailed,
     InvalidRequest,
+    MigrationError,
     NotFound,
     OverCapacity,
     PermissionDenied,
@@ -33,6 +34,7 @@ _TABLE: list[tuple[type[TenantvecError], int]] = [
     (BackendUnavailable, 503),
     (ProvisioningError, 502),
     (EmbeddingFailed, 502),
+    (MigrationError, 502),
 ]
 
 

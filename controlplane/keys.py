@@ -25,6 +25,7 @@ from pathlib import Path
 from controlplane.catalog.models import utcnow
 from controlplane.catalog.records import ApiKey, TenantState, validate_tenant_id
 from controlplane.errors import AuthenticationFailed, InvalidRequest, KeyNotFound
+from controlplane.inputs import check_text
 from controlplane.plane import ControlPlane
 from controlplane.secretbox import read_or_create_secret_file
 from controlplane.settings import Settings
@@ -40,8 +41,9 @@ __all__ = [
 
 logger = logging.getLogger("tenantvec.keys")
 
-_KEY_RE = re.compile(r"^tvk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
-_KEY_ID_RE = re.compile(r"^[a-z0-9]{12}$")
+# Whole strings (re.fullmatch).
+_KEY_RE = re.compile(r"tvk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})")
+_KEY_ID_RE = re.compile(r"[a-z0-9]{12}")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 ADMIN_TOKEN_FILE = "admin-token"
 
@@ -66,8 +68,10 @@ async def create_key(
 ) -> IssuedKey:
     """Issue a new key for a live tenant. Its secret is returned here and never again."""
     validate_tenant_id(tenant_id)
-    if name is not None and not 1 <= len(name) <= 255:
-        raise InvalidRequest("a key name must be 1-255 characters")
+    if name is not None:
+        if not 1 <= len(name) <= 255:
+            raise InvalidRequest("a key name must be 1-255 characters")
+        check_text(name, "key name", single_line=True)
     tenant = await plane.catalog.get_tenant(tenant_id)
     key_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
     secret = secrets.token_urlsafe(32)
@@ -99,7 +103,7 @@ async def revoke_key(plane: ControlPlane, tenant_id: str, key_id: str, *, actor:
     """Revoke one of the tenant's keys (idempotent)."""
     validate_tenant_id(tenant_id)
     tenant = await plane.catalog.get_tenant(tenant_id)
-    key = await plane.catalog.find_key(key_id) if _KEY_ID_RE.match(key_id) else None
+    key = await plane.catalog.find_key(key_id) if _KEY_ID_RE.fullmatch(key_id) else None
     if key is None or key.tenant_uid != tenant.uid:
         raise KeyNotFound(tenant_id, key_id)
     revoked = await plane.catalog.revoke_key(key_id)
@@ -144,7 +148,7 @@ class KeyVerifier:
 
     async def tenant_for(self, token: str) -> str:
         """The id of the tenant ``token`` opens; AuthenticationFailed if it opens none."""
-        match = _KEY_RE.match(token)
+        match = _KEY_RE.fullmatch(token)
         if match is None:
             raise AuthenticationFailed(
                 "unrecognised token: expected a tenant key ('tvk_<id>_<secret>') or the admin token"

@@ -58,7 +58,7 @@ class ControlPlane:
         # Set when this process queues an ingestion job: its job runner wakes at once.
         self.jobs_waiting = asyncio.Event()
         self.backends: dict[str, Backend] = {
-            "postgres": PostgresBackend(self.servers, connect_timeout=settings.connect_timeout),
+            "postgres": PostgresBackend(self.servers, settings, catalog_id=catalog.catalog_id),
             "neon": NeonBackend(settings),
             "instance": InstanceBackend(settings),
             "docker": DockerBackend(settings),
@@ -110,10 +110,18 @@ class ControlPlane:
             await listener(tenant_id)
 
     def tenant_conninfo(self, tenant: Tenant) -> ConnInfo:
-        """The tenant role's DSN, decrypted. Hand it to a driver, never to a log."""
+        """The owner role's DSN (for the tenant's own clients), decrypted. Hand it to a
+        driver or to the tenant, never to a log."""
         if tenant.dsn_encrypted is None:
             raise ProvisioningError(f"tenant {tenant.id!r} has no connection string")
         return ConnInfo.parse(self.box.decrypt(tenant.dsn_encrypted))
+
+    def service_conninfo(self, tenant: Tenant) -> ConnInfo:
+        """The DSN the control plane connects to the tenant as: its service role's, or
+        the owner's where the backend has no service role (Neon, older tenants)."""
+        if tenant.service_dsn_encrypted is not None:
+            return ConnInfo.parse(self.box.decrypt(tenant.service_dsn_encrypted))
+        return self.tenant_conninfo(tenant)
 
     async def _register_local_server(self, embedded: EmbeddedServer) -> None:
         admin = embedded.superuser_conninfo()

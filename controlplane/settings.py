@@ -32,7 +32,7 @@ from controlplane.errors import ConfigurationError
 __all__ = ["SettingDoc", "Settings", "default_home", "setting_docs"]
 
 
-_NEON_PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_NEON_PREFIX_RE = re.compile(r"[a-z][a-z0-9-]{0,19}")  # whole string
 
 
 def default_home() -> Path:
@@ -277,11 +277,13 @@ class Settings:
         default=(56000, 56999),
         parse=parse_port_range,
     )
-    instance_tier: str = _setting(
-        "TENANTVEC_INSTANCE_TIER",
-        "Tier of instance and docker tenants created without --tier: small, medium or "
-        "large (docs/instances.md lists their settings).",
+    default_tier: str = _setting(
+        "TENANTVEC_TIER",
+        "Tier of tenants created without --tier: small, medium or large. It sets the "
+        "connection limit and statement timeouts of every tenant's role and the size of "
+        "an instance or docker tenant's server (docs/operations.md, docs/instances.md).",
         default="small",
+        aliases=("TENANTVEC_INSTANCE_TIER",),
     )
     suspend_after: float | None = _setting(
         "TENANTVEC_SUSPEND_AFTER",
@@ -466,11 +468,11 @@ class Settings:
         low, high = self.instance_ports
         if not 1 <= low <= high <= 65535:
             raise ConfigurationError("TENANTVEC_INSTANCE_PORTS must be a range of TCP ports")
-        if self.instance_tier not in ("small", "medium", "large"):
-            raise ConfigurationError("TENANTVEC_INSTANCE_TIER must be small, medium or large")
+        if self.default_tier not in ("small", "medium", "large"):
+            raise ConfigurationError("TENANTVEC_TIER must be small, medium or large")
         if self.neon_mode not in ("project", "branch"):
             raise ConfigurationError("TENANTVEC_NEON_MODE must be 'project' or 'branch'")
-        if not _NEON_PREFIX_RE.match(self.neon_name_prefix):
+        if not _NEON_PREFIX_RE.fullmatch(self.neon_name_prefix):
             raise ConfigurationError(
                 "TENANTVEC_NEON_NAME_PREFIX must be 1-20 lowercase letters, digits or '-', "
                 "starting with a letter"

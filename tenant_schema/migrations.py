@@ -16,7 +16,7 @@ from tenant_schema.spec import IndexKind, SchemaSpec
 
 __all__ = ["Migration", "MigrationSet", "render_migration", "vector_index_sql"]
 
-_FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_FILE_RE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")  # whole name
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class MigrationSet:
     def _from_files(cls, files: Iterable[tuple[str, str]]) -> MigrationSet:
         found: list[Migration] = []
         for name, text in files:
-            match = _FILE_RE.match(name)
+            match = _FILE_RE.fullmatch(name)
             if match:
                 found.append(Migration(int(match.group(1)), match.group(2), text))
         found.sort(key=lambda m: m.version)

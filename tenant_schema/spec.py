@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from controlplane.errors import InvalidRequest
 
-__all__ = ["IndexKind", "IndexSpec", "Metric", "SchemaSpec"]
+__all__ = ["TEXT_CONFIGS", "IndexKind", "IndexSpec", "Metric", "SchemaSpec"]
 
 # pgvector limits: a vector column holds at most 16,000 dimensions; HNSW and IVFFlat
 # index at most 2,000 of them.
 MAX_DIMS = 16_000
 MAX_INDEXED_DIMS = 2_000
-_TEXT_CONFIG_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# The text search configurations every Postgres 18 ships (pg_ts_config). A name outside
+# this set would only fail later, inside the tenant's first migration; older servers
+# lack a few (armenian, basque, catalan, estonian, hindi, serbian, yiddish).
+TEXT_CONFIGS = frozenset(
+    "arabic armenian basque catalan danish dutch english estonian finnish french german "
+    "greek hindi hungarian indonesian irish italian lithuanian nepali norwegian portuguese "
+    "romanian russian serbian simple spanish swedish tamil turkish yiddish".split()
+)
 
 
 class Metric(StrEnum):
@@ -89,7 +95,9 @@ class SchemaSpec:
                 f"pgvector's {self.index.kind} index covers at most {MAX_INDEXED_DIMS} "
                 f"dimensions; use fewer dims or --index none"
             )
-        if not _TEXT_CONFIG_RE.match(self.text_config):
+        if not isinstance(self.text_config, str) or self.text_config not in TEXT_CONFIGS:
+            shown = repr(self.text_config)[:80]
             raise InvalidRequest(
-                f"text search configuration {self.text_config!r} is not a valid name"
+                f"unknown text search configuration {shown}; use one of Postgres's: "
+                + ", ".join(sorted(TEXT_CONFIGS))
             )

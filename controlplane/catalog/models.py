@@ -10,7 +10,15 @@ from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-__all__ = ["ApiKeyRow", "JobRow", "OperationRow", "ServerRow", "TenantRow", "utcnow"]
+__all__ = [
+    "ApiKeyRow",
+    "CatalogMetaRow",
+    "JobRow",
+    "OperationRow",
+    "ServerRow",
+    "TenantRow",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -27,6 +35,17 @@ def _json(default: str = "'{}'::jsonb") -> Any:
         default_factory=dict,
         sa_column=Column(JSONB, nullable=False, server_default=text(default)),
     )
+
+
+class CatalogMetaRow(SQLModel, table=True):
+    """Facts about the catalog itself; ``catalog_id`` names this control plane's catalog
+    in the markers it writes on servers, so reconcile never mistakes another control
+    plane's tenants (staging and production on one server) for its own orphans."""
+
+    __tablename__ = "catalog_meta"
+
+    key: str = Field(primary_key=True, max_length=63)
+    value: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class TenantRow(SQLModel, table=True):
@@ -47,6 +66,9 @@ class TenantRow(SQLModel, table=True):
     server: str | None = Field(default=None, max_length=63)
     placement: dict[str, Any] = _json()
     dsn_encrypted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The service role's DSN (the control plane's own connections); NULL where the
+    # backend has none (Neon) -- the owner's DSN serves then.
+    service_dsn_encrypted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     dims: int
     metric: str = Field(max_length=16)
     index_kind: str = Field(max_length=16)

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from controlplane.errors import InvalidRequest
+from controlplane.inputs import check_identifier
 from controlplane.retrieval.chunking import ChunkingSpec
 from controlplane.retrieval.embedding.spec import EmbedderSpec
 from tenant_schema.spec import IndexSpec, Metric, SchemaSpec
@@ -29,7 +30,7 @@ __all__ = [
     "validate_tenant_id",
 ]
 
-TENANT_ID_RE = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
+TENANT_ID_RE = re.compile(r"[a-z][a-z0-9-]{1,61}[a-z0-9]")  # whole string: re.fullmatch
 # Names a tenant may not take because its database and role carry the tenant id, and
 # these already mean something on every Postgres server (or to tenantvec itself).
 _RESERVED_IDS = {"postgres", "template0", "template1", "public", "none", "all"}
@@ -37,12 +38,13 @@ _RESERVED_IDS = {"postgres", "template0", "template1", "public", "none", "all"}
 
 def validate_tenant_id(tenant_id: str) -> str:
     """Return ``tenant_id`` if it is a valid tenant id; raise InvalidRequest otherwise."""
-    if not isinstance(tenant_id, str) or not TENANT_ID_RE.match(tenant_id):
-        shown = tenant_id if isinstance(tenant_id, str) and len(tenant_id) <= 80 else "..."
-        raise InvalidRequest(
-            f"invalid tenant id {shown!r}: use 3-63 characters, lowercase letters, digits "
-            "and '-', starting with a letter and not ending with '-'"
-        )
+    check_identifier(
+        tenant_id,
+        TENANT_ID_RE,
+        "tenant id",
+        "use 3-63 characters, lowercase letters, digits and '-', starting with a letter and "
+        "not ending with '-'",
+    )
     if tenant_id in _RESERVED_IDS or tenant_id.startswith("tenantvec"):
         raise InvalidRequest(f"tenant id {tenant_id!r} is reserved; choose another")
     return tenant_id
@@ -94,8 +96,11 @@ class Tenant:
     error: str | None = None
     embedder: EmbedderSpec = field(default_factory=lambda: EmbedderSpec.parse("hash"))
     chunking: ChunkingSpec = field(default_factory=ChunkingSpec)
-    # Encrypted DSN; decrypt with the control plane's SecretBox, never log.
+    # Encrypted DSNs; decrypt with the control plane's SecretBox, never log. The
+    # owner role's (handed to the tenant's own clients) and the service role's (the
+    # control plane's own connections; None where the backend has none).
     dsn_encrypted: str | None = field(default=None, repr=False)
+    service_dsn_encrypted: str | None = field(default=None, repr=False)
 
     @property
     def schema(self) -> SchemaSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,6 +21,7 @@ from controlplane.catalog.activity import ActivityLog
 from controlplane.catalog.jobs import JobQueue
 from controlplane.catalog.models import (
     ApiKeyRow,
+    CatalogMetaRow,
     JobRow,
     OperationRow,
     ServerRow,
@@ -57,6 +59,7 @@ logger = logging.getLogger("tenantvec.catalog")
 # the catalog's own schema setup.
 _LOCK_CLASS = 0x74656E76
 _TABLES = [
+    CatalogMetaRow.__table__,  # type: ignore[attr-defined]
     ServerRow.__table__,  # type: ignore[attr-defined]
     TenantRow.__table__,  # type: ignore[attr-defined]
     OperationRow.__table__,  # type: ignore[attr-defined]
@@ -68,6 +71,7 @@ _UPGRADES = [
     "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS embedder jsonb NOT NULL DEFAULT '{}'::jsonb",
     "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS chunking jsonb NOT NULL DEFAULT '{}'::jsonb",
     "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS last_active_at timestamptz",
+    "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS service_dsn_encrypted text",
 ]
 
 
@@ -92,6 +96,8 @@ class Catalog:
     def __init__(self, engine: AsyncEngine, conninfo: ConnInfo) -> None:
         self._engine = engine
         self.conninfo = conninfo
+        # This catalog's own id (catalog_meta), read by ensure_schema.
+        self.catalog_id = ""
         self.jobs = JobQueue(engine, self._translate)
         self.activity = ActivityLog(engine, self._translate)
 
@@ -123,6 +129,20 @@ class Catalog:
                 await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=_TABLES))
                 for statement in _UPGRADES:
                     await conn.execute(text(statement))
+                await conn.execute(
+                    text(
+                        "INSERT INTO catalog_meta (key, value) VALUES ('catalog_id', :id) "
+                        "ON CONFLICT (key) DO NOTHING"
+                    ),
+                    {"id": secrets.token_hex(8)},
+                )
+                self.catalog_id = str(
+                    (
+                        await conn.execute(
+                            text("SELECT value FROM catalog_meta WHERE key = 'catalog_id'")
+                        )
+                    ).scalar_one()
+                )
 
     async def ping(self) -> None:
         """Raise BackendUnavailable unless the catalog answers."""
@@ -142,6 +162,16 @@ class Catalog:
                     )
                 )
             ).first()
+            return _tenant(row) if row else None
+
+    async def find_tenant_by_uid(self, uid: str) -> Tenant | None:
+        """The tenant incarnation ``uid``, whatever its state (deleted ones too)."""
+        try:
+            key = uuid.UUID(uid)
+        except ValueError:
+            return None
+        async with self._session() as session:
+            row = await session.get(TenantRow, key)
             return _tenant(row) if row else None
 
     async def get_tenant(self, tenant_id: str) -> Tenant:
@@ -458,6 +488,7 @@ def _tenant(row: TenantRow) -> Tenant:
         else EmbedderSpec.parse("hash"),
         chunking=ChunkingSpec.from_json(row.chunking),
         dsn_encrypted=row.dsn_encrypted,
+        service_dsn_encrypted=row.service_dsn_encrypted,
     )
 
 

@@ -59,16 +59,18 @@ _LEFTOVER_TIMEOUT = 15
 _MAX_SOCKET_PATH = 103
 
 _PG_HBA = f"""\
-# Written by tenantvec. The superuser may reach every database; any other role may
-# connect only to the database of the same name (its tenant database). Together with
-# REVOKE CONNECT ... FROM PUBLIC this keeps every tenant role inside its own database.
+# Written by tenantvec at every start (edits are lost). The superuser may reach every
+# database; any other role only the database named like a role it belongs to: a
+# tenant's owner role and its service role reach the tenant's database and nothing
+# else. Together with REVOKE CONNECT ... FROM PUBLIC this keeps every tenant inside
+# its own database.
 # TYPE  DATABASE  USER             ADDRESS        METHOD
 local   all       {SUPERUSER}                     scram-sha-256
 host    all       {SUPERUSER}      127.0.0.1/32   scram-sha-256
 host    all       {SUPERUSER}      ::1/128        scram-sha-256
-local   sameuser  all                             scram-sha-256
-host    sameuser  all              127.0.0.1/32   scram-sha-256
-host    sameuser  all              ::1/128        scram-sha-256
+local   samerole  all                             scram-sha-256
+host    samerole  all              127.0.0.1/32   scram-sha-256
+host    samerole  all              ::1/128        scram-sha-256
 """
 
 
@@ -177,6 +179,8 @@ class LocalCluster:
                         f"{self.name} already runs on port {current.port}, not {self.port}; "
                         "stop it first"
                     )
+                if self._write_access_rules():  # a server started by an older tenantvec
+                    self._pg_ctl("reload")
                 return current
             self._start()
             logger.info("%s started on %s:%d", self.name, LISTEN_HOST, self.port)
@@ -269,7 +273,6 @@ class LocalCluster:
             pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise EmbeddedServerError(f"initdb failed: {_last_line(result.stderr)}")
-        (self.data_dir / "pg_hba.conf").write_text(_PG_HBA)
         conf = self.data_dir / "postgresql.conf"
         with conf.open("a") as fh:
             fh.write(
@@ -279,6 +282,18 @@ class LocalCluster:
         logger.info(
             "initialised %s (Postgres %s) in %s", self.name, binaries.version, self.data_dir
         )
+
+    def _write_access_rules(self) -> bool:
+        """Write tenantvec's pg_hba.conf; whether it changed."""
+        path = self.data_dir / "pg_hba.conf"
+        try:
+            if path.read_text() == _PG_HBA:
+                return False
+        except FileNotFoundError:
+            pass
+        path.write_text(_PG_HBA)
+        self.user.give(path, 0o600)
+        return True
 
     def _write_runtime_conf(self) -> None:
         socket_dir = str(self.data_dir)
@@ -303,6 +318,7 @@ class LocalCluster:
         path = self.data_dir / _CONF_FILE
         path.write_text("".join(f"{k} = {v}\n" for k, v in lines.items()))
         self.user.give(path, 0o600)
+        self._write_access_rules()
 
     def _pg_ctl(self, *args: str) -> None:
         result = self.user.run(

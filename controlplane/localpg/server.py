@@ -14,7 +14,13 @@ from pathlib import Path
 from controlplane.localpg.cluster import LocalCluster
 from controlplane.settings import Settings
 
-__all__ = ["EmbeddedServer"]
+__all__ = ["EmbeddedServer", "reserved_connections"]
+
+
+def reserved_connections(settings: Settings) -> int:
+    """How many of the embedded server's connections are kept for the routers: their
+    whole budget, but never more than half the server."""
+    return min(settings.max_connections_per_server, settings.pg_max_connections // 2)
 
 
 class EmbeddedServer(LocalCluster):
@@ -24,7 +30,13 @@ class EmbeddedServer(LocalCluster):
             root=settings.home,
             port=settings.pg_port,
             name="the embedded server",
-            conf={"max_connections": str(settings.pg_max_connections)},
+            conf={
+                "max_connections": str(settings.pg_max_connections),
+                # Slots only roles with pg_use_reserved_connections (tenants' service
+                # roles, i.e. the routers) may take: however many connections tenants'
+                # own clients open, the API's connections fit (see provisioning.tenantdb).
+                "reserved_connections": str(reserved_connections(settings)),
+            },
             port_setting="TENANTVEC_PG_PORT",
         )
 

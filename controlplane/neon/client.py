@@ -52,7 +52,7 @@ from tenacity import (
 
 from controlplane.errors import (
     BackendUnavailable,
-    ConfigurationError,
+    NotConfigured,
     ProvisioningError,
 )
 from controlplane.neon.errors import NeonHTTPError, NeonOutcomeUnknown, http_error, translate
@@ -139,8 +139,9 @@ class NeonClient:
 
     def __init__(self, settings: Settings) -> None:
         if not settings.neon_api_key:
-            raise ConfigurationError(
-                "the neon backend needs an API key: set TENANTVEC_NEON_API_KEY (or NEON_API_KEY)"
+            raise NotConfigured(
+                "the neon backend is not configured here: it needs TENANTVEC_NEON_API_KEY "
+                "(or NEON_API_KEY); choose another backend or ask the operator"
             )
         self._api = _Transport(
             settings.neon_api_key,

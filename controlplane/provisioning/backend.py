@@ -9,12 +9,13 @@ retry loop, so every method must be idempotent.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from controlplane.catalog.records import Server, Tenant
 from controlplane.dsn import ConnInfo
 from controlplane.provisioning.compute import ComputeSpec
+from controlplane.provisioning.limits import RoleLimits
 
 __all__ = ["Backend", "Checkpoint", "OwnedResource", "ProvisionPlan"]
 
@@ -29,12 +30,16 @@ class ProvisionPlan:
 
     server: str | None
     placement: dict[str, Any]
-    # The tenant role's DSN, password included -- or None when the infrastructure
-    # chooses the password (Neon); the backend then records it during create.
+    # The owner role's DSN (the tenant's own clients'), password included -- or None
+    # when the infrastructure chooses the password (Neon) or the names are chosen later
+    # (a server of the tenant's own); the backend then records it during create.
     conninfo: ConnInfo | None
+    # The service role's DSN: what the control plane connects as (see tenantdb). None:
+    # the backend has no service role (Neon), or records it during create.
+    service_conninfo: ConnInfo | None = None
 
 
-SaveProgress = Callable[[dict[str, Any], ConnInfo | None], Awaitable[Tenant]]
+SaveProgress = Callable[[dict[str, Any], ConnInfo | None, ConnInfo | None], Awaitable[Tenant]]
 
 
 class Checkpoint:
@@ -52,9 +57,14 @@ class Checkpoint:
         save: SaveProgress,
         *,
         resuming: bool,
+        catalog_id: str,
+        service_conninfo: ConnInfo | None = None,
     ) -> None:
         self.tenant = tenant
         self.conninfo = conninfo
+        self.service_conninfo = service_conninfo
+        # The catalog the tenant's marker comments name (see tenantdb).
+        self.catalog_id = catalog_id
         # True when an earlier attempt may have made resources whose ids were never
         # recorded (reconcile, a retry): look for them before making new ones.
         self.resuming = resuming
@@ -65,13 +75,21 @@ class Checkpoint:
         return dict(self.tenant.placement)
 
     async def record(
-        self, placement: dict[str, Any] | None = None, conninfo: ConnInfo | None = None
+        self,
+        placement: dict[str, Any] | None = None,
+        conninfo: ConnInfo | None = None,
+        service_conninfo: ConnInfo | None = None,
     ) -> None:
-        """Merge ``placement`` into the tenant's and/or store its DSN, durably."""
-        merged = {**self.tenant.placement, **(placement or {})}
-        self.tenant = await self._save(merged, conninfo)
+        """Merge ``placement`` into the tenant's (a None value removes the key) and/or
+        store its DSNs, durably."""
+        merged = {
+            k: v for k, v in {**self.tenant.placement, **(placement or {})}.items() if v is not None
+        }
+        self.tenant = await self._save(merged, conninfo, service_conninfo)
         if conninfo is not None:
             self.conninfo = conninfo
+        if service_conninfo is not None:
+            self.service_conninfo = service_conninfo
 
 
 @dataclass(frozen=True)
@@ -82,7 +100,15 @@ class OwnedResource:
     kind: str  # "database", "role", ...
     name: str
     location: str  # server name, project id...
-    tenant_id: str | None  # as recorded in the resource's own marker
+    # Whose it is, as its own marker says: a tenant incarnation (uid) of a catalog, or
+    # (older markers, Neon names) a tenant id. Both None: the marker does not parse,
+    # and nothing may be concluded about the resource -- it is never removed.
+    tenant_uid: str | None = None
+    tenant_id: str | None = None
+    catalog_id: str | None = None
+    # The marker exactly as found: removal re-checks it, so nothing is removed that
+    # changed hands since it was judged an orphan.
+    marker: str | None = field(default=None, repr=False)
 
     def public_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +117,8 @@ class OwnedResource:
             "name": self.name,
             "location": self.location,
             "tenant": self.tenant_id,
+            "tenant_uid": self.tenant_uid,
+            "catalog": self.catalog_id,
         }
 
 
@@ -129,6 +157,16 @@ class Backend(Protocol):
 
     async def delete(self, tenant: Tenant) -> None:
         """Remove everything the tenant has; a no-op for what is already gone."""
+        ...
+
+    async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
+        """Bring a tenant made by an older tenantvec to today's layout (opaque names, a
+        service role, role limits), recording each step through ``checkpoint``; a no-op
+        for a tenant already there. Run by ``migrate``."""
+        ...
+
+    async def set_limits(self, tenant: Tenant, limits: RoleLimits) -> None:
+        """Apply ``limits`` to the tenant's owner role (the catalog is the caller's)."""
         ...
 
     async def suspend(self, tenant: Tenant) -> None: ...

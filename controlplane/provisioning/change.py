@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from controlplane.catalog.records import OperationOutcome, Tenant, TenantState
+from controlplane.catalog.records import (
+    OperationOutcome,
+    Tenant,
+    TenantState,
+    validate_tenant_id,
+)
 from controlplane.errors import Conflict, TenantvecError
 from controlplane.plane import ControlPlane
 
@@ -31,6 +36,7 @@ async def change_tenant(
     ``only_if``, checked under the lock, may decline the change: the tenant is returned
     as it is and no operation is recorded (a restart of a server that runs after all).
     """
+    validate_tenant_id(tenant_id)
     catalog = plane.catalog
     async with catalog.tenant_lock(tenant_id):
         tenant = await catalog.get_tenant(tenant_id)

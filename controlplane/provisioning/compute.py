@@ -34,7 +34,7 @@ MEMORY_SETTINGS: dict[str, tuple[int, int]] = {
 _CONNECTIONS = (10, 5000)
 # Every setting a ComputeSpec holds, in the order they are shown.
 SIZED_SETTINGS = (*MEMORY_SETTINGS, "max_connections")
-_MEMORY_RE = re.compile(r"^\s*(\d+)\s*(kb|mb|gb|tb)\s*$", re.IGNORECASE)
+_MEMORY_RE = re.compile(r" *(\d{1,12}) *(kb|mb|gb|tb) *", re.IGNORECASE)  # whole string
 _UNITS = {"kb": ("kB", 1024), "mb": ("MB", 1024**2), "gb": ("GB", 1024**3), "tb": ("TB", 1024**4)}
 
 
@@ -87,7 +87,7 @@ class ComputeSpec:
 
 
 def parse_memory(value: str) -> int:
-    match = _MEMORY_RE.match(value)
+    match = _MEMORY_RE.fullmatch(value)
     if match is None:
         raise InvalidRequest(
             f"invalid memory size {value!r}: use a number and a unit (kB, MB, GB, TB), e.g. 64MB"
@@ -103,7 +103,7 @@ def _memory_value(name: str, value: Any) -> str:
         raise InvalidRequest(
             f"{name} {text!r} is out of range: use {_human(low)} to {_human(high)}"
         )
-    match = _MEMORY_RE.match(text)
+    match = _MEMORY_RE.fullmatch(text)
     assert match is not None
     # Postgres's units are case-sensitive: normalise 64mb to 64MB.
     return f"{int(match.group(1))}{_UNITS[match.group(2).lower()][0]}"

@@ -32,8 +32,14 @@ from controlplane.localpg.cluster import LISTEN_HOST, SUPERUSER
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
 from controlplane.provisioning.compute import ComputeSpec
+from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.ports import PortRegistry, own_server_name
-from controlplane.provisioning.tenantdb import provision_own_server
+from controlplane.provisioning.tenantdb import (
+    LAYOUT,
+    apply_limits,
+    owner_role,
+    provision_own_server,
+)
 from controlplane.secretbox import new_password, read_or_create_secret_file
 from controlplane.settings import Settings
 
@@ -94,14 +100,34 @@ class DockerBackend:
         await self._wait_ready(tenant, admin)
         await provision_own_server(
             admin,
-            tenant.id,
             checkpoint,
+            RoleLimits.from_json(tenant.placement.get("limits")),
             where=f"container {_name(tenant)!r}",
             timeout=self._settings.connect_timeout,
         )
 
     async def delete(self, tenant: Tenant) -> None:
         await asyncio.to_thread(self._remove, _name(tenant), tenant.uid)
+
+    async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
+        if int(tenant.placement.get("layout", 1)) >= LAYOUT:
+            return
+        admin = self._admin(tenant)
+        await self._wait_ready(tenant, admin)
+        await provision_own_server(
+            admin,
+            checkpoint,
+            RoleLimits.from_json(tenant.placement.get("limits")),
+            where=f"container {_name(tenant)!r}",
+            timeout=self._settings.connect_timeout,
+        )
+
+    async def set_limits(self, tenant: Tenant, limits: RoleLimits) -> None:
+        where = f"container {_name(tenant)!r}"
+        async with connect(
+            self._admin(tenant), where=where, timeout=self._settings.connect_timeout
+        ) as conn:
+            await apply_limits(conn, owner_role(tenant), limits)
 
     async def suspend(self, tenant: Tenant) -> None:
         container = await asyncio.to_thread(self._container, _name(tenant))
@@ -149,6 +175,7 @@ class DockerBackend:
                 name=c.name,
                 location="docker",
                 tenant_id=c.labels.get(_LABEL),
+                tenant_uid=c.labels.get(_UID_LABEL),
             )
             for c in containers
         ]

@@ -51,7 +51,7 @@ async def set_embedder(
         async def work() -> Tenant:
             if new_dims != tenant.dims:
                 async with connect(
-                    plane.tenant_conninfo(tenant),
+                    plane.service_conninfo(tenant),
                     where=f"tenant {tenant_id!r}",
                     timeout=plane.settings.connect_timeout,
                     autocommit=False,

@@ -40,7 +40,7 @@ async def set_index(plane: ControlPlane, tenant_id: str, index: IndexSpec, *, ac
 
         async def work() -> Tenant:
             async with connect(
-                plane.tenant_conninfo(tenant),
+                plane.service_conninfo(tenant),
                 where=f"tenant {tenant_id!r}",
                 timeout=plane.settings.connect_timeout,
             ) as conn:

@@ -28,8 +28,15 @@ from controlplane.localpg.cluster import LocalCluster, process_tree_memory
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
 from controlplane.provisioning.compute import SIZED_SETTINGS, ComputeSpec
+from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.ports import PortRegistry, own_server_name, read_manifest
-from controlplane.provisioning.tenantdb import provision_own_server, session_counts
+from controlplane.provisioning.tenantdb import (
+    LAYOUT,
+    apply_limits,
+    owner_role,
+    provision_own_server,
+    session_counts,
+)
 from controlplane.settings import Settings
 
 __all__ = ["InstanceBackend"]
@@ -81,8 +88,8 @@ class InstanceBackend:
         await asyncio.to_thread(cluster.ensure_running)
         await provision_own_server(
             cluster.superuser_conninfo(),
-            tenant.id,
             checkpoint,
+            RoleLimits.from_json(tenant.placement.get("limits")),
             where=cluster.name,
             timeout=self._settings.connect_timeout,
         )
@@ -99,6 +106,26 @@ class InstanceBackend:
                 "refusing to remove it"
             )
         await asyncio.to_thread(self._at(root, manifest, f"instance {tenant.id!r}").remove)
+
+    async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
+        if int(tenant.placement.get("layout", 1)) >= LAYOUT:
+            return
+        cluster = self._cluster(tenant)
+        await asyncio.to_thread(cluster.ensure_running)  # also rewrites its access rules
+        await provision_own_server(
+            cluster.superuser_conninfo(),
+            checkpoint,
+            RoleLimits.from_json(tenant.placement.get("limits")),
+            where=cluster.name,
+            timeout=self._settings.connect_timeout,
+        )
+
+    async def set_limits(self, tenant: Tenant, limits: RoleLimits) -> None:
+        cluster = self._cluster(tenant)
+        async with connect(
+            cluster.superuser_conninfo(), where=cluster.name, timeout=self._settings.connect_timeout
+        ) as conn:
+            await apply_limits(conn, owner_role(tenant), limits)
 
     async def suspend(self, tenant: Tenant) -> None:
         await asyncio.to_thread(self._cluster(tenant).stop)
@@ -135,12 +162,13 @@ class InstanceBackend:
                 (list(SIZED_SETTINGS),),
             )
             facts["settings"] = dict(await cur.fetchall())
-            cur = await conn.execute("SELECT pg_database_size(%s)", (tenant.id,))
+            database = str(tenant.placement.get("database", tenant.id))
+            cur = await conn.execute(
+                "SELECT pg_database_size(oid) FROM pg_database WHERE datname = %s", (database,)
+            )
             row = await cur.fetchone()
             facts["size_bytes"] = int(row[0]) if row else None
-            facts["connections"], facts["direct_connections"] = await session_counts(
-                conn, tenant.id
-            )
+            facts["connections"], facts["direct_connections"] = await session_counts(conn, database)
         return facts
 
     async def list_resources(self) -> list[OwnedResource]:
@@ -151,6 +179,7 @@ class InstanceBackend:
                 name=root.name,
                 location=str(self._dir),
                 tenant_id=str(manifest["tenant"]),
+                tenant_uid=str(manifest["uid"]) if manifest.get("uid") else None,
             )
             for root, manifest in await asyncio.to_thread(self._ports.manifests, "instances")
         ]

@@ -34,6 +34,7 @@ from controlplane.errors import (
     OverCapacity,
     ProvisioningError,
     TenantExists,
+    TenantNotFound,
     TenantvecError,
 )
 from controlplane.failpoints import failpoint
@@ -42,6 +43,7 @@ from controlplane.plane import ControlPlane
 from controlplane.provisioning.backend import Backend, Checkpoint
 from controlplane.provisioning.compute import ComputeSpec
 from controlplane.provisioning.labels import validate_labels
+from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.retry import with_retries
 from controlplane.retrieval.chunking import ChunkingSpec
 from controlplane.retrieval.embedding.spec import EmbedderSpec
@@ -51,8 +53,10 @@ from tenant_schema.spec import IndexSpec, Metric, SchemaSpec
 __all__ = [
     "TenantRequest",
     "apply_schema",
+    "checkpoint_for",
     "create_tenant",
     "delete_tenant",
+    "delete_tenant_by_uid",
     "describe_tenant",
     "finish_delete",
     "finish_provisioning",
@@ -76,10 +80,14 @@ class TenantRequest:
     server: str | None = None
     # Where the tenant's data must live (neon backend: a Neon region id).
     region: str | None = None
-    # The size of a tenant's own server (instance and docker backends): a tier and
-    # explicit settings overriding it. None: TENANTVEC_INSTANCE_TIER.
+    # The tenant's tier (None: TENANTVEC_TIER): its role's connection limit and
+    # timeouts, and for a server of its own (instance, docker) that server's size.
     tier: str | None = None
+    # Explicit server settings overriding the tier's (instance and docker backends).
     resources: dict[str, Any] = field(default_factory=dict)
+    # Explicit role limits overriding the tier's (every backend): connection_limit,
+    # statement_timeout, idle_in_transaction_timeout.
+    limits: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     ttl: timedelta | None = None
     # None: the control plane's default (TENANTVEC_EMBEDDER).
@@ -91,6 +99,7 @@ class TenantRequest:
         self.schema  # noqa: B018 -- validates dims, metric and index together
         validate_labels(self.labels)
         ComputeSpec.resolve(self.tier or "small", self.resources)  # validates both
+        RoleLimits.resolve(self.tier or "small", self.limits)
         if self.ttl is not None and self.ttl <= timedelta(0):
             raise InvalidRequest("ttl must be positive")
 
@@ -128,6 +137,7 @@ async def create_tenant(plane: ControlPlane, request: TenantRequest, *, actor: s
                 "(regions apply to the neon backend)"
             )
         compute = _compute_for(plane, backend, request)
+        limits = RoleLimits.resolve(request.tier or plane.settings.default_tier, request.limits)
         server = await _choose_server(plane, request.server) if backend.uses_servers else None
         plan = await backend.plan(request.id, server, region=request.region, compute=compute)
         tenant = await catalog.add_tenant(
@@ -135,8 +145,11 @@ async def create_tenant(plane: ControlPlane, request: TenantRequest, *, actor: s
             state=TenantState.PROVISIONING.value,
             backend=backend.kind,
             server=plan.server,
-            placement=plan.placement,
+            placement={**plan.placement, "limits": limits.to_json()},
             dsn_encrypted=plane.box.encrypt(plan.conninfo.dsn) if plan.conninfo else None,
+            service_dsn_encrypted=plane.box.encrypt(plan.service_conninfo.dsn)
+            if plan.service_conninfo
+            else None,
             dims=request.dims,
             metric=request.metric.value,
             index_kind=request.index.kind.value,
@@ -164,16 +177,8 @@ async def finish_provisioning(
     backend = plane.backend(tenant.backend)
     seconds = plane.settings.retry_seconds
     operation = await catalog.begin_operation(action, actor, tenant=tenant)
-
-    async def save(placement: dict[str, Any], conninfo: ConnInfo | None) -> Tenant:
-        changes: dict[str, Any] = {"placement": placement}
-        if conninfo is not None:
-            changes["dsn_encrypted"] = plane.box.encrypt(conninfo.dsn)
-        return await catalog.update_tenant(tenant.uid, **changes)
-
     try:
-        known = plane.tenant_conninfo(tenant) if tenant.dsn_encrypted else None
-        checkpoint = Checkpoint(tenant, known, save, resuming=action != "create")
+        checkpoint = checkpoint_for(plane, tenant, resuming=action != "create")
 
         async def create() -> None:
             try:
@@ -183,9 +188,10 @@ async def finish_provisioning(
                 raise
 
         await with_retries(create, seconds=seconds)
-        conninfo = checkpoint.conninfo
-        if conninfo is None:
+        if checkpoint.conninfo is None:
             raise ProvisioningError(f"the {backend.kind} backend made no connection string")
+        # Migrations run as the service role, whose sessions act as the owner.
+        conninfo = checkpoint.service_conninfo or checkpoint.conninfo
         failpoint(plane.settings, "create.after_resources")
         report = await with_retries(lambda: apply_schema(plane, tenant, conninfo), seconds=seconds)
         failpoint(plane.settings, "create.after_schema")
@@ -202,11 +208,47 @@ async def finish_provisioning(
     return ready
 
 
+def checkpoint_for(plane: ControlPlane, tenant: Tenant, *, resuming: bool) -> Checkpoint:
+    """A checkpoint that writes a backend's progress on ``tenant`` through to the catalog."""
+
+    async def save(
+        placement: dict[str, Any], conninfo: ConnInfo | None, service: ConnInfo | None
+    ) -> Tenant:
+        changes: dict[str, Any] = {"placement": placement}
+        if conninfo is not None:
+            changes["dsn_encrypted"] = plane.box.encrypt(conninfo.dsn)
+        if service is not None:
+            changes["service_dsn_encrypted"] = plane.box.encrypt(service.dsn)
+        return await plane.catalog.update_tenant(tenant.uid, **changes)
+
+    return Checkpoint(
+        tenant,
+        plane.tenant_conninfo(tenant) if tenant.dsn_encrypted else None,
+        save,
+        resuming=resuming,
+        catalog_id=plane.catalog.catalog_id,
+        service_conninfo=plane.service_conninfo(tenant) if tenant.service_dsn_encrypted else None,
+    )
+
+
 async def delete_tenant(plane: ControlPlane, tenant_id: str, *, actor: str) -> Tenant:
     """Drop the tenant's database and role; keep its catalog row as ``deleted``."""
     validate_tenant_id(tenant_id)
     async with plane.catalog.tenant_lock(tenant_id):
         tenant = await plane.catalog.get_tenant(tenant_id)
+        return await finish_delete(plane, tenant, actor=actor, action="delete")
+
+
+async def delete_tenant_by_uid(plane: ControlPlane, uid: str, *, actor: str) -> Tenant:
+    """Delete the live tenant incarnation ``uid`` -- also one whose id an older tenantvec
+    let through and today's validation refuses (``tenantctl doctor`` lists them)."""
+    found = await plane.catalog.find_tenant_by_uid(uid)
+    if found is None or found.state is TenantState.DELETED:
+        raise TenantNotFound(f"uid {uid}")
+    async with plane.catalog.tenant_lock(found.id):
+        tenant = await plane.catalog.find_tenant_by_uid(uid)
+        if tenant is None or tenant.state is TenantState.DELETED:
+            raise TenantNotFound(f"uid {uid}")
         return await finish_delete(plane, tenant, actor=actor, action="delete")
 
 
@@ -291,11 +333,11 @@ def _compute_for(
     plane: ControlPlane, backend: Backend, request: TenantRequest
 ) -> ComputeSpec | None:
     if backend.sized:
-        return ComputeSpec.resolve(request.tier or plane.settings.instance_tier, request.resources)
-    if request.tier is not None or request.resources:
+        return ComputeSpec.resolve(request.tier or plane.settings.default_tier, request.resources)
+    if request.resources:
         raise InvalidRequest(
             f"the {backend.kind} backend does not give a tenant a server of its own: drop "
-            "--tier and the resource settings (they size instance and docker tenants)"
+            "the resource settings (they size instance and docker tenants)"
         )
     return None
 

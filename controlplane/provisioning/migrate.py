@@ -16,7 +16,7 @@ from typing import Any
 from controlplane.catalog.records import OperationOutcome, Tenant, TenantState
 from controlplane.errors import TenantvecError
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import apply_schema
+from controlplane.provisioning.lifecycle import apply_schema, checkpoint_for
 from controlplane.provisioning.retry import with_retries
 
 __all__ = ["TenantMigration", "migrate_all", "migrate_tenant"]
@@ -73,11 +73,18 @@ async def _migrate_locked(
             f"tenant is {tenant.state}, not ready",
         )
     operation = await plane.catalog.begin_operation("migrate", actor, tenant=tenant)
+    seconds = plane.settings.retry_seconds
     try:
-        conninfo = plane.tenant_conninfo(tenant)
-        report = await with_retries(
-            lambda: apply_schema(plane, tenant, conninfo), seconds=plane.settings.retry_seconds
-        )
+        # Its layout first (opaque names, service role, limits): the schema is then
+        # applied through the service role.
+        checkpoint = checkpoint_for(plane, tenant, resuming=True)
+        backend = plane.backend(tenant.backend)
+        await with_retries(lambda: backend.conform(checkpoint.tenant, checkpoint), seconds=seconds)
+        if checkpoint.tenant.updated_at != tenant.updated_at:
+            tenant = checkpoint.tenant
+            await plane.tenant_changed(tenant.id)  # routers reconnect under the new names
+        conninfo = plane.service_conninfo(tenant)
+        report = await with_retries(lambda: apply_schema(plane, tenant, conninfo), seconds=seconds)
     except TenantvecError as exc:
         await plane.catalog.end_operation(operation, OperationOutcome.FAILED, error=str(exc))
         logger.warning("tenant %s: migration failed: %s", tenant.id, exc)

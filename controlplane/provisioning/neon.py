@@ -27,11 +27,17 @@ from neon_api import schema
 
 from controlplane.catalog.records import Server, Tenant, validate_tenant_id
 from controlplane.dsn import ConnInfo
-from controlplane.errors import ConfigurationError, InvalidRequest, ProvisioningError
+from controlplane.errors import (
+    ConfigurationError,
+    InvalidRequest,
+    NotConfigured,
+    ProvisioningError,
+)
 from controlplane.failpoints import failpoint
 from controlplane.neon.client import NeonClient
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
 from controlplane.provisioning.compute import ComputeSpec
+from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.retry import with_retries
 from controlplane.settings import Settings
 
@@ -130,7 +136,7 @@ class NeonBackend:
         if self._template is None:
             project_id = self._settings.neon_template_project
             if not project_id:
-                raise ConfigurationError(
+                raise NotConfigured(
                     "TENANTVEC_NEON_MODE=branch needs TENANTVEC_NEON_TEMPLATE_PROJECT (the "
                     "project whose branches are tenants)"
                 )
@@ -447,6 +453,16 @@ class NeonBackend:
             "region": endpoint["region_id"],
             "host": endpoint["host"],
         }
+
+    # -- layout and limits ----------------------------------------------------------
+
+    async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
+        pass  # Neon chooses its own names and roles: nothing to rename or add
+
+    async def set_limits(self, tenant: Tenant, limits: RoleLimits) -> None:
+        # The role is Neon's; its compute size bounds connections. The timeouts still
+        # reach the router's connections (connection options).
+        logger.info("tenant %s: Neon roles keep Neon's connection limits", tenant.id)
 
     # -- reconcile ----------------------------------------------------------------
 

@@ -3,14 +3,19 @@
 1. Tenants stuck in ``provisioning`` or ``deleting`` whose lock is free (the process
    that held it died) are finished: provisioning rolls forward, deleting completes.
    Tenants whose lock is held are in progress elsewhere and left alone.
-2. Resources carrying tenantvec's marker that no live tenant owns are orphans: reported,
-   and removed with ``fix=True``.
+2. Resources carrying tenantvec's marker are judged by what the marker says, parsed
+   exactly: one naming a tenant incarnation that is deleted or unknown to this catalog
+   (or, for older markers, a tenant id no live tenant has) is an **orphan** -- reported,
+   and removed with ``fix=True``. One whose marker does not parse, or names a live
+   tenant that does not record it, is **ambiguous**: reported, never removed. One
+   marked by another catalog is not ours and left alone.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from controlplane.catalog.models import utcnow
@@ -20,7 +25,16 @@ from controlplane.plane import ControlPlane
 from controlplane.provisioning.backend import OwnedResource
 from controlplane.provisioning.lifecycle import delete_tenant, finish_delete, finish_provisioning
 
-__all__ = ["GcReport", "ReconcileReport", "Repair", "collect_expired", "find_orphans", "reconcile"]
+__all__ = [
+    "GcReport",
+    "ReconcileReport",
+    "Repair",
+    "Survey",
+    "collect_expired",
+    "find_orphans",
+    "reconcile",
+    "survey",
+]
 
 logger = logging.getLogger("tenantvec.reconcile")
 
@@ -47,19 +61,24 @@ class Repair:
 class ReconcileReport:
     repairs: list[Repair] = field(default_factory=list)
     orphans: list[OwnedResource] = field(default_factory=list)
+    # Marked resources reconcile cannot attribute: reported, never removed.
+    ambiguous: list[OwnedResource] = field(default_factory=list)
     removed: list[OwnedResource] = field(default_factory=list)
     failed_tenants: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return all(r.outcome == "ok" for r in self.repairs) and len(self.orphans) == len(
-            self.removed
+        return (
+            all(r.outcome == "ok" for r in self.repairs)
+            and len(self.orphans) == len(self.removed)
+            and not self.ambiguous
         )
 
     def public_dict(self) -> dict[str, Any]:
         return {
             "repairs": [r.public_dict() for r in self.repairs],
             "orphans": [o.public_dict() for o in self.orphans],
+            "ambiguous": [o.public_dict() for o in self.ambiguous],
             "removed": [o.public_dict() for o in self.removed],
             "failed_tenants": self.failed_tenants,
             "clean": self.clean,
@@ -73,45 +92,98 @@ async def reconcile(plane: ControlPlane, *, fix: bool = False, actor: str) -> Re
             states=[TenantState.PROVISIONING, TenantState.DELETING]
         )
     ]
-    orphans = await find_orphans(plane)
+    found = await survey(plane)
     removed: list[OwnedResource] = []
     if fix:
-        for resource in orphans:
+        for resource in found.orphans:
             if await _remove_orphan(plane, resource, actor):
                 removed.append(resource)
     failed = [t.id for t in await plane.catalog.list_tenants(states=[TenantState.FAILED])]
-    return ReconcileReport(repairs=repairs, orphans=orphans, removed=removed, failed_tenants=failed)
+    return ReconcileReport(
+        repairs=repairs,
+        orphans=found.orphans,
+        ambiguous=found.ambiguous,
+        removed=removed,
+        failed_tenants=failed,
+    )
 
 
-async def find_orphans(plane: ControlPlane) -> list[OwnedResource]:
-    """Marked resources that no live tenant accounts for."""
+@dataclass(frozen=True)
+class Survey:
+    """Every marked resource, sorted: what no tenant owns any more, and what cannot be
+    told (never removed: an operator has to look)."""
+
+    orphans: list[OwnedResource] = field(default_factory=list)
+    ambiguous: list[OwnedResource] = field(default_factory=list)
+
+
+async def survey(plane: ControlPlane) -> Survey:
+    """Find the resources on the infrastructure that no live tenant accounts for."""
     # Resources first, tenants second: a tenant's row is written before its resources,
     # so every resource seen here already has its row when the tenants are read.
     resources: list[OwnedResource] = []
     for backend in plane.backends.values():
         resources.extend(await backend.list_resources())
-    live = await _live_tenants(plane)
-    return [resource for resource in resources if not _accounted_for(live, resource)]
+    tenants = _Tenants(
+        await plane.catalog.list_tenants(include_deleted=True), plane.catalog.catalog_id
+    )
+    found = Survey()
+    for resource in resources:
+        verdict = tenants.verdict(resource)
+        if verdict is _Verdict.ORPHAN:
+            found.orphans.append(resource)
+        elif verdict is _Verdict.AMBIGUOUS:
+            found.ambiguous.append(resource)
+    return found
 
 
-_LiveTenants = dict[tuple[str, str], Tenant]
+async def find_orphans(plane: ControlPlane) -> list[OwnedResource]:
+    """Marked resources whose tenant is gone (see :func:`survey`)."""
+    return (await survey(plane)).orphans
 
 
-async def _live_tenants(plane: ControlPlane) -> _LiveTenants:
-    return {(t.backend, t.id): t for t in await plane.catalog.list_tenants()}
+class _Verdict(Enum):
+    OWNED = "owned"  # a live tenant records it
+    ORPHAN = "orphan"  # its marker parses and names a tenant that is gone: removable
+    AMBIGUOUS = "ambiguous"  # the marker does not parse, or names a live tenant that
+    # does not record it: reported, never removed
+    FOREIGN = "foreign"  # another catalog's: not ours to judge
 
 
-def _accounted_for(live: _LiveTenants, resource: OwnedResource) -> bool:
-    """Whether a live tenant of the resource's backend records this very resource.
+class _Tenants:
+    """The catalog's tenants (deleted ones too), as reconcile looks them up."""
+
+    def __init__(self, tenants: list[Tenant], catalog_id: str) -> None:
+        self._catalog_id = catalog_id
+        self._by_uid = {t.uid: t for t in tenants}
+        self._live = {(t.backend, t.id): t for t in tenants if t.state is not TenantState.DELETED}
+
+    def verdict(self, resource: OwnedResource) -> _Verdict:
+        if resource.catalog_id is not None and resource.catalog_id != self._catalog_id:
+            return _Verdict.FOREIGN
+        if resource.tenant_uid is not None:
+            tenant = self._by_uid.get(resource.tenant_uid)
+            if tenant is None or tenant.state is TenantState.DELETED:
+                return _Verdict.ORPHAN
+            return _Verdict.OWNED if _records(tenant, resource) else _Verdict.AMBIGUOUS
+        if resource.tenant_id is not None:
+            # An older marker (or a Neon name) names a tenant id, not an incarnation.
+            tenant = self._live.get((resource.backend, resource.tenant_id))
+            if tenant is None:
+                return _Verdict.ORPHAN
+            return _Verdict.OWNED if _records(tenant, resource) else _Verdict.AMBIGUOUS
+        return _Verdict.AMBIGUOUS
+
+    def owned(self, resource: OwnedResource) -> bool:
+        return self.verdict(resource) is not _Verdict.ORPHAN
+
+
+def _records(tenant: Tenant, resource: OwnedResource) -> bool:
+    """Whether ``tenant``'s placement records this very resource.
 
     On servers the location is the server name and must match the tenant's; elsewhere
-    (Neon) the resource's id is unique on its own and must be in the placement.
+    (Neon, own servers) the resource's name is unique on its own.
     """
-    if resource.tenant_id is None:
-        return False
-    tenant = live.get((resource.backend, resource.tenant_id))
-    if tenant is None:
-        return False
     if tenant.server is not None and tenant.server != resource.location:
         return False
     return resource.name in {str(v) for v in tenant.placement.values()}
@@ -137,10 +209,13 @@ async def _repair(plane: ControlPlane, stuck: Tenant, actor: str) -> Repair:
 
 async def _remove_orphan(plane: ControlPlane, resource: OwnedResource, actor: str) -> bool:
     """Remove one orphan, re-checking under the tenant's lock that it still is one."""
-    lock_id = resource.tenant_id or resource.name
+    catalog = plane.catalog
+    owner = await catalog.find_tenant_by_uid(resource.tenant_uid) if resource.tenant_uid else None
+    lock_id = owner.id if owner else resource.tenant_id or resource.name
     try:
-        async with plane.catalog.tenant_lock(lock_id):
-            if _accounted_for(await _live_tenants(plane), resource):
+        async with catalog.tenant_lock(lock_id):
+            tenants = _Tenants(await catalog.list_tenants(include_deleted=True), catalog.catalog_id)
+            if tenants.owned(resource):
                 return False
             operation = await plane.catalog.begin_operation(
                 "remove-orphan",

@@ -16,6 +16,7 @@ from controlplane.catalog.records import Server, ServerState
 from controlplane.catalog.store import Catalog
 from controlplane.dsn import ConnInfo
 from controlplane.errors import Conflict, InvalidRequest, ProvisioningError, ServerExists
+from controlplane.inputs import check_identifier
 from controlplane.pgconnect import connect
 from controlplane.secretbox import SecretBox
 
@@ -33,7 +34,7 @@ logger = logging.getLogger("tenantvec.provisioning.servers")
 
 # Every tenant database is a copy of this one, which holds the vector extension.
 TEMPLATE_DB = "tenantvec_template"
-_SERVER_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_SERVER_NAME_RE = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")  # whole string
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,9 @@ async def unregister_server(catalog: Catalog, name: str) -> None:
 
 
 def _validate_server_name(name: str) -> None:
-    if not _SERVER_NAME_RE.match(name):
-        raise InvalidRequest(
-            f"invalid server name {name!r}: use lowercase letters, digits and '-', "
-            "starting with a letter"
-        )
+    check_identifier(
+        name,
+        _SERVER_NAME_RE,
+        "server name",
+        "use lowercase letters, digits and '-', starting with a letter",
+    )

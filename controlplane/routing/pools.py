@@ -70,6 +70,8 @@ class TenantPool:
                 "autocommit": True,
                 "connect_timeout": connect_timeout,
                 "application_name": ROUTER_APPLICATION,
+                # The tenant's statement timeouts hold for its API requests too.
+                "options": route.limits.connection_options(),
             },
             name=f"tenant-{route.tenant_id}",
             max_idle=idle_seconds,

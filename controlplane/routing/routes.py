@@ -16,6 +16,7 @@ from controlplane.catalog.records import Tenant, TenantState, validate_tenant_id
 from controlplane.dsn import ConnInfo
 from controlplane.errors import TenantNotFound
 from controlplane.plane import ControlPlane
+from controlplane.provisioning.limits import RoleLimits
 from controlplane.retrieval.chunking import ChunkingSpec
 from controlplane.retrieval.embedding.spec import EmbedderSpec
 from tenant_schema.spec import SchemaSpec
@@ -41,6 +42,8 @@ class Route:
     fetched_at: float
     embedder: EmbedderSpec
     chunking: ChunkingSpec
+    # The tenant's statement timeouts, which its pool's connections set at start.
+    limits: RoleLimits
     conninfo: ConnInfo | None = field(default=None, repr=False)
 
     @classmethod
@@ -62,12 +65,17 @@ class Route:
             fetched_at=now,
             embedder=tenant.embedder,
             chunking=tenant.chunking,
-            conninfo=plane.tenant_conninfo(tenant) if usable else None,
+            limits=RoleLimits.from_json(placement.get("limits")),
+            conninfo=plane.service_conninfo(tenant) if usable else None,
         )
 
     def same_target(self, other: Route) -> bool:
         """Whether a pool opened for ``other`` may serve this route."""
-        return self.uid == other.uid and self.conninfo == other.conninfo
+        return (
+            self.uid == other.uid
+            and self.conninfo == other.conninfo
+            and self.limits == other.limits
+        )
 
 
 def _own_server_share(plane: ControlPlane, tenant: Tenant) -> int:
@@ -75,8 +83,11 @@ def _own_server_share(plane: ControlPlane, tenant: Tenant) -> int:
 
     Leaves room for the superuser (reserved connections, the control plane's checks).
     """
-    max_connections = int(tenant.placement.get("compute", {}).get("max_connections", 25))
-    usable = max(1, max_connections - _SUPERUSER_HEADROOM)
+    placement = tenant.placement
+    max_connections = int(placement.get("compute", {}).get("max_connections", 25))
+    # The owner role's clients may hold their connection limit; the rest is ours.
+    direct = RoleLimits.from_json(placement.get("limits")).connection_limit
+    usable = max(1, max_connections - _SUPERUSER_HEADROOM - direct)
     return max(1, usable // plane.settings.api_workers)
 
 

@@ -11,7 +11,12 @@ from collections.abc import Sequence
 
 import httpx
 
-from controlplane.errors import ConfigurationError, EmbedderUnavailable, EmbeddingFailed
+from controlplane.errors import (
+    ConfigurationError,
+    EmbedderUnavailable,
+    EmbeddingFailed,
+    NotConfigured,
+)
 from controlplane.retrieval.embedding.base import Embedder, Embeddings, Purpose
 from controlplane.retrieval.embedding.hashing import HashEmbedder
 from controlplane.retrieval.embedding.http import (
@@ -78,8 +83,8 @@ class Embedders:
             )
         if spec.provider == "voyage":
             if not s.voyage_api_key:
-                raise ConfigurationError(
-                    f"{spec.identity} needs TENANTVEC_VOYAGE_API_KEY to be set"
+                raise NotConfigured(
+                    f"{spec.identity} is not configured here: it needs TENANTVEC_VOYAGE_API_KEY"
                 )
             return VoyageEmbedder(
                 spec, self._endpoint(s.voyage_base_url, s.voyage_api_key), self._http()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.errors import InvalidRequest
+from controlplane.inputs import check_identifier
 
 __all__ = ["PROVIDERS", "EmbedderSpec"]
 
@@ -19,7 +20,7 @@ __all__ = ["PROVIDERS", "EmbedderSpec"]
 # (OpenAI, Azure-style gateways, Ollama, vLLM, TEI, LiteLLM); voyage: Voyage AI.
 PROVIDERS = ("hash", "openai", "voyage")
 _DEFAULT_MODELS = {"hash": "v1"}
-_MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+_MODEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")  # whole string
 _MAX_FALLBACKS = 3
 
 
@@ -35,8 +36,12 @@ class EmbedderSpec:
             raise InvalidRequest(
                 f"unknown embedding provider {self.provider!r}; use one of {', '.join(PROVIDERS)}"
             )
-        if not _MODEL_RE.match(self.model):
-            raise InvalidRequest(f"invalid embedding model name {self.model!r}")
+        check_identifier(
+            self.model,
+            _MODEL_RE,
+            "embedding model name",
+            "letters, digits and . _ : / @ + -, at most 200",
+        )
         if len(self.fallbacks) > _MAX_FALLBACKS:
             raise InvalidRequest(f"at most {_MAX_FALLBACKS} fallback embedders")
         for fallback in self.fallbacks:

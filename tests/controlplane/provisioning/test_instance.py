@@ -64,7 +64,8 @@ async def test_create_gives_the_tenant_a_server_of_its_own(
     assert tenant.placement["data_dir"] == str(root / "pg" / "data")
 
     conninfo = await tenant_conninfo(plane, tenant_id)
-    assert (conninfo.host, conninfo.port, conninfo.user) == ("127.0.0.1", port, tenant_id)
+    owner = tenant.placement["role"]
+    assert (conninfo.host, conninfo.port, conninfo.user) == ("127.0.0.1", port, owner)
     # The tenant's role owns its database on that server, with the schema applied,
     # and is no superuser there.
     rows = await _as_tenant(
@@ -74,12 +75,12 @@ async def test_create_gives_the_tenant_a_server_of_its_own(
         "(SELECT extversion FROM pg_extension WHERE extname = 'vector') "
         "FROM pg_roles WHERE rolname = current_user",
     )
-    assert rows[0][:3] == (tenant_id, False, 0) and rows[0][3]
+    assert rows[0][:3] == (owner, False, 0) and rows[0][3]
     # Its own cluster: nobody else's tenant database lives there.
     databases = await _as_tenant(
         plane, tenant_id, "SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1"
     )
-    assert [d for (d,) in databases] == sorted(["postgres", tenant_id])
+    assert [d for (d,) in databases] == sorted(["postgres", tenant.placement["database"]])
 
     described = (await describe_tenant(plane, tenant_id))["live"]
     assert described["running"] is True and described["port"] == port
@@ -134,7 +135,9 @@ def test_bad_sizes_are_refused_before_anything_is_made(
 
 async def test_sizes_are_refused_for_shared_servers(plane: ControlPlane, tenant_id: str) -> None:
     with pytest.raises(InvalidRequest, match="does not give a tenant a server of its own"):
-        await create_tenant(plane, TenantRequest(id=tenant_id, tier="large"), actor=ACTOR)
+        await create_tenant(
+            plane, TenantRequest(id=tenant_id, resources={"work_mem": "8MB"}), actor=ACTOR
+        )
     with pytest.raises(InvalidRequest, match="drop --region"):
         await _create(plane, tenant_id, region="eu-west")
     assert await plane.catalog.find_tenant(tenant_id) is None
@@ -146,8 +149,9 @@ async def test_concurrent_creates_get_distinct_ports(plane: ControlPlane, tenant
     try:
         ports = {t.placement["port"] for t in tenants}
         assert len(ports) == len(ids)
-        for tid in ids:  # each answers on its own port, as its own role
-            assert await _as_tenant(plane, tid, "SELECT current_user") == [(tid,)]
+        for tenant in tenants:  # each answers on its own port, as its own role
+            owner = tenant.placement["role"]
+            assert await _as_tenant(plane, tenant.id, "SELECT current_user") == [(owner,)]
     finally:
         for tid in ids:
             await delete_tenant(plane, tid, actor=ACTOR)
@@ -224,7 +228,8 @@ async def test_an_instance_nobody_owns_is_an_orphan(plane: ControlPlane, tenant_
     assert not (plane.settings.home / "instances" / name).exists()
     assert port_is_free(port)
     assert not [o for o in await find_orphans(plane) if o.tenant_id == tenant_id]
-    assert await _as_tenant(plane, tenant_id, "SELECT current_user") == [(tenant_id,)]
+    owner = again.placement["role"]
+    assert await _as_tenant(plane, tenant_id, "SELECT current_user") == [(owner,)]
     await delete_tenant(plane, tenant_id, actor=ACTOR)
 
 

@@ -56,9 +56,9 @@ async def test_create_list_show_delete(plane: ControlPlane, tenant_id: str) -> N
 
 
 async def test_tenant_dsn_serves_vector_search(plane: ControlPlane, tenant_id: str) -> None:
-    await create_tenant(plane, TenantRequest(id=tenant_id, dims=3), actor=ACTOR)
+    tenant = await create_tenant(plane, TenantRequest(id=tenant_id, dims=3), actor=ACTOR)
     conninfo = await tenant_conninfo(plane, tenant_id)
-    assert conninfo.user == tenant_id
+    assert conninfo.user == tenant.placement["role"] == conninfo.dbname
 
     async with await psycopg.AsyncConnection.connect(conninfo.dsn, autocommit=True) as conn:
         await register_vector_async(conn)
@@ -85,7 +85,7 @@ async def test_tenant_dsn_serves_vector_search(plane: ControlPlane, tenant_id: s
                 "SELECT current_user, usesuper FROM pg_user WHERE usename = current_user"
             )
         ).fetchone()
-        assert user == (tenant_id, False)
+        assert user == (conninfo.user, False)
     await delete_tenant(plane, tenant_id, actor=ACTOR)
 
 
@@ -134,19 +134,23 @@ async def test_tenant_cannot_reach_another_tenants_database(
         await create_tenant(plane, TenantRequest(id=tid, dims=3), actor=ACTOR)
     a_dsn = await tenant_conninfo(plane, a)
     b_dsn = await tenant_conninfo(plane, b)
+    a_service = plane.service_conninfo(await plane.catalog.get_tenant(a))
+    b_db = b_dsn.dbname
 
-    # A's own credentials, B's database: refused.
-    with pytest.raises(psycopg.OperationalError):
-        await psycopg.AsyncConnection.connect(a_dsn.with_(dbname=b).dsn, connect_timeout=3)
-    # And not only by pg_hba: the database itself denies CONNECT to anyone but B.
+    # A's own credentials (its owner's and its service role's), B's database: refused.
+    for own in (a_dsn, a_service):
+        with pytest.raises(psycopg.OperationalError):
+            await psycopg.AsyncConnection.connect(own.with_(dbname=b_db).dsn, connect_timeout=3)
+    # And not only by pg_hba: the database itself denies CONNECT to anyone but B's roles.
     async with await psycopg.AsyncConnection.connect(superuser_dsn) as admin:
         cur = await admin.execute(
             "SELECT has_database_privilege(%s, %s, 'CONNECT'), "
             "has_database_privilege(%s, %s, 'CONNECT'), "
+            "has_database_privilege(%s, %s, 'CONNECT'), "
             "has_database_privilege('public', %s, 'CONNECT')",
-            (a, b, b, b, b),
+            (a_dsn.user, b_db, a_service.user, b_db, b_dsn.user, b_db, b_db),
         )
-        assert await cur.fetchone() == (False, True, False)
+        assert await cur.fetchone() == (False, False, True, False)
     # B's password does not open A's role either.
     with pytest.raises(psycopg.OperationalError):
         await psycopg.AsyncConnection.connect(
@@ -172,6 +176,11 @@ async def test_tenant_cannot_reach_another_tenants_database(
         "template1",
         "tenantvec-x",
         "",
+        "acme\n",
+        "acme\r\n",
+        "ac\x00me",
+        "acme ",
+        "ａcme",
     ],
 )
 def test_invalid_tenant_ids_are_refused_before_any_sql(bad_id: str) -> None:
@@ -186,6 +195,10 @@ def test_invalid_tenant_ids_are_refused_before_any_sql(bad_id: str) -> None:
         {"dims": 16001},
         {"dims": 3000},
         {"text_config": "english; drop"},
+        {"text_config": "klingon"},
+        {"text_config": "english\n"},
+        {"labels": {"env": "a\nb"}},
+        {"labels": {"env\n": "x"}},
         {"labels": {"Bad Key": "x"}},
         {"ttl": timedelta(seconds=-1)},
     ],
@@ -225,3 +238,85 @@ async def test_unknown_tenant_and_server(plane: ControlPlane, tenant_id: str) ->
             plane, TenantRequest(id=tenant_id, dims=3, server="nowhere"), actor=ACTOR
         )
     assert await plane.catalog.find_tenant(tenant_id) is None
+
+
+async def test_names_every_role_can_read_reveal_no_tenant_id(
+    plane: ControlPlane, superuser_dsn: str
+) -> None:
+    """pg_database, pg_roles and their comments are readable by every role: a tenant
+    listing them learns how many databases there are, and nothing about whose."""
+    secret_id = "bigcustomer-confidential"
+    if await plane.catalog.find_tenant(secret_id):
+        await delete_tenant(plane, secret_id, actor=ACTOR)
+    await create_tenant(plane, TenantRequest(id=secret_id, dims=3), actor=ACTOR)
+    nosy_id = f"nosy-{secret_id[:4]}"
+    if await plane.catalog.find_tenant(nosy_id):
+        await delete_tenant(plane, nosy_id, actor=ACTOR)
+    await create_tenant(plane, TenantRequest(id=nosy_id, dims=3), actor=ACTOR)
+    nosy = await tenant_conninfo(plane, nosy_id)
+    async with await psycopg.AsyncConnection.connect(nosy.dsn, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT datname || ' ' || coalesce(shobj_description(oid, 'pg_database'), '') "
+            "FROM pg_database UNION ALL "
+            "SELECT rolname || ' ' || coalesce(shobj_description(oid, 'pg_authid'), '') "
+            "FROM pg_roles UNION ALL "
+            "SELECT coalesce(datname, '') || ' ' || coalesce(usename, '') FROM pg_stat_activity"
+        )
+        visible = " ".join(row[0] for row in await cur.fetchall())
+    assert "bigcustomer" not in visible and "confidential" not in visible
+    assert nosy_id not in visible  # not even its own id
+    for tid in (secret_id, nosy_id):
+        await delete_tenant(plane, tid, actor=ACTOR)
+
+
+async def test_tenant_roles_have_limits_and_the_service_role_is_outside_them(
+    plane: ControlPlane, tenant_id: str, superuser_dsn: str
+) -> None:
+    tenant = await create_tenant(
+        plane,
+        TenantRequest(id=tenant_id, dims=3, tier="medium", limits={"statement_timeout": "45s"}),
+        actor=ACTOR,
+    )
+    owner, service = tenant.placement["role"], tenant.placement["service_role"]
+    async with await psycopg.AsyncConnection.connect(superuser_dsn) as admin:
+        cur = await admin.execute(
+            "SELECT rolname, rolconnlimit, rolconfig, rolsuper, rolcreaterole "
+            "FROM pg_roles WHERE rolname = ANY(%s) ORDER BY rolname",
+            ([owner, service],),
+        )
+        rows = {row[0]: row[1:] for row in await cur.fetchall()}
+        cur = await admin.execute(
+            "SELECT pg_has_role(%s, 'pg_use_reserved_connections', 'USAGE'), "
+            "pg_has_role(%s, %s, 'MEMBER'), pg_has_role(%s, 'pg_use_reserved_connections', "
+            "'USAGE')",
+            (service, service, owner, owner),
+        )
+        reserved, member, owner_reserved = await cur.fetchone()  # type: ignore[misc]
+    assert rows[owner][0] == 25  # the medium tier's connection limit
+    assert set(rows[owner][1]) == {
+        "statement_timeout=45000ms",
+        "idle_in_transaction_session_timeout=60000ms",
+    }
+    assert rows[service][0] == -1 and f"role={owner}" in rows[service][1]
+    assert not any(rows[r][2] or rows[r][3] for r in (owner, service))
+    assert reserved and member and not owner_reserved
+    # The owner's sessions start with the timeouts; objects the service role makes
+    # belong to the owner.
+    dsn = await tenant_conninfo(plane, tenant_id)
+    async with await psycopg.AsyncConnection.connect(dsn.dsn) as conn:
+        cur = await conn.execute("SHOW statement_timeout")
+        assert await cur.fetchone() == ("45s",)
+    async with await psycopg.AsyncConnection.connect(
+        plane.service_conninfo(tenant).dsn, autocommit=True
+    ) as conn:
+        await conn.execute("CREATE TABLE made_by_service (x int)")
+        cur = await conn.execute(
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_service'"
+        )
+        assert await cur.fetchone() == (owner,)
+    await delete_tenant(plane, tenant_id, actor=ACTOR)
+    async with await psycopg.AsyncConnection.connect(superuser_dsn) as admin:
+        cur = await admin.execute(
+            "SELECT count(*) FROM pg_roles WHERE rolname = ANY(%s)", ([owner, service],)
+        )
+        assert await cur.fetchone() == (0,)

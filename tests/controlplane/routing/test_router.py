@@ -15,6 +15,7 @@ from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
+from tests.fixtures.postgres import placement_names
 
 
 async def _tenants(plane: ControlPlane, n: int) -> list[str]:
@@ -25,15 +26,18 @@ async def _tenants(plane: ControlPlane, n: int) -> list[str]:
     return ids
 
 
-async def _router_connections(superuser_dsn: str, tenants: list[str]) -> dict[str, int]:
-    """Connections the server sees from routers, per tenant role."""
+async def _router_connections(
+    plane: ControlPlane, superuser_dsn: str, tenants: list[str]
+) -> dict[str, int]:
+    """Connections the server sees from routers, per tenant (as its service role)."""
+    roles = {(await placement_names(plane, t))[2]: t for t in tenants}
     async with await psycopg.AsyncConnection.connect(superuser_dsn, autocommit=True) as conn:
         cur = await conn.execute(
             "SELECT usename, count(*) FROM pg_stat_activity "
             "WHERE application_name = 'tenantvec-router' AND usename = ANY(%s) GROUP BY 1",
-            (tenants,),
+            (list(roles),),
         )
-        return {str(name): int(n) for name, n in await cur.fetchall()}
+        return {roles[str(name)]: int(n) for name, n in await cur.fetchall()}
 
 
 @pytest.fixture
@@ -49,13 +53,19 @@ async def test_connections_are_the_tenants_own_role(
     plane: ControlPlane, superuser_dsn: str
 ) -> None:
     (tenant,) = await _tenants(plane, 1)
+    database, owner, service = await placement_names(plane, tenant)
     async with TenantRouter.open(plane) as router, router.connection(tenant) as tc:
-        cur = await tc.conn.execute("SELECT current_user, current_database()")
-        assert await cur.fetchone() == (tenant, tenant)
-        cur = await tc.conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        assert await cur.fetchone() == (False,)
-        assert await _router_connections(superuser_dsn, [tenant]) == {tenant: 1}
-    assert await _router_connections(superuser_dsn, [tenant]) == {}
+        # Logged in as the tenant's service role, acting as its owner role.
+        cur = await tc.conn.execute("SELECT session_user, current_user, current_database()")
+        assert await cur.fetchone() == (service, owner, database)
+        cur = await tc.conn.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname IN (session_user, current_user)"
+        )
+        assert await cur.fetchall() == [(False,), (False,)]
+        cur = await tc.conn.execute("SHOW statement_timeout")
+        assert await cur.fetchone() == ("30s",)  # the small tier's, for API requests too
+        assert await _router_connections(plane, superuser_dsn, [tenant]) == {tenant: 1}
+    assert await _router_connections(plane, superuser_dsn, [tenant]) == {}
 
 
 @pytest.mark.parametrize(
@@ -73,7 +83,7 @@ async def test_the_budget_is_never_exceeded_under_concurrency(
     async def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            seen = await _router_connections(superuser_dsn, tenants)
+            seen = await _router_connections(tuned, superuser_dsn, tenants)
             peak = max(peak, sum(seen.values()))
             await asyncio.sleep(0.005)
 
@@ -128,7 +138,7 @@ async def test_least_recently_used_idle_pools_are_closed_beyond_max_pools(
                 await tc.conn.execute("SELECT 1")
         await asyncio.sleep(0.2)  # the evicted pool closes in the background
         assert router.stats().open_pools == 2
-        assert set(await _router_connections(superuser_dsn, [a, b, c])) == {a, c}
+        assert set(await _router_connections(tuned, superuser_dsn, [a, b, c])) == {a, c}
 
 
 @pytest.mark.parametrize("tuned", [{"pool_idle_seconds": 0.4}], indirect=True)
@@ -144,13 +154,14 @@ async def test_idle_pools_are_closed(tuned: ControlPlane, superuser_dsn: str) ->
                 break
         assert router.stats().open_pools == 0
         assert router.stats().budgets["local"]["reserved"] == 0
-        assert await _router_connections(superuser_dsn, [tenant]) == {}
+        assert await _router_connections(tuned, superuser_dsn, [tenant]) == {}
 
 
 async def test_deleting_a_tenant_closes_its_warm_pool_at_once(
     plane: ControlPlane, superuser_dsn: str
 ) -> None:
     keep, doomed = await _tenants(plane, 2)
+    doomed_service = (await placement_names(plane, doomed))[2]
     async with TenantRouter.open(plane) as router:
         for tenant in (keep, doomed):
             async with router.connection(tenant):
@@ -162,14 +173,20 @@ async def test_deleting_a_tenant_closes_its_warm_pool_at_once(
                 pass
         async with router.connection(keep) as tc:
             await tc.conn.execute("SELECT 1")
-    assert await _router_connections(superuser_dsn, [doomed]) == {}
+    assert doomed_service is not None
+    async with await psycopg.AsyncConnection.connect(superuser_dsn, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (doomed_service,)
+        )
+        assert await cur.fetchone() == (0,)
 
 
 async def test_an_unreachable_tenant_fails_alone(plane: ControlPlane, superuser_dsn: str) -> None:
     healthy, broken = await _tenants(plane, 2)
     async with TenantRouter.open(plane) as router:
         async with await psycopg.AsyncConnection.connect(superuser_dsn, autocommit=True) as admin:
-            await admin.execute(f'ALTER DATABASE "{broken}" ALLOW_CONNECTIONS false')
+            database = (await placement_names(plane, broken))[0]
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
         with pytest.raises(TenantUnavailable) as caught:
             async with router.connection(broken):
                 pass
