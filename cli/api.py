@@ -63,7 +63,7 @@ def serve(
     start); data calls take a tenant key from 'tenantctl keys create'. OpenAPI at
     /schema/openapi.json; /healthz, /readyz, /metrics for operations.
     """
-    import uvicorn  # only this command needs the server
+    from controlplane.api.serve import serve as serve_api  # only this command needs uvicorn
 
     cli = get_cli(ctx)
     settings = cli.settings
@@ -77,16 +77,7 @@ def serve(
     # Workers build their settings from the environment: tell them how many share the
     # budget.
     os.environ["TENANTVEC_API_WORKERS"] = str(workers)
-    uvicorn.run(
-        "controlplane.api.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="debug" if cli.debug else "info",
-        access_log=cli.debug,
-        timeout_graceful_shutdown=10,
-    )
+    serve_api(settings, host=host, port=port, workers=workers, debug=cli.debug)
 
 
 @keys_app.command("create")

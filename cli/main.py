@@ -14,6 +14,7 @@ from cli import api, demo, imports, maintenance, server, servers, tenants
 from cli.context import Cli
 from cli.errors import EXIT_CODES_HELP, FAILURE, USAGE, exit_code_for
 from controlplane.errors import TenantvecError
+from controlplane.logs import SafeFormatter
 from controlplane.settings import Settings
 
 __all__ = ["app", "run"]
@@ -56,9 +57,9 @@ def main(
     global _debug
     _debug = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     ctx.obj = Cli(settings=Settings.from_env(), debug=debug)
 
 

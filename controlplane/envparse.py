@@ -11,6 +11,7 @@ from controlplane.errors import InvalidRequest
 __all__ = [
     "parse_bool",
     "parse_duration_seconds",
+    "parse_non_negative_float",
     "parse_non_negative_int",
     "parse_port",
     "parse_port_range",
@@ -35,6 +36,13 @@ def parse_positive_int(raw: str) -> int:
     return value
 
 
+def parse_non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be a number of zero or more")
+    return value
+
+
 def parse_non_negative_int(raw: str) -> int:
     value = int(raw)
     if value < 0:
@@ -44,7 +52,7 @@ def parse_non_negative_int(raw: str) -> int:
 
 def parse_positive_float(raw: str) -> float:
     value = float(raw)
-    if value <= 0:
+    if not 0 < value < float("inf"):  # NaN compares false: refused too
         raise ValueError("must be a positive number")
     return value
 

@@ -7,7 +7,8 @@ one place each (``cli/errors.py``, ``controlplane/api``)::
 
     TenantvecError
     ├── InvalidRequest            bad input: ids, options, DSNs (the caller can fix it)
-    │   └── NotConfigured         asks for a backend or provider this control plane lacks
+    │   ├── NotConfigured         asks for a backend or provider this control plane lacks
+    │   └── DocumentRejected      the tenant's database refused one document's data
     ├── AuthenticationFailed      no, malformed or revoked credentials
     ├── PermissionDenied          valid credentials that may not do this
     ├── NotFound
@@ -22,6 +23,7 @@ one place each (``cli/errors.py``, ``controlplane/api``)::
     │   └── TenantBusy            another operation on the tenant is in progress
     ├── OverCapacity              no room: servers full, connection budget in use
     ├── BackendUnavailable        a Postgres server or service cannot be reached
+    │   ├── CatalogUnavailable    the catalog database cannot be reached
     │   ├── TenantUnavailable     one tenant's database cannot serve (state or outage)
     │   └── EmbedderUnavailable   the embedding provider is down or rate-limiting us
     ├── EmbeddingFailed           the embedding provider refused or answered wrongly
@@ -40,9 +42,11 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationFailed",
     "BackendUnavailable",
+    "CatalogUnavailable",
     "ConfigurationError",
     "Conflict",
     "DocumentNotFound",
+    "DocumentRejected",
     "EmbeddedServerError",
     "EmbedderUnavailable",
     "EmbeddingFailed",
@@ -77,6 +81,15 @@ class InvalidRequest(TenantvecError):
 class NotConfigured(InvalidRequest):
     """The request needs a backend or provider whose settings this control plane lacks
     (e.g. ``backend: neon`` without a Neon API key): choose another, or ask the operator."""
+
+
+class DocumentRejected(InvalidRequest):
+    """The tenant's database refused a document's data (a chunk too large for its
+    full-text index, say); ``document_id`` says which, when it can be told."""
+
+    def __init__(self, document_id: str | None, message: str) -> None:
+        super().__init__(message)
+        self.document_id = document_id
 
 
 class AuthenticationFailed(TenantvecError):
@@ -162,6 +175,11 @@ class OverCapacity(TenantvecError):
 
 class BackendUnavailable(TenantvecError):
     """A Postgres server or outside service cannot be reached (transient)."""
+
+
+class CatalogUnavailable(BackendUnavailable):
+    """The catalog database does not answer; routes and keys verified recently may still
+    serve for ``TENANTVEC_CATALOG_GRACE_SECONDS`` (``routing.grace``)."""
 
 
 class TenantUnavailable(BackendUnavailable):

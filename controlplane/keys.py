@@ -5,10 +5,11 @@ the key in listings and revocations), the 43-character secret is shown once and 
 its SHA-256 is stored. The secret carries 256 random bits, so a plain hash is enough --
 there is nothing to brute-force that a slow hash would protect.
 
-:class:`KeyVerifier` answers "which tenant does this key open?" for every API request,
-with a short cache (``TENANTVEC_ROUTE_TTL_SECONDS``) so the catalog is not read on each
-call. A revocation in this process takes effect at once; in other processes within the
-TTL.
+:class:`KeyVerifier` answers "which tenant incarnation does this key open?" for every
+API request, with a short cache (``TENANTVEC_ROUTE_TTL_SECONDS``) so the catalog is not
+read on each call. A revocation in this process takes effect at once; in other
+processes within the TTL. A deleted tenant's keys die at once in every process: each
+request compares the key's incarnation with the tenant's current route.
 """
 
 from __future__ import annotations
@@ -24,15 +25,23 @@ from pathlib import Path
 
 from controlplane.catalog.models import utcnow
 from controlplane.catalog.records import ApiKey, TenantState, validate_tenant_id
-from controlplane.errors import AuthenticationFailed, InvalidRequest, KeyNotFound
+from controlplane.errors import (
+    AuthenticationFailed,
+    CatalogUnavailable,
+    InvalidRequest,
+    KeyNotFound,
+    TenantNotFound,
+)
 from controlplane.inputs import check_text
 from controlplane.plane import ControlPlane
+from controlplane.routing import TenantRouter
 from controlplane.secretbox import read_or_create_secret_file
 from controlplane.settings import Settings
 
 __all__ = [
     "IssuedKey",
     "KeyVerifier",
+    "VerifiedKey",
     "create_key",
     "list_keys",
     "load_admin_token",
@@ -46,6 +55,8 @@ _KEY_RE = re.compile(r"tvk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})")
 _KEY_ID_RE = re.compile(r"[a-z0-9]{12}")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 ADMIN_TOKEN_FILE = "admin-token"
+# Verified (and refused) keys one process remembers at most.
+_MAX_CACHED = 100_000
 
 
 @dataclass(frozen=True)
@@ -126,28 +137,44 @@ def admin_token_path(settings: Settings) -> Path:
 
 
 @dataclass(frozen=True)
-class _Verified:
+class VerifiedKey:
+    """What a valid key opens: one incarnation of one tenant."""
+
     key_id: str
-    tenant_uid: str
     tenant_id: str
+    tenant_uid: str
+
+
+@dataclass(frozen=True)
+class _Verified:
+    key: VerifiedKey | None  # None: no such live key (cached too, briefly)
     secret_hash: str
     checked_at: float
 
 
 class KeyVerifier:
-    """Resolves bearer tokens to the tenant they open, with a short-lived cache."""
+    """Resolves bearer tokens to the tenant incarnation they open, with a short cache.
 
-    def __init__(self, plane: ControlPlane, *, ttl: float) -> None:
-        self._plane = plane
+    A key is checked against the catalog at most every ``ttl`` seconds, and against the
+    router's current route of its tenant on every request: a tenant deleted and created
+    again under the same id -- in any process -- is another incarnation, which no key
+    of its predecessor opens. While the catalog is unreachable, keys verified within the
+    router's grace keep working (``routing.grace``).
+    """
+
+    def __init__(self, router: TenantRouter, *, ttl: float) -> None:
+        self._router = router
+        self._plane = router.plane
         self._ttl = ttl
         self._cache: dict[str, _Verified] = {}
-        plane.on_tenant_change(self._forget_tenant)
+        self._plane.on_tenant_change(self._forget_tenant_async)
+        router.on_incarnation_change(self._forget_tenant)
 
     def is_admin(self, token: str, admin_token: str) -> bool:
         return hmac.compare_digest(token.encode(), admin_token.encode())
 
-    async def tenant_for(self, token: str) -> str:
-        """The id of the tenant ``token`` opens; AuthenticationFailed if it opens none."""
+    async def verify(self, token: str) -> VerifiedKey:
+        """The tenant incarnation ``token`` opens; AuthenticationFailed if it opens none."""
         match = _KEY_RE.fullmatch(token)
         if match is None:
             raise AuthenticationFailed(
@@ -157,25 +184,61 @@ class KeyVerifier:
         now = time.monotonic()
         entry = self._cache.get(key_id)
         if entry is None or now - entry.checked_at > self._ttl:
-            entry = await self._load(key_id, now)
-        if entry is None or not hmac.compare_digest(entry.secret_hash, _hash(secret)):
+            entry = await self._load(key_id, entry, now)
+        if entry.key is None or not hmac.compare_digest(entry.secret_hash, _hash(secret)):
             # One message for unknown, revoked and wrong keys: which one it was is of
             # use only to someone guessing.
             raise AuthenticationFailed("invalid or revoked API key")
-        return entry.tenant_id
+        key = entry.key
+        try:
+            route = await self._router.route(key.tenant_id)
+        except TenantNotFound:
+            route = None
+        if route is None or route.uid != key.tenant_uid:
+            # The tenant was deleted and made again (perhaps by another process): its
+            # keys died with the incarnation they were issued for.
+            self._forget_tenant(key.tenant_id)
+            raise AuthenticationFailed("invalid or revoked API key")
+        return key
 
-    async def _load(self, key_id: str, now: float) -> _Verified | None:
-        self._cache.pop(key_id, None)
-        key = await self._plane.catalog.find_key(key_id)
-        if key is None or key.revoked_at is not None:
-            return None
-        tenant = await self._plane.catalog.find_tenant(key.tenant_id)
-        if tenant is None or tenant.uid != key.tenant_uid or tenant.state is TenantState.DELETING:
-            return None  # the tenant it was issued for is gone
-        entry = _Verified(key.id, key.tenant_uid, key.tenant_id, key.secret_hash, now)
+    async def _load(self, key_id: str, previous: _Verified | None, now: float) -> _Verified:
+        grace = self._router.grace
+        if previous is not None and not grace.should_ask() and grace.may_serve(previous.checked_at):
+            return previous
+        catalog = self._plane.catalog
+        try:
+            key = await catalog.find_key(key_id)
+            tenant = await catalog.find_tenant(key.tenant_id) if key is not None else None
+        except CatalogUnavailable:
+            grace.failed()
+            if previous is not None and grace.may_serve(previous.checked_at):
+                return previous
+            raise
+        grace.answered()
+        if (
+            key is None
+            or key.revoked_at is not None
+            or tenant is None
+            or tenant.uid != key.tenant_uid
+            or tenant.state is TenantState.DELETING
+        ):
+            # Unknown, revoked, or its tenant is gone. Remembered for a moment too, so
+            # guessed keys do not each cost a catalog query.
+            entry = _Verified(None, "", now)
+        else:
+            entry = _Verified(
+                VerifiedKey(key.id, key.tenant_id, key.tenant_uid), key.secret_hash, now
+            )
+        if len(self._cache) >= _MAX_CACHED and key_id not in self._cache:
+            self._cache.pop(next(iter(self._cache)))  # the oldest entry
         self._cache[key_id] = entry
         return entry
 
-    async def _forget_tenant(self, tenant_id: str) -> None:
-        for key_id in [k for k, v in self._cache.items() if v.tenant_id == tenant_id]:
+    def _forget_tenant(self, tenant_id: str) -> None:
+        for key_id in [
+            k for k, v in self._cache.items() if v.key is not None and v.key.tenant_id == tenant_id
+        ]:
             del self._cache[key_id]
+
+    async def _forget_tenant_async(self, tenant_id: str) -> None:
+        self._forget_tenant(tenant_id)

@@ -21,6 +21,7 @@ from controlplane.dsn import redact
 from controlplane.envparse import (
     parse_bool,
     parse_duration_seconds,
+    parse_non_negative_float,
     parse_non_negative_int,
     parse_port,
     parse_port_range,
@@ -194,6 +195,21 @@ class Settings:
         "revocation) reaches this one within this delay plus one second.",
         default=2.0,
         parse=parse_positive_float,
+    )
+    request_timeout_seconds: float = _setting(
+        "TENANTVEC_REQUEST_TIMEOUT_SECONDS",
+        "How long the API waits for a request to arrive whole (its headers within 10 s); "
+        "a slower client gets 408 and its connection is closed.",
+        default=60.0,
+        parse=parse_positive_float,
+    )
+    catalog_grace_seconds: float = _setting(
+        "TENANTVEC_CATALOG_GRACE_SECONDS",
+        "While the catalog database is unreachable, how long tenant routes and API keys "
+        "verified before keep serving (0: none). A key revoked just before the outage may "
+        "work this long in processes that had not yet seen the revocation.",
+        default=300.0,
+        parse=parse_non_negative_float,
     )
     api_workers: int = _setting(
         "TENANTVEC_API_WORKERS",

@@ -18,9 +18,38 @@ MAX_INDEXED_DIMS = 2_000
 # this set would only fail later, inside the tenant's first migration; older servers
 # lack a few (armenian, basque, catalan, estonian, hindi, serbian, yiddish).
 TEXT_CONFIGS = frozenset(
-    "arabic armenian basque catalan danish dutch english estonian finnish french german "
-    "greek hindi hungarian indonesian irish italian lithuanian nepali norwegian portuguese "
-    "romanian russian serbian simple spanish swedish tamil turkish yiddish".split()
+    [
+        "arabic",
+        "armenian",
+        "basque",
+        "catalan",
+        "danish",
+        "dutch",
+        "english",
+        "estonian",
+        "finnish",
+        "french",
+        "german",
+        "greek",
+        "hindi",
+        "hungarian",
+        "indonesian",
+        "irish",
+        "italian",
+        "lithuanian",
+        "nepali",
+        "norwegian",
+        "portuguese",
+        "romanian",
+        "russian",
+        "serbian",
+        "simple",
+        "spanish",
+        "swedish",
+        "tamil",
+        "turkish",
+        "yiddish",
+    ]
 )
 
 

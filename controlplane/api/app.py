@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> Litestar:
             app.state.api = ApiState(
                 plane=plane,
                 router=router,
-                verifier=KeyVerifier(plane, ttl=settings.route_ttl_seconds),
+                verifier=KeyVerifier(router, ttl=settings.route_ttl_seconds),
                 admin_token=admin_token,
                 metrics=api_metrics,
             )
@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         dependencies={
             "api": Provide(provide_api, sync_to_thread=False),
-            "caller": Provide(provide_caller),
+            "caller": Provide(provide_caller, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
         middleware=[metrics_middleware],

@@ -1,47 +1,61 @@
-"""Who is calling: the admin (admin token) or one tenant (a tenant key).
+"""Who is calling: the admin (admin token) or one tenant incarnation (a tenant key).
 
-Admin endpoints take only the admin token. Data-plane endpoints take the admin token
-or a key of the tenant named in the path; a key presented for any other tenant gets
-the same 404 as a tenant that does not exist, so keys cannot probe for tenant ids.
+Authentication is a route guard, so it runs before the request body is read: an
+anonymous or badly authenticated request is answered 401 without its body ever being
+parsed. Admin endpoints take only the admin token (:func:`admin_only`). Data-plane
+endpoints take the admin token or a key of the tenant named in the path
+(:func:`tenant_access`); a key presented for any other tenant gets the same 404 as a
+tenant that does not exist, so keys cannot probe for tenant ids.
+
+A key opens one incarnation of its tenant: handlers pass :attr:`Caller.incarnation` to
+the library, which refuses to serve any other incarnation under the same id.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
 
+from controlplane.api.caller import CALLER, Caller
 from controlplane.api.state import ApiState
+from controlplane.catalog.records import validate_tenant_id
 from controlplane.errors import AuthenticationFailed, PermissionDenied, TenantNotFound
 
-__all__ = ["Caller", "provide_caller"]
+__all__ = ["CALLER", "Caller", "admin_only", "provide_caller", "tenant_access"]
+
+async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: the admin token, nothing else."""
+    caller = await _authenticate(connection)
+    if not caller.is_admin:
+        raise PermissionDenied("this endpoint needs the admin token, not a tenant key")
 
 
-@dataclass(frozen=True)
-class Caller:
-    tenant_id: str | None  # None: the admin
-
-    @property
-    def is_admin(self) -> bool:
-        return self.tenant_id is None
-
-    @property
-    def actor(self) -> str:
-        return "api:admin" if self.is_admin else f"api:tenant:{self.tenant_id}"
-
-    def require_admin(self) -> None:
-        if not self.is_admin:
-            raise PermissionDenied("this endpoint needs the admin token, not a tenant key")
-
-    def require_tenant(self, tenant_id: str) -> None:
-        if not self.is_admin and self.tenant_id != tenant_id:
-            raise TenantNotFound(tenant_id)
+async def tenant_access(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Guard: the admin token, or a key of the tenant in the path."""
+    caller = await _authenticate(connection)
+    tenant_id = connection.path_params.get("tenant_id")
+    if not isinstance(tenant_id, str):
+        raise TenantNotFound("?")
+    validate_tenant_id(tenant_id)
+    if not caller.is_admin and caller.tenant_id != tenant_id:
+        raise TenantNotFound(tenant_id)
 
 
-async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
-    state: ApiState = request.app.state.api
-    header = request.headers.get("authorization")
+def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    """The caller a guard authenticated (every route taking ``caller`` has one)."""
+    caller = request.scope.get(CALLER)
+    assert isinstance(caller, Caller), "route without an authentication guard"
+    return caller
+
+
+async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    state: ApiState = connection.app.state.api
+    header = connection.headers.get("authorization")
     if not header:
         raise AuthenticationFailed("missing 'Authorization: Bearer <key>' header")
     scheme, _, token = header.partition(" ")
@@ -49,5 +63,9 @@ async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
     if scheme.lower() != "bearer" or not token:
         raise AuthenticationFailed("the Authorization header must be 'Bearer <key>'")
     if state.verifier.is_admin(token, state.admin_token):
-        return Caller(tenant_id=None)
-    return Caller(tenant_id=await state.verifier.tenant_for(token))
+        caller = Caller(tenant_id=None)
+    else:
+        key = await state.verifier.verify(token)
+        caller = Caller(tenant_id=key.tenant_id, incarnation=key.tenant_uid)
+    connection.scope[CALLER] = caller  # type: ignore[literal-required]
+    return caller

@@ -1,8 +1,9 @@
 """Data-plane endpoints: documents, search and stats of one tenant.
 
-Every handler first checks that the caller may reach the tenant in the path (its own
-key, or the admin token); the library call that follows touches only that tenant's
-database, through the router, as that tenant's role.
+The ``tenant_access`` guard has checked that the caller may reach the tenant in the
+path (its own key, or the admin token) before anything else; the library call that
+follows touches only that tenant's database -- the very incarnation the key was
+issued for -- through the router, as that tenant's service role.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from litestar import Controller, Response, delete, get, post, put
 from litestar.params import Body, Parameter
 
 from controlplane.api import examples as ex
-from controlplane.api.auth import Caller
+from controlplane.api.auth import Caller, tenant_access
+from controlplane.api.body import StrictBody
 from controlplane.api.state import ApiState
 from controlplane.retrieval import (
     Document,
@@ -33,12 +35,19 @@ from controlplane.retrieval.stats import tenant_stats
 __all__ = ["DataController"]
 
 TenantIdParam = Annotated[str, Parameter(description="Tenant id.")]
-DocumentIdParam = Annotated[str, Parameter(description="The caller's document id.")]
+DocumentIdParam = Annotated[
+    str,
+    Parameter(
+        description="The caller's document id, percent-encoded where needed; it may contain "
+        "'/' (e.g. docs/intro.md)."
+    ),
+]
 
 
 class DataController(Controller):
     path = "/v1/tenants/{tenant_id:str}"
     tags = ["data"]
+    guards = [tenant_access]
 
     @put(
         "/documents",
@@ -52,6 +61,8 @@ class DataController(Controller):
         "embed than TENANTVEC_INLINE_INGEST_DOCUMENTS, the batch becomes an ingestion job: "
         "202 with the job, and its URL in Location.",
         status_code=200,
+        dto=StrictBody[UpsertRequest],
+        return_dto=None,
         responses={
             **ex.ok(
                 UpsertResponse,
@@ -80,13 +91,15 @@ class DataController(Controller):
             bool, Parameter(query="async", description="Run as an ingestion job (202).")
         ] = False,
     ) -> Response[UpsertResponse | Job]:
-        caller.require_tenant(tenant_id)
         to_embed = sum(1 for doc in data.documents if _needs_embedding(doc))
+        incarnation = caller.incarnation
         if run_async or to_embed > api.plane.settings.inline_ingest_documents:
-            job = await submit_job(api.router, tenant_id, data)
+            job = await submit_job(api.router, tenant_id, data, incarnation=incarnation)
             location = f"/v1/tenants/{tenant_id}/jobs/{job.id}"
             return Response(job, status_code=202, headers={"Location": location})
-        return Response(await upsert_documents(api.router, tenant_id, data))
+        return Response(
+            await upsert_documents(api.router, tenant_id, data, incarnation=incarnation)
+        )
 
     @get(
         "/jobs/{job_id:str}",
@@ -101,8 +114,7 @@ class DataController(Controller):
         tenant_id: TenantIdParam,
         job_id: Annotated[str, Parameter(description="Job id (from the 202 answer).")],
     ) -> Job:
-        caller.require_tenant(tenant_id)
-        return await get_job(api.router, tenant_id, job_id)
+        return await get_job(api.router, tenant_id, job_id, incarnation=caller.incarnation)
 
     @get(
         "/jobs",
@@ -117,11 +129,10 @@ class DataController(Controller):
         tenant_id: TenantIdParam,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> list[Job]:
-        caller.require_tenant(tenant_id)
-        return await list_jobs(api.router, tenant_id, limit=limit)
+        return await list_jobs(api.router, tenant_id, limit=limit, incarnation=caller.incarnation)
 
     @get(
-        "/documents/{document_id:str}",
+        "/documents/{document_id:path}",
         operation_id="getDocument",
         summary="Read a document and its chunks",
         responses=ex.ok(Document, ex.DOCUMENT, "The document."),
@@ -134,13 +145,16 @@ class DataController(Controller):
         document_id: DocumentIdParam,
         include_embeddings: bool = False,
     ) -> Document:
-        caller.require_tenant(tenant_id)
         return await get_document(
-            api.router, tenant_id, document_id, include_embeddings=include_embeddings
+            api.router,
+            tenant_id,
+            _document_id(document_id),
+            include_embeddings=include_embeddings,
+            incarnation=caller.incarnation,
         )
 
     @delete(
-        "/documents/{document_id:str}",
+        "/documents/{document_id:path}",
         operation_id="deleteDocument",
         responses=ex.problems(),
         summary="Delete a document and its chunks",
@@ -148,8 +162,9 @@ class DataController(Controller):
     async def delete_(
         self, api: ApiState, caller: Caller, tenant_id: TenantIdParam, document_id: DocumentIdParam
     ) -> None:
-        caller.require_tenant(tenant_id)
-        await delete_document(api.router, tenant_id, document_id)
+        await delete_document(
+            api.router, tenant_id, _document_id(document_id), incarnation=caller.incarnation
+        )
 
     @post(
         "/search",
@@ -164,6 +179,8 @@ class DataController(Controller):
         "1/(1+distance) for l2. ef_search (HNSW, 1-1000) and probes (IVFFlat) trade speed "
         "for recall per request. No match is an empty list.",
         status_code=200,
+        dto=StrictBody[SearchRequest],
+        return_dto=None,
         responses=ex.ok(SearchResponse, ex.SEARCH_RESULTS, "Hits, best first.", errors=ex.EMBEDS),
     )
     async def search(
@@ -181,8 +198,7 @@ class DataController(Controller):
             ),
         ],
     ) -> SearchResponse:
-        caller.require_tenant(tenant_id)
-        return await search(api.router, tenant_id, data)
+        return await search(api.router, tenant_id, data, incarnation=caller.incarnation)
 
     @get(
         "/stats",
@@ -191,8 +207,12 @@ class DataController(Controller):
         responses=ex.ok(TenantStats, ex.STATS, "Counts and sizes."),
     )
     async def stats(self, api: ApiState, caller: Caller, tenant_id: TenantIdParam) -> TenantStats:
-        caller.require_tenant(tenant_id)
-        return await tenant_stats(api.router, tenant_id)
+        return await tenant_stats(api.router, tenant_id, incarnation=caller.incarnation)
+
+
+def _document_id(path_value: str) -> str:
+    # A path parameter keeps the "/" that separates it from the route before it.
+    return path_value[1:] if path_value.startswith("/") else path_value
 
 
 def _needs_embedding(doc: DocumentIn) -> bool:

@@ -1,9 +1,15 @@
-"""Prometheus metrics: requests and latency per tenant and route, pools and connections.
+"""Prometheus metrics: requests per tenant and route, latency per route, pools, connections.
 
 Each app has its own registry (no process-global state), served at ``/metrics``. The
 router's figures are read at scrape time, so they are never stale. With several API
 workers each process answers for itself; scrape them through a port per worker or sum
 in Prometheus.
+
+Label sets stay bounded whatever the traffic: the latency histogram has no tenant label
+(a dozen buckets per tenant would be ~150,000 series at 10,000 tenants); the request
+counter's tenant label takes only ids a caller proved it may use -- the tenant its key
+opens, or with the admin token a tenant that answered; requests that fail
+authentication add to one counter that exists from the start.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from controlplane.api.caller import CALLER, Caller
+
 if TYPE_CHECKING:
     from controlplane.routing import TenantRouter
 
@@ -31,15 +39,21 @@ class ApiMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "tenantvec_requests",
-            "HTTP requests by tenant (empty for admin routes), route and status.",
+            "HTTP requests by tenant (empty for admin routes and refused callers), route "
+            "and status.",
             ["tenant", "route", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "tenantvec_request_seconds",
-            "HTTP request latency by tenant and route.",
-            ["tenant", "route"],
+            "HTTP request latency by route.",
+            ["route"],
             buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.unauthenticated = Counter(
+            "tenantvec_unauthenticated_requests",
+            "Requests refused for missing, malformed or invalid credentials (401).",
             registry=self.registry,
         )
 
@@ -84,6 +98,18 @@ class _RouterCollector(Collector):
             yield family
 
 
+def _tenant_label(scope: Scope, status: int) -> str:
+    """The tenant a request may be counted under: one its caller proved it may use."""
+    caller = scope.get(CALLER)
+    if not isinstance(caller, Caller):
+        return ""
+    if caller.tenant_id is not None:
+        return caller.tenant_id  # a valid key of this tenant
+    tenant = scope.get("path_params", {}).get("tenant_id", "")
+    # The admin may name any id; only one that answered is known to exist.
+    return str(tenant) if status < 400 else ""
+
+
 def metrics_middleware(app: ASGIApp) -> ASGIApp:
     """Count and time every routed request, labelled by tenant and operation id."""
 
@@ -97,7 +123,6 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         if metrics is None or route == "metrics":
             await app(scope, receive, send)
             return
-        tenant = str(scope.get("path_params", {}).get("tenant_id", ""))
         status = 500
         started = time.perf_counter()
 
@@ -110,11 +135,10 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, record_status)
         finally:
-            # Only ids that authenticated and exist become label values: unauthenticated
-            # callers must not be able to grow the metric families without bound.
-            if status in (401, 403, 404):
-                tenant = ""
-            metrics.latency.labels(tenant, route).observe(time.perf_counter() - started)
-            metrics.requests.labels(tenant, route, str(status)).inc()
+            if status == 401:
+                metrics.unauthenticated.inc()
+            else:
+                metrics.latency.labels(route).observe(time.perf_counter() - started)
+                metrics.requests.labels(_tenant_label(scope, status), route, str(status)).inc()
 
     return middleware

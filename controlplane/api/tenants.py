@@ -9,8 +9,10 @@ from litestar.params import Body, Parameter
 from msgspec import Meta, Struct
 
 from controlplane.api import examples as ex
-from controlplane.api.auth import Caller
+from controlplane.api.auth import Caller, admin_only
+from controlplane.api.body import StrictBody
 from controlplane.api.state import ApiState
+from controlplane.catalog.records import validate_tenant_id
 from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
 from controlplane.keys import create_key, list_keys, revoke_key
@@ -33,14 +35,22 @@ TenantIdParam = Annotated[str, Parameter(description="Tenant id.")]
 class TenantCreate(Struct, forbid_unknown_fields=True):
     """The options of ``tenantctl tenants create``."""
 
-    id: str
+    id: Annotated[str, Meta(min_length=3, max_length=63, description="Tenant id.")]
     dims: Annotated[int, Meta(ge=1, le=16_000)] = 1536
     metric: Literal["cosine", "l2", "ip"] = "cosine"
     index: Literal["hnsw", "ivfflat", "none"] = "hnsw"
-    m: int = 16
-    ef_construction: int = 64
-    lists: int = 100
-    text_config: str = "english"
+    m: Annotated[int, Meta(ge=2, le=100, description="HNSW: links per node.")] = 16
+    ef_construction: Annotated[
+        int, Meta(ge=4, le=1000, description="HNSW: build-time candidates (>= 2 m).")
+    ] = 64
+    lists: Annotated[int, Meta(ge=1, le=32_768, description="IVFFlat: lists.")] = 100
+    text_config: Annotated[
+        str,
+        Meta(
+            max_length=63,
+            description="Postgres text search configuration: english, simple, german, ...",
+        ),
+    ] = "english"
     backend: Annotated[
         Literal["postgres", "instance", "docker", "neon"],
         Meta(
@@ -56,15 +66,26 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
     tier: (
         Annotated[
             Literal["small", "medium", "large"],
-            Meta(description="instance/docker: size of the tenant's server."),
+            Meta(
+                description="The tenant's role limits (connections of its own clients, "
+                "statement timeouts) and, for instance/docker, its server's size. Default: "
+                "the server's TENANTVEC_TIER."
+            ),
         ]
         | None
     ) = None
     resources: Annotated[
-        dict[str, str | int],
+        dict[str, Annotated[str, Meta(max_length=32)] | Annotated[int, Meta(ge=0, le=2**31)]],
         Meta(
             description="instance/docker: settings overriding the tier's: shared_buffers, "
             "work_mem, maintenance_work_mem (e.g. '64MB'), max_connections."
+        ),
+    ] = {}
+    limits: Annotated[
+        dict[str, Annotated[str, Meta(max_length=32)] | Annotated[int, Meta(ge=0, le=2**31)]],
+        Meta(
+            description="Limits overriding the tier's: connection_limit (the tenant's own "
+            "clients), statement_timeout, idle_in_transaction_timeout (e.g. '30s')."
         ),
     ] = {}
     labels: dict[str, str] = {}
@@ -106,6 +127,7 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
             region=self.region,
             tier=self.tier,
             resources=dict(self.resources),
+            limits=dict(self.limits),
             labels=self.labels,
             ttl=parse_duration(self.ttl) if self.ttl else None,
             embedder=EmbedderSpec.parse(self.embedder, self.fallbacks) if self.embedder else None,
@@ -120,10 +142,13 @@ class KeyCreate(Struct, forbid_unknown_fields=True):
 class TenantsController(Controller):
     path = "/v1"
     tags = ["admin"]
+    guards = [admin_only]
 
     @post(
         "/tenants",
         operation_id="createTenant",
+        dto=StrictBody[TenantCreate],
+        return_dto=None,
         summary="Create a tenant",
         description="Provisions the tenant's database and role and applies the schema; "
         "answers when the tenant is ready.",
@@ -142,7 +167,6 @@ class TenantsController(Controller):
             ),
         ],
     ) -> dict[str, Any]:
-        caller.require_admin()
         tenant = await create_tenant(api.plane, data.to_request(), actor=caller.actor)
         return tenant.public_dict()
 
@@ -158,7 +182,6 @@ class TenantsController(Controller):
         caller: Caller,
         include_deleted: Annotated[bool, Parameter(query="include_deleted")] = False,
     ) -> list[dict[str, Any]]:
-        caller.require_admin()
         found = await list_tenants(api.plane, include_deleted=include_deleted)
         return [t.public_dict() for t in found]
 
@@ -170,7 +193,6 @@ class TenantsController(Controller):
         responses=ex.ok_admin(dict[str, Any], ex.TENANT, "The tenant."),
     )
     async def show(self, api: ApiState, caller: Caller, tenant_id: TenantIdParam) -> dict[str, Any]:
-        caller.require_admin()
         return await describe_tenant(api.plane, tenant_id)
 
     @delete(
@@ -187,7 +209,6 @@ class TenantsController(Controller):
     async def delete_(
         self, api: ApiState, caller: Caller, tenant_id: TenantIdParam
     ) -> dict[str, Any]:
-        caller.require_admin()
         tenant = await delete_tenant(api.plane, tenant_id, actor=caller.actor)
         return tenant.public_dict()
 
@@ -207,7 +228,6 @@ class TenantsController(Controller):
     async def suspend(
         self, api: ApiState, caller: Caller, tenant_id: TenantIdParam
     ) -> dict[str, Any]:
-        caller.require_admin()
         tenant = await suspend_tenant(api.plane, tenant_id, actor=caller.actor)
         return tenant.public_dict()
 
@@ -223,13 +243,14 @@ class TenantsController(Controller):
     async def resume(
         self, api: ApiState, caller: Caller, tenant_id: TenantIdParam
     ) -> dict[str, Any]:
-        caller.require_admin()
         tenant = await resume_tenant(api.plane, tenant_id, actor=caller.actor)
         return tenant.public_dict()
 
     @post(
         "/tenants/{tenant_id:str}/keys",
         operation_id="createKey",
+        dto=StrictBody[KeyCreate],
+        return_dto=None,
         summary="Create a tenant API key",
         description="The key is in this response and nowhere else: only its hash is stored.",
         responses=ex.ok_admin(
@@ -245,7 +266,6 @@ class TenantsController(Controller):
             KeyCreate | None, Body(examples=ex.example({"name": "search-backend"}))
         ] = None,
     ) -> dict[str, Any]:
-        caller.require_admin()
         name = data.name if data is not None else None
         issued = await create_key(api.plane, tenant_id, actor=caller.actor, name=name)
         return issued.public_dict()
@@ -263,7 +283,6 @@ class TenantsController(Controller):
         tenant_id: TenantIdParam,
         include_revoked: Annotated[bool, Parameter(query="include_revoked")] = False,
     ) -> list[dict[str, Any]]:
-        caller.require_admin()
         keys = await list_keys(api.plane, tenant_id, include_revoked=include_revoked)
         return [k.public_dict() for k in keys]
 
@@ -278,7 +297,6 @@ class TenantsController(Controller):
     async def revoke_key(
         self, api: ApiState, caller: Caller, tenant_id: TenantIdParam, key_id: str
     ) -> None:
-        caller.require_admin()
         await revoke_key(api.plane, tenant_id, key_id, actor=caller.actor)
 
     @get(
@@ -292,9 +310,10 @@ class TenantsController(Controller):
         self,
         api: ApiState,
         caller: Caller,
-        tenant: str | None = None,
+        tenant: Annotated[str | None, Parameter(description="Only this tenant's.")] = None,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
-        caller.require_admin()
+        if tenant is not None:
+            validate_tenant_id(tenant)
         found = await api.plane.catalog.list_operations(tenant_id=tenant, limit=limit)
         return [op.public_dict() for op in found]

@@ -40,7 +40,9 @@ from controlplane.catalog.records import (
 )
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
-    BackendUnavailable,
+    CatalogUnavailable,
+    InvalidRequest,
+    OverCapacity,
     ServerExists,
     ServerNotFound,
     TenantBusy,
@@ -452,8 +454,16 @@ class Catalog:
         """The one place where driver errors about the catalog become ours."""
         try:
             yield
+        except sqlalchemy.exc.DataError as exc:
+            # Inputs are validated before they get here; this is the net under them.
+            raise InvalidRequest(f"the catalog refused a value: {_first_line(exc.orig)}") from exc
+        except sqlalchemy.exc.TimeoutError as exc:
+            raise OverCapacity(
+                "every catalog connection of this process is busy; retry shortly",
+                retry_after=1,
+            ) from exc
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
-            raise BackendUnavailable(
+            raise CatalogUnavailable(
                 f"the catalog database at {self.conninfo.host}:{self.conninfo.port} is "
                 f"unreachable: {_first_line(exc.orig)}"
             ) from exc

@@ -14,6 +14,7 @@ made, so a process that dies at any point leaves a row that ``reconcile`` can fi
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from controlplane.errors import (
     TenantvecError,
 )
 from controlplane.failpoints import failpoint
+from controlplane.inputs import check_identifier
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.backend import Backend, Checkpoint
@@ -45,6 +47,7 @@ from controlplane.provisioning.compute import ComputeSpec
 from controlplane.provisioning.labels import validate_labels
 from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.retry import with_retries
+from controlplane.provisioning.servers import validate_server_name
 from controlplane.retrieval.chunking import ChunkingSpec
 from controlplane.retrieval.embedding.spec import EmbedderSpec
 from tenant_schema import MigrationReport, migrate
@@ -65,6 +68,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("tenantvec.lifecycle")
+
+_REGION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # whole string
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,10 @@ class TenantRequest:
 
     def __post_init__(self) -> None:
         validate_tenant_id(self.id)
+        if self.server is not None:
+            validate_server_name(self.server)
+        if self.region is not None:
+            check_identifier(self.region, _REGION_RE, "region", "e.g. aws-eu-central-1")
         self.schema  # noqa: B018 -- validates dims, metric and index together
         validate_labels(self.labels)
         ComputeSpec.resolve(self.tier or "small", self.resources)  # validates both

@@ -28,6 +28,7 @@ __all__ = [
     "inspect_server",
     "register_server",
     "unregister_server",
+    "validate_server_name",
 ]
 
 logger = logging.getLogger("tenantvec.provisioning.servers")
@@ -136,7 +137,7 @@ async def register_server(
     replace: bool = False,
 ) -> Server:
     """Check a server, prepare its template database and record it in the catalog."""
-    _validate_server_name(name)
+    validate_server_name(name)
     if capacity is not None and capacity < 0:
         raise InvalidRequest("capacity must be zero or more tenants")
     if admin.password is None and not admin.host.startswith("/"):
@@ -171,7 +172,7 @@ async def unregister_server(catalog: Catalog, name: str) -> None:
     await catalog.remove_server(name)
 
 
-def _validate_server_name(name: str) -> None:
+def validate_server_name(name: str) -> None:
     check_identifier(
         name,
         _SERVER_NAME_RE,

@@ -48,7 +48,7 @@ async def backfill(
     target = route.embedder.identity
     condition = _ANY_OTHER if all_chunks else _STALE
     started = time.monotonic()
-    async with router.connection(tenant_id) as tc:
+    async with router.connection(route) as tc:
         cur = await tc.conn.execute(
             f"SELECT count(*) FROM chunks WHERE {condition}", {"target": target}
         )
@@ -57,7 +57,7 @@ async def backfill(
         on_start(int(row[0]) if row else 0)
     embedded, after = 0, 0
     while True:
-        async with router.connection(tenant_id) as tc:
+        async with router.connection(route) as tc:
             cur = await tc.conn.execute(
                 f"SELECT id, content FROM chunks WHERE id > %(after)s AND {condition} "
                 "ORDER BY id LIMIT %(batch)s",
@@ -70,7 +70,7 @@ async def backfill(
             [content for _, content in rows], dims=route.schema.dims, purpose=Purpose.DOCUMENT
         )
         async with (
-            router.connection(tenant_id) as tc,
+            router.connection(route) as tc,
             tc.conn.transaction(),
             tc.conn.cursor() as cur,
         ):

@@ -159,7 +159,7 @@ async def import_chroma(
         for doc in docs:
             validate_document(route, doc, f"record {doc.id!r}")
         prepared = await prepare_documents(router, route, docs)
-        async with router.connection(tenant_id) as tc, tc.conn.transaction():
+        async with router.connection(route) as tc, tc.conn.transaction():
             await write_documents(tc.conn, prepared)
             await tc.conn.execute(
                 "UPDATE ingestion_jobs SET processed = processed + %s, updated_at = now() "
@@ -171,7 +171,7 @@ async def import_chroma(
             on_batch(len(docs))
         failpoint(plane.settings, "chroma.after_batch")
 
-    async with router.connection(tenant_id) as tc:
+    async with router.connection(route) as tc:
         await tc.conn.execute(
             "UPDATE ingestion_jobs SET state = 'completed', finished_at = now(), "
             "updated_at = now() WHERE id = %s",

@@ -18,18 +18,23 @@ tenant's database as it was.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import psycopg
 from pgvector import Vector
 from psycopg.types.json import Jsonb
 
-from controlplane.errors import DocumentNotFound, InvalidRequest
+from controlplane.errors import DocumentNotFound, DocumentRejected, InvalidRequest
+from controlplane.inputs import check_json, check_text
+from controlplane.pgconnect import describe_pg_error
 from controlplane.retrieval.chunking import split_text
 from controlplane.retrieval.embedding import Purpose
 from controlplane.retrieval.models import (
+    MAX_DOCUMENT_ID,
     Chunk,
     Document,
     DocumentIn,
@@ -42,6 +47,7 @@ from controlplane.routing import Route, TenantRouter
 
 __all__ = [
     "PreparedDocument",
+    "check_document_id",
     "delete_document",
     "get_document",
     "prepare_documents",
@@ -67,6 +73,10 @@ _COPY_CHUNKS = (
     "metadata, embedder) FROM STDIN (FORMAT BINARY)"
 )
 _CHUNK_TYPES = ["text", "int4", "int4", "int4", "text", "vector", "jsonb", "text"]
+# SQLSTATE classes of errors the data causes: 22 data exception (a value out of range),
+# 54 program limit exceeded (a tsvector over 1 MB).
+_DATA_ERROR_CLASSES = ("22", "54")
+_COPY_LINE_RE = re.compile(r"COPY chunks, line (\d+)")
 _STORED = """
 SELECT d.id, d.content_hash, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)
 FROM documents d WHERE d.id = ANY(%s)
@@ -92,15 +102,29 @@ class PreparedDocument:
     stored_chunks: int = 0
 
 
+def check_document_id(document_id: str, where: str = "document id") -> str:
+    """A caller's document id: 1-512 characters, none of them a control character."""
+    if not 1 <= len(document_id) <= MAX_DOCUMENT_ID:
+        raise InvalidRequest(f"{where} must be 1-{MAX_DOCUMENT_ID} characters")
+    return check_text(document_id, where, single_line=True)
+
+
 def validate_document(route: Route, doc: DocumentIn, where: str) -> None:
     """Everything about one document that can be checked without the database."""
+    check_document_id(doc.id, f"{where}.id")
     if (doc.text is None) == (doc.chunks is None):
         raise InvalidRequest(f"{where}: give either text or chunks")
-    if doc.text is not None and "\x00" in doc.text:
-        raise InvalidRequest(f"{where}.text contains a NUL character")
+    if doc.text is not None:
+        check_text(doc.text, f"{where}.text")
+    for name in ("title", "source"):
+        value = getattr(doc, name)
+        if value is not None:
+            check_text(value, f"{where}.{name}")
+    check_json(doc.metadata, f"{where}.metadata")
     schema = route.schema
     for c, chunk in enumerate(doc.chunks or ()):
         at = f"{where}.chunks[{c}]"
+        check_json(chunk.metadata, f"{at}.metadata")
         if chunk.embedding is not None:
             check_vector(
                 chunk.embedding,
@@ -109,8 +133,7 @@ def validate_document(route: Route, doc: DocumentIn, where: str) -> None:
                 metric=schema.metric,
                 where=f"{at}.embedding",
             )
-        if "\x00" in chunk.content:
-            raise InvalidRequest(f"{at}.content contains a NUL character")
+        check_text(chunk.content, f"{at}.content")
         if (
             chunk.start_offset is not None
             and chunk.end_offset is not None
@@ -143,7 +166,7 @@ async def prepare_documents(
 ) -> list[PreparedDocument]:
     """Hash, skip the unchanged, chunk and embed the rest (validated documents only)."""
     prepared = [PreparedDocument(doc, content_hash(route, doc), None) for doc in docs]
-    async with router.connection(route.tenant_id) as tc:
+    async with router.connection(route) as tc:
         cur = await tc.conn.execute(_STORED, ([p.doc.id for p in prepared],))
         stored = {row[0]: (row[1], int(row[2])) for row in await cur.fetchall()}
     changed = []
@@ -242,43 +265,71 @@ async def write_documents(
             cur.nextset()
     if replaced:
         await conn.execute("DELETE FROM chunks WHERE document_id = ANY(%s)", (replaced,))
-    async with conn.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
-        # Binary: pgvector's binary form is one struct.pack per vector, while its text
-        # form formats every float in Python (most of a batch's time at 1024 dims).
-        copy.set_types(_CHUNK_TYPES)
-        for p in written:
-            for ordinal, c in enumerate(p.chunks or ()):
-                await copy.write_row(
-                    (
-                        p.doc.id,
-                        ordinal,
-                        c.start,
-                        c.end,
-                        c.content,
-                        Vector(c.embedding) if c.embedding is not None else None,
-                        Jsonb(c.metadata),
-                        c.embedder,
+    rows: list[str] = []  # the document of each COPY row, to name the one refused
+    try:
+        async with conn.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
+            # Binary: pgvector's binary form is one struct.pack per vector, while its
+            # text form formats every float in Python (most of a batch's time at 1024
+            # dims).
+            copy.set_types(_CHUNK_TYPES)
+            for p in written:
+                for ordinal, c in enumerate(p.chunks or ()):
+                    rows.append(p.doc.id)
+                    await copy.write_row(
+                        (
+                            p.doc.id,
+                            ordinal,
+                            c.start,
+                            c.end,
+                            c.content,
+                            Vector(c.embedding) if c.embedding is not None else None,
+                            Jsonb(c.metadata),
+                            c.embedder,
+                        )
                     )
-                )
+    except psycopg.Error as exc:
+        if (exc.sqlstate or "")[:2] not in _DATA_ERROR_CLASSES:
+            raise
+        line = _COPY_LINE_RE.search(exc.diag.context or "")
+        document = (
+            rows[int(line.group(1)) - 1] if line and int(line.group(1)) <= len(rows) else None
+        )
+        raise DocumentRejected(
+            document,
+            f"document {document!r} was refused by the tenant's database: {describe_pg_error(exc)}"
+            if document
+            else f"the tenant's database refused a chunk: {describe_pg_error(exc)}",
+        ) from exc
     return results
 
 
 async def upsert_documents(
-    router: TenantRouter, tenant_id: str, request: UpsertRequest
+    router: TenantRouter,
+    tenant_id: str,
+    request: UpsertRequest,
+    *,
+    incarnation: str | None = None,
 ) -> UpsertResponse:
     """Write a batch of documents with their chunks, atomically."""
-    route = await router.route(tenant_id)
+    route = await router.route(tenant_id, incarnation=incarnation)
     validate_upsert(route, request)
     prepared = await prepare_documents(router, route, request.documents)
-    async with router.connection(tenant_id) as tc, tc.conn.transaction():
+    async with router.connection(route) as tc, tc.conn.transaction():
         results = await write_documents(tc.conn, prepared)
     return UpsertResponse(documents=[results[doc.id] for doc in request.documents])
 
 
 async def get_document(
-    router: TenantRouter, tenant_id: str, document_id: str, *, include_embeddings: bool = False
+    router: TenantRouter,
+    tenant_id: str,
+    document_id: str,
+    *,
+    include_embeddings: bool = False,
+    incarnation: str | None = None,
 ) -> Document:
-    async with router.connection(tenant_id) as tc:
+    check_document_id(document_id)
+    route = await router.route(tenant_id, incarnation=incarnation)
+    async with router.connection(route) as tc:
         cur = await tc.conn.execute(
             "SELECT id, title, source, metadata, created_at, updated_at FROM documents "
             "WHERE id = %s",
@@ -316,9 +367,13 @@ async def get_document(
     )
 
 
-async def delete_document(router: TenantRouter, tenant_id: str, document_id: str) -> None:
+async def delete_document(
+    router: TenantRouter, tenant_id: str, document_id: str, *, incarnation: str | None = None
+) -> None:
     """Delete the document and its chunks; DocumentNotFound if there is none."""
-    async with router.connection(tenant_id) as tc:
+    check_document_id(document_id)
+    route = await router.route(tenant_id, incarnation=incarnation)
+    async with router.connection(route) as tc:
         cur = await tc.conn.execute(
             "DELETE FROM documents WHERE id = %s RETURNING id", (document_id,)
         )

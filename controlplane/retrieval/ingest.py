@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from controlplane.errors import EmbeddingFailed, InvalidRequest
+from controlplane.errors import DocumentRejected, EmbeddingFailed, InvalidRequest
 from controlplane.retrieval.documents import (
     PreparedDocument,
     prepare_documents,
@@ -55,10 +55,19 @@ async def ingest_batch(
         valid[doc.id] = doc  # a later duplicate id wins, as it would in two batches
     prepared, failures = await prepare_isolating_failures(router, route, list(valid.values()))
     outcome.failures.extend(failures)
-    if prepared:
-        async with router.connection(tenant_id) as tc, tc.conn.transaction():
-            written = await write_documents(tc.conn, prepared)
+    while prepared:
+        try:
+            async with router.connection(route) as tc, tc.conn.transaction():
+                written = await write_documents(tc.conn, prepared)
+        except DocumentRejected as exc:
+            if exc.document_id is None:
+                raise
+            # The database refused one document: report it, write the others.
+            outcome.failures.append((exc.document_id, str(exc)))
+            prepared = [p for p in prepared if p.doc.id != exc.document_id]
+            continue
         outcome.results = list(written.values())
+        break
     return outcome
 
 

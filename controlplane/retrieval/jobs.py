@@ -18,9 +18,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import socket
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -28,14 +30,22 @@ from psycopg.types.json import Jsonb
 
 from controlplane.errors import (
     BackendUnavailable,
+    DocumentRejected,
     EmbedderUnavailable,
     EmbeddingFailed,
+    InvalidRequest,
     JobNotFound,
     OverCapacity,
     TenantNotFound,
     TenantvecError,
 )
-from controlplane.retrieval.documents import validate_upsert, write_documents
+from controlplane.inputs import printable
+from controlplane.retrieval.documents import (
+    PreparedDocument,
+    validate_document,
+    validate_upsert,
+    write_documents,
+)
 from controlplane.retrieval.ingest import prepare_isolating_failures
 from controlplane.retrieval.models import DocumentIn, Job, JobError, UpsertRequest
 from controlplane.routing import Route, TenantRouter
@@ -45,6 +55,7 @@ __all__ = ["JobRunner", "get_job", "list_jobs", "submit_job"]
 logger = logging.getLogger("tenantvec.jobs")
 
 BATCH_DOCUMENTS = 16
+_JOB_ID_RE = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")  # whole string
 MAX_RECORDED_ERRORS = 1_000
 _MAX_ATTEMPTS = 5  # claims of one job before it is failed (each crash of a holder is one)
 _IDLE_POLL_SECONDS = 2.0
@@ -55,12 +66,18 @@ _COLUMNS = (
 )
 
 
-async def submit_job(router: TenantRouter, tenant_id: str, request: UpsertRequest) -> Job:
+async def submit_job(
+    router: TenantRouter,
+    tenant_id: str,
+    request: UpsertRequest,
+    *,
+    incarnation: str | None = None,
+) -> Job:
     """Queue ``request`` as an ingestion job; it is validated first, like an upsert."""
-    route = await router.route(tenant_id)
+    route = await router.route(tenant_id, incarnation=incarnation)
     validate_upsert(route, request)
     payload = msgspec.to_builtins(request.documents)
-    async with router.connection(tenant_id) as tc:
+    async with router.connection(route) as tc:
         cur = await tc.conn.execute(
             f"INSERT INTO ingestion_jobs (kind, total, payload) VALUES ('documents', %s, %s) "
             f"RETURNING {_COLUMNS}",
@@ -72,18 +89,19 @@ async def submit_job(router: TenantRouter, tenant_id: str, request: UpsertReques
     try:
         await router.plane.catalog.jobs.enqueue(job.id, route.uid, tenant_id)
     except TenantvecError:
-        await _finish(router, tenant_id, job.id, "failed", "could not be queued: catalog down")
+        await _finish(router, route, job.id, "failed", "could not be queued: catalog down")
         raise
     router.plane.jobs_waiting.set()
     return job
 
 
-async def get_job(router: TenantRouter, tenant_id: str, job_id: str) -> Job:
-    try:
-        uuid.UUID(job_id)
-    except ValueError:
-        raise JobNotFound(tenant_id, job_id) from None
-    async with router.connection(tenant_id) as tc:
+async def get_job(
+    router: TenantRouter, tenant_id: str, job_id: str, *, incarnation: str | None = None
+) -> Job:
+    if _JOB_ID_RE.fullmatch(job_id) is None:
+        raise JobNotFound(tenant_id, printable(job_id, 40))
+    route = await router.route(tenant_id, incarnation=incarnation)
+    async with router.connection(route) as tc:
         cur = await tc.conn.execute(
             f"SELECT {_COLUMNS} FROM ingestion_jobs WHERE id = %s", (job_id,)
         )
@@ -93,8 +111,11 @@ async def get_job(router: TenantRouter, tenant_id: str, job_id: str) -> Job:
     return _job(tenant_id, row)
 
 
-async def list_jobs(router: TenantRouter, tenant_id: str, *, limit: int = 50) -> list[Job]:
-    async with router.connection(tenant_id) as tc:
+async def list_jobs(
+    router: TenantRouter, tenant_id: str, *, limit: int = 50, incarnation: str | None = None
+) -> list[Job]:
+    route = await router.route(tenant_id, incarnation=incarnation)
+    async with router.connection(route) as tc:
         cur = await tc.conn.execute(
             f"SELECT {_COLUMNS} FROM ingestion_jobs ORDER BY created_at DESC LIMIT %s", (limit,)
         )
@@ -122,9 +143,9 @@ def _job(tenant_id: str, row: Sequence[Any]) -> Job:
 
 
 async def _finish(
-    router: TenantRouter, tenant_id: str, job_id: str, state: str, error: str | None = None
+    router: TenantRouter, route: Route, job_id: str, state: str, error: str | None = None
 ) -> None:
-    async with router.connection(tenant_id) as tc:
+    async with router.connection(route) as tc:
         await tc.conn.execute(
             "UPDATE ingestion_jobs SET state = %s, error = %s, finished_at = now(), "
             "updated_at = now() WHERE id = %s",
@@ -193,31 +214,31 @@ class JobRunner:
             raise
         except Exception:
             logger.exception("job %s of tenant %s crashed", job_id, tenant_id)
-            await self._end(job_id, tenant_id, "failed", "internal error; see the server log")
+            target = _Target(tenant_id, tenant_uid)
+            await self._end(job_id, target, "failed", "internal error; see the server log")
 
     async def _run_job(self, job_id: str, tenant_id: str, tenant_uid: str, attempts: int) -> None:
         try:
-            route = await self._router.route(tenant_id)
+            # Only the incarnation the job was queued for: one deleted and created
+            # again took its jobs with it.
+            route = await self._router.route(tenant_id, incarnation=tenant_uid)
         except TenantNotFound:
             await self._catalog.jobs.finish(job_id)  # the tenant, and its jobs, are gone
             return
-        if route.uid != tenant_uid:  # deleted and created again: the job went with it
-            await self._catalog.jobs.finish(job_id)
-            return
         if attempts > _MAX_ATTEMPTS:
-            await self._end(job_id, tenant_id, "failed", f"gave up after {_MAX_ATTEMPTS} attempts")
+            await self._end(job_id, route, "failed", f"gave up after {_MAX_ATTEMPTS} attempts")
             return
         try:
             await self._resume(route, job_id)
         except (EmbedderUnavailable, EmbeddingFailed) as exc:
-            await self._end(job_id, tenant_id, "failed", str(exc))
+            await self._end(job_id, route, "failed", str(exc))
         except (TenantNotFound, BackendUnavailable, OverCapacity) as exc:
             # Transient: the lease runs out and this or another process tries again.
             logger.warning("job %s of tenant %s paused: %s", job_id, tenant_id, exc)
 
     async def _resume(self, route: Route, job_id: str) -> None:
         tenant_id = route.tenant_id
-        async with self._router.connection(tenant_id) as tc:
+        async with self._router.connection(route) as tc:
             cur = await tc.conn.execute(
                 "UPDATE ingestion_jobs SET state = 'running', "
                 "started_at = coalesce(started_at, now()), updated_at = now() "
@@ -235,12 +256,45 @@ class JobRunner:
             logger.info("job %s of tenant %s resumes at document %d", job_id, tenant_id, processed)
         for start in range(processed, len(docs), BATCH_DOCUMENTS):
             await self._batch(route, job_id, docs[start : start + BATCH_DOCUMENTS])
-        await self._end(job_id, tenant_id, "completed")
+        await self._end(job_id, route, "completed")
 
     async def _batch(self, route: Route, job_id: str, docs: list[DocumentIn]) -> None:
-        prepared, failures = await prepare_isolating_failures(self._router, route, docs)
-        errors = [{"document": doc_id, "error": error} for doc_id, error in failures]
-        async with self._router.connection(route.tenant_id) as tc, tc.conn.transaction():
+        """Write one batch and the job's progress in one transaction.
+
+        A document the database refuses (a chunk too large to index, say) is recorded
+        with its error and the batch is written again without it: the good documents
+        go in, each bad one is reported.
+        """
+        valid: list[DocumentIn] = []
+        errors: list[dict[str, str | None]] = []
+        for doc in docs:
+            try:
+                validate_document(route, doc, f"document {doc.id!r}")
+            except InvalidRequest as exc:
+                errors.append({"document": doc.id, "error": str(exc)})
+            else:
+                valid.append(doc)
+        prepared, failures = await prepare_isolating_failures(self._router, route, valid)
+        errors += [{"document": doc_id, "error": error} for doc_id, error in failures]
+        while True:
+            try:
+                await self._write_batch(route, job_id, len(docs), prepared, errors)
+                return
+            except DocumentRejected as exc:
+                if exc.document_id is None:
+                    raise
+                errors.append({"document": exc.document_id, "error": str(exc)})
+                prepared = [p for p in prepared if p.doc.id != exc.document_id]
+
+    async def _write_batch(
+        self,
+        route: Route,
+        job_id: str,
+        processed: int,
+        prepared: list[PreparedDocument],
+        errors: list[dict[str, str | None]],
+    ) -> None:
+        async with self._router.connection(route) as tc, tc.conn.transaction():
             results = await write_documents(tc.conn, prepared)
             counts = {"created": 0, "updated": 0, "unchanged": 0}
             for result in results.values():
@@ -253,7 +307,7 @@ class JobRunner:
                 "THEN errors || %(errors)s ELSE errors END, updated_at = now() "
                 "WHERE id = %(id)s",
                 {
-                    "n": len(docs),
+                    "n": processed,
                     **counts,
                     "failed": len(errors),
                     "errors": Jsonb(errors),
@@ -262,11 +316,29 @@ class JobRunner:
                 },
             )
 
-    async def _end(self, job_id: str, tenant_id: str, state: str, error: str | None = None) -> None:
+    async def _end(
+        self, job_id: str, target: Route | _Target, state: str, error: str | None = None
+    ) -> None:
         try:
-            await _finish(self._router, tenant_id, job_id, state, error)
+            route = target if isinstance(target, Route) else await target.route(self._router)
+            await _finish(self._router, route, job_id, state, error)
         finally:
             await self._catalog.jobs.finish(job_id)
         logger.info(
-            "job %s of tenant %s %s%s", job_id, tenant_id, state, f": {error}" if error else ""
+            "job %s of tenant %s %s%s",
+            job_id,
+            target.tenant_id,
+            state,
+            f": {error}" if error else "",
         )
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The tenant incarnation a job belongs to, when no route was read yet."""
+
+    tenant_id: str
+    uid: str
+
+    async def route(self, router: TenantRouter) -> Route:
+        return await router.route(self.tenant_id, incarnation=self.uid)

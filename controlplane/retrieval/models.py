@@ -15,6 +15,8 @@ from msgspec import Meta, Struct
 __all__ = [
     "MAX_BATCH_DOCUMENTS",
     "MAX_CHUNKS_PER_DOCUMENT",
+    "MAX_DOCUMENT_ID",
+    "MAX_OFFSET",
     "Chunk",
     "ChunkIn",
     "Document",
@@ -34,9 +36,17 @@ __all__ = [
 MAX_BATCH_DOCUMENTS = 1_000
 MAX_CHUNKS_PER_DOCUMENT = 10_000
 MAX_TEXT_CHARS = 10_000_000
+MAX_DOCUMENT_ID = 512
+# Chunk offsets are stored as Postgres integers.
+MAX_OFFSET = 2**31 - 1
 
 DocumentId = Annotated[
-    str, Meta(min_length=1, max_length=512, description="The caller's id for the document.")
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_DOCUMENT_ID,
+        description="The caller's id for the document: any text without control characters.",
+    ),
 ]
 Metadata = Annotated[
     dict[str, Any], Meta(description="Any JSON object; searches filter on it by containment.")
@@ -53,8 +63,8 @@ class ChunkIn(Struct, forbid_unknown_fields=True):
         | None
     ) = None
     metadata: Metadata = {}
-    start_offset: Annotated[int, Meta(ge=0)] | None = None
-    end_offset: Annotated[int, Meta(ge=0)] | None = None
+    start_offset: Annotated[int, Meta(ge=0, le=MAX_OFFSET)] | None = None
+    end_offset: Annotated[int, Meta(ge=0, le=MAX_OFFSET)] | None = None
 
 
 class DocumentIn(Struct, forbid_unknown_fields=True):

@@ -27,6 +27,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from controlplane.errors import InvalidRequest
+from controlplane.inputs import check_json, check_text
 from controlplane.retrieval.embedding import Purpose
 from controlplane.retrieval.models import SearchHit, SearchMode, SearchRequest, SearchResponse
 from controlplane.retrieval.validation import check_min_similarity, check_vector, score_sql
@@ -60,10 +61,24 @@ def search_mode(request: SearchRequest) -> SearchMode:
     return mode
 
 
-async def search(router: TenantRouter, tenant_id: str, request: SearchRequest) -> SearchResponse:
-    """The best ``k`` chunks for the query, best first."""
-    route = await router.route(tenant_id)
+async def search(
+    router: TenantRouter,
+    tenant_id: str,
+    request: SearchRequest,
+    *,
+    incarnation: str | None = None,
+) -> SearchResponse:
+    """The best ``k`` chunks for the query, best first.
+
+    ``incarnation`` (a tenant uid, as an API key carries it) pins the search to that
+    incarnation of the tenant: if it is gone, TenantNotFound, never its successor.
+    """
+    route = await router.route(tenant_id, incarnation=incarnation)
     mode = search_mode(request)
+    if request.text is not None:
+        check_text(request.text, "text")
+    if request.filter is not None:
+        check_json(request.filter, "filter")
     schema = route.schema
     max_distance = (
         check_min_similarity(request.min_similarity, schema.metric)
@@ -89,7 +104,7 @@ async def search(router: TenantRouter, tenant_id: str, request: SearchRequest) -
     settings = (
         [] if mode == "keyword" else _index_settings(request, schema.index.kind, filtered=filtered)
     )
-    async with router.connection(tenant_id) as tc:
+    async with router.connection(route) as tc:
         # set_config(..., true) lasts for a transaction; without settings, a bare
         # statement saves the BEGIN/COMMIT round trips.
         block = tc.conn.transaction() if settings else contextlib.nullcontext()

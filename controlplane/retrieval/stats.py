@@ -18,8 +18,11 @@ SELECT
 """
 
 
-async def tenant_stats(router: TenantRouter, tenant_id: str) -> TenantStats:
-    async with router.connection(tenant_id) as tc:
+async def tenant_stats(
+    router: TenantRouter, tenant_id: str, *, incarnation: str | None = None
+) -> TenantStats:
+    route = await router.route(tenant_id, incarnation=incarnation)
+    async with router.connection(route) as tc:
         row = await (await tc.conn.execute(_STATS)).fetchone()
     assert row is not None
     schema = tc.route.schema

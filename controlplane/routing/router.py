@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +37,16 @@ from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
 
 from controlplane.catalog.records import TenantState
-from controlplane.errors import OverCapacity, TenantNotFound, TenantUnavailable
+from controlplane.errors import (
+    CatalogUnavailable,
+    OverCapacity,
+    TenantNotFound,
+    TenantUnavailable,
+)
 from controlplane.pgconnect import describe_pg_error
 from controlplane.plane import ControlPlane
 from controlplane.routing.budget import ServerBudget
+from controlplane.routing.grace import CatalogGrace
 from controlplane.routing.pools import TenantPool
 from controlplane.routing.routes import Route, RouteTable
 from controlplane.routing.wake import Waker
@@ -84,7 +90,9 @@ class TenantRouter:
     def __init__(self, plane: ControlPlane) -> None:
         settings = plane.settings
         self._plane = plane
-        self._routes = RouteTable(plane, ttl=settings.route_ttl_seconds)
+        # Shared with the key verifier: one view of whether the catalog answers.
+        self.grace = CatalogGrace(settings.catalog_grace_seconds)
+        self._routes = RouteTable(plane, ttl=settings.route_ttl_seconds, grace=self.grace)
         self._max_pools = settings.max_pools
         self._budget_limit = settings.worker_connection_budget
         self._pool_max = min(settings.pool_max_size, self._budget_limit)
@@ -132,16 +140,24 @@ class TenantRouter:
     # -- the request path --------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def connection(self, tenant_id: str) -> AsyncIterator[TenantConnection]:
+    async def connection(self, target: str | Route) -> AsyncIterator[TenantConnection]:
         """A connection to the tenant's database for the duration of the block.
+
+        ``target`` is a tenant id, or a route from :meth:`route`: then the connection
+        goes to that very incarnation of the tenant, or fails with TenantNotFound if it
+        is gone (deleted, or deleted and created again) -- never to a successor.
 
         A suspended tenant is resumed first, and a tenant whose own server died is
         restarted (``routing.wake``): the request waits instead of failing.
         """
-        route = await self._routes.get(tenant_id)
+        if isinstance(target, Route):
+            tenant_id, incarnation = target.tenant_id, target.uid
+        else:
+            tenant_id, incarnation = target, None
+        route = _same_incarnation(await self._routes.get(tenant_id), incarnation)
         if route.state is TenantState.SUSPENDED:
             await self._waker.wake(tenant_id)
-            route = await self._fresh_route(tenant_id)
+            route = await self._fresh_route(tenant_id, incarnation)
         if route.state is not TenantState.READY:
             raise TenantUnavailable(tenant_id, route.state.value, _state_reason(route))
         down = self._down.get(tenant_id)
@@ -159,7 +175,7 @@ class TenantRouter:
             # Its server died, or another process suspended it: bring it back, once.
             if not await self._waker.wake(tenant_id):
                 raise
-            route = await self._fresh_route(tenant_id)
+            route = await self._fresh_route(tenant_id, incarnation)
             tpool, conn = await self._acquire(route, time.monotonic() + self._wait_seconds)
         try:
             yield TenantConnection(route, conn)
@@ -185,10 +201,10 @@ class TenantRouter:
             await self._checkin(tpool)
             raise
 
-    async def _fresh_route(self, tenant_id: str) -> Route:
+    async def _fresh_route(self, tenant_id: str, incarnation: str | None) -> Route:
         """The tenant's route as the catalog has it now (after a wake-up)."""
         self._routes.forget(tenant_id)
-        route = await self._routes.get(tenant_id)
+        route = _same_incarnation(await self._routes.get(tenant_id), incarnation)
         if route.state is not TenantState.READY:
             raise TenantUnavailable(tenant_id, route.state.value, _state_reason(route))
         return route
@@ -297,9 +313,14 @@ class TenantRouter:
             try:
                 await self._close_idle()
                 await self._revalidate()
-                if time.monotonic() - self._activity_flushed >= self._activity_every:
+                if (
+                    time.monotonic() - self._activity_flushed >= self._activity_every
+                    and self.grace.should_ask()
+                ):
                     await self.flush_activity()
-            except Exception:  # noqa: BLE001 -- the loop must outlive a catalog outage
+            except CatalogUnavailable:
+                self.grace.failed()  # said once, when the outage began
+            except Exception:  # noqa: BLE001 -- the loop must outlive anything
                 logger.warning("router maintenance failed; retrying", exc_info=True)
 
     async def _close_idle(self) -> None:
@@ -313,11 +334,18 @@ class TenantRouter:
     async def _revalidate(self) -> None:
         """Re-read the catalog for open pools' routes about to expire, in one query."""
         stale = self._routes.stale(list(self._pools), older_than=self._ttl / 2)
-        if not stale:
+        if not stale or not self.grace.should_ask():
             return
-        versions = await self._plane.catalog.tenant_versions(stale)
+        try:
+            versions = await self._plane.catalog.tenant_versions(stale)
+        except CatalogUnavailable:
+            self.grace.failed()  # routes stay while the grace lasts; requests decide
+            return
+        self.grace.answered()
         for tenant_id in stale:
             current = versions.get(tenant_id)
+            if current is None:
+                self._routes.gone(tenant_id)
             if current is None or not self._routes.confirm(tenant_id, *current):
                 logger.info("tenant %s: catalog entry changed; closing its pool", tenant_id)
                 await self.forget(tenant_id)
@@ -415,9 +443,23 @@ class TenantRouter:
     def plane(self) -> ControlPlane:
         return self._plane
 
-    async def route(self, tenant_id: str) -> Route:
-        """The tenant's (cached) route; TenantNotFound if it has none."""
-        return await self._routes.get(tenant_id)
+    async def route(self, tenant_id: str, *, incarnation: str | None = None) -> Route:
+        """The tenant's (cached) route; TenantNotFound if it has none -- or, when
+        ``incarnation`` (a tenant uid) is given, if that incarnation is gone."""
+        return _same_incarnation(await self._routes.get(tenant_id), incarnation)
+
+    def on_incarnation_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(tenant_id)`` when a tenant this router knew is found deleted
+        or replaced by a new incarnation (how cached keys of it are dropped)."""
+        self._routes.on_incarnation_change(listener)
+
+
+def _same_incarnation(route: Route, incarnation: str | None) -> Route:
+    if incarnation is not None and route.uid != incarnation:
+        # The incarnation the caller holds (through its key, or an earlier route) was
+        # deleted; the tenant now under that id is another one.
+        raise TenantNotFound(route.tenant_id)
+    return route
 
 
 def _state_reason(route: Route) -> str:

@@ -3,22 +3,29 @@
 A route is valid for ``ttl`` seconds. Changes made in this process (delete, suspend,
 move) drop the entry at once through :meth:`RouteTable.forget`; changes made by other
 processes are seen when the entry expires, or sooner when the router's maintenance
-task revalidates it (``TenantRouter``).
+task revalidates it (``TenantRouter``). While the catalog cannot be reached, an entry
+verified within the grace keeps serving (``routing.grace``).
+
+A route names one incarnation of a tenant (its catalog ``uid``). When a re-read finds
+another incarnation under the same id (deleted and created again elsewhere), the
+table's incarnation listeners hear of it -- the key verifier drops that tenant's keys.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from controlplane.catalog.records import Tenant, TenantState, validate_tenant_id
 from controlplane.dsn import ConnInfo
-from controlplane.errors import TenantNotFound
+from controlplane.errors import CatalogUnavailable, TenantNotFound
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.limits import RoleLimits
 from controlplane.retrieval.chunking import ChunkingSpec
 from controlplane.retrieval.embedding.spec import EmbedderSpec
+from controlplane.routing.grace import CatalogGrace
 from tenant_schema.spec import SchemaSpec
 
 __all__ = ["Route", "RouteTable"]
@@ -95,11 +102,20 @@ def _own_server_share(plane: ControlPlane, tenant: Tenant) -> int:
 _SUPERUSER_HEADROOM = 5
 
 
+IncarnationListener = Callable[[str], None]
+
+
 class RouteTable:
-    def __init__(self, plane: ControlPlane, *, ttl: float) -> None:
+    def __init__(self, plane: ControlPlane, *, ttl: float, grace: CatalogGrace) -> None:
         self._plane = plane
         self._ttl = ttl
+        self._grace = grace
         self._routes: dict[str, Route] = {}
+        self._listeners: list[IncarnationListener] = []
+
+    def on_incarnation_change(self, listener: IncarnationListener) -> None:
+        """Call ``listener(tenant_id)`` when the incarnation cached for an id is gone."""
+        self._listeners.append(listener)
 
     async def get(self, tenant_id: str) -> Route:
         """The tenant's route, from the cache while fresh. TenantNotFound if none is live."""
@@ -108,13 +124,25 @@ class RouteTable:
         if route is not None and now - route.fetched_at <= self._ttl:
             return route
         validate_tenant_id(tenant_id)
-        tenant = await self._plane.catalog.find_tenant(tenant_id)
+        grace = self._grace
+        if route is not None and not grace.should_ask() and grace.may_serve(route.fetched_at):
+            return route
+        try:
+            tenant = await self._plane.catalog.find_tenant(tenant_id)
+        except CatalogUnavailable:
+            grace.failed()
+            if route is not None and grace.may_serve(route.fetched_at):
+                return route
+            raise
+        grace.answered()
         if tenant is None:
-            self._routes.pop(tenant_id, None)
+            self._drop(tenant_id)
             raise TenantNotFound(tenant_id)
-        route = Route.of(self._plane, tenant, now)
-        self._routes[tenant_id] = route
-        return route
+        fresh = Route.of(self._plane, tenant, now)
+        if route is not None and route.uid != fresh.uid:
+            self._drop(tenant_id)
+        self._routes[tenant_id] = fresh
+        return fresh
 
     def stale(self, tenant_ids: list[str], *, older_than: float) -> list[str]:
         now = time.monotonic()
@@ -128,6 +156,8 @@ class RouteTable:
         """Extend a cached route that the catalog says is unchanged; False if it changed."""
         route = self._routes.get(tenant_id)
         if route is None or route.uid != uid or route.updated_at != updated_at:
+            if route is not None and route.uid != uid:
+                self._drop(tenant_id)
             self._routes.pop(tenant_id, None)
             return False
         self._routes[tenant_id] = replace(route, fetched_at=time.monotonic())
@@ -135,3 +165,12 @@ class RouteTable:
 
     def forget(self, tenant_id: str) -> None:
         self._routes.pop(tenant_id, None)
+
+    def gone(self, tenant_id: str) -> None:
+        """The cached incarnation of ``tenant_id`` no longer exists (not in the catalog)."""
+        self._drop(tenant_id)
+
+    def _drop(self, tenant_id: str) -> None:
+        self._routes.pop(tenant_id, None)
+        for listener in self._listeners:
+            listener(tenant_id)

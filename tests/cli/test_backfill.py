@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -16,8 +17,10 @@ TEXTS = {
 }
 
 
-def chunk_embedders(superuser_dsn: str, tenant_id: str) -> list[tuple[str | None, int | None]]:
-    dsn = psycopg.conninfo.make_conninfo(superuser_dsn, dbname=tenant_id)
+def chunk_embedders(
+    tenant_admin_dsn: Callable[[str], str], tenant_id: str
+) -> list[tuple[str | None, int | None]]:
+    dsn = tenant_admin_dsn(tenant_id)
     with psycopg.connect(dsn) as conn:
         return conn.execute(
             "SELECT embedder, vector_dims(embedding) FROM chunks ORDER BY id"
@@ -29,7 +32,7 @@ def test_new_dimensions_empty_the_vectors_until_backfill(
     fake_openai: FakeEmbeddings,
     tmp_path: Path,
     tenant_id: str,
-    superuser_dsn: str,
+    tenant_admin_dsn: Callable[[str], str],
 ) -> None:
     env = provider_env(fake_openai)
     for name, text in TEXTS.items():
@@ -49,7 +52,7 @@ def test_new_dimensions_empty_the_vectors_until_backfill(
         == 0
     )
     assert tenantctl("ingest", tenant_id, str(tmp_path), env=env).code == 0
-    before = chunk_embedders(superuser_dsn, tenant_id)
+    before = chunk_embedders(tenant_admin_dsn, tenant_id)
     assert len(before) >= 2 and set(before) == {("hash:v1", 64)}
 
     refused = tenantctl(
@@ -77,7 +80,7 @@ def test_new_dimensions_empty_the_vectors_until_backfill(
     assert changed.code == 0, changed.stderr
     assert changed.json()["dims"] == 16
     assert changed.json()["embedder"] == {"provider": "openai", "model": "text-embedding-3-small"}
-    assert set(chunk_embedders(superuser_dsn, tenant_id)) == {(None, None)}
+    assert set(chunk_embedders(tenant_admin_dsn, tenant_id)) == {(None, None)}
     empty = tenantctl("search", tenant_id, "wick", "--json", env=env).json()
     assert empty["results"] == []  # no vectors yet: nothing, never stale noise
     keyword = tenantctl("search", tenant_id, "wick", "--mode", "keyword", "--json", env=env)
@@ -88,7 +91,9 @@ def test_new_dimensions_empty_the_vectors_until_backfill(
     filled = tenantctl("backfill", tenant_id, "--json", env=env)
     assert filled.code == 0, filled.stderr
     assert filled.json()["embedded"] == len(before)
-    assert set(chunk_embedders(superuser_dsn, tenant_id)) == {("openai:text-embedding-3-small", 16)}
+    assert set(chunk_embedders(tenant_admin_dsn, tenant_id)) == {
+        ("openai:text-embedding-3-small", 16)
+    }
     assert fake_openai.calls[-1].body["dimensions"] == 16
     found = tenantctl("search", tenant_id, "Trim the wick before lighting.", "--json", env=env)
     assert found.json()["results"][0]["document_id"] == f"{tmp_path.name}/candles.md"
@@ -104,7 +109,7 @@ def test_same_dimensions_keep_serving_and_backfill_replaces(
     fake_openai: FakeEmbeddings,
     tmp_path: Path,
     tenant_id: str,
-    superuser_dsn: str,
+    tenant_admin_dsn: Callable[[str], str],
 ) -> None:
     env = provider_env(fake_openai)
     (tmp_path / "lamps.md").write_text(TEXTS["lamps.md"])
@@ -117,7 +122,7 @@ def test_same_dimensions_keep_serving_and_backfill_replaces(
     still = tenantctl("search", tenant_id, "brass lamps", "--json", env=env).json()
     assert still["results"], "old vectors serve until the backfill"
     assert tenantctl("backfill", tenant_id, "--json", env=env).json()["embedded"] == 1
-    assert chunk_embedders(superuser_dsn, tenant_id) == [("openai:nomic-embed-text", 8)]
+    assert chunk_embedders(tenant_admin_dsn, tenant_id) == [("openai:nomic-embed-text", 8)]
 
 
 def test_a_model_without_its_provider_configured_is_refused(

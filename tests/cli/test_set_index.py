@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -9,8 +10,8 @@ import psycopg
 from tests.fixtures.cli import TenantCtl
 
 
-def vector_indexes(superuser_dsn: str, tenant_id: str) -> dict[str, str]:
-    dsn = psycopg.conninfo.make_conninfo(superuser_dsn, dbname=tenant_id)
+def vector_indexes(tenant_admin_dsn: Callable[[str], str], tenant_id: str) -> dict[str, str]:
+    dsn = tenant_admin_dsn(tenant_id)
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
             "SELECT indexname, indexdef FROM pg_indexes "
@@ -20,11 +21,11 @@ def vector_indexes(superuser_dsn: str, tenant_id: str) -> dict[str, str]:
 
 
 def test_load_without_index_then_build_it(
-    tenantctl: TenantCtl, tmp_path: Path, tenant_id: str, superuser_dsn: str
+    tenantctl: TenantCtl, tmp_path: Path, tenant_id: str, tenant_admin_dsn: Callable[[str], str]
 ) -> None:
     created = tenantctl("tenants", "create", tenant_id, "--dims", "32", "--index", "none")
     assert created.code == 0, created.stderr
-    assert vector_indexes(superuser_dsn, tenant_id) == {}
+    assert vector_indexes(tenant_admin_dsn, tenant_id) == {}
     (tmp_path / "lamps.md").write_text("Brass lamps need a new wick every year.")
     (tmp_path / "candles.md").write_text("Candles burn for forty hours.")
     assert tenantctl("ingest", tenant_id, str(tmp_path)).code == 0
@@ -34,7 +35,7 @@ def test_load_without_index_then_build_it(
     )
     assert built.code == 0, built.stderr
     assert built.json()["index"] == {"kind": "hnsw", "m": 8, "ef_construction": 32}
-    indexes = vector_indexes(superuser_dsn, tenant_id)
+    indexes = vector_indexes(tenant_admin_dsn, tenant_id)
     assert list(indexes) == ["chunks_embedding_idx"]
     assert "USING hnsw" in indexes["chunks_embedding_idx"]
     assert "m='8'" in indexes["chunks_embedding_idx"]
@@ -49,34 +50,34 @@ def test_load_without_index_then_build_it(
 
     dropped = tenantctl("tenants", "set-index", tenant_id, "--index", "none")
     assert dropped.code == 0 and "exact" in dropped.stdout
-    assert vector_indexes(superuser_dsn, tenant_id) == {}
+    assert vector_indexes(tenant_admin_dsn, tenant_id) == {}
 
 
 def test_leftover_of_an_interrupted_build_is_replaced(
-    tenantctl: TenantCtl, tenant_id: str, superuser_dsn: str
+    tenantctl: TenantCtl, tenant_id: str, tenant_admin_dsn: Callable[[str], str]
 ) -> None:
     assert tenantctl("tenants", "create", tenant_id, "--dims", "8").code == 0
-    dsn = psycopg.conninfo.make_conninfo(superuser_dsn, dbname=tenant_id)
+    dsn = tenant_admin_dsn(tenant_id)
     with psycopg.connect(dsn, autocommit=True) as conn:
         # What a build killed half way leaves: an index under the temporary name.
         conn.execute("CREATE INDEX chunks_embedding_idx_new ON chunks (id)")
 
     rebuilt = tenantctl("tenants", "set-index", tenant_id, "--index", "ivfflat", "--lists", "4")
     assert rebuilt.code == 0, rebuilt.stderr
-    indexes = vector_indexes(superuser_dsn, tenant_id)
+    indexes = vector_indexes(tenant_admin_dsn, tenant_id)
     assert list(indexes) == ["chunks_embedding_idx"]
     assert "USING ivfflat" in indexes["chunks_embedding_idx"]
 
 
 def test_bad_index_settings_change_nothing(
-    tenantctl: TenantCtl, tenant_id: str, superuser_dsn: str
+    tenantctl: TenantCtl, tenant_id: str, tenant_admin_dsn: Callable[[str], str]
 ) -> None:
     assert tenantctl("tenants", "create", tenant_id, "--dims", "8").code == 0
-    before = vector_indexes(superuser_dsn, tenant_id)
+    before = vector_indexes(tenant_admin_dsn, tenant_id)
 
     refused = tenantctl("tenants", "set-index", tenant_id, "--m", "1")
     assert refused.code == 2
     assert refused.stderr.strip().count("\n") == 0 and "m must be between" in refused.stderr
     missing = tenantctl("tenants", "set-index", "no-such-tenant")
     assert missing.code != 0 and "no-such-tenant" in missing.stderr
-    assert vector_indexes(superuser_dsn, tenant_id) == before
+    assert vector_indexes(tenant_admin_dsn, tenant_id) == before

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import psycopg
 import pytest
 
-from controlplane.dsn import ConnInfo
 from tests.fixtures.api import RunningApi
 
 PROBLEM = "application/problem+json"
@@ -158,12 +158,11 @@ def test_non_finite_numbers_are_refused(api: RunningApi, tenant: tuple[str, str]
 
 
 def test_a_failure_inside_the_database_rolls_back_the_whole_batch(
-    api: RunningApi, tenant: tuple[str, str], superuser_dsn: str
+    api: RunningApi, tenant: tuple[str, str], tenant_admin_dsn: Callable[[str], str]
 ) -> None:
     """A constraint the database enforces (not our validation) fails the last document."""
     tid, key = tenant
-    admin = ConnInfo.parse(superuser_dsn).with_(dbname=tid)
-    with psycopg.connect(admin.dsn, autocommit=True) as conn:
+    with psycopg.connect(tenant_admin_dsn(tid), autocommit=True) as conn:
         conn.execute("ALTER TABLE chunks ADD CONSTRAINT no_poison CHECK (content <> 'poison')")
     batch = {"documents": [doc("a", [1, 0, 0]), doc("b", [0, 1, 0])]}
     batch["documents"][1]["chunks"][0]["content"] = "poison"  # type: ignore[index]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -182,7 +182,10 @@ def test_a_job_records_the_documents_the_provider_refuses(
 
 
 def test_a_job_interrupted_by_a_crash_resumes_where_it_stopped(
-    start_api: StartApi, fake: FakeEmbeddings, tenant_id: str, superuser_dsn: str
+    start_api: StartApi,
+    fake: FakeEmbeddings,
+    tenant_id: str,
+    tenant_admin_dsn: Callable[[str], str],
 ) -> None:
     env = provider_env(fake, TENANTVEC_JOB_LEASE_SECONDS="2")
     first = start_api(env)
@@ -203,8 +206,7 @@ def test_a_job_interrupted_by_a_crash_resumes_where_it_stopped(
         first.process.wait()
         with first.client(key) as dead, pytest.raises(httpx.TransportError):
             dead.get(url)
-        tenant_db = psycopg.conninfo.make_conninfo(superuser_dsn, dbname=tenant_id)
-        with psycopg.connect(tenant_db) as conn:
+        with psycopg.connect(tenant_admin_dsn(tenant_id)) as conn:
             state, processed = conn.execute(
                 "SELECT state, processed FROM ingestion_jobs"
             ).fetchone()

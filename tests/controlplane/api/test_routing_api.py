@@ -13,6 +13,7 @@ import pytest
 from controlplane.dsn import ConnInfo
 from tests.fixtures.api import RunningApi, StartApi
 from tests.fixtures.cli import TenantCtl
+from tests.fixtures.postgres import TenantNames
 
 SEARCH = {"vector": [1, 0, 0], "k": 1}
 
@@ -28,7 +29,7 @@ def _router_connections(superuser_dsn: str, tenants: list[str]) -> int:
 
 
 async def test_requests_over_the_budget_get_503_instead_of_hanging(
-    start_api: StartApi, superuser_dsn: str
+    start_api: StartApi, superuser_dsn: str, tenant_names: TenantNames
 ) -> None:
     api = start_api(
         {
@@ -40,9 +41,11 @@ async def test_requests_over_the_budget_get_503_instead_of_hanging(
     busy, other = f"busy-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
     api.new_tenant(busy)
     api.new_tenant(other)
+    (busy_db, _, busy_role), (_, _, other_role) = tenant_names(busy), tenant_names(other)
+    routers = lambda *roles: _router_connections(superuser_dsn, [str(r) for r in roles])  # noqa: E731
     headers = {"Authorization": f"Bearer {api.admin_token}"}
     # Hold the busy tenant's table so its searches keep their connections.
-    with psycopg.connect(ConnInfo.parse(superuser_dsn).with_(dbname=busy).dsn) as locker:
+    with psycopg.connect(ConnInfo.parse(superuser_dsn).with_(dbname=busy_db).dsn) as locker:
         locker.execute("LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE")
         async with httpx.AsyncClient(base_url=api.url, headers=headers, timeout=60) as client:
             stuck = [
@@ -50,7 +53,7 @@ async def test_requests_over_the_budget_get_503_instead_of_hanging(
                 for _ in range(2)
             ]
             for _ in range(100):
-                if _router_connections(superuser_dsn, [busy]) == 2:
+                if routers(busy_role) == 2:
                     break
                 await asyncio.sleep(0.05)
             refused = await client.post(f"/v1/tenants/{other}/search", json=SEARCH)
@@ -58,22 +61,25 @@ async def test_requests_over_the_budget_get_503_instead_of_hanging(
             assert refused.headers["retry-after"] == "1"
             assert refused.headers["content-type"].startswith("application/problem+json")
             assert "connections to server 'local' are in use" in refused.json()["detail"]
-            assert _router_connections(superuser_dsn, [busy, other]) <= 2
+            assert routers(busy_role, other_role) <= 2
             locker.rollback()  # release the lock
             answered = await asyncio.gather(*stuck)
         assert [r.status_code for r in answered] == [200, 200]
 
 
-def test_a_tenant_refusing_connections_gets_503_alone(api: RunningApi, superuser_dsn: str) -> None:
+def test_a_tenant_refusing_connections_gets_503_alone(
+    api: RunningApi, superuser_dsn: str, tenant_names: TenantNames
+) -> None:
     healthy, broken = f"ok-{uuid.uuid4().hex[:8]}", f"down-{uuid.uuid4().hex[:8]}"
     healthy_key, broken_key = api.new_tenant(healthy), api.new_tenant(broken)
+    broken_db = tenant_names(broken)[0]
     with api.client(broken_key) as client:
         assert client.post(f"/v1/tenants/{broken}/search", json=SEARCH).status_code == 200
     with psycopg.connect(superuser_dsn, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{broken}" ALLOW_CONNECTIONS false')
+        admin.execute(f'ALTER DATABASE "{broken_db}" ALLOW_CONNECTIONS false')
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            (broken,),
+            (broken_db,),
         )
     try:
         with api.client(broken_key) as client:
@@ -86,7 +92,7 @@ def test_a_tenant_refusing_connections_gets_503_alone(api: RunningApi, superuser
             assert client.post(f"/v1/tenants/{healthy}/search", json=SEARCH).status_code == 200
     finally:
         with psycopg.connect(superuser_dsn, autocommit=True) as admin:
-            admin.execute(f'ALTER DATABASE "{broken}" ALLOW_CONNECTIONS true')
+            admin.execute(f'ALTER DATABASE "{broken_db}" ALLOW_CONNECTIONS true')
     # it recovers by itself once the database takes connections again
     deadline = time.monotonic() + 10
     while True:
