@@ -192,6 +192,10 @@ class KeyVerifier:
         key = entry.key
         try:
             route = await self._router.route(key.tenant_id)
+            if route.uid != key.tenant_uid:
+                # The cached route may be the one that is stale (a new incarnation made
+                # elsewhere, whose fresh key this is): the catalog decides.
+                route = await self._router.route(key.tenant_id, fresh=True)
         except TenantNotFound:
             route = None
         if route is None or route.uid != key.tenant_uid:

@@ -26,6 +26,7 @@ from controlplane.errors import AuthenticationFailed, PermissionDenied, TenantNo
 
 __all__ = ["CALLER", "Caller", "admin_only", "provide_caller", "tenant_access"]
 
+
 async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: the admin token, nothing else."""
     caller = await _authenticate(connection)

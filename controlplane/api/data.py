@@ -8,15 +8,17 @@ issued for -- through the router, as that tenant's service role.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import unquote
 
-from litestar import Controller, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import Body, Parameter
 
 from controlplane.api import examples as ex
 from controlplane.api.auth import Caller, tenant_access
 from controlplane.api.body import StrictBody
 from controlplane.api.state import ApiState
+from controlplane.errors import InvalidRequest
 from controlplane.retrieval import (
     Document,
     DocumentIn,
@@ -139,6 +141,7 @@ class DataController(Controller):
     )
     async def get_(
         self,
+        request: Request[Any, Any, Any],
         api: ApiState,
         caller: Caller,
         tenant_id: TenantIdParam,
@@ -148,7 +151,7 @@ class DataController(Controller):
         return await get_document(
             api.router,
             tenant_id,
-            _document_id(document_id),
+            _document_id(request, tenant_id, document_id),
             include_embeddings=include_embeddings,
             incarnation=caller.incarnation,
         )
@@ -160,10 +163,18 @@ class DataController(Controller):
         summary="Delete a document and its chunks",
     )
     async def delete_(
-        self, api: ApiState, caller: Caller, tenant_id: TenantIdParam, document_id: DocumentIdParam
+        self,
+        request: Request[Any, Any, Any],
+        api: ApiState,
+        caller: Caller,
+        tenant_id: TenantIdParam,
+        document_id: DocumentIdParam,
     ) -> None:
         await delete_document(
-            api.router, tenant_id, _document_id(document_id), incarnation=caller.incarnation
+            api.router,
+            tenant_id,
+            _document_id(request, tenant_id, document_id),
+            incarnation=caller.incarnation,
         )
 
     @post(
@@ -210,9 +221,20 @@ class DataController(Controller):
         return await tenant_stats(api.router, tenant_id, incarnation=caller.incarnation)
 
 
-def _document_id(path_value: str) -> str:
-    # A path parameter keeps the "/" that separates it from the route before it.
-    return path_value[1:] if path_value.startswith("/") else path_value
+def _document_id(request: Request[Any, Any, Any], tenant_id: str, path_value: str) -> str:
+    """The document id exactly as the client sent it, percent-decoded once.
+
+    Routing has collapsed "//" and dropped a trailing "/" in the path value, so ids like
+    "/intro" or "a//b" are read from the raw path instead.
+    """
+    raw = request.scope.get("raw_path", b"").decode("latin-1")
+    prefix = f"/v1/tenants/{tenant_id}/documents/"
+    if raw.startswith(prefix):
+        try:
+            return unquote(raw[len(prefix) :], errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidRequest("the document id is not valid UTF-8") from None
+    return path_value.removeprefix("/")
 
 
 def _needs_embedding(doc: DocumentIn) -> bool:

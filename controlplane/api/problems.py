@@ -84,6 +84,8 @@ def _field_message(error: object) -> str:
         return str(error)
     message = str(error.get("message", error))
     key = error.get("key")
+    if message == "'data'" or (key == "data" and error.get("source") == "body"):
+        return "the request needs a JSON body"  # an empty body never reached the decoder
     return f"{key}: {message}" if key and key not in message else message
 
 

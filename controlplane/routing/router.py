@@ -102,7 +102,8 @@ class TenantRouter:
         self._connect_timeout = settings.connect_timeout
         self._pools: OrderedDict[str, TenantPool] = OrderedDict()  # LRU order
         self._budgets: dict[str, ServerBudget] = {}
-        self._down: dict[str, tuple[float, str]] = {}  # tenant -> (until, reason)
+        # tenant id -> (until, reason, the incarnation it is about)
+        self._down: dict[str, tuple[float, str, str]] = {}
         # One condition guards all of the above; waiters wake when slots or pools free up.
         self._cond = asyncio.Condition()
         self._closing: set[asyncio.Task[None]] = set()
@@ -162,8 +163,8 @@ class TenantRouter:
             raise TenantUnavailable(tenant_id, route.state.value, _state_reason(route))
         down = self._down.get(tenant_id)
         if down is not None:
-            until, reason = down
-            if time.monotonic() < until:
+            until, reason, uid = down
+            if time.monotonic() < until and uid == route.uid:
                 raise TenantUnavailable(
                     tenant_id, route.state.value, reason, retry_after=until - time.monotonic()
                 )
@@ -255,7 +256,7 @@ class TenantRouter:
             return await tpool.pool.getconn(timeout=timeout)
         except (PoolTimeout, psycopg.Error) as exc:
             down = self._down.get(tpool.tenant_id)
-            if down is not None:  # a concurrent request already found out why
+            if down is not None and down[2] == tpool.route.uid:  # a concurrent request knows
                 reason = down[1]
             else:
                 # Stop the pool's own attempts first, so the diagnosis below is the
@@ -264,7 +265,11 @@ class TenantRouter:
                 reason = await self._diagnose(tpool)
                 logger.warning("tenant %s: database unreachable: %s", tpool.tenant_id, reason)
             async with self._cond:
-                self._down[tpool.tenant_id] = (time.monotonic() + DOWN_SECONDS, reason)
+                self._down[tpool.tenant_id] = (
+                    time.monotonic() + DOWN_SECONDS,
+                    reason,
+                    tpool.route.uid,
+                )
                 self._retire(tpool)
             raise TenantUnavailable(
                 tpool.tenant_id, tpool.route.state.value, reason, retry_after=DOWN_SECONDS
@@ -443,9 +448,14 @@ class TenantRouter:
     def plane(self) -> ControlPlane:
         return self._plane
 
-    async def route(self, tenant_id: str, *, incarnation: str | None = None) -> Route:
+    async def route(
+        self, tenant_id: str, *, incarnation: str | None = None, fresh: bool = False
+    ) -> Route:
         """The tenant's (cached) route; TenantNotFound if it has none -- or, when
-        ``incarnation`` (a tenant uid) is given, if that incarnation is gone."""
+        ``incarnation`` (a tenant uid) is given, if that incarnation is gone.
+        ``fresh``: read the catalog now instead of trusting the cache."""
+        if fresh:
+            self._routes.forget(tenant_id)
         return _same_incarnation(await self._routes.get(tenant_id), incarnation)
 
     def on_incarnation_change(self, listener: Callable[[str], None]) -> None:

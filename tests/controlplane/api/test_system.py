@@ -66,7 +66,9 @@ def test_metrics_count_requests_per_tenant_and_show_pools(api: RunningApi, tenan
     )
     # Latency by route only: a tenant label there would be a dozen series per tenant.
     assert 'tenantvec_request_seconds_count{route="search"}' in text
-    assert not [line for line in text.splitlines() if "request_seconds" in line and "tenant=" in line]
+    assert not [
+        line for line in text.splitlines() if "request_seconds" in line and "tenant=" in line
+    ]
     assert "tenantvec_open_pools" in text
     assert 'tenantvec_server_connections{server="local"}' in text
     assert api.admin_token not in text and key not in text
