@@ -29,19 +29,27 @@ async def healthz() -> dict[str, Any]:
 @get(
     "/readyz",
     operation_id="readyz",
-    summary="The catalog is reachable",
+    summary="The catalog is reachable (or was, within the grace)",
+    description="200 `ready` while the catalog answers; 200 `degraded` while it does not but "
+    "routes and keys verified before still serve (TENANTVEC_CATALOG_GRACE_SECONDS); 503 after.",
     tags=["system"],
     responses=ex.ok(dict[str, Any], {"status": "ready"}, "Ready to route requests.", errors=()),
 )
 async def readyz(api: ApiState) -> Response[dict[str, Any]]:
+    grace = api.router.grace
     try:
         await api.plane.catalog.ping()
     except TenantvecError as exc:
+        grace.failed()
+        if grace.serving():
+            # Tenants verified before the outage are still served: stay in rotation.
+            return LitestarResponse({"status": "degraded", "detail": str(exc)})
         return LitestarResponse(
             {"status": "unavailable", "detail": str(exc)},
             status_code=503,
             headers={"Retry-After": "5"},
         )
+    grace.answered()
     return LitestarResponse({"status": "ready"})
 
 

@@ -40,6 +40,10 @@ class CatalogGrace:
     def catalog_down(self) -> bool:
         return self._down_since is not None
 
+    def serving(self) -> bool:
+        """Whether entries verified before the outage may still serve (within the grace)."""
+        return self._down_since is None or time.monotonic() - self._down_since <= self.grace_seconds
+
     def should_ask(self) -> bool:
         """False while the catalog failed less than RETRY_SECONDS ago."""
         return time.monotonic() >= self._retry_at

@@ -8,6 +8,7 @@ gives the slots back only after :meth:`TenantPool.close` has closed every connec
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import select
 import time
@@ -75,12 +76,15 @@ class TenantPool:
             },
             name=f"tenant-{route.tenant_id}",
             max_idle=idle_seconds,
-            # A tenant whose database refuses connections fails its request; the pool
-            # need not keep trying in the background for long.
-            reconnect_timeout=float(connect_timeout),
+            # A database that refuses a connection fails the request waiting for it at
+            # once (the router says why and fails fast for a moment): no retries in the
+            # background while a client waits out its timeout.
+            reconnect_timeout=0.0,
+            reconnect_failed=self._gave_up,
             num_workers=1,
         )
         self._opened = False
+        self._closing: asyncio.Task[None] | None = None
 
     @property
     def tenant_id(self) -> str:
@@ -100,11 +104,19 @@ class TenantPool:
         else:
             await self._pool.resize(0, self.reserved)
 
+    def _gave_up(self, pool: AsyncConnectionPool[Any]) -> None:
+        # Closing the pool fails the requests waiting on it (PoolClosed) now; the
+        # router then retires it. From a task: this runs in the pool's own worker.
+        if self._closing is None:
+            self._closing = asyncio.create_task(pool.close(timeout=0))
+
     def connections(self) -> int:
         """Connections the pool holds now (idle, in use, or being made)."""
         return self._pool.get_stats().get("pool_size", 0) if self._opened else 0
 
     async def close(self) -> None:
+        if self._closing is not None:
+            await self._closing
         if self._opened:
             await self._pool.close()
         logger.debug("tenant %s: pool closed (%d slots)", self.tenant_id, self.reserved)

@@ -165,10 +165,16 @@ class TenantRouter:
         if down is not None:
             until, reason, uid = down
             if time.monotonic() < until and uid == route.uid:
-                raise TenantUnavailable(
-                    tenant_id, route.state.value, reason, retry_after=until - time.monotonic()
-                )
-            del self._down[tenant_id]
+                if not self._plane.backend(route.backend).supervises:
+                    # A database that refused us a moment ago: fail at once, do not queue.
+                    raise TenantUnavailable(
+                        tenant_id, route.state.value, reason, retry_after=until - time.monotonic()
+                    )
+                # A server of the tenant's own died: wait for the restart that the first
+                # failing request started (one per tenant), bounded by its timeout.
+                await self._waker.wake(tenant_id)
+                route = await self._fresh_route(tenant_id, incarnation)
+            self._down.pop(tenant_id, None)
         self._last_use[tenant_id] = time.monotonic()
         try:
             tpool, conn = await self._acquire(route, time.monotonic() + self._wait_seconds)
@@ -176,6 +182,7 @@ class TenantRouter:
             # Its server died, or another process suspended it: bring it back, once.
             if not await self._waker.wake(tenant_id):
                 raise
+            self._down.pop(tenant_id, None)
             route = await self._fresh_route(tenant_id, incarnation)
             tpool, conn = await self._acquire(route, time.monotonic() + self._wait_seconds)
         try:

@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,28 @@ def test_a_killed_instance_comes_back_at_its_next_request(
     assert found.json()["results"][0]["document_id"] == "a"
     (restart,) = _operations(api, tenant_id, "restart")
     assert (restart["actor"], restart["outcome"]) == ("router", "succeeded")
+
+
+def test_requests_to_a_killed_instance_wait_for_its_restart_instead_of_failing(
+    own_api: Callable[..., RunningApi], tenant_id: str
+) -> None:
+    """Every request that arrives while the server is down waits for the one restart the
+    first of them started -- none is answered 503 in the meantime."""
+    api = own_api(TENANTVEC_SUPERVISE_SECONDS="3600")
+    key = api.new_tenant(tenant_id, backend="instance")
+    _put(api, key, tenant_id, "a")
+    assert _search(api, key, tenant_id).status_code == 200
+    _kill_postmaster(api, tenant_id)
+
+    def search_once(_: int) -> int:
+        return _search(api, key, tenant_id).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        first_wave = list(pool.map(search_once, range(8)))
+        second_wave = list(pool.map(search_once, range(16)))
+    assert first_wave == [200] * 8 and second_wave == [200] * 16
+    restarts = _operations(api, tenant_id, "restart")
+    assert [(r["actor"], r["outcome"]) for r in restarts] == [("router", "succeeded")]
 
 
 def test_the_supervisor_restarts_a_dead_instance_without_requests(

@@ -1,0 +1,131 @@
+"""Faults stay contained: a catalog outage is not a tenant outage; recovery is automatic."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from controlplane.dsn import ConnInfo
+from controlplane.plane import LOCAL_SERVER, ControlPlane
+from controlplane.provisioning.servers import register_server
+from controlplane.settings import Settings
+from tests.fixtures.api import RunningApi, StartApi
+
+SEARCH = {"vector": [1, 0, 0], "k": 1}
+
+
+@pytest.fixture
+def own_catalog(pg_settings: Settings, superuser_dsn: str) -> Iterator[tuple[Settings, str]]:
+    """Settings whose catalog is a database of its own on the session server (which
+    stays registered as ``local``), so that the catalog can fail while tenants do not."""
+    name = f"catalog_outage_{uuid.uuid4().hex[:8]}"
+    admin = ConnInfo.parse(superuser_dsn)
+    with psycopg.connect(superuser_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    settings = dataclasses.replace(pg_settings, catalog_url=admin.with_(dbname=name).dsn)
+
+    async def register() -> None:
+        async with ControlPlane.open(settings) as plane:
+            await register_server(plane.catalog, plane.box, LOCAL_SERVER, admin)
+
+    asyncio.run(register())
+    try:
+        yield settings, name
+    finally:
+        with psycopg.connect(superuser_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name))
+            )
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _catalog_reachable(superuser_dsn: str, name: str, reachable: bool) -> None:
+    with psycopg.connect(superuser_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+                sql.Identifier(name), sql.SQL("true" if reachable else "false")
+            )
+        )
+        if not reachable:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+
+
+def _search(api: RunningApi, key: str, tenant: str) -> httpx.Response:
+    with api.client(key) as client:
+        return client.post(f"/v1/tenants/{tenant}/search", json=SEARCH)
+
+
+def test_tenants_keep_serving_through_a_catalog_outage_and_the_api_recovers(
+    start_api: StartApi, own_catalog: tuple[Settings, str], superuser_dsn: str
+) -> None:
+    settings, catalog_db = own_catalog
+    # A short TTL: without the grace, every route and key would expire mid-outage.
+    api = start_api(
+        {"TENANTVEC_ROUTE_TTL_SECONDS": "0.5", "TENANTVEC_CATALOG_GRACE_SECONDS": "60"},
+        settings=settings,
+    )
+    served, other = f"served-{uuid.uuid4().hex[:6]}", f"unseen-{uuid.uuid4().hex[:6]}"
+    key = api.new_tenant(served)
+    other_key = api.new_tenant(other)  # made, but never used through this API yet
+    assert _search(api, key, served).status_code == 200
+
+    _catalog_reachable(superuser_dsn, catalog_db, reachable=False)
+    try:
+        answers = []
+        deadline = time.monotonic() + 4  # eight TTLs
+        while time.monotonic() < deadline:
+            answers.append(_search(api, key, served).status_code)
+            time.sleep(0.1)
+        assert set(answers) == {200}, answers
+        # What was never verified cannot be, while the catalog is away: 503, not 500.
+        unseen = _search(api, other_key, other)
+        assert unseen.status_code == 503, unseen.text
+        assert unseen.headers["retry-after"]
+        assert httpx.get(f"{api.url}/readyz").json()["status"] == "degraded"
+        with api.admin() as admin:
+            down = admin.get("/v1/tenants")
+        assert down.status_code == 503 and "catalog" in down.json()["detail"]
+    finally:
+        _catalog_reachable(superuser_dsn, catalog_db, reachable=True)
+
+    deadline = time.monotonic() + 15
+    while _search(api, other_key, other).status_code != 200:
+        assert time.monotonic() < deadline, "the API did not recover by itself"
+        time.sleep(0.2)
+    assert httpx.get(f"{api.url}/readyz").json()["status"] == "ready"
+
+
+def test_without_a_grace_an_outage_fails_requests_cleanly(
+    start_api: StartApi, own_catalog: tuple[Settings, str], superuser_dsn: str
+) -> None:
+    settings, catalog_db = own_catalog
+    api = start_api(
+        {"TENANTVEC_ROUTE_TTL_SECONDS": "0.5", "TENANTVEC_CATALOG_GRACE_SECONDS": "0"},
+        settings=settings,
+    )
+    tenant = f"nograce-{uuid.uuid4().hex[:6]}"
+    key = api.new_tenant(tenant)
+    assert _search(api, key, tenant).status_code == 200
+    _catalog_reachable(superuser_dsn, catalog_db, reachable=False)
+    try:
+        time.sleep(1.2)  # past the TTL
+        failed = _search(api, key, tenant)
+        assert failed.status_code == 503, failed.text
+        assert failed.headers["content-type"].startswith("application/problem+json")
+        ready = httpx.get(f"{api.url}/readyz")
+        assert ready.status_code == 503
+    finally:
+        _catalog_reachable(superuser_dsn, catalog_db, reachable=True)
