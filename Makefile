@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 N      ?= 200
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero clean
+.PHONY: help install demo test lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults clean
 
 help: ## List the developer commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,7 +35,7 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero ## Run every benchmark
+bench: bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults ## Run every benchmark
 
 bench-provision: $(STAMP) ## Create and delete N tenants (N=200); write docs/benchmarks.md
 	$(PY) -m bench.provision --tenants $(N) --write docs/benchmarks.md
@@ -57,6 +57,9 @@ bench-neon: $(STAMP) ## Neon API calls per create and tenants/min under 700 req/
 
 bench-scale-to-zero: $(STAMP) ## Idle memory per instance vs database tenant, cold starts, a neighbour waking (~3 min); write docs/benchmarks.md
 	$(PY) -m bench.scale_to_zero --write docs/benchmarks.md
+
+bench-faults: $(STAMP) ## Random kills per backend, a greedy neighbour, a dead server, a closed database, a catalog outage (~8 min); write docs/benchmarks.md
+	$(PY) -m bench.faults --write docs/benchmarks.md
 
 clean: ## Remove .venv and caches (not TENANTVEC_HOME)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

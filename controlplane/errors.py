@@ -185,11 +185,21 @@ class CatalogUnavailable(BackendUnavailable):
 class TenantUnavailable(BackendUnavailable):
     """One tenant's database cannot serve requests: its state, or an outage."""
 
-    def __init__(self, tenant_id: str, state: str, reason: str, *, retry_after: float = 1) -> None:
+    def __init__(
+        self,
+        tenant_id: str,
+        state: str,
+        reason: str,
+        *,
+        retry_after: float = 1,
+        lost: bool = False,
+    ) -> None:
         super().__init__(f"tenant {tenant_id!r} ({state}) is unavailable: {reason}")
         self.tenant_id = tenant_id
         self.state = state
         self.retry_after = retry_after
+        # The connection was lost while a statement ran (its server died under it).
+        self.lost = lost
 
 
 class EmbedderUnavailable(BackendUnavailable):

@@ -172,6 +172,7 @@ class Operation:
     ended_at: datetime | None
     error: str | None
     details: dict[str, Any]
+    tenant_uid: str | None = None
 
     def public_dict(self) -> dict[str, Any]:
         return {

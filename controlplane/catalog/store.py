@@ -408,6 +408,11 @@ class Catalog:
             assert row.id is not None
             return row.id
 
+    async def find_operation(self, operation_id: int) -> Operation | None:
+        async with self._session() as session:
+            row = await session.get(OperationRow, operation_id)
+            return _operation(row) if row else None
+
     async def end_operation(
         self,
         operation_id: int,
@@ -432,11 +437,17 @@ class Catalog:
             await session.commit()
 
     async def list_operations(
-        self, *, tenant_id: str | None = None, limit: int = 100
+        self,
+        *,
+        tenant_id: str | None = None,
+        limit: int = 100,
+        outcome: OperationOutcome | None = None,
     ) -> list[Operation]:
         query = select(OperationRow)
         if tenant_id is not None:
             query = query.where(OperationRow.tenant_id == tenant_id)
+        if outcome is not None:
+            query = query.where(OperationRow.outcome == outcome.value)
         query = query.order_by(col(OperationRow.id).desc()).limit(limit)
         async with self._session() as session:
             return [_operation(row) for row in (await session.exec(query)).all()]
@@ -523,6 +534,7 @@ def _operation(row: OperationRow) -> Operation:
         action=row.action,
         actor=row.actor,
         tenant_id=row.tenant_id,
+        tenant_uid=str(row.tenant_uid) if row.tenant_uid else None,
         outcome=OperationOutcome(row.outcome),
         started_at=row.started_at,
         ended_at=row.ended_at,

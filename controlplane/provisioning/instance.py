@@ -85,7 +85,8 @@ class InstanceBackend:
             port = await asyncio.to_thread(self._ports.reserve, root, tenant)
             await checkpoint.record({"port": port, "data_dir": str(root / "pg" / "data")})
         cluster = self._cluster(checkpoint.tenant)
-        await asyncio.to_thread(cluster.ensure_running)
+        # Still being created: a data dir a killed create left incomplete holds nothing.
+        await asyncio.to_thread(cluster.ensure_running, discard_incomplete=True)
         await provision_own_server(
             cluster.superuser_conninfo(),
             checkpoint,

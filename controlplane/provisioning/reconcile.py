@@ -24,6 +24,8 @@ from controlplane.errors import TenantBusy, TenantvecError
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.backend import OwnedResource
 from controlplane.provisioning.lifecycle import delete_tenant, finish_delete, finish_provisioning
+from controlplane.provisioning.limits import RoleLimits
+from controlplane.provisioning.retry import with_retries
 
 __all__ = [
     "GcReport",
@@ -92,6 +94,7 @@ async def reconcile(plane: ControlPlane, *, fix: bool = False, actor: str) -> Re
             states=[TenantState.PROVISIONING, TenantState.DELETING]
         )
     ]
+    repairs += await _finish_interrupted(plane, actor)
     found = await survey(plane)
     removed: list[OwnedResource] = []
     if fix:
@@ -205,6 +208,72 @@ async def _repair(plane: ControlPlane, stuck: Tenant, actor: str) -> Repair:
     except TenantvecError as exc:
         action = "finished-create" if stuck.state is TenantState.PROVISIONING else "finished-delete"
         return Repair(stuck.id, stuck.state, action, "failed", str(exc))
+
+
+# What an interrupted operation's tenant is brought to: its catalog state, on the
+# backend (the operation's own work is idempotent, so doing it again finishes it).
+_ROLL_FORWARD = {"suspend": TenantState.SUSPENDED, "resume": TenantState.READY}
+_STATE_REPAIRED = {"create", "reconcile-create", "delete", "reconcile-delete", "delete-failed"}
+
+
+async def _finish_interrupted(plane: ControlPlane, actor: str) -> list[Repair]:
+    """Operations left ``running`` by a process that died: closed as interrupted, and
+    their tenant brought to a state its backend agrees with.
+
+    Every operation runs under its tenant's lock, so one whose lock is free has no
+    process behind it any more. A suspend or resume is finished; for anything else the
+    backend is made to match the catalog again (a ready tenant's database open, its own
+    server running; a suspended one's closed; its role limits as recorded).
+    """
+    catalog = plane.catalog
+    repairs: list[Repair] = []
+    for operation in await catalog.list_operations(outcome=OperationOutcome.RUNNING, limit=1000):
+        if operation.tenant_uid is None:
+            continue
+        tenant = await catalog.find_tenant_by_uid(operation.tenant_uid)
+        if tenant is None:
+            continue
+        try:
+            async with catalog.tenant_lock(tenant.id):
+                current = await catalog.find_operation(operation.id)
+                if current is None or current.outcome is not OperationOutcome.RUNNING:
+                    continue  # it ended while we looked
+                await catalog.end_operation(
+                    operation.id,
+                    OperationOutcome.FAILED,
+                    error="interrupted: the process running it died (closed by reconcile)",
+                )
+                now = await catalog.find_tenant_by_uid(operation.tenant_uid)
+                if operation.action in _STATE_REPAIRED or now is None:
+                    continue  # creates and deletes: finished above by their tenant's state
+                if now.state not in (TenantState.READY, TenantState.SUSPENDED):
+                    continue
+                await _converge(plane, now, _ROLL_FORWARD.get(operation.action, now.state))
+                repairs.append(Repair(now.id, now.state, f"finished-{operation.action}", "ok"))
+        except TenantBusy:
+            continue  # somebody is at it right now
+        except TenantvecError as exc:
+            repairs.append(
+                Repair(tenant.id, tenant.state, f"finished-{operation.action}", "failed", str(exc))
+            )
+    if repairs:
+        for repair in repairs:
+            await plane.tenant_changed(repair.tenant)
+    return repairs
+
+
+async def _converge(plane: ControlPlane, tenant: Tenant, target: TenantState) -> None:
+    """Make the backend serve (``ready``) or not (``suspended``), and record ``target``."""
+    backend = plane.backend(tenant.backend)
+    seconds = plane.settings.retry_seconds
+    if target is TenantState.READY:
+        await with_retries(lambda: backend.resume(tenant), seconds=seconds)
+        limits = RoleLimits.from_json(tenant.placement.get("limits"))
+        await with_retries(lambda: backend.set_limits(tenant, limits), seconds=seconds)
+    else:
+        await with_retries(lambda: backend.suspend(tenant), seconds=seconds)
+    if tenant.state is not target:
+        await plane.catalog.update_tenant(tenant.uid, state=target.value)
 
 
 async def _remove_orphan(plane: ControlPlane, resource: OwnedResource, actor: str) -> bool:

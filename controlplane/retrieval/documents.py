@@ -43,7 +43,7 @@ from controlplane.retrieval.models import (
     UpsertResponse,
 )
 from controlplane.retrieval.validation import check_vector
-from controlplane.routing import Route, TenantRouter
+from controlplane.routing import Route, TenantConnection, TenantRouter
 
 __all__ = [
     "PreparedDocument",
@@ -329,7 +329,8 @@ async def get_document(
 ) -> Document:
     check_document_id(document_id)
     route = await router.route(tenant_id, incarnation=incarnation)
-    async with router.connection(route) as tc:
+
+    async def run(tc: TenantConnection) -> Document | None:
         cur = await tc.conn.execute(
             "SELECT id, title, source, metadata, created_at, updated_at FROM documents "
             "WHERE id = %s",
@@ -337,7 +338,7 @@ async def get_document(
         )
         row = await cur.fetchone()
         if row is None:
-            raise DocumentNotFound(tenant_id, document_id)
+            return None
         embedding = ", embedding" if include_embeddings else ""
         cur = await tc.conn.execute(
             "SELECT ordinal, content, metadata, start_offset, end_offset"
@@ -356,15 +357,20 @@ async def get_document(
             )
             for c in await cur.fetchall()
         ]
-    return Document(
-        id=row[0],
-        title=row[1],
-        source=row[2],
-        metadata=row[3],
-        created_at=row[4].isoformat(),
-        updated_at=row[5].isoformat(),
-        chunks=chunks,
-    )
+        return Document(
+            id=row[0],
+            title=row[1],
+            source=row[2],
+            metadata=row[3],
+            created_at=row[4].isoformat(),
+            updated_at=row[5].isoformat(),
+            chunks=chunks,
+        )
+
+    document = await router.read(route, run)
+    if document is None:
+        raise DocumentNotFound(tenant_id, document_id)
+    return document
 
 
 async def delete_document(

@@ -31,7 +31,7 @@ from controlplane.inputs import check_json, check_text
 from controlplane.retrieval.embedding import Purpose
 from controlplane.retrieval.models import SearchHit, SearchMode, SearchRequest, SearchResponse
 from controlplane.retrieval.validation import check_min_similarity, check_vector, score_sql
-from controlplane.routing import Route, TenantRouter
+from controlplane.routing import Route, TenantConnection, TenantRouter
 from tenant_schema.spec import IndexKind
 
 __all__ = ["RRF_K", "search", "search_mode"]
@@ -104,7 +104,8 @@ async def search(
     settings = (
         [] if mode == "keyword" else _index_settings(request, schema.index.kind, filtered=filtered)
     )
-    async with router.connection(route) as tc:
+
+    async def run(tc: TenantConnection) -> list[tuple[Any, ...]]:
         # set_config(..., true) lasts for a transaction; without settings, a bare
         # statement saves the BEGIN/COMMIT round trips.
         block = tc.conn.transaction() if settings else contextlib.nullcontext()
@@ -112,7 +113,9 @@ async def search(
             for name, value in settings:
                 await tc.conn.execute("SELECT set_config(%s, %s, true)", (name, value))
             cur = await tc.conn.execute(statement, query.params)
-            rows = await cur.fetchall()
+            return await cur.fetchall()
+
+    rows = await router.read(route, run)
     return SearchResponse(results=[query.hit(row) for row in rows])
 
 

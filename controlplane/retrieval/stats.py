@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from controlplane.retrieval.models import TenantStats
-from controlplane.routing import TenantRouter
+from controlplane.routing import TenantConnection, TenantRouter
 
 __all__ = ["tenant_stats"]
 
@@ -22,10 +24,13 @@ async def tenant_stats(
     router: TenantRouter, tenant_id: str, *, incarnation: str | None = None
 ) -> TenantStats:
     route = await router.route(tenant_id, incarnation=incarnation)
-    async with router.connection(route) as tc:
-        row = await (await tc.conn.execute(_STATS)).fetchone()
+
+    async def run(tc: TenantConnection) -> Any:
+        return await (await tc.conn.execute(_STATS)).fetchone()
+
+    row = await router.read(route, run)
     assert row is not None
-    schema = tc.route.schema
+    schema = route.schema
     documents, chunks, version, index_bytes, table_bytes, database_bytes = row
     return TenantStats(
         tenant=tenant_id,

@@ -28,9 +28,9 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
@@ -54,6 +54,7 @@ from controlplane.routing.wake import Waker
 __all__ = ["RouterStats", "TenantConnection", "TenantRouter"]
 
 logger = logging.getLogger("tenantvec.routing")
+T = TypeVar("T")
 
 # How long requests to a tenant whose database just failed to connect fail at once
 # (and what Retry-After says), so a dead database does not tie up waiting requests.
@@ -191,13 +192,33 @@ class TenantRouter:
             if _is_unavailable(exc):
                 self._routes.forget(tenant_id)  # read the catalog again next time
                 raise TenantUnavailable(
-                    tenant_id, route.state.value, describe_pg_error(exc)
+                    tenant_id, route.state.value, describe_pg_error(exc), lost=True
                 ) from exc
             raise
         finally:
             await tpool.pool.putconn(conn)
             self._last_use[tenant_id] = time.monotonic()
             await self._checkin(tpool)
+
+    async def read(
+        self, target: str | Route, work: Callable[[TenantConnection], Awaitable[T]]
+    ) -> T:
+        """Run read-only ``work`` on a connection to the tenant.
+
+        If the connection is lost while it runs -- the tenant's server died, or was
+        restarted, under it -- ``work`` runs once more on a new connection (after the
+        tenant is woken, when its server is one tenantvec runs): reads are safe to repeat,
+        and a request in flight when a server dies should not fail for it.
+        """
+        try:
+            async with self.connection(target) as tc:
+                return await work(tc)
+        except TenantUnavailable as exc:
+            if not exc.lost:
+                raise
+            logger.info("tenant %s: connection lost mid-read; reading again", exc.tenant_id)
+        async with self.connection(target) as tc:
+            return await work(tc)
 
     async def _acquire(
         self, route: Route, deadline: float

@@ -184,7 +184,12 @@ def test_the_supervisor_restarts_a_dead_instance_without_requests(
         20,
         "the supervisor to restart the server",
     )
-    assert _shown(api, tenant_id)["live"].get("pid") not in (None, started)
+    # A server fresh from crash recovery reports its pid once it takes connections.
+    _wait_for(
+        lambda: _shown(api, tenant_id)["live"].get("pid") not in (None, started),
+        10,
+        "the restarted server to answer",
+    )
     (restart,) = _operations(api, tenant_id, "restart")
     assert (restart["actor"], restart["outcome"]) == ("supervisor", "succeeded")
 

@@ -1,0 +1,258 @@
+"""Killing ``tenantctl`` at random moments, then checking that ``reconcile`` repairs it all.
+
+One kill: a tenant is set up for the operation (made ready, or suspended, first), then
+``tenantctl tenants <operation>`` runs as a user runs it -- a subprocess in a session of
+its own -- and is sent SIGKILL after a random delay: the command alone (what it started,
+initdb or pg_ctl, goes on without it) or its whole process group. Then ``reconcile
+--fix`` runs once, and the tenant must be in a state its backend agrees with:
+
+* ``ready``: its database answers its owner's DSN and its service role's;
+* ``suspended``: its compute is stopped (database closed, server down, endpoint idle);
+* absent or deleted: nothing of it is left on the infrastructure;
+
+with no operation left running, no orphan, nothing unattributed, no server of a tenant
+listening outside ``TENANTVEC_INSTANCE_PORTS``. It is then deleted, which must work.
+
+Used by ``make bench-faults`` (many kills, a table in docs/benchmarks.md) and by the
+test suite (a few kills of every kind, all of which must be repaired).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from controlplane.catalog.records import OperationOutcome, TenantState
+from controlplane.errors import TenantvecError
+from controlplane.plane import ControlPlane
+from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
+from controlplane.provisioning.ports import read_manifest
+from controlplane.provisioning.reconcile import reconcile, survey
+from controlplane.provisioning.suspend import suspend_tenant
+
+__all__ = ["OPERATIONS", "Kill", "KillPlan", "kill_once"]
+
+ACTOR = "bench-kills"
+OPERATIONS = ("create", "delete", "suspend", "resume")
+TENANTCTL = [sys.executable, "-c", "from cli.main import run; run()"]
+# How long each operation's own work takes after the CLI has started (seconds, roughly):
+# kills land anywhere in [start-up, start-up + this].
+WORK_SECONDS = {
+    ("postgres", "create"): 0.25,
+    ("postgres", "delete"): 0.2,
+    ("postgres", "suspend"): 0.15,
+    ("postgres", "resume"): 0.15,
+    ("instance", "create"): 1.3,
+    ("instance", "delete"): 0.6,
+    ("instance", "suspend"): 0.5,
+    ("instance", "resume"): 0.6,
+    ("neon", "create"): 0.8,
+    ("neon", "delete"): 0.4,
+    ("neon", "suspend"): 0.4,
+    ("neon", "resume"): 0.4,
+}
+
+
+@dataclass(frozen=True)
+class KillPlan:
+    backend: str
+    operation: str
+    group: bool  # kill the whole process group, or the CLI alone
+    delay: float  # seconds after the start
+
+
+@dataclass
+class Kill:
+    plan: KillPlan
+    killed: bool = False  # False: the command finished before the kill came
+    state: str = "?"  # the tenant's state after reconcile
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # reconcile's time
+
+    @property
+    def repaired(self) -> bool:
+        return not self.problems
+
+
+def startup_seconds(env: dict[str, str]) -> float:
+    """How long ``tenantctl`` takes here before an operation's own work begins: its
+    imports and opening the control plane (the median of three starts)."""
+    times = []
+    for _ in range(3):
+        started = time.monotonic()
+        subprocess.run(
+            [*TENANTCTL, "tenants", "list", "--json"], env=env, capture_output=True, check=True
+        )
+        times.append(time.monotonic() - started)
+    return sorted(times)[1]
+
+
+def plan_kills(
+    backends: list[str], per_kind: int, startup: float, rng: random.Random
+) -> list[KillPlan]:
+    plans = []
+    for backend in backends:
+        for operation in OPERATIONS:
+            work = WORK_SECONDS[(backend, operation)]
+            for n in range(per_kind):
+                plans.append(
+                    KillPlan(
+                        backend,
+                        operation,
+                        group=n % 2 == 1,
+                        # From just before its work begins to just after it should end.
+                        delay=max(0.0, startup - 0.15) + rng.uniform(0, work + 0.25),
+                    )
+                )
+    rng.shuffle(plans)
+    return plans
+
+
+async def kill_once(plane: ControlPlane, env: dict[str, str], plan: KillPlan) -> Kill:
+    result = Kill(plan)
+    tenant_id = f"kill-{plan.operation[:3]}-{uuid.uuid4().hex[:8]}"
+    request = TenantRequest(id=tenant_id, dims=3, backend=plan.backend)
+    if plan.operation != "create":
+        await create_tenant(plane, request, actor=ACTOR)
+    if plan.operation == "resume":
+        await suspend_tenant(plane, tenant_id, actor=ACTOR)
+    args = {
+        "create": ["create", tenant_id, "--dims", "3", "--backend", plan.backend],
+        "delete": ["delete", tenant_id, "--yes"],
+        "suspend": ["suspend", tenant_id],
+        "resume": ["resume", tenant_id],
+    }[plan.operation]
+    process = subprocess.Popen(
+        [*TENANTCTL, "tenants", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    await asyncio.sleep(plan.delay)
+    if process.poll() is None:
+        result.killed = True
+        if plan.group:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            os.kill(process.pid, signal.SIGKILL)
+    await asyncio.to_thread(process.wait)
+
+    started = time.monotonic()
+    try:
+        report = await reconcile(plane, fix=True, actor=ACTOR)
+    except TenantvecError as exc:
+        result.problems.append(f"reconcile failed: {exc}")
+        return result
+    result.seconds = time.monotonic() - started
+    failed = [r for r in report.repairs if r.outcome != "ok"]
+    if failed:
+        result.problems.append(f"repairs failed: {[r.public_dict() for r in failed]}")
+    if report.ambiguous:
+        result.problems.append(f"unattributed: {[o.name for o in report.ambiguous]}")
+    await _check(plane, tenant_id, result)
+    await _clean_up(plane, tenant_id, result)
+    return result
+
+
+async def _check(plane: ControlPlane, tenant_id: str, result: Kill) -> None:
+    tenant = await plane.catalog.find_tenant(tenant_id)
+    result.state = tenant.state.value if tenant else "absent"
+    running = await plane.catalog.list_operations(
+        tenant_id=tenant_id, outcome=OperationOutcome.RUNNING
+    )
+    if running:
+        result.problems.append(f"operations still running: {[o.action for o in running]}")
+    if tenant is None:
+        pass
+    elif tenant.state is TenantState.READY:
+        for name, conninfo in (
+            ("owner", plane.tenant_conninfo(tenant)),
+            ("service", plane.service_conninfo(tenant)),
+        ):
+            problem = await _query(conninfo.dsn)
+            if problem:
+                result.problems.append(f"ready, but its {name} DSN fails: {problem}")
+    elif tenant.state is TenantState.SUSPENDED:
+        backend = plane.backend(tenant.backend)
+        if tenant.backend == "postgres":
+            if await _query(plane.tenant_conninfo(tenant).dsn) is None:
+                result.problems.append("suspended, but its database still takes connections")
+        elif backend.supervises and await backend.running(tenant):
+            result.problems.append("suspended, but its server still runs")
+    else:
+        result.problems.append(f"left {tenant.state} after reconcile")
+    found = await survey(plane)
+    for resource in found.orphans:
+        result.problems.append(f"orphan after reconcile --fix: {resource.kind} {resource.name}")
+    result.problems.extend(_servers_outside_range(plane))
+
+
+async def _query(dsn: str) -> str | None:
+    try:
+        async with await psycopg.AsyncConnection.connect(dsn, connect_timeout=3) as conn:
+            await conn.execute("SELECT count(*) FROM chunks")
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[-1]
+    return None
+
+
+def _servers_outside_range(plane: ControlPlane) -> list[str]:
+    """Running tenant servers (instances) whose port is not in TENANTVEC_INSTANCE_PORTS."""
+    low, high = plane.settings.instance_ports
+    problems = []
+    instances = plane.settings.home / "instances"
+    for root in instances.iterdir() if instances.is_dir() else ():
+        for data in (root / "pg").glob("data*"):
+            pidfile = data / "postmaster.pid"
+            try:
+                lines = pidfile.read_text().splitlines()
+            except OSError:
+                continue
+            if len(lines) > 3 and lines[3].strip().isdigit():
+                port = int(lines[3])
+                if not low <= port <= high:
+                    problems.append(f"{root.name} runs on port {port}, outside {low}-{high}")
+    return problems
+
+
+async def _clean_up(plane: ControlPlane, tenant_id: str, result: Kill) -> None:
+    tenant = await plane.catalog.find_tenant(tenant_id)
+    root: Path | None = None
+    if tenant is not None and tenant.backend == "instance":
+        root = plane.settings.home / "instances" / str(tenant.placement.get("instance", ""))
+    if tenant is not None:
+        try:
+            await delete_tenant(plane, tenant_id, actor=ACTOR)
+        except TenantvecError as exc:
+            result.problems.append(f"delete after reconcile failed: {exc}")
+            return
+    if root is not None and read_manifest(root) is not None:
+        result.problems.append(f"{root} is left after the delete")
+
+
+async def run_kills(
+    plane: ControlPlane,
+    env: dict[str, str],
+    plans: list[KillPlan],
+    on_result: Callable[[Kill], None] | None = None,
+) -> list[Kill]:
+    results = []
+    for plan in plans:
+        result = await kill_once(plane, env, plan)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results

@@ -1,0 +1,53 @@
+"""Real SIGKILLs at random moments: every create, delete, suspend and resume of every
+backend (postgres, instance, neon against the fake), the CLI alone and its whole process
+group -- and one ``reconcile --fix`` repairs each without a manual step."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from bench.kills import Kill, plan_kills, run_kills, startup_seconds
+from controlplane.plane import ControlPlane
+from controlplane.settings import Settings
+from tests.fakes.neon import FakeNeon
+from tests.fixtures.cli import settings_env
+from tests.fixtures.fakes import neon_env, neon_settings
+from tests.fixtures.postgres import private_server
+
+
+@pytest.fixture(scope="module")
+def own_settings() -> Iterator[Settings]:
+    # reconcile --fix acts on a whole catalog: this one holds only these tenants.
+    yield from private_server("tenantvec-kills-")
+
+
+@pytest.fixture
+def own_neon(own_settings: Settings) -> Iterator[FakeNeon]:
+    from controlplane.localpg import EmbeddedServer
+
+    fake = FakeNeon(EmbeddedServer(own_settings).superuser_conninfo().dsn).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+        fake.remove_everything()
+
+
+async def test_every_kill_is_repaired_by_one_reconcile(
+    own_settings: Settings, own_neon: FakeNeon
+) -> None:
+    env = {**settings_env(own_settings), **neon_env(own_neon)}
+    rng = random.Random()
+    seed = rng.randrange(2**32)
+    rng.seed(seed)
+    plans = plan_kills(["postgres", "instance"], 2, startup_seconds(env), rng)
+    plans += plan_kills(["neon"], 1, startup_seconds(env), rng)
+    async with ControlPlane.open(neon_settings(own_settings, own_neon)) as plane:
+        results = await run_kills(plane, env, plans)
+    broken: list[Kill] = [r for r in results if not r.repaired]
+    assert not broken, (seed, [(r.plan, r.problems) for r in broken])
+    # The kills were real: most landed while the command was at work.
+    assert sum(r.killed for r in results) >= len(results) // 2, [r.plan for r in results]
