@@ -308,6 +308,11 @@ class DatabasePerTenant:
         request = TenantRequest(id=tenant_name(tenant), dims=dims, index=index)
         await create_tenant(self.plane, request, actor=ACTOR)
 
+    async def database_of(self, tenant: int) -> str:
+        """The tenant's database name (opaque: the catalog records it)."""
+        found = await self.plane.catalog.get_tenant(tenant_name(tenant))
+        return str(found.placement["database"])
+
     async def load(self, tenant: int, first_id: int, vectors: np.ndarray) -> None:
         for start in range(0, len(vectors), LOAD_BATCH):
             block = vectors[start : start + LOAD_BATCH]

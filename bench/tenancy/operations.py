@@ -160,7 +160,8 @@ async def db_per_tenant_operations(
         await layout.create(tenant, data.scale.dims, HNSW)
         empty.append(time.perf_counter() - started)
         async with await psycopg.AsyncConnection.connect(admin.dsn, autocommit=True) as conn:
-            cur = await conn.execute("SELECT pg_database_size(%s)", (tenant_name(tenant),))
+            database = await layout.database_of(tenant)
+            cur = await conn.execute("SELECT pg_database_size(%s)", (database,))
             sizes.append(int((await cur.fetchone() or (0,))[0]))
         await layout.load(tenant, first, vectors)
         loaded.append(time.perf_counter() - started)

@@ -63,7 +63,7 @@ def test_create_sized_instance_show_restart_delete(tenantctl: TenantCtl, tenant_
 
 def test_bad_sizes_and_backends_get_one_line_errors(tenantctl: TenantCtl, tenant_id: str) -> None:
     cases = [
-        (["--tier", "large"], "does not give a tenant a server of its own"),
+        (["--work-mem", "8MB"], "does not give a tenant a server of its own"),
         (["--backend", "instance", "--shared-buffers", "12"], "invalid memory size '12'"),
     ]
     for options, message in cases:

@@ -8,7 +8,12 @@ import neon_api
 import pytest
 from neon_api import schema
 
-from controlplane.errors import BackendUnavailable, ConfigurationError, ProvisioningError
+from controlplane.errors import (
+    BackendUnavailable,
+    ConfigurationError,
+    NotConfigured,
+    ProvisioningError,
+)
 from controlplane.neon.client import NeonClient, normalise_base_url
 from controlplane.neon.ratelimit import NeonRateLimiter, SlidingWindow
 from controlplane.settings import Settings
@@ -127,7 +132,7 @@ async def test_retries_are_bounded_and_keys_stay_secret(
 
 
 def test_no_api_key_is_a_configuration_error(pg_settings: Settings) -> None:
-    with pytest.raises(ConfigurationError, match="TENANTVEC_NEON_API_KEY"):
+    with pytest.raises(NotConfigured, match="TENANTVEC_NEON_API_KEY"):
         NeonClient(pg_settings)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from controlplane.errors import (
     ConfigurationError,
+    NotConfigured,
     EmbedderUnavailable,
     EmbeddingFailed,
     InvalidRequest,
@@ -182,7 +183,7 @@ async def test_voyage_wire_format(embedders: Embedders, fake_openai: FakeEmbeddi
 
 async def test_voyage_needs_a_key(fake_openai: FakeEmbeddings, tmp_path: Path) -> None:
     registry = Embedders(settings_for(fake_openai, tmp_path, voyage_api_key=None))
-    with pytest.raises(ConfigurationError, match="TENANTVEC_VOYAGE_API_KEY"):
+    with pytest.raises(NotConfigured, match="TENANTVEC_VOYAGE_API_KEY"):
         registry.for_spec(EmbedderSpec.parse("voyage:voyage-3.5"))
 
 
