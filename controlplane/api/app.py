@@ -14,7 +14,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import msgspec
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -27,9 +29,10 @@ from controlplane.api.metrics import ApiMetrics, metrics_middleware
 from controlplane.api.problems import exception_handlers
 from controlplane.api.state import ApiState
 from controlplane.api.system import healthz, metrics, readyz
-from controlplane.api.tenants import TenantsController
+from controlplane.api.tenants import KeyCreate, TenantCreate, TenantsController
 from controlplane.keys import KeyVerifier, load_admin_token
 from controlplane.plane import ControlPlane
+from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
 from controlplane.retrieval.jobs import JobRunner
 from controlplane.routing import TenantRouter
 from controlplane.routing.keeper import ComputeKeeper
@@ -40,6 +43,12 @@ __all__ = ["create_app", "create_app_from_env"]
 logger = logging.getLogger("tenantvec.api")
 
 API_VERSION = "1"
+
+# The bodies the API decodes, by their OpenAPI component names.
+REQUEST_STRUCTS: dict[str, type[msgspec.Struct]] = {
+    struct.__name__: struct
+    for struct in (TenantCreate, KeyCreate, UpsertRequest, DocumentIn, ChunkIn, SearchRequest)
+}
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -86,7 +95,7 @@ def create_app(settings: Settings) -> Litestar:
         api: ApiState = state.api
         return api
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[TenantsController, DataController, healthz, readyz, metrics],
         lifespan=[lifespan],
         dependencies={
@@ -112,6 +121,20 @@ def create_app(settings: Settings) -> Litestar:
         # default config would reset levels and print every httpx request.
         logging_config=None,
     )
+    _close_request_objects(app)
+    return app
+
+
+def _close_request_objects(app: Litestar) -> None:
+    """Describe request bodies exactly as they are decoded: with msgspec's own JSON
+    Schema of each (closed objects, every bound kept), not Litestar's rendering of it,
+    which loses ``additionalProperties: false`` and zero minimums."""
+    _, exact = msgspec.json.schema_components(
+        list(REQUEST_STRUCTS.values()), ref_template="#/components/schemas/{name}"
+    )
+    components = app.openapi_schema.components
+    schemas: dict[str, Any] = components.schemas
+    schemas.update(exact)
 
 
 def create_app_from_env() -> Litestar:

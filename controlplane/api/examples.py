@@ -161,10 +161,21 @@ _PROBLEMS = {
         "tenant_not_found",
         "tenant 'acme' not found",
     ),
+    408: (
+        "The request did not arrive whole within TENANTVEC_REQUEST_TIMEOUT_SECONDS; the "
+        "connection is closed.",
+        "request_timeout",
+        "the request did not arrive in time; send it whole, faster",
+    ),
     409: (
         "The request clashes with the current state.",
         "tenant_exists",
         "tenant 'acme' already exists (state ready)",
+    ),
+    413: (
+        "The body is larger than TENANTVEC_MAX_BODY_BYTES.",
+        "request_entity_too_large",
+        "request body is larger than TENANTVEC_MAX_BODY_BYTES allows; send smaller batches",
     ),
     502: (
         "The embedding provider refused the request or answered with unusable vectors.",
@@ -180,9 +191,13 @@ _PROBLEMS = {
 }
 
 
-DATA = (400, 401, 404, 503)
-EMBEDS = (400, 401, 404, 502, 503)  # operations that may call the embedding provider
-ADMIN = (400, 401, 403, 404, 409, 503)
+# Every authenticated operation may answer 400, 401, 408 and 503 (the catalog or the
+# tenant's database unavailable); those with a body also 413.
+DATA = (400, 401, 404, 408, 503)
+DATA_BODY = (*DATA, 413)
+EMBEDS = (*DATA_BODY, 502)  # operations that may call the embedding provider
+ADMIN = (400, 401, 403, 404, 408, 409, 502, 503)
+ADMIN_BODY = (*ADMIN, 413)
 
 
 def problems(codes: tuple[int, ...] = DATA) -> dict[int, ResponseSpec]:
@@ -228,6 +243,6 @@ def ok(
 
 
 def ok_admin(
-    container: Any, value: Any, description: str, *, status: int = 200
+    container: Any, value: Any, description: str, *, status: int = 200, body: bool = False
 ) -> dict[int, ResponseSpec]:
-    return ok(container, value, description, status=status, errors=ADMIN)
+    return ok(container, value, description, status=status, errors=ADMIN_BODY if body else ADMIN)

@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, get
+from litestar.openapi import ResponseSpec
 from litestar.response import Response as LitestarResponse
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from controlplane.api import examples as ex
 from controlplane.api.state import ApiState
 from controlplane.errors import TenantvecError
 
 __all__ = ["healthz", "metrics", "readyz"]
+
+# Prometheus's text format; Litestar adds the charset.
+_PROMETHEUS = "text/plain; version=0.0.4"
 
 
 @get(
@@ -33,7 +36,15 @@ async def healthz() -> dict[str, Any]:
     description="200 `ready` while the catalog answers; 200 `degraded` while it does not but "
     "routes and keys verified before still serve (TENANTVEC_CATALOG_GRACE_SECONDS); 503 after.",
     tags=["system"],
-    responses=ex.ok(dict[str, Any], {"status": "ready"}, "Ready to route requests.", errors=()),
+    responses={
+        **ex.ok(dict[str, Any], {"status": "ready"}, "Ready to route requests.", errors=()),
+        503: ResponseSpec(
+            data_container=dict[str, Any],
+            description="The catalog does not answer, and the grace is over (or off).",
+            examples=ex.example({"status": "unavailable", "detail": "the catalog ..."}),
+            generate_examples=False,
+        ),
+    },
 )
 async def readyz(api: ApiState) -> Response[dict[str, Any]]:
     grace = api.router.grace
@@ -58,8 +69,16 @@ async def readyz(api: ApiState) -> Response[dict[str, Any]]:
     operation_id="metrics",
     summary="Prometheus metrics",
     tags=["system"],
-    media_type=CONTENT_TYPE_LATEST,
-    responses=ex.ok(str, "tenantvec_open_pools 3.0\n", "Prometheus text format.", errors=()),
+    media_type=_PROMETHEUS,
+    responses={
+        200: ResponseSpec(
+            data_container=str,
+            description="Prometheus text format.",
+            media_type=_PROMETHEUS,
+            examples=ex.example("tenantvec_open_pools 3.0\n"),
+            generate_examples=False,
+        )
+    },
 )
 async def metrics(api: ApiState) -> Response[bytes]:
-    return LitestarResponse(api.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return LitestarResponse(api.metrics.render(), media_type=_PROMETHEUS)

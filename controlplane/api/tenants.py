@@ -152,7 +152,9 @@ class TenantsController(Controller):
         summary="Create a tenant",
         description="Provisions the tenant's database and role and applies the schema; "
         "answers when the tenant is ready.",
-        responses=ex.ok_admin(dict[str, Any], ex.TENANT, "The tenant, ready.", status=201),
+        responses=ex.ok_admin(
+            dict[str, Any], ex.TENANT, "The tenant, ready.", status=201, body=True
+        ),
     )
     async def create(
         self,
@@ -254,7 +256,11 @@ class TenantsController(Controller):
         summary="Create a tenant API key",
         description="The key is in this response and nowhere else: only its hash is stored.",
         responses=ex.ok_admin(
-            dict[str, Any], {**ex.KEY, "key": "tvk_k3x9q2m7w1ab_<secret>"}, "The key.", status=201
+            dict[str, Any],
+            {**ex.KEY, "key": "tvk_k3x9q2m7w1ab_<secret>"},
+            "The key.",
+            status=201,
+            body=True,
         ),
     )
     async def create_key(

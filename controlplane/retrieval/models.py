@@ -45,6 +45,8 @@ DocumentId = Annotated[
     Meta(
         min_length=1,
         max_length=MAX_DOCUMENT_ID,
+        # Documentation (and a first pass): check_document_id decides, on the whole string.
+        pattern="^[^\\x00-\\x1f\\x7f-\\x9f]+$",
         description="The caller's id for the document: any text without control characters.",
     ),
 ]
@@ -87,8 +89,26 @@ class DocumentIn(Struct, forbid_unknown_fields=True):
     metadata: Metadata = {}
 
 
+# A document is its text or its chunks, never both (validate_document enforces it).
+_TEXT_OR_CHUNKS = {
+    "oneOf": [
+        {
+            "required": ["text"],
+            "properties": {"text": {"type": "string"}, "chunks": {"type": "null"}},
+        },
+        {
+            "required": ["chunks"],
+            "properties": {"chunks": {"type": "array"}, "text": {"type": "null"}},
+        },
+    ]
+}
+
+
 class UpsertRequest(Struct, forbid_unknown_fields=True):
-    documents: Annotated[list[DocumentIn], Meta(min_length=1, max_length=MAX_BATCH_DOCUMENTS)]
+    documents: Annotated[
+        list[Annotated[DocumentIn, Meta(extra_json_schema=_TEXT_OR_CHUNKS)]],
+        Meta(min_length=1, max_length=MAX_BATCH_DOCUMENTS),
+    ]
 
 
 class DocumentResult(Struct):

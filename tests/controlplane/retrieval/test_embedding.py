@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from controlplane.errors import (
-    ConfigurationError,
-    NotConfigured,
     EmbedderUnavailable,
     EmbeddingFailed,
     InvalidRequest,
+    NotConfigured,
 )
 from controlplane.retrieval.embedding import (
     Embedders,
