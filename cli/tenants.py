@@ -30,6 +30,7 @@ from controlplane.provisioning.lifecycle import (
 )
 from controlplane.provisioning.supervise import restart_if_down
 from controlplane.provisioning.suspend import resume_tenant, suspend_tenant
+from controlplane.provisioning.tenant_limits import set_limits
 from controlplane.retrieval import ChunkingSpec, EmbedderSpec
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
 
@@ -107,9 +108,21 @@ def create(
     tier: Annotated[
         TierChoice | None,
         typer.Option(
-            help="instance/docker: size of the tenant's server (default: "
-            "TENANTVEC_INSTANCE_TIER); the options below override single settings."
+            help="The tenant's limits (connections of its own clients, statement "
+            "timeouts) and, for instance/docker, the size of its server (default: "
+            "TENANTVEC_TIER); the options below override single values."
         ),
+    ] = None,
+    connection_limit: Annotated[
+        int | None,
+        typer.Option(help="Connections the tenant's own clients (its DSN) may hold."),
+    ] = None,
+    statement_timeout: Annotated[
+        str | None, typer.Option(help="Default statement timeout of its role, e.g. 30s.")
+    ] = None,
+    idle_timeout: Annotated[
+        str | None,
+        typer.Option(help="How long its role's sessions may sit idle in a transaction, e.g. 1m."),
     ] = None,
     shared_buffers: Annotated[
         str | None, typer.Option(help="instance/docker: shared_buffers, e.g. 64MB.")
@@ -177,6 +190,7 @@ def create(
             }.items()
             if value is not None
         },
+        limits=_limits(connection_limit, statement_timeout, idle_timeout),
         labels=dict(parse_label(text) for text in label or []),
         ttl=parse_duration(ttl) if ttl else None,
         embedder=EmbedderSpec.parse(embedder, fallback or []) if embedder else None,
@@ -194,6 +208,62 @@ def create(
             f"tenant {tenant.id} is {tenant.state} {where(tenant)} "
             f"(schema version {tenant.schema_version}, embedder {tenant.embedder}); "
             f"connection string: tenantctl tenants dsn {tenant.id}"
+        )
+
+
+def _limits(connections: int | None, statement: str | None, idle: str | None) -> dict[str, Any]:
+    given = {
+        "connection_limit": connections,
+        "statement_timeout": statement,
+        "idle_in_transaction_timeout": idle,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
+@app.command("set-limits")
+def set_limits_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant id.")],
+    tier: Annotated[
+        TierChoice | None, typer.Option(help="Take this tier's limits (default: its own).")
+    ] = None,
+    connection_limit: Annotated[
+        int | None,
+        typer.Option(help="Connections the tenant's own clients (its DSN) may hold."),
+    ] = None,
+    statement_timeout: Annotated[
+        str | None, typer.Option(help="Default statement timeout of its role, e.g. 30s.")
+    ] = None,
+    idle_timeout: Annotated[
+        str | None,
+        typer.Option(help="How long its role's sessions may sit idle in a transaction."),
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Change what TENANT's own clients may take: connections, statement time.
+
+    Applied to its role on the server at once (new sessions get the new timeouts; a
+    lower connection limit refuses new connections beyond it) and by the API's pools.
+    """
+    cli = get_cli(ctx)
+    overrides = _limits(connection_limit, statement_timeout, idle_timeout)
+    if tier is None and not overrides:
+        raise InvalidRequest("say what to change: --tier or a limit option")
+
+    async def work(plane: ControlPlane) -> Tenant:
+        return await set_limits(
+            plane, name, overrides, tier=tier.value if tier else None, actor=cli.actor
+        )
+
+    tenant = cli.run(work)
+    if json_:
+        cli.print_json(tenant.public_dict())
+    else:
+        limits = tenant.placement["limits"]
+        cli.out.print(
+            f"tenant {tenant.id}: {limits['connection_limit']} connections, statements up to "
+            f"{limits['statement_timeout_ms'] / 1000:g} s, idle in a transaction up to "
+            f"{limits['idle_in_transaction_timeout_ms'] / 1000:g} s ({limits['tier']} tier)"
         )
 
 

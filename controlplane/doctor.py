@@ -13,6 +13,7 @@ from controlplane.inputs import printable
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.reconcile import survey
 from controlplane.provisioning.servers import inspect_server
+from controlplane.provisioning.tenantdb import LAYOUT
 
 __all__ = ["Check", "DoctorReport", "run_doctor"]
 
@@ -59,6 +60,34 @@ def _invalid_ids_check(tenants: list[Tenant]) -> Check:
     )
 
 
+def _layout_check(tenants: list[Tenant]) -> Check:
+    """Tenants still named after their ids (visible to every role on their server) or
+    without a service role, and tenants whose API connections lack reserved slots."""
+    own = [t for t in tenants if t.backend in ("postgres", "instance", "docker")]
+    older = [t.id for t in own if int(t.placement.get("layout", 1)) < LAYOUT]
+    unreserved = [
+        t.id
+        for t in own
+        if t.backend == "postgres" and t.placement.get("reserved_slots") is False
+    ]
+    problems = []
+    if older:
+        problems.append(
+            f"{len(older)} tenant(s) made by an older tenantvec ({', '.join(older[:5])}): their "
+            "database and role names show their ids to every tenant on the server, and they "
+            "lack a service role and limits; run 'tenantctl migrate --all' (their DSNs change)"
+        )
+    if unreserved:
+        problems.append(
+            f"{len(unreserved)} tenant(s) ({', '.join(unreserved[:5])}) whose server's admin may "
+            "not grant pg_use_reserved_connections: their API connections can be crowded out "
+            "by other tenants' clients; register the server as a superuser (Postgres 16+)"
+        )
+    if not problems:
+        return Check("tenant layout", "ok", "opaque names, service roles and limits everywhere")
+    return Check("tenant layout", "warn", "; ".join(problems))
+
+
 async def run_doctor(plane: ControlPlane) -> DoctorReport:
     checks: list[Check] = []
     if plane.embedded is not None:
@@ -84,6 +113,7 @@ async def run_doctor(plane: ControlPlane) -> DoctorReport:
         Check("catalog", "ok", f"{catalog.host}:{catalog.port}/{catalog.dbname}: {summary}")
     )
     checks.append(_invalid_ids_check(tenants))
+    checks.append(_layout_check(tenants))
 
     counts = await plane.catalog.count_live_tenants_by_server()
     for server in await plane.catalog.list_servers():

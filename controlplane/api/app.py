@@ -29,7 +29,7 @@ from controlplane.api.metrics import ApiMetrics, metrics_middleware
 from controlplane.api.problems import exception_handlers
 from controlplane.api.state import ApiState
 from controlplane.api.system import healthz, metrics, readyz
-from controlplane.api.tenants import KeyCreate, TenantCreate, TenantsController
+from controlplane.api.tenants import KeyCreate, LimitsChange, TenantCreate, TenantsController
 from controlplane.keys import KeyVerifier, load_admin_token
 from controlplane.plane import ControlPlane
 from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
@@ -47,7 +47,15 @@ API_VERSION = "1"
 # The bodies the API decodes, by their OpenAPI component names.
 REQUEST_STRUCTS: dict[str, type[msgspec.Struct]] = {
     struct.__name__: struct
-    for struct in (TenantCreate, KeyCreate, UpsertRequest, DocumentIn, ChunkIn, SearchRequest)
+    for struct in (
+        TenantCreate,
+        KeyCreate,
+        LimitsChange,
+        UpsertRequest,
+        DocumentIn,
+        ChunkIn,
+        SearchRequest,
+    )
 }
 
 

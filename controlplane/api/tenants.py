@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, delete, get, post, put
 from litestar.params import Body, Parameter
 from msgspec import Meta, Struct
 
@@ -24,12 +24,15 @@ from controlplane.provisioning.lifecycle import (
     list_tenants,
 )
 from controlplane.provisioning.suspend import resume_tenant, suspend_tenant
+from controlplane.provisioning.tenant_limits import set_limits
 from controlplane.retrieval import ChunkingSpec, EmbedderSpec
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
 
 __all__ = ["TenantsController"]
 
 TenantIdParam = Annotated[str, Parameter(description="Tenant id.")]
+# A setting's value: a size or duration as text ("64MB", "30s"), or a number.
+LimitValue = Annotated[str, Meta(max_length=32)] | Annotated[int, Meta(ge=0, le=2**31)]
 
 
 class TenantCreate(Struct, forbid_unknown_fields=True):
@@ -75,14 +78,14 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
         | None
     ) = None
     resources: Annotated[
-        dict[str, Annotated[str, Meta(max_length=32)] | Annotated[int, Meta(ge=0, le=2**31)]],
+        dict[str, LimitValue],
         Meta(
             description="instance/docker: settings overriding the tier's: shared_buffers, "
             "work_mem, maintenance_work_mem (e.g. '64MB'), max_connections."
         ),
     ] = {}
     limits: Annotated[
-        dict[str, Annotated[str, Meta(max_length=32)] | Annotated[int, Meta(ge=0, le=2**31)]],
+        dict[str, LimitValue],
         Meta(
             description="Limits overriding the tier's: connection_limit (the tenant's own "
             "clients), statement_timeout, idle_in_transaction_timeout (e.g. '30s')."
@@ -133,6 +136,15 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
             embedder=EmbedderSpec.parse(self.embedder, self.fallbacks) if self.embedder else None,
             chunking=ChunkingSpec(max_tokens=self.chunk_tokens, overlap=self.chunk_overlap),
         )
+
+
+class LimitsChange(Struct, forbid_unknown_fields=True):
+    """New limits for a tenant's role: a tier, and/or single values overriding it."""
+
+    tier: Literal["small", "medium", "large"] | None = None
+    connection_limit: Annotated[int, Meta(ge=1, le=1000)] | None = None
+    statement_timeout: LimitValue | None = None
+    idle_in_transaction_timeout: LimitValue | None = None
 
 
 class KeyCreate(Struct, forbid_unknown_fields=True):
@@ -246,6 +258,40 @@ class TenantsController(Controller):
         self, api: ApiState, caller: Caller, tenant_id: TenantIdParam
     ) -> dict[str, Any]:
         tenant = await resume_tenant(api.plane, tenant_id, actor=caller.actor)
+        return tenant.public_dict()
+
+    @put(
+        "/tenants/{tenant_id:str}/limits",
+        operation_id="setTenantLimits",
+        dto=StrictBody[LimitsChange],
+        return_dto=None,
+        summary="Change a tenant's role limits",
+        description="Connections its own clients (its DSN) may hold, and its role's default "
+        "statement and idle-in-transaction timeouts (durations such as '30s', or "
+        "milliseconds), from a tier with single values overriding it. Applied on its "
+        "server at once; the API's connections take the new timeouts too.",
+        responses=ex.ok_admin(dict[str, Any], ex.TENANT, "The tenant.", body=True),
+    )
+    async def set_limits(
+        self,
+        api: ApiState,
+        caller: Caller,
+        tenant_id: TenantIdParam,
+        data: Annotated[
+            LimitsChange,
+            Body(examples=ex.example({"connection_limit": 20, "statement_timeout": "60s"})),
+        ],
+    ) -> dict[str, Any]:
+        overrides = {
+            name: getattr(data, name)
+            for name in ("connection_limit", "statement_timeout", "idle_in_transaction_timeout")
+            if getattr(data, name) is not None
+        }
+        if data.tier is None and not overrides:
+            raise InvalidRequest("say what to change: a tier or a limit")
+        tenant = await set_limits(
+            api.plane, tenant_id, overrides, tier=data.tier, actor=caller.actor
+        )
         return tenant.public_dict()
 
     @post(

@@ -27,7 +27,7 @@ from typing import Any
 
 from controlplane.catalog.records import Server, Tenant
 from controlplane.dsn import ConnInfo
-from controlplane.errors import BackendUnavailable, ProvisioningError
+from controlplane.errors import BackendUnavailable, NotConfigured, ProvisioningError
 from controlplane.localpg.cluster import LISTEN_HOST, SUPERUSER
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
@@ -52,6 +52,7 @@ _UID_LABEL = "tenantvec.uid"
 _DATA_MOUNT = "/var/lib/postgresql"  # the pgvector (postgres) image's data volume
 _READY_TIMEOUT = 120.0  # the first start runs initdb inside the container
 _API_TIMEOUT = 30
+_NO_SOCKET = "no such socket"
 
 
 class DockerBackend:
@@ -205,18 +206,22 @@ class DockerBackend:
                     client.close()
                 problem = _short(exc)
             if problem is not None:
-                raise BackendUnavailable(
+                message = (
                     f"the docker backend needs a Docker engine and none answers at {host} "
                     f"({problem}); start Docker or set TENANTVEC_DOCKER_HOST, or use "
                     "--backend instance"
                 )
+                if problem == _NO_SOCKET:
+                    # No engine on this machine at all: retrying will not help.
+                    raise NotConfigured(message)
+                raise BackendUnavailable(message)
             self._client = client
         return self._client
 
     def _engine_answers(self) -> bool:
         try:
             self._docker()
-        except BackendUnavailable:
+        except (BackendUnavailable, NotConfigured):
             return False
         return True
 
@@ -336,6 +341,8 @@ def _unix_socket_problem(host: str) -> str | None:
         probe.settimeout(2)
         try:
             probe.connect(path)
+        except FileNotFoundError:
+            return _NO_SOCKET
         except OSError as exc:
             return exc.strerror or type(exc).__name__
     return None

@@ -7,6 +7,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -129,3 +130,65 @@ def test_without_a_grace_an_outage_fails_requests_cleanly(
         assert ready.status_code == 503
     finally:
         _catalog_reachable(superuser_dsn, catalog_db, reachable=True)
+
+
+def test_a_tenant_grabbing_connections_cannot_starve_its_neighbour(
+    api: RunningApi, pg_settings: Settings
+) -> None:
+    """One tenant opens connections with its own DSN as fast as it can and keeps them:
+    it gets its role's limit (the small tier's 10) and no more, its own API requests
+    still go through (its router uses its service role), and so do a neighbour's."""
+    greedy, calm = f"greedy-{uuid.uuid4().hex[:6]}", f"calm-{uuid.uuid4().hex[:6]}"
+    greedy_key, calm_key = api.new_tenant(greedy), api.new_tenant(calm)
+
+    async def dsn() -> str:
+        async with ControlPlane.open(pg_settings) as plane:
+            tenant = await plane.catalog.get_tenant(greedy)
+            return plane.tenant_conninfo(tenant).dsn
+
+    greedy_dsn = asyncio.run(dsn())
+    held: list[psycopg.Connection[Any]] = []
+    refused = 0
+    try:
+        for _ in range(60):
+            try:
+                held.append(psycopg.connect(greedy_dsn, connect_timeout=3))
+            except psycopg.OperationalError as exc:
+                assert "too many connections for role" in str(exc)
+                refused += 1
+        assert len(held) == 10 and refused == 50
+        for tenant, key in ((calm, calm_key), (greedy, greedy_key)):
+            answers = [_search(api, key, tenant).status_code for _ in range(10)]
+            assert answers == [200] * 10, (tenant, answers)
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def test_limits_are_changed_through_the_api(api: RunningApi, pg_settings: Settings) -> None:
+    tenant = f"limits-{uuid.uuid4().hex[:6]}"
+    key = api.new_tenant(tenant)
+    with api.admin() as admin:
+        changed = admin.put(f"/v1/tenants/{tenant}/limits", json={"connection_limit": 2})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["placement"]["limits"]["connection_limit"] == 2
+        bad = admin.put(f"/v1/tenants/{tenant}/limits", json={"connection_limit": "2"})
+        assert bad.status_code == 400 and "Expected `int | null`" in bad.json()["detail"]
+        empty = admin.put(f"/v1/tenants/{tenant}/limits", json={})
+        assert empty.status_code == 400 and "say what to change" in empty.json()["detail"]
+    with api.client(key) as client:
+        assert client.put(f"/v1/tenants/{tenant}/limits", json={"tier": "large"}).status_code == 403
+
+    async def dsn() -> str:
+        async with ControlPlane.open(pg_settings) as plane:
+            return plane.tenant_conninfo(await plane.catalog.get_tenant(tenant)).dsn
+
+    owner = asyncio.run(dsn())
+    held = [psycopg.connect(owner), psycopg.connect(owner)]
+    try:
+        with pytest.raises(psycopg.OperationalError, match="too many connections for role"):
+            psycopg.connect(owner)
+        assert _search(api, key, tenant).status_code == 200  # the API is not held back
+    finally:
+        for conn in held:
+            conn.close()

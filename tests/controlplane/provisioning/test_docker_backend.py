@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from controlplane.catalog.records import TenantState
-from controlplane.errors import BackendUnavailable
+from controlplane.errors import BackendUnavailable, NotConfigured
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import (
     TenantRequest,
@@ -44,12 +46,13 @@ def _no_engine_reason() -> str | None:
 
 
 async def test_without_an_engine_create_is_refused_and_nothing_is_written(
-    pg_settings: Settings, tenant_id: str
+    pg_settings: Settings, tenant_id: str, tmp_path: Path
 ) -> None:
+    # No socket at all: no engine on this machine, a request that cannot work (400).
     settings = dataclasses.replace(pg_settings, docker_host="unix:///nonexistent/docker.sock")
     async with ControlPlane.open(settings) as plane:
         request = TenantRequest(id=tenant_id, dims=3, backend="docker")
-        with pytest.raises(BackendUnavailable) as refused:
+        with pytest.raises(NotConfigured) as refused:
             await create_tenant(plane, request, actor=ACTOR)
         message = str(refused.value)
         assert "needs a Docker engine and none answers at unix:///nonexistent" in message
@@ -57,6 +60,15 @@ async def test_without_an_engine_create_is_refused_and_nothing_is_written(
         assert await plane.catalog.find_tenant(tenant_id) is None
         # Reconcile and doctor still work: no engine simply means no containers.
         assert await plane.backend("docker").list_resources() == []
+    # A socket nobody answers on: an engine that is down, for now (503, retry).
+    dead = tmp_path / "docker.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as bound:
+        bound.bind(str(dead))  # bound, never listening: connections are refused
+        settings = dataclasses.replace(pg_settings, docker_host=f"unix://{dead}")
+        async with ControlPlane.open(settings) as plane:
+            with pytest.raises(BackendUnavailable, match="none answers"):
+                await create_tenant(plane, request, actor=ACTOR)
+            assert await plane.catalog.find_tenant(tenant_id) is None
 
 
 @pytest.mark.docker

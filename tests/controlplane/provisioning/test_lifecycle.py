@@ -320,3 +320,30 @@ async def test_tenant_roles_have_limits_and_the_service_role_is_outside_them(
             "SELECT count(*) FROM pg_roles WHERE rolname = ANY(%s)", ([owner, service],)
         )
         assert await cur.fetchone() == (0,)
+
+
+async def test_limits_are_changed_on_the_server_and_recorded(
+    plane: ControlPlane, tenant_id: str, superuser_dsn: str
+) -> None:
+    from controlplane.provisioning.tenant_limits import set_limits
+
+    tenant = await create_tenant(plane, TenantRequest(id=tenant_id, dims=3), actor=ACTOR)
+    changed = await set_limits(plane, tenant_id, {"connection_limit": 3}, tier="large", actor=ACTOR)
+    limits = changed.placement["limits"]
+    assert (limits["tier"], limits["connection_limit"], limits["statement_timeout_ms"]) == (
+        "large",
+        3,
+        300_000,
+    )
+    async with await psycopg.AsyncConnection.connect(superuser_dsn) as admin:
+        cur = await admin.execute(
+            "SELECT rolconnlimit, rolconfig FROM pg_roles WHERE rolname = %s",
+            (tenant.placement["role"],),
+        )
+        connlimit, config = await cur.fetchone()  # type: ignore[misc]
+    assert connlimit == 3 and "statement_timeout=300000ms" in config
+    with pytest.raises(InvalidRequest, match="connection_limit 0 is out of range"):
+        await set_limits(plane, tenant_id, {"connection_limit": 0}, actor=ACTOR)
+    ops = await plane.catalog.list_operations(tenant_id=tenant_id, limit=1)
+    assert (ops[0].action, ops[0].outcome.value) == ("set-limits", "succeeded")
+    await delete_tenant(plane, tenant_id, actor=ACTOR)
