@@ -66,9 +66,7 @@ def _layout_check(tenants: list[Tenant]) -> Check:
     own = [t for t in tenants if t.backend in ("postgres", "instance", "docker")]
     older = [t.id for t in own if int(t.placement.get("layout", 1)) < LAYOUT]
     unreserved = [
-        t.id
-        for t in own
-        if t.backend == "postgres" and t.placement.get("reserved_slots") is False
+        t.id for t in own if t.backend == "postgres" and t.placement.get("reserved_slots") is False
     ]
     problems = []
     if older:
