@@ -15,6 +15,9 @@ On a throwaway embedded server (durable, fsync on), with the fake Neon API
    requests fail (they must not queue), and a neighbour's latency meanwhile.
 5. **A catalog outage.** The catalog refuses connections for a while: the success rate
    of searches by tenants verified before, and the time to recover once it is back.
+6. **Fuzzing.** schemathesis (``bench/fuzz.py``) over every operation of the OpenAPI
+   document, with the admin token and with a tenant key: requests sent, 5xx answers,
+   answers the document does not describe.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
+from bench.fuzz import FuzzReport, fuzz
 from bench.harness import api_process, percentile, throwaway_server
 from bench.kills import OPERATIONS, Kill, plan_kills, run_kills, startup_seconds
 from bench.machine import describe_machine, replace_section, today
@@ -131,9 +135,10 @@ class Api:
     """An API process and the tenants made for it (through the library, which also hands
     out their DSNs, as 'tenantctl tenants dsn' would)."""
 
-    def __init__(self, plane: ControlPlane, url: str) -> None:
+    def __init__(self, plane: ControlPlane, url: str, token: str) -> None:
         self.plane = plane
         self.url = url
+        self.token = token  # the admin token
         self.clients: dict[str, httpx.AsyncClient] = {}
 
     async def tenant(self, tenant_id: str, **options: Any) -> str:
@@ -171,8 +176,9 @@ class Api:
 @contextlib.asynccontextmanager
 async def running_api(settings: Settings, **env: str) -> AsyncIterator[Api]:
     async with ControlPlane.open(settings) as plane:
-        with api_process(settings, secrets.token_urlsafe(24), **_env(settings, **env)) as url:
-            api = Api(plane, url)
+        token = secrets.token_urlsafe(24)
+        with api_process(settings, token, **_env(settings, **env)) as url:
+            api = Api(plane, url, token)
             try:
                 yield api
             finally:
@@ -359,6 +365,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each load phase")
     parser.add_argument("--runs", type=int, default=5, help="instance kills through the API")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--examples", type=int, default=100, help="fuzz cases per operation and mode"
+    )
     parser.add_argument("--write", type=Path, help="update this markdown file's bench:faults")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(2**32)
@@ -377,6 +386,18 @@ def main() -> None:
                 out["kill"] = await measure_instance_kill(api, args.runs)
                 print("a closed database", flush=True)
                 out["closed"] = await measure_closed_database(api, admin_dsn, 50)
+                print("fuzzing", flush=True)
+                own = f"fuzz-{uuid.uuid4().hex[:6]}"
+                await api.tenant(own)
+                key = (await create_key(api.plane, own, actor=ACTOR)).secret
+                out["fuzz"] = [
+                    await asyncio.to_thread(
+                        fuzz, api.url, api.token, examples=args.examples, spare_tenant=own
+                    ),
+                    await asyncio.to_thread(
+                        fuzz, api.url, key, examples=args.examples, own_tenant=own
+                    ),
+                ]
             return out
 
         measured = asyncio.run(through_the_api())
@@ -408,6 +429,7 @@ def render(
     greedy: list[Greedy] = measured["greedy"]
     kill_runs: list[tuple[float, int]] = measured["kill"]
     failing, statuses, beside = measured["closed"]
+    fuzzed: list[FuzzReport] = measured["fuzz"]
     lines = [
         "## Faults: kills, a greedy neighbour, a dead server, a closed database, a catalog outage",
         "",
@@ -455,7 +477,21 @@ def render(
         f"back to back: {ok_rate(outage)} answered, p50 / p95 "
         f"{ms([t for s, t in outage if s == 200])} ms. After the catalog returns, a tenant "
         f"made then answers after {recovery_ms:.0f} ms (no restart).",
+        "",
+        f"**Fuzzing** (schemathesis, up to {args.examples} cases per operation and mode, "
+        "positive and negative):",
+        "",
+        "| token | requests | answers | 5xx | answers the OpenAPI document does not describe |",
+        "|---|---|---|---|---|",
     ]
+    for name, report in zip(("admin", "tenant key"), fuzzed, strict=True):
+        shown = ", ".join(f"{n}× {s}" for s, n in sorted(report.statuses.items()))
+        lines.append(
+            f"| {name} | {report.requests} | {shown} | {report.server_errors} | "
+            f"{len(report.failures)} |"
+        )
+    for report in fuzzed:
+        lines += [f"- {failure[:300]}" for failure in report.failures]
     return "\n".join(lines)
 
 

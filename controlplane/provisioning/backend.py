@@ -133,6 +133,9 @@ class Backend(Protocol):
     # Whether tenantvec runs the tenant's server itself, and so must notice when it
     # dies and restart it (see provisioning.supervise).
     supervises: bool
+    # Whether connections to its tenants may set settings at start-up (libpq
+    # ``options``): not through a pooler such as Neon's PgBouncer, which refuses them.
+    session_options: bool
 
     async def plan(
         self,

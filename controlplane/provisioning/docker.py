@@ -61,6 +61,7 @@ class DockerBackend:
     regional = False
     sized = True
     supervises = True
+    session_options = True
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

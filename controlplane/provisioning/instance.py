@@ -55,6 +55,7 @@ class InstanceBackend:
     regional = False
     sized = True
     supervises = True
+    session_options = True
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

@@ -60,6 +60,8 @@ class NeonBackend:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        # Neon's pooler (PgBouncer) refuses start-up options.
+        self.session_options = not settings.neon_pooled
         self._client: NeonClient | None = None
         self._template: dict[str, str] | None = None  # region and parent branch, cached
 

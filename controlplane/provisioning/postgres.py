@@ -50,6 +50,7 @@ class PostgresBackend:
     regional = False
     sized = False
     supervises = False
+    session_options = True
 
     def __init__(self, servers: ServerDirectory, settings: Settings, *, catalog_id: str) -> None:
         self._servers = servers

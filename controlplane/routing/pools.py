@@ -60,6 +60,14 @@ class TenantPool:
         self.in_use = 0  # connections checked out through the router
         self.last_used = time.monotonic()
         self.retired = False  # no new checkouts; close when the last one returns
+        connection: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": connect_timeout,
+            "application_name": ROUTER_APPLICATION,
+        }
+        if route.limits is not None:
+            # The tenant's statement timeouts hold for its API requests too.
+            connection["options"] = route.limits.connection_options()
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
             route.conninfo.dsn,
             min_size=0,
@@ -67,13 +75,7 @@ class TenantPool:
             open=False,
             configure=_configure,
             check=_check,
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": connect_timeout,
-                "application_name": ROUTER_APPLICATION,
-                # The tenant's statement timeouts hold for its API requests too.
-                "options": route.limits.connection_options(),
-            },
+            kwargs=connection,
             name=f"tenant-{route.tenant_id}",
             max_idle=idle_seconds,
             # A database that refuses a connection fails the request waiting for it at

@@ -49,8 +49,9 @@ class Route:
     fetched_at: float
     embedder: EmbedderSpec
     chunking: ChunkingSpec
-    # The tenant's statement timeouts, which its pool's connections set at start.
-    limits: RoleLimits
+    # The tenant's statement timeouts, which its pool's connections set at start
+    # (when its backend lets them: None otherwise).
+    limits: RoleLimits | None
     conninfo: ConnInfo | None = field(default=None, repr=False)
 
     @classmethod
@@ -72,7 +73,9 @@ class Route:
             fetched_at=now,
             embedder=tenant.embedder,
             chunking=tenant.chunking,
-            limits=RoleLimits.from_json(placement.get("limits")),
+            limits=RoleLimits.from_json(placement.get("limits"))
+            if plane.backend(tenant.backend).session_options
+            else None,
             conninfo=plane.service_conninfo(tenant) if usable else None,
         )
 
