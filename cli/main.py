@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli import api, demo, imports, maintenance, server, servers, tenants
+from cli import api, demo, imports, maintenance, server, servers, tenant_changes, tenants
 from cli.context import Cli
 from cli.errors import EXIT_CODES_HELP, FAILURE, USAGE, exit_code_for
 from controlplane.errors import TenantvecError
@@ -32,6 +32,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+tenant_changes.register(tenants.app)
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(servers.app, name="servers")
 app.add_typer(imports.app, name="import")

@@ -16,8 +16,6 @@ from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import has_control, printable
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.embedder import set_embedder
-from controlplane.provisioning.index import set_index
 from controlplane.provisioning.labels import parse_label
 from controlplane.provisioning.lifecycle import (
     TenantRequest,
@@ -30,7 +28,6 @@ from controlplane.provisioning.lifecycle import (
 )
 from controlplane.provisioning.supervise import restart_if_down
 from controlplane.provisioning.suspend import resume_tenant, suspend_tenant
-from controlplane.provisioning.tenant_limits import set_limits
 from controlplane.retrieval import ChunkingSpec, EmbedderSpec
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
 
@@ -190,7 +187,7 @@ def create(
             }.items()
             if value is not None
         },
-        limits=_limits(connection_limit, statement_timeout, idle_timeout),
+        limits=limits_from(connection_limit, statement_timeout, idle_timeout),
         labels=dict(parse_label(text) for text in label or []),
         ttl=parse_duration(ttl) if ttl else None,
         embedder=EmbedderSpec.parse(embedder, fallback or []) if embedder else None,
@@ -211,60 +208,13 @@ def create(
         )
 
 
-def _limits(connections: int | None, statement: str | None, idle: str | None) -> dict[str, Any]:
+def limits_from(connections: int | None, statement: str | None, idle: str | None) -> dict[str, Any]:
     given = {
         "connection_limit": connections,
         "statement_timeout": statement,
         "idle_in_transaction_timeout": idle,
     }
     return {name: value for name, value in given.items() if value is not None}
-
-
-@app.command("set-limits")
-def set_limits_command(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Tenant id.")],
-    tier: Annotated[
-        TierChoice | None, typer.Option(help="Take this tier's limits (default: its own).")
-    ] = None,
-    connection_limit: Annotated[
-        int | None,
-        typer.Option(help="Connections the tenant's own clients (its DSN) may hold."),
-    ] = None,
-    statement_timeout: Annotated[
-        str | None, typer.Option(help="Default statement timeout of its role, e.g. 30s.")
-    ] = None,
-    idle_timeout: Annotated[
-        str | None,
-        typer.Option(help="How long its role's sessions may sit idle in a transaction."),
-    ] = None,
-    json_: JsonOption = False,
-) -> None:
-    """Change what TENANT's own clients may take: connections, statement time.
-
-    Applied to its role on the server at once (new sessions get the new timeouts; a
-    lower connection limit refuses new connections beyond it) and by the API's pools.
-    """
-    cli = get_cli(ctx)
-    overrides = _limits(connection_limit, statement_timeout, idle_timeout)
-    if tier is None and not overrides:
-        raise InvalidRequest("say what to change: --tier or a limit option")
-
-    async def work(plane: ControlPlane) -> Tenant:
-        return await set_limits(
-            plane, name, overrides, tier=tier.value if tier else None, actor=cli.actor
-        )
-
-    tenant = cli.run(work)
-    if json_:
-        cli.print_json(tenant.public_dict())
-    else:
-        limits = tenant.placement["limits"]
-        cli.out.print(
-            f"tenant {tenant.id}: {limits['connection_limit']} connections, statements up to "
-            f"{limits['statement_timeout_ms'] / 1000:g} s, idle in a transaction up to "
-            f"{limits['idle_in_transaction_timeout_ms'] / 1000:g} s ({limits['tier']} tier)"
-        )
 
 
 def where(tenant: Tenant) -> str:
@@ -465,87 +415,6 @@ def delete(
         cli.print_json(tenant.public_dict())
     else:
         cli.out.print(f"tenant {printable(tenant.id, 63)} deleted")
-
-
-@app.command("set-embedder")
-def set_embedder_command(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Tenant id.")],
-    embedder: Annotated[
-        str, typer.Argument(help="provider:model, e.g. openai:text-embedding-3-large.")
-    ],
-    dims: Annotated[
-        int | None,
-        typer.Option(help="New dimensions, if the model's differ (empties every vector)."),
-    ] = None,
-    fallback: Annotated[
-        list[str] | None, typer.Option(help="Embedder to try when it fails; repeatable.")
-    ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    json_: JsonOption = False,
-) -> None:
-    """Switch TENANT to another embedding model; then run 'tenantctl backfill TENANT'.
-
-    Same dimensions: old vectors keep serving until the backfill replaces them. New
-    dimensions: the embedding column is recreated empty (a per-tenant schema change),
-    so vector search finds nothing until the backfill has run.
-    """
-    cli = get_cli(ctx)
-    spec = EmbedderSpec.parse(embedder, fallback or [])
-    if dims is not None and not yes:
-        if not sys.stdin.isatty():
-            raise InvalidRequest("refusing to change dimensions without --yes when not interactive")
-        typer.confirm(
-            f"Changing {name} to {dims} dimensions empties all its vectors until "
-            "'tenantctl backfill' runs. Go on?",
-            abort=True,
-            err=True,
-        )
-
-    async def work(plane: ControlPlane) -> Tenant:
-        return await set_embedder(plane, name, spec, dims=dims, actor=cli.actor)
-
-    tenant = cli.run(work)
-    if json_:
-        cli.print_json(tenant.public_dict())
-    else:
-        cli.out.print(
-            f"tenant {tenant.id} now embeds with {tenant.embedder} ({tenant.dims} dims); "
-            f"run 'tenantctl backfill {tenant.id}' to re-embed its chunks"
-        )
-
-
-@app.command("set-index")
-def set_index_command(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Tenant id.")],
-    index: IndexOption = IndexChoice.hnsw,
-    m: MOption = 16,
-    ef_construction: EfConstructionOption = 64,
-    lists: ListsOption = 100,
-    json_: JsonOption = False,
-) -> None:
-    """Rebuild TENANT's vector index with another kind or build parameters.
-
-    The new index is built online (CREATE INDEX CONCURRENTLY) while the old one keeps
-    serving, then swapped in. For a bulk load, create the tenant with '--index none',
-    load it, then run this: one build is far faster than one insertion per vector.
-    """
-    cli = get_cli(ctx)
-    spec = IndexSpec(kind=IndexKind(index.value), m=m, ef_construction=ef_construction, lists=lists)
-
-    async def work(plane: ControlPlane) -> Tenant:
-        return await set_index(plane, name, spec, actor=cli.actor)
-
-    tenant = cli.run(work)
-    if json_:
-        cli.print_json(tenant.public_dict())
-    else:
-        params = ", ".join(f"{k}={v}" for k, v in tenant.index.params().items())
-        cli.out.print(
-            f"tenant {tenant.id} now searches with {tenant.index.kind}"
-            + (f" ({params})" if params else " (exact)")
-        )
 
 
 @app.command("dsn")

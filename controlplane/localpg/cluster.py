@@ -26,23 +26,30 @@ started it -- Ctrl-C, a CI job cancelled, a killed process group -- does not rea
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import secrets
 import shutil
 import signal
-import socket
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from controlplane.dsn import ConnInfo
 from controlplane.errors import EmbeddedServerError
 from controlplane.localpg.binaries import PgBinaries
+from controlplane.localpg.processes import (
+    LISTEN_HOST,
+    held_lock,
+    is_postmaster,
+    port_is_free,
+    process_tree_memory,
+    processes_in,
+    read_pidfile,
+)
 from controlplane.localpg.service_user import ServiceUser
 from controlplane.secretbox import new_password, read_or_create_secret_file
 from controlplane.settings import Settings
@@ -60,7 +67,6 @@ __all__ = [
 logger = logging.getLogger("tenantvec.localpg")
 
 SUPERUSER = "tenantvec_admin"
-LISTEN_HOST = "127.0.0.1"
 _PASSWORD_FILE = "superuser.password"
 _CONF_FILE = "tenantvec.conf"
 _INCLUDE = f"include_if_exists = '{_CONF_FILE}'"
@@ -173,8 +179,8 @@ class LocalCluster:
         )
 
     def status(self) -> ServerStatus:
-        pidfile = _read_pidfile(self.data_dir)
-        running = pidfile is not None and _is_postmaster(pidfile.pid, self.data_dir)
+        pidfile = read_pidfile(self.data_dir)
+        running = pidfile is not None and is_postmaster(pidfile.pid, self.data_dir)
         if not running or pidfile is None:
             return ServerStatus(self.initialized, False, self.data_dir, self.port)
         return ServerStatus(
@@ -208,7 +214,7 @@ class LocalCluster:
                     )
                 else:
                     logger.warning("%s: discarding an incomplete data directory", self.name)
-                    self._kill_processes_in(self.data_dir)
+                    self._killprocesses_in(self.data_dir)
                     shutil.rmtree(self.data_dir)
             if not self.initialized:
                 self._initdb()
@@ -252,7 +258,7 @@ class LocalCluster:
                     logger.warning("%s: %s; killing its processes", self.name, exc)
             if self.server_dir.is_dir():
                 for directory in (self.data_dir, *self.server_dir.glob(_INIT_PREFIX + "*")):
-                    self._kill_processes_in(directory)
+                    self._killprocesses_in(directory)
         shutil.rmtree(self.root)
         logger.info("%s removed (%s)", self.name, self.root)
 
@@ -308,7 +314,7 @@ class LocalCluster:
         binaries = self.binaries  # also prepares root/ and pg/
         password = self.superuser_password()
         for leftover in self.server_dir.glob(_INIT_PREFIX + "*"):  # a killed init's
-            self._kill_processes_in(leftover)
+            self._killprocesses_in(leftover)
             shutil.rmtree(leftover, ignore_errors=True)
         staging = self.server_dir / f"{_INIT_PREFIX}{secrets.token_hex(4)}"
         # initdb runs as the service user, which cannot read our 0600 password file:
@@ -413,7 +419,7 @@ class LocalCluster:
         which is how we find them.
         """
         deadline = time.monotonic() + _LEFTOVER_TIMEOUT
-        while leftovers := _processes_in(self.data_dir):
+        while leftovers := processes_in(self.data_dir):
             if time.monotonic() > deadline:
                 raise EmbeddedServerError(
                     f"{self.name}: processes of an earlier server still use {self.data_dir} "
@@ -421,13 +427,13 @@ class LocalCluster:
                 )
             time.sleep(0.02)
 
-    def _kill_processes_in(self, directory: Path) -> None:
+    def _killprocesses_in(self, directory: Path) -> None:
         """SIGKILL what still runs in ``directory`` (a server nobody will stop cleanly)."""
-        for pid in _processes_in(directory):
+        for pid in processes_in(directory):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + _LEFTOVER_TIMEOUT
-        while _processes_in(directory) and time.monotonic() < deadline:
+        while processes_in(directory) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def _remove_stale_pidfile(self) -> None:
@@ -438,8 +444,8 @@ class LocalCluster:
         parent reaps it -- and then refuses to start. We check that the PID is not a
         postmaster of this data directory, so we know better: remove them.
         """
-        pidfile = _read_pidfile(self.data_dir)
-        if pidfile is None or _is_postmaster(pidfile.pid, self.data_dir):
+        pidfile = read_pidfile(self.data_dir)
+        if pidfile is None or is_postmaster(pidfile.pid, self.data_dir):
             return
         logger.warning(
             "%s: removing stale postmaster.pid (pid %d is not our server)", self.name, pidfile.pid
@@ -467,124 +473,6 @@ class LocalCluster:
         except OSError:
             return ""
         return ("\n" + "\n".join(tail)) if tail else ""
-
-
-@contextmanager
-def held_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing) across processes."""
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def port_is_free(port: int) -> bool:
-    """Whether a server could listen on 127.0.0.1:``port`` now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # Postgres binds with SO_REUSEADDR too, so TIME_WAIT leftovers do not count.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((LISTEN_HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def process_tree_memory(pid: int) -> int | None:
-    """Proportional set size (bytes) of ``pid`` and its children: what the server costs.
-
-    PSS splits shared pages (shared_buffers, the binary) between the processes that map
-    them, so summing it over a server's processes counts each page once. None where
-    /proc does not tell (not Linux, or not allowed).
-    """
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        total = 0
-        for member in [pid, *map(int, children)]:
-            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError):
-        return None
-    return total
-
-
-@dataclass(frozen=True)
-class _PidFile:
-    pid: int
-    port: int
-    started_at: datetime
-    socket_dir: Path | None
-
-
-def _read_pidfile(data_dir: Path) -> _PidFile | None:
-    try:
-        lines = (data_dir / "postmaster.pid").read_text().splitlines()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except PermissionError:
-        raise EmbeddedServerError(
-            f"cannot read {data_dir}/postmaster.pid: run tenantctl as root or as the server's owner"
-        ) from None
-    try:
-        return _PidFile(
-            pid=int(lines[0]),
-            started_at=datetime.fromtimestamp(int(lines[2]), tz=UTC),
-            port=int(lines[3]),
-            socket_dir=Path(lines[4]) if len(lines) > 4 and lines[4].strip() else None,
-        )
-    except (IndexError, ValueError):
-        # A half-written file from a crash during start-up: there is no server behind it.
-        return _PidFile(pid=0, port=0, started_at=datetime.now(UTC), socket_dir=None)
-
-
-def _is_postmaster(pid: int, data_dir: Path) -> bool:
-    """Is ``pid`` a live postgres process serving ``data_dir``?"""
-    if pid <= 0:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except FileNotFoundError:
-        return False
-    except OSError:
-        # No /proc (macOS) or no access: fall back to "is the pid alive".
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    args = [part.decode(errors="replace") for part in cmdline if part]
-    if not args or not Path(args[0]).name.startswith("postgres"):
-        return False
-    try:
-        index = args.index("-D")
-    except ValueError:
-        return True
-    return index + 1 < len(args) and Path(args[index + 1]).resolve() == data_dir.resolve()
-
-
-def _processes_in(directory: Path) -> list[int]:
-    """Live processes whose working directory is ``directory`` (Linux; [] elsewhere)."""
-    target = str(directory.resolve())
-    found = []
-    try:
-        entries = list(Path("/proc").iterdir())
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.readlink(entry / "cwd") == target:
-                found.append(int(entry.name))
-        except OSError:
-            continue  # gone, a zombie, or not ours to look at
-    return found
 
 
 def _quote(value: str) -> str:

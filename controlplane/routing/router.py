@@ -40,11 +40,11 @@ from controlplane.catalog.records import TenantState
 from controlplane.errors import (
     CatalogUnavailable,
     OverCapacity,
-    TenantNotFound,
     TenantUnavailable,
 )
 from controlplane.pgconnect import describe_pg_error
 from controlplane.plane import ControlPlane
+from controlplane.routing.availability import is_unavailable, same_incarnation, state_reason
 from controlplane.routing.budget import ServerBudget
 from controlplane.routing.grace import CatalogGrace
 from controlplane.routing.pools import TenantPool
@@ -59,10 +59,6 @@ T = TypeVar("T")
 # How long requests to a tenant whose database just failed to connect fail at once
 # (and what Retry-After says), so a dead database does not tie up waiting requests.
 DOWN_SECONDS = 2.0
-
-# SQLSTATE classes meaning "this connection or database cannot serve now", as opposed
-# to an error in the statement.
-_UNAVAILABLE_CLASSES = ("08", "53", "57", "3D", "28")
 
 
 @dataclass(frozen=True)
@@ -156,12 +152,12 @@ class TenantRouter:
             tenant_id, incarnation = target.tenant_id, target.uid
         else:
             tenant_id, incarnation = target, None
-        route = _same_incarnation(await self._routes.get(tenant_id), incarnation)
+        route = same_incarnation(await self._routes.get(tenant_id), incarnation)
         if route.state is TenantState.SUSPENDED:
             await self._waker.wake(tenant_id)
             route = await self._fresh_route(tenant_id, incarnation)
         if route.state is not TenantState.READY:
-            raise TenantUnavailable(tenant_id, route.state.value, _state_reason(route))
+            raise TenantUnavailable(tenant_id, route.state.value, state_reason(route))
         down = self._down.get(tenant_id)
         if down is not None:
             until, reason, uid = down
@@ -189,7 +185,7 @@ class TenantRouter:
         try:
             yield TenantConnection(route, conn)
         except psycopg.Error as exc:
-            if _is_unavailable(exc):
+            if is_unavailable(exc):
                 self._routes.forget(tenant_id)  # read the catalog again next time
                 raise TenantUnavailable(
                     tenant_id, route.state.value, describe_pg_error(exc), lost=True
@@ -233,9 +229,9 @@ class TenantRouter:
     async def _fresh_route(self, tenant_id: str, incarnation: str | None) -> Route:
         """The tenant's route as the catalog has it now (after a wake-up)."""
         self._routes.forget(tenant_id)
-        route = _same_incarnation(await self._routes.get(tenant_id), incarnation)
+        route = same_incarnation(await self._routes.get(tenant_id), incarnation)
         if route.state is not TenantState.READY:
-            raise TenantUnavailable(tenant_id, route.state.value, _state_reason(route))
+            raise TenantUnavailable(tenant_id, route.state.value, state_reason(route))
         return route
 
     async def _checkout(self, route: Route, deadline: float) -> TenantPool:
@@ -484,35 +480,9 @@ class TenantRouter:
         ``fresh``: read the catalog now instead of trusting the cache."""
         if fresh:
             self._routes.forget(tenant_id)
-        return _same_incarnation(await self._routes.get(tenant_id), incarnation)
+        return same_incarnation(await self._routes.get(tenant_id), incarnation)
 
     def on_incarnation_change(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(tenant_id)`` when a tenant this router knew is found deleted
         or replaced by a new incarnation (how cached keys of it are dropped)."""
         self._routes.on_incarnation_change(listener)
-
-
-def _same_incarnation(route: Route, incarnation: str | None) -> Route:
-    if incarnation is not None and route.uid != incarnation:
-        # The incarnation the caller holds (through its key, or an earlier route) was
-        # deleted; the tenant now under that id is another one.
-        raise TenantNotFound(route.tenant_id)
-    return route
-
-
-def _state_reason(route: Route) -> str:
-    if route.state is TenantState.PROVISIONING:
-        return "it is still being provisioned"
-    if route.state is TenantState.SUSPENDED:
-        return "it is suspended"
-    if route.state is TenantState.FAILED:
-        return f"its last operation failed ({route.error or 'no detail'})"
-    if route.state is TenantState.DELETING:
-        return "it is being deleted"
-    raise TenantNotFound(route.tenant_id)
-
-
-def _is_unavailable(exc: psycopg.Error) -> bool:
-    if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
-        return True
-    return (exc.sqlstate or "")[:2] in _UNAVAILABLE_CLASSES
