@@ -313,7 +313,13 @@ def separate_catalog(settings: Settings) -> Iterator[tuple[Settings, str]]:
             await register_server(plane.catalog, plane.box, LOCAL_SERVER, admin)
 
     asyncio.run(register())
-    yield own, name
+    try:
+        yield own, name
+    finally:
+        with psycopg.connect(admin.dsn, autocommit=True) as conn:
+            ident = sql.Identifier(name)
+            conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(ident))
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
 
 
 async def catalog_reachable(admin_dsn: str, name: str, reachable: bool) -> None:

@@ -9,11 +9,14 @@ import typer
 
 from cli.context import JsonOption, get_cli
 from cli.tenants import (
+    ConnectionLimitOption,
     EfConstructionOption,
+    IdleTimeoutOption,
     IndexChoice,
     IndexOption,
     ListsOption,
     MOption,
+    StatementTimeoutOption,
     TierChoice,
     limits_from,
 )
@@ -42,17 +45,9 @@ def set_limits_command(
     tier: Annotated[
         TierChoice | None, typer.Option(help="Take this tier's limits (default: its own).")
     ] = None,
-    connection_limit: Annotated[
-        int | None,
-        typer.Option(help="Connections the tenant's own clients (its DSN) may hold."),
-    ] = None,
-    statement_timeout: Annotated[
-        str | None, typer.Option(help="Default statement timeout of its role, e.g. 30s.")
-    ] = None,
-    idle_timeout: Annotated[
-        str | None,
-        typer.Option(help="How long its role's sessions may sit idle in a transaction."),
-    ] = None,
+    connection_limit: ConnectionLimitOption = None,
+    statement_timeout: StatementTimeoutOption = None,
+    idle_timeout: IdleTimeoutOption = None,
     json_: JsonOption = False,
 ) -> None:
     """Change what TENANT's own clients may take: connections, statement time.

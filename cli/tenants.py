@@ -61,6 +61,18 @@ class IndexChoice(StrEnum):
     none = "none"
 
 
+# The role limits, in 'tenants create' and 'tenants set-limits'.
+ConnectionLimitOption = Annotated[
+    int | None, typer.Option(help="Connections the tenant's own clients (its DSN) may hold.")
+]
+StatementTimeoutOption = Annotated[
+    str | None, typer.Option(help="Default statement timeout of its role, e.g. 30s.")
+]
+IdleTimeoutOption = Annotated[
+    str | None,
+    typer.Option(help="How long its role's sessions may sit idle in a transaction, e.g. 1m."),
+]
+
 IndexOption = Annotated[
     IndexChoice, typer.Option(help="Vector index type ('none': exact search, no index).")
 ]
@@ -110,17 +122,9 @@ def create(
             "TENANTVEC_TIER); the options below override single values."
         ),
     ] = None,
-    connection_limit: Annotated[
-        int | None,
-        typer.Option(help="Connections the tenant's own clients (its DSN) may hold."),
-    ] = None,
-    statement_timeout: Annotated[
-        str | None, typer.Option(help="Default statement timeout of its role, e.g. 30s.")
-    ] = None,
-    idle_timeout: Annotated[
-        str | None,
-        typer.Option(help="How long its role's sessions may sit idle in a transaction, e.g. 1m."),
-    ] = None,
+    connection_limit: ConnectionLimitOption = None,
+    statement_timeout: StatementTimeoutOption = None,
+    idle_timeout: IdleTimeoutOption = None,
     shared_buffers: Annotated[
         str | None, typer.Option(help="instance/docker: shared_buffers, e.g. 64MB.")
     ] = None,

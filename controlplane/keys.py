@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controlplane.catalog.models import utcnow
-from controlplane.catalog.records import ApiKey, TenantState, validate_tenant_id
+from controlplane.catalog.records import ApiKey, Tenant, TenantState, validate_tenant_id
 from controlplane.errors import (
     AuthenticationFailed,
-    CatalogUnavailable,
     InvalidRequest,
     KeyNotFound,
     TenantNotFound,
@@ -206,19 +205,19 @@ class KeyVerifier:
         return key
 
     async def _load(self, key_id: str, previous: _Verified | None, now: float) -> _Verified:
-        grace = self._router.grace
-        if previous is not None and not grace.should_ask() and grace.may_serve(previous.checked_at):
-            return previous
         catalog = self._plane.catalog
-        try:
+
+        async def fetch() -> tuple[ApiKey | None, Tenant | None]:
             key = await catalog.find_key(key_id)
-            tenant = await catalog.find_tenant(key.tenant_id) if key is not None else None
-        except CatalogUnavailable:
-            grace.failed()
-            if previous is not None and grace.may_serve(previous.checked_at):
-                return previous
-            raise
-        grace.answered()
+            return key, await catalog.find_tenant(key.tenant_id) if key is not None else None
+
+        fresh_read, found = await self._router.grace.read(
+            fetch, verified_at=previous.checked_at if previous is not None else None
+        )
+        if not fresh_read or found is None:
+            assert previous is not None
+            return previous  # the catalog is down; verified within the grace
+        key, tenant = found
         if (
             key is None
             or key.revoked_at is not None

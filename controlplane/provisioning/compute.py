@@ -16,7 +16,14 @@ from typing import Any
 
 from controlplane.errors import InvalidRequest
 
-__all__ = ["MEMORY_SETTINGS", "SIZED_SETTINGS", "ComputeSpec", "Tier", "parse_memory"]
+__all__ = [
+    "MEMORY_SETTINGS",
+    "SIZED_SETTINGS",
+    "ComputeSpec",
+    "Tier",
+    "parse_memory",
+    "parse_tier",
+]
 
 
 class Tier(StrEnum):
@@ -49,11 +56,7 @@ class ComputeSpec:
     @classmethod
     def resolve(cls, tier: str, overrides: Mapping[str, Any] | None = None) -> ComputeSpec:
         """The tier's values with ``overrides`` applied; every value checked."""
-        try:
-            base = _TIERS[Tier(tier)]
-        except ValueError:
-            known = ", ".join(t.value for t in Tier)
-            raise InvalidRequest(f"unknown tier {tier!r}; choose one of {known}") from None
+        base = _TIERS[parse_tier(tier)]
         changes: dict[str, Any] = {}
         for name, value in (overrides or {}).items():
             if value is None:
@@ -84,6 +87,14 @@ class ComputeSpec:
     def memory_bytes(self) -> int:
         """What the server may use for its buffers at most (shared_buffers)."""
         return parse_memory(self.shared_buffers)
+
+
+def parse_tier(tier: str) -> Tier:
+    try:
+        return Tier(tier)
+    except ValueError:
+        known = ", ".join(t.value for t in Tier)
+        raise InvalidRequest(f"unknown tier {tier!r}; choose one of {known}") from None
 
 
 def parse_memory(value: str) -> int:

@@ -96,17 +96,8 @@ class DockerBackend:
         if "port" not in checkpoint.placement:
             port = await asyncio.to_thread(self._ports.reserve, root, tenant)
             await checkpoint.record({"port": port})
-        tenant = checkpoint.tenant
-        await asyncio.to_thread(self._ensure_container, tenant)
-        admin = self._admin(tenant)
-        await self._wait_ready(tenant, admin)
-        await provision_own_server(
-            admin,
-            checkpoint,
-            RoleLimits.from_json(tenant.placement.get("limits")),
-            where=f"container {_name(tenant)!r}",
-            timeout=self._settings.connect_timeout,
-        )
+        await asyncio.to_thread(self._ensure_container, checkpoint.tenant)
+        await self._provision(checkpoint)
 
     async def delete(self, tenant: Tenant) -> None:
         await asyncio.to_thread(self._remove, _name(tenant), tenant.uid)
@@ -114,15 +105,7 @@ class DockerBackend:
     async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
         if int(tenant.placement.get("layout", 1)) >= LAYOUT:
             return
-        admin = self._admin(tenant)
-        await self._wait_ready(tenant, admin)
-        await provision_own_server(
-            admin,
-            checkpoint,
-            RoleLimits.from_json(tenant.placement.get("limits")),
-            where=f"container {_name(tenant)!r}",
-            timeout=self._settings.connect_timeout,
-        )
+        await self._provision(checkpoint)
 
     async def set_limits(self, tenant: Tenant, limits: RoleLimits) -> None:
         where = f"container {_name(tenant)!r}"
@@ -188,6 +171,18 @@ class DockerBackend:
     async def aclose(self) -> None:
         if self._client is not None:
             await asyncio.to_thread(self._client.close)
+
+    async def _provision(self, checkpoint: Checkpoint) -> None:
+        """Wait for the tenant's container to answer, then make its roles and database."""
+        tenant = checkpoint.tenant
+        admin = self._admin(tenant)
+        await self._wait_ready(tenant, admin)
+        await provision_own_server(
+            admin,
+            checkpoint,
+            where=f"container {_name(tenant)!r}",
+            timeout=self._settings.connect_timeout,
+        )
 
     # -- internals (run in threads) ----------------------------------------------------
 

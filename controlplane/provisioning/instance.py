@@ -85,16 +85,8 @@ class InstanceBackend:
             root = self._root(tenant)
             port = await asyncio.to_thread(self._ports.reserve, root, tenant)
             await checkpoint.record({"port": port, "data_dir": str(root / "pg" / "data")})
-        cluster = self._cluster(checkpoint.tenant)
         # Still being created: a data dir a killed create left incomplete holds nothing.
-        await asyncio.to_thread(cluster.ensure_running, discard_incomplete=True)
-        await provision_own_server(
-            cluster.superuser_conninfo(),
-            checkpoint,
-            RoleLimits.from_json(tenant.placement.get("limits")),
-            where=cluster.name,
-            timeout=self._settings.connect_timeout,
-        )
+        await self._provision(checkpoint, discard_incomplete=True)
         logger.info("tenant %s: instance ready on port %d", tenant.id, port)
 
     async def delete(self, tenant: Tenant) -> None:
@@ -112,15 +104,7 @@ class InstanceBackend:
     async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
         if int(tenant.placement.get("layout", 1)) >= LAYOUT:
             return
-        cluster = self._cluster(tenant)
-        await asyncio.to_thread(cluster.ensure_running)  # also rewrites its access rules
-        await provision_own_server(
-            cluster.superuser_conninfo(),
-            checkpoint,
-            RoleLimits.from_json(tenant.placement.get("limits")),
-            where=cluster.name,
-            timeout=self._settings.connect_timeout,
-        )
+        await self._provision(checkpoint)  # starting it also rewrites its access rules
 
     async def set_limits(self, tenant: Tenant, limits: RoleLimits) -> None:
         cluster = self._cluster(tenant)
@@ -207,6 +191,17 @@ class InstanceBackend:
         )
 
     # -- internals ---------------------------------------------------------------------
+
+    async def _provision(self, checkpoint: Checkpoint, *, discard_incomplete: bool = False) -> None:
+        """Start the tenant's server, then make its roles and database there."""
+        cluster = self._cluster(checkpoint.tenant)
+        await asyncio.to_thread(cluster.ensure_running, discard_incomplete=discard_incomplete)
+        await provision_own_server(
+            cluster.superuser_conninfo(),
+            checkpoint,
+            where=cluster.name,
+            timeout=self._settings.connect_timeout,
+        )
 
     def _root(self, tenant: Tenant) -> Path:
         return self._dir / str(tenant.placement.get("instance", tenant.id))

@@ -21,7 +21,7 @@ from typing import Any
 
 from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
-from controlplane.provisioning.compute import Tier
+from controlplane.provisioning.compute import Tier, parse_tier
 
 __all__ = ["LIMIT_SETTINGS", "RoleLimits"]
 
@@ -41,11 +41,7 @@ class RoleLimits:
     @classmethod
     def resolve(cls, tier: str, overrides: Mapping[str, Any] | None = None) -> RoleLimits:
         """The tier's limits with ``overrides`` (``LIMIT_SETTINGS``) applied, checked."""
-        try:
-            base = _TIERS[Tier(tier)]
-        except ValueError:
-            known = ", ".join(t.value for t in Tier)
-            raise InvalidRequest(f"unknown tier {tier!r}; choose one of {known}") from None
+        base = _TIERS[parse_tier(tier)]
         changes: dict[str, Any] = {}
         for name, value in (overrides or {}).items():
             if value is None:

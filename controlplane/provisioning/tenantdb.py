@@ -274,10 +274,10 @@ async def drop_tenant_database(conn: Conn, db: TenantDatabase, *, where: str) ->
 
 
 async def provision_own_server(
-    admin: ConnInfo, checkpoint: Checkpoint, limits: RoleLimits, *, where: str, timeout: int
+    admin: ConnInfo, checkpoint: Checkpoint, *, where: str, timeout: int
 ) -> None:
     """On a server of the tenant's own (instance, container) reached as ``admin``: the
-    template, the tenant's roles and its database.
+    template, the tenant's roles (with the limits its placement records) and its database.
 
     The DSNs are recorded (with new passwords) before the roles are made, so a create
     that dies in between is resumed with the passwords the catalog holds.
@@ -309,7 +309,7 @@ async def provision_own_server(
             db,
             owner_password=conninfo.password,
             service_password=service_conninfo.password,
-            limits=limits,
+            limits=RoleLimits.from_json(checkpoint.tenant.placement.get("limits")),
             # The server is the tenant's alone: the owner's connection limit already
             # leaves the rest to the service role.
             reserved_slots=False,

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from controlplane.errors import CatalogUnavailable
 
 __all__ = ["RETRY_SECONDS", "CatalogGrace"]
 
 logger = logging.getLogger("tenantvec.routing")
+T = TypeVar("T")
 
 RETRY_SECONDS = 1.0
 
@@ -35,6 +40,26 @@ class CatalogGrace:
         self.grace_seconds = grace_seconds
         self._down_since: float | None = None
         self._retry_at = 0.0
+
+    async def read(
+        self, fetch: Callable[[], Awaitable[T]], *, verified_at: float | None
+    ) -> tuple[bool, T | None]:
+        """``(True, fetch())`` -- or ``(False, None)``: the catalog is down, and what was
+        verified at ``verified_at`` (monotonic; None: nothing was) may serve instead.
+
+        Raises CatalogUnavailable when the catalog is down and nothing may serve.
+        """
+        if verified_at is not None and not self.should_ask() and self.may_serve(verified_at):
+            return False, None
+        try:
+            value = await fetch()
+        except CatalogUnavailable:
+            self.failed()
+            if verified_at is not None and self.may_serve(verified_at):
+                return False, None
+            raise
+        self.answered()
+        return True, value
 
     @property
     def catalog_down(self) -> bool:

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from controlplane.catalog.records import Tenant, TenantState, validate_tenant_id
 from controlplane.dsn import ConnInfo
-from controlplane.errors import CatalogUnavailable, TenantNotFound
+from controlplane.errors import TenantNotFound
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.limits import RoleLimits
 from controlplane.retrieval.chunking import ChunkingSpec
@@ -127,17 +127,13 @@ class RouteTable:
         if route is not None and now - route.fetched_at <= self._ttl:
             return route
         validate_tenant_id(tenant_id)
-        grace = self._grace
-        if route is not None and not grace.should_ask() and grace.may_serve(route.fetched_at):
-            return route
-        try:
-            tenant = await self._plane.catalog.find_tenant(tenant_id)
-        except CatalogUnavailable:
-            grace.failed()
-            if route is not None and grace.may_serve(route.fetched_at):
-                return route
-            raise
-        grace.answered()
+        fresh_read, tenant = await self._grace.read(
+            lambda: self._plane.catalog.find_tenant(tenant_id),
+            verified_at=route.fetched_at if route is not None else None,
+        )
+        if not fresh_read:
+            assert route is not None
+            return route  # the catalog is down; this was verified within the grace
         if tenant is None:
             self._drop(tenant_id)
             raise TenantNotFound(tenant_id)

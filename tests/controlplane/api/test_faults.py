@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,11 +11,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from psycopg import sql
 
-from controlplane.dsn import ConnInfo
-from controlplane.plane import LOCAL_SERVER, ControlPlane
-from controlplane.provisioning.servers import register_server
+from bench.faults import catalog_reachable, separate_catalog
+from controlplane.plane import ControlPlane
 from controlplane.settings import Settings
 from tests.fixtures.api import RunningApi, StartApi
 
@@ -24,44 +21,15 @@ SEARCH = {"vector": [1, 0, 0], "k": 1}
 
 
 @pytest.fixture
-def own_catalog(pg_settings: Settings, superuser_dsn: str) -> Iterator[tuple[Settings, str]]:
+def own_catalog(pg_settings: Settings) -> Iterator[tuple[Settings, str]]:
     """Settings whose catalog is a database of its own on the session server (which
     stays registered as ``local``), so that the catalog can fail while tenants do not."""
-    name = f"catalog_outage_{uuid.uuid4().hex[:8]}"
-    admin = ConnInfo.parse(superuser_dsn)
-    with psycopg.connect(superuser_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    settings = dataclasses.replace(pg_settings, catalog_url=admin.with_(dbname=name).dsn)
-
-    async def register() -> None:
-        async with ControlPlane.open(settings) as plane:
-            await register_server(plane.catalog, plane.box, LOCAL_SERVER, admin)
-
-    asyncio.run(register())
-    try:
-        yield settings, name
-    finally:
-        with psycopg.connect(superuser_dsn, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name))
-            )
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    with separate_catalog(pg_settings) as own:
+        yield own
 
 
 def _catalog_reachable(superuser_dsn: str, name: str, reachable: bool) -> None:
-    with psycopg.connect(superuser_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
-                sql.Identifier(name), sql.SQL("true" if reachable else "false")
-            )
-        )
-        if not reachable:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
+    asyncio.run(catalog_reachable(superuser_dsn, name, reachable))
 
 
 def _search(api: RunningApi, key: str, tenant: str) -> httpx.Response:
