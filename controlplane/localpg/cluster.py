@@ -299,6 +299,8 @@ class LocalCluster:
                     detached=True,
                 )
             except EmbeddedServerError as exc:
+                if self.status().running:
+                    return  # started meanwhile by another start (a killed command's pg_ctl)
                 # After a kill -9 of the postmaster its children take a moment to notice
                 # and exit; until they have, the old shared memory is still attached.
                 if "shared memory block" not in str(exc) or time.monotonic() > deadline:

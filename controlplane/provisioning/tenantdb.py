@@ -37,7 +37,7 @@ from psycopg import sql
 
 from controlplane.catalog.records import TENANT_ID_RE, Tenant
 from controlplane.dsn import ConnInfo
-from controlplane.errors import ProvisioningError
+from controlplane.errors import BackendUnavailable, ProvisioningError
 from controlplane.pgconnect import CONTROLPLANE_APPLICATION, ROUTER_APPLICATION, connect
 from controlplane.provisioning.backend import Checkpoint
 from controlplane.provisioning.limits import RoleLimits
@@ -362,6 +362,8 @@ async def _ensure_role(
             return
         except psycopg.errors.DuplicateObject:
             exists, comment = await _role_facts(conn, role)  # made by a racing attempt
+        except psycopg.errors.UniqueViolation:
+            raise _still_being_made("role", role, where) from None
     if not db.owns(comment):
         raise ProvisioningError(
             f"role {role!r} already exists on {where} and does not belong to tenant "
@@ -389,6 +391,8 @@ async def _ensure_database(conn: Conn, db: TenantDatabase, *, where: str) -> Non
             )
         except psycopg.errors.DuplicateDatabase:
             facts = await _database_facts(conn, db.database)
+        except psycopg.errors.UniqueViolation:
+            raise _still_being_made("database", db.database, where) from None
     if facts is not None:
         owner, comment = facts
         # A crash between CREATE DATABASE and COMMENT leaves no marker yet; the owner
@@ -402,6 +406,13 @@ async def _ensure_database(conn: Conn, db: TenantDatabase, *, where: str) -> Non
         sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(db.marker))
     )
     await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+
+
+def _still_being_made(kind: str, name: str, where: str) -> BackendUnavailable:
+    """Another session is creating the very same object and has not committed yet: the
+    session of a create that was killed, its statement still running on the server.
+    Transient: once that statement ends, the object is there (or not) to look at."""
+    return BackendUnavailable(f"{kind} {name!r} on {where} is being created by another session")
 
 
 async def _grant_reserved_slots(conn: Conn, role: str) -> bool:

@@ -45,8 +45,9 @@ DocumentId = Annotated[
     Meta(
         min_length=1,
         max_length=MAX_DOCUMENT_ID,
-        # Documentation (and a first pass): check_document_id decides, on the whole string.
-        pattern="^[^\\x00-\\x1f\\x7f-\\x9f]+$",
+        # For the OpenAPI document only: check_document_id decides (on the whole string,
+        # with a message naming the field).
+        extra_json_schema={"pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]+$"},
         description="The caller's id for the document: any text without control characters.",
     ),
 ]

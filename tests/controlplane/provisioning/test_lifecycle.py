@@ -16,6 +16,7 @@ from controlplane.errors import (
     TenantExists,
     TenantNotFound,
 )
+from controlplane.localpg.server import reserved_connections
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import (
     TenantRequest,
@@ -292,6 +293,10 @@ async def test_tenant_roles_have_limits_and_the_service_role_is_outside_them(
             (service, service, owner, owner),
         )
         reserved, member, owner_reserved = await cur.fetchone()  # type: ignore[misc]
+        if plane.embedded is not None:
+            # The embedded server keeps the routers' budget (at most half of it) for them.
+            cur = await admin.execute("SHOW reserved_connections")
+            assert await cur.fetchone() == (str(reserved_connections(plane.settings)),)
     assert rows[owner][0] == 25  # the medium tier's connection limit
     assert set(rows[owner][1]) == {
         "statement_timeout=45000ms",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 
@@ -207,3 +209,25 @@ async def test_a_live_tenant_is_never_an_orphan_and_ambiguous_markers_are_never_
         for kind, name in marked:
             await _drop(superuser_dsn, kind, name)
         await delete_tenant(plane, tenant_id, actor="test")
+
+
+async def test_doctor_reports_ids_an_older_tenantvec_accepted_and_they_can_be_deleted(
+    plane: ControlPlane,
+) -> None:
+    """An id with a trailing newline, as the old ``$`` validators let through: doctor says
+    so, reconcile leaves its resources alone, and it is deleted by its uid."""
+    from controlplane.doctor import run_doctor
+    from controlplane.provisioning.lifecycle import delete_tenant_by_uid
+
+    good = f"nl-{uuid.uuid4().hex[:8]}"
+    made = await create_tenant(plane, TenantRequest(id=good, dims=3), actor="test")
+    bad_id = f"{good}x\n"
+    bad = await plane.catalog.update_tenant(made.uid, id=bad_id)  # as an old catalog holds it
+    report = await run_doctor(plane)
+    (ids,) = [c for c in report.checks if c.name == "tenant ids"]
+    assert ids.status == "warn" and repr(bad_id) in ids.detail and bad.uid in ids.detail
+    fixed = await reconcile(plane, fix=True, actor="test")
+    assert not {o.name for o in fixed.removed} & set(bad.placement.values())
+    deleted = await delete_tenant_by_uid(plane, bad.uid, actor="test")
+    assert deleted.state is TenantState.DELETED
+    assert await plane.catalog.find_tenant(bad_id) is None
