@@ -43,7 +43,7 @@ from psycopg import sql
 
 from bench.fuzz import FuzzReport, fuzz
 from bench.harness import api_process, percentile, throwaway_server
-from bench.kills import OPERATIONS, Kill, plan_kills, run_kills, startup_seconds
+from bench.kills import OPERATIONS, Kill, calibrate, plan_kills, run_kills, startup_seconds
 from bench.machine import describe_machine, replace_section, today
 from controlplane.keys import create_key
 from controlplane.localpg import EmbeddedServer
@@ -86,11 +86,17 @@ async def measure_kills(settings: Settings, per_kind: int, seed: int) -> list[Ki
         }
         env = _env(settings, **neon)
         rng = random.Random(seed)
-        plans = plan_kills(["postgres", "instance", "neon"], per_kind, startup_seconds(env), rng)
+        backends = ["postgres", "instance", "neon"]
+        startup = startup_seconds(env)
         overrides = dataclasses.replace(
             settings, neon_api_key=fake.api_key, neon_api_url=fake.url, neon_request_timeout=2.0
         )
         async with ControlPlane.open(overrides) as plane:
+            work = await calibrate(plane, env, backends, startup) if per_kind else {}
+            print(f"  start-up {startup:.2f} s; work: " + ", ".join(
+                f"{b} {o} {s:.2f} s" for (b, o), s in work.items()
+            ), flush=True)  # fmt: skip
+            plans = plan_kills(backends, per_kind, startup, rng, work)
 
             def progress(kill: Kill) -> None:
                 mark = "ok" if kill.repaired else f"NOT REPAIRED: {kill.problems}"
@@ -367,7 +373,7 @@ async def measure_outage(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=6, help="kills per backend and operation")
+    parser.add_argument("--kills", type=int, default=8, help="kills per backend and operation")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each load phase")
     parser.add_argument("--runs", type=int, default=5, help="instance kills through the API")
     parser.add_argument("--seed", type=int, default=None)

@@ -99,12 +99,18 @@ def startup_seconds(env: dict[str, str]) -> float:
 
 
 def plan_kills(
-    backends: list[str], per_kind: int, startup: float, rng: random.Random
+    backends: list[str],
+    per_kind: int,
+    startup: float,
+    rng: random.Random,
+    work_seconds: dict[tuple[str, str], float] | None = None,
 ) -> list[KillPlan]:
+    """``per_kind`` kills of every operation of every backend, half of them of the whole
+    process group. ``work_seconds``: measured by :func:`calibrate` (else estimates)."""
     plans = []
     for backend in backends:
         for operation in OPERATIONS:
-            work = WORK_SECONDS[(backend, operation)]
+            work = (work_seconds or WORK_SECONDS)[(backend, operation)]
             for n in range(per_kind):
                 plans.append(
                     KillPlan(
@@ -119,28 +125,54 @@ def plan_kills(
     return plans
 
 
-async def kill_once(plane: ControlPlane, env: dict[str, str], plan: KillPlan) -> Kill:
-    result = Kill(plan)
-    tenant_id = f"kill-{plan.operation[:3]}-{uuid.uuid4().hex[:8]}"
-    request = TenantRequest(id=tenant_id, dims=3, backend=plan.backend)
-    if plan.operation != "create":
+async def _prepare(plane: ControlPlane, backend: str, operation: str) -> tuple[str, list[str]]:
+    """A tenant ready for ``operation`` (made, or suspended, first) and the command."""
+    tenant_id = f"kill-{operation[:3]}-{uuid.uuid4().hex[:8]}"
+    if operation != "create":
+        request = TenantRequest(id=tenant_id, dims=3, backend=backend)
         await create_tenant(plane, request, actor=ACTOR)
-    if plan.operation == "resume":
+    if operation == "resume":
         await suspend_tenant(plane, tenant_id, actor=ACTOR)
     args = {
-        "create": ["create", tenant_id, "--dims", "3", "--backend", plan.backend],
+        "create": ["create", tenant_id, "--dims", "3", "--backend", backend],
         "delete": ["delete", tenant_id, "--yes"],
         "suspend": ["suspend", tenant_id],
         "resume": ["resume", tenant_id],
-    }[plan.operation]
-    process = subprocess.Popen(
-        [*TENANTCTL, "tenants", *args],
+    }[operation]
+    return tenant_id, [*TENANTCTL, "tenants", *args]
+
+
+def _launch(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+async def calibrate(
+    plane: ControlPlane, env: dict[str, str], backends: list[str], startup: float
+) -> dict[tuple[str, str], float]:
+    """How long each operation's own work takes through the CLI here (one run each)."""
+    measured = {}
+    for backend in backends:
+        for operation in OPERATIONS:
+            tenant_id, command = await _prepare(plane, backend, operation)
+            started = time.monotonic()
+            await asyncio.to_thread(_launch(command, env).wait)
+            measured[(backend, operation)] = max(0.05, time.monotonic() - started - startup)
+            if await plane.catalog.find_tenant(tenant_id) is not None:
+                await delete_tenant(plane, tenant_id, actor=ACTOR)
+    return measured
+
+
+async def kill_once(plane: ControlPlane, env: dict[str, str], plan: KillPlan) -> Kill:
+    result = Kill(plan)
+    tenant_id, command = await _prepare(plane, plan.backend, plan.operation)
+    process = _launch(command, env)
     await asyncio.sleep(plan.delay)
     if process.poll() is None:
         result.killed = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -15,7 +14,13 @@ from controlplane.catalog.models import utcnow
 from controlplane.catalog.records import Server, ServerState
 from controlplane.catalog.store import Catalog
 from controlplane.dsn import ConnInfo
-from controlplane.errors import Conflict, InvalidRequest, ProvisioningError, ServerExists
+from controlplane.errors import (
+    BackendUnavailable,
+    Conflict,
+    InvalidRequest,
+    ProvisioningError,
+    ServerExists,
+)
 from controlplane.inputs import check_identifier
 from controlplane.pgconnect import connect
 from controlplane.secretbox import SecretBox
@@ -108,8 +113,15 @@ async def ensure_template(
     ident = sql.Identifier(TEMPLATE_DB)
     if row is None:
         # Another process may be building it at the same moment; finishing is idempotent.
-        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+        try:
             await conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+        except psycopg.errors.DuplicateDatabase:
+            pass
+        except psycopg.errors.UniqueViolation:
+            # ...or a killed command's CREATE DATABASE still runs on the server: wait.
+            raise BackendUnavailable(
+                f"{where}: {TEMPLATE_DB} is being created by another session"
+            ) from None
     async with connect(admin.with_(dbname=TEMPLATE_DB), where=where, timeout=timeout) as template:
         try:
             await template.execute("CREATE EXTENSION IF NOT EXISTS vector")
