@@ -99,8 +99,10 @@ class PostgresBackend:
                 reserved_slots=True,
                 where=f"server {server.name!r}",
             )
-        if tenant.placement.get("reserved_slots") != reserved:
-            await checkpoint.record({"reserved_slots": reserved})
+        if not reserved and tenant.placement.get("reserved_slots") is not False:
+            # Recorded only when refused (the rare case), so that a create costs no
+            # extra catalog write; doctor reports such tenants.
+            await checkpoint.record({"reserved_slots": False})
 
     async def delete(self, tenant: Tenant) -> None:
         server = await self._server_of(tenant)
@@ -162,7 +164,7 @@ class PostgresBackend:
                 "role": new.owner,
                 "service_role": new.service,
                 "layout": LAYOUT,
-                "reserved_slots": reserved,
+                "reserved_slots": None if reserved else False,
                 "rename_to": None,
             },
             conninfo=owner_dsn.with_(user=new.owner, dbname=new.database),

@@ -151,27 +151,23 @@ async def ensure_tenant_database(
     Returns whether the service role may use the server's reserved connection slots
     (False where the admin may not grant ``pg_use_reserved_connections``).
     """
-    await _ensure_role(conn, db, db.owner, owner_password, where=where)
-    await apply_limits(conn, db.owner, limits)
     reserved = False
-    if db.service is not None:
-        assert service_password is not None
-        await _ensure_role(conn, db, db.service, service_password, where=where)
-        owner, service = sql.Identifier(db.owner), sql.Identifier(db.service)
-        await conn.execute(sql.SQL("GRANT {} TO {}").format(owner, service))
-        # Its sessions act as the owner: what it creates (migrations) the owner owns.
-        await conn.execute(
-            sql.SQL("ALTER ROLE {} SET role = {}").format(service, sql.Literal(db.owner))
-        )
-        if reserved_slots:
-            reserved = await _grant_reserved_slots(conn, db.service)
-    await _ensure_database(conn, db, where=where)
-    if db.service is not None:
-        await conn.execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                sql.Identifier(db.database), sql.Identifier(db.service)
+    # Both roles in one transaction: one commit (one fsync) instead of a dozen.
+    async with conn.transaction():
+        await _ensure_role(conn, db, db.owner, owner_password, where=where)
+        await apply_limits(conn, db.owner, limits)
+        if db.service is not None:
+            assert service_password is not None
+            await _ensure_role(conn, db, db.service, service_password, where=where)
+            owner, service = sql.Identifier(db.owner), sql.Identifier(db.service)
+            await conn.execute(sql.SQL("GRANT {} TO {}").format(owner, service))
+            # Its sessions act as the owner: what it creates (migrations) the owner owns.
+            await conn.execute(
+                sql.SQL("ALTER ROLE {} SET role = {}").format(service, sql.Literal(db.owner))
             )
-        )
+            if reserved_slots:
+                reserved = await _grant_reserved_slots(conn, db.service)
+    await _ensure_database(conn, db, where=where)
     return reserved
 
 
@@ -259,18 +255,19 @@ async def drop_tenant_database(conn: Conn, db: TenantDatabase, *, where: str) ->
         await conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.database))
         )
-    for role in (db.service, db.owner):
-        if role is None:
-            continue
-        exists, comment = await _role_facts(conn, role)
-        if not exists:
-            continue
-        if not db.owns(comment):
-            raise ProvisioningError(
-                f"role {role!r} on {where} does not carry tenant {db.tenant_id!r}'s marker; "
-                "refusing to drop it"
-            )
-        await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    async with conn.transaction():  # both roles, one commit
+        for role in (db.service, db.owner):
+            if role is None:
+                continue
+            exists, comment = await _role_facts(conn, role)
+            if not exists:
+                continue
+            if not db.owns(comment):
+                raise ProvisioningError(
+                    f"role {role!r} on {where} does not carry tenant {db.tenant_id!r}'s "
+                    "marker; refusing to drop it"
+                )
+            await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 async def provision_own_server(
@@ -402,10 +399,17 @@ async def _ensure_database(conn: Conn, db: TenantDatabase, *, where: str) -> Non
                 f"database {db.database!r} already exists on {where} and does not belong "
                 f"to tenant {db.tenant_id!r}; refusing to touch it"
             )
-    await conn.execute(
-        sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(db.marker))
-    )
-    await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+    async with conn.transaction():
+        await conn.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(db.marker))
+        )
+        await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+        if db.service is not None:
+            await conn.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    ident, sql.Identifier(db.service)
+                )
+            )
 
 
 def _still_being_made(kind: str, name: str, where: str) -> BackendUnavailable:
