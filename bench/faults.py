@@ -43,7 +43,7 @@ from psycopg import sql
 
 from bench.fuzz import FuzzReport, fuzz
 from bench.harness import api_process, percentile, throwaway_server
-from bench.kills import OPERATIONS, Kill, calibrate, plan_kills, run_kills, startup_seconds
+from bench.kills import Kill, kills_table, measure_kills
 from bench.machine import describe_machine, replace_section, today
 from controlplane.keys import create_key
 from controlplane.localpg import EmbeddedServer
@@ -51,7 +51,6 @@ from controlplane.plane import LOCAL_SERVER, ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, tenant_conninfo
 from controlplane.provisioning.servers import register_server
 from controlplane.settings import Settings
-from tests.fakes.neon import FakeNeon
 
 ACTOR = "bench-faults"
 SEARCH = {"vector": [1, 0, 0], "k": 5}
@@ -70,68 +69,6 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
     if settings.catalog_url:
         env["TENANTVEC_CATALOG_URL"] = settings.catalog_url
     return env
-
-
-# -- 1. kills ---------------------------------------------------------------------------
-
-
-async def measure_kills(settings: Settings, per_kind: int, seed: int) -> list[Kill]:
-    admin = EmbeddedServer(settings).superuser_conninfo().dsn
-    fake = FakeNeon(admin).start()
-    try:
-        neon = {
-            "TENANTVEC_NEON_API_KEY": fake.api_key,
-            "TENANTVEC_NEON_API_URL": fake.url,
-            "TENANTVEC_NEON_REQUEST_TIMEOUT": "2",
-        }
-        env = _env(settings, **neon)
-        rng = random.Random(seed)
-        backends = ["postgres", "instance", "neon"]
-        startup = startup_seconds(env)
-        overrides = dataclasses.replace(
-            settings, neon_api_key=fake.api_key, neon_api_url=fake.url, neon_request_timeout=2.0
-        )
-        async with ControlPlane.open(overrides) as plane:
-            work = await calibrate(plane, env, backends, startup) if per_kind else {}
-            print(f"  start-up {startup:.2f} s; work: " + ", ".join(
-                f"{b} {o} {s:.2f} s" for (b, o), s in work.items()
-            ), flush=True)  # fmt: skip
-            plans = plan_kills(backends, per_kind, startup, rng, work)
-
-            def progress(kill: Kill) -> None:
-                mark = "ok" if kill.repaired else f"NOT REPAIRED: {kill.problems}"
-                print(f"  {kill.plan.backend:8} {kill.plan.operation:7} "
-                      f"{'group' if kill.plan.group else 'cli':5} {kill.plan.delay:5.2f}s "
-                      f"-> {kill.state:9} {mark}", flush=True)  # fmt: skip
-
-            return await run_kills(plane, env, plans, progress)
-    finally:
-        fake.stop()
-        fake.remove_everything()
-
-
-def kills_table(kills: list[Kill]) -> str:
-    rows = [
-        "| backend | operation | kills (CLI / group) | killed mid-way | repaired | "
-        "states after reconcile | reconcile p50 ms |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for backend in ("postgres", "instance", "neon"):
-        for operation in OPERATIONS:
-            mine = [k for k in kills if (k.plan.backend, k.plan.operation) == (backend, operation)]
-            if not mine:
-                continue
-            group = sum(k.plan.group for k in mine)
-            states: dict[str, int] = {}
-            for k in mine:
-                states[k.state] = states.get(k.state, 0) + 1
-            shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-            rows.append(
-                f"| {backend} | {operation} | {len(mine)} ({len(mine) - group} / {group}) | "
-                f"{sum(k.killed for k in mine)} | {sum(k.repaired for k in mine)} | {shown} | "
-                f"{statistics.median(k.seconds for k in mine) * 1000:.0f} |"
-            )
-    return "\n".join(rows)
 
 
 # -- through the API ----------------------------------------------------------------------

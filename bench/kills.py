@@ -20,9 +20,11 @@ test suite (a few kills of every kind, all of which must be repaired).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -35,13 +37,16 @@ import psycopg
 
 from controlplane.catalog.records import OperationOutcome, TenantState
 from controlplane.errors import TenantvecError
+from controlplane.localpg import EmbeddedServer
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.provisioning.ports import read_manifest
 from controlplane.provisioning.reconcile import reconcile, survey
 from controlplane.provisioning.suspend import suspend_tenant
+from controlplane.settings import Settings
+from tests.fakes.neon import FakeNeon
 
-__all__ = ["OPERATIONS", "Kill", "KillPlan", "kill_once"]
+__all__ = ["OPERATIONS", "Kill", "KillPlan", "kill_once", "kills_table", "measure_kills"]
 
 ACTOR = "bench-kills"
 OPERATIONS = ("create", "delete", "suspend", "resume")
@@ -288,3 +293,77 @@ async def run_kills(
         if on_result is not None:
             on_result(result)
     return results
+
+
+# -- a campaign, as make bench-faults runs it ------------------------------------------
+
+
+def _cli_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTVEC_")}
+    env.update(
+        {
+            "TENANTVEC_HOME": str(settings.home),
+            "TENANTVEC_PG_PORT": str(settings.pg_port),
+            "TENANTVEC_PG_FSYNC": "true" if settings.pg_fsync else "false",
+        }
+    )
+    return env
+
+
+async def measure_kills(settings: Settings, per_kind: int, seed: int) -> list[Kill]:
+    admin = EmbeddedServer(settings).superuser_conninfo().dsn
+    fake = FakeNeon(admin).start()
+    try:
+        neon = {
+            "TENANTVEC_NEON_API_KEY": fake.api_key,
+            "TENANTVEC_NEON_API_URL": fake.url,
+            "TENANTVEC_NEON_REQUEST_TIMEOUT": "2",
+        }
+        env = {**_cli_env(settings), **neon}
+        rng = random.Random(seed)
+        backends = ["postgres", "instance", "neon"]
+        startup = startup_seconds(env)
+        overrides = dataclasses.replace(
+            settings, neon_api_key=fake.api_key, neon_api_url=fake.url, neon_request_timeout=2.0
+        )
+        async with ControlPlane.open(overrides) as plane:
+            work = await calibrate(plane, env, backends, startup) if per_kind else {}
+            print(f"  start-up {startup:.2f} s; work: " + ", ".join(
+                f"{b} {o} {s:.2f} s" for (b, o), s in work.items()
+            ), flush=True)  # fmt: skip
+            plans = plan_kills(backends, per_kind, startup, rng, work)
+
+            def progress(kill: Kill) -> None:
+                mark = "ok" if kill.repaired else f"NOT REPAIRED: {kill.problems}"
+                print(f"  {kill.plan.backend:8} {kill.plan.operation:7} "
+                      f"{'group' if kill.plan.group else 'cli':5} {kill.plan.delay:5.2f}s "
+                      f"-> {kill.state:9} {mark}", flush=True)  # fmt: skip
+
+            return await run_kills(plane, env, plans, progress)
+    finally:
+        fake.stop()
+        fake.remove_everything()
+
+
+def kills_table(kills: list[Kill]) -> str:
+    rows = [
+        "| backend | operation | kills (CLI / group) | killed mid-way | repaired | "
+        "states after reconcile | reconcile p50 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for backend in ("postgres", "instance", "neon"):
+        for operation in OPERATIONS:
+            mine = [k for k in kills if (k.plan.backend, k.plan.operation) == (backend, operation)]
+            if not mine:
+                continue
+            group = sum(k.plan.group for k in mine)
+            states: dict[str, int] = {}
+            for k in mine:
+                states[k.state] = states.get(k.state, 0) + 1
+            shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+            rows.append(
+                f"| {backend} | {operation} | {len(mine)} ({len(mine) - group} / {group}) | "
+                f"{sum(k.killed for k in mine)} | {sum(k.repaired for k in mine)} | {shown} | "
+                f"{statistics.median(k.seconds for k in mine) * 1000:.0f} |"
+            )
+    return "\n".join(rows)
