@@ -283,6 +283,7 @@ class LocalCluster:
         self._check_port_free()
         self._write_runtime_conf()
         deadline = time.monotonic() + _START_TIMEOUT
+        bind_deadline = time.monotonic() + _LEFTOVER_TIMEOUT
         # On the command line, so that no configuration file can say otherwise.
         where = f"-p {self.port} -c listen_addresses={LISTEN_HOST}"
         while True:
@@ -302,8 +303,12 @@ class LocalCluster:
                 if self.status().running:
                     return  # started meanwhile by another start (a killed command's pg_ctl)
                 # After a kill -9 of the postmaster its children take a moment to notice
-                # and exit; until they have, the old shared memory is still attached.
-                if "shared memory block" not in str(exc) or time.monotonic() > deadline:
+                # and exit; until they have, the old shared memory is still attached --
+                # and the port, free a moment ago, may still be held by one of them.
+                transient = "shared memory block" in str(exc) or (
+                    "Address already in use" in str(exc) and time.monotonic() < bind_deadline
+                )
+                if not transient or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
                 self._remove_stale_pidfile()
