@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import typer
@@ -14,22 +14,16 @@ from rich.table import Table
 
 from cli.context import JsonOption, get_cli
 from cli.ingest import backfill_command, ingest
-from controlplane.catalog.records import ApiKey
-from controlplane.client import ApiClient
+
+if TYPE_CHECKING:
+    from controlplane.keys import (
+        IssuedKey,
+    )
+    from controlplane.plane import ControlPlane
+    from controlplane.retrieval import SearchRequest, SearchResponse
+
 from controlplane.errors import InvalidRequest
-from controlplane.keys import (
-    IssuedKey,
-    admin_token_path,
-    create_key,
-    list_keys,
-    load_admin_token,
-    revoke_key,
-)
-from controlplane.localpg import EmbeddedServer
-from controlplane.plane import ControlPlane
-from controlplane.retrieval import SearchRequest, SearchResponse
-from controlplane.retrieval.search import search, search_mode
-from controlplane.routing import TenantRouter
+from controlplane.model.records import ApiKey
 
 __all__ = ["register"]
 
@@ -64,6 +58,8 @@ def serve(
     /schema/openapi.json; /healthz, /readyz, /metrics for operations.
     """
     from controlplane.api.serve import serve as serve_api  # only this command needs uvicorn
+    from controlplane.keys import admin_token_path, load_admin_token
+    from controlplane.localpg import EmbeddedServer
 
     cli = get_cli(ctx)
     settings = cli.settings
@@ -88,6 +84,8 @@ def keys_create(
     json_: JsonOption = False,
 ) -> None:
     """Create an API key for TENANT; the key is printed once and cannot be shown again."""
+    from controlplane.keys import create_key
+
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> IssuedKey:
@@ -109,6 +107,8 @@ def keys_list(
     json_: JsonOption = False,
 ) -> None:
     """List TENANT's keys (ids and names; secrets are never stored)."""
+    from controlplane.keys import list_keys
+
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> list[ApiKey]:
@@ -142,6 +142,8 @@ def keys_revoke(
     Running APIs refuse it at once, or within TENANTVEC_ROUTE_TTL_SECONDS + 1 s when
     they run in another process.
     """
+    from controlplane.keys import revoke_key
+
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> ApiKey:
@@ -205,6 +207,10 @@ def search_command(
     Examples: tenantctl search acme "refund policy" --hybrid; tenantctl search acme
     "invoice" --mode keyword --filter '{"lang": "en"}'.
     """
+    from controlplane.keys import load_admin_token
+    from controlplane.retrieval.search import search
+    from controlplane.routing import TenantRouter
+
     cli = get_cli(ctx)
     request = _search_request(
         {
@@ -219,7 +225,7 @@ def search_command(
         }
     )
     if api:
-        token = os.environ.get("TENANTVEC_API_KEY") or load_admin_token(cli.settings)
+        token = cli.environ.get("TENANTVEC_API_KEY") or load_admin_token(cli.settings)
         result = asyncio.run(_search_api(api, token, tenant, request))
     else:
 
@@ -242,11 +248,16 @@ def search_command(
 
 
 async def _search_api(url: str, token: str, tenant: str, request: SearchRequest) -> SearchResponse:
+    from controlplane.client import ApiClient
+
     async with ApiClient(url, token) as client:
         return await client.search(tenant, request)
 
 
 def _search_request(fields: dict[str, Any]) -> SearchRequest:
+    from controlplane.retrieval import SearchRequest
+    from controlplane.retrieval.search import search_mode
+
     if fields["text"] is None and fields["vector"] is None:
         raise InvalidRequest("give a QUERY, or --vector")
     try:

@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from controlplane.plane import ControlPlane
-from controlplane.settings import Settings
+if TYPE_CHECKING:
+    from controlplane.settings import Settings
+
+if TYPE_CHECKING:
+    from controlplane.plane import ControlPlane
+
 
 __all__ = ["Cli", "JsonOption", "get_cli"]
 
@@ -30,6 +35,9 @@ JsonOption = Annotated[
 class Cli:
     settings: Settings
     debug: bool = False
+    # What the command reads besides its settings (TENANTVEC_API_KEY): os.environ, or
+    # the mapping an in-process caller handed to cli.main.main.
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
     @property
     def actor(self) -> str:
@@ -52,6 +60,7 @@ class Cli:
 
     def run(self, work: Callable[[ControlPlane], Awaitable[T]]) -> T:
         """Open the control plane, run ``work`` on it, close it: the sync edge."""
+        from controlplane.plane import ControlPlane  # the library loads when a command runs
 
         async def main() -> T:
             async with ControlPlane.open(self.settings) as plane:

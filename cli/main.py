@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Mapping, Sequence
 from typing import Annotated
 
 import typer
@@ -15,9 +16,8 @@ from cli.context import Cli
 from cli.errors import EXIT_CODES_HELP, FAILURE, USAGE, exit_code_for
 from controlplane.errors import TenantvecError
 from controlplane.logs import SafeFormatter
-from controlplane.settings import Settings
 
-__all__ = ["app", "run"]
+__all__ = ["app", "main", "run"]
 
 app = typer.Typer(
     name="tenantctl",
@@ -41,11 +41,9 @@ maintenance.register(app)
 api.register(app)
 app.command("demo")(demo.demo)
 
-_debug = False
-
 
 @app.callback()
-def main(
+def root(
     ctx: typer.Context,
     debug: Annotated[
         bool,
@@ -55,48 +53,64 @@ def main(
         bool, typer.Option("--verbose", "-v", help="Log what is being done, on stderr.")
     ] = False,
 ) -> None:
-    global _debug
-    _debug = debug
+    # ``ctx.obj`` arrives holding the environment :func:`main` was given.
+    from controlplane.settings import Settings
+
+    environ: Mapping[str, str] = ctx.obj if isinstance(ctx.obj, Mapping) else os.environ
+    debug = debug or bool(environ.get("TENANTVEC_DEBUG"))
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
-    ctx.obj = Cli(settings=Settings.from_env(), debug=debug)
+    # force: a second command in one process (tests, a shell) logs to its own stderr.
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    ctx.obj = Cli(settings=Settings.from_env(environ), debug=debug, environ=environ)
 
 
-def run() -> None:
-    """Console entry point: one line on stderr and a meaningful exit code on error."""
+def main(args: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run one command, as the shell would; returns the exit code. Errors are one line
+    on stderr. ``environ`` replaces ``os.environ`` for the command's settings."""
+    environ = os.environ if environ is None else environ
+    debug = bool(environ.get("TENANTVEC_DEBUG")) or "--debug" in (args or sys.argv[1:])
     try:
         # Without standalone mode, click returns the code of a typer.Exit instead of
         # raising it.
-        code = app(standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        code = app(
+            args=list(args) if args is not None else None,
+            prog_name="tenantctl",
+            standalone_mode=False,
+            obj=environ,
+        )
+        return code if isinstance(code, int) else 0
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except typer.Abort:
-        _fail("aborted", 130)
+        return _fail("aborted", 130)
     except typer.TyperException as exc:
         hint = ""
         ctx = getattr(exc, "ctx", None)
         if ctx is not None:
             hint = f" (see '{ctx.command_path} --help')"
-        _fail(exc.format_message() + hint, USAGE)
+        return _fail(exc.format_message() + hint, USAGE)
     except TenantvecError as exc:
-        if _debug:
+        if debug:
             traceback.print_exc()
-        _fail(str(exc), exit_code_for(exc))
+        return _fail(str(exc), exit_code_for(exc))
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        return _fail("interrupted", 130)
     except Exception as exc:  # a bug: say so briefly, show the traceback on request
-        if _debug or os.environ.get("TENANTVEC_DEBUG"):
+        if debug:
             traceback.print_exc()
-        _fail(
+        return _fail(
             f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", FAILURE
         )
 
 
-def _fail(message: str, code: int) -> None:
+def run() -> None:
+    """Console entry point: one line on stderr and a meaningful exit code on error."""
+    sys.exit(main())
+
+
+def _fail(message: str, code: int) -> int:
     first = message.strip().splitlines()[0] if message.strip() else "failed"
     sys.stderr.write(f"error: {first}\n")
-    sys.exit(code)
+    return code

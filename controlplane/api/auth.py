@@ -21,8 +21,8 @@ from litestar.handlers import BaseRouteHandler
 
 from controlplane.api.caller import CALLER, Caller
 from controlplane.api.state import ApiState
-from controlplane.catalog.records import validate_tenant_id
 from controlplane.errors import AuthenticationFailed, PermissionDenied, TenantNotFound
+from controlplane.model.records import validate_tenant_id
 
 __all__ = ["CALLER", "Caller", "admin_only", "provide_caller", "tenant_access"]
 

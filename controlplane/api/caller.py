@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
-__all__ = ["CALLER", "Caller"]
+from litestar.di import NamedDependency
+
+__all__ = ["CALLER", "Caller", "CallerDep"]
 
 # Where the guard leaves the caller in the request's scope (the metrics read it too).
 CALLER = "tenantvec.caller"
@@ -23,3 +26,7 @@ class Caller:
     @property
     def actor(self) -> str:
         return "api:admin" if self.is_admin else f"api:tenant:{self.tenant_id}"
+
+
+# How a handler asks for it (by name: the app provides "caller").
+CallerDep: TypeAlias = NamedDependency[Caller]

@@ -12,12 +12,13 @@ from typing import Annotated, Any
 from urllib.parse import unquote
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromQuery, PathParameter, QueryParameter
 
 from controlplane.api import examples as ex
-from controlplane.api.auth import Caller, tenant_access
+from controlplane.api.auth import tenant_access
 from controlplane.api.body import StrictBody
-from controlplane.api.state import ApiState
+from controlplane.api.caller import CallerDep
+from controlplane.api.state import ApiDep
 from controlplane.errors import InvalidRequest
 from controlplane.retrieval import (
     Document,
@@ -36,10 +37,10 @@ from controlplane.retrieval.stats import tenant_stats
 
 __all__ = ["DataController"]
 
-TenantIdParam = Annotated[str, Parameter(description="Tenant id.")]
+TenantIdParam = Annotated[str, PathParameter(description="Tenant id.")]
 DocumentIdParam = Annotated[
     str,
-    Parameter(
+    PathParameter(
         description="The caller's document id, percent-encoded where needed; it may contain "
         "'/' (e.g. docs/intro.md)."
     ),
@@ -77,8 +78,8 @@ class DataController(Controller):
     )
     async def upsert(
         self,
-        api: ApiState,
-        caller: Caller,
+        api: ApiDep,
+        caller: CallerDep,
         tenant_id: TenantIdParam,
         data: Annotated[
             UpsertRequest,
@@ -90,7 +91,7 @@ class DataController(Controller):
             ),
         ],
         run_async: Annotated[
-            bool, Parameter(query="async", description="Run as an ingestion job (202).")
+            bool, QueryParameter(name="async", description="Run as an ingestion job (202).")
         ] = False,
     ) -> Response[UpsertResponse | Job]:
         to_embed = sum(1 for doc in data.documents if _needs_embedding(doc))
@@ -111,10 +112,10 @@ class DataController(Controller):
     )
     async def job(
         self,
-        api: ApiState,
-        caller: Caller,
+        api: ApiDep,
+        caller: CallerDep,
         tenant_id: TenantIdParam,
-        job_id: Annotated[str, Parameter(description="Job id (from the 202 answer).")],
+        job_id: Annotated[str, PathParameter(description="Job id (from the 202 answer).")],
     ) -> Job:
         return await get_job(api.router, tenant_id, job_id, incarnation=caller.incarnation)
 
@@ -126,10 +127,10 @@ class DataController(Controller):
     )
     async def jobs(
         self,
-        api: ApiState,
-        caller: Caller,
+        api: ApiDep,
+        caller: CallerDep,
         tenant_id: TenantIdParam,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> list[Job]:
         return await list_jobs(api.router, tenant_id, limit=limit, incarnation=caller.incarnation)
 
@@ -142,11 +143,11 @@ class DataController(Controller):
     async def get_(
         self,
         request: Request[Any, Any, Any],
-        api: ApiState,
-        caller: Caller,
+        api: ApiDep,
+        caller: CallerDep,
         tenant_id: TenantIdParam,
         document_id: DocumentIdParam,
-        include_embeddings: bool = False,
+        include_embeddings: FromQuery[bool] = False,
     ) -> Document:
         return await get_document(
             api.router,
@@ -165,8 +166,8 @@ class DataController(Controller):
     async def delete_(
         self,
         request: Request[Any, Any, Any],
-        api: ApiState,
-        caller: Caller,
+        api: ApiDep,
+        caller: CallerDep,
         tenant_id: TenantIdParam,
         document_id: DocumentIdParam,
     ) -> None:
@@ -196,8 +197,8 @@ class DataController(Controller):
     )
     async def search(
         self,
-        api: ApiState,
-        caller: Caller,
+        api: ApiDep,
+        caller: CallerDep,
         tenant_id: TenantIdParam,
         data: Annotated[
             SearchRequest,
@@ -217,7 +218,7 @@ class DataController(Controller):
         summary="What the tenant's database holds",
         responses=ex.ok(TenantStats, ex.STATS, "Counts and sizes."),
     )
-    async def stats(self, api: ApiState, caller: Caller, tenant_id: TenantIdParam) -> TenantStats:
+    async def stats(self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam) -> TenantStats:
         return await tenant_stats(api.router, tenant_id, incarnation=caller.incarnation)
 
 

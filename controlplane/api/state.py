@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
+
+from litestar.di import NamedDependency
 
 from controlplane.api.metrics import ApiMetrics
 from controlplane.keys import KeyVerifier
 from controlplane.plane import ControlPlane
 from controlplane.routing import TenantRouter
 
-__all__ = ["ApiState"]
+__all__ = ["ApiDep", "ApiState"]
 
 
 @dataclass(frozen=True)
@@ -19,3 +22,7 @@ class ApiState:
     verifier: KeyVerifier
     admin_token: str
     metrics: ApiMetrics
+
+
+# How a handler asks for it (by name: the app provides "api").
+ApiDep: TypeAlias = NamedDependency[ApiState]

@@ -9,7 +9,7 @@ from litestar.openapi import ResponseSpec
 from litestar.response import Response as LitestarResponse
 
 from controlplane.api import examples as ex
-from controlplane.api.state import ApiState
+from controlplane.api.state import ApiDep
 from controlplane.errors import TenantvecError
 
 __all__ = ["healthz", "metrics", "readyz"]
@@ -46,7 +46,7 @@ async def healthz() -> dict[str, Any]:
         ),
     },
 )
-async def readyz(api: ApiState) -> Response[dict[str, Any]]:
+async def readyz(api: ApiDep) -> Response[dict[str, Any]]:
     grace = api.router.grace
     try:
         await api.plane.catalog.ping()
@@ -80,5 +80,5 @@ async def readyz(api: ApiState) -> Response[dict[str, Any]]:
         )
     },
 )
-async def metrics(api: ApiState) -> Response[bytes]:
+async def metrics(api: ApiDep) -> Response[bytes]:
     return LitestarResponse(api.metrics.render(), media_type=_PROMETHEUS)

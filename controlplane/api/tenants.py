@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, delete, get, post, put
-from litestar.params import Body, Parameter
+from litestar.params import Body, PathParameter, QueryParameter
 from msgspec import Meta, Struct
 
 from controlplane.api import examples as ex
-from controlplane.api.auth import Caller, admin_only
+from controlplane.api.auth import admin_only
 from controlplane.api.body import StrictBody
-from controlplane.api.state import ApiState
-from controlplane.catalog.records import validate_tenant_id
+from controlplane.api.caller import CallerDep
+from controlplane.api.state import ApiDep
 from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
 from controlplane.keys import create_key, list_keys, revoke_key
+from controlplane.model.chunking import ChunkingSpec
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.records import validate_tenant_id
 from controlplane.provisioning.lifecycle import (
     TenantRequest,
     create_tenant,
@@ -25,12 +28,12 @@ from controlplane.provisioning.lifecycle import (
 )
 from controlplane.provisioning.suspend import resume_tenant, suspend_tenant
 from controlplane.provisioning.tenant_limits import set_limits
-from controlplane.retrieval import ChunkingSpec, EmbedderSpec
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
 
 __all__ = ["TenantsController"]
 
-TenantIdParam = Annotated[str, Parameter(description="Tenant id.")]
+TenantIdParam = Annotated[str, PathParameter(description="Tenant id.")]
+KeyIdParam = Annotated[str, PathParameter(description="Key id.")]
 # A setting's value: a size or duration as text ("64MB", "30s"), or a number.
 LimitValue = Annotated[str, Meta(max_length=32)] | Annotated[int, Meta(ge=0, le=2**31)]
 
@@ -170,8 +173,8 @@ class TenantsController(Controller):
     )
     async def create(
         self,
-        api: ApiState,
-        caller: Caller,
+        api: ApiDep,
+        caller: CallerDep,
         data: Annotated[
             TenantCreate,
             Body(
@@ -192,9 +195,9 @@ class TenantsController(Controller):
     )
     async def list_(
         self,
-        api: ApiState,
-        caller: Caller,
-        include_deleted: Annotated[bool, Parameter(query="include_deleted")] = False,
+        api: ApiDep,
+        caller: CallerDep,
+        include_deleted: Annotated[bool, QueryParameter(name="include_deleted")] = False,
     ) -> list[dict[str, Any]]:
         found = await list_tenants(api.plane, include_deleted=include_deleted)
         return [t.public_dict() for t in found]
@@ -206,7 +209,9 @@ class TenantsController(Controller):
         description="The catalog record, live facts from its server and recent operations.",
         responses=ex.ok_admin(dict[str, Any], ex.TENANT, "The tenant."),
     )
-    async def show(self, api: ApiState, caller: Caller, tenant_id: TenantIdParam) -> dict[str, Any]:
+    async def show(
+        self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam
+    ) -> dict[str, Any]:
         return await describe_tenant(api.plane, tenant_id)
 
     @delete(
@@ -221,7 +226,7 @@ class TenantsController(Controller):
         ),
     )
     async def delete_(
-        self, api: ApiState, caller: Caller, tenant_id: TenantIdParam
+        self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam
     ) -> dict[str, Any]:
         tenant = await delete_tenant(api.plane, tenant_id, actor=caller.actor)
         return tenant.public_dict()
@@ -240,7 +245,7 @@ class TenantsController(Controller):
         ),
     )
     async def suspend(
-        self, api: ApiState, caller: Caller, tenant_id: TenantIdParam
+        self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam
     ) -> dict[str, Any]:
         tenant = await suspend_tenant(api.plane, tenant_id, actor=caller.actor)
         return tenant.public_dict()
@@ -255,7 +260,7 @@ class TenantsController(Controller):
         responses=ex.ok_admin(dict[str, Any], ex.TENANT, "The ready tenant."),
     )
     async def resume(
-        self, api: ApiState, caller: Caller, tenant_id: TenantIdParam
+        self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam
     ) -> dict[str, Any]:
         tenant = await resume_tenant(api.plane, tenant_id, actor=caller.actor)
         return tenant.public_dict()
@@ -274,8 +279,8 @@ class TenantsController(Controller):
     )
     async def set_limits(
         self,
-        api: ApiState,
-        caller: Caller,
+        api: ApiDep,
+        caller: CallerDep,
         tenant_id: TenantIdParam,
         data: Annotated[
             LimitsChange,
@@ -311,8 +316,8 @@ class TenantsController(Controller):
     )
     async def create_key(
         self,
-        api: ApiState,
-        caller: Caller,
+        api: ApiDep,
+        caller: CallerDep,
         tenant_id: TenantIdParam,
         data: Annotated[
             KeyCreate | None, Body(examples=ex.example({"name": "search-backend"}))
@@ -330,10 +335,10 @@ class TenantsController(Controller):
     )
     async def list_keys(
         self,
-        api: ApiState,
-        caller: Caller,
+        api: ApiDep,
+        caller: CallerDep,
         tenant_id: TenantIdParam,
-        include_revoked: Annotated[bool, Parameter(query="include_revoked")] = False,
+        include_revoked: Annotated[bool, QueryParameter(name="include_revoked")] = False,
     ) -> list[dict[str, Any]]:
         keys = await list_keys(api.plane, tenant_id, include_revoked=include_revoked)
         return [k.public_dict() for k in keys]
@@ -347,7 +352,7 @@ class TenantsController(Controller):
         "+ 1 s in other API processes.",
     )
     async def revoke_key(
-        self, api: ApiState, caller: Caller, tenant_id: TenantIdParam, key_id: str
+        self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam, key_id: KeyIdParam
     ) -> None:
         await revoke_key(api.plane, tenant_id, key_id, actor=caller.actor)
 
@@ -360,10 +365,10 @@ class TenantsController(Controller):
     )
     async def operations(
         self,
-        api: ApiState,
-        caller: Caller,
-        tenant: Annotated[str | None, Parameter(description="Only this tenant's.")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        api: ApiDep,
+        caller: CallerDep,
+        tenant: Annotated[str | None, QueryParameter(description="Only this tenant's.")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         if tenant is not None:
             validate_tenant_id(tenant)
