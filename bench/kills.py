@@ -35,9 +35,9 @@ from pathlib import Path
 
 import psycopg
 
-from controlplane.catalog.records import OperationOutcome, TenantState
 from controlplane.errors import TenantvecError
 from controlplane.localpg import EmbeddedServer
+from controlplane.model.records import OperationOutcome, TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.provisioning.ports import read_manifest

@@ -6,32 +6,20 @@ import asyncio
 import contextlib
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 import typer
-import uvicorn
-from pgvector import Vector
-from pgvector.psycopg import register_vector_async
 from rich.console import Console
 from rich.table import Table
 
 from cli.context import JsonOption, get_cli
-from controlplane.api import create_app
-from controlplane.catalog.records import TenantState
-from controlplane.client import ApiClient
+
+if TYPE_CHECKING:
+    from controlplane.plane import ControlPlane
+    from controlplane.settings import Settings
+
 from controlplane.errors import NotFound
-from controlplane.keys import load_admin_token
-from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import (
-    TenantRequest,
-    create_tenant,
-    delete_tenant,
-    list_tenants,
-    tenant_conninfo,
-)
-from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
-from controlplane.settings import Settings
+from controlplane.model.records import TenantState
 
 __all__ = ["demo"]
 
@@ -62,6 +50,16 @@ QUESTIONS = (
 
 def demo(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Create two tenants, load and search each through its own DSN, prove isolation."""
+    import psycopg  # the library and its drivers load when the command runs
+
+    from controlplane.provisioning.lifecycle import (
+        TenantRequest,
+        create_tenant,
+        delete_tenant,
+        list_tenants,
+        tenant_conninfo,
+    )
+
     cli = get_cli(ctx)
     # With --json the narrative goes nowhere and a summary is printed at the end.
     out = Console(quiet=True) if json_ else cli.out
@@ -149,6 +147,10 @@ def demo(ctx: typer.Context, json_: JsonOption = False) -> None:
 
 
 async def _load(dsn: str, chunks: dict[str, list[float]]) -> None:
+    import psycopg
+    from pgvector import Vector
+    from pgvector.psycopg import register_vector_async
+
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         await register_vector_async(conn)
         await conn.execute("INSERT INTO documents (id, title) VALUES ('handbook', 'Handbook')")
@@ -161,6 +163,10 @@ async def _load(dsn: str, chunks: dict[str, list[float]]) -> None:
 
 
 async def _nearest(dsn: str, query: list[float]) -> tuple[str, float]:
+    import psycopg
+    from pgvector import Vector
+    from pgvector.psycopg import register_vector_async
+
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         await register_vector_async(conn)
         cur = await conn.execute(
@@ -174,6 +180,13 @@ async def _nearest(dsn: str, query: list[float]) -> tuple[str, float]:
 
 async def _api_tour(settings: Settings, out: Console) -> dict[str, Any]:
     """Serve the API in this process on a free port, use it as an application would."""
+    import uvicorn
+
+    from controlplane.api import create_app
+    from controlplane.client import ApiClient
+    from controlplane.keys import load_admin_token
+    from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -227,6 +240,10 @@ async def _api_tour(settings: Settings, out: Console) -> dict[str, Any]:
 
 async def _docs_tour(url: str, settings: Settings, out: Console) -> list[dict[str, Any]]:
     """Ingest tenantvec's own docs as text through the API; answer questions, hybrid."""
+    from controlplane.client import ApiClient
+    from controlplane.keys import load_admin_token
+    from controlplane.retrieval import DocumentIn, SearchRequest, UpsertRequest
+
     files = [p for p in DOCS if (ROOT / p).is_file()]
     if not files:
         out.print("   (the project's docs are not beside this install: skipping the docs tour)")

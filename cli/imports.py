@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.context import JsonOption, get_cli
 from cli.progress import progress_bar
-from controlplane.plane import ControlPlane
-from controlplane.retrieval.chroma import ChromaImportReport, import_chroma
-from controlplane.routing import TenantRouter
+
+if TYPE_CHECKING:
+    from controlplane.plane import ControlPlane
+    from controlplane.retrieval.chroma import ChromaImportReport
+
 
 __all__ = ["app"]
 
@@ -40,6 +42,9 @@ def chroma(
     end it checks that the counts match and that a sample of records is identical on
     both sides. Needs the chromadb package: pip install 'tenantvec[chroma]'.
     """
+    from controlplane.retrieval.chroma import import_chroma
+    from controlplane.routing import TenantRouter
+
     cli = get_cli(ctx)
     progress = progress_bar(cli, f"importing {collection or 'collection'}", "records", quiet=json_)
 

@@ -5,19 +5,21 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli.context import Cli, JsonOption, get_cli
 from cli.progress import RateColumn, progress_bar
 from controlplane.errors import InvalidRequest
-from controlplane.plane import ControlPlane
-from controlplane.retrieval.backfill import BackfillReport, backfill
-from controlplane.retrieval.ingest import ingest_batch
-from controlplane.retrieval.models import DocumentIn
-from controlplane.retrieval.readers import SUFFIXES, ReadFailure, find_files, read_file
-from controlplane.routing import TenantRouter
+from controlplane.retrieval.readers import SUFFIXES  # light: the option help names them
+
+if TYPE_CHECKING:
+    from controlplane.plane import ControlPlane
+    from controlplane.retrieval.backfill import BackfillReport
+    from controlplane.retrieval.models import DocumentIn
+    from controlplane.routing import TenantRouter
+
 
 __all__ = ["backfill_command", "ingest"]
 
@@ -43,6 +45,9 @@ def ingest(
     unchanged ones and replaces the changed ones. A file that cannot be read or
     embedded is reported and skipped; the exit code is then 1.
     """
+    from controlplane.retrieval.readers import SUFFIXES, find_files
+    from controlplane.routing import TenantRouter
+
     cli = get_cli(ctx)
     files = list(find_files(paths))
     if not files:
@@ -71,6 +76,9 @@ def ingest(
 async def _ingest(
     cli: Cli, router: TenantRouter, tenant: str, files: list[tuple[Path, str]], *, quiet: bool
 ) -> dict[str, Any]:
+    from controlplane.retrieval.ingest import ingest_batch
+    from controlplane.retrieval.readers import ReadFailure, read_file
+
     counts: Counter[str] = Counter()
     failures: list[dict[str, str]] = []
     chunks = 0
@@ -147,6 +155,9 @@ def backfill_command(
     dimensions) and chunks embedded by another model (the model changed, or a fallback
     stood in). Safe to interrupt and run again: it goes on where it stopped.
     """
+    from controlplane.retrieval.backfill import backfill
+    from controlplane.routing import TenantRouter
+
     cli = get_cli(ctx)
     progress = progress_bar(cli, "embedding", "chunks", RateColumn("chunks", "chunks"), quiet=json_)
 

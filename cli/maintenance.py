@@ -3,7 +3,7 @@ plus ``settings`` and ``secret-key``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from cryptography.fernet import Fernet
@@ -12,19 +12,19 @@ from rich.table import Table
 
 from cli.context import Cli, JsonOption, get_cli
 from cli.progress import progress_bar
-from controlplane.catalog.records import Operation, TenantState
-from controlplane.doctor import DoctorReport, run_doctor
+
+if TYPE_CHECKING:
+    from controlplane.doctor import DoctorReport
+    from controlplane.plane import ControlPlane
+    from controlplane.provisioning.migrate import TenantMigration
+    from controlplane.provisioning.reconcile import (
+        GcReport,
+        ReconcileReport,
+    )
+
 from controlplane.errors import InvalidRequest, TenantvecError
 from controlplane.inputs import printable
-from controlplane.plane import ControlPlane
-from controlplane.provisioning.migrate import TenantMigration, migrate_all, migrate_tenant
-from controlplane.provisioning.reconcile import (
-    GcReport,
-    ReconcileReport,
-    collect_expired,
-    reconcile,
-)
-from controlplane.settings import setting_docs
+from controlplane.model.records import Operation, TenantState
 
 __all__ = ["register"]
 
@@ -54,6 +54,8 @@ def migrate(
     json_: JsonOption = False,
 ) -> None:
     """Upgrade tenant schemas to the latest version. Safe to re-run after an interruption."""
+    from controlplane.provisioning.migrate import migrate_tenant
+
     cli = get_cli(ctx)
     if (tenant is None) == (not all_):
         raise InvalidRequest("name one tenant or pass --all")
@@ -94,6 +96,8 @@ def migrate(
 async def _migrate_with_progress(
     cli: Cli, plane: ControlPlane, concurrency: int | None, *, show: bool
 ) -> list[TenantMigration]:
+    from controlplane.provisioning.migrate import migrate_all
+
     total = len(await plane.catalog.list_tenants(states=[TenantState.READY]))
     progress = progress_bar(
         cli, "migrating", "tenants", TextColumn("{task.fields[failed]} failed"), quiet=not show
@@ -119,6 +123,8 @@ def reconcile_cmd(
     json_: JsonOption = False,
 ) -> None:
     """Finish operations interrupted by a crash and report (or --fix) orphans."""
+    from controlplane.provisioning.reconcile import reconcile
+
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> ReconcileReport:
@@ -155,6 +161,8 @@ def reconcile_cmd(
 
 def gc(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Delete tenants whose --ttl has expired (throwaway tenants for CI)."""
+    from controlplane.provisioning.reconcile import collect_expired
+
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> GcReport:
@@ -176,6 +184,8 @@ def gc(ctx: typer.Context, json_: JsonOption = False) -> None:
 
 def doctor(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Check the embedded server, catalog, servers, orphans and expired tenants."""
+    from controlplane.doctor import run_doctor
+
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> DoctorReport:
@@ -228,6 +238,8 @@ def operations(
 
 def settings(ctx: typer.Context, json_: JsonOption = False) -> None:
     """List every TENANTVEC_* setting with its meaning and current value (secrets masked)."""
+    from controlplane.settings import setting_docs
+
     cli = get_cli(ctx)
     values = cli.settings.display_values()
     rows = [{"env": doc.env, "value": values[doc.env], "doc": doc.doc} for doc in setting_docs()]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cli.context import JsonOption, get_cli
-from controlplane.localpg import EmbeddedServer
-from controlplane.plane import ControlPlane
-from controlplane.provisioning.instance import InstanceBackend
-from controlplane.provisioning.reconcile import ReconcileReport, reconcile
+
+if TYPE_CHECKING:
+    from controlplane.localpg import EmbeddedServer
+    from controlplane.plane import ControlPlane
+    from controlplane.provisioning.reconcile import ReconcileReport
+
 
 __all__ = ["register"]
 
@@ -30,6 +32,9 @@ def register(app: typer.Typer) -> None:
 
 
 def up(ctx: typer.Context, json_: JsonOption = False) -> None:
+    from controlplane.localpg import EmbeddedServer
+    from controlplane.provisioning.reconcile import reconcile
+
     cli = get_cli(ctx)
     server = EmbeddedServer(cli.settings)
     # Explicitly: with TENANTVEC_CATALOG_URL set, opening the plane would not start it.
@@ -55,6 +60,9 @@ def up(ctx: typer.Context, json_: JsonOption = False) -> None:
 
 
 def down(ctx: typer.Context, json_: JsonOption = False) -> None:
+    from controlplane.localpg import EmbeddedServer
+    from controlplane.provisioning.instance import InstanceBackend
+
     cli = get_cli(ctx)
     instances = InstanceBackend(cli.settings).stop_all()
     stopped = EmbeddedServer(cli.settings).stop()
@@ -67,6 +75,8 @@ def down(ctx: typer.Context, json_: JsonOption = False) -> None:
 
 
 def status(ctx: typer.Context, json_: JsonOption = False) -> None:
+    from controlplane.localpg import EmbeddedServer
+
     cli = get_cli(ctx)
     data = _status_dict(EmbeddedServer(cli.settings))
     if json_:

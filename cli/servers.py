@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from cli.context import JsonOption, get_cli
-from controlplane.catalog.records import Server
-from controlplane.dsn import ConnInfo
-from controlplane.plane import ControlPlane
-from controlplane.provisioning.servers import register_server, unregister_server
+
+if TYPE_CHECKING:
+    from controlplane.plane import ControlPlane
+
+from controlplane.model.records import Server
 
 __all__ = ["app"]
 
@@ -44,6 +45,9 @@ def add(
     json_: JsonOption = False,
 ) -> None:
     """Register an external Postgres: checks it has pgvector and prepares its template."""
+    from controlplane.dsn import ConnInfo
+    from controlplane.provisioning.servers import register_server
+
     cli = get_cli(ctx)
     admin = ConnInfo.parse(dsn)
 
@@ -116,6 +120,8 @@ def remove(
     json_: JsonOption = False,
 ) -> None:
     """Forget a server that hosts no tenants (its databases are not touched)."""
+    from controlplane.provisioning.servers import unregister_server
+
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> None:

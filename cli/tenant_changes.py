@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,13 +20,13 @@ from cli.tenants import (
     TierChoice,
     limits_from,
 )
-from controlplane.catalog.records import Tenant
 from controlplane.errors import InvalidRequest
-from controlplane.plane import ControlPlane
-from controlplane.provisioning.embedder import set_embedder
-from controlplane.provisioning.index import set_index
-from controlplane.provisioning.tenant_limits import set_limits
-from controlplane.retrieval import EmbedderSpec
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.records import Tenant
+
+if TYPE_CHECKING:
+    from controlplane.plane import ControlPlane
+
 from tenant_schema.spec import IndexKind, IndexSpec
 
 __all__ = ["register"]
@@ -55,6 +55,8 @@ def set_limits_command(
     Applied to its role on the server at once (new sessions get the new timeouts; a
     lower connection limit refuses new connections beyond it) and by the API's pools.
     """
+    from controlplane.provisioning.tenant_limits import set_limits
+
     cli = get_cli(ctx)
     overrides = limits_from(connection_limit, statement_timeout, idle_timeout)
     if tier is None and not overrides:
@@ -99,6 +101,8 @@ def set_embedder_command(
     dimensions: the embedding column is recreated empty (a per-tenant schema change),
     so vector search finds nothing until the backfill has run.
     """
+    from controlplane.provisioning.embedder import set_embedder
+
     cli = get_cli(ctx)
     spec = EmbedderSpec.parse(embedder, fallback or [])
     if dims is not None and not yes:
@@ -139,6 +143,8 @@ def set_index_command(
     serving, then swapped in. For a bulk load, create the tenant with '--index none',
     load it, then run this: one build is far faster than one insertion per vector.
     """
+    from controlplane.provisioning.index import set_index
+
     cli = get_cli(ctx)
     spec = IndexSpec(kind=IndexKind(index.value), m=m, ef_construction=ef_construction, lists=lists)
 

@@ -5,30 +5,23 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from cli.context import Cli, JsonOption, get_cli
-from controlplane.catalog.records import Tenant, TenantState
 from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import has_control, printable
-from controlplane.plane import ControlPlane
-from controlplane.provisioning.labels import parse_label
-from controlplane.provisioning.lifecycle import (
-    TenantRequest,
-    create_tenant,
-    delete_tenant,
-    delete_tenant_by_uid,
-    describe_tenant,
-    list_tenants,
-    tenant_conninfo,
-)
-from controlplane.provisioning.supervise import restart_if_down
-from controlplane.provisioning.suspend import resume_tenant, suspend_tenant
-from controlplane.retrieval import ChunkingSpec, EmbedderSpec
+from controlplane.model.chunking import ChunkingSpec
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.labels import parse_label
+from controlplane.model.records import Tenant, TenantState
+
+if TYPE_CHECKING:
+    from controlplane.plane import ControlPlane
+
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
 
 __all__ = ["app"]
@@ -166,6 +159,8 @@ def create(
     Dimensions are fixed at creation: give the ones your embedding model produces
     (text-embedding-3-small: 1536; the 'hash' embedder makes any number).
     """
+    from controlplane.provisioning.lifecycle import TenantRequest, create_tenant
+
     cli = get_cli(ctx)
     if fallback and not embedder:
         raise InvalidRequest("--fallback needs --embedder")
@@ -249,6 +244,8 @@ def suspend(
     compute billed). Its next API request resumes it, as does 'resume'. With
     TENANTVEC_SUSPEND_AFTER set, the API suspends idle tenants by itself.
     """
+    from controlplane.provisioning.suspend import suspend_tenant
+
     _switch_command(get_cli(ctx), name, json_, suspend_tenant)
 
 
@@ -259,6 +256,8 @@ def resume(
     json_: JsonOption = False,
 ) -> None:
     """Start a suspended TENANT again (its first API request would, too)."""
+    from controlplane.provisioning.suspend import resume_tenant
+
     _switch_command(get_cli(ctx), name, json_, resume_tenant)
 
 
@@ -273,6 +272,8 @@ def restart(
     The API does this by itself (at the tenant's next request, and every
     TENANTVEC_SUPERVISE_SECONDS); this is the manual way. A no-op if it runs.
     """
+    from controlplane.provisioning.supervise import restart_if_down
+
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> bool:
@@ -313,6 +314,8 @@ def list_(
     json_: JsonOption = False,
 ) -> None:
     """List tenants (deleted ones only with --all)."""
+    from controlplane.provisioning.lifecycle import list_tenants
+
     cli = get_cli(ctx)
     labels = dict(parse_label(text) for text in label or [])
 
@@ -362,6 +365,8 @@ def show(
     json_: JsonOption = False,
 ) -> None:
     """Show a tenant: catalog record, live database facts and recent operations."""
+    from controlplane.provisioning.lifecycle import describe_tenant
+
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> dict[str, Any]:
@@ -400,6 +405,8 @@ def delete(
     json_: JsonOption = False,
 ) -> None:
     """Delete a tenant: DROP DATABASE and DROP ROLE. Its catalog row stays, as deleted."""
+    from controlplane.provisioning.lifecycle import delete_tenant, delete_tenant_by_uid
+
     cli = get_cli(ctx)
     if (name is None) == (uid is None):
         raise InvalidRequest("name the tenant to delete: its id, or --uid UID")
@@ -428,6 +435,8 @@ def dsn(
     json_: JsonOption = False,
 ) -> None:
     """Print the tenant role's connection string, password included (for psql or CI)."""
+    from controlplane.provisioning.lifecycle import tenant_conninfo
+
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> str:

@@ -5,88 +5,196 @@ and maintenance functions, tenant keys, the router with the retrieval functions 
 use it (documents, search, ingestion jobs, backfill, imports), an HTTP client, the
 records they return, and the error tree. The HTTP app is ``controlplane.api.create_app``.
 Everything else is internal and may change.
+
+Names load on first use (PEP 562), so ``import controlplane.errors`` -- or the CLI's
+``--help`` -- does not import the whole library.
 """
 
-from controlplane.catalog.records import ApiKey, Operation, Server, Tenant, TenantState
-from controlplane.client import ApiClient
-from controlplane.doctor import DoctorReport, run_doctor
-from controlplane.dsn import ConnInfo
-from controlplane.errors import (
-    AuthenticationFailed,
-    BackendUnavailable,
-    CatalogUnavailable,
-    ConfigurationError,
-    Conflict,
-    DocumentNotFound,
-    DocumentRejected,
-    EmbeddedServerError,
-    EmbedderUnavailable,
-    EmbeddingFailed,
-    InvalidRequest,
-    JobNotFound,
-    KeyNotFound,
-    MigrationChecksumMismatch,
-    MigrationError,
-    NotConfigured,
-    NotFound,
-    OverCapacity,
-    PermissionDenied,
-    ProvisioningError,
-    ServerExists,
-    ServerNotFound,
-    TenantBusy,
-    TenantExists,
-    TenantNotFound,
-    TenantUnavailable,
-    TenantvecError,
-)
-from controlplane.keys import IssuedKey, create_key, list_keys, revoke_key
-from controlplane.plane import ControlPlane
-from controlplane.provisioning.compute import ComputeSpec
-from controlplane.provisioning.embedder import set_embedder
-from controlplane.provisioning.lifecycle import (
-    TenantRequest,
-    create_tenant,
-    delete_tenant,
-    describe_tenant,
-    list_tenants,
-    tenant_conninfo,
-)
-from controlplane.provisioning.migrate import TenantMigration, migrate_all, migrate_tenant
-from controlplane.provisioning.reconcile import (
-    GcReport,
-    ReconcileReport,
-    collect_expired,
-    reconcile,
-)
-from controlplane.provisioning.servers import register_server
-from controlplane.provisioning.supervise import restart_if_down, supervise
-from controlplane.provisioning.suspend import resume_tenant, suspend_idle, suspend_tenant
-from controlplane.retrieval import (
-    ChunkIn,
-    ChunkingSpec,
-    Document,
-    DocumentIn,
-    EmbedderSpec,
-    Job,
-    SearchHit,
-    SearchRequest,
-    SearchResponse,
-    TenantStats,
-    UpsertRequest,
-    UpsertResponse,
-    split_text,
-)
-from controlplane.retrieval.backfill import BackfillReport, backfill
-from controlplane.retrieval.chroma import ChromaImportReport, import_chroma
-from controlplane.retrieval.documents import delete_document, get_document, upsert_documents
-from controlplane.retrieval.ingest import BatchOutcome, ingest_batch
-from controlplane.retrieval.jobs import get_job, list_jobs, submit_job
-from controlplane.retrieval.search import search
-from controlplane.retrieval.stats import tenant_stats
-from controlplane.routing import TenantRouter
-from controlplane.settings import Settings
-from tenant_schema.spec import IndexKind, IndexSpec, Metric
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from controlplane.client import ApiClient
+    from controlplane.doctor import DoctorReport, run_doctor
+    from controlplane.dsn import ConnInfo
+    from controlplane.errors import (
+        AuthenticationFailed,
+        BackendUnavailable,
+        CatalogUnavailable,
+        ConfigurationError,
+        Conflict,
+        DocumentNotFound,
+        DocumentRejected,
+        EmbeddedServerError,
+        EmbedderUnavailable,
+        EmbeddingFailed,
+        InvalidRequest,
+        JobNotFound,
+        KeyNotFound,
+        MigrationChecksumMismatch,
+        MigrationError,
+        NotConfigured,
+        NotFound,
+        OverCapacity,
+        PermissionDenied,
+        ProvisioningError,
+        ServerExists,
+        ServerNotFound,
+        TenantBusy,
+        TenantExists,
+        TenantNotFound,
+        TenantUnavailable,
+        TenantvecError,
+    )
+    from controlplane.keys import IssuedKey, create_key, list_keys, revoke_key
+    from controlplane.model.compute import ComputeSpec
+    from controlplane.model.records import ApiKey, Operation, Server, Tenant, TenantState
+    from controlplane.plane import ControlPlane
+    from controlplane.provisioning.embedder import set_embedder
+    from controlplane.provisioning.lifecycle import (
+        TenantRequest,
+        create_tenant,
+        delete_tenant,
+        describe_tenant,
+        list_tenants,
+        tenant_conninfo,
+    )
+    from controlplane.provisioning.migrate import TenantMigration, migrate_all, migrate_tenant
+    from controlplane.provisioning.reconcile import (
+        GcReport,
+        ReconcileReport,
+        collect_expired,
+        reconcile,
+    )
+    from controlplane.provisioning.servers import register_server
+    from controlplane.provisioning.supervise import restart_if_down, supervise
+    from controlplane.provisioning.suspend import resume_tenant, suspend_idle, suspend_tenant
+    from controlplane.retrieval import (
+        ChunkIn,
+        ChunkingSpec,
+        Document,
+        DocumentIn,
+        EmbedderSpec,
+        Job,
+        SearchHit,
+        SearchRequest,
+        SearchResponse,
+        TenantStats,
+        UpsertRequest,
+        UpsertResponse,
+        split_text,
+    )
+    from controlplane.retrieval.backfill import BackfillReport, backfill
+    from controlplane.retrieval.chroma import ChromaImportReport, import_chroma
+    from controlplane.retrieval.documents import delete_document, get_document, upsert_documents
+    from controlplane.retrieval.ingest import BatchOutcome, ingest_batch
+    from controlplane.retrieval.jobs import get_job, list_jobs, submit_job
+    from controlplane.retrieval.search import search
+    from controlplane.retrieval.stats import tenant_stats
+    from controlplane.routing import TenantRouter
+    from controlplane.settings import Settings
+    from tenant_schema.spec import IndexKind, IndexSpec, Metric
+
+# Where each name lives, for the lazy loader (as in pydantic's __init__). The imports
+# above are for type checkers; a test holds both to __all__.
+_EXPORTS: dict[str, str] = {
+    "ApiClient": "controlplane.client",
+    "ApiKey": "controlplane.model.records",
+    "AuthenticationFailed": "controlplane.errors",
+    "BackendUnavailable": "controlplane.errors",
+    "BackfillReport": "controlplane.retrieval.backfill",
+    "BatchOutcome": "controlplane.retrieval.ingest",
+    "CatalogUnavailable": "controlplane.errors",
+    "ChromaImportReport": "controlplane.retrieval.chroma",
+    "ChunkIn": "controlplane.retrieval",
+    "ChunkingSpec": "controlplane.retrieval",
+    "ComputeSpec": "controlplane.model.compute",
+    "ConfigurationError": "controlplane.errors",
+    "Conflict": "controlplane.errors",
+    "ConnInfo": "controlplane.dsn",
+    "ControlPlane": "controlplane.plane",
+    "DoctorReport": "controlplane.doctor",
+    "Document": "controlplane.retrieval",
+    "DocumentIn": "controlplane.retrieval",
+    "DocumentNotFound": "controlplane.errors",
+    "DocumentRejected": "controlplane.errors",
+    "EmbeddedServerError": "controlplane.errors",
+    "EmbedderSpec": "controlplane.retrieval",
+    "EmbedderUnavailable": "controlplane.errors",
+    "EmbeddingFailed": "controlplane.errors",
+    "GcReport": "controlplane.provisioning.reconcile",
+    "IndexKind": "tenant_schema.spec",
+    "IndexSpec": "tenant_schema.spec",
+    "InvalidRequest": "controlplane.errors",
+    "IssuedKey": "controlplane.keys",
+    "Job": "controlplane.retrieval",
+    "JobNotFound": "controlplane.errors",
+    "KeyNotFound": "controlplane.errors",
+    "Metric": "tenant_schema.spec",
+    "MigrationChecksumMismatch": "controlplane.errors",
+    "MigrationError": "controlplane.errors",
+    "NotConfigured": "controlplane.errors",
+    "NotFound": "controlplane.errors",
+    "Operation": "controlplane.model.records",
+    "OverCapacity": "controlplane.errors",
+    "PermissionDenied": "controlplane.errors",
+    "ProvisioningError": "controlplane.errors",
+    "ReconcileReport": "controlplane.provisioning.reconcile",
+    "SearchHit": "controlplane.retrieval",
+    "SearchRequest": "controlplane.retrieval",
+    "SearchResponse": "controlplane.retrieval",
+    "Server": "controlplane.model.records",
+    "ServerExists": "controlplane.errors",
+    "ServerNotFound": "controlplane.errors",
+    "Settings": "controlplane.settings",
+    "Tenant": "controlplane.model.records",
+    "TenantBusy": "controlplane.errors",
+    "TenantExists": "controlplane.errors",
+    "TenantMigration": "controlplane.provisioning.migrate",
+    "TenantNotFound": "controlplane.errors",
+    "TenantRequest": "controlplane.provisioning.lifecycle",
+    "TenantRouter": "controlplane.routing",
+    "TenantState": "controlplane.model.records",
+    "TenantStats": "controlplane.retrieval",
+    "TenantUnavailable": "controlplane.errors",
+    "TenantvecError": "controlplane.errors",
+    "UpsertRequest": "controlplane.retrieval",
+    "UpsertResponse": "controlplane.retrieval",
+    "backfill": "controlplane.retrieval.backfill",
+    "collect_expired": "controlplane.provisioning.reconcile",
+    "create_key": "controlplane.keys",
+    "create_tenant": "controlplane.provisioning.lifecycle",
+    "delete_document": "controlplane.retrieval.documents",
+    "delete_tenant": "controlplane.provisioning.lifecycle",
+    "describe_tenant": "controlplane.provisioning.lifecycle",
+    "get_document": "controlplane.retrieval.documents",
+    "get_job": "controlplane.retrieval.jobs",
+    "import_chroma": "controlplane.retrieval.chroma",
+    "ingest_batch": "controlplane.retrieval.ingest",
+    "list_jobs": "controlplane.retrieval.jobs",
+    "list_keys": "controlplane.keys",
+    "list_tenants": "controlplane.provisioning.lifecycle",
+    "migrate_all": "controlplane.provisioning.migrate",
+    "migrate_tenant": "controlplane.provisioning.migrate",
+    "reconcile": "controlplane.provisioning.reconcile",
+    "register_server": "controlplane.provisioning.servers",
+    "restart_if_down": "controlplane.provisioning.supervise",
+    "resume_tenant": "controlplane.provisioning.suspend",
+    "revoke_key": "controlplane.keys",
+    "run_doctor": "controlplane.doctor",
+    "search": "controlplane.retrieval.search",
+    "set_embedder": "controlplane.provisioning.embedder",
+    "split_text": "controlplane.retrieval",
+    "submit_job": "controlplane.retrieval.jobs",
+    "supervise": "controlplane.provisioning.supervise",
+    "suspend_idle": "controlplane.provisioning.suspend",
+    "suspend_tenant": "controlplane.provisioning.suspend",
+    "tenant_conninfo": "controlplane.provisioning.lifecycle",
+    "tenant_stats": "controlplane.retrieval.stats",
+    "upsert_documents": "controlplane.retrieval.documents",
+}
 
 __all__ = [
     "ApiClient",
@@ -184,3 +292,16 @@ __all__ = [
     "tenant_stats",
     "upsert_documents",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'controlplane' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.catalog.models import utcnow
-from controlplane.catalog.records import Tenant, TenantState, validate_tenant_id
 from controlplane.errors import InvalidRequest, TenantvecError
 from controlplane.inputs import printable
+from controlplane.model.records import Tenant, TenantState, validate_tenant_id
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.reconcile import survey
 from controlplane.provisioning.servers import inspect_server

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controlplane.catalog.models import utcnow
-from controlplane.catalog.records import ApiKey, Tenant, TenantState, validate_tenant_id
 from controlplane.errors import (
     AuthenticationFailed,
     InvalidRequest,
@@ -32,6 +31,7 @@ from controlplane.errors import (
     TenantNotFound,
 )
 from controlplane.inputs import check_text
+from controlplane.model.records import ApiKey, Tenant, TenantState, validate_tenant_id
 from controlplane.plane import ControlPlane
 from controlplane.routing import TenantRouter
 from controlplane.secretbox import read_or_create_secret_file

@@ -15,11 +15,12 @@ from contextlib import asynccontextmanager
 import psycopg
 from psycopg import sql
 
-from controlplane.catalog.records import Tenant
 from controlplane.catalog.store import Catalog
 from controlplane.dsn import ConnInfo
+from controlplane.embedding.registry import Embedders
 from controlplane.errors import InvalidRequest, ProvisioningError
 from controlplane.localpg.server import EmbeddedServer
+from controlplane.model.records import Tenant
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Backend
 from controlplane.provisioning.docker import DockerBackend
@@ -27,7 +28,6 @@ from controlplane.provisioning.instance import InstanceBackend
 from controlplane.provisioning.neon import NeonBackend
 from controlplane.provisioning.postgres import PostgresBackend
 from controlplane.provisioning.servers import ServerDirectory, register_server
-from controlplane.retrieval.embedding.registry import Embedders
 from controlplane.secretbox import SecretBox
 from controlplane.settings import Settings
 

@@ -1,19 +1,7 @@
-"""The schema of a tenant database: versioned SQL migrations rendered per tenant, and
-the runner that applies them."""
+"""The schema of a tenant database: versioned SQL migrations rendered per tenant
+(``migrations``), the runner that applies them (``runner``), index reshaping
+(``reshape``) and the spec they are rendered from (``spec``, no I/O).
 
-from tenant_schema.migrations import Migration, MigrationSet, render_migration
-from tenant_schema.runner import MigrationReport, applied_version, migrate
-from tenant_schema.spec import IndexKind, IndexSpec, Metric, SchemaSpec
-
-__all__ = [
-    "IndexKind",
-    "IndexSpec",
-    "Metric",
-    "Migration",
-    "MigrationReport",
-    "MigrationSet",
-    "SchemaSpec",
-    "applied_version",
-    "migrate",
-    "render_migration",
-]
+Import the module you need: this package's top level loads nothing, so the value types
+in ``spec`` stay cheap for the CLI and the model layer.
+"""

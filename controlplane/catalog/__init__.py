@@ -1,6 +1,7 @@
 """The catalog database: tenants, servers and operations."""
 
-from controlplane.catalog.records import (
+from controlplane.catalog.store import Catalog
+from controlplane.model.records import (
     LIVE_STATES,
     Operation,
     OperationOutcome,
@@ -10,7 +11,6 @@ from controlplane.catalog.records import (
     TenantState,
     validate_tenant_id,
 )
-from controlplane.catalog.store import Catalog
 
 __all__ = [
     "LIVE_STATES",

@@ -28,16 +28,6 @@ from controlplane.catalog.models import (
     TenantRow,
     utcnow,
 )
-from controlplane.catalog.records import (
-    LIVE_STATES,
-    ApiKey,
-    Operation,
-    OperationOutcome,
-    Server,
-    ServerState,
-    Tenant,
-    TenantState,
-)
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
     CatalogUnavailable,
@@ -49,8 +39,18 @@ from controlplane.errors import (
     TenantExists,
     TenantNotFound,
 )
-from controlplane.retrieval.chunking import ChunkingSpec
-from controlplane.retrieval.embedding.spec import EmbedderSpec
+from controlplane.model.chunking import ChunkingSpec
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.records import (
+    LIVE_STATES,
+    ApiKey,
+    Operation,
+    OperationOutcome,
+    Server,
+    ServerState,
+    Tenant,
+    TenantState,
+)
 from tenant_schema.spec import IndexSpec, Metric
 
 __all__ = ["Catalog"]

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 
-from controlplane.retrieval.embedding.base import Embeddings, Purpose
+from controlplane.embedding.base import Embeddings, Purpose
 
 __all__ = ["HashEmbedder", "hash_embedding"]
 

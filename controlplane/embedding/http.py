@@ -28,9 +28,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from controlplane.embedding.base import Embeddings, Purpose, check_embeddings
 from controlplane.errors import EmbedderUnavailable, EmbeddingFailed
-from controlplane.retrieval.embedding.base import Embeddings, Purpose, check_embeddings
-from controlplane.retrieval.embedding.spec import EmbedderSpec
+from controlplane.model.embedder import EmbedderSpec
 from controlplane.retrieval.tokens import count_tokens
 
 __all__ = ["HttpEmbedder", "OpenAIEmbedder", "ProviderEndpoint", "VoyageEmbedder"]

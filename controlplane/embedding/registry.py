@@ -11,20 +11,20 @@ from collections.abc import Sequence
 
 import httpx
 
+from controlplane.embedding.base import Embedder, Embeddings, Purpose
+from controlplane.embedding.hashing import HashEmbedder
+from controlplane.embedding.http import (
+    OpenAIEmbedder,
+    ProviderEndpoint,
+    VoyageEmbedder,
+)
 from controlplane.errors import (
     ConfigurationError,
     EmbedderUnavailable,
     EmbeddingFailed,
     NotConfigured,
 )
-from controlplane.retrieval.embedding.base import Embedder, Embeddings, Purpose
-from controlplane.retrieval.embedding.hashing import HashEmbedder
-from controlplane.retrieval.embedding.http import (
-    OpenAIEmbedder,
-    ProviderEndpoint,
-    VoyageEmbedder,
-)
-from controlplane.retrieval.embedding.spec import EmbedderSpec
+from controlplane.model.embedder import EmbedderSpec
 from controlplane.settings import Settings
 
 __all__ = ["Embedders", "FallbackEmbedder"]

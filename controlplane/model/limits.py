@@ -21,7 +21,7 @@ from typing import Any
 
 from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
-from controlplane.provisioning.compute import Tier, parse_tier
+from controlplane.model.compute import Tier, parse_tier
 
 __all__ = ["LIMIT_SETTINGS", "RoleLimits"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import check_identifier
-from controlplane.retrieval.chunking import ChunkingSpec
-from controlplane.retrieval.embedding.spec import EmbedderSpec
+from controlplane.model.chunking import ChunkingSpec
+from controlplane.model.embedder import EmbedderSpec
 from tenant_schema.spec import IndexSpec, Metric, SchemaSpec
 
 __all__ = [

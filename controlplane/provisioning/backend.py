@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from controlplane.catalog.records import Server, Tenant
 from controlplane.dsn import ConnInfo
-from controlplane.provisioning.compute import ComputeSpec
-from controlplane.provisioning.limits import RoleLimits
+from controlplane.model.compute import ComputeSpec
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import Server, Tenant
 
 __all__ = ["Backend", "Checkpoint", "OwnedResource", "ProvisionPlan"]
 

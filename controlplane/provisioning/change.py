@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from controlplane.catalog.records import (
+from controlplane.errors import Conflict, TenantvecError
+from controlplane.model.records import (
     OperationOutcome,
     Tenant,
     TenantState,
     validate_tenant_id,
 )
-from controlplane.errors import Conflict, TenantvecError
 from controlplane.plane import ControlPlane
 
 __all__ = ["change_tenant"]

@@ -25,14 +25,14 @@ import socket
 import time
 from typing import Any
 
-from controlplane.catalog.records import Server, Tenant
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackendUnavailable, NotConfigured, ProvisioningError
 from controlplane.localpg.cluster import LISTEN_HOST, SUPERUSER
+from controlplane.model.compute import ComputeSpec
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import Server, Tenant
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
-from controlplane.provisioning.compute import ComputeSpec
-from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.ports import PortRegistry, own_server_name
 from controlplane.provisioning.tenantdb import (
     LAYOUT,

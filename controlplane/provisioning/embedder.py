@@ -13,11 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from controlplane.catalog.records import Tenant
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.records import Tenant
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.change import change_tenant
-from controlplane.retrieval.embedding.spec import EmbedderSpec
 from tenant_schema.reshape import change_dimensions
 from tenant_schema.spec import SchemaSpec
 

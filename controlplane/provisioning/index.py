@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from controlplane.catalog.records import Tenant
+from controlplane.model.records import Tenant
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.change import change_tenant

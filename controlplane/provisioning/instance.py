@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from controlplane.catalog.records import Server, Tenant
 from controlplane.errors import ProvisioningError
 from controlplane.localpg.cluster import LocalCluster, process_tree_memory
+from controlplane.model.compute import SIZED_SETTINGS, ComputeSpec
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import Server, Tenant
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
-from controlplane.provisioning.compute import SIZED_SETTINGS, ComputeSpec
-from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.ports import PortRegistry, own_server_name, read_manifest
 from controlplane.provisioning.tenantdb import (
     LAYOUT,

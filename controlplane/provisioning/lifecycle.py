@@ -20,14 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 from controlplane.catalog.models import utcnow
-from controlplane.catalog.records import (
-    OperationOutcome,
-    Server,
-    ServerState,
-    Tenant,
-    TenantState,
-    validate_tenant_id,
-)
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
     Conflict,
@@ -40,17 +32,25 @@ from controlplane.errors import (
 )
 from controlplane.failpoints import failpoint
 from controlplane.inputs import check_identifier
+from controlplane.model.chunking import ChunkingSpec
+from controlplane.model.compute import ComputeSpec
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.labels import validate_labels
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import (
+    OperationOutcome,
+    Server,
+    ServerState,
+    Tenant,
+    TenantState,
+    validate_tenant_id,
+)
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.backend import Backend, Checkpoint
-from controlplane.provisioning.compute import ComputeSpec
-from controlplane.provisioning.labels import validate_labels
-from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.retry import with_retries
 from controlplane.provisioning.servers import validate_server_name
-from controlplane.retrieval.chunking import ChunkingSpec
-from controlplane.retrieval.embedding.spec import EmbedderSpec
-from tenant_schema import MigrationReport, migrate
+from tenant_schema.runner import MigrationReport, migrate
 from tenant_schema.spec import IndexSpec, Metric, SchemaSpec
 
 __all__ = [

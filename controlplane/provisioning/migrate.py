@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.catalog.records import OperationOutcome, Tenant, TenantState
 from controlplane.errors import TenantvecError
+from controlplane.model.records import OperationOutcome, Tenant, TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import apply_schema, checkpoint_for
 from controlplane.provisioning.retry import with_retries

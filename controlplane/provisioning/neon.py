@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 
 from neon_api import schema
 
-from controlplane.catalog.records import Server, Tenant, validate_tenant_id
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
     ConfigurationError,
@@ -34,10 +33,11 @@ from controlplane.errors import (
     ProvisioningError,
 )
 from controlplane.failpoints import failpoint
+from controlplane.model.compute import ComputeSpec
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import Server, Tenant, validate_tenant_id
 from controlplane.neon.client import NeonClient
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
-from controlplane.provisioning.compute import ComputeSpec
-from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.retry import with_retries
 from controlplane.settings import Settings
 

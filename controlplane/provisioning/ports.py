@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from controlplane.catalog.records import Tenant
 from controlplane.errors import OverCapacity, ProvisioningError
 from controlplane.localpg.cluster import held_lock, port_is_free
+from controlplane.model.records import Tenant
 from controlplane.settings import Settings
 
 __all__ = ["PortRegistry", "own_server_name", "read_manifest"]

@@ -14,13 +14,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from controlplane.catalog.records import Server, Tenant
 from controlplane.errors import InvalidRequest, ProvisioningError
 from controlplane.failpoints import failpoint
+from controlplane.model.compute import ComputeSpec
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import Server, Tenant
 from controlplane.pgconnect import connect
 from controlplane.provisioning.backend import Checkpoint, OwnedResource, ProvisionPlan
-from controlplane.provisioning.compute import ComputeSpec
-from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.servers import ServerDirectory, ensure_template
 from controlplane.provisioning.tenantdb import (
     LAYOUT,

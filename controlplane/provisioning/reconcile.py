@@ -19,12 +19,12 @@ from enum import Enum
 from typing import Any
 
 from controlplane.catalog.models import utcnow
-from controlplane.catalog.records import OperationOutcome, Tenant, TenantState
 from controlplane.errors import TenantBusy, TenantvecError
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import OperationOutcome, Tenant, TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.backend import OwnedResource
 from controlplane.provisioning.lifecycle import delete_tenant, finish_delete, finish_provisioning
-from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.retry import with_retries
 
 __all__ = [

@@ -11,7 +11,6 @@ import psycopg
 from psycopg import sql
 
 from controlplane.catalog.models import utcnow
-from controlplane.catalog.records import Server, ServerState
 from controlplane.catalog.store import Catalog
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
@@ -22,6 +21,7 @@ from controlplane.errors import (
     ServerExists,
 )
 from controlplane.inputs import check_identifier
+from controlplane.model.records import Server, ServerState
 from controlplane.pgconnect import connect
 from controlplane.secretbox import SecretBox
 

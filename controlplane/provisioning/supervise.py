@@ -14,8 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from controlplane.catalog.records import Tenant, TenantState
 from controlplane.errors import Conflict, TenantBusy, TenantvecError
+from controlplane.model.records import Tenant, TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.change import change_tenant
 from controlplane.provisioning.retry import with_retries

@@ -12,10 +12,10 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from controlplane.catalog.records import Tenant
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import Tenant
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.change import change_tenant
-from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.retry import with_retries
 
 __all__ = ["set_limits"]

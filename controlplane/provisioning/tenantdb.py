@@ -35,12 +35,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from controlplane.catalog.records import TENANT_ID_RE, Tenant
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackendUnavailable, ProvisioningError
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import TENANT_ID_RE, Tenant
 from controlplane.pgconnect import CONTROLPLANE_APPLICATION, ROUTER_APPLICATION, connect
 from controlplane.provisioning.backend import Checkpoint
-from controlplane.provisioning.limits import RoleLimits
 from controlplane.provisioning.servers import TEMPLATE_DB, ensure_template
 from controlplane.secretbox import new_password
 

@@ -1,13 +1,14 @@
 """Retrieval: documents, chunks, embeddings and search inside one tenant's database.
 
-This package's top level holds the data types and the per-tenant settings (embedder,
-chunking); the operations that need a tenant connection live in their own modules
+This package's top level holds the request and response types (no I/O, cheap to
+import); the operations that need a tenant connection live in their own modules
 (``documents``, ``search``, ``ingest``, ``jobs``, ``stats``) and are re-exported by
-``controlplane``.
+``controlplane``. A tenant's specs (embedder, chunking) are in ``controlplane.model``.
 """
 
-from controlplane.retrieval.chunking import ChunkingSpec, TextChunk, split_text
-from controlplane.retrieval.embedding import Embedders, EmbedderSpec, Purpose
+from controlplane.model.chunking import ChunkingSpec
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.retrieval.chunking import TextChunk, split_text
 from controlplane.retrieval.models import (
     ChunkIn,
     Document,
@@ -27,9 +28,7 @@ __all__ = [
     "Document",
     "DocumentIn",
     "EmbedderSpec",
-    "Embedders",
     "Job",
-    "Purpose",
     "SearchHit",
     "SearchRequest",
     "SearchResponse",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from pgvector import Vector
 
-from controlplane.retrieval.embedding import Purpose
+from controlplane.embedding import Purpose
 from controlplane.routing import TenantRouter
 
 __all__ = ["BackfillReport", "backfill"]

@@ -17,15 +17,11 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
-from typing import Any
 
-from controlplane.errors import InvalidRequest
+from controlplane.model.chunking import ChunkingSpec
 from controlplane.retrieval.tokens import count_tokens
 
 __all__ = ["ChunkingSpec", "TextChunk", "split_text"]
-
-MIN_CHUNK_TOKENS = 16
-MAX_CHUNK_TOKENS = 8_192  # what the common embedding models take per input
 
 # Split points, coarsest first: blank lines, line breaks, sentence ends, spaces.
 _LEVELS = [
@@ -36,29 +32,6 @@ _LEVELS = [
 ]
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
 _TABLE_RE = re.compile(r"(?:^[ \t]*\|.*(?:\n|$)){2,}", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class ChunkingSpec:
-    """A tenant's chunking: token budget per chunk and overlap between neighbours."""
-
-    max_tokens: int = 800
-    overlap: int = 200
-
-    def __post_init__(self) -> None:
-        if not MIN_CHUNK_TOKENS <= self.max_tokens <= MAX_CHUNK_TOKENS:
-            raise InvalidRequest(
-                f"chunk tokens must be between {MIN_CHUNK_TOKENS} and {MAX_CHUNK_TOKENS}"
-            )
-        if not 0 <= self.overlap < self.max_tokens:
-            raise InvalidRequest("chunk overlap must be at least 0 and less than chunk tokens")
-
-    def to_json(self) -> dict[str, Any]:
-        return {"max_tokens": self.max_tokens, "overlap": self.overlap}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ChunkingSpec:
-        return cls(**{k: int(v) for k, v in data.items() if k in ("max_tokens", "overlap")})
 
 
 @dataclass(frozen=True)

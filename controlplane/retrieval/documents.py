@@ -28,11 +28,11 @@ import psycopg
 from pgvector import Vector
 from psycopg.types.json import Jsonb
 
+from controlplane.embedding import Purpose
 from controlplane.errors import DocumentNotFound, DocumentRejected, InvalidRequest
 from controlplane.inputs import check_json, check_text
 from controlplane.pgconnect import describe_pg_error
 from controlplane.retrieval.chunking import split_text
-from controlplane.retrieval.embedding import Purpose
 from controlplane.retrieval.models import (
     MAX_DOCUMENT_ID,
     Chunk,

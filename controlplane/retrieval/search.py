@@ -26,9 +26,9 @@ from pgvector import Vector
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from controlplane.embedding import Purpose
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import check_json, check_text
-from controlplane.retrieval.embedding import Purpose
 from controlplane.retrieval.models import SearchHit, SearchMode, SearchRequest, SearchResponse
 from controlplane.retrieval.validation import check_min_similarity, check_vector, score_sql
 from controlplane.routing import Route, TenantConnection, TenantRouter

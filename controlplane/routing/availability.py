@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from controlplane.catalog.records import TenantState
 from controlplane.errors import TenantNotFound
+from controlplane.model.records import TenantState
 from controlplane.routing.routes import Route
 
 __all__ = ["is_unavailable", "same_incarnation", "state_reason"]

@@ -36,12 +36,12 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
 
-from controlplane.catalog.records import TenantState
 from controlplane.errors import (
     CatalogUnavailable,
     OverCapacity,
     TenantUnavailable,
 )
+from controlplane.model.records import TenantState
 from controlplane.pgconnect import describe_pg_error
 from controlplane.plane import ControlPlane
 from controlplane.routing.availability import is_unavailable, same_incarnation, state_reason

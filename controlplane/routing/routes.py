@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from controlplane.catalog.records import Tenant, TenantState, validate_tenant_id
 from controlplane.dsn import ConnInfo
 from controlplane.errors import TenantNotFound
+from controlplane.model.chunking import ChunkingSpec
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import Tenant, TenantState, validate_tenant_id
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.limits import RoleLimits
-from controlplane.retrieval.chunking import ChunkingSpec
-from controlplane.retrieval.embedding.spec import EmbedderSpec
 from controlplane.routing.grace import CatalogGrace
 from tenant_schema.spec import SchemaSpec
 

@@ -14,8 +14,8 @@ import asyncio
 import logging
 import time
 
-from controlplane.catalog.records import TenantState
 from controlplane.errors import Conflict, TenantBusy, TenantUnavailable, TenantvecError
+from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.supervise import restart_if_down
 from controlplane.provisioning.suspend import resume_tenant

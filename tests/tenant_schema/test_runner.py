@@ -11,9 +11,9 @@ from psycopg import sql
 
 from controlplane.errors import MigrationChecksumMismatch, MigrationError
 from controlplane.plane import ControlPlane
-from tenant_schema import MigrationSet, SchemaSpec, applied_version, migrate
-from tenant_schema.migrations import render_migration
-from tenant_schema.spec import IndexKind, IndexSpec, Metric
+from tenant_schema.migrations import MigrationSet, render_migration
+from tenant_schema.runner import applied_version, migrate
+from tenant_schema.spec import IndexKind, IndexSpec, Metric, SchemaSpec
 
 
 @pytest.fixture

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.embedding import (
+    Embedders,
+    EmbedderSpec,
+    Purpose,
+    hash_embedding,
+)
 from controlplane.errors import (
     EmbedderUnavailable,
     EmbeddingFailed,
     InvalidRequest,
     NotConfigured,
-)
-from controlplane.retrieval.embedding import (
-    Embedders,
-    EmbedderSpec,
-    Purpose,
-    hash_embedding,
 )
 from controlplane.settings import Settings
 from tests.fakes.embeddings import FakeEmbeddings, Fault, fake_vector

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
-from controlplane.catalog.records import TenantState
 from controlplane.errors import ProvisioningError
+from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.provisioning.reconcile import find_orphans

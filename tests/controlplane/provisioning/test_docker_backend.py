@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from controlplane.catalog.records import TenantState
 from controlplane.errors import BackendUnavailable, NotConfigured
+from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import (
     TenantRequest,

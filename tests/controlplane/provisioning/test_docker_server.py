@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from controlplane.catalog.records import TenantState
 from controlplane.dsn import ConnInfo
+from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.provisioning.servers import register_server

@@ -11,11 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from controlplane.catalog.records import Tenant, TenantState
 from controlplane.errors import InvalidRequest
 from controlplane.localpg.cluster import port_is_free
+from controlplane.model.compute import ComputeSpec
+from controlplane.model.records import Tenant, TenantState
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.compute import ComputeSpec
 from controlplane.provisioning.instance import InstanceBackend
 from controlplane.provisioning.lifecycle import (
     TenantRequest,

@@ -9,7 +9,6 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector_async
 
-from controlplane.catalog.records import TenantState
 from controlplane.errors import (
     InvalidRequest,
     ServerNotFound,
@@ -17,6 +16,7 @@ from controlplane.errors import (
     TenantNotFound,
 )
 from controlplane.localpg.server import reserved_connections
+from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import (
     TenantRequest,
@@ -26,7 +26,7 @@ from controlplane.provisioning.lifecycle import (
     list_tenants,
     tenant_conninfo,
 )
-from tenant_schema import MigrationSet
+from tenant_schema.migrations import MigrationSet
 from tenant_schema.spec import IndexKind, IndexSpec, Metric
 
 ACTOR = "test"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import psycopg
 
-from controlplane.catalog.records import TenantState
 from controlplane.failpoints import CRASH_EXIT_CODE
+from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.provisioning.migrate import migrate_all
-from tenant_schema import MigrationSet
+from tenant_schema.migrations import MigrationSet
 from tests.fixtures.cli import TenantCtl
 
 LATEST = MigrationSet.bundled().latest

@@ -7,12 +7,12 @@ import uuid
 import psycopg
 import pytest
 
-from controlplane.catalog.records import TenantState
 from controlplane.failpoints import CRASH_EXIT_CODE
+from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.provisioning.reconcile import find_orphans, reconcile
-from tenant_schema import MigrationSet
+from tenant_schema.migrations import MigrationSet
 from tests.fixtures.cli import TenantCtl
 
 

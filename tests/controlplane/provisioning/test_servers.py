@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from controlplane.catalog.records import TenantState
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
     BackendUnavailable,
@@ -19,6 +18,7 @@ from controlplane.errors import (
     ServerExists,
 )
 from controlplane.localpg import EmbeddedServer
+from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
 from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.provisioning.servers import register_server, unregister_server

@@ -7,7 +7,8 @@ import random
 import pytest
 
 from controlplane.errors import InvalidRequest
-from controlplane.retrieval.chunking import ChunkingSpec, TextChunk, split_text
+from controlplane.model.chunking import ChunkingSpec
+from controlplane.retrieval.chunking import TextChunk, split_text
 from controlplane.retrieval.tokens import count_tokens
 
 WORDS = [
