@@ -26,10 +26,11 @@ demo: $(STAMP) ## Start the embedded Postgres and walk through two isolated tena
 test: $(STAMP) ## Run the whole test suite against a real embedded Postgres
 	$(PY) -m pytest
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
+lint: $(STAMP) ## ruff (lint + format check), mypy --strict and the layer contracts (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .

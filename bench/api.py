@@ -31,13 +31,13 @@ from pgvector.psycopg import register_vector_async
 
 from bench.harness import api_process, percentile, throwaway_server
 from bench.machine import describe_machine, replace_section, today
-from controlplane.localpg import EmbeddedServer
-from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import (
+from controlplane.lifecycle.tenants import (
     TenantRequest,
     create_tenant,
     tenant_conninfo,
 )
+from controlplane.localpg import EmbeddedServer
+from controlplane.plane import ControlPlane
 from controlplane.retrieval import ChunkIn, DocumentIn, UpsertRequest
 from controlplane.retrieval.documents import upsert_documents
 from controlplane.routing import TenantRouter

@@ -45,11 +45,11 @@ from bench.fuzz import FuzzReport, fuzz
 from bench.harness import api_process, percentile, throwaway_server
 from bench.kills import Kill, kills_table, measure_kills
 from bench.machine import describe_machine, replace_section, today
+from controlplane.backends.servers import register_server
 from controlplane.keys import create_key
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant, tenant_conninfo
 from controlplane.localpg import EmbeddedServer
 from controlplane.plane import LOCAL_SERVER, ControlPlane
-from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, tenant_conninfo
-from controlplane.provisioning.servers import register_server
 from controlplane.settings import Settings
 
 ACTOR = "bench-faults"

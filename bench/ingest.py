@@ -34,8 +34,8 @@ import numpy as np
 
 from bench.harness import api_process, throwaway_server
 from bench.machine import describe_machine, replace_section, today
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import TenantRequest, create_tenant
 from controlplane.retrieval import ChunkIn, DocumentIn, UpsertRequest
 from controlplane.retrieval.documents import upsert_documents
 from controlplane.routing import TenantRouter

@@ -35,14 +35,14 @@ from pathlib import Path
 
 import psycopg
 
+from controlplane.backends.ports import read_manifest
 from controlplane.errors import TenantvecError
+from controlplane.lifecycle.reconcile import reconcile, survey
+from controlplane.lifecycle.suspend import suspend_tenant
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.localpg import EmbeddedServer
 from controlplane.model.records import OperationOutcome, TenantState
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
-from controlplane.provisioning.ports import read_manifest
-from controlplane.provisioning.reconcile import reconcile, survey
-from controlplane.provisioning.suspend import suspend_tenant
 from controlplane.settings import Settings
 from tests.fakes.neon import FakeNeon
 

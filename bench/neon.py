@@ -28,10 +28,10 @@ from pathlib import Path
 
 from bench.harness import percentile, throwaway_server
 from bench.machine import describe_machine, replace_section, today
+from controlplane.backends.neon.backend import NeonBackend
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.localpg import EmbeddedServer
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
-from controlplane.provisioning.neon import NeonBackend
 from controlplane.settings import Settings
 from tests.fakes.neon import FakeNeon
 from tests.fixtures.fakes import neon_settings

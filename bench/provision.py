@@ -15,8 +15,8 @@ from pathlib import Path
 
 from bench.harness import percentile, throwaway_server
 from bench.machine import describe_machine, replace_section, today
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 
 ACTOR = "bench"
 

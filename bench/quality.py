@@ -21,8 +21,8 @@ from pathlib import Path
 from bench.harness import throwaway_server
 from bench.machine import describe_machine, replace_section, today
 from bench.quality_set import CORPUS, QUESTIONS, Question
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import TenantRequest, create_tenant
 from controlplane.retrieval import ChunkingSpec, DocumentIn, SearchRequest, UpsertRequest
 from controlplane.retrieval.documents import get_document, upsert_documents
 from controlplane.retrieval.search import search

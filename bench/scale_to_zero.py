@@ -32,15 +32,15 @@ import psycopg
 
 from bench.harness import api_process, percentile, throwaway_server
 from bench.machine import describe_machine, replace_section, today
-from controlplane.localpg import EmbeddedServer
-from controlplane.localpg.cluster import process_tree_memory
-from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import (
+from controlplane.lifecycle.tenants import (
     TenantRequest,
     create_tenant,
     delete_tenant,
     tenant_conninfo,
 )
+from controlplane.localpg import EmbeddedServer
+from controlplane.localpg.cluster import process_tree_memory
+from controlplane.plane import ControlPlane
 from controlplane.settings import Settings
 
 ACTOR = "bench"
@@ -352,7 +352,7 @@ def main() -> None:
             memory = asyncio.run(measure_memory(settings, args.tenants, args.medium, args.settle))
             cold, neighbour = asyncio.run(measure_api(settings, args.runs, args.seconds))
         finally:
-            from controlplane.provisioning.instance import InstanceBackend
+            from controlplane.backends.instance.backend import InstanceBackend
 
             InstanceBackend(settings).stop_all()
     report = render(memory, cold, neighbour, args, time.monotonic() - started)

@@ -52,7 +52,7 @@ def demo(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Create two tenants, load and search each through its own DSN, prove isolation."""
     import psycopg  # the library and its drivers load when the command runs
 
-    from controlplane.provisioning.lifecycle import (
+    from controlplane.lifecycle.tenants import (
         TenantRequest,
         create_tenant,
         delete_tenant,

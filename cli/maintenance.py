@@ -14,13 +14,13 @@ from cli.context import Cli, JsonOption, get_cli
 from cli.progress import progress_bar
 
 if TYPE_CHECKING:
-    from controlplane.doctor import DoctorReport
-    from controlplane.plane import ControlPlane
-    from controlplane.provisioning.migrate import TenantMigration
-    from controlplane.provisioning.reconcile import (
+    from controlplane.lifecycle.doctor import DoctorReport
+    from controlplane.lifecycle.migrate import TenantMigration
+    from controlplane.lifecycle.reconcile import (
         GcReport,
         ReconcileReport,
     )
+    from controlplane.plane import ControlPlane
 
 from controlplane.errors import InvalidRequest, TenantvecError
 from controlplane.inputs import printable
@@ -54,7 +54,7 @@ def migrate(
     json_: JsonOption = False,
 ) -> None:
     """Upgrade tenant schemas to the latest version. Safe to re-run after an interruption."""
-    from controlplane.provisioning.migrate import migrate_tenant
+    from controlplane.lifecycle.migrate import migrate_tenant
 
     cli = get_cli(ctx)
     if (tenant is None) == (not all_):
@@ -96,7 +96,7 @@ def migrate(
 async def _migrate_with_progress(
     cli: Cli, plane: ControlPlane, concurrency: int | None, *, show: bool
 ) -> list[TenantMigration]:
-    from controlplane.provisioning.migrate import migrate_all
+    from controlplane.lifecycle.migrate import migrate_all
 
     total = len(await plane.catalog.list_tenants(states=[TenantState.READY]))
     progress = progress_bar(
@@ -123,7 +123,7 @@ def reconcile_cmd(
     json_: JsonOption = False,
 ) -> None:
     """Finish operations interrupted by a crash and report (or --fix) orphans."""
-    from controlplane.provisioning.reconcile import reconcile
+    from controlplane.lifecycle.reconcile import reconcile
 
     cli = get_cli(ctx)
 
@@ -161,7 +161,7 @@ def reconcile_cmd(
 
 def gc(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Delete tenants whose --ttl has expired (throwaway tenants for CI)."""
-    from controlplane.provisioning.reconcile import collect_expired
+    from controlplane.lifecycle.reconcile import collect_expired
 
     cli = get_cli(ctx)
 
@@ -184,7 +184,7 @@ def gc(ctx: typer.Context, json_: JsonOption = False) -> None:
 
 def doctor(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Check the embedded server, catalog, servers, orphans and expired tenants."""
-    from controlplane.doctor import run_doctor
+    from controlplane.lifecycle.doctor import run_doctor
 
     cli = get_cli(ctx)
 

@@ -9,9 +9,9 @@ import typer
 from cli.context import JsonOption, get_cli
 
 if TYPE_CHECKING:
+    from controlplane.lifecycle.reconcile import ReconcileReport
     from controlplane.localpg import EmbeddedServer
     from controlplane.plane import ControlPlane
-    from controlplane.provisioning.reconcile import ReconcileReport
 
 
 __all__ = ["register"]
@@ -32,8 +32,8 @@ def register(app: typer.Typer) -> None:
 
 
 def up(ctx: typer.Context, json_: JsonOption = False) -> None:
+    from controlplane.lifecycle.reconcile import reconcile
     from controlplane.localpg import EmbeddedServer
-    from controlplane.provisioning.reconcile import reconcile
 
     cli = get_cli(ctx)
     server = EmbeddedServer(cli.settings)
@@ -60,8 +60,8 @@ def up(ctx: typer.Context, json_: JsonOption = False) -> None:
 
 
 def down(ctx: typer.Context, json_: JsonOption = False) -> None:
+    from controlplane.backends.instance.backend import InstanceBackend
     from controlplane.localpg import EmbeddedServer
-    from controlplane.provisioning.instance import InstanceBackend
 
     cli = get_cli(ctx)
     instances = InstanceBackend(cli.settings).stop_all()

@@ -45,8 +45,8 @@ def add(
     json_: JsonOption = False,
 ) -> None:
     """Register an external Postgres: checks it has pgvector and prepares its template."""
+    from controlplane.backends.servers import register_server
     from controlplane.dsn import ConnInfo
-    from controlplane.provisioning.servers import register_server
 
     cli = get_cli(ctx)
     admin = ConnInfo.parse(dsn)
@@ -120,7 +120,7 @@ def remove(
     json_: JsonOption = False,
 ) -> None:
     """Forget a server that hosts no tenants (its databases are not touched)."""
-    from controlplane.provisioning.servers import unregister_server
+    from controlplane.backends.servers import unregister_server
 
     cli = get_cli(ctx)
 

@@ -12,22 +12,22 @@ from cli.tenants import (
     ConnectionLimitOption,
     EfConstructionOption,
     IdleTimeoutOption,
-    IndexChoice,
     IndexOption,
     ListsOption,
     MOption,
     StatementTimeoutOption,
-    TierChoice,
     limits_from,
 )
 from controlplane.errors import InvalidRequest
+from controlplane.model.compute import Tier
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.records import Tenant
+from controlplane.model.request import DEFAULTS
 
 if TYPE_CHECKING:
     from controlplane.plane import ControlPlane
 
-from tenant_schema.spec import IndexKind, IndexSpec
+from tenant_schema.spec import IndexSpec
 
 __all__ = ["register"]
 
@@ -43,7 +43,7 @@ def set_limits_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Tenant id.")],
     tier: Annotated[
-        TierChoice | None, typer.Option(help="Take this tier's limits (default: its own).")
+        Tier | None, typer.Option(help="Take this tier's limits (default: its own).")
     ] = None,
     connection_limit: ConnectionLimitOption = None,
     statement_timeout: StatementTimeoutOption = None,
@@ -55,7 +55,7 @@ def set_limits_command(
     Applied to its role on the server at once (new sessions get the new timeouts; a
     lower connection limit refuses new connections beyond it) and by the API's pools.
     """
-    from controlplane.provisioning.tenant_limits import set_limits
+    from controlplane.lifecycle.limits import set_limits
 
     cli = get_cli(ctx)
     overrides = limits_from(connection_limit, statement_timeout, idle_timeout)
@@ -63,9 +63,7 @@ def set_limits_command(
         raise InvalidRequest("say what to change: --tier or a limit option")
 
     async def work(plane: ControlPlane) -> Tenant:
-        return await set_limits(
-            plane, name, overrides, tier=tier.value if tier else None, actor=cli.actor
-        )
+        return await set_limits(plane, name, overrides, tier=tier, actor=cli.actor)
 
     tenant = cli.run(work)
     if json_:
@@ -101,7 +99,7 @@ def set_embedder_command(
     dimensions: the embedding column is recreated empty (a per-tenant schema change),
     so vector search finds nothing until the backfill has run.
     """
-    from controlplane.provisioning.embedder import set_embedder
+    from controlplane.lifecycle.embedder import set_embedder
 
     cli = get_cli(ctx)
     spec = EmbedderSpec.parse(embedder, fallback or [])
@@ -131,10 +129,10 @@ def set_embedder_command(
 def set_index_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Tenant id.")],
-    index: IndexOption = IndexChoice.hnsw,
-    m: MOption = 16,
-    ef_construction: EfConstructionOption = 64,
-    lists: ListsOption = 100,
+    index: IndexOption = DEFAULTS.index,
+    m: MOption = DEFAULTS.m,
+    ef_construction: EfConstructionOption = DEFAULTS.ef_construction,
+    lists: ListsOption = DEFAULTS.lists,
     json_: JsonOption = False,
 ) -> None:
     """Rebuild TENANT's vector index with another kind or build parameters.
@@ -143,10 +141,10 @@ def set_index_command(
     serving, then swapped in. For a bulk load, create the tenant with '--index none',
     load it, then run this: one build is far faster than one insertion per vector.
     """
-    from controlplane.provisioning.index import set_index
+    from controlplane.lifecycle.index import set_index
 
     cli = get_cli(ctx)
-    spec = IndexSpec(kind=IndexKind(index.value), m=m, ef_construction=ef_construction, lists=lists)
+    spec = IndexSpec(kind=index, m=m, ef_construction=ef_construction, lists=lists)
 
     async def work(plane: ControlPlane) -> Tenant:
         return await set_index(plane, name, spec, actor=cli.actor)

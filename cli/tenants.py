@@ -4,54 +4,28 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from cli.context import Cli, JsonOption, get_cli
-from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import has_control, printable
-from controlplane.model.chunking import ChunkingSpec
-from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.labels import parse_label
 from controlplane.model.records import Tenant, TenantState
 
 if TYPE_CHECKING:
     from controlplane.plane import ControlPlane
 
-from tenant_schema.spec import IndexKind, IndexSpec, Metric
+from controlplane.model.backends import BackendKind
+from controlplane.model.compute import Tier
+from controlplane.model.request import DEFAULTS, TenantOptions
+from tenant_schema.spec import IndexKind, Metric
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Create, inspect and delete tenants.", no_args_is_help=True)
-
-
-class MetricChoice(StrEnum):
-    cosine = "cosine"
-    l2 = "l2"
-    ip = "ip"
-
-
-class BackendChoice(StrEnum):
-    postgres = "postgres"
-    instance = "instance"
-    docker = "docker"
-    neon = "neon"
-
-
-class TierChoice(StrEnum):
-    small = "small"
-    medium = "medium"
-    large = "large"
-
-
-class IndexChoice(StrEnum):
-    hnsw = "hnsw"
-    ivfflat = "ivfflat"
-    none = "none"
 
 
 # The role limits, in 'tenants create' and 'tenants set-limits'.
@@ -67,7 +41,7 @@ IdleTimeoutOption = Annotated[
 ]
 
 IndexOption = Annotated[
-    IndexChoice, typer.Option(help="Vector index type ('none': exact search, no index).")
+    IndexKind, typer.Option(help="Vector index type ('none': exact search, no index).")
 ]
 MOption = Annotated[int, typer.Option(help="HNSW: links per node.")]
 EfConstructionOption = Annotated[int, typer.Option(help="HNSW: build-time candidate list.")]
@@ -78,24 +52,26 @@ ListsOption = Annotated[int, typer.Option(help="IVFFlat: number of lists.")]
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Tenant id: 3-63 of a-z, 0-9 and '-'.")],
-    dims: Annotated[int, typer.Option(help="Embedding dimensions (fixed for the tenant).")] = 1536,
-    metric: Annotated[MetricChoice, typer.Option(help="Distance metric.")] = MetricChoice.cosine,
-    index: IndexOption = IndexChoice.hnsw,
-    m: MOption = 16,
-    ef_construction: EfConstructionOption = 64,
-    lists: ListsOption = 100,
+    dims: Annotated[
+        int, typer.Option(help="Embedding dimensions (fixed for the tenant).")
+    ] = DEFAULTS.dims,
+    metric: Annotated[Metric, typer.Option(help="Distance metric.")] = DEFAULTS.metric,
+    index: IndexOption = DEFAULTS.index,
+    m: MOption = DEFAULTS.m,
+    ef_construction: EfConstructionOption = DEFAULTS.ef_construction,
+    lists: ListsOption = DEFAULTS.lists,
     text_config: Annotated[
         str, typer.Option(help="Postgres text search configuration for keyword search.")
-    ] = "english",
+    ] = DEFAULTS.text_config,
     backend: Annotated[
-        BackendChoice,
+        BackendKind,
         typer.Option(
             help="Where the tenant's Postgres lives: 'postgres' (a database and role on a "
             "registered server), 'instance' (a Postgres server of its own on this machine), "
             "'docker' (a container of its own) or 'neon' (a Neon project or branch; see "
             "TENANTVEC_NEON_*)."
         ),
-    ] = BackendChoice.postgres,
+    ] = DEFAULTS.backend,
     server: Annotated[
         str | None,
         typer.Option(help="postgres backend: server to place the tenant on (default: most room)."),
@@ -108,7 +84,7 @@ def create(
         ),
     ] = None,
     tier: Annotated[
-        TierChoice | None,
+        Tier | None,
         typer.Option(
             help="The tenant's limits (connections of its own clients, statement "
             "timeouts) and, for instance/docker, the size of its server (default: "
@@ -148,10 +124,12 @@ def create(
         list[str] | None,
         typer.Option(help="Embedder to try when the one before fails; repeatable, in order."),
     ] = None,
-    chunk_tokens: Annotated[int, typer.Option(help="Token budget of one chunk.")] = 800,
+    chunk_tokens: Annotated[
+        int, typer.Option(help="Token budget of one chunk.")
+    ] = DEFAULTS.chunk_tokens,
     chunk_overlap: Annotated[
         int, typer.Option(help="Tokens each chunk repeats from the one before.")
-    ] = 200,
+    ] = DEFAULTS.chunk_overlap,
     json_: JsonOption = False,
 ) -> None:
     """Create a tenant: its own database and role, with the embedding schema applied.
@@ -159,23 +137,24 @@ def create(
     Dimensions are fixed at creation: give the ones your embedding model produces
     (text-embedding-3-small: 1536; the 'hash' embedder makes any number).
     """
-    from controlplane.provisioning.lifecycle import TenantRequest, create_tenant
+    from controlplane.lifecycle.tenants import create_tenant
 
     cli = get_cli(ctx)
     if fallback and not embedder:
         raise InvalidRequest("--fallback needs --embedder")
-    request = TenantRequest(
+    options = TenantOptions(
         id=name,
         dims=dims,
-        metric=Metric(metric.value),
-        index=IndexSpec(
-            kind=IndexKind(index.value), m=m, ef_construction=ef_construction, lists=lists
-        ),
+        metric=metric,
+        index=index,
+        m=m,
+        ef_construction=ef_construction,
+        lists=lists,
         text_config=text_config,
-        backend=backend.value,
+        backend=backend,
         server=server,
         region=region,
-        tier=tier.value if tier else None,
+        tier=tier,
         resources={
             name: value
             for name, value in {
@@ -188,10 +167,13 @@ def create(
         },
         limits=limits_from(connection_limit, statement_timeout, idle_timeout),
         labels=dict(parse_label(text) for text in label or []),
-        ttl=parse_duration(ttl) if ttl else None,
-        embedder=EmbedderSpec.parse(embedder, fallback or []) if embedder else None,
-        chunking=ChunkingSpec(max_tokens=chunk_tokens, overlap=chunk_overlap),
+        ttl=ttl,
+        embedder=embedder,
+        fallbacks=fallback or [],
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap,
     )
+    request = options.to_request()
 
     async def work(plane: ControlPlane) -> Tenant:
         return await create_tenant(plane, request, actor=cli.actor)
@@ -244,7 +226,7 @@ def suspend(
     compute billed). Its next API request resumes it, as does 'resume'. With
     TENANTVEC_SUSPEND_AFTER set, the API suspends idle tenants by itself.
     """
-    from controlplane.provisioning.suspend import suspend_tenant
+    from controlplane.lifecycle.suspend import suspend_tenant
 
     _switch_command(get_cli(ctx), name, json_, suspend_tenant)
 
@@ -256,7 +238,7 @@ def resume(
     json_: JsonOption = False,
 ) -> None:
     """Start a suspended TENANT again (its first API request would, too)."""
-    from controlplane.provisioning.suspend import resume_tenant
+    from controlplane.lifecycle.suspend import resume_tenant
 
     _switch_command(get_cli(ctx), name, json_, resume_tenant)
 
@@ -272,7 +254,7 @@ def restart(
     The API does this by itself (at the tenant's next request, and every
     TENANTVEC_SUPERVISE_SECONDS); this is the manual way. A no-op if it runs.
     """
-    from controlplane.provisioning.supervise import restart_if_down
+    from controlplane.lifecycle.supervise import restart_if_down
 
     cli = get_cli(ctx)
 
@@ -314,7 +296,7 @@ def list_(
     json_: JsonOption = False,
 ) -> None:
     """List tenants (deleted ones only with --all)."""
-    from controlplane.provisioning.lifecycle import list_tenants
+    from controlplane.lifecycle.tenants import list_tenants
 
     cli = get_cli(ctx)
     labels = dict(parse_label(text) for text in label or [])
@@ -365,7 +347,7 @@ def show(
     json_: JsonOption = False,
 ) -> None:
     """Show a tenant: catalog record, live database facts and recent operations."""
-    from controlplane.provisioning.lifecycle import describe_tenant
+    from controlplane.lifecycle.tenants import describe_tenant
 
     cli = get_cli(ctx)
 
@@ -405,7 +387,7 @@ def delete(
     json_: JsonOption = False,
 ) -> None:
     """Delete a tenant: DROP DATABASE and DROP ROLE. Its catalog row stays, as deleted."""
-    from controlplane.provisioning.lifecycle import delete_tenant, delete_tenant_by_uid
+    from controlplane.lifecycle.tenants import delete_tenant, delete_tenant_by_uid
 
     cli = get_cli(ctx)
     if (name is None) == (uid is None):
@@ -435,7 +417,7 @@ def dsn(
     json_: JsonOption = False,
 ) -> None:
     """Print the tenant role's connection string, password included (for psql or CI)."""
-    from controlplane.provisioning.lifecycle import tenant_conninfo
+    from controlplane.lifecycle.tenants import tenant_conninfo
 
     cli = get_cli(ctx)
 

@@ -16,8 +16,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from controlplane.backends.servers import register_server
     from controlplane.client import ApiClient
-    from controlplane.doctor import DoctorReport, run_doctor
     from controlplane.dsn import ConnInfo
     from controlplane.errors import (
         AuthenticationFailed,
@@ -49,28 +49,28 @@ if TYPE_CHECKING:
         TenantvecError,
     )
     from controlplane.keys import IssuedKey, create_key, list_keys, revoke_key
-    from controlplane.model.compute import ComputeSpec
-    from controlplane.model.records import ApiKey, Operation, Server, Tenant, TenantState
-    from controlplane.plane import ControlPlane
-    from controlplane.provisioning.embedder import set_embedder
-    from controlplane.provisioning.lifecycle import (
-        TenantRequest,
+    from controlplane.lifecycle.doctor import DoctorReport, run_doctor
+    from controlplane.lifecycle.embedder import set_embedder
+    from controlplane.lifecycle.migrate import TenantMigration, migrate_all, migrate_tenant
+    from controlplane.lifecycle.reconcile import (
+        GcReport,
+        ReconcileReport,
+        collect_expired,
+        reconcile,
+    )
+    from controlplane.lifecycle.supervise import restart_if_down, supervise
+    from controlplane.lifecycle.suspend import resume_tenant, suspend_idle, suspend_tenant
+    from controlplane.lifecycle.tenants import (
         create_tenant,
         delete_tenant,
         describe_tenant,
         list_tenants,
         tenant_conninfo,
     )
-    from controlplane.provisioning.migrate import TenantMigration, migrate_all, migrate_tenant
-    from controlplane.provisioning.reconcile import (
-        GcReport,
-        ReconcileReport,
-        collect_expired,
-        reconcile,
-    )
-    from controlplane.provisioning.servers import register_server
-    from controlplane.provisioning.supervise import restart_if_down, supervise
-    from controlplane.provisioning.suspend import resume_tenant, suspend_idle, suspend_tenant
+    from controlplane.model.compute import ComputeSpec
+    from controlplane.model.records import ApiKey, Operation, Server, Tenant, TenantState
+    from controlplane.model.request import TenantRequest
+    from controlplane.plane import ControlPlane
     from controlplane.retrieval import (
         ChunkIn,
         ChunkingSpec,
@@ -115,7 +115,7 @@ _EXPORTS: dict[str, str] = {
     "Conflict": "controlplane.errors",
     "ConnInfo": "controlplane.dsn",
     "ControlPlane": "controlplane.plane",
-    "DoctorReport": "controlplane.doctor",
+    "DoctorReport": "controlplane.lifecycle.doctor",
     "Document": "controlplane.retrieval",
     "DocumentIn": "controlplane.retrieval",
     "DocumentNotFound": "controlplane.errors",
@@ -124,7 +124,7 @@ _EXPORTS: dict[str, str] = {
     "EmbedderSpec": "controlplane.retrieval",
     "EmbedderUnavailable": "controlplane.errors",
     "EmbeddingFailed": "controlplane.errors",
-    "GcReport": "controlplane.provisioning.reconcile",
+    "GcReport": "controlplane.lifecycle.reconcile",
     "IndexKind": "tenant_schema.spec",
     "IndexSpec": "tenant_schema.spec",
     "InvalidRequest": "controlplane.errors",
@@ -141,7 +141,7 @@ _EXPORTS: dict[str, str] = {
     "OverCapacity": "controlplane.errors",
     "PermissionDenied": "controlplane.errors",
     "ProvisioningError": "controlplane.errors",
-    "ReconcileReport": "controlplane.provisioning.reconcile",
+    "ReconcileReport": "controlplane.lifecycle.reconcile",
     "SearchHit": "controlplane.retrieval",
     "SearchRequest": "controlplane.retrieval",
     "SearchResponse": "controlplane.retrieval",
@@ -152,9 +152,9 @@ _EXPORTS: dict[str, str] = {
     "Tenant": "controlplane.model.records",
     "TenantBusy": "controlplane.errors",
     "TenantExists": "controlplane.errors",
-    "TenantMigration": "controlplane.provisioning.migrate",
+    "TenantMigration": "controlplane.lifecycle.migrate",
     "TenantNotFound": "controlplane.errors",
-    "TenantRequest": "controlplane.provisioning.lifecycle",
+    "TenantRequest": "controlplane.model.request",
     "TenantRouter": "controlplane.routing",
     "TenantState": "controlplane.model.records",
     "TenantStats": "controlplane.retrieval",
@@ -163,35 +163,35 @@ _EXPORTS: dict[str, str] = {
     "UpsertRequest": "controlplane.retrieval",
     "UpsertResponse": "controlplane.retrieval",
     "backfill": "controlplane.retrieval.backfill",
-    "collect_expired": "controlplane.provisioning.reconcile",
+    "collect_expired": "controlplane.lifecycle.reconcile",
     "create_key": "controlplane.keys",
-    "create_tenant": "controlplane.provisioning.lifecycle",
+    "create_tenant": "controlplane.lifecycle.tenants",
     "delete_document": "controlplane.retrieval.documents",
-    "delete_tenant": "controlplane.provisioning.lifecycle",
-    "describe_tenant": "controlplane.provisioning.lifecycle",
+    "delete_tenant": "controlplane.lifecycle.tenants",
+    "describe_tenant": "controlplane.lifecycle.tenants",
     "get_document": "controlplane.retrieval.documents",
     "get_job": "controlplane.retrieval.jobs",
     "import_chroma": "controlplane.retrieval.chroma",
     "ingest_batch": "controlplane.retrieval.ingest",
     "list_jobs": "controlplane.retrieval.jobs",
     "list_keys": "controlplane.keys",
-    "list_tenants": "controlplane.provisioning.lifecycle",
-    "migrate_all": "controlplane.provisioning.migrate",
-    "migrate_tenant": "controlplane.provisioning.migrate",
-    "reconcile": "controlplane.provisioning.reconcile",
-    "register_server": "controlplane.provisioning.servers",
-    "restart_if_down": "controlplane.provisioning.supervise",
-    "resume_tenant": "controlplane.provisioning.suspend",
+    "list_tenants": "controlplane.lifecycle.tenants",
+    "migrate_all": "controlplane.lifecycle.migrate",
+    "migrate_tenant": "controlplane.lifecycle.migrate",
+    "reconcile": "controlplane.lifecycle.reconcile",
+    "register_server": "controlplane.backends.servers",
+    "restart_if_down": "controlplane.lifecycle.supervise",
+    "resume_tenant": "controlplane.lifecycle.suspend",
     "revoke_key": "controlplane.keys",
-    "run_doctor": "controlplane.doctor",
+    "run_doctor": "controlplane.lifecycle.doctor",
     "search": "controlplane.retrieval.search",
-    "set_embedder": "controlplane.provisioning.embedder",
+    "set_embedder": "controlplane.lifecycle.embedder",
     "split_text": "controlplane.retrieval",
     "submit_job": "controlplane.retrieval.jobs",
-    "supervise": "controlplane.provisioning.supervise",
-    "suspend_idle": "controlplane.provisioning.suspend",
-    "suspend_tenant": "controlplane.provisioning.suspend",
-    "tenant_conninfo": "controlplane.provisioning.lifecycle",
+    "supervise": "controlplane.lifecycle.supervise",
+    "suspend_idle": "controlplane.lifecycle.suspend",
+    "suspend_tenant": "controlplane.lifecycle.suspend",
+    "tenant_conninfo": "controlplane.lifecycle.tenants",
     "tenant_stats": "controlplane.retrieval.stats",
     "upsert_documents": "controlplane.retrieval.documents",
 }

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controlplane.catalog.models import utcnow
+from controlplane.context import PlaneContext
 from controlplane.errors import (
     AuthenticationFailed,
     InvalidRequest,
@@ -32,7 +33,6 @@ from controlplane.errors import (
 )
 from controlplane.inputs import check_text
 from controlplane.model.records import ApiKey, Tenant, TenantState, validate_tenant_id
-from controlplane.plane import ControlPlane
 from controlplane.routing import TenantRouter
 from controlplane.secretbox import read_or_create_secret_file
 from controlplane.settings import Settings
@@ -74,7 +74,7 @@ def _hash(secret: str) -> str:
 
 
 async def create_key(
-    plane: ControlPlane, tenant_id: str, *, actor: str, name: str | None = None
+    plane: PlaneContext, tenant_id: str, *, actor: str, name: str | None = None
 ) -> IssuedKey:
     """Issue a new key for a live tenant. Its secret is returned here and never again."""
     validate_tenant_id(tenant_id)
@@ -102,14 +102,14 @@ async def create_key(
 
 
 async def list_keys(
-    plane: ControlPlane, tenant_id: str, *, include_revoked: bool = False
+    plane: PlaneContext, tenant_id: str, *, include_revoked: bool = False
 ) -> list[ApiKey]:
     validate_tenant_id(tenant_id)
     tenant = await plane.catalog.get_tenant(tenant_id)
     return await plane.catalog.list_keys(tenant.uid, include_revoked=include_revoked)
 
 
-async def revoke_key(plane: ControlPlane, tenant_id: str, key_id: str, *, actor: str) -> ApiKey:
+async def revoke_key(plane: PlaneContext, tenant_id: str, key_id: str, *, actor: str) -> ApiKey:
     """Revoke one of the tenant's keys (idempotent)."""
     validate_tenant_id(tenant_id)
     tenant = await plane.catalog.get_tenant(tenant_id)

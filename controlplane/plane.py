@@ -1,33 +1,32 @@
-"""The control plane object: settings, catalog, secrets, servers and backends, owned together.
+"""The composition root: ``ControlPlane.open(settings)`` builds everything a control
+plane is made of -- the catalog (starting the embedded server that holds it), secrets,
+registered servers, backends (each on first use), embedders, the lifecycle's wake-up
+for routers -- hands them to a :class:`PlaneContext`, and closes them on exit.
 
-Library functions (``create_tenant(plane, ...)``) take it first, the way alembic's
-commands take a config. Open it with ``async with ControlPlane.open(settings) as plane``;
-everything it opened is closed on exit.
+Nothing below imports this module: services take the context they are given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import psycopg
 from psycopg import sql
 
+from controlplane.backends.base import Backend
+from controlplane.backends.registry import Backends
+from controlplane.backends.servers import ServerDirectory, register_server
 from controlplane.catalog.store import Catalog
+from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
 from controlplane.embedding.registry import Embedders
-from controlplane.errors import InvalidRequest, ProvisioningError
+from controlplane.lifecycle.wake import Waker
 from controlplane.localpg.server import EmbeddedServer
-from controlplane.model.records import Tenant
+from controlplane.model.backends import BackendKind
 from controlplane.pgconnect import connect
-from controlplane.provisioning.backend import Backend
-from controlplane.provisioning.docker import DockerBackend
-from controlplane.provisioning.instance import InstanceBackend
-from controlplane.provisioning.neon import NeonBackend
-from controlplane.provisioning.postgres import PostgresBackend
-from controlplane.provisioning.servers import ServerDirectory, register_server
 from controlplane.secretbox import SecretBox
 from controlplane.settings import Settings
 
@@ -35,35 +34,13 @@ __all__ = ["CATALOG_DB", "LOCAL_SERVER", "ControlPlane"]
 
 logger = logging.getLogger("tenantvec")
 
-TenantChangeListener = Callable[[str], Awaitable[None]]
-
 CATALOG_DB = "tenantvec_catalog"
 LOCAL_SERVER = "local"
 
 
-class ControlPlane:
-    def __init__(
-        self,
-        settings: Settings,
-        catalog: Catalog,
-        box: SecretBox,
-        embedded: EmbeddedServer | None,
-    ) -> None:
-        self.settings = settings
-        self.catalog = catalog
-        self.box = box
-        self.embedded = embedded
-        self.servers = ServerDirectory(catalog, box)
-        self.embedders = Embedders(settings)
-        # Set when this process queues an ingestion job: its job runner wakes at once.
-        self.jobs_waiting = asyncio.Event()
-        self.backends: dict[str, Backend] = {
-            "postgres": PostgresBackend(self.servers, settings, catalog_id=catalog.catalog_id),
-            "neon": NeonBackend(settings),
-            "instance": InstanceBackend(settings),
-            "docker": DockerBackend(settings),
-        }
-        self._listeners: list[TenantChangeListener] = []
+class ControlPlane(PlaneContext):
+    """A :class:`PlaneContext` built from settings: open it with
+    ``async with ControlPlane.open(settings) as plane``."""
 
     @classmethod
     @asynccontextmanager
@@ -80,48 +57,26 @@ class ControlPlane:
             await _ensure_database(embedded.superuser_conninfo(), CATALOG_DB, settings)
         catalog = await Catalog.connect(catalog_conninfo, connect_timeout=settings.connect_timeout)
         try:
-            plane = cls(settings, catalog, box, embedded)
+            servers = ServerDirectory(catalog, box)
+            plane = cls(
+                settings,
+                catalog,
+                box,
+                embedded=embedded,
+                servers=servers,
+                backends=Backends(_backend_factories(settings, servers, catalog.catalog_id)),
+                embedders=Embedders(settings),
+            )
+            plane.wake = Waker(plane, timeout=settings.retry_seconds).wake
             if embedded is not None:
                 await plane._register_local_server(embedded)
             try:
                 yield plane
             finally:
                 await plane.embedders.aclose()
-                for backend in plane.backends.values():
-                    await backend.aclose()
+                await plane.backends.aclose()
         finally:
             await catalog.close()
-
-    def backend(self, kind: str) -> Backend:
-        try:
-            return self.backends[kind]
-        except KeyError:
-            known = ", ".join(sorted(self.backends))
-            raise InvalidRequest(f"unknown backend {kind!r}; available: {known}") from None
-
-    def on_tenant_change(self, listener: TenantChangeListener) -> None:
-        """Call ``listener(tenant_id)`` whenever this process changes a tenant's routing
-        facts (deleted, suspended, moved, keys revoked) -- how a router in the same
-        process drops its cached route and pool at once."""
-        self._listeners.append(listener)
-
-    async def tenant_changed(self, tenant_id: str) -> None:
-        for listener in self._listeners:
-            await listener(tenant_id)
-
-    def tenant_conninfo(self, tenant: Tenant) -> ConnInfo:
-        """The owner role's DSN (for the tenant's own clients), decrypted. Hand it to a
-        driver or to the tenant, never to a log."""
-        if tenant.dsn_encrypted is None:
-            raise ProvisioningError(f"tenant {tenant.id!r} has no connection string")
-        return ConnInfo.parse(self.box.decrypt(tenant.dsn_encrypted))
-
-    def service_conninfo(self, tenant: Tenant) -> ConnInfo:
-        """The DSN the control plane connects to the tenant as: its service role's, or
-        the owner's where the backend has no service role (Neon, older tenants)."""
-        if tenant.service_dsn_encrypted is not None:
-            return ConnInfo.parse(self.box.decrypt(tenant.service_dsn_encrypted))
-        return self.tenant_conninfo(tenant)
 
     async def _register_local_server(self, embedded: EmbeddedServer) -> None:
         admin = embedded.superuser_conninfo()
@@ -138,6 +93,38 @@ class ControlPlane:
             replace=existing is not None,
         )
         logger.info("registered the embedded server as %r", LOCAL_SERVER)
+
+
+def _backend_factories(
+    settings: Settings, servers: ServerDirectory, catalog_id: str
+) -> dict[str, Callable[[], Backend]]:
+    # Imported when built: neon-api's models alone take ~0.2 s to load.
+    def postgres() -> Backend:
+        from controlplane.backends.postgres import PostgresBackend
+
+        return PostgresBackend(servers, settings, catalog_id=catalog_id)
+
+    def instance() -> Backend:
+        from controlplane.backends.instance import InstanceBackend
+
+        return InstanceBackend(settings)
+
+    def docker() -> Backend:
+        from controlplane.backends.docker import DockerBackend
+
+        return DockerBackend(settings)
+
+    def neon() -> Backend:
+        from controlplane.backends.neon import NeonBackend
+
+        return NeonBackend(settings)
+
+    return {
+        BackendKind.POSTGRES: postgres,
+        BackendKind.INSTANCE: instance,
+        BackendKind.DOCKER: docker,
+        BackendKind.NEON: neon,
+    }
 
 
 async def _ensure_database(admin: ConnInfo, name: str, settings: Settings) -> None:

@@ -29,6 +29,7 @@ from controlplane.envparse import (
     parse_positive_int,
 )
 from controlplane.errors import ConfigurationError
+from controlplane.model.compute import Tier
 
 __all__ = ["SettingDoc", "Settings", "default_home", "setting_docs"]
 
@@ -484,8 +485,9 @@ class Settings:
         low, high = self.instance_ports
         if not 1 <= low <= high <= 65535:
             raise ConfigurationError("TENANTVEC_INSTANCE_PORTS must be a range of TCP ports")
-        if self.default_tier not in ("small", "medium", "large"):
-            raise ConfigurationError("TENANTVEC_TIER must be small, medium or large")
+        if self.default_tier not in set(Tier):
+            tiers = ", ".join(Tier)
+            raise ConfigurationError(f"TENANTVEC_TIER must be one of {tiers}")
         if self.neon_mode not in ("project", "branch"):
             raise ConfigurationError("TENANTVEC_NEON_MODE must be 'project' or 'branch'")
         if not _NEON_PREFIX_RE.fullmatch(self.neon_name_prefix):

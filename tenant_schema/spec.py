@@ -8,12 +8,27 @@ from typing import Any
 
 from controlplane.errors import InvalidRequest
 
-__all__ = ["TEXT_CONFIGS", "IndexKind", "IndexSpec", "Metric", "SchemaSpec"]
+__all__ = [
+    "HNSW_EF_CONSTRUCTION",
+    "HNSW_M",
+    "IVFFLAT_LISTS",
+    "MAX_DIMS",
+    "MAX_INDEXED_DIMS",
+    "TEXT_CONFIGS",
+    "IndexKind",
+    "IndexSpec",
+    "Metric",
+    "SchemaSpec",
+]
 
 # pgvector limits: a vector column holds at most 16,000 dimensions; HNSW and IVFFlat
 # index at most 2,000 of them.
 MAX_DIMS = 16_000
 MAX_INDEXED_DIMS = 2_000
+# Index build parameters: the ranges pgvector accepts (inclusive).
+HNSW_M = (2, 100)
+HNSW_EF_CONSTRUCTION = (4, 1000)
+IVFFLAT_LISTS = (1, 32_768)
 # The text search configurations every Postgres 18 ships (pg_ts_config). A name outside
 # this set would only fail later, inside the tenant's first migration; older servers
 # lack a few (armenian, basque, catalan, estonian, hindi, serbian, yiddish).
@@ -84,14 +99,15 @@ class IndexSpec:
     lists: int = 100
 
     def __post_init__(self) -> None:
-        if not 2 <= self.m <= 100:
-            raise InvalidRequest("hnsw m must be between 2 and 100")
-        if not 4 <= self.ef_construction <= 1000:
-            raise InvalidRequest("hnsw ef_construction must be between 4 and 1000")
+        for name, value, (low, high) in (
+            ("hnsw m", self.m, HNSW_M),
+            ("hnsw ef_construction", self.ef_construction, HNSW_EF_CONSTRUCTION),
+            ("ivfflat lists", self.lists, IVFFLAT_LISTS),
+        ):
+            if not low <= value <= high:
+                raise InvalidRequest(f"{name} must be between {low} and {high}")
         if self.ef_construction < 2 * self.m:
             raise InvalidRequest("hnsw ef_construction must be at least twice m")
-        if not 1 <= self.lists <= 32_768:
-            raise InvalidRequest("ivfflat lists must be between 1 and 32768")
 
     def params(self) -> dict[str, int]:
         """The parameters that apply to this kind (stored in the catalog)."""

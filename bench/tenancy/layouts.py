@@ -34,9 +34,9 @@ from psycopg import sql
 
 from bench.tenancy.data import Dataset, K
 from controlplane.dsn import ConnInfo
+from controlplane.lifecycle.index import set_index
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.index import set_index
-from controlplane.provisioning.lifecycle import TenantRequest, create_tenant
 from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
 from controlplane.retrieval.documents import upsert_documents
 from controlplane.retrieval.search import search

@@ -26,7 +26,7 @@ from bench.tenancy.layouts import (
     tenant_name,
 )
 from controlplane.dsn import ConnInfo
-from controlplane.provisioning.lifecycle import delete_tenant
+from controlplane.lifecycle.tenants import delete_tenant
 
 NEWCOMER_VECTORS = 1_000
 FAN_OUT = 16  # concurrent tenants a cross-tenant read visits at once

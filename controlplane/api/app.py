@@ -31,11 +31,11 @@ from controlplane.api.state import ApiState
 from controlplane.api.system import healthz, metrics, readyz
 from controlplane.api.tenants import KeyCreate, LimitsChange, TenantCreate, TenantsController
 from controlplane.keys import KeyVerifier, load_admin_token
+from controlplane.lifecycle.keeper import ComputeKeeper
 from controlplane.plane import ControlPlane
 from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
 from controlplane.retrieval.jobs import JobRunner
 from controlplane.routing import TenantRouter
-from controlplane.routing.keeper import ComputeKeeper
 from controlplane.settings import Settings
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> Litestar:
                 )
                 jobs = asyncio.create_task(runner.run(), name="ingestion-jobs")
             # Idle tenants are suspended and dead tenant servers restarted from here.
-            keeper = asyncio.create_task(ComputeKeeper(router).run(), name="compute-keeper")
+            keeper = asyncio.create_task(ComputeKeeper(plane, router).run(), name="compute-keeper")
             try:
                 yield
             finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from litestar import Controller, delete, get, post, put
 from litestar.params import Body, PathParameter, QueryParameter
@@ -13,138 +13,35 @@ from controlplane.api.auth import admin_only
 from controlplane.api.body import StrictBody
 from controlplane.api.caller import CallerDep
 from controlplane.api.state import ApiDep
-from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
 from controlplane.keys import create_key, list_keys, revoke_key
-from controlplane.model.chunking import ChunkingSpec
-from controlplane.model.embedder import EmbedderSpec
-from controlplane.model.records import validate_tenant_id
-from controlplane.provisioning.lifecycle import (
-    TenantRequest,
+from controlplane.lifecycle.limits import set_limits
+from controlplane.lifecycle.suspend import resume_tenant, suspend_tenant
+from controlplane.lifecycle.tenants import (
     create_tenant,
     delete_tenant,
     describe_tenant,
     list_tenants,
 )
-from controlplane.provisioning.suspend import resume_tenant, suspend_tenant
-from controlplane.provisioning.tenant_limits import set_limits
-from tenant_schema.spec import IndexKind, IndexSpec, Metric
+from controlplane.model.compute import Tier
+from controlplane.model.records import validate_tenant_id
+from controlplane.model.request import LimitValue, TenantOptions
 
 __all__ = ["TenantsController"]
 
 TenantIdParam = Annotated[str, PathParameter(description="Tenant id.")]
 KeyIdParam = Annotated[str, PathParameter(description="Key id.")]
-# A setting's value: a size or duration as text ("64MB", "30s"), or a number.
-LimitValue = Annotated[str, Meta(max_length=32)] | Annotated[int, Meta(ge=0, le=2**31)]
 
 
-class TenantCreate(Struct, forbid_unknown_fields=True):
-    """The options of ``tenantctl tenants create``."""
-
-    id: Annotated[str, Meta(min_length=3, max_length=63, description="Tenant id.")]
-    dims: Annotated[int, Meta(ge=1, le=16_000)] = 1536
-    metric: Literal["cosine", "l2", "ip"] = "cosine"
-    index: Literal["hnsw", "ivfflat", "none"] = "hnsw"
-    m: Annotated[int, Meta(ge=2, le=100, description="HNSW: links per node.")] = 16
-    ef_construction: Annotated[
-        int, Meta(ge=4, le=1000, description="HNSW: build-time candidates (>= 2 m).")
-    ] = 64
-    lists: Annotated[int, Meta(ge=1, le=32_768, description="IVFFlat: lists.")] = 100
-    text_config: Annotated[
-        str,
-        Meta(
-            max_length=63,
-            description="Postgres text search configuration: english, simple, german, ...",
-        ),
-    ] = "english"
-    backend: Annotated[
-        Literal["postgres", "instance", "docker", "neon"],
-        Meta(
-            description="postgres: a database on a registered server; instance: a Postgres "
-            "server of its own on the control plane's machine; docker: a container of its "
-            "own; neon: a Neon project or branch (TENANTVEC_NEON_MODE)."
-        ),
-    ] = "postgres"
-    server: Annotated[str, Meta(description="postgres backend: the server.")] | None = None
-    region: (
-        Annotated[str, Meta(description="neon backend: Neon region, e.g. aws-eu-central-1.")] | None
-    ) = None
-    tier: (
-        Annotated[
-            Literal["small", "medium", "large"],
-            Meta(
-                description="The tenant's role limits (connections of its own clients, "
-                "statement timeouts) and, for instance/docker, its server's size. Default: "
-                "the server's TENANTVEC_TIER."
-            ),
-        ]
-        | None
-    ) = None
-    resources: Annotated[
-        dict[str, LimitValue],
-        Meta(
-            description="instance/docker: settings overriding the tier's: shared_buffers, "
-            "work_mem, maintenance_work_mem (e.g. '64MB'), max_connections."
-        ),
-    ] = {}
-    limits: Annotated[
-        dict[str, LimitValue],
-        Meta(
-            description="Limits overriding the tier's: connection_limit (the tenant's own "
-            "clients), statement_timeout, idle_in_transaction_timeout (e.g. '30s')."
-        ),
-    ] = {}
-    labels: dict[str, str] = {}
-    ttl: (
-        Annotated[str, Meta(description="e.g. 30m, 2h, 7d: 'tenantctl gc' deletes after.")] | None
-    ) = None
-    embedder: (
-        Annotated[
-            str,
-            Meta(
-                description="provider:model, e.g. openai:text-embedding-3-small, "
-                "voyage:voyage-3.5, hash. Default: the server's TENANTVEC_EMBEDDER."
-            ),
-        ]
-        | None
-    ) = None
-    fallbacks: Annotated[
-        list[str], Meta(max_length=3, description="Embedders tried in order if it fails.")
-    ] = []
-    chunk_tokens: Annotated[int, Meta(description="Token budget of a chunk.")] = 800
-    chunk_overlap: Annotated[int, Meta(description="Tokens a chunk repeats from the last.")] = 200
-
-    def to_request(self) -> TenantRequest:
-        if self.fallbacks and not self.embedder:
-            raise InvalidRequest("fallbacks need an embedder to fall back from")
-        return TenantRequest(
-            id=self.id,
-            dims=self.dims,
-            metric=Metric(self.metric),
-            index=IndexSpec(
-                kind=IndexKind(self.index),
-                m=self.m,
-                ef_construction=self.ef_construction,
-                lists=self.lists,
-            ),
-            text_config=self.text_config,
-            backend=self.backend,
-            server=self.server,
-            region=self.region,
-            tier=self.tier,
-            resources=dict(self.resources),
-            limits=dict(self.limits),
-            labels=self.labels,
-            ttl=parse_duration(self.ttl) if self.ttl else None,
-            embedder=EmbedderSpec.parse(self.embedder, self.fallbacks) if self.embedder else None,
-            chunking=ChunkingSpec(max_tokens=self.chunk_tokens, overlap=self.chunk_overlap),
-        )
+class TenantCreate(TenantOptions, forbid_unknown_fields=True):
+    """The options of a new tenant, as ``tenantctl tenants create`` takes them
+    (declared once, in ``model.request``)."""
 
 
 class LimitsChange(Struct, forbid_unknown_fields=True):
     """New limits for a tenant's role: a tier, and/or single values overriding it."""
 
-    tier: Literal["small", "medium", "large"] | None = None
+    tier: Tier | None = None
     connection_limit: Annotated[int, Meta(ge=1, le=1000)] | None = None
     statement_timeout: LimitValue | None = None
     idle_in_transaction_timeout: LimitValue | None = None

@@ -31,7 +31,7 @@ from tenacity import (
 from controlplane.embedding.base import Embeddings, Purpose, check_embeddings
 from controlplane.errors import EmbedderUnavailable, EmbeddingFailed
 from controlplane.model.embedder import EmbedderSpec
-from controlplane.retrieval.tokens import count_tokens
+from controlplane.tokens import count_tokens
 
 __all__ = ["HttpEmbedder", "OpenAIEmbedder", "ProviderEndpoint", "VoyageEmbedder"]
 

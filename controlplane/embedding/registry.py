@@ -8,16 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-
-import httpx
+from typing import TYPE_CHECKING
 
 from controlplane.embedding.base import Embedder, Embeddings, Purpose
 from controlplane.embedding.hashing import HashEmbedder
-from controlplane.embedding.http import (
-    OpenAIEmbedder,
-    ProviderEndpoint,
-    VoyageEmbedder,
-)
 from controlplane.errors import (
     ConfigurationError,
     EmbedderUnavailable,
@@ -26,6 +20,11 @@ from controlplane.errors import (
 )
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from controlplane.embedding.http import ProviderEndpoint
 
 __all__ = ["Embedders", "FallbackEmbedder"]
 
@@ -77,6 +76,9 @@ class Embedders:
         s = self._settings
         if spec.provider == "hash":
             return HashEmbedder(spec.model)
+        # The HTTP providers (and httpx) load when a tenant first needs one.
+        from controlplane.embedding.http import OpenAIEmbedder, VoyageEmbedder
+
         if spec.provider == "openai":
             return OpenAIEmbedder(
                 spec, self._endpoint(s.openai_base_url, s.openai_api_key), self._http()
@@ -92,6 +94,8 @@ class Embedders:
         raise ConfigurationError(f"no embedder for provider {spec.provider!r}")
 
     def _endpoint(self, base_url: str, api_key: str | None) -> ProviderEndpoint:
+        from controlplane.embedding.http import ProviderEndpoint
+
         s = self._settings
         return ProviderEndpoint(
             base_url=base_url,
@@ -102,6 +106,8 @@ class Embedders:
         )
 
     def _http(self) -> httpx.AsyncClient:
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(
                 limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),

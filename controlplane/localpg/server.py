@@ -34,7 +34,7 @@ class EmbeddedServer(LocalCluster):
                 "max_connections": str(settings.pg_max_connections),
                 # Slots only roles with pg_use_reserved_connections (tenants' service
                 # roles, i.e. the routers) may take: however many connections tenants'
-                # own clients open, the API's connections fit (see provisioning.tenantdb).
+                # own clients open, the API's connections fit (see backends.tenantdb).
                 "reserved_connections": str(reserved_connections(settings)),
             },
             port_setting="TENANTVEC_PG_PORT",

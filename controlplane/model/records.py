@@ -27,6 +27,7 @@ __all__ = [
     "ServerState",
     "Tenant",
     "TenantState",
+    "validate_server_name",
     "validate_tenant_id",
 ]
 
@@ -48,6 +49,18 @@ def validate_tenant_id(tenant_id: str) -> str:
     if tenant_id in _RESERVED_IDS or tenant_id.startswith("tenantvec"):
         raise InvalidRequest(f"tenant id {tenant_id!r} is reserved; choose another")
     return tenant_id
+
+
+_SERVER_NAME_RE = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")  # whole string
+
+
+def validate_server_name(name: str) -> None:
+    check_identifier(
+        name,
+        _SERVER_NAME_RE,
+        "server name",
+        "use lowercase letters, digits and '-', starting with a letter",
+    )
 
 
 class TenantState(StrEnum):

@@ -22,10 +22,10 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from controlplane.context import PlaneContext
 from controlplane.errors import ConfigurationError, InvalidRequest
 from controlplane.failpoints import failpoint
-from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import TenantRequest, create_tenant
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant
 from controlplane.retrieval.documents import prepare_documents, validate_document, write_documents
 from controlplane.retrieval.models import ChunkIn, DocumentIn
 from controlplane.routing import TenantRouter
@@ -100,7 +100,7 @@ def _metric(collection: Any) -> Metric:
 
 
 async def import_chroma(
-    plane: ControlPlane,
+    plane: PlaneContext,
     router: TenantRouter,
     *,
     path: Path,

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from controlplane.model.chunking import ChunkingSpec
-from controlplane.retrieval.tokens import count_tokens
+from controlplane.tokens import count_tokens
 
 __all__ = ["ChunkingSpec", "TextChunk", "split_text"]
 

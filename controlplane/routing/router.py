@@ -13,7 +13,7 @@ Bounds, all per process:
 A request that finds no room waits up to ``pool_wait_seconds`` and then gets
 :class:`OverCapacity` (HTTP 503 + Retry-After). A suspended tenant is resumed, and a
 tenant whose own server died is restarted, before its request goes on
-(``routing.wake``). A tenant whose database still cannot be reached fails with
+(``lifecycle.wake``). A tenant whose database still cannot be reached fails with
 :class:`TenantUnavailable`, alone: its pool is closed, its budget slots are returned,
 and for a short while its requests fail fast instead of queueing.
 
@@ -43,13 +43,12 @@ from controlplane.errors import (
 )
 from controlplane.model.records import TenantState
 from controlplane.pgconnect import describe_pg_error
-from controlplane.plane import ControlPlane
 from controlplane.routing.availability import is_unavailable, same_incarnation, state_reason
 from controlplane.routing.budget import ServerBudget
 from controlplane.routing.grace import CatalogGrace
 from controlplane.routing.pools import TenantPool
 from controlplane.routing.routes import Route, RouteTable
-from controlplane.routing.wake import Waker
+from controlplane.routing.sources import RoutingPlane
 
 __all__ = ["RouterStats", "TenantConnection", "TenantRouter"]
 
@@ -84,7 +83,7 @@ class RouterStats:
 class TenantRouter:
     """Routes ``connection(tenant_id)`` to the tenant's pool. Open with :meth:`open`."""
 
-    def __init__(self, plane: ControlPlane) -> None:
+    def __init__(self, plane: RoutingPlane) -> None:
         settings = plane.settings
         self._plane = plane
         # Shared with the key verifier: one view of whether the catalog answers.
@@ -106,7 +105,6 @@ class TenantRouter:
         self._closing: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._pools_opened = 0
-        self._waker = Waker(plane, timeout=settings.retry_seconds)
         # Last request per tenant (monotonic), written to the catalog every
         # _activity_every seconds for scale to zero (catalog.activity).
         self._last_use: dict[str, float] = {}
@@ -116,7 +114,7 @@ class TenantRouter:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, plane: ControlPlane) -> AsyncIterator[TenantRouter]:
+    async def open(cls, plane: RoutingPlane) -> AsyncIterator[TenantRouter]:
         router = cls(plane)
         router._maintenance = asyncio.create_task(router._maintain(), name="tenantvec-router")
         try:
@@ -146,7 +144,7 @@ class TenantRouter:
         is gone (deleted, or deleted and created again) -- never to a successor.
 
         A suspended tenant is resumed first, and a tenant whose own server died is
-        restarted (``routing.wake``): the request waits instead of failing.
+        restarted (``lifecycle.wake``): the request waits instead of failing.
         """
         if isinstance(target, Route):
             tenant_id, incarnation = target.tenant_id, target.uid
@@ -154,7 +152,7 @@ class TenantRouter:
             tenant_id, incarnation = target, None
         route = same_incarnation(await self._routes.get(tenant_id), incarnation)
         if route.state is TenantState.SUSPENDED:
-            await self._waker.wake(tenant_id)
+            await self._plane.wake(tenant_id)
             route = await self._fresh_route(tenant_id, incarnation)
         if route.state is not TenantState.READY:
             raise TenantUnavailable(tenant_id, route.state.value, state_reason(route))
@@ -169,7 +167,7 @@ class TenantRouter:
                     )
                 # A server of the tenant's own died: wait for the restart that the first
                 # failing request started (one per tenant), bounded by its timeout.
-                await self._waker.wake(tenant_id)
+                await self._plane.wake(tenant_id)
                 route = await self._fresh_route(tenant_id, incarnation)
             self._down.pop(tenant_id, None)
         self._last_use[tenant_id] = time.monotonic()
@@ -177,7 +175,7 @@ class TenantRouter:
             tpool, conn = await self._acquire(route, time.monotonic() + self._wait_seconds)
         except TenantUnavailable:
             # Its server died, or another process suspended it: bring it back, once.
-            if not await self._waker.wake(tenant_id):
+            if not await self._plane.wake(tenant_id):
                 raise
             self._down.pop(tenant_id, None)
             route = await self._fresh_route(tenant_id, incarnation)
@@ -469,7 +467,7 @@ class TenantRouter:
         )
 
     @property
-    def plane(self) -> ControlPlane:
+    def plane(self) -> RoutingPlane:
         return self._plane
 
     async def route(

@@ -24,8 +24,8 @@ from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Tenant, TenantState, validate_tenant_id
-from controlplane.plane import ControlPlane
 from controlplane.routing.grace import CatalogGrace
+from controlplane.routing.sources import RoutingPlane
 from tenant_schema.spec import SchemaSpec
 
 __all__ = ["Route", "RouteTable"]
@@ -55,7 +55,7 @@ class Route:
     conninfo: ConnInfo | None = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, plane: ControlPlane, tenant: Tenant, now: float) -> Route:
+    def of(cls, plane: RoutingPlane, tenant: Tenant, now: float) -> Route:
         usable = tenant.state in (TenantState.READY, TenantState.SUSPENDED)
         placement = tenant.placement
         own = placement.get("instance") or placement.get("container")
@@ -88,7 +88,7 @@ class Route:
         )
 
 
-def _own_server_share(plane: ControlPlane, tenant: Tenant) -> int:
+def _own_server_share(plane: RoutingPlane, tenant: Tenant) -> int:
     """This process's share of a tenant's own server's connections.
 
     Leaves room for the superuser (reserved connections, the control plane's checks).
@@ -109,7 +109,7 @@ IncarnationListener = Callable[[str], None]
 
 
 class RouteTable:
-    def __init__(self, plane: ControlPlane, *, ttl: float, grace: CatalogGrace) -> None:
+    def __init__(self, plane: RoutingPlane, *, ttl: float, grace: CatalogGrace) -> None:
         self._plane = plane
         self._ttl = ttl
         self._grace = grace

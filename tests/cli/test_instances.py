@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from controlplane.failpoints import CRASH_EXIT_CODE
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.settings import Settings
 from tests.fixtures.cli import TenantCtl, one_line_error
 

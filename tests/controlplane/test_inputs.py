@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
+from controlplane.backends.tenantdb import parse_marker
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import MAX_JSON_DEPTH, check_json, check_text, has_control
 from controlplane.localpg import EmbeddedServer
 from controlplane.model.labels import validate_labels
 from controlplane.model.records import TENANT_ID_RE, validate_tenant_id
-from controlplane.provisioning.tenantdb import parse_marker
 from controlplane.retrieval.documents import check_document_id
 from controlplane.settings import Settings
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controlplane.errors import InvalidRequest
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
 from controlplane.retrieval.documents import upsert_documents
 from controlplane.retrieval.search import search

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from controlplane.errors import OverCapacity, TenantNotFound, TenantUnavailable
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.plane import ControlPlane
-from controlplane.provisioning.lifecycle import TenantRequest, create_tenant, delete_tenant
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
 from tests.fixtures.postgres import placement_names

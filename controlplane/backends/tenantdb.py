@@ -1,0 +1,456 @@
+"""A tenant's database and its two login roles on a Postgres server: made, checked, dropped.
+
+Shared by every backend that reaches a server as its superuser (``postgres``,
+``instance``, ``docker``). Names are opaque -- ``tv_`` and 24 random characters,
+recorded in the catalog -- because every role on a server can read ``pg_database`` and
+``pg_roles``: what they list must say nothing about who the other tenants are. A tenant
+has:
+
+* its **owner role**, named like its database: it owns the database and everything in
+  it, and it is the role of the DSN that ``tenantctl tenants dsn`` hands out to the
+  tenant's own clients. It carries the tenant's :class:`RoleLimits`: a connection
+  limit and default statement / idle-in-transaction timeouts.
+* its **service role** (``<name>_svc``), which the control plane connects as (the
+  router, migrations, ingestion): a member of the owner role whose sessions act as it
+  (``SET role``), outside the connection limit, and -- where the server lets us grant
+  it -- allowed into Postgres's reserved connection slots
+  (``pg_use_reserved_connections``). So a tenant's own clients can exhaust neither its
+  API's connections nor, across tenants, the server's.
+
+The database is copied from ``tenantvec_template`` (which already holds the vector
+extension, so no tenant role needs to be a superuser), owned by the owner role and
+closed to PUBLIC. All three carry a marker comment ``tenantvec catalog=<id> uid=<uid>``
+naming the catalog and the tenant incarnation they belong to: how reconcile knows what
+it made, and never touches what it did not. Tenants made before opaque names carry
+``tenantvec tenant=<id>`` until ``tenantctl migrate`` renames them.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from controlplane.backends.base import Checkpoint
+from controlplane.backends.servers import TEMPLATE_DB, ensure_template
+from controlplane.dsn import ConnInfo
+from controlplane.errors import BackendUnavailable, ProvisioningError
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import TENANT_ID_RE, Tenant
+from controlplane.pgconnect import CONTROLPLANE_APPLICATION, ROUTER_APPLICATION, connect
+from controlplane.secretbox import new_password
+
+__all__ = [
+    "LAYOUT",
+    "MARKER_PREFIX",
+    "Marker",
+    "TenantDatabase",
+    "apply_limits",
+    "drop_tenant_database",
+    "ensure_tenant_database",
+    "new_names",
+    "owner_role",
+    "parse_marker",
+    "provision_own_server",
+    "rename_legacy_database",
+    "rename_legacy_role",
+    "session_counts",
+]
+
+Conn = psycopg.AsyncConnection[Any]
+
+# The generation of this layout, recorded in each tenant's placement: 2 = opaque names,
+# a service role, limits. Tenants at 1 (named after their id) are upgraded by migrate.
+LAYOUT = 2
+_NAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_SERVICE_SUFFIX = "_svc"
+_MARKER_RE = re.compile(
+    r"tenantvec catalog=([0-9a-f]{16}) uid=([0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})"
+)
+_LEGACY_MARKER_RE = re.compile(r"tenantvec tenant=(" + TENANT_ID_RE.pattern + ")")
+# Marked objects are found with LIKE 'tenantvec %' first, then parsed exactly.
+MARKER_PREFIX = "tenantvec "
+
+
+def new_names() -> tuple[str, str]:
+    """A new opaque (database = owner role, service role) pair: 124 random bits."""
+    name = "tv_" + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(24))
+    return name, name + _SERVICE_SUFFIX
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What a marker comment says. Exactly one of ``uid`` and ``tenant_id`` is set."""
+
+    catalog_id: str | None
+    uid: str | None  # the tenant incarnation (current markers)
+    tenant_id: str | None  # the tenant id (markers written before opaque names)
+
+
+def parse_marker(comment: str | None) -> Marker | None:
+    """The marker in ``comment``, or None unless the whole comment is one."""
+    if comment is None:
+        return None
+    if match := _MARKER_RE.fullmatch(comment):
+        return Marker(catalog_id=match.group(1), uid=match.group(2), tenant_id=None)
+    if match := _LEGACY_MARKER_RE.fullmatch(comment):
+        return Marker(catalog_id=None, uid=None, tenant_id=match.group(1))
+    return None
+
+
+def owner_role(tenant: Tenant) -> str:
+    """The name of the tenant's owner role, as its placement records it."""
+    placement = tenant.placement
+    return str(placement.get("role", placement.get("database", tenant.id)))
+
+
+@dataclass(frozen=True)
+class TenantDatabase:
+    """One tenant's database and roles on a server, as its catalog placement records them."""
+
+    tenant_id: str
+    database: str
+    owner: str
+    service: str | None  # None: a tenant made before service roles (layout 1)
+    marker: str
+
+    @classmethod
+    def of(cls, tenant: Tenant, catalog_id: str) -> TenantDatabase:
+        placement = tenant.placement
+        database = str(placement.get("database", tenant.id))
+        service = placement.get("service_role")
+        return cls(
+            tenant_id=tenant.id,
+            database=database,
+            owner=str(placement.get("role", database)),
+            service=str(service) if service else None,
+            marker=f"{MARKER_PREFIX}catalog={catalog_id} uid={tenant.uid}",
+        )
+
+    def owns(self, comment: str | None) -> bool:
+        """Whether ``comment`` marks an object as this tenant's (also the older marker)."""
+        return comment == self.marker or comment == f"{MARKER_PREFIX}tenant={self.tenant_id}"
+
+
+async def ensure_tenant_database(
+    conn: Conn,
+    db: TenantDatabase,
+    *,
+    owner_password: str,
+    service_password: str | None,
+    limits: RoleLimits,
+    reserved_slots: bool,
+    where: str,
+) -> bool:
+    """Create (or finish creating) the tenant's roles and database; idempotent.
+
+    Returns whether the service role may use the server's reserved connection slots
+    (False where the admin may not grant ``pg_use_reserved_connections``).
+    """
+    reserved = False
+    # Both roles in one transaction: one commit (one fsync) instead of a dozen.
+    async with conn.transaction():
+        await _ensure_role(conn, db, db.owner, owner_password, where=where)
+        await apply_limits(conn, db.owner, limits)
+        if db.service is not None:
+            assert service_password is not None
+            await _ensure_role(conn, db, db.service, service_password, where=where)
+            owner, service = sql.Identifier(db.owner), sql.Identifier(db.service)
+            await conn.execute(sql.SQL("GRANT {} TO {}").format(owner, service))
+            # Its sessions act as the owner: what it creates (migrations) the owner owns.
+            await conn.execute(
+                sql.SQL("ALTER ROLE {} SET role = {}").format(service, sql.Literal(db.owner))
+            )
+            if reserved_slots:
+                reserved = await _grant_reserved_slots(conn, db.service)
+    await _ensure_database(conn, db, where=where)
+    return reserved
+
+
+async def apply_limits(conn: Conn, owner_role: str, limits: RoleLimits) -> None:
+    """Give a tenant's owner role its connection limit and default timeouts."""
+    owner = sql.Identifier(owner_role)
+    await conn.execute(
+        sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
+            owner, sql.Literal(limits.connection_limit)
+        )
+    )
+    for name, value in limits.role_settings().items():
+        await conn.execute(
+            sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                owner, sql.Identifier(name), sql.Literal(value)
+            )
+        )
+
+
+async def rename_legacy_database(
+    conn: Conn, old: TenantDatabase, target: str, *, where: str
+) -> None:
+    """Rename a tenant's database (named after its id) to ``target``.
+
+    Only if it still has its old name and carries the tenant's marker, so running it
+    again after an interruption is harmless. The database is closed to connections
+    while it is renamed (a rename needs it empty) and reopened as it was.
+    """
+    facts = await _database_facts(conn, old.database)
+    if facts is not None and await _database_facts(conn, target) is None:
+        owner, comment = facts
+        if not (old.owns(comment) or (comment is None and owner == old.owner)):
+            raise ProvisioningError(
+                f"database {old.database!r} on {where} does not carry tenant "
+                f"{old.tenant_id!r}'s marker; not renaming it"
+            )
+        cur = await conn.execute(
+            "SELECT datallowconn FROM pg_database WHERE datname = %s", (old.database,)
+        )
+        row = await cur.fetchone()
+        allowed = bool(row and row[0])
+        ident = sql.Identifier(old.database)
+        await conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident))
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (old.database,),
+        )
+        await conn.execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident, sql.Identifier(target))
+        )
+        if allowed:
+            await conn.execute(
+                sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(target))
+            )
+
+
+async def rename_legacy_role(conn: Conn, old: TenantDatabase, target: str, *, where: str) -> None:
+    """Rename a tenant's owner role (named after its id) to ``target``, if not done yet."""
+    exists, comment = await _role_facts(conn, old.owner)
+    if exists and not (await _role_facts(conn, target))[0]:
+        if not old.owns(comment):
+            raise ProvisioningError(
+                f"role {old.owner!r} on {where} does not carry tenant {old.tenant_id!r}'s "
+                "marker; not renaming it"
+            )
+        # SCRAM verifiers do not depend on the role name: the password stays valid.
+        await conn.execute(
+            sql.SQL("ALTER ROLE {} RENAME TO {}").format(
+                sql.Identifier(old.owner), sql.Identifier(target)
+            )
+        )
+
+
+async def drop_tenant_database(conn: Conn, db: TenantDatabase, *, where: str) -> None:
+    """Drop the tenant's database and roles -- only those carrying its marker."""
+    facts = await _database_facts(conn, db.database)
+    if facts is not None:
+        owner, comment = facts
+        if not (db.owns(comment) or (comment is None and owner == db.owner)):
+            raise ProvisioningError(
+                f"database {db.database!r} on {where} does not carry tenant "
+                f"{db.tenant_id!r}'s marker; refusing to drop it"
+            )
+        # WITH (FORCE) terminates the tenant's sessions first (Postgres 13+).
+        await conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.database))
+        )
+    async with conn.transaction():  # both roles, one commit
+        for role in (db.service, db.owner):
+            if role is None:
+                continue
+            exists, comment = await _role_facts(conn, role)
+            if not exists:
+                continue
+            if not db.owns(comment):
+                raise ProvisioningError(
+                    f"role {role!r} on {where} does not carry tenant {db.tenant_id!r}'s "
+                    "marker; refusing to drop it"
+                )
+            await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+async def provision_own_server(
+    admin: ConnInfo, checkpoint: Checkpoint, *, where: str, timeout: int
+) -> None:
+    """On a server of the tenant's own (instance, container) reached as ``admin``: the
+    template, the tenant's roles (with the limits its placement records) and its database.
+
+    The DSNs are recorded (with new passwords) before the roles are made, so a create
+    that dies in between is resumed with the passwords the catalog holds.
+    """
+    if checkpoint.conninfo is None:
+        database, service = new_names()
+        await checkpoint.record(
+            {"database": database, "role": database, "service_role": service},
+            conninfo=admin.with_(user=database, dbname=database, password=new_password()),
+            service_conninfo=admin.with_(user=service, dbname=database, password=new_password()),
+        )
+    elif checkpoint.service_conninfo is None:
+        # Made before service roles (named after its id, on a server of its own, where
+        # no other tenant can see the name): keep its names, add the service role.
+        owner = checkpoint.conninfo
+        service = f"{owner.user}{_SERVICE_SUFFIX}"
+        await checkpoint.record(
+            {"service_role": service},
+            service_conninfo=owner.with_(user=service, password=new_password()),
+        )
+    conninfo, service_conninfo = checkpoint.conninfo, checkpoint.service_conninfo
+    assert conninfo is not None and conninfo.password is not None
+    assert service_conninfo is not None and service_conninfo.password is not None
+    db = TenantDatabase.of(checkpoint.tenant, checkpoint.catalog_id)
+    async with connect(admin, where=where, timeout=timeout) as conn:
+        await ensure_template(conn, admin, where=where, timeout=timeout)
+        await ensure_tenant_database(
+            conn,
+            db,
+            owner_password=conninfo.password,
+            service_password=service_conninfo.password,
+            limits=RoleLimits.from_json(checkpoint.tenant.placement.get("limits")),
+            # The server is the tenant's alone: the owner's connection limit already
+            # leaves the rest to the service role.
+            reserved_slots=False,
+            where=where,
+        )
+    if checkpoint.tenant.placement.get("layout") != LAYOUT:
+        await checkpoint.record({"layout": LAYOUT})
+
+
+async def session_counts(conn: Conn, database: str) -> tuple[int, int]:
+    """Sessions in ``database``: all of them, and those of clients other than tenantvec.
+
+    The second is what scale to zero must respect: a client connected with the tenant's
+    DSN directly (a CI job, psql) is in use even though no request reached the router.
+    """
+    cur = await conn.execute(
+        """
+        SELECT count(*), count(*) FILTER (WHERE application_name <> ALL(%s))
+        FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'
+        """,
+        ([ROUTER_APPLICATION, CONTROLPLANE_APPLICATION], database),
+    )
+    row = await cur.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+async def _ensure_role(
+    conn: Conn, db: TenantDatabase, role: str, password: str, *, where: str
+) -> None:
+    """Create a login role of the tenant's, or give an existing one of ours ``password``."""
+    # Send a SCRAM verifier, not the password: the plaintext never reaches the
+    # server, so no statement log can capture it.
+    verifier = conn.pgconn.encrypt_password(
+        password.encode(), role.encode(), b"scram-sha-256"
+    ).decode()
+    ident = sql.Identifier(role)
+    exists, comment = await _role_facts(conn, role)
+    if not exists:
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    sql.SQL(
+                        "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT "
+                        "NOREPLICATION NOBYPASSRLS PASSWORD {}"
+                    ).format(ident, sql.Literal(verifier))
+                )
+                await conn.execute(
+                    sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(db.marker))
+                )
+            return
+        except psycopg.errors.DuplicateObject:
+            exists, comment = await _role_facts(conn, role)  # made by a racing attempt
+        except psycopg.errors.UniqueViolation:
+            raise _still_being_made("role", role, where) from None
+    if not db.owns(comment):
+        raise ProvisioningError(
+            f"role {role!r} already exists on {where} and does not belong to tenant "
+            f"{db.tenant_id!r}; refusing to touch it"
+        )
+    # Resuming a create: make sure the role has the password the catalog holds.
+    await conn.execute(
+        sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(ident, sql.Literal(verifier))
+    )
+    if comment != db.marker:
+        await conn.execute(
+            sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(db.marker))
+        )
+
+
+async def _ensure_database(conn: Conn, db: TenantDatabase, *, where: str) -> None:
+    ident = sql.Identifier(db.database)
+    facts = await _database_facts(conn, db.database)
+    if facts is None:
+        try:
+            await conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {} STRATEGY wal_log").format(
+                    ident, sql.Identifier(db.owner), sql.Identifier(TEMPLATE_DB)
+                )
+            )
+        except psycopg.errors.DuplicateDatabase:
+            facts = await _database_facts(conn, db.database)
+        except psycopg.errors.UniqueViolation:
+            raise _still_being_made("database", db.database, where) from None
+    if facts is not None:
+        owner, comment = facts
+        # A crash between CREATE DATABASE and COMMENT leaves no marker yet; the owner
+        # (our marked role) still tells us it is ours.
+        if not (db.owns(comment) or (comment is None and owner == db.owner)):
+            raise ProvisioningError(
+                f"database {db.database!r} already exists on {where} and does not belong "
+                f"to tenant {db.tenant_id!r}; refusing to touch it"
+            )
+    async with conn.transaction():
+        await conn.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(db.marker))
+        )
+        await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+        if db.service is not None:
+            await conn.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    ident, sql.Identifier(db.service)
+                )
+            )
+
+
+def _still_being_made(kind: str, name: str, where: str) -> BackendUnavailable:
+    """Another session is creating the very same object and has not committed yet: the
+    session of a create that was killed, its statement still running on the server.
+    Transient: once that statement ends, the object is there (or not) to look at."""
+    return BackendUnavailable(f"{kind} {name!r} on {where} is being created by another session")
+
+
+async def _grant_reserved_slots(conn: Conn, role: str) -> bool:
+    """Let ``role`` use the reserved connection slots (Postgres 16+), if we may grant it."""
+    cur = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'pg_use_reserved_connections'")
+    if await cur.fetchone() is None:
+        return False  # Postgres 15: no reserved slots for non-superusers
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                sql.SQL("GRANT pg_use_reserved_connections TO {}").format(sql.Identifier(role))
+            )
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
+
+
+async def _database_facts(conn: Conn, database: str) -> tuple[str, str | None] | None:
+    """(owner, marker comment) of ``database``, or None if there is none."""
+    cur = await conn.execute(
+        """
+        SELECT pg_get_userbyid(datdba), shobj_description(oid, 'pg_database')
+        FROM pg_database WHERE datname = %s
+        """,
+        (database,),
+    )
+    row = await cur.fetchone()
+    return (str(row[0]), row[1]) if row else None
+
+
+async def _role_facts(conn: Conn, role: str) -> tuple[bool, str | None]:
+    """(exists, marker comment) of ``role``."""
+    cur = await conn.execute(
+        "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", (role,)
+    )
+    row = await cur.fetchone()
+    return (row is not None, row[0] if row else None)

@@ -1,0 +1,275 @@
+"""``tenantctl doctor``: a health report of the control plane and everything it manages."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.backends.servers import inspect_server
+from controlplane.backends.tenantdb import LAYOUT
+from controlplane.catalog.models import utcnow
+from controlplane.context import PlaneContext
+from controlplane.errors import InvalidRequest, TenantvecError
+from controlplane.inputs import printable
+from controlplane.lifecycle.reconcile import survey
+from controlplane.model.records import Tenant, TenantState, validate_tenant_id
+
+__all__ = ["Check", "DoctorReport", "run_doctor"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # "ok" | "warn" | "fail"
+    detail: str
+
+    def public_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
+
+    def public_dict(self) -> dict[str, Any]:
+        return {"healthy": self.healthy, "checks": [c.public_dict() for c in self.checks]}
+
+
+def _invalid_ids_check(tenants: list[Tenant]) -> Check:
+    """Live tenants whose ids today's validation refuses (made by an older tenantvec,
+    whose validator let a trailing newline through): they cannot be named reliably on
+    the command line or in a URL, so each should be deleted (by its uid) or re-made."""
+    bad = []
+    for tenant in tenants:
+        try:
+            validate_tenant_id(tenant.id)
+        except InvalidRequest:
+            bad.append(f"{printable(tenant.id)} (uid {tenant.uid})")
+    if not bad:
+        return Check("tenant ids", "ok", "every live tenant id is valid")
+    return Check(
+        "tenant ids",
+        "warn",
+        f"{len(bad)} live tenant(s) with an id that is no longer valid: {', '.join(bad[:5])}; "
+        "delete them with 'tenantctl tenants delete --uid UID' and create them again",
+    )
+
+
+def _layout_check(tenants: list[Tenant]) -> Check:
+    """Tenants still named after their ids (visible to every role on their server) or
+    without a service role, and tenants whose API connections lack reserved slots."""
+    own = [t for t in tenants if t.backend in ("postgres", "instance", "docker")]
+    older = [t.id for t in own if int(t.placement.get("layout", 1)) < LAYOUT]
+    unreserved = [
+        t.id for t in own if t.backend == "postgres" and t.placement.get("reserved_slots") is False
+    ]
+    problems = []
+    if older:
+        problems.append(
+            f"{len(older)} tenant(s) made by an older tenantvec ({', '.join(older[:5])}): their "
+            "database and role names show their ids to every tenant on the server, and they "
+            "lack a service role and limits; run 'tenantctl migrate --all' (their DSNs change)"
+        )
+    if unreserved:
+        problems.append(
+            f"{len(unreserved)} tenant(s) ({', '.join(unreserved[:5])}) whose server's admin may "
+            "not grant pg_use_reserved_connections: their API connections can be crowded out "
+            "by other tenants' clients; register the server as a superuser (Postgres 16+)"
+        )
+    if not problems:
+        return Check("tenant layout", "ok", "opaque names, service roles and limits everywhere")
+    return Check("tenant layout", "warn", "; ".join(problems))
+
+
+async def run_doctor(plane: PlaneContext) -> DoctorReport:
+    checks: list[Check] = []
+    if plane.embedded is not None:
+        status = await asyncio.to_thread(plane.embedded.status)
+        binaries = plane.embedded.binaries
+        checks.append(
+            Check(
+                "embedded server",
+                "ok" if status.running else "fail",
+                f"Postgres {binaries.version} with pgvector {binaries.pgvector_version}, "
+                f"pid {status.pid}, 127.0.0.1:{status.port}, data {status.data_dir}"
+                if status.running
+                else "not running",
+            )
+        )
+    catalog = plane.catalog.conninfo
+    tenants = await plane.catalog.list_tenants()
+    by_state: dict[str, int] = {}
+    for tenant in tenants:
+        by_state[tenant.state] = by_state.get(tenant.state, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(by_state.items())) or "no tenants"
+    checks.append(
+        Check("catalog", "ok", f"{catalog.host}:{catalog.port}/{catalog.dbname}: {summary}")
+    )
+    checks.append(_invalid_ids_check(tenants))
+    checks.append(_layout_check(tenants))
+
+    counts = await plane.catalog.count_live_tenants_by_server()
+    for server in await plane.catalog.list_servers():
+        try:
+            facts = await inspect_server(
+                plane.servers.admin_conninfo(server),
+                where=f"server {server.name!r}",
+                timeout=plane.settings.connect_timeout,
+            )
+        except TenantvecError as exc:
+            checks.append(Check(f"server {server.name}", "fail", str(exc)))
+            continue
+        room = "unlimited" if server.capacity is None else str(server.capacity)
+        checks.append(
+            Check(
+                f"server {server.name}",
+                "ok",
+                f"{server.address}, Postgres {facts.server_version}, pgvector "
+                f"{facts.pgvector_version}, {counts.get(server.name, 0)} tenants "
+                f"(capacity {room}), {server.state}",
+            )
+        )
+
+    checks.extend(await _own_server_checks(plane, tenants))
+
+    try:
+        found = await survey(plane)
+    except TenantvecError as exc:
+        checks.append(Check("orphans", "fail", f"cannot list: {exc}"))
+    else:
+        orphans, ambiguous = found.orphans, found.ambiguous
+        names = ", ".join(f"{o.kind} {o.name} on {o.location}" for o in orphans[:5])
+        checks.append(
+            Check(
+                "orphans",
+                "warn" if orphans else "ok",
+                f"{len(orphans)}: {names} (remove with 'tenantctl reconcile --fix')"
+                if orphans
+                else "none",
+            )
+        )
+        if ambiguous:
+            names = ", ".join(f"{o.kind} {o.name} on {o.location}" for o in ambiguous[:5])
+            checks.append(
+                Check(
+                    "unattributed resources",
+                    "warn",
+                    f"{len(ambiguous)}: {names}: they carry tenantvec's marker but no tenant "
+                    "can be told from it; reconcile never removes them, look at them yourself",
+                )
+            )
+
+    expired = [t.id for t in tenants if t.expires_at is not None and t.expires_at < utcnow()]
+    checks.append(
+        Check(
+            "expired tenants",
+            "warn" if expired else "ok",
+            f"{len(expired)}: {', '.join(expired[:5])} (delete with 'tenantctl gc')"
+            if expired
+            else "none",
+        )
+    )
+    stuck = [t.id for t in tenants if t.state in (TenantState.PROVISIONING, TenantState.DELETING)]
+    checks.append(
+        Check(
+            "unfinished operations",
+            "warn" if stuck else "ok",
+            f"{', '.join(stuck[:5])} (finish with 'tenantctl reconcile')" if stuck else "none",
+        )
+    )
+    failed = [t.id for t in tenants if t.state is TenantState.FAILED]
+    checks.append(
+        Check(
+            "failed tenants",
+            "warn" if failed else "ok",
+            f"{', '.join(failed[:5])} (retry with 'tenants create' or remove with 'tenants delete')"
+            if failed
+            else "none",
+        )
+    )
+    return DoctorReport(checks)
+
+
+async def _own_server_checks(plane: PlaneContext, tenants: list[Tenant]) -> list[Check]:
+    """One line per tenant whose server tenantvec runs (instance, docker), and a total."""
+    checks: list[Check] = []
+    running = 0
+    memory = 0
+    for tenant in tenants:
+        backend = plane.backend(tenant.backend)
+        if not backend.supervises or tenant.state not in _SERVING_STATES:
+            continue
+        name = f"{tenant.backend} {tenant.id}"
+        try:
+            facts = await backend.describe(tenant)
+        except TenantvecError as exc:
+            checks.append(Check(name, "fail", str(exc)))
+            continue
+        suspended = tenant.state is TenantState.SUSPENDED
+        up = bool(facts.get("running"))
+        running += up
+        memory += int(facts.get("memory_bytes") or 0)
+        sizes = ", ".join(
+            f"{k} {v}" for k, v in (facts.get("settings") or _compute_settings(facts)).items()
+        )
+        where = f"127.0.0.1:{facts.get('port')}"
+        if up and not suspended:
+            detail = (
+                f"running on {where}, pid {facts.get('pid', '?')}, up "
+                f"{_duration(facts.get('uptime_seconds'))}, "
+                f"{_megabytes(facts.get('memory_bytes'))}; {sizes}"
+            )
+            checks.append(Check(name, "ok", detail))
+        elif suspended and not up:
+            checks.append(Check(name, "ok", f"suspended (server stopped), port {where}; {sizes}"))
+        elif suspended:
+            checks.append(Check(name, "warn", f"suspended, but its server still runs on {where}"))
+        else:
+            checks.append(
+                Check(
+                    name,
+                    "fail",
+                    f"ready, but its server on {where} is not running: its next request "
+                    f"restarts it, or run 'tenantctl tenants restart {tenant.id}'",
+                )
+            )
+    if checks:
+        checks.append(
+            Check(
+                "own servers",
+                "ok",
+                f"{running} running, {_megabytes(memory)} together (proportional set size)",
+            )
+        )
+    return checks
+
+
+_SERVING_STATES = (TenantState.READY, TenantState.SUSPENDED)
+
+
+def _compute_settings(facts: dict[str, Any]) -> dict[str, Any]:
+    compute = dict(facts.get("compute") or {})
+    compute.pop("tier", None)
+    return compute
+
+
+def _megabytes(size: Any) -> str:
+    return "memory unknown" if not size else f"{int(size) / 2**20:.1f} MB"
+
+
+def _duration(seconds: Any) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s"

@@ -1,0 +1,59 @@
+"""Changing a tenant's vector index: per-tenant tuning, and the fast path for bulk loads.
+
+Each tenant has its own index, so one tenant can move to a denser HNSW graph, to
+IVFFlat, or to exact search without touching any other. The new index is built online
+(``tenant_schema.reshape.rebuild_vector_index``) and recorded in the catalog once it
+serves; a tenant loaded with ``--index none`` and indexed afterwards is built in one
+pass instead of one graph insertion per vector.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from controlplane.context import PlaneContext
+from controlplane.lifecycle.change import change_tenant
+from controlplane.model.records import Tenant
+from controlplane.pgconnect import connect
+from tenant_schema.reshape import rebuild_vector_index
+from tenant_schema.spec import IndexSpec, SchemaSpec
+
+__all__ = ["set_index"]
+
+logger = logging.getLogger("tenantvec.lifecycle")
+
+
+async def set_index(plane: PlaneContext, tenant_id: str, index: IndexSpec, *, actor: str) -> Tenant:
+    """Build ``index`` for the tenant's chunks, replace the old one, record it."""
+
+    def plan(tenant: Tenant) -> tuple[dict[str, Any], Callable[[], Awaitable[Tenant]]]:
+        schema = SchemaSpec(
+            dims=tenant.dims, metric=tenant.metric, index=index, text_config=tenant.text_config
+        )  # validates the index kind against the dimensions
+        details = {
+            "from": {"kind": tenant.index.kind.value, **tenant.index.params()},
+            "to": {"kind": index.kind.value, **index.params()},
+        }
+
+        async def work() -> Tenant:
+            async with connect(
+                plane.service_conninfo(tenant),
+                where=f"tenant {tenant_id!r}",
+                timeout=plane.settings.connect_timeout,
+            ) as conn:
+                await rebuild_vector_index(conn, schema)
+            return await plane.catalog.update_tenant(
+                tenant.uid, index_kind=index.kind.value, index_params=index.params()
+            )
+
+        return details, work
+
+    started = time.perf_counter()
+    updated = await change_tenant(plane, tenant_id, "set-index", actor, plan)
+    logger.info(
+        "tenant %s: %s index built in %.1fs", tenant_id, index.kind, time.perf_counter() - started
+    )
+    return updated

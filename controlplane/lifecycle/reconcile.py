@@ -1,0 +1,341 @@
+"""Reconcile: make the servers and the catalog agree again after crashes.
+
+1. Tenants stuck in ``provisioning`` or ``deleting`` whose lock is free (the process
+   that held it died) are finished: provisioning rolls forward, deleting completes.
+   Tenants whose lock is held are in progress elsewhere and left alone.
+2. Resources carrying tenantvec's marker are judged by what the marker says, parsed
+   exactly: one naming a tenant incarnation that is deleted or unknown to this catalog
+   (or, for older markers, a tenant id no live tenant has) is an **orphan** -- reported,
+   and removed with ``fix=True``. One whose marker does not parse, or names a live
+   tenant that does not record it, is **ambiguous**: reported, never removed. One
+   marked by another catalog is not ours and left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from controlplane.backends.base import OwnedResource
+from controlplane.catalog.models import utcnow
+from controlplane.context import PlaneContext
+from controlplane.errors import TenantBusy, TenantvecError
+from controlplane.lifecycle.retry import with_retries
+from controlplane.lifecycle.tenants import delete_tenant, finish_delete, finish_provisioning
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import OperationOutcome, Tenant, TenantState
+
+__all__ = [
+    "GcReport",
+    "ReconcileReport",
+    "Repair",
+    "Survey",
+    "collect_expired",
+    "find_orphans",
+    "reconcile",
+    "survey",
+]
+
+logger = logging.getLogger("tenantvec.reconcile")
+
+
+@dataclass(frozen=True)
+class Repair:
+    tenant: str
+    was: str
+    action: str  # "finished-create", "finished-delete", "skipped-in-progress"
+    outcome: str  # "ok", "failed", "skipped"
+    error: str | None = None
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "was": self.was,
+            "action": self.action,
+            "outcome": self.outcome,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    repairs: list[Repair] = field(default_factory=list)
+    orphans: list[OwnedResource] = field(default_factory=list)
+    # Marked resources reconcile cannot attribute: reported, never removed.
+    ambiguous: list[OwnedResource] = field(default_factory=list)
+    removed: list[OwnedResource] = field(default_factory=list)
+    failed_tenants: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return (
+            all(r.outcome == "ok" for r in self.repairs)
+            and len(self.orphans) == len(self.removed)
+            and not self.ambiguous
+        )
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "repairs": [r.public_dict() for r in self.repairs],
+            "orphans": [o.public_dict() for o in self.orphans],
+            "ambiguous": [o.public_dict() for o in self.ambiguous],
+            "removed": [o.public_dict() for o in self.removed],
+            "failed_tenants": self.failed_tenants,
+            "clean": self.clean,
+        }
+
+
+async def reconcile(plane: PlaneContext, *, fix: bool = False, actor: str) -> ReconcileReport:
+    repairs = [
+        await _repair(plane, t, actor)
+        for t in await plane.catalog.list_tenants(
+            states=[TenantState.PROVISIONING, TenantState.DELETING]
+        )
+    ]
+    repairs += await _finish_interrupted(plane, actor)
+    found = await survey(plane)
+    removed: list[OwnedResource] = []
+    if fix:
+        for resource in found.orphans:
+            if await _remove_orphan(plane, resource, actor):
+                removed.append(resource)
+    failed = [t.id for t in await plane.catalog.list_tenants(states=[TenantState.FAILED])]
+    return ReconcileReport(
+        repairs=repairs,
+        orphans=found.orphans,
+        ambiguous=found.ambiguous,
+        removed=removed,
+        failed_tenants=failed,
+    )
+
+
+@dataclass(frozen=True)
+class Survey:
+    """Every marked resource, sorted: what no tenant owns any more, and what cannot be
+    told (never removed: an operator has to look)."""
+
+    orphans: list[OwnedResource] = field(default_factory=list)
+    ambiguous: list[OwnedResource] = field(default_factory=list)
+
+
+async def survey(plane: PlaneContext) -> Survey:
+    """Find the resources on the infrastructure that no live tenant accounts for."""
+    # Resources first, tenants second: a tenant's row is written before its resources,
+    # so every resource seen here already has its row when the tenants are read.
+    resources: list[OwnedResource] = []
+    for backend in plane.backends.all():
+        resources.extend(await backend.list_resources())
+    tenants = _Tenants(
+        await plane.catalog.list_tenants(include_deleted=True), plane.catalog.catalog_id
+    )
+    found = Survey()
+    for resource in resources:
+        verdict = tenants.verdict(resource)
+        if verdict is _Verdict.ORPHAN:
+            found.orphans.append(resource)
+        elif verdict is _Verdict.AMBIGUOUS:
+            found.ambiguous.append(resource)
+    return found
+
+
+async def find_orphans(plane: PlaneContext) -> list[OwnedResource]:
+    """Marked resources whose tenant is gone (see :func:`survey`)."""
+    return (await survey(plane)).orphans
+
+
+class _Verdict(Enum):
+    OWNED = "owned"  # a live tenant records it
+    ORPHAN = "orphan"  # its marker parses and names a tenant that is gone: removable
+    AMBIGUOUS = "ambiguous"  # the marker does not parse, or names a live tenant that
+    # does not record it: reported, never removed
+    FOREIGN = "foreign"  # another catalog's: not ours to judge
+
+
+class _Tenants:
+    """The catalog's tenants (deleted ones too), as reconcile looks them up."""
+
+    def __init__(self, tenants: list[Tenant], catalog_id: str) -> None:
+        self._catalog_id = catalog_id
+        self._by_uid = {t.uid: t for t in tenants}
+        self._live = {(t.backend, t.id): t for t in tenants if t.state is not TenantState.DELETED}
+
+    def verdict(self, resource: OwnedResource) -> _Verdict:
+        if resource.catalog_id is not None and resource.catalog_id != self._catalog_id:
+            return _Verdict.FOREIGN
+        if resource.tenant_uid is not None:
+            tenant = self._by_uid.get(resource.tenant_uid)
+            if tenant is None or tenant.state is TenantState.DELETED:
+                return _Verdict.ORPHAN
+            return _Verdict.OWNED if _records(tenant, resource) else _Verdict.AMBIGUOUS
+        if resource.tenant_id is not None:
+            # An older marker (or a Neon name) names a tenant id, not an incarnation.
+            tenant = self._live.get((resource.backend, resource.tenant_id))
+            if tenant is None:
+                return _Verdict.ORPHAN
+            return _Verdict.OWNED if _records(tenant, resource) else _Verdict.AMBIGUOUS
+        return _Verdict.AMBIGUOUS
+
+    def owned(self, resource: OwnedResource) -> bool:
+        return self.verdict(resource) is not _Verdict.ORPHAN
+
+
+def _records(tenant: Tenant, resource: OwnedResource) -> bool:
+    """Whether ``tenant``'s placement records this very resource.
+
+    On servers the location is the server name and must match the tenant's; elsewhere
+    (Neon, own servers) the resource's name is unique on its own.
+    """
+    if tenant.server is not None and tenant.server != resource.location:
+        return False
+    return resource.name in {str(v) for v in tenant.placement.values()}
+
+
+async def _repair(plane: PlaneContext, stuck: Tenant, actor: str) -> Repair:
+    try:
+        async with plane.catalog.tenant_lock(stuck.id):
+            tenant = await plane.catalog.find_tenant(stuck.id)
+            if tenant is None or tenant.uid != stuck.uid or tenant.state != stuck.state:
+                return Repair(stuck.id, stuck.state, "already-settled", "ok")
+            if tenant.state is TenantState.PROVISIONING:
+                await finish_provisioning(plane, tenant, actor=actor, action="reconcile-create")
+                return Repair(tenant.id, tenant.state, "finished-create", "ok")
+            await finish_delete(plane, tenant, actor=actor, action="reconcile-delete")
+            return Repair(tenant.id, tenant.state, "finished-delete", "ok")
+    except TenantBusy:
+        return Repair(stuck.id, stuck.state, "skipped-in-progress", "skipped")
+    except TenantvecError as exc:
+        action = "finished-create" if stuck.state is TenantState.PROVISIONING else "finished-delete"
+        return Repair(stuck.id, stuck.state, action, "failed", str(exc))
+
+
+# What an interrupted operation's tenant is brought to: its catalog state, on the
+# backend (the operation's own work is idempotent, so doing it again finishes it).
+_ROLL_FORWARD = {"suspend": TenantState.SUSPENDED, "resume": TenantState.READY}
+_STATE_REPAIRED = {"create", "reconcile-create", "delete", "reconcile-delete", "delete-failed"}
+
+
+async def _finish_interrupted(plane: PlaneContext, actor: str) -> list[Repair]:
+    """Operations left ``running`` by a process that died: closed as interrupted, and
+    their tenant brought to a state its backend agrees with.
+
+    Every operation runs under its tenant's lock, so one whose lock is free has no
+    process behind it any more. A suspend or resume is finished; for anything else the
+    backend is made to match the catalog again (a ready tenant's database open, its own
+    server running; a suspended one's closed; its role limits as recorded).
+    """
+    catalog = plane.catalog
+    repairs: list[Repair] = []
+    for operation in await catalog.list_operations(outcome=OperationOutcome.RUNNING, limit=1000):
+        if operation.tenant_uid is None:
+            continue
+        tenant = await catalog.find_tenant_by_uid(operation.tenant_uid)
+        if tenant is None:
+            continue
+        try:
+            async with catalog.tenant_lock(tenant.id):
+                current = await catalog.find_operation(operation.id)
+                if current is None or current.outcome is not OperationOutcome.RUNNING:
+                    continue  # it ended while we looked
+                await catalog.end_operation(
+                    operation.id,
+                    OperationOutcome.FAILED,
+                    error="interrupted: the process running it died (closed by reconcile)",
+                )
+                now = await catalog.find_tenant_by_uid(operation.tenant_uid)
+                if operation.action in _STATE_REPAIRED or now is None:
+                    continue  # creates and deletes: finished above by their tenant's state
+                if now.state not in (TenantState.READY, TenantState.SUSPENDED):
+                    continue
+                await _converge(plane, now, _ROLL_FORWARD.get(operation.action, now.state))
+                repairs.append(Repair(now.id, now.state, f"finished-{operation.action}", "ok"))
+        except TenantBusy:
+            continue  # somebody is at it right now
+        except TenantvecError as exc:
+            repairs.append(
+                Repair(tenant.id, tenant.state, f"finished-{operation.action}", "failed", str(exc))
+            )
+    if repairs:
+        for repair in repairs:
+            await plane.tenant_changed(repair.tenant)
+    return repairs
+
+
+async def _converge(plane: PlaneContext, tenant: Tenant, target: TenantState) -> None:
+    """Make the backend serve (``ready``) or not (``suspended``), and record ``target``."""
+    backend = plane.backend(tenant.backend)
+    seconds = plane.settings.retry_seconds
+    if target is TenantState.READY:
+        await with_retries(lambda: backend.resume(tenant), seconds=seconds)
+        limits = RoleLimits.from_json(tenant.placement.get("limits"))
+        await with_retries(lambda: backend.set_limits(tenant, limits), seconds=seconds)
+    else:
+        await with_retries(lambda: backend.suspend(tenant), seconds=seconds)
+    if tenant.state is not target:
+        await plane.catalog.update_tenant(tenant.uid, state=target.value)
+
+
+async def _remove_orphan(plane: PlaneContext, resource: OwnedResource, actor: str) -> bool:
+    """Remove one orphan, re-checking under the tenant's lock that it still is one."""
+    catalog = plane.catalog
+    owner = await catalog.find_tenant_by_uid(resource.tenant_uid) if resource.tenant_uid else None
+    lock_id = owner.id if owner else resource.tenant_id or resource.name
+    try:
+        async with catalog.tenant_lock(lock_id):
+            tenants = _Tenants(await catalog.list_tenants(include_deleted=True), catalog.catalog_id)
+            if tenants.owned(resource):
+                return False
+            operation = await plane.catalog.begin_operation(
+                "remove-orphan",
+                actor,
+                tenant_id=resource.tenant_id,
+                details=resource.public_dict(),
+            )
+            try:
+                await plane.backend(resource.backend).remove_resource(resource)
+            except TenantvecError as exc:
+                await plane.catalog.end_operation(
+                    operation, OperationOutcome.FAILED, error=str(exc)
+                )
+                logger.warning(
+                    "could not remove orphan %s %s: %s", resource.kind, resource.name, exc
+                )
+                return False
+            await plane.catalog.end_operation(operation, OperationOutcome.SUCCEEDED)
+            logger.info(
+                "removed orphan %s %s on %s", resource.kind, resource.name, resource.location
+            )
+            return True
+    except TenantBusy:
+        return False
+
+
+@dataclass(frozen=True)
+class GcReport:
+    deleted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def public_dict(self) -> dict[str, Any]:
+        return {"deleted": self.deleted, "failed": self.failed}
+
+
+async def collect_expired(plane: PlaneContext, *, actor: str) -> GcReport:
+    """Delete every live tenant whose ``--ttl`` has run out (throwaway CI tenants)."""
+    expired = await plane.catalog.list_tenants(
+        states=[
+            TenantState.READY,
+            TenantState.SUSPENDED,
+            TenantState.FAILED,
+            TenantState.PROVISIONING,
+        ],
+        expired_before=utcnow(),
+    )
+    report = GcReport()
+    for tenant in expired:
+        try:
+            await delete_tenant(plane, tenant.id, actor=actor)
+            report.deleted.append(tenant.id)
+        except TenantvecError as exc:
+            report.failed[tenant.id] = str(exc)
+    return report

@@ -1,0 +1,332 @@
+"""Tenant lifecycle: the state machine over backends, with operations and retries.
+
+::
+
+    create ─> provisioning ─> ready <─> suspended
+                    │           │
+                    └─> failed ─┴─> deleting ─> deleted
+
+Every transition happens under the tenant's lock and is recorded as an operation. The
+catalog row (with placement and the encrypted DSN) is written before any resource is
+made, so a process that dies at any point leaves a row that ``reconcile`` can finish.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from controlplane.backends.base import Backend, Checkpoint
+from controlplane.catalog.models import utcnow
+from controlplane.context import PlaneContext
+from controlplane.dsn import ConnInfo
+from controlplane.errors import (
+    Conflict,
+    InvalidRequest,
+    OverCapacity,
+    ProvisioningError,
+    TenantExists,
+    TenantNotFound,
+    TenantvecError,
+)
+from controlplane.failpoints import failpoint
+from controlplane.lifecycle.retry import with_retries
+from controlplane.model.compute import ComputeSpec
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import (
+    OperationOutcome,
+    Server,
+    ServerState,
+    Tenant,
+    TenantState,
+    validate_tenant_id,
+)
+from controlplane.model.request import TenantRequest
+from controlplane.pgconnect import connect
+from tenant_schema.runner import MigrationReport, migrate
+
+__all__ = [
+    "TenantRequest",
+    "apply_schema",
+    "checkpoint_for",
+    "create_tenant",
+    "delete_tenant",
+    "delete_tenant_by_uid",
+    "describe_tenant",
+    "finish_delete",
+    "finish_provisioning",
+    "list_tenants",
+    "tenant_conninfo",
+]
+
+logger = logging.getLogger("tenantvec.lifecycle")
+
+
+async def create_tenant(plane: PlaneContext, request: TenantRequest, *, actor: str) -> Tenant:
+    """Provision a tenant database and apply its schema; return it ``ready``.
+
+    A tenant left ``failed`` by an earlier attempt is cleaned up and created afresh.
+    """
+    catalog = plane.catalog
+    backend = plane.backend(request.backend)
+    async with catalog.tenant_lock(request.id):
+        existing = await catalog.find_tenant(request.id)
+        if existing is not None:
+            if existing.state is not TenantState.FAILED:
+                raise TenantExists(request.id, existing.state)
+            logger.info("tenant %s: clearing a failed earlier attempt", request.id)
+            await finish_delete(plane, existing, actor=actor, action="delete-failed")
+        embedder = request.embedder or EmbedderSpec.parse(plane.settings.embedder)
+        plane.embedders.for_spec(embedder)  # refuses a provider that is not configured
+        if request.server is not None and not backend.uses_servers:
+            raise InvalidRequest(
+                f"the {backend.kind} backend does not place tenants on registered servers: "
+                "drop --server" + (" (use --region)" if backend.kind == "neon" else "")
+            )
+        if request.region is not None and not backend.regional:
+            raise InvalidRequest(
+                f"the {backend.kind} backend does not place tenants in regions: drop --region "
+                "(regions apply to the neon backend)"
+            )
+        compute = _compute_for(plane, backend, request)
+        limits = RoleLimits.resolve(request.tier or plane.settings.default_tier, request.limits)
+        server = await _choose_server(plane, request.server) if backend.uses_servers else None
+        plan = await backend.plan(request.id, server, region=request.region, compute=compute)
+        tenant = await catalog.add_tenant(
+            id=request.id,
+            state=TenantState.PROVISIONING.value,
+            backend=backend.kind,
+            server=plan.server,
+            placement={**plan.placement, "limits": limits.to_json()},
+            dsn_encrypted=plane.box.encrypt(plan.conninfo.dsn) if plan.conninfo else None,
+            service_dsn_encrypted=plane.box.encrypt(plan.service_conninfo.dsn)
+            if plan.service_conninfo
+            else None,
+            dims=request.dims,
+            metric=request.metric.value,
+            index_kind=request.index.kind.value,
+            index_params=request.index.params(),
+            text_config=request.text_config,
+            labels=request.labels,
+            embedder=embedder.to_json(),
+            chunking=request.chunking.to_json(),
+            expires_at=utcnow() + request.ttl if request.ttl else None,
+        )
+        logger.info("tenant %s: provisioning on %s", tenant.id, plan.server or backend.kind)
+        failpoint(plane.settings, "create.after_catalog")
+        return await finish_provisioning(plane, tenant, actor=actor, action="create")
+
+
+async def finish_provisioning(
+    plane: PlaneContext, tenant: Tenant, *, actor: str, action: str
+) -> Tenant:
+    """Run (or resume) every provisioning step of a tenant in ``provisioning``.
+
+    The caller holds the tenant's lock. Steps are idempotent and retried while errors
+    are transient; a permanent error leaves the tenant ``failed`` with its message.
+    """
+    catalog = plane.catalog
+    backend = plane.backend(tenant.backend)
+    seconds = plane.settings.retry_seconds
+    operation = await catalog.begin_operation(action, actor, tenant=tenant)
+    try:
+        checkpoint = checkpoint_for(plane, tenant, resuming=action != "create")
+
+        async def create() -> None:
+            try:
+                await backend.create(checkpoint.tenant, checkpoint)
+            except Exception:
+                checkpoint.resuming = True  # the retry must look for what this attempt made
+                raise
+
+        await with_retries(create, seconds=seconds)
+        if checkpoint.conninfo is None:
+            raise ProvisioningError(f"the {backend.kind} backend made no connection string")
+        # Migrations run as the service role, whose sessions act as the owner.
+        conninfo = checkpoint.service_conninfo or checkpoint.conninfo
+        failpoint(plane.settings, "create.after_resources")
+        report = await with_retries(lambda: apply_schema(plane, tenant, conninfo), seconds=seconds)
+        failpoint(plane.settings, "create.after_schema")
+    except Exception as exc:
+        await _fail(plane, tenant, operation, exc)
+        raise
+    ready = await catalog.update_tenant(
+        tenant.uid, state=TenantState.READY.value, schema_version=report.to_version, error=None
+    )
+    await catalog.end_operation(
+        operation, OperationOutcome.SUCCEEDED, details={"schema_version": report.to_version}
+    )
+    logger.info("tenant %s: ready (schema version %d)", tenant.id, report.to_version)
+    return ready
+
+
+def checkpoint_for(plane: PlaneContext, tenant: Tenant, *, resuming: bool) -> Checkpoint:
+    """A checkpoint that writes a backend's progress on ``tenant`` through to the catalog."""
+
+    async def save(
+        placement: dict[str, Any], conninfo: ConnInfo | None, service: ConnInfo | None
+    ) -> Tenant:
+        changes: dict[str, Any] = {"placement": placement}
+        if conninfo is not None:
+            changes["dsn_encrypted"] = plane.box.encrypt(conninfo.dsn)
+        if service is not None:
+            changes["service_dsn_encrypted"] = plane.box.encrypt(service.dsn)
+        return await plane.catalog.update_tenant(tenant.uid, **changes)
+
+    return Checkpoint(
+        tenant,
+        plane.tenant_conninfo(tenant) if tenant.dsn_encrypted else None,
+        save,
+        resuming=resuming,
+        catalog_id=plane.catalog.catalog_id,
+        service_conninfo=plane.service_conninfo(tenant) if tenant.service_dsn_encrypted else None,
+    )
+
+
+async def delete_tenant(plane: PlaneContext, tenant_id: str, *, actor: str) -> Tenant:
+    """Drop the tenant's database and role; keep its catalog row as ``deleted``."""
+    validate_tenant_id(tenant_id)
+    async with plane.catalog.tenant_lock(tenant_id):
+        tenant = await plane.catalog.get_tenant(tenant_id)
+        return await finish_delete(plane, tenant, actor=actor, action="delete")
+
+
+async def delete_tenant_by_uid(plane: PlaneContext, uid: str, *, actor: str) -> Tenant:
+    """Delete the live tenant incarnation ``uid`` -- also one whose id an older tenantvec
+    let through and today's validation refuses (``tenantctl doctor`` lists them)."""
+    found = await plane.catalog.find_tenant_by_uid(uid)
+    if found is None or found.state is TenantState.DELETED:
+        raise TenantNotFound(f"uid {uid}")
+    async with plane.catalog.tenant_lock(found.id):
+        tenant = await plane.catalog.find_tenant_by_uid(uid)
+        if tenant is None or tenant.state is TenantState.DELETED:
+            raise TenantNotFound(f"uid {uid}")
+        return await finish_delete(plane, tenant, actor=actor, action="delete")
+
+
+async def finish_delete(plane: PlaneContext, tenant: Tenant, *, actor: str, action: str) -> Tenant:
+    """Mark ``deleting``, remove every resource, mark ``deleted``. Caller holds the lock."""
+    catalog = plane.catalog
+    backend = plane.backend(tenant.backend)
+    if tenant.state is not TenantState.DELETING:
+        tenant = await catalog.update_tenant(tenant.uid, state=TenantState.DELETING.value)
+    # Routers in this process close the tenant's pool now; others notice within their
+    # route TTL (and DROP DATABASE ... FORCE ends their sessions meanwhile).
+    await plane.tenant_changed(tenant.id)
+    operation = await catalog.begin_operation(action, actor, tenant=tenant)
+    try:
+        failpoint(plane.settings, "delete.after_catalog")
+        await with_retries(lambda: backend.delete(tenant), seconds=plane.settings.retry_seconds)
+        failpoint(plane.settings, "delete.after_resources")
+    except Exception as exc:
+        await _fail(plane, tenant, operation, exc)
+        raise
+    deleted = await catalog.update_tenant(
+        tenant.uid,
+        state=TenantState.DELETED.value,
+        deleted_at=utcnow(),
+        dsn_encrypted=None,  # the credentials are gone with the role
+        error=None,
+    )
+    await catalog.end_operation(operation, OperationOutcome.SUCCEEDED)
+    await plane.tenant_changed(tenant.id)
+    logger.info("tenant %s: deleted", tenant.id)
+    return deleted
+
+
+async def apply_schema(plane: PlaneContext, tenant: Tenant, conninfo: ConnInfo) -> MigrationReport:
+    """Migrate the tenant database to the latest schema, as the tenant's own role."""
+    where = f"tenant {tenant.id!r}"
+    async with connect(
+        conninfo, where=where, timeout=plane.settings.connect_timeout, autocommit=False
+    ) as conn:
+        return await migrate(conn, tenant.schema)
+
+
+async def list_tenants(
+    plane: PlaneContext,
+    *,
+    states: list[TenantState] | None = None,
+    labels: dict[str, str] | None = None,
+    include_deleted: bool = False,
+) -> list[Tenant]:
+    return await plane.catalog.list_tenants(
+        states=states, labels=labels or None, include_deleted=include_deleted
+    )
+
+
+async def tenant_conninfo(plane: PlaneContext, tenant_id: str) -> ConnInfo:
+    """The tenant role's connection string (password included) for a usable tenant."""
+    validate_tenant_id(tenant_id)
+    tenant = await plane.catalog.get_tenant(tenant_id)
+    if tenant.state not in (TenantState.READY, TenantState.SUSPENDED):
+        raise Conflict(f"tenant {tenant_id!r} is {tenant.state}; it has no usable DSN")
+    return plane.tenant_conninfo(tenant)
+
+
+async def describe_tenant(plane: PlaneContext, tenant_id: str) -> dict[str, Any]:
+    """The catalog's record plus live facts from the backend (when reachable)."""
+    validate_tenant_id(tenant_id)
+    tenant = await plane.catalog.get_tenant(tenant_id)
+    data = tenant.public_dict()
+    if tenant.state in (TenantState.READY, TenantState.SUSPENDED):
+        try:
+            data["live"] = await plane.backend(tenant.backend).describe(tenant)
+        except TenantvecError as exc:
+            data["live"] = {"error": str(exc)}
+    data["operations"] = [
+        op.public_dict()
+        for op in await plane.catalog.list_operations(tenant_id=tenant_id, limit=10)
+    ]
+    return data
+
+
+def _compute_for(
+    plane: PlaneContext, backend: Backend, request: TenantRequest
+) -> ComputeSpec | None:
+    if backend.sized:
+        return ComputeSpec.resolve(request.tier or plane.settings.default_tier, request.resources)
+    if request.resources:
+        raise InvalidRequest(
+            f"the {backend.kind} backend does not give a tenant a server of its own: drop "
+            "the resource settings (they size instance and docker tenants)"
+        )
+    return None
+
+
+async def _choose_server(plane: PlaneContext, requested: str | None) -> Server:
+    """The requested server, or the active one with the most free room."""
+    counts = await plane.catalog.count_live_tenants_by_server()
+    if requested is not None:
+        server = await plane.catalog.get_server(requested)
+        if server.state is not ServerState.ACTIVE:
+            raise Conflict(f"server {requested!r} is {server.state} and takes no new tenants")
+        if server.capacity is not None and counts.get(server.name, 0) >= server.capacity:
+            raise OverCapacity(f"server {requested!r} is full ({server.capacity} tenants)")
+        return server
+
+    def free(server: Server) -> float:
+        if server.capacity is None:
+            return float("inf")
+        return server.capacity - counts.get(server.name, 0)
+
+    candidates = [
+        s
+        for s in await plane.catalog.list_servers()
+        if s.state is ServerState.ACTIVE and free(s) > 0
+    ]
+    if not candidates:
+        raise OverCapacity(
+            "no active server has room for another tenant; raise a server's capacity or "
+            "register another with 'tenantctl servers add'"
+        )
+    # Most room first; the name breaks ties so placement is deterministic.
+    return min(candidates, key=lambda s: (-free(s), s.name))
+
+
+async def _fail(plane: PlaneContext, tenant: Tenant, operation: int, exc: Exception) -> None:
+    message = str(exc) if isinstance(exc, TenantvecError) else f"internal error: {exc!r}"
+    logger.warning("tenant %s: %s failed: %s", tenant.id, tenant.state, message)
+    await plane.catalog.update_tenant(tenant.uid, state=TenantState.FAILED.value, error=message)
+    await plane.catalog.end_operation(operation, OperationOutcome.FAILED, error=message)

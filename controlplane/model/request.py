@@ -1,0 +1,223 @@
+"""What a caller may say about a new tenant, declared once.
+
+:class:`TenantOptions` is the flat form -- every option with its default, its bounds and
+what it means: the API's request body (and its OpenAPI schema), and what ``tenantctl
+tenants create`` fills from its flags. :class:`TenantRequest` is the typed form the
+lifecycle takes (``create_tenant``), validated on construction; ``to_request`` turns
+one into the other.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Annotated, Any
+
+from msgspec import Meta, Struct
+
+from controlplane.durations import parse_duration
+from controlplane.errors import InvalidRequest
+from controlplane.inputs import check_identifier
+from controlplane.model.backends import BackendKind
+from controlplane.model.chunking import MAX_CHUNK_TOKENS, MIN_CHUNK_TOKENS, ChunkingSpec
+from controlplane.model.compute import ComputeSpec, Tier
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.labels import validate_labels
+from controlplane.model.limits import RoleLimits
+from controlplane.model.records import validate_server_name, validate_tenant_id
+from tenant_schema.spec import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    IVFFLAT_LISTS,
+    MAX_DIMS,
+    IndexKind,
+    IndexSpec,
+    Metric,
+    SchemaSpec,
+)
+
+__all__ = [
+    "DEFAULTS",
+    "DEFAULT_DIMS",
+    "DEFAULT_TEXT_CONFIG",
+    "LimitValue",
+    "TenantOptions",
+    "TenantRequest",
+]
+
+DEFAULT_DIMS = 1536  # OpenAI's text-embedding-3-small
+DEFAULT_TEXT_CONFIG = "english"
+_INDEX = IndexSpec()
+_CHUNKING = ChunkingSpec()
+
+_REGION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # whole string
+
+
+@dataclass(frozen=True)
+class TenantRequest:
+    """Everything a caller may say about a new tenant. Validated on construction."""
+
+    id: str
+    dims: int = DEFAULT_DIMS
+    metric: Metric = Metric.COSINE
+    index: IndexSpec = field(default_factory=IndexSpec)
+    text_config: str = DEFAULT_TEXT_CONFIG
+    backend: str = BackendKind.POSTGRES
+    server: str | None = None
+    # Where the tenant's data must live (neon backend: a Neon region id).
+    region: str | None = None
+    # The tenant's tier (None: TENANTVEC_TIER): its role's connection limit and
+    # timeouts, and for a server of its own (instance, docker) that server's size.
+    tier: str | None = None
+    # Explicit server settings overriding the tier's (instance and docker backends).
+    resources: dict[str, Any] = field(default_factory=dict)
+    # Explicit role limits overriding the tier's (every backend): connection_limit,
+    # statement_timeout, idle_in_transaction_timeout.
+    limits: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    ttl: timedelta | None = None
+    # None: the control plane's default (TENANTVEC_EMBEDDER).
+    embedder: EmbedderSpec | None = None
+    chunking: ChunkingSpec = field(default_factory=ChunkingSpec)
+
+    def __post_init__(self) -> None:
+        validate_tenant_id(self.id)
+        if self.server is not None:
+            validate_server_name(self.server)
+        if self.region is not None:
+            check_identifier(self.region, _REGION_RE, "region", "e.g. aws-eu-central-1")
+        self.schema  # noqa: B018 -- validates dims, metric and index together
+        validate_labels(self.labels)
+        ComputeSpec.resolve(self.tier or Tier.SMALL, self.resources)  # validates both
+        RoleLimits.resolve(self.tier or Tier.SMALL, self.limits)
+        if self.ttl is not None and self.ttl <= timedelta(0):
+            raise InvalidRequest("ttl must be positive")
+
+    @property
+    def schema(self) -> SchemaSpec:
+        return SchemaSpec(
+            dims=self.dims, metric=self.metric, index=self.index, text_config=self.text_config
+        )
+
+
+# A setting's value: a size or duration as text ("64MB", "30s"), or a number.
+LimitValue = Annotated[str, Meta(max_length=32)] | Annotated[int, Meta(ge=0, le=2**31)]
+
+
+class TenantOptions(Struct, forbid_unknown_fields=True):
+    """The options of a new tenant (``POST /v1/tenants``, ``tenantctl tenants create``)."""
+
+    id: Annotated[str, Meta(min_length=3, max_length=63, description="Tenant id.")]
+    dims: Annotated[int, Meta(ge=1, le=MAX_DIMS)] = DEFAULT_DIMS
+    metric: Metric = Metric.COSINE
+    index: IndexKind = _INDEX.kind
+    m: Annotated[int, Meta(ge=HNSW_M[0], le=HNSW_M[1], description="HNSW: links per node.")] = (
+        _INDEX.m
+    )
+    ef_construction: Annotated[
+        int,
+        Meta(
+            ge=HNSW_EF_CONSTRUCTION[0],
+            le=HNSW_EF_CONSTRUCTION[1],
+            description="HNSW: build-time candidates (>= 2 m).",
+        ),
+    ] = _INDEX.ef_construction
+    lists: Annotated[
+        int, Meta(ge=IVFFLAT_LISTS[0], le=IVFFLAT_LISTS[1], description="IVFFlat: lists.")
+    ] = _INDEX.lists
+    text_config: Annotated[
+        str,
+        Meta(
+            max_length=63,
+            description="Postgres text search configuration: english, simple, german, ...",
+        ),
+    ] = DEFAULT_TEXT_CONFIG
+    backend: Annotated[
+        BackendKind,
+        Meta(
+            description="postgres: a database on a registered server; instance: a Postgres "
+            "server of its own on the control plane's machine; docker: a container of its "
+            "own; neon: a Neon project or branch (TENANTVEC_NEON_MODE)."
+        ),
+    ] = BackendKind.POSTGRES
+    server: Annotated[str, Meta(description="postgres backend: the server.")] | None = None
+    region: (
+        Annotated[str, Meta(description="neon backend: Neon region, e.g. aws-eu-central-1.")] | None
+    ) = None
+    tier: (
+        Annotated[
+            Tier,
+            Meta(
+                description="The tenant's role limits (connections of its own clients, "
+                "statement timeouts) and, for instance/docker, its server's size. Default: "
+                "the server's TENANTVEC_TIER."
+            ),
+        ]
+        | None
+    ) = None
+    resources: Annotated[
+        dict[str, LimitValue],
+        Meta(
+            description="instance/docker: settings overriding the tier's: shared_buffers, "
+            "work_mem, maintenance_work_mem (e.g. '64MB'), max_connections."
+        ),
+    ] = {}
+    limits: Annotated[
+        dict[str, LimitValue],
+        Meta(
+            description="Limits overriding the tier's: connection_limit (the tenant's own "
+            "clients), statement_timeout, idle_in_transaction_timeout (e.g. '30s')."
+        ),
+    ] = {}
+    labels: dict[str, str] = {}
+    ttl: (
+        Annotated[str, Meta(description="e.g. 30m, 2h, 7d: 'tenantctl gc' deletes after.")] | None
+    ) = None
+    embedder: (
+        Annotated[
+            str,
+            Meta(
+                description="provider:model, e.g. openai:text-embedding-3-small, "
+                "voyage:voyage-3.5, hash. Default: the server's TENANTVEC_EMBEDDER."
+            ),
+        ]
+        | None
+    ) = None
+    fallbacks: Annotated[
+        list[str], Meta(max_length=3, description="Embedders tried in order if it fails.")
+    ] = []
+    chunk_tokens: Annotated[
+        int,
+        Meta(ge=MIN_CHUNK_TOKENS, le=MAX_CHUNK_TOKENS, description="Token budget of a chunk."),
+    ] = _CHUNKING.max_tokens
+    chunk_overlap: Annotated[
+        int, Meta(ge=0, description="Tokens a chunk repeats from the one before.")
+    ] = _CHUNKING.overlap
+
+    def to_request(self) -> TenantRequest:
+        if self.fallbacks and not self.embedder:
+            raise InvalidRequest("fallbacks need an embedder to fall back from")
+        return TenantRequest(
+            id=self.id,
+            dims=self.dims,
+            metric=self.metric,
+            index=IndexSpec(
+                kind=self.index, m=self.m, ef_construction=self.ef_construction, lists=self.lists
+            ),
+            text_config=self.text_config,
+            backend=self.backend,
+            server=self.server,
+            region=self.region,
+            tier=self.tier,
+            resources=dict(self.resources),
+            limits=dict(self.limits),
+            labels=self.labels,
+            ttl=parse_duration(self.ttl) if self.ttl else None,
+            embedder=EmbedderSpec.parse(self.embedder, self.fallbacks) if self.embedder else None,
+            chunking=ChunkingSpec(max_tokens=self.chunk_tokens, overlap=self.chunk_overlap),
+        )
+
+
+# Every option's default, for front ends that declare their own flags (the CLI).
+DEFAULTS = TenantOptions(id="")

@@ -1,1 +1,0 @@
-"""Talking to Neon's API: a rate-limited, retrying client over the neon-api package."""
