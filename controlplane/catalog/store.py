@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -261,23 +263,28 @@ class Catalog:
             }
 
     @asynccontextmanager
-    async def tenant_lock(self, tenant_id: str) -> AsyncIterator[None]:
-        """Hold the tenant's lifecycle lock, or raise TenantBusy if another holder has it.
+    async def tenant_lock(self, tenant_id: str, *, wait: float = 0.0) -> AsyncIterator[None]:
+        """Hold the tenant's lifecycle lock, or raise TenantBusy if another holder has it
+        (still, after ``wait`` seconds).
 
         A session-level advisory lock on a dedicated connection: if the holder dies, its
         connection closes and the lock is released, which is how reconcile tells a
-        crashed operation from one still in progress.
+        crashed operation from one still in progress. The release is not instant -- the
+        dead holder's server session ends when it notices its client gone -- so
+        reconcile waits a moment before it calls an operation in progress.
         """
         with self._translate():
             conn = await self._engine.connect()
         try:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             params = {"c": _LOCK_CLASS, "t": tenant_id}
-            got = (
+            deadline = time.monotonic() + wait
+            while not (
                 await conn.execute(text("SELECT pg_try_advisory_lock(:c, hashtext(:t))"), params)
-            ).scalar()
-            if not got:
-                raise TenantBusy(tenant_id)
+            ).scalar():
+                if time.monotonic() >= deadline:
+                    raise TenantBusy(tenant_id)
+                await asyncio.sleep(0.05)
             try:
                 yield
             finally:

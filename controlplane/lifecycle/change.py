@@ -1,8 +1,15 @@
-"""One shape for every per-tenant change: lock, the right state, an operation, notify."""
+"""One shape for every per-tenant change: lock, the right state, an operation, notify.
+
+A change is a small object saying what it is (``action``), the state the tenant must be
+in, what the operation row records about it (``details``, which also validates it
+against the tenant), and how it is done (``apply``). :func:`run_change` does the rest
+the same way for all of them: the tenant's lock, a check of its state under the lock,
+an operation row that ends succeeded or failed with the error, and the routers of this
+process told.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from controlplane.context import PlaneContext
@@ -11,46 +18,63 @@ from controlplane.model.records import (
     OperationOutcome,
     Tenant,
     TenantState,
+    check_transition,
     validate_tenant_id,
 )
 
-__all__ = ["change_tenant"]
-
-# Given the tenant as the catalog has it (under its lock): the operation's details and
-# the work, which applies the change and returns the updated record.
-Plan = Callable[[Tenant], tuple[dict[str, Any], Callable[[], Awaitable[Tenant]]]]
+__all__ = ["TenantChange", "run_change", "set_state"]
 
 
-async def change_tenant(
-    plane: PlaneContext,
-    tenant_id: str,
-    action: str,
-    actor: str,
-    plan: Plan,
-    *,
-    state: TenantState = TenantState.READY,
-    only_if: Callable[[Tenant], Awaitable[bool]] | None = None,
+class TenantChange:
+    """Subclass and give ``action``, ``details`` and ``apply``; the rest has defaults."""
+
+    action: str
+    # The state the tenant must be in (a change that moves it says so with set_state).
+    state: TenantState = TenantState.READY
+
+    def details(self, tenant: Tenant) -> dict[str, Any]:
+        """What the operation row records; raise InvalidRequest if the change cannot
+        apply to this tenant. Called under the lock, before anything is done."""
+        return {}
+
+    async def applies(self, plane: PlaneContext, tenant: Tenant) -> bool:
+        """False declines the change: no operation, the tenant returned as it is."""
+        return True
+
+    async def apply(self, plane: PlaneContext, tenant: Tenant) -> Tenant:
+        """Do it, and return the tenant as the catalog has it afterwards."""
+        raise NotImplementedError
+
+
+async def run_change(
+    plane: PlaneContext, tenant_id: str, change: TenantChange, *, actor: str
 ) -> Tenant:
-    """Run ``plan``'s work on a tenant in ``state`` under its lock, recorded as ``action``.
-
-    ``only_if``, checked under the lock, may decline the change: the tenant is returned
-    as it is and no operation is recorded (a restart of a server that runs after all).
-    """
+    """Run ``change`` on the tenant under its lock, recorded as an operation."""
     validate_tenant_id(tenant_id)
     catalog = plane.catalog
+    action, state = change.action, change.state
     async with catalog.tenant_lock(tenant_id):
         tenant = await catalog.get_tenant(tenant_id)
         if tenant.state is not state:
             raise Conflict(f"tenant {tenant_id!r} is {tenant.state}; run {action} when {state}")
-        if only_if is not None and not await only_if(tenant):
+        if not await change.applies(plane, tenant):
             return tenant
-        details, work = plan(tenant)
+        details = change.details(tenant)
         operation = await catalog.begin_operation(action, actor, tenant=tenant, details=details)
         try:
-            updated = await work()
+            updated = await change.apply(plane, tenant)
         except TenantvecError as exc:
             await catalog.end_operation(operation, OperationOutcome.FAILED, error=str(exc))
             raise
         await catalog.end_operation(operation, OperationOutcome.SUCCEEDED)
     await plane.tenant_changed(tenant_id)
     return updated
+
+
+async def set_state(
+    plane: PlaneContext, tenant: Tenant, target: TenantState, **changes: Any
+) -> Tenant:
+    """Record that ``tenant`` is now ``target`` (with other ``changes`` to its row):
+    the one place a tenant's state is written, and only along ``TRANSITIONS``."""
+    check_transition(tenant.state, target)
+    return await plane.catalog.update_tenant(tenant.uid, state=target.value, **changes)

@@ -10,11 +10,10 @@ backfill has run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from controlplane.context import PlaneContext
-from controlplane.lifecycle.change import change_tenant
+from controlplane.lifecycle.change import TenantChange, run_change
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.records import Tenant
 from controlplane.pgconnect import connect
@@ -35,33 +34,45 @@ async def set_embedder(
     actor: str,
 ) -> Tenant:
     plane.embedders.for_spec(embedder)  # refuses a provider that is not configured
+    return await run_change(plane, tenant_id, SetEmbedder(embedder, dims), actor=actor)
 
-    def plan(tenant: Tenant) -> tuple[dict[str, Any], Callable[[], Awaitable[Tenant]]]:
-        new_dims = dims or tenant.dims
-        schema = SchemaSpec(
-            dims=new_dims,
+
+class SetEmbedder(TenantChange):
+    action = "set-embedder"
+
+    def __init__(self, embedder: EmbedderSpec, dims: int | None) -> None:
+        self.embedder = embedder
+        self.dims = dims
+
+    def details(self, tenant: Tenant) -> dict[str, Any]:
+        self._schema(tenant)  # validates the dimensions against the index kind
+        details = {"from": str(tenant.embedder), "to": str(self.embedder)}
+        if self._dims(tenant) != tenant.dims:
+            details["dims"] = f"{tenant.dims} -> {self._dims(tenant)}"
+        logger.info("tenant %s: embedder %s (%s)", tenant.id, self.embedder, details)
+        return details
+
+    async def apply(self, plane: PlaneContext, tenant: Tenant) -> Tenant:
+        new_dims = self._dims(tenant)
+        if new_dims != tenant.dims:
+            async with connect(
+                plane.service_conninfo(tenant),
+                where=f"tenant {tenant.id!r}",
+                timeout=plane.settings.connect_timeout,
+                autocommit=False,
+            ) as conn:
+                await change_dimensions(conn, self._schema(tenant))
+        return await plane.catalog.update_tenant(
+            tenant.uid, embedder=self.embedder.to_json(), dims=new_dims
+        )
+
+    def _dims(self, tenant: Tenant) -> int:
+        return self.dims or tenant.dims
+
+    def _schema(self, tenant: Tenant) -> SchemaSpec:
+        return SchemaSpec(
+            dims=self._dims(tenant),
             metric=tenant.metric,
             index=tenant.index,
             text_config=tenant.text_config,
-        )  # validates the dimensions against the index kind
-        details = {"from": str(tenant.embedder), "to": str(embedder)}
-        if new_dims != tenant.dims:
-            details["dims"] = f"{tenant.dims} -> {new_dims}"
-
-        async def work() -> Tenant:
-            if new_dims != tenant.dims:
-                async with connect(
-                    plane.service_conninfo(tenant),
-                    where=f"tenant {tenant_id!r}",
-                    timeout=plane.settings.connect_timeout,
-                    autocommit=False,
-                ) as conn:
-                    await change_dimensions(conn, schema)
-            return await plane.catalog.update_tenant(
-                tenant.uid, embedder=embedder.to_json(), dims=new_dims
-            )
-
-        logger.info("tenant %s: embedder %s (%s)", tenant_id, embedder, details)
-        return details, work
-
-    return await change_tenant(plane, tenant_id, "set-embedder", actor, plan)
+        )

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from controlplane.context import PlaneContext
-from controlplane.lifecycle.change import change_tenant
+from controlplane.lifecycle.change import TenantChange, run_change
 from controlplane.model.records import Tenant
 from controlplane.pgconnect import connect
 from tenant_schema.reshape import rebuild_vector_index
@@ -28,32 +27,39 @@ logger = logging.getLogger("tenantvec.lifecycle")
 
 async def set_index(plane: PlaneContext, tenant_id: str, index: IndexSpec, *, actor: str) -> Tenant:
     """Build ``index`` for the tenant's chunks, replace the old one, record it."""
-
-    def plan(tenant: Tenant) -> tuple[dict[str, Any], Callable[[], Awaitable[Tenant]]]:
-        schema = SchemaSpec(
-            dims=tenant.dims, metric=tenant.metric, index=index, text_config=tenant.text_config
-        )  # validates the index kind against the dimensions
-        details = {
-            "from": {"kind": tenant.index.kind.value, **tenant.index.params()},
-            "to": {"kind": index.kind.value, **index.params()},
-        }
-
-        async def work() -> Tenant:
-            async with connect(
-                plane.service_conninfo(tenant),
-                where=f"tenant {tenant_id!r}",
-                timeout=plane.settings.connect_timeout,
-            ) as conn:
-                await rebuild_vector_index(conn, schema)
-            return await plane.catalog.update_tenant(
-                tenant.uid, index_kind=index.kind.value, index_params=index.params()
-            )
-
-        return details, work
-
     started = time.perf_counter()
-    updated = await change_tenant(plane, tenant_id, "set-index", actor, plan)
+    updated = await run_change(plane, tenant_id, SetIndex(index), actor=actor)
     logger.info(
         "tenant %s: %s index built in %.1fs", tenant_id, index.kind, time.perf_counter() - started
     )
     return updated
+
+
+class SetIndex(TenantChange):
+    action = "set-index"
+
+    def __init__(self, index: IndexSpec) -> None:
+        self.index = index
+
+    def details(self, tenant: Tenant) -> dict[str, Any]:
+        self._schema(tenant)  # validates the index kind against the dimensions
+        return {
+            "from": {"kind": tenant.index.kind.value, **tenant.index.params()},
+            "to": {"kind": self.index.kind.value, **self.index.params()},
+        }
+
+    async def apply(self, plane: PlaneContext, tenant: Tenant) -> Tenant:
+        async with connect(
+            plane.service_conninfo(tenant),
+            where=f"tenant {tenant.id!r}",
+            timeout=plane.settings.connect_timeout,
+        ) as conn:
+            await rebuild_vector_index(conn, self._schema(tenant))
+        return await plane.catalog.update_tenant(
+            tenant.uid, index_kind=self.index.kind.value, index_params=self.index.params()
+        )
+
+    def _schema(self, tenant: Tenant) -> SchemaSpec:
+        return SchemaSpec(
+            dims=tenant.dims, metric=tenant.metric, index=self.index, text_config=tenant.text_config
+        )

@@ -9,11 +9,11 @@ server first, then the catalog records it; routers reconnect with the new timeou
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from controlplane.context import PlaneContext
-from controlplane.lifecycle.change import change_tenant
+from controlplane.lifecycle.change import TenantChange, run_change
 from controlplane.lifecycle.retry import with_retries
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Tenant
@@ -35,22 +35,34 @@ async def set_limits(
     ``overrides`` (``connection_limit``, ``statement_timeout``,
     ``idle_in_transaction_timeout``) applied on top."""
 
-    def plan(tenant: Tenant) -> tuple[dict[str, Any], Callable[[], Awaitable[Tenant]]]:
-        current = RoleLimits.from_json(tenant.placement.get("limits"))
-        limits = RoleLimits.resolve(tier or current.tier, overrides)
-        details = {"from": current.to_json(), "to": limits.to_json()}
+    return await run_change(plane, tenant_id, SetLimits(tier, overrides), actor=actor)
 
-        async def work() -> Tenant:
-            backend = plane.backend(tenant.backend)
-            await with_retries(
-                lambda: backend.set_limits(tenant, limits), seconds=plane.settings.retry_seconds
-            )
-            updated = await plane.catalog.update_tenant(
-                tenant.uid, placement={**tenant.placement, "limits": limits.to_json()}
-            )
-            logger.info("tenant %s: limits now %s", tenant.id, limits.to_json())
-            return updated
 
-        return details, work
+class SetLimits(TenantChange):
+    action = "set-limits"
 
-    return await change_tenant(plane, tenant_id, "set-limits", actor, plan)
+    def __init__(self, tier: str | None, overrides: Mapping[str, Any]) -> None:
+        self.tier = tier
+        self.overrides = overrides
+
+    def details(self, tenant: Tenant) -> dict[str, Any]:
+        return {"from": _current(tenant).to_json(), "to": self._limits(tenant).to_json()}
+
+    async def apply(self, plane: PlaneContext, tenant: Tenant) -> Tenant:
+        limits = self._limits(tenant)
+        backend = plane.backend(tenant.backend)
+        await with_retries(
+            lambda: backend.set_limits(tenant, limits), seconds=backend.retry_seconds
+        )
+        updated = await plane.catalog.update_tenant(
+            tenant.uid, placement={**tenant.placement, "limits": limits.to_json()}
+        )
+        logger.info("tenant %s: limits now %s", tenant.id, limits.to_json())
+        return updated
+
+    def _limits(self, tenant: Tenant) -> RoleLimits:
+        return RoleLimits.resolve(self.tier or _current(tenant).tier, self.overrides)
+
+
+def _current(tenant: Tenant) -> RoleLimits:
+    return RoleLimits.from_json(tenant.placement.get("limits"))

@@ -73,12 +73,12 @@ async def _migrate_locked(
             f"tenant is {tenant.state}, not ready",
         )
     operation = await plane.catalog.begin_operation("migrate", actor, tenant=tenant)
-    seconds = plane.settings.retry_seconds
+    backend = plane.backend(tenant.backend)
+    seconds = backend.retry_seconds
     try:
         # Its layout first (opaque names, service role, limits): the schema is then
         # applied through the service role.
         checkpoint = checkpoint_for(plane, tenant, resuming=True)
-        backend = plane.backend(tenant.backend)
         await with_retries(lambda: backend.conform(checkpoint.tenant, checkpoint), seconds=seconds)
         if checkpoint.tenant.updated_at != tenant.updated_at:
             tenant = checkpoint.tenant

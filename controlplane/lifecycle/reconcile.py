@@ -22,6 +22,7 @@ from controlplane.backends.base import OwnedResource
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.errors import TenantBusy, TenantvecError
+from controlplane.lifecycle.change import set_state
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import delete_tenant, finish_delete, finish_provisioning
 from controlplane.model.limits import RoleLimits
@@ -39,6 +40,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("tenantvec.reconcile")
+
+# How long a lock whose holder just died may take to be released (its server session
+# ends when it notices): reconcile waits this long before calling an operation live.
+DEAD_HOLDER_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,7 @@ def _records(tenant: Tenant, resource: OwnedResource) -> bool:
 
 async def _repair(plane: PlaneContext, stuck: Tenant, actor: str) -> Repair:
     try:
-        async with plane.catalog.tenant_lock(stuck.id):
+        async with plane.catalog.tenant_lock(stuck.id, wait=DEAD_HOLDER_SECONDS):
             tenant = await plane.catalog.find_tenant(stuck.id)
             if tenant is None or tenant.uid != stuck.uid or tenant.state != stuck.state:
                 return Repair(stuck.id, stuck.state, "already-settled", "ok")
@@ -234,7 +239,7 @@ async def _finish_interrupted(plane: PlaneContext, actor: str) -> list[Repair]:
         if tenant is None:
             continue
         try:
-            async with catalog.tenant_lock(tenant.id):
+            async with catalog.tenant_lock(tenant.id, wait=DEAD_HOLDER_SECONDS):
                 current = await catalog.find_operation(operation.id)
                 if current is None or current.outcome is not OperationOutcome.RUNNING:
                     continue  # it ended while we looked
@@ -265,7 +270,7 @@ async def _finish_interrupted(plane: PlaneContext, actor: str) -> list[Repair]:
 async def _converge(plane: PlaneContext, tenant: Tenant, target: TenantState) -> None:
     """Make the backend serve (``ready``) or not (``suspended``), and record ``target``."""
     backend = plane.backend(tenant.backend)
-    seconds = plane.settings.retry_seconds
+    seconds = backend.retry_seconds
     if target is TenantState.READY:
         await with_retries(lambda: backend.resume(tenant), seconds=seconds)
         limits = RoleLimits.from_json(tenant.placement.get("limits"))
@@ -273,7 +278,7 @@ async def _converge(plane: PlaneContext, tenant: Tenant, target: TenantState) ->
     else:
         await with_retries(lambda: backend.suspend(tenant), seconds=seconds)
     if tenant.state is not target:
-        await plane.catalog.update_tenant(tenant.uid, state=target.value)
+        await set_state(plane, tenant, target)
 
 
 async def _remove_orphan(plane: PlaneContext, resource: OwnedResource, actor: str) -> bool:

@@ -11,12 +11,11 @@ comes back even when nobody asks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from controlplane.context import PlaneContext
 from controlplane.errors import Conflict, TenantBusy, TenantvecError
-from controlplane.lifecycle.change import change_tenant
+from controlplane.lifecycle.change import TenantChange, run_change
 from controlplane.lifecycle.retry import with_retries
 from controlplane.model.records import Tenant, TenantState
 
@@ -36,27 +35,29 @@ async def restart_if_down(plane: PlaneContext, tenant_id: str, *, actor: str) ->
     if not backend.supervises:
         return False
 
-    restarted = False
+    restart = Restart()
+    await run_change(plane, tenant_id, restart, actor=actor)
+    return restart.restarted
 
-    async def is_down(current: Tenant) -> bool:
-        return not await backend.running(current)
 
-    def plan(current: Tenant) -> tuple[dict[str, Any], Callable[[], Awaitable[Tenant]]]:
-        async def work() -> Tenant:
-            nonlocal restarted
-            logger.warning("tenant %s: its server is not running; restarting it", current.id)
-            await with_retries(
-                lambda: backend.resume(current), seconds=plane.settings.retry_seconds
-            )
-            restarted = True
-            return current
+class Restart(TenantChange):
+    action = "restart"
 
-        return {"backend": current.backend, "reason": "its server was not running"}, work
+    def __init__(self) -> None:
+        self.restarted = False
 
-    await change_tenant(
-        plane, tenant_id, "restart", actor, plan, state=TenantState.READY, only_if=is_down
-    )
-    return restarted
+    def details(self, tenant: Tenant) -> dict[str, Any]:
+        return {"backend": tenant.backend, "reason": "its server was not running"}
+
+    async def applies(self, plane: PlaneContext, tenant: Tenant) -> bool:
+        return not await plane.backend(tenant.backend).running(tenant)
+
+    async def apply(self, plane: PlaneContext, tenant: Tenant) -> Tenant:
+        logger.warning("tenant %s: its server is not running; restarting it", tenant.id)
+        backend = plane.backend(tenant.backend)
+        await with_retries(lambda: backend.resume(tenant), seconds=backend.retry_seconds)
+        self.restarted = True
+        return tenant
 
 
 async def supervise(plane: PlaneContext, *, actor: str) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from controlplane.context import PlaneContext
 from controlplane.errors import Conflict, TenantBusy, TenantvecError
-from controlplane.lifecycle.change import change_tenant
+from controlplane.lifecycle.change import TenantChange, run_change, set_state
 from controlplane.lifecycle.retry import with_retries
 from controlplane.model.records import Tenant, TenantState, validate_tenant_id
 
@@ -90,22 +90,35 @@ async def _switch(
     current = await plane.catalog.get_tenant(tenant_id)
     if current.state is to:
         return current
-    suspending = to is TenantState.SUSPENDED
-    action = "suspend" if suspending else "resume"
+    return await run_change(plane, tenant_id, Switch(to, trigger, only_if), actor=actor)
 
-    def plan(tenant: Tenant) -> tuple[dict[str, Any], Callable[[], Awaitable[Tenant]]]:
+
+class Switch(TenantChange):
+    """Suspend a ready tenant, or resume a suspended one."""
+
+    def __init__(
+        self,
+        to: TenantState,
+        trigger: str,
+        only_if: Callable[[Tenant], Awaitable[bool]] | None,
+    ) -> None:
+        suspending = to is TenantState.SUSPENDED
+        self.action = "suspend" if suspending else "resume"
+        self.state = TenantState.READY if suspending else TenantState.SUSPENDED
+        self.to = to
+        self.trigger = trigger
+        self._only_if = only_if
+
+    def details(self, tenant: Tenant) -> dict[str, Any]:
+        return {"backend": tenant.backend, "trigger": self.trigger}
+
+    async def applies(self, plane: PlaneContext, tenant: Tenant) -> bool:
+        return self._only_if is None or await self._only_if(tenant)
+
+    async def apply(self, plane: PlaneContext, tenant: Tenant) -> Tenant:
         backend = plane.backend(tenant.backend)
-        step = backend.suspend if suspending else backend.resume
-
-        async def work() -> Tenant:
-            await with_retries(lambda: step(tenant), seconds=plane.settings.retry_seconds)
-            updated = await plane.catalog.update_tenant(tenant.uid, state=to.value)
-            logger.info("tenant %s: %s (%s)", tenant.id, to.value, trigger)
-            return updated
-
-        return {"backend": tenant.backend, "trigger": trigger}, work
-
-    required = TenantState.READY if suspending else TenantState.SUSPENDED
-    return await change_tenant(
-        plane, tenant_id, action, actor, plan, state=required, only_if=only_if
-    )
+        step = backend.suspend if self.to is TenantState.SUSPENDED else backend.resume
+        await with_retries(lambda: step(tenant), seconds=backend.retry_seconds)
+        updated = await set_state(plane, tenant, self.to)
+        logger.info("tenant %s: %s (%s)", tenant.id, self.to.value, self.trigger)
+        return updated

@@ -1,10 +1,5 @@
-"""Tenant lifecycle: the state machine over backends, with operations and retries.
-
-::
-
-    create ─> provisioning ─> ready <─> suspended
-                    │           │
-                    └─> failed ─┴─> deleting ─> deleted
+"""Creating and deleting tenants: the lifecycle's first and last transitions
+(``model.records.TRANSITIONS`` draws them all), over the backends.
 
 Every transition happens under the tenant's lock and is recorded as an operation. The
 catalog row (with placement and the encrypted DSN) is written before any resource is
@@ -30,6 +25,7 @@ from controlplane.errors import (
     TenantvecError,
 )
 from controlplane.failpoints import failpoint
+from controlplane.lifecycle.change import set_state
 from controlplane.lifecycle.retry import with_retries
 from controlplane.model.compute import ComputeSpec
 from controlplane.model.embedder import EmbedderSpec
@@ -128,7 +124,7 @@ async def finish_provisioning(
     """
     catalog = plane.catalog
     backend = plane.backend(tenant.backend)
-    seconds = plane.settings.retry_seconds
+    seconds = backend.retry_seconds
     operation = await catalog.begin_operation(action, actor, tenant=tenant)
     try:
         checkpoint = checkpoint_for(plane, tenant, resuming=action != "create")
@@ -151,8 +147,8 @@ async def finish_provisioning(
     except Exception as exc:
         await _fail(plane, tenant, operation, exc)
         raise
-    ready = await catalog.update_tenant(
-        tenant.uid, state=TenantState.READY.value, schema_version=report.to_version, error=None
+    ready = await set_state(
+        plane, tenant, TenantState.READY, schema_version=report.to_version, error=None
     )
     await catalog.end_operation(
         operation, OperationOutcome.SUCCEEDED, details={"schema_version": report.to_version}
@@ -210,21 +206,22 @@ async def finish_delete(plane: PlaneContext, tenant: Tenant, *, actor: str, acti
     catalog = plane.catalog
     backend = plane.backend(tenant.backend)
     if tenant.state is not TenantState.DELETING:
-        tenant = await catalog.update_tenant(tenant.uid, state=TenantState.DELETING.value)
+        tenant = await set_state(plane, tenant, TenantState.DELETING)
     # Routers in this process close the tenant's pool now; others notice within their
     # route TTL (and DROP DATABASE ... FORCE ends their sessions meanwhile).
     await plane.tenant_changed(tenant.id)
     operation = await catalog.begin_operation(action, actor, tenant=tenant)
     try:
         failpoint(plane.settings, "delete.after_catalog")
-        await with_retries(lambda: backend.delete(tenant), seconds=plane.settings.retry_seconds)
+        await with_retries(lambda: backend.delete(tenant), seconds=backend.retry_seconds)
         failpoint(plane.settings, "delete.after_resources")
     except Exception as exc:
         await _fail(plane, tenant, operation, exc)
         raise
-    deleted = await catalog.update_tenant(
-        tenant.uid,
-        state=TenantState.DELETED.value,
+    deleted = await set_state(
+        plane,
+        tenant,
+        TenantState.DELETED,
         deleted_at=utcnow(),
         dsn_encrypted=None,  # the credentials are gone with the role
         error=None,
@@ -328,5 +325,5 @@ async def _choose_server(plane: PlaneContext, requested: str | None) -> Server:
 async def _fail(plane: PlaneContext, tenant: Tenant, operation: int, exc: Exception) -> None:
     message = str(exc) if isinstance(exc, TenantvecError) else f"internal error: {exc!r}"
     logger.warning("tenant %s: %s failed: %s", tenant.id, tenant.state, message)
-    await plane.catalog.update_tenant(tenant.uid, state=TenantState.FAILED.value, error=message)
+    await set_state(plane, tenant, TenantState.FAILED, error=message)
     await plane.catalog.end_operation(operation, OperationOutcome.FAILED, error=message)

@@ -32,3 +32,6 @@ class BackendTraits(Protocol):
     # Whether connections to its tenants may set settings at start-up (libpq
     # ``options``): not through a pooler such as Neon's PgBouncer, which refuses them.
     session_options: bool
+    # How long the lifecycle retries one of its steps on transient errors (the one
+    # retry layer around backend steps): TENANTVEC_RETRY_SECONDS, or Neon's longer one.
+    retry_seconds: float

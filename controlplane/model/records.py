@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from controlplane.errors import InvalidRequest
+from controlplane.errors import Conflict, InvalidRequest
 from controlplane.inputs import check_identifier
 from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import EmbedderSpec
@@ -20,6 +20,7 @@ from tenant_schema.spec import IndexSpec, Metric, SchemaSpec
 
 __all__ = [
     "LIVE_STATES",
+    "TRANSITIONS",
     "ApiKey",
     "Operation",
     "OperationOutcome",
@@ -27,6 +28,7 @@ __all__ = [
     "ServerState",
     "Tenant",
     "TenantState",
+    "check_transition",
     "validate_server_name",
     "validate_tenant_id",
 ]
@@ -74,6 +76,31 @@ class TenantState(StrEnum):
 
 # Every state but DELETED holds the tenant id: at most one such row per id.
 LIVE_STATES = frozenset(TenantState) - {TenantState.DELETED}
+
+# The lifecycle, as data (``lifecycle.change.set_state`` holds every write to it)::
+#
+#     create ─> provisioning ─> ready <─> suspended
+#                     │           │
+#                     └─> failed ─┴─> deleting ─> deleted
+#
+# A create or a delete that fails leaves the tenant ``failed``; from there it can only be
+# deleted (a create of its id does that first). Any tenant but a deleted one can be.
+TRANSITIONS: dict[TenantState, frozenset[TenantState]] = {
+    TenantState.PROVISIONING: frozenset(
+        {TenantState.READY, TenantState.FAILED, TenantState.DELETING}
+    ),
+    TenantState.READY: frozenset({TenantState.SUSPENDED, TenantState.DELETING}),
+    TenantState.SUSPENDED: frozenset({TenantState.READY, TenantState.DELETING}),
+    TenantState.FAILED: frozenset({TenantState.DELETING}),
+    TenantState.DELETING: frozenset({TenantState.DELETED, TenantState.FAILED}),
+    TenantState.DELETED: frozenset(),
+}
+
+
+def check_transition(current: TenantState, target: TenantState) -> None:
+    """Raise Conflict unless the lifecycle lets a ``current`` tenant become ``target``."""
+    if target not in TRANSITIONS[current]:
+        raise Conflict(f"a {current} tenant cannot become {target}")
 
 
 class ServerState(StrEnum):

@@ -66,6 +66,7 @@ class DockerBackend:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self.retry_seconds = settings.retry_seconds
         self._ports = PortRegistry(settings)
         self._dir = self._ports.directory("docker")
         self._client: Any = None  # docker.DockerClient, connected on first use

@@ -60,6 +60,7 @@ class InstanceBackend:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self.retry_seconds = settings.retry_seconds
         self._ports = PortRegistry(settings)
         self._dir = self._ports.directory("instances")
 

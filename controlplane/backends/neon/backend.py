@@ -60,6 +60,9 @@ class NeonBackend:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        # Neon's own waits (a project locked by a running operation, rate limits) are
+        # longer than a local server's: the lifecycle retries its steps this long.
+        self.retry_seconds = max(settings.retry_seconds, settings.neon_retry_seconds)
         # Neon's pooler (PgBouncer) refuses start-up options.
         self.session_options = not settings.neon_pooled
         self._client: NeonClient | None = None

@@ -56,6 +56,7 @@ class PostgresBackend:
     def __init__(self, servers: ServerDirectory, settings: Settings, *, catalog_id: str) -> None:
         self._servers = servers
         self._settings = settings
+        self.retry_seconds = settings.retry_seconds
         self._timeout = settings.connect_timeout
         self._catalog_id = catalog_id
 
