@@ -124,7 +124,7 @@ async def under_load(
         default=0,
     )
     result.refused_429 = sum(1 for r in window if r.status == 429)
-    backend = plane.backends["neon"]
+    backend = plane.backend("neon")
     assert isinstance(backend, NeonBackend)
     result.limiter_wait_seconds = backend.client.limiter_wait_seconds
 

@@ -38,7 +38,12 @@ class MigrationSet:
     @classmethod
     def bundled(cls) -> MigrationSet:
         """The migrations shipped in ``tenant_schema/migrations/``."""
-        folder = resources.files("tenant_schema") / "migrations"
+        return cls.from_package("tenant_schema")
+
+    @classmethod
+    def from_package(cls, package: str) -> MigrationSet:
+        """The migrations in a package's ``migrations/`` folder (the catalog's own, too)."""
+        folder = resources.files(package) / "migrations"
         return cls._from_files((entry.name, entry.read_text()) for entry in folder.iterdir())
 
     @classmethod
@@ -66,8 +71,11 @@ class MigrationSet:
         return {m.version: m for m in self.migrations}
 
 
-def render_migration(migration: Migration, spec: SchemaSpec) -> sql.Composed:
-    """Fill a migration's placeholders with the tenant's settings, as composed SQL."""
+def render_migration(migration: Migration, spec: SchemaSpec | None) -> sql.SQL | sql.Composed:
+    """Fill a migration's placeholders with the tenant's settings, as composed SQL; with
+    no spec (the catalog's migrations), the file as written."""
+    if spec is None:
+        return sql.SQL(migration.template)  # a file of ours, not input
     try:
         return sql.SQL(migration.template).format(
             dims=sql.Literal(spec.dims),

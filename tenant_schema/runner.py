@@ -1,4 +1,4 @@
-"""Applying migrations to one tenant database.
+"""Applying migrations to one database: a tenant's, or the catalog's own.
 
 Each migration runs in its own transaction together with its ``schema_migrations`` row,
 under a transaction-scoped advisory lock, so concurrent runners on one database apply
@@ -58,16 +58,23 @@ async def applied_version(conn: psycopg.AsyncConnection[Any]) -> int:
 
 async def migrate(
     conn: psycopg.AsyncConnection[Any],
-    spec: SchemaSpec,
+    spec: SchemaSpec | None,
     migrations: MigrationSet | None = None,
     *,
     target: int | None = None,
 ) -> MigrationReport:
-    """Bring the database behind ``conn`` (autocommit off) up to ``target`` (latest)."""
+    """Bring the database behind ``conn`` (autocommit off) up to ``target`` (latest).
+
+    ``spec`` renders a tenant's migrations; None applies files as written (the
+    catalog's).
+    """
     migrations = migrations or MigrationSet.bundled()
     target = migrations.latest if target is None else target
     known = migrations.by_version()
     async with conn.transaction():
+        # Under the lock: runners starting together on a fresh database (API workers on
+        # a new catalog) would otherwise race to create the ledger.
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         await conn.execute(_CREATE_LEDGER)
     applied = await _ledger(conn)
     _verify(applied, known)

@@ -10,32 +10,23 @@ is idle.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Float, Text, cast, func, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+
+from controlplane.catalog.models import TenantRow
 
 __all__ = ["ActivityLog"]
 
-_TOUCH = text(
-    """
-    UPDATE tenants t
-    SET last_active_at = greatest(t.last_active_at, now() - make_interval(secs => v.ago))
-    FROM unnest(CAST(:ids AS text[]), CAST(:agos AS float8[])) AS v(id, ago)
-    WHERE t.id = v.id AND t.state <> 'deleted'
-    """
-)
-# A tenant never used since it became ready counts from then (updated_at).
-_IDLE = text(
-    """
-    SELECT id FROM tenants
-    WHERE state = 'ready'
-      AND greatest(last_active_at, updated_at) < now() - make_interval(secs => :idle)
-      AND (CAST(:uid AS uuid) IS NULL OR uid = CAST(:uid AS uuid))
-    ORDER BY id
-    """
-)
+
+def _ago(seconds: Any) -> Any:
+    return func.now() - func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
 
 class ActivityLog:
@@ -51,8 +42,23 @@ class ActivityLog:
             return
         with self._translate():
             async with self._engine.begin() as conn:
+                # One statement for all of them: UPDATE ... FROM unnest(ids, ages).
+                used = (
+                    func.unnest(
+                        cast(literal(list(ages)), ARRAY(Text)),
+                        cast(literal([max(0.0, a) for a in ages.values()]), ARRAY(Float)),
+                    )
+                    .table_valued("id", "ago")
+                    .render_derived(name="used")
+                )
                 await conn.execute(
-                    _TOUCH, {"ids": list(ages), "agos": [max(0.0, a) for a in ages.values()]}
+                    update(TenantRow)
+                    .where(col(TenantRow.id) == used.c.id, col(TenantRow.state) != "deleted")
+                    .values(
+                        last_active_at=func.greatest(
+                            col(TenantRow.last_active_at), _ago(used.c.ago)
+                        )
+                    )
                 )
 
     async def idle(self, seconds: float) -> list[str]:
@@ -65,7 +71,15 @@ class ActivityLog:
         return bool(await self._idle(seconds, uid))
 
     async def _idle(self, seconds: float, uid: str | None) -> list[str]:
+        # A tenant never used since it became ready counts from then (updated_at).
+        last_use = func.greatest(col(TenantRow.last_active_at), col(TenantRow.updated_at))
+        idle = (
+            select(col(TenantRow.id))
+            .where(col(TenantRow.state) == "ready", last_use < _ago(seconds))
+            .order_by(col(TenantRow.id))
+        )
+        if uid is not None:
+            idle = idle.where(col(TenantRow.uid) == uuid.UUID(uid))
         with self._translate():
             async with self._engine.connect() as conn:
-                result = await conn.execute(_IDLE, {"idle": seconds, "uid": uid})
-                return [str(row[0]) for row in result]
+                return [str(row[0]) for row in await conn.execute(idle)]

@@ -11,32 +11,20 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+
+from controlplane.catalog.models import JobRow
 
 __all__ = ["JobQueue", "QueuedJob"]
 
-_CLAIM = text(
-    """
-    UPDATE job_queue
-    SET lease_owner = :owner,
-        lease_expires_at = now() + make_interval(secs => :lease),
-        attempts = attempts + 1
-    WHERE id = (
-        SELECT id FROM job_queue
-        WHERE lease_expires_at IS NULL OR lease_expires_at < now()
-        ORDER BY created_at
-        FOR UPDATE SKIP LOCKED
-        LIMIT 1
-    )
-    RETURNING id, tenant_uid, tenant_id, attempts
-    """
-)
-_RENEW = text(
-    "UPDATE job_queue SET lease_expires_at = now() + make_interval(secs => :lease) "
-    "WHERE id = :id AND lease_owner = :owner"
-)
+
+def _lease_until(seconds: float) -> ColumnElement[Any]:
+    return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
 
 @dataclass(frozen=True)
@@ -58,18 +46,50 @@ class JobQueue:
         with self._translate():
             async with self._engine.begin() as conn:
                 await conn.execute(
-                    text(
-                        "INSERT INTO job_queue (id, tenant_uid, tenant_id, created_at, attempts) "
-                        "VALUES (:id, :uid, :tid, now(), 0) ON CONFLICT (id) DO NOTHING"
-                    ),
-                    {"id": uuid.UUID(job_id), "uid": uuid.UUID(tenant_uid), "tid": tenant_id},
+                    pg_insert(JobRow)
+                    .values(
+                        id=uuid.UUID(job_id),
+                        tenant_uid=uuid.UUID(tenant_uid),
+                        tenant_id=tenant_id,
+                        created_at=func.now(),
+                        attempts=0,
+                    )
+                    .on_conflict_do_nothing(index_elements=["id"])
                 )
 
     async def claim(self, owner: str, lease_seconds: float) -> QueuedJob | None:
         """The oldest job nobody holds (or whose holder's lease ran out), now ours."""
         with self._translate():
             async with self._engine.begin() as conn:
-                row = (await conn.execute(_CLAIM, {"owner": owner, "lease": lease_seconds})).first()
+                free = (
+                    select(col(JobRow.id))
+                    .where(
+                        or_(
+                            col(JobRow.lease_expires_at).is_(None),
+                            col(JobRow.lease_expires_at) < func.now(),
+                        )
+                    )
+                    .order_by(col(JobRow.created_at))
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                    .scalar_subquery()
+                )
+                claim = (
+                    update(JobRow)
+                    .where(col(JobRow.id) == free)
+                    .values(
+                        lease_owner=owner,
+                        lease_expires_at=_lease_until(lease_seconds),
+                        attempts=col(JobRow.attempts) + 1,
+                    )
+                    .returning(
+                        col(JobRow.id),
+                        col(JobRow.tenant_uid),
+                        col(JobRow.tenant_id),
+                        col(JobRow.attempts),
+                    )
+                )
+                row = (await conn.execute(claim)).first()
         if row is None:
             return None
         return QueuedJob(str(row[0]), str(row[1]), str(row[2]), int(row[3]))
@@ -79,7 +99,9 @@ class JobQueue:
         with self._translate():
             async with self._engine.begin() as conn:
                 result = await conn.execute(
-                    _RENEW, {"id": uuid.UUID(job_id), "owner": owner, "lease": lease_seconds}
+                    update(JobRow)
+                    .where(col(JobRow.id) == uuid.UUID(job_id), col(JobRow.lease_owner) == owner)
+                    .values(lease_expires_at=_lease_until(lease_seconds))
                 )
         return bool(result.rowcount)
 
@@ -88,24 +110,23 @@ class JobQueue:
         with self._translate():
             async with self._engine.begin() as conn:
                 await conn.execute(
-                    text(
-                        "UPDATE job_queue SET lease_owner = NULL, lease_expires_at = NULL, "
-                        "attempts = greatest(attempts - 1, 0) "
-                        "WHERE id = :id AND lease_owner = :owner"
-                    ),
-                    {"id": uuid.UUID(job_id), "owner": owner},
+                    update(JobRow)
+                    .where(col(JobRow.id) == uuid.UUID(job_id), col(JobRow.lease_owner) == owner)
+                    .values(
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        attempts=func.greatest(col(JobRow.attempts) - 1, 0),
+                    )
                 )
 
     async def finish(self, job_id: str) -> None:
         with self._translate():
             async with self._engine.begin() as conn:
-                await conn.execute(
-                    text("DELETE FROM job_queue WHERE id = :id"), {"id": uuid.UUID(job_id)}
-                )
+                await conn.execute(delete(JobRow).where(col(JobRow.id) == uuid.UUID(job_id)))
 
     async def waiting(self) -> int:
         with self._translate():
             async with self._engine.connect() as conn:
                 return int(
-                    (await conn.execute(text("SELECT count(*) FROM job_queue"))).scalar_one()
+                    (await conn.execute(select(func.count()).select_from(JobRow))).scalar_one()
                 )

@@ -1,4 +1,6 @@
-"""The catalog's tables (SQLModel). Internal to the catalog package: see ``records``."""
+"""The catalog's tables as the ORM maps them (SQLModel). Internal to the catalog package:
+callers get ``model.records``. Their DDL -- tables, indexes, defaults -- is the
+migrations' (``catalog/migrations/``); a test holds the two to the same columns."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Text, text
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -30,11 +32,8 @@ def _ts(nullable: bool = False) -> Any:
     return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
 
 
-def _json(default: str = "'{}'::jsonb") -> Any:
-    return Field(
-        default_factory=dict,
-        sa_column=Column(JSONB, nullable=False, server_default=text(default)),
-    )
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
 
 
 class CatalogMetaRow(SQLModel, table=True):
@@ -50,13 +49,6 @@ class CatalogMetaRow(SQLModel, table=True):
 
 class TenantRow(SQLModel, table=True):
     __tablename__ = "tenants"
-    __table_args__ = (
-        # One live row per tenant id; deleted rows stay for audit and free the id.
-        Index("tenants_live_id", "id", unique=True, postgresql_where=text("state <> 'deleted'")),
-        Index("tenants_state", "state"),
-        Index("tenants_expires_at", "expires_at", postgresql_where=text("expires_at IS NOT NULL")),
-    )
-
     uid: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     id: str = Field(max_length=63)
     state: str = Field(max_length=16)
@@ -105,11 +97,6 @@ class ServerRow(SQLModel, table=True):
 
 class OperationRow(SQLModel, table=True):
     __tablename__ = "operations"
-    __table_args__ = (
-        Index("operations_tenant", "tenant_id", "started_at"),
-        Index("operations_started_at", "started_at"),
-    )
-
     id: int | None = Field(
         default=None,
         sa_column=Column(BigInteger, Identity(always=True), primary_key=True),
@@ -127,8 +114,6 @@ class OperationRow(SQLModel, table=True):
 
 class ApiKeyRow(SQLModel, table=True):
     __tablename__ = "api_keys"
-    __table_args__ = (Index("api_keys_tenant", "tenant_uid"),)
-
     id: str = Field(primary_key=True, max_length=32)
     # A key belongs to one incarnation of a tenant: a tenant deleted and created again
     # under the same id does not inherit its predecessor's keys.
@@ -151,8 +136,6 @@ class JobRow(SQLModel, table=True):
     """
 
     __tablename__ = "job_queue"
-    __table_args__ = (Index("job_queue_created_at", "created_at"),)
-
     id: uuid.UUID = Field(primary_key=True)
     tenant_uid: uuid.UUID
     tenant_id: str = Field(max_length=63)

@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import func, text
+from sqlalchemy import func, literal
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controlplane.catalog.activity import ActivityLog
@@ -24,7 +25,6 @@ from controlplane.catalog.jobs import JobQueue
 from controlplane.catalog.models import (
     ApiKeyRow,
     CatalogMetaRow,
-    JobRow,
     OperationRow,
     ServerRow,
     TenantRow,
@@ -32,6 +32,7 @@ from controlplane.catalog.models import (
 )
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
+    BackendUnavailable,
     CatalogUnavailable,
     InvalidRequest,
     OverCapacity,
@@ -53,6 +54,9 @@ from controlplane.model.records import (
     Tenant,
     TenantState,
 )
+from controlplane.pgconnect import connect
+from tenant_schema.migrations import MigrationSet
+from tenant_schema.runner import migrate
 from tenant_schema.spec import IndexSpec, Metric
 
 __all__ = ["Catalog"]
@@ -62,21 +66,9 @@ logger = logging.getLogger("tenantvec.catalog")
 # Advisory lock namespace ("tenv"); the second key is hashtext(tenant id), or 0 for
 # the catalog's own schema setup.
 _LOCK_CLASS = 0x74656E76
-_TABLES = [
-    CatalogMetaRow.__table__,  # type: ignore[attr-defined]
-    ServerRow.__table__,  # type: ignore[attr-defined]
-    TenantRow.__table__,  # type: ignore[attr-defined]
-    OperationRow.__table__,  # type: ignore[attr-defined]
-    ApiKeyRow.__table__,  # type: ignore[attr-defined]
-    JobRow.__table__,  # type: ignore[attr-defined]
-]
-# Columns added after a table was first created: create_all does not alter tables.
-_UPGRADES = [
-    "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS embedder jsonb NOT NULL DEFAULT '{}'::jsonb",
-    "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS chunking jsonb NOT NULL DEFAULT '{}'::jsonb",
-    "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS last_active_at timestamptz",
-    "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS service_dsn_encrypted text",
-]
+# The catalog's schema: versioned, checksummed files (``catalog/migrations/``) applied by
+# the runner that migrates tenant databases.
+CATALOG_MIGRATIONS = MigrationSet.from_package("controlplane.catalog")
 
 
 def sqlalchemy_url(conninfo: ConnInfo) -> URL:
@@ -97,9 +89,10 @@ class Catalog:
     Owns its SQLAlchemy engine: open with :meth:`connect`, close with :meth:`close`.
     """
 
-    def __init__(self, engine: AsyncEngine, conninfo: ConnInfo) -> None:
+    def __init__(self, engine: AsyncEngine, conninfo: ConnInfo, *, timeout: int = 5) -> None:
         self._engine = engine
         self.conninfo = conninfo
+        self._timeout = timeout
         # This catalog's own id (catalog_meta), read by ensure_schema.
         self.catalog_id = ""
         self.jobs = JobQueue(engine, self._translate)
@@ -114,7 +107,7 @@ class Catalog:
             max_overflow=20,
             connect_args={"connect_timeout": connect_timeout, "application_name": "tenantvec"},
         )
-        catalog = cls(engine, conninfo)
+        catalog = cls(engine, conninfo, timeout=connect_timeout)
         try:
             await catalog.ensure_schema()
         except BaseException:
@@ -126,33 +119,37 @@ class Catalog:
         await self._engine.dispose()
 
     async def ensure_schema(self) -> None:
+        """Migrate the catalog to this tenantvec's schema (a catalog made by an older one
+        upgrades in place), and read -- or choose, the first time -- its id."""
+        try:
+            async with connect(
+                self.conninfo, where="the catalog", timeout=self._timeout, autocommit=False
+            ) as conn:
+                await migrate(conn, None, CATALOG_MIGRATIONS)
+        except CatalogUnavailable:
+            raise
+        except BackendUnavailable as exc:  # said as every other catalog outage is
+            raise CatalogUnavailable(
+                f"the catalog database at {self.conninfo.host}:{self.conninfo.port} is "
+                f"unreachable: {exc}"
+            ) from exc
         with self._translate():
             async with self._engine.begin() as conn:
-                # Several processes may start at once against a fresh catalog.
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": _LOCK_CLASS})
-                await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=_TABLES))
-                for statement in _UPGRADES:
-                    await conn.execute(text(statement))
                 await conn.execute(
-                    text(
-                        "INSERT INTO catalog_meta (key, value) VALUES ('catalog_id', :id) "
-                        "ON CONFLICT (key) DO NOTHING"
-                    ),
-                    {"id": secrets.token_hex(8)},
+                    pg_insert(CatalogMetaRow)
+                    .values(key="catalog_id", value=secrets.token_hex(8))
+                    .on_conflict_do_nothing(index_elements=["key"])
                 )
-                self.catalog_id = str(
-                    (
-                        await conn.execute(
-                            text("SELECT value FROM catalog_meta WHERE key = 'catalog_id'")
-                        )
-                    ).scalar_one()
+                chosen = select(col(CatalogMetaRow.value)).where(
+                    col(CatalogMetaRow.key) == "catalog_id"
                 )
+                self.catalog_id = str((await conn.execute(chosen)).scalar_one())
 
     async def ping(self) -> None:
         """Raise BackendUnavailable unless the catalog answers."""
         with self._translate():
             async with self._engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+                await conn.execute(select(literal(1)))
 
     # -- tenants ----------------------------------------------------------------------
 
@@ -277,18 +274,16 @@ class Catalog:
             conn = await self._engine.connect()
         try:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            params = {"c": _LOCK_CLASS, "t": tenant_id}
+            key = (_LOCK_CLASS, func.hashtext(tenant_id))
             deadline = time.monotonic() + wait
-            while not (
-                await conn.execute(text("SELECT pg_try_advisory_lock(:c, hashtext(:t))"), params)
-            ).scalar():
+            while not (await conn.execute(select(func.pg_try_advisory_lock(*key)))).scalar():
                 if time.monotonic() >= deadline:
                     raise TenantBusy(tenant_id)
                 await asyncio.sleep(0.05)
             try:
                 yield
             finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(:c, hashtext(:t))"), params)
+                await conn.execute(select(func.pg_advisory_unlock(*key)))
         finally:
             await conn.close()
 
