@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.context import JsonOption, get_cli
-from cli.progress import progress_bar
 
 if TYPE_CHECKING:
     from controlplane.plane import ControlPlane
@@ -42,6 +41,7 @@ def chroma(
     end it checks that the counts match and that a sample of records is identical on
     both sides. Needs the chromadb package: pip install 'tenantvec[chroma]'.
     """
+    from cli.progress import progress_bar  # rich.progress loads with the bar
     from controlplane.retrieval.chroma import import_chroma
     from controlplane.routing import TenantRouter
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.context import Cli, JsonOption, get_cli
-from cli.progress import RateColumn, progress_bar
 from controlplane.errors import InvalidRequest
 from controlplane.retrieval.readers import SUFFIXES  # light: the option help names them
 
@@ -76,6 +75,7 @@ def ingest(
 async def _ingest(
     cli: Cli, router: TenantRouter, tenant: str, files: list[tuple[Path, str]], *, quiet: bool
 ) -> dict[str, Any]:
+    from cli.progress import RateColumn, progress_bar  # rich.progress loads with the bar
     from controlplane.retrieval.ingest import ingest_batch
     from controlplane.retrieval.readers import ReadFailure, read_file
 
@@ -155,6 +155,7 @@ def backfill_command(
     dimensions) and chunks embedded by another model (the model changed, or a fallback
     stood in). Safe to interrupt and run again: it goes on where it stopped.
     """
+    from cli.progress import RateColumn, progress_bar  # rich.progress loads with the bar
     from controlplane.retrieval.backfill import backfill
     from controlplane.routing import TenantRouter
 

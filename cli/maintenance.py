@@ -7,11 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from cryptography.fernet import Fernet
-from rich.progress import TextColumn
 from rich.table import Table
 
 from cli.context import Cli, JsonOption, get_cli
-from cli.progress import progress_bar
 
 if TYPE_CHECKING:
     from controlplane.lifecycle.doctor import DoctorReport
@@ -96,6 +94,9 @@ def migrate(
 async def _migrate_with_progress(
     cli: Cli, plane: ControlPlane, concurrency: int | None, *, show: bool
 ) -> list[TenantMigration]:
+    from rich.progress import TextColumn
+
+    from cli.progress import progress_bar  # rich.progress loads with the bar
     from controlplane.lifecycle.migrate import migrate_all
 
     total = len(await plane.catalog.list_tenants(states=[TenantState.READY]))

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import func, literal
+from sqlalchemy import column, func, literal, table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -122,10 +122,11 @@ class Catalog:
         """Migrate the catalog to this tenantvec's schema (a catalog made by an older one
         upgrades in place), and read -- or choose, the first time -- its id."""
         try:
-            async with connect(
-                self.conninfo, where="the catalog", timeout=self._timeout, autocommit=False
-            ) as conn:
-                await migrate(conn, None, CATALOG_MIGRATIONS)
+            if not await self._schema_is_current():
+                async with connect(
+                    self.conninfo, where="the catalog", timeout=self._timeout, autocommit=False
+                ) as conn:
+                    await migrate(conn, None, CATALOG_MIGRATIONS)
         except CatalogUnavailable:
             raise
         except BackendUnavailable as exc:  # said as every other catalog outage is
@@ -144,6 +145,18 @@ class Catalog:
                     col(CatalogMetaRow.key) == "catalog_id"
                 )
                 self.catalog_id = str((await conn.execute(chosen)).scalar_one())
+
+    async def _schema_is_current(self) -> bool:
+        """Whether every migration is applied, as written: then there is nothing for the
+        runner to do, and every command is spared a connection of its own for it."""
+        ledger = table("schema_migrations", column("version"), column("checksum"))
+        applied: dict[int, str] = {}
+        with self._translate():
+            async with self._engine.connect() as conn:
+                if (await conn.execute(select(func.to_regclass("schema_migrations")))).scalar():
+                    rows = await conn.execute(ledger.select())
+                    applied = {int(version): str(checksum) for version, checksum in rows}
+        return applied == {m.version: m.checksum for m in CATALOG_MIGRATIONS.migrations}
 
     async def ping(self) -> None:
         """Raise BackendUnavailable unless the catalog answers."""

@@ -64,7 +64,8 @@ def test_quick_run_writes_tables_plots_and_numbers(tmp_path: Path) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert set(Path("/tmp").glob("tenantvec-bench-*")) == leftovers  # server removed
+    # Its server is removed (other processes may come and go meanwhile: only new ones count).
+    assert set(Path("/tmp").glob("tenantvec-bench-*")) - leftovers == set()
 
     text = doc.read_text()
     assert "<!-- bench:tenancy -->" in text and "<!-- /bench:tenancy -->" in text

