@@ -102,7 +102,9 @@ def main() -> None:
         replace_section(args.write, "cli", report)
 
 
-def render(results: dict[tuple[str, str], Timings], trees: list[str], args: argparse.Namespace) -> str:
+def render(
+    results: dict[tuple[str, str], Timings], trees: list[str], args: argparse.Namespace
+) -> str:
     lines = [
         "## The CLI's start-up (`make bench-cli`)",
         "",
