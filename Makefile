@@ -23,8 +23,8 @@ install: $(STAMP) ## Create .venv and install tenantvec with pinned versions
 demo: $(STAMP) ## Start the embedded Postgres and walk through two isolated tenants
 	$(VENV)/bin/tenantctl demo
 
-test: $(STAMP) ## Run the whole test suite against a real embedded Postgres
-	$(PY) -m pytest
+test: $(STAMP) ## Run the whole test suite against a real embedded Postgres (two workers)
+	$(PY) -m pytest -n 2
 
 lint: $(STAMP) ## ruff (lint + format check), mypy --strict and the layer contracts (lint-imports)
 	$(VENV)/bin/ruff check .

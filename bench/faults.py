@@ -42,7 +42,7 @@ import psycopg
 from psycopg import sql
 
 from bench.fuzz import FuzzReport, fuzz
-from bench.harness import api_process, percentile, throwaway_server
+from bench.harness import api_process, clean_env, percentile, throwaway_server
 from bench.kills import Kill, kills_table, measure_kills
 from bench.machine import describe_machine, replace_section, today
 from controlplane.backends.servers import register_server
@@ -57,7 +57,7 @@ SEARCH = {"vector": [1, 0, 0], "k": 5}
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTVEC_")}
+    env = clean_env()
     env.update(
         {
             "TENANTVEC_HOME": str(settings.home),
@@ -313,6 +313,12 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=8, help="kills per backend and operation")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each load phase")
     parser.add_argument("--runs", type=int, default=5, help="instance kills through the API")
+    parser.add_argument(
+        "--greedy",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 25],
+        help="how many greedy tenants, one phase each (comma-separated)",
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
         "--examples", type=int, default=100, help="fuzz cases per operation and mode"
@@ -330,7 +336,7 @@ def main() -> None:
             out: dict[str, Any] = {}
             async with running_api(settings, TENANTVEC_SUPERVISE_SECONDS="3600") as api:
                 print("a greedy neighbour", flush=True)
-                out["greedy"] = [await measure_greedy(api, n, args.seconds) for n in (1, 25)]
+                out["greedy"] = [await measure_greedy(api, n, args.seconds) for n in args.greedy]
                 print("a killed instance", flush=True)
                 out["kill"] = await measure_instance_kill(api, args.runs)
                 print("a closed database", flush=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from controlplane.envparse import parse_port_range
 from controlplane.localpg import EmbeddedServer
 from controlplane.settings import Settings
 
@@ -34,12 +35,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without its TENANTVEC_* settings (a benchmark's
+    servers get their own) -- but for the instance ports a test run hands each worker."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TENANTVEC_") or k == "TENANTVEC_INSTANCE_PORTS"
+    }
+
+
 @contextlib.contextmanager
 def throwaway_server(**overrides: object) -> Iterator[Settings]:
     """An embedded server (durable: fsync on, unless overridden) in a temporary home;
     stopped and removed after."""
     home = Path(tempfile.mkdtemp(prefix="tenantvec-bench-"))
     values: dict[str, object] = {"pg_fsync": True, **overrides}
+    if os.environ.get("TENANTVEC_INSTANCE_PORTS"):  # a test run gives each worker its own
+        values.setdefault(
+            "instance_ports", parse_port_range(os.environ["TENANTVEC_INSTANCE_PORTS"])
+        )
     settings = Settings(home=home, pg_port=free_port(), **values)  # type: ignore[arg-type]
     server = EmbeddedServer(settings)
     server.ensure_running()
@@ -54,7 +69,7 @@ def throwaway_server(**overrides: object) -> Iterator[Settings]:
 def api_process(settings: Settings, token: str, **env: str) -> Iterator[str]:
     """``tenantctl serve`` on a free port for ``settings``; yields its base URL."""
     port = free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTVEC_")}
+    full_env = clean_env()
     full_env.update(
         {
             "TENANTVEC_HOME": str(settings.home),

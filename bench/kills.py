@@ -35,6 +35,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench.harness import clean_env
 from controlplane.backends.ports import read_manifest
 from controlplane.errors import TenantvecError
 from controlplane.lifecycle.reconcile import reconcile, survey
@@ -117,12 +118,13 @@ def plan_kills(
     for backend in backends:
         for operation in OPERATIONS:
             work = (work_seconds or WORK_SECONDS)[(backend, operation)]
-            for n in range(per_kind):
+            for _ in range(per_kind):
                 plans.append(
                     KillPlan(
                         backend,
                         operation,
-                        group=n % 2 == 1,
+                        # Alternating over all plans: one kill per kind still mixes both.
+                        group=len(plans) % 2 == 1,
                         # From just before its work begins to just after it should end.
                         delay=max(0.0, startup - 0.15) + rng.uniform(0, work + 0.25),
                     )
@@ -319,7 +321,7 @@ async def run_kills(
 
 
 def _cli_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTVEC_")}
+    env = clean_env()
     env.update(
         {
             "TENANTVEC_HOME": str(settings.home),

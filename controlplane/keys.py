@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.errors import (
@@ -33,6 +35,7 @@ from controlplane.errors import (
 )
 from controlplane.inputs import check_text
 from controlplane.model.records import ApiKey, Tenant, TenantState, validate_tenant_id
+from controlplane.model.views import IssuedKeyView
 from controlplane.routing import TenantRouter
 from controlplane.secretbox import read_or_create_secret_file
 from controlplane.settings import Settings
@@ -64,6 +67,9 @@ class IssuedKey:
 
     key: ApiKey
     secret: str  # the whole bearer token, "tvk_<id>_<secret>"
+
+    def view(self) -> IssuedKeyView:
+        return IssuedKeyView(**msgspec.structs.asdict(self.key.view()), key=self.secret)
 
     def public_dict(self) -> dict[str, object]:
         return {**self.key.public_dict(), "key": self.secret}

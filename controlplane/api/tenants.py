@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Controller, delete, get, post, put
 from litestar.params import Body, PathParameter, QueryParameter
@@ -20,12 +20,19 @@ from controlplane.lifecycle.suspend import resume_tenant, suspend_tenant
 from controlplane.lifecycle.tenants import (
     create_tenant,
     delete_tenant,
-    describe_tenant,
     list_tenants,
+    tenant_detail,
 )
 from controlplane.model.compute import Tier
 from controlplane.model.records import validate_tenant_id
 from controlplane.model.request import LimitValue, TenantOptions
+from controlplane.model.views import (
+    ApiKeyView,
+    IssuedKeyView,
+    OperationView,
+    TenantDetail,
+    TenantView,
+)
 
 __all__ = ["TenantsController"]
 
@@ -64,9 +71,7 @@ class TenantsController(Controller):
         summary="Create a tenant",
         description="Provisions the tenant's database and role and applies the schema; "
         "answers when the tenant is ready.",
-        responses=ex.ok_admin(
-            dict[str, Any], ex.TENANT, "The tenant, ready.", status=201, body=True
-        ),
+        responses=ex.ok_admin(TenantView, ex.TENANT, "The tenant, ready.", status=201, body=True),
     )
     async def create(
         self,
@@ -80,36 +85,34 @@ class TenantsController(Controller):
                 )
             ),
         ],
-    ) -> dict[str, Any]:
+    ) -> TenantView:
         tenant = await create_tenant(api.plane, data.to_request(), actor=caller.actor)
-        return tenant.public_dict()
+        return tenant.view()
 
     @get(
         "/tenants",
         operation_id="listTenants",
         summary="List tenants",
-        responses=ex.ok_admin(list[dict[str, Any]], [ex.TENANT], "Live tenants, by id."),
+        responses=ex.ok_admin(list[TenantView], [ex.TENANT], "Live tenants, by id."),
     )
     async def list_(
         self,
         api: ApiDep,
         caller: CallerDep,
         include_deleted: Annotated[bool, QueryParameter(name="include_deleted")] = False,
-    ) -> list[dict[str, Any]]:
+    ) -> list[TenantView]:
         found = await list_tenants(api.plane, include_deleted=include_deleted)
-        return [t.public_dict() for t in found]
+        return [t.view() for t in found]
 
     @get(
         "/tenants/{tenant_id:str}",
         operation_id="getTenant",
         summary="Show a tenant",
         description="The catalog record, live facts from its server and recent operations.",
-        responses=ex.ok_admin(dict[str, Any], ex.TENANT, "The tenant."),
+        responses=ex.ok_admin(TenantDetail, ex.TENANT, "The tenant."),
     )
-    async def show(
-        self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam
-    ) -> dict[str, Any]:
-        return await describe_tenant(api.plane, tenant_id)
+    async def show(self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam) -> TenantDetail:
+        return await tenant_detail(api.plane, tenant_id)
 
     @delete(
         "/tenants/{tenant_id:str}",
@@ -118,15 +121,11 @@ class TenantsController(Controller):
         description="Drops its database and role (GDPR erasure); the catalog row stays as "
         "'deleted' for audit.",
         status_code=200,
-        responses=ex.ok_admin(
-            dict[str, Any], {**ex.TENANT, "state": "deleted"}, "The deleted tenant."
-        ),
+        responses=ex.ok_admin(TenantView, {**ex.TENANT, "state": "deleted"}, "The deleted tenant."),
     )
-    async def delete_(
-        self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam
-    ) -> dict[str, Any]:
+    async def delete_(self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam) -> TenantView:
         tenant = await delete_tenant(api.plane, tenant_id, actor=caller.actor)
-        return tenant.public_dict()
+        return tenant.view()
 
     @post(
         "/tenants/{tenant_id:str}/suspend",
@@ -138,14 +137,12 @@ class TenantsController(Controller):
         "tenant.",
         status_code=200,
         responses=ex.ok_admin(
-            dict[str, Any], {**ex.TENANT, "state": "suspended"}, "The suspended tenant."
+            TenantView, {**ex.TENANT, "state": "suspended"}, "The suspended tenant."
         ),
     )
-    async def suspend(
-        self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam
-    ) -> dict[str, Any]:
+    async def suspend(self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam) -> TenantView:
         tenant = await suspend_tenant(api.plane, tenant_id, actor=caller.actor)
-        return tenant.public_dict()
+        return tenant.view()
 
     @post(
         "/tenants/{tenant_id:str}/resume",
@@ -154,13 +151,11 @@ class TenantsController(Controller):
         description="Starts a suspended tenant's compute again (its first request would "
         "too). A no-op for a ready tenant.",
         status_code=200,
-        responses=ex.ok_admin(dict[str, Any], ex.TENANT, "The ready tenant."),
+        responses=ex.ok_admin(TenantView, ex.TENANT, "The ready tenant."),
     )
-    async def resume(
-        self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam
-    ) -> dict[str, Any]:
+    async def resume(self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam) -> TenantView:
         tenant = await resume_tenant(api.plane, tenant_id, actor=caller.actor)
-        return tenant.public_dict()
+        return tenant.view()
 
     @put(
         "/tenants/{tenant_id:str}/limits",
@@ -172,7 +167,7 @@ class TenantsController(Controller):
         "statement and idle-in-transaction timeouts (durations such as '30s', or "
         "milliseconds), from a tier with single values overriding it. Applied on its "
         "server at once; the API's connections take the new timeouts too.",
-        responses=ex.ok_admin(dict[str, Any], ex.TENANT, "The tenant.", body=True),
+        responses=ex.ok_admin(TenantView, ex.TENANT, "The tenant.", body=True),
     )
     async def set_limits(
         self,
@@ -183,7 +178,7 @@ class TenantsController(Controller):
             LimitsChange,
             Body(examples=ex.example({"connection_limit": 20, "statement_timeout": "60s"})),
         ],
-    ) -> dict[str, Any]:
+    ) -> TenantView:
         overrides = {
             name: getattr(data, name)
             for name in ("connection_limit", "statement_timeout", "idle_in_transaction_timeout")
@@ -194,7 +189,7 @@ class TenantsController(Controller):
         tenant = await set_limits(
             api.plane, tenant_id, overrides, tier=data.tier, actor=caller.actor
         )
-        return tenant.public_dict()
+        return tenant.view()
 
     @post(
         "/tenants/{tenant_id:str}/keys",
@@ -204,7 +199,7 @@ class TenantsController(Controller):
         summary="Create a tenant API key",
         description="The key is in this response and nowhere else: only its hash is stored.",
         responses=ex.ok_admin(
-            dict[str, Any],
+            IssuedKeyView,
             {**ex.KEY, "key": "tvk_k3x9q2m7w1ab_<secret>"},
             "The key.",
             status=201,
@@ -219,16 +214,16 @@ class TenantsController(Controller):
         data: Annotated[
             KeyCreate | None, Body(examples=ex.example({"name": "search-backend"}))
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> IssuedKeyView:
         name = data.name if data is not None else None
         issued = await create_key(api.plane, tenant_id, actor=caller.actor, name=name)
-        return issued.public_dict()
+        return issued.view()
 
     @get(
         "/tenants/{tenant_id:str}/keys",
         operation_id="listKeys",
         summary="List a tenant's keys",
-        responses=ex.ok_admin(list[dict[str, Any]], [ex.KEY], "Keys (never their secrets)."),
+        responses=ex.ok_admin(list[ApiKeyView], [ex.KEY], "Keys (never their secrets)."),
     )
     async def list_keys(
         self,
@@ -236,9 +231,9 @@ class TenantsController(Controller):
         caller: CallerDep,
         tenant_id: TenantIdParam,
         include_revoked: Annotated[bool, QueryParameter(name="include_revoked")] = False,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ApiKeyView]:
         keys = await list_keys(api.plane, tenant_id, include_revoked=include_revoked)
-        return [k.public_dict() for k in keys]
+        return [k.view() for k in keys]
 
     @delete(
         "/tenants/{tenant_id:str}/keys/{key_id:str}",
@@ -258,7 +253,7 @@ class TenantsController(Controller):
         operation_id="listOperations",
         summary="The operation log",
         description="Newest first: every lifecycle action with actor, outcome and error.",
-        responses=ex.ok_admin(list[dict[str, Any]], [ex.OPERATION], "Operations."),
+        responses=ex.ok_admin(list[OperationView], [ex.OPERATION], "Operations."),
     )
     async def operations(
         self,
@@ -266,8 +261,8 @@ class TenantsController(Controller):
         caller: CallerDep,
         tenant: Annotated[str | None, QueryParameter(description="Only this tenant's.")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[OperationView]:
         if tenant is not None:
             validate_tenant_id(tenant)
         found = await api.plane.catalog.list_operations(tenant_id=tenant, limit=limit)
-        return [op.public_dict() for op in found]
+        return [op.view() for op in found]

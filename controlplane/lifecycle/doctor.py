@@ -64,10 +64,8 @@ def _layout_check(tenants: list[Tenant]) -> Check:
     """Tenants still named after their ids (visible to every role on their server) or
     without a service role, and tenants whose API connections lack reserved slots."""
     own = [t for t in tenants if t.backend in ("postgres", "instance", "docker")]
-    older = [t.id for t in own if int(t.placement.get("layout", 1)) < LAYOUT]
-    unreserved = [
-        t.id for t in own if t.backend == "postgres" and t.placement.get("reserved_slots") is False
-    ]
+    older = [t.id for t in own if t.where.layout < LAYOUT]
+    unreserved = [t.id for t in own if t.backend == "postgres" and t.where.reserved_slots is False]
     problems = []
     if older:
         problems.append(

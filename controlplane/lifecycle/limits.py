@@ -65,4 +65,4 @@ class SetLimits(TenantChange):
 
 
 def _current(tenant: Tenant) -> RoleLimits:
-    return RoleLimits.from_json(tenant.placement.get("limits"))
+    return tenant.where.limits

@@ -25,7 +25,6 @@ from controlplane.errors import TenantBusy, TenantvecError
 from controlplane.lifecycle.change import set_state
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import delete_tenant, finish_delete, finish_provisioning
-from controlplane.model.limits import RoleLimits
 from controlplane.model.records import OperationOutcome, Tenant, TenantState
 
 __all__ = [
@@ -273,7 +272,7 @@ async def _converge(plane: PlaneContext, tenant: Tenant, target: TenantState) ->
     seconds = backend.retry_seconds
     if target is TenantState.READY:
         await with_retries(lambda: backend.resume(tenant), seconds=seconds)
-        limits = RoleLimits.from_json(tenant.placement.get("limits"))
+        limits = tenant.where.limits
         await with_retries(lambda: backend.set_limits(tenant, limits), seconds=seconds)
     else:
         await with_retries(lambda: backend.suspend(tenant), seconds=seconds)

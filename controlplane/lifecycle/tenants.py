@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
+
 from controlplane.backends.base import Backend, Checkpoint
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
@@ -39,6 +41,7 @@ from controlplane.model.records import (
     validate_tenant_id,
 )
 from controlplane.model.request import TenantRequest
+from controlplane.model.views import TenantDetail
 from controlplane.pgconnect import connect
 from tenant_schema.runner import MigrationReport, migrate
 
@@ -53,6 +56,7 @@ __all__ = [
     "finish_delete",
     "finish_provisioning",
     "list_tenants",
+    "tenant_detail",
     "tenant_conninfo",
 ]
 
@@ -264,19 +268,27 @@ async def tenant_conninfo(plane: PlaneContext, tenant_id: str) -> ConnInfo:
 
 async def describe_tenant(plane: PlaneContext, tenant_id: str) -> dict[str, Any]:
     """The catalog's record plus live facts from the backend (when reachable)."""
+    data = msgspec.to_builtins(await tenant_detail(plane, tenant_id))
+    assert isinstance(data, dict)
+    return data
+
+
+async def tenant_detail(plane: PlaneContext, tenant_id: str) -> TenantDetail:
+    """:func:`describe_tenant`, typed (the API's answer)."""
     validate_tenant_id(tenant_id)
     tenant = await plane.catalog.get_tenant(tenant_id)
-    data = tenant.public_dict()
+    live: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     if tenant.state in (TenantState.READY, TenantState.SUSPENDED):
         try:
-            data["live"] = await plane.backend(tenant.backend).describe(tenant)
+            live = await plane.backend(tenant.backend).describe(tenant)
         except TenantvecError as exc:
-            data["live"] = {"error": str(exc)}
-    data["operations"] = [
-        op.public_dict()
-        for op in await plane.catalog.list_operations(tenant_id=tenant_id, limit=10)
-    ]
-    return data
+            live = {"error": str(exc)}
+    operations = await plane.catalog.list_operations(tenant_id=tenant_id, limit=10)
+    return TenantDetail(
+        **msgspec.structs.asdict(tenant.view()),
+        live=live,
+        operations=[op.view() for op in operations],
+    )
 
 
 def _compute_for(

@@ -12,10 +12,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import msgspec
+from msgspec import Struct
+
 from controlplane.errors import Conflict, InvalidRequest
 from controlplane.inputs import check_identifier
 from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.placement import Placement
+from controlplane.model.views import ApiKeyView, OperationView, TenantView
 from tenant_schema.spec import IndexSpec, Metric, SchemaSpec
 
 __all__ = [
@@ -143,34 +148,42 @@ class Tenant:
     service_dsn_encrypted: str | None = field(default=None, repr=False)
 
     @property
+    def where(self) -> Placement:
+        """Its placement, typed: what the layers above its backend may read of it."""
+        return Placement.parse(self.backend, self.server, self.placement)
+
+    @property
     def schema(self) -> SchemaSpec:
         return SchemaSpec(
             dims=self.dims, metric=self.metric, index=self.index, text_config=self.text_config
         )
 
-    def public_dict(self) -> dict[str, Any]:
+    def view(self) -> TenantView:
         """Everything about the tenant that may be shown to an operator: no secrets."""
-        return {
-            "id": self.id,
-            "state": self.state.value,
-            "backend": self.backend,
-            "server": self.server,
-            "placement": self.placement,
-            "dims": self.dims,
-            "metric": self.metric.value,
-            "index": {"kind": self.index.kind.value, **self.index.params()},
-            "text_config": self.text_config,
-            "embedder": self.embedder.to_json(),
-            "chunking": self.chunking.to_json(),
-            "schema_version": self.schema_version,
-            "labels": self.labels,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "deleted_at": self.deleted_at.isoformat() if self.deleted_at else None,
-            "last_active_at": self.last_active_at.isoformat() if self.last_active_at else None,
-            "error": self.error,
-        }
+        return TenantView(
+            id=self.id,
+            state=self.state.value,
+            backend=self.backend,
+            server=self.server,
+            placement=self.placement,
+            dims=self.dims,
+            metric=self.metric.value,
+            index={"kind": self.index.kind.value, **self.index.params()},
+            text_config=self.text_config,
+            embedder=self.embedder.to_json(),
+            chunking=self.chunking.to_json(),
+            schema_version=self.schema_version,
+            labels=self.labels,
+            created_at=self.created_at.isoformat(),
+            updated_at=self.updated_at.isoformat(),
+            expires_at=_iso(self.expires_at),
+            deleted_at=_iso(self.deleted_at),
+            last_active_at=_iso(self.last_active_at),
+            error=self.error,
+        )
+
+    def public_dict(self) -> dict[str, Any]:
+        return _builtins(self.view())
 
 
 @dataclass(frozen=True)
@@ -214,18 +227,21 @@ class Operation:
     details: dict[str, Any]
     tenant_uid: str | None = None
 
+    def view(self) -> OperationView:
+        return OperationView(
+            id=self.id,
+            action=self.action,
+            actor=self.actor,
+            tenant=self.tenant_id,
+            outcome=self.outcome.value,
+            started_at=self.started_at.isoformat(),
+            ended_at=_iso(self.ended_at),
+            error=self.error,
+            details=self.details,
+        )
+
     def public_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "action": self.action,
-            "actor": self.actor,
-            "tenant": self.tenant_id,
-            "outcome": self.outcome.value,
-            "started_at": self.started_at.isoformat(),
-            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "error": self.error,
-            "details": self.details,
-        }
+        return _builtins(self.view())
 
 
 @dataclass(frozen=True)
@@ -239,12 +255,25 @@ class ApiKey:
     revoked_at: datetime | None
     secret_hash: str = field(repr=False)
 
+    def view(self) -> ApiKeyView:
+        return ApiKeyView(
+            id=self.id,
+            tenant=self.tenant_id,
+            name=self.name,
+            created_by=self.created_by,
+            created_at=self.created_at.isoformat(),
+            revoked_at=_iso(self.revoked_at),
+        )
+
     def public_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "tenant": self.tenant_id,
-            "name": self.name,
-            "created_by": self.created_by,
-            "created_at": self.created_at.isoformat(),
-            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-        }
+        return _builtins(self.view())
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _builtins(view: Struct) -> dict[str, Any]:
+    data = msgspec.to_builtins(view)
+    assert isinstance(data, dict)
+    return data

@@ -23,6 +23,7 @@ from controlplane.errors import TenantNotFound
 from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.limits import RoleLimits
+from controlplane.model.placement import DEFAULT_OWN_MAX_CONNECTIONS, Placement
 from controlplane.model.records import Tenant, TenantState, validate_tenant_id
 from controlplane.routing.grace import CatalogGrace
 from controlplane.routing.sources import RoutingPlane
@@ -57,15 +58,14 @@ class Route:
     @classmethod
     def of(cls, plane: RoutingPlane, tenant: Tenant, now: float) -> Route:
         usable = tenant.state in (TenantState.READY, TenantState.SUSPENDED)
-        placement = tenant.placement
-        own = placement.get("instance") or placement.get("container")
+        where = tenant.where
         return cls(
             tenant_id=tenant.id,
             uid=tenant.uid,
             state=tenant.state,
             backend=tenant.backend,
-            budget_key=tenant.server or placement.get("endpoint_id") or own or tenant.backend,
-            budget_limit=_own_server_share(plane, tenant) if own else None,
+            budget_key=where.budget_key,
+            budget_limit=_own_server_share(plane, where) if where.own_server else None,
             schema=tenant.schema,
             schema_version=tenant.schema_version,
             updated_at=tenant.updated_at,
@@ -73,9 +73,7 @@ class Route:
             fetched_at=now,
             embedder=tenant.embedder,
             chunking=tenant.chunking,
-            limits=RoleLimits.from_json(placement.get("limits"))
-            if plane.backend(tenant.backend).session_options
-            else None,
+            limits=where.limits if plane.backend(tenant.backend).session_options else None,
             conninfo=plane.service_conninfo(tenant) if usable else None,
         )
 
@@ -88,16 +86,14 @@ class Route:
         )
 
 
-def _own_server_share(plane: RoutingPlane, tenant: Tenant) -> int:
+def _own_server_share(plane: RoutingPlane, where: Placement) -> int:
     """This process's share of a tenant's own server's connections.
 
     Leaves room for the superuser (reserved connections, the control plane's checks).
     """
-    placement = tenant.placement
-    max_connections = int(placement.get("compute", {}).get("max_connections", 25))
+    max_connections = where.own_max_connections or DEFAULT_OWN_MAX_CONNECTIONS
     # The owner role's clients may hold their connection limit; the rest is ours.
-    direct = RoleLimits.from_json(placement.get("limits")).connection_limit
-    usable = max(1, max_connections - _SUPERUSER_HEADROOM - direct)
+    usable = max(1, max_connections - _SUPERUSER_HEADROOM - where.limits.connection_limit)
     return max(1, usable // plane.settings.api_workers)
 
 

@@ -17,7 +17,7 @@ def test_a_small_run_reports_every_fault(tmp_path: Path) -> None:
     run = subprocess.run(
         [
             sys.executable, "-m", "bench.faults", "--kills", "0", "--seconds", "1",
-            "--runs", "1", "--examples", "2", "--write", str(out),
+            "--runs", "1", "--examples", "2", "--greedy", "1,2", "--write", str(out),
         ],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
