@@ -67,7 +67,7 @@ def parse_port(raw: str) -> int:
 def parse_port_range(raw: str) -> tuple[int, int]:
     low, sep, high = raw.partition("-")
     if not sep:
-        raise ValueError("expected a port range such as 56000-56999")
+        raise ValueError("expected a port range such as 26000-26999")
     first, last = parse_port(low.strip()), parse_port(high.strip())
     if first > last:
         raise ValueError("the range's first port is above its last")

@@ -290,8 +290,9 @@ class Settings:
     instance_ports: tuple[int, int] = _setting(
         "TENANTVEC_INSTANCE_PORTS",
         "Ports on 127.0.0.1 the instance backend gives its tenants' servers (first-last); "
-        "each instance takes the lowest free one.",
-        default=(56000, 56999),
+        "each instance takes the lowest free one. Keep it below Linux's ephemeral range "
+        "(32768-60999): a client connection's local port there could hold an instance's.",
+        default=(26000, 26999),
         parse=parse_port_range,
     )
     default_tier: str = _setting(
