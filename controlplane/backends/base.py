@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 from controlplane.dsn import ConnInfo
 from controlplane.model.backends import BackendTraits
-from controlplane.model.compute import ComputeSpec
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Server, Tenant
+from controlplane.model.request import TenantRequest
 
 __all__ = ["Backend", "Checkpoint", "OwnedResource", "ProvisionPlan"]
 
@@ -124,17 +124,12 @@ class OwnedResource:
 
 
 class Backend(BackendTraits, Protocol):
-    async def plan(
-        self,
-        tenant_id: str,
-        server: Server | None,
-        *,
-        region: str | None,
-        compute: ComputeSpec | None,
-    ) -> ProvisionPlan:
-        """Decide placement and credentials; no side effects.
+    async def plan(self, request: TenantRequest, server: Server | None) -> ProvisionPlan:
+        """Decide placement and credentials from the tenant's options; no side effects.
 
-        ``compute`` is given to sized backends only (and always to them).
+        Each backend reads the options it takes (a region, a tier and resources); the
+        lifecycle has refused those it does not. ``server`` is the registered server
+        chosen for backends that use servers, else None.
         """
         ...
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from controlplane.backends.base import Backend, Checkpoint
+from controlplane.backends.base import Checkpoint
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
@@ -29,7 +29,6 @@ from controlplane.errors import (
 from controlplane.failpoints import failpoint
 from controlplane.lifecycle.change import set_state
 from controlplane.lifecycle.retry import with_retries
-from controlplane.model.compute import ComputeSpec
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import (
@@ -89,10 +88,14 @@ async def create_tenant(plane: PlaneContext, request: TenantRequest, *, actor: s
                 f"the {backend.kind} backend does not place tenants in regions: drop --region "
                 "(regions apply to the neon backend)"
             )
-        compute = _compute_for(plane, backend, request)
+        if request.resources and not backend.sized:
+            raise InvalidRequest(
+                f"the {backend.kind} backend does not give a tenant a server of its own: drop "
+                "the resource settings (they size instance and docker tenants)"
+            )
         limits = RoleLimits.resolve(request.tier or plane.settings.default_tier, request.limits)
         server = await _choose_server(plane, request.server) if backend.uses_servers else None
-        plan = await backend.plan(request.id, server, region=request.region, compute=compute)
+        plan = await backend.plan(request, server)
         tenant = await catalog.add_tenant(
             id=request.id,
             state=TenantState.PROVISIONING.value,
@@ -289,19 +292,6 @@ async def tenant_detail(plane: PlaneContext, tenant_id: str) -> TenantDetail:
         live=live,
         operations=[op.view() for op in operations],
     )
-
-
-def _compute_for(
-    plane: PlaneContext, backend: Backend, request: TenantRequest
-) -> ComputeSpec | None:
-    if backend.sized:
-        return ComputeSpec.resolve(request.tier or plane.settings.default_tier, request.resources)
-    if request.resources:
-        raise InvalidRequest(
-            f"the {backend.kind} backend does not give a tenant a server of its own: drop "
-            "the resource settings (they size instance and docker tenants)"
-        )
-    return None
 
 
 async def _choose_server(plane: PlaneContext, requested: str | None) -> Server:

@@ -94,6 +94,11 @@ class TenantRequest:
         if self.ttl is not None and self.ttl <= timedelta(0):
             raise InvalidRequest("ttl must be positive")
 
+    def compute(self, default_tier: str) -> ComputeSpec:
+        """The size of a server of its own (instance, docker): its tier's (default:
+        ``default_tier``), with its resource settings on top."""
+        return ComputeSpec.resolve(self.tier or default_tier, self.resources)
+
     @property
     def schema(self) -> SchemaSpec:
         return SchemaSpec(

@@ -40,6 +40,7 @@ from controlplane.model.backends import BackendKind
 from controlplane.model.compute import ComputeSpec
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Server, Tenant
+from controlplane.model.request import TenantRequest
 from controlplane.pgconnect import connect
 from controlplane.secretbox import new_password, read_or_create_secret_file
 from controlplane.settings import Settings
@@ -71,17 +72,12 @@ class DockerBackend:
         self._dir = self._ports.directory("docker")
         self._client: Any = None  # docker.DockerClient, connected on first use
 
-    async def plan(
-        self,
-        tenant_id: str,
-        server: Server | None,
-        *,
-        region: str | None,
-        compute: ComputeSpec | None,
-    ) -> ProvisionPlan:
-        assert compute is not None, "sized backends are always given a ComputeSpec"
+    async def plan(self, request: TenantRequest, server: Server | None) -> ProvisionPlan:
+        compute = ComputeSpec.resolve(
+            request.tier or self._settings.default_tier, request.resources
+        )
         await asyncio.to_thread(self._docker)  # refuse now if no engine answers
-        container = f"tenantvec-{own_server_name(tenant_id)}"
+        container = f"tenantvec-{own_server_name(request.id)}"
         return ProvisionPlan(
             server=None,
             placement={

@@ -37,6 +37,7 @@ from controlplane.model.backends import BackendKind
 from controlplane.model.compute import SIZED_SETTINGS, ComputeSpec
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Server, Tenant
+from controlplane.model.request import TenantRequest
 from controlplane.pgconnect import connect
 from controlplane.settings import Settings
 
@@ -64,19 +65,14 @@ class InstanceBackend:
         self._ports = PortRegistry(settings)
         self._dir = self._ports.directory("instances")
 
-    async def plan(
-        self,
-        tenant_id: str,
-        server: Server | None,
-        *,
-        region: str | None,
-        compute: ComputeSpec | None,
-    ) -> ProvisionPlan:
-        assert compute is not None, "sized backends are always given a ComputeSpec"
+    async def plan(self, request: TenantRequest, server: Server | None) -> ProvisionPlan:
+        compute = ComputeSpec.resolve(
+            request.tier or self._settings.default_tier, request.resources
+        )
         # Port and DSN are chosen during create, under the port lock.
         return ProvisionPlan(
             server=None,
-            placement={"instance": own_server_name(tenant_id), "compute": compute.to_json()},
+            placement={"instance": own_server_name(request.id), "compute": compute.to_json()},
             conninfo=None,
         )
 

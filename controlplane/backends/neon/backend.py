@@ -36,9 +36,9 @@ from controlplane.errors import (
 )
 from controlplane.failpoints import failpoint
 from controlplane.model.backends import BackendKind
-from controlplane.model.compute import ComputeSpec
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Server, Tenant, validate_tenant_id
+from controlplane.model.request import TenantRequest
 from controlplane.settings import Settings
 
 __all__ = ["NeonBackend"]
@@ -98,14 +98,8 @@ class NeonBackend:
 
     # -- plan ---------------------------------------------------------------------
 
-    async def plan(
-        self,
-        tenant_id: str,
-        server: Server | None,
-        *,
-        region: str | None,
-        compute: ComputeSpec | None = None,
-    ) -> ProvisionPlan:
+    async def plan(self, request: TenantRequest, server: Server | None) -> ProvisionPlan:
+        tenant_id, region = request.id, request.region
         assert server is None, "the lifecycle places only server backends on servers"
         self.client  # noqa: B018 -- refuses now, before a catalog row, if there is no key
         name = self.name_of(tenant_id)

@@ -33,9 +33,9 @@ from controlplane.backends.tenantdb import (
 from controlplane.errors import InvalidRequest, ProvisioningError
 from controlplane.failpoints import failpoint
 from controlplane.model.backends import BackendKind
-from controlplane.model.compute import ComputeSpec
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Server, Tenant
+from controlplane.model.request import TenantRequest
 from controlplane.pgconnect import connect
 from controlplane.secretbox import new_password
 from controlplane.settings import Settings
@@ -60,14 +60,7 @@ class PostgresBackend:
         self._timeout = settings.connect_timeout
         self._catalog_id = catalog_id
 
-    async def plan(
-        self,
-        tenant_id: str,
-        server: Server | None,
-        *,
-        region: str | None,
-        compute: ComputeSpec | None = None,
-    ) -> ProvisionPlan:
+    async def plan(self, request: TenantRequest, server: Server | None) -> ProvisionPlan:
         if server is None:
             raise InvalidRequest("the postgres backend needs a server to place the tenant on")
         admin = self._servers.admin_conninfo(server)
