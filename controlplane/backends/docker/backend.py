@@ -73,9 +73,7 @@ class DockerBackend:
         self._client: Any = None  # docker.DockerClient, connected on first use
 
     async def plan(self, request: TenantRequest, server: Server | None) -> ProvisionPlan:
-        compute = ComputeSpec.resolve(
-            request.tier or self._settings.default_tier, request.resources
-        )
+        compute = request.compute(self._settings.default_tier)
         await asyncio.to_thread(self._docker)  # refuse now if no engine answers
         container = f"tenantvec-{own_server_name(request.id)}"
         return ProvisionPlan(

@@ -66,9 +66,7 @@ class InstanceBackend:
         self._dir = self._ports.directory("instances")
 
     async def plan(self, request: TenantRequest, server: Server | None) -> ProvisionPlan:
-        compute = ComputeSpec.resolve(
-            request.tier or self._settings.default_tier, request.resources
-        )
+        compute = request.compute(self._settings.default_tier)
         # Port and DSN are chosen during create, under the port lock.
         return ProvisionPlan(
             server=None,
