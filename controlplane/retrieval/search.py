@@ -19,7 +19,6 @@ words match. An empty result is an empty list.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from pgvector import Vector
@@ -106,14 +105,16 @@ async def search(
     )
 
     async def run(tc: TenantConnection) -> list[tuple[Any, ...]]:
-        # set_config(..., true) lasts for a transaction; without settings, a bare
-        # statement saves the BEGIN/COMMIT round trips.
-        block = tc.conn.transaction() if settings else contextlib.nullcontext()
-        async with block:
+        if not settings:  # one statement, one round trip
+            cur = await tc.conn.execute(statement, query.params)
+            return await cur.fetchall()
+        # set_config(..., true) lasts for a transaction: BEGIN, the settings, the search
+        # and COMMIT go out pipelined, in one round trip too.
+        async with tc.conn.pipeline(), tc.conn.transaction():
             for name, value in settings:
                 await tc.conn.execute("SELECT set_config(%s, %s, true)", (name, value))
             cur = await tc.conn.execute(statement, query.params)
-            return await cur.fetchall()
+        return await cur.fetchall()
 
     rows = await router.read(route, run)
     return SearchResponse(results=[query.hit(row) for row in rows])
@@ -133,13 +134,14 @@ class _Query:
         self.metric = route.schema.metric
         self.op = sql.SQL(self.metric.operator)
         self.has_vector = vector is not None
+        # Limits are written into the SQL, not bound: Postgres plans a LIMIT it can see
+        # better (and a prepared statement keeps that plan), ~0.6 ms of CPU per search.
+        self.k = sql.Literal(int(request.k))
+        self.n = sql.Literal(min(max(4 * request.k, _MIN_CANDIDATES), _MAX_CANDIDATES))
         self.params: dict[str, Any] = {
-            "k": request.k,
             "cfg": route.schema.text_config,
             "text": request.text,
-            "n": min(max(4 * request.k, _MIN_CANDIDATES), _MAX_CANDIDATES),
             "w": request.keyword_weight,
-            "rrf_k": RRF_K,
         }
         if vector is not None:
             self.params["v"] = Vector(vector)
@@ -171,17 +173,17 @@ class _Query:
         distance = f"(c.embedding {self.metric.operator} %(v)s)"
         return sql.SQL(score_sql(self.metric, distance))
 
-    def _nearest(self, limit: str) -> sql.Composable:
+    def _nearest(self, limit: sql.Literal) -> sql.Composable:
         return sql.SQL(
             "SELECT id, embedding {op} %(v)s AS distance FROM chunks{where} "
             "ORDER BY embedding {op} %(v)s LIMIT {limit}"
-        ).format(op=self.op, where=self.where(), limit=sql.SQL(limit))
+        ).format(op=self.op, where=self.where(), limit=limit)
 
-    def _matching(self, limit: str) -> sql.Composable:
+    def _matching(self, limit: sql.Literal) -> sql.Composable:
         return sql.SQL(
             "SELECT id, ts_rank_cd(tsv, q, 32) AS rank FROM chunks, ({any_word}) AS query(q)"
             "{where} ORDER BY rank DESC, id LIMIT {limit}"
-        ).format(any_word=_ANY_WORD, where=self.where(sql.SQL("tsv @@ q")), limit=sql.SQL(limit))
+        ).format(any_word=_ANY_WORD, where=self.where(sql.SQL("tsv @@ q")), limit=limit)
 
     def vector_only(self) -> sql.Composed:
         return sql.SQL(
@@ -190,7 +192,7 @@ class _Query:
         ).format(
             columns=self.columns,
             score=sql.SQL(score_sql(self.metric, "n.distance")),
-            nearest=self._nearest("%(k)s"),
+            nearest=self._nearest(self.k),
         )
 
     def keyword(self) -> sql.Composed:
@@ -198,7 +200,7 @@ class _Query:
             "SELECT {columns}, m.rank AS score, {similarity} AS similarity "
             "FROM ({matching}) AS m JOIN chunks c ON c.id = m.id ORDER BY m.rank DESC, c.id"
         ).format(
-            columns=self.columns, similarity=self.similarity(), matching=self._matching("%(k)s")
+            columns=self.columns, similarity=self.similarity(), matching=self._matching(self.k)
         )
 
     def hybrid(self) -> sql.Composed:
@@ -208,15 +210,17 @@ class _Query:
             "kw AS (SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rank "
             "FROM ({matching}) AS m), "
             "fused AS (SELECT coalesce(vec.id, kw.id) AS id, "
-            "coalesce((1 - %(w)s) / (%(rrf_k)s + vec.rank), 0) "
-            "+ coalesce(%(w)s / (%(rrf_k)s + kw.rank), 0) AS score "
+            "coalesce((1 - %(w)s) / ({rrf_k} + vec.rank), 0) "
+            "+ coalesce(%(w)s / ({rrf_k} + kw.rank), 0) AS score "
             "FROM vec FULL OUTER JOIN kw ON vec.id = kw.id) "
             "SELECT {columns}, f.score, {similarity} AS similarity "
             "FROM fused f JOIN chunks c ON c.id = f.id WHERE f.score > 0 "
-            "ORDER BY f.score DESC, c.id LIMIT %(k)s"
+            "ORDER BY f.score DESC, c.id LIMIT {k}"
         ).format(
-            nearest=self._nearest("%(n)s"),
-            matching=self._matching("%(n)s"),
+            rrf_k=sql.Literal(RRF_K),
+            k=self.k,
+            nearest=self._nearest(self.n),
+            matching=self._matching(self.n),
             columns=self.columns,
             similarity=self.similarity(),
         )

@@ -1,0 +1,68 @@
+"""Per-query index settings reach Postgres (pipelined with the search, one round trip)
+and end with it."""
+
+from __future__ import annotations
+
+import random
+
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
+from controlplane.plane import ControlPlane
+from controlplane.retrieval.documents import upsert_documents
+from controlplane.retrieval.models import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
+from controlplane.retrieval.search import search
+from controlplane.routing import TenantRouter
+
+DIMS = 16
+
+
+async def test_ef_search_and_the_iterative_scan_apply_to_the_search_and_end_with_it(
+    plane: ControlPlane, tenant_id: str
+) -> None:
+    rng = random.Random(7)
+    await create_tenant(plane, TenantRequest(id=tenant_id, dims=DIMS), actor="test")
+    try:
+        async with TenantRouter.open(plane) as router:
+            documents = [
+                DocumentIn(
+                    id=f"d{i}",
+                    chunks=[
+                        ChunkIn(
+                            content=f"chunk {i}",
+                            embedding=[rng.gauss(0, 1) for _ in range(DIMS)],
+                            metadata={"rare": i % 50 == 0},  # 12 of 600
+                        )
+                    ],
+                )
+                for i in range(600)
+            ]
+            for start in range(0, len(documents), 200):
+                await upsert_documents(
+                    router, tenant_id, UpsertRequest(documents=documents[start : start + 200])
+                )
+            query = [rng.gauss(0, 1) for _ in range(DIMS)]
+            # An HNSW scan returns at most ef_search rows: 5 of the 12 asked for show
+            # that the setting reached the search.
+            tuned = await search(router, tenant_id, SearchRequest(vector=query, k=12, ef_search=5))
+            assert len(tuned.results) == 5
+            plain = await search(router, tenant_id, SearchRequest(vector=query, k=12))
+            assert len(plain.results) == 12
+            # A filter turns on the iterative scan: every match is found.
+            found = await search(
+                router,
+                tenant_id,
+                SearchRequest(vector=query, k=12, ef_search=10, filter={"rare": True}),
+            )
+            assert {h.document_id for h in found.results} == {f"d{i}" for i in range(0, 600, 50)}
+
+            async def settings_after(tc: object) -> tuple[str, str]:
+                cur = await tc.conn.execute(  # type: ignore[attr-defined]
+                    "SELECT current_setting('hnsw.ef_search'), "
+                    "current_setting('hnsw.iterative_scan')"
+                )
+                row = await cur.fetchone()
+                return (str(row[0]), str(row[1]))
+
+            route = await router.route(tenant_id)
+            assert await router.read(route, settings_after) == ("40", "off")  # the defaults
+    finally:
+        await delete_tenant(plane, tenant_id, actor="test")
