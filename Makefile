@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 N      ?= 200
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli clean
+.PHONY: help install demo test lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving clean
 
 help: ## List the developer commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,7 +36,7 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli ## Run every benchmark
+bench: bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving ## Run every benchmark
 
 bench-provision: $(STAMP) ## Create and delete N tenants (N=200); write docs/benchmarks.md
 	$(PY) -m bench.provision --tenants $(N) --write docs/benchmarks.md
@@ -64,6 +64,9 @@ bench-faults: $(STAMP) ## Random kills per backend, a greedy neighbour, a dead s
 
 bench-cli: $(STAMP) ## tenantctl's start-up (--help, tenants list), this tree vs an older revision; write docs/benchmarks.md
 	$(PY) -m bench.cli --write docs/benchmarks.md
+
+bench-serving: $(STAMP) ## The API next to direct psycopg: 50 tenants, 200K x 1024 chunks, 1 and 8 clients, CPU per search; write docs/benchmarks.md
+	$(PY) -m bench.serving --write docs/benchmarks.md
 
 clean: ## Remove .venv and caches (not TENANTVEC_HOME)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ from controlplane.envparse import parse_port_range
 from controlplane.localpg import EmbeddedServer
 from controlplane.settings import Settings
 
-__all__ = ["api_process", "free_port", "percentile", "throwaway_server"]
+__all__ = ["api_process", "api_server", "clean_env", "free_port", "percentile", "throwaway_server"]
 
 
 def free_port() -> int:
@@ -68,6 +68,15 @@ def throwaway_server(**overrides: object) -> Iterator[Settings]:
 @contextlib.contextmanager
 def api_process(settings: Settings, token: str, **env: str) -> Iterator[str]:
     """``tenantctl serve`` on a free port for ``settings``; yields its base URL."""
+    with api_server(settings, token, **env) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def api_server(
+    settings: Settings, token: str, *, workers: int = 1, **env: str
+) -> Iterator[tuple[str, int]]:
+    """``tenantctl serve --workers N`` on a free port; yields its URL and process id."""
     port = free_port()
     full_env = clean_env()
     full_env.update(
@@ -79,7 +88,16 @@ def api_process(settings: Settings, token: str, **env: str) -> Iterator[str]:
         }
     )
     process = subprocess.Popen(
-        [sys.executable, "-c", "from cli.main import run; run()", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-c",
+            "from cli.main import run; run()",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env=full_env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -97,7 +115,7 @@ def api_process(settings: Settings, token: str, **env: str) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("tenantctl serve did not become ready")
             time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.send_signal(signal.SIGINT)
         try:
