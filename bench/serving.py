@@ -191,16 +191,23 @@ async def measure(args: argparse.Namespace) -> tuple[list[Phase], dict[str, obje
     sizes = zipf_sizes(args.tenants, args.vectors)
     tenants = [Tenant(f"serve-{n:03d}", size) for n, size in enumerate(sizes)]
     token = secrets.token_urlsafe(24)
-    with throwaway_server(pg_fsync=False, pg_max_connections=200) as settings:
+    # Room for both paths at once: every tenant's direct pool and the API's pools, so
+    # that neither is measured queueing for the other's connections (the fan-out past
+    # a connection budget is another measurement).
+    with throwaway_server(pg_fsync=False, pg_max_connections=600) as settings:
         started = time.perf_counter()
         async with ControlPlane.open(settings) as plane:
             await load(plane, tenants, args.dims, rng)
         load_seconds = time.perf_counter() - started
         data_dir = settings.home / "pg" / "data"
-        with api_server(settings, token, workers=args.workers) as (url, pid):
+        budget = {
+            "TENANTVEC_MAX_CONNECTIONS_PER_SERVER": str(4 * args.tenants),
+            "TENANTVEC_MAX_POOLS": str(2 * args.tenants),
+        }
+        with api_server(settings, token, workers=args.workers, **budget) as (url, pid):
             pools = {
                 t.id: AsyncConnectionPool(
-                    t.dsn, min_size=1, max_size=8, open=False, configure=register_vector_async
+                    t.dsn, min_size=1, max_size=4, open=False, configure=register_vector_async
                 )
                 for t in tenants
             }
