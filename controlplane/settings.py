@@ -29,6 +29,7 @@ from controlplane.envparse import (
     parse_positive_int,
 )
 from controlplane.errors import ConfigurationError
+from controlplane.memory import default_shared_buffers, parse_pg_size
 from controlplane.model.compute import Tier
 
 __all__ = ["SettingDoc", "Settings", "default_home", "setting_docs"]
@@ -109,6 +110,13 @@ class Settings:
         "max_connections of the embedded server.",
         default=200,
         parse=parse_positive_int,
+    )
+    pg_shared_buffers: str = _setting(
+        "TENANTVEC_PG_SHARED_BUFFERS",
+        "shared_buffers of the embedded server, e.g. 2GB: where tenants' indexes stay hot. "
+        "Default: a quarter of the machine's (or container's) memory, 128MB to 8GB.",
+        default_factory=default_shared_buffers,
+        parse=parse_pg_size,
     )
     pg_fsync: bool = _setting(
         "TENANTVEC_PG_FSYNC",

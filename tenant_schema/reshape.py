@@ -39,7 +39,8 @@ async def change_dimensions(conn: psycopg.AsyncConnection[Any], spec: SchemaSpec
             await conn.execute("DROP INDEX IF EXISTS chunks_embedding_idx")
             await conn.execute("ALTER TABLE chunks DROP COLUMN embedding")
             await conn.execute(
-                sql.SQL("ALTER TABLE chunks ADD COLUMN embedding vector({})").format(
+                # STORAGE MAIN as migration 0003 made it: vectors in the row.
+                sql.SQL("ALTER TABLE chunks ADD COLUMN embedding vector({}) STORAGE MAIN").format(
                     sql.Literal(spec.dims)
                 )
             )

@@ -32,6 +32,7 @@ class EmbeddedServer(LocalCluster):
             name="the embedded server",
             conf={
                 "max_connections": str(settings.pg_max_connections),
+                "shared_buffers": settings.pg_shared_buffers,
                 # Slots only roles with pg_use_reserved_connections (tenants' service
                 # roles, i.e. the routers) may take: however many connections tenants'
                 # own clients open, the API's connections fit (see backends.tenantdb).

@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 from controlplane.dsn import ConnInfo, redact
 from controlplane.durations import parse_duration
 from controlplane.errors import ConfigurationError, InvalidRequest
+from controlplane.memory import default_shared_buffers, machine_memory
 from controlplane.secretbox import SecretBox, read_or_create_secret_file
 from controlplane.settings import Settings, setting_docs
 
@@ -22,8 +23,10 @@ def test_settings_from_env_parses_and_rejects() -> None:
             "TENANTVEC_PG_PORT": "6000",
             "TENANTVEC_PG_FSYNC": "off",
             "TENANTVEC_FAILPOINTS": "a, b",
+            "TENANTVEC_PG_SHARED_BUFFERS": "2GB",
         }
     )
+    assert settings.pg_shared_buffers == "2GB"
     assert settings.home == Path("/srv/tv") and settings.pg_port == 6000
     assert settings.pg_fsync is False and settings.failpoints == {"a", "b"}
     for env in (
@@ -31,9 +34,21 @@ def test_settings_from_env_parses_and_rejects() -> None:
         {"TENANTVEC_PG_FSYNC": "maybe"},
         {"TENANTVEC_RETRY_SECONDS": "-1"},
         {"TENANTVEC_MIGRATE_CONCURRENCY": "x"},
+        {"TENANTVEC_PG_SHARED_BUFFERS": "2 GB"},
+        {"TENANTVEC_PG_SHARED_BUFFERS": "2G"},
+        {"TENANTVEC_PG_SHARED_BUFFERS": "64kB"},
+        {"TENANTVEC_PG_SHARED_BUFFERS": "0MB"},
+        {"TENANTVEC_PG_SHARED_BUFFERS": "1GB; fsync=off"},
     ):
         with pytest.raises(ConfigurationError, match=next(iter(env))):
             Settings.from_env(env)
+
+
+def test_shared_buffers_default_to_a_quarter_of_memory_within_bounds() -> None:
+    megabytes = int(default_shared_buffers().removesuffix("MB"))
+    quarter = machine_memory() // 4 >> 20
+    assert megabytes == min(max(quarter, 128), 8192)
+    assert Settings.from_env({}).pg_shared_buffers == default_shared_buffers()
 
 
 def test_every_setting_is_documented_in_readme() -> None:

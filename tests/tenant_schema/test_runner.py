@@ -12,6 +12,7 @@ from psycopg import sql
 from controlplane.errors import MigrationChecksumMismatch, MigrationError
 from controlplane.plane import ControlPlane
 from tenant_schema.migrations import MigrationSet, render_migration
+from tenant_schema.reshape import change_dimensions
 from tenant_schema.runner import applied_version, migrate
 from tenant_schema.spec import IndexKind, IndexSpec, Metric, SchemaSpec
 
@@ -133,3 +134,37 @@ def test_migration_files_must_be_contiguous(tmp_path: Path) -> None:
     (tmp_path / "0003_c.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="without gaps"):
         MigrationSet.from_directory(tmp_path)
+
+
+async def _embedding_storage(conn: psycopg.AsyncConnection[object]) -> tuple[str, int]:
+    """The column's storage and the pages the table's TOAST relation holds."""
+    cur = await conn.execute(
+        "SELECT a.attstorage::text, pg_relation_size(c.reltoastrelid) FROM pg_class c "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'embedding' "
+        "WHERE c.relname = 'chunks'"
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+async def test_vectors_are_kept_in_the_row(scratch_db: str) -> None:
+    # Out-of-line vectors make the planner price a sequential scan by a heap of a few
+    # bytes per row and skip the vector index; 0003 keeps them in the row -- also after
+    # a dimension change, which recreates the column.
+    spec = SchemaSpec(dims=1024)
+    # Random vectors: they do not compress, as real embeddings do not.
+    vector = "(SELECT array_agg(random()) FROM generate_series(1, {dims}) WHERE n >= 0)::vector"
+    async with await psycopg.AsyncConnection.connect(scratch_db, autocommit=True) as conn:
+        await migrate(conn, spec)
+        await conn.execute("INSERT INTO documents (id) VALUES ('d')")
+        await conn.execute(
+            "INSERT INTO chunks (document_id, ordinal, content, embedding) "
+            f"SELECT 'd', n, 'text', {vector.format(dims=1024)} FROM generate_series(0, 49) n"
+        )
+        assert await _embedding_storage(conn) == ("m", 0)
+        await change_dimensions(conn, SchemaSpec(dims=1536))
+        await conn.execute(
+            f"UPDATE chunks SET embedding = {vector.format(dims=1536)} FROM (SELECT 0) AS z(n)"
+        )
+        assert await _embedding_storage(conn) == ("m", 0)

@@ -47,7 +47,9 @@ def test_start_is_idempotent_and_reports(server: EmbeddedServer) -> None:
     with psycopg.connect(server.superuser_conninfo().dsn) as conn:
         version = conn.execute("SHOW server_version").fetchone()
         method = conn.execute("SHOW password_encryption").fetchone()
+        buffers = conn.execute("SHOW shared_buffers").fetchone()
     assert version and version[0].startswith("18")
+    assert buffers == (server.settings.pg_shared_buffers,)
     assert method == ("scram-sha-256",)
 
 
