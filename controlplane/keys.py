@@ -6,8 +6,9 @@ its SHA-256 is stored. The secret carries 256 random bits, so a plain hash is en
 there is nothing to brute-force that a slow hash would protect.
 
 :class:`KeyVerifier` answers "which tenant incarnation does this key open?" for every
-API request, with a short cache (``TENANTVEC_ROUTE_TTL_SECONDS``) so the catalog is not
-read on each call. A revocation in this process takes effect at once; in other
+API request from a cache that the router's maintenance re-checks in the background
+(``TENANTVEC_ROUTE_TTL_SECONDS``): the catalog is read on a request only for a key the
+process has not seen yet. A revocation in this process takes effect at once; in other
 processes within the TTL. A deleted tenant's keys die at once in every process: each
 request compares the key's incarnation with the tenant's current route.
 """
@@ -29,12 +30,13 @@ from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.errors import (
     AuthenticationFailed,
+    CatalogUnavailable,
     InvalidRequest,
     KeyNotFound,
     TenantNotFound,
 )
 from controlplane.inputs import check_text
-from controlplane.model.records import ApiKey, Tenant, TenantState, validate_tenant_id
+from controlplane.model.records import ApiKey, validate_tenant_id
 from controlplane.model.views import IssuedKeyView
 from controlplane.routing import TenantRouter
 from controlplane.secretbox import read_or_create_secret_file
@@ -57,8 +59,13 @@ _KEY_RE = re.compile(r"tvk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})")
 _KEY_ID_RE = re.compile(r"[a-z0-9]{12}")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 ADMIN_TOKEN_FILE = "admin-token"
-# Verified (and refused) keys one process remembers at most.
+# Keys one process remembers at most: good ones, and refused ones (kept apart).
 _MAX_CACHED = 100_000
+_MAX_REFUSED = 10_000
+# A key no request presented for this long is no longer re-checked, but forgotten.
+_KEEP_UNUSED = 300.0
+# Keys re-checked per catalog query.
+_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -150,30 +157,42 @@ class VerifiedKey:
     tenant_uid: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Verified:
-    key: VerifiedKey | None  # None: no such live key (cached too, briefly)
+    key: VerifiedKey
     secret_hash: str
-    checked_at: float
+    checked_at: float  # monotonic: when the catalog last said the key opens its tenant
+    used_at: float  # and when a request last presented it
 
 
 class KeyVerifier:
-    """Resolves bearer tokens to the tenant incarnation they open, with a short cache.
+    """Resolves bearer tokens to the tenant incarnation they open, from a cache the
+    router's maintenance keeps fresh.
 
-    A key is checked against the catalog at most every ``ttl`` seconds, and against the
-    router's current route of its tenant on every request: a tenant deleted and created
-    again under the same id -- in any process -- is another incarnation, which no key
-    of its predecessor opens. While the catalog is unreachable, keys verified within the
-    router's grace keep working (``routing.grace``).
+    The catalog is read on a request only for a key this process has not seen (or not
+    for longer than ``ttl``). Keys in use are re-checked in the background, every key
+    about to be ``ttl / 2`` old in one query, so a revocation or deletion made by
+    another process is seen within ``ttl`` plus a maintenance tick, and requests never
+    wait for it. Refused keys (unknown, revoked, of a gone tenant) are remembered for
+    ``ttl`` apart from good ones, in a bounded cache: a flood of guessed keys costs one
+    catalog query each at most and cannot push good keys out.
+
+    Every request also compares the key's incarnation with the tenant's current route:
+    a tenant deleted and created again under the same id -- in any process -- is another
+    incarnation, which no key of its predecessor opens. While the catalog is
+    unreachable, keys verified within the router's grace keep working
+    (``routing.grace``).
     """
 
     def __init__(self, router: TenantRouter, *, ttl: float) -> None:
         self._router = router
         self._plane = router.plane
         self._ttl = ttl
-        self._cache: dict[str, _Verified] = {}
+        self._known: dict[str, _Verified] = {}  # key id -> a key that opens its tenant
+        self._refused: dict[str, float] = {}  # key id -> when it was refused (oldest first)
         self._plane.on_tenant_change(self._forget_tenant_async)
         router.on_incarnation_change(self._forget_tenant)
+        router.on_maintenance(self.refresh)
 
     def is_admin(self, token: str, admin_token: str) -> bool:
         return hmac.compare_digest(token.encode(), admin_token.encode())
@@ -187,13 +206,17 @@ class KeyVerifier:
             )
         key_id, secret = match.groups()
         now = time.monotonic()
-        entry = self._cache.get(key_id)
-        if entry is None or now - entry.checked_at > self._ttl:
-            entry = await self._load(key_id, entry, now)
-        if entry.key is None or not hmac.compare_digest(entry.secret_hash, _hash(secret)):
+        refused_at = self._refused.get(key_id)
+        entry = self._known.get(key_id)
+        if refused_at is not None and now - refused_at <= self._ttl:
+            entry = None
+        elif entry is None or now - entry.checked_at > self._ttl:
+            entry = await self._load(key_id, entry)
+        if entry is None or not hmac.compare_digest(entry.secret_hash, _hash(secret)):
             # One message for unknown, revoked and wrong keys: which one it was is of
             # use only to someone guessing.
             raise AuthenticationFailed("invalid or revoked API key")
+        entry.used_at = now
         key = entry.key
         try:
             route = await self._router.route(key.tenant_id)
@@ -210,44 +233,63 @@ class KeyVerifier:
             raise AuthenticationFailed("invalid or revoked API key")
         return key
 
-    async def _load(self, key_id: str, previous: _Verified | None, now: float) -> _Verified:
-        catalog = self._plane.catalog
-
-        async def fetch() -> tuple[ApiKey | None, Tenant | None]:
-            key = await catalog.find_key(key_id)
-            return key, await catalog.find_tenant(key.tenant_id) if key is not None else None
-
-        fresh_read, found = await self._router.grace.read(
-            fetch, verified_at=previous.checked_at if previous is not None else None
+    async def _load(self, key_id: str, previous: _Verified | None) -> _Verified | None:
+        fresh_read, live = await self._router.grace.read(
+            lambda: self._plane.catalog.live_keys([key_id]),
+            verified_at=previous.checked_at if previous is not None else None,
         )
-        if not fresh_read or found is None:
-            assert previous is not None
+        if not fresh_read or live is None:
             return previous  # the catalog is down; verified within the grace
-        key, tenant = found
-        if (
-            key is None
-            or key.revoked_at is not None
-            or tenant is None
-            or tenant.uid != key.tenant_uid
-            or tenant.state is TenantState.DELETING
-        ):
-            # Unknown, revoked, or its tenant is gone. Remembered for a moment too, so
-            # guessed keys do not each cost a catalog query.
-            entry = _Verified(None, "", now)
-        else:
-            entry = _Verified(
-                VerifiedKey(key.id, key.tenant_id, key.tenant_uid), key.secret_hash, now
+        self._record([key_id], live, time.monotonic())
+        return self._known.get(key_id)
+
+    async def refresh(self) -> None:
+        """Re-check, in batched queries, the keys in use that are about to expire.
+
+        Called by the router's maintenance task. Keys no request presented for a while
+        are dropped instead (a request re-reads them); refusals expire after ``ttl``.
+        """
+        now = time.monotonic()
+        while self._refused and now - next(iter(self._refused.values())) > self._ttl:
+            self._refused.pop(next(iter(self._refused)))
+        for key_id in [k for k, e in self._known.items() if now - e.used_at > _KEEP_UNUSED]:
+            del self._known[key_id]
+        stale = [k for k, e in self._known.items() if now - e.checked_at > self._ttl / 2]
+        if not stale or not self._router.grace.should_ask():
+            return
+        for start in range(0, len(stale), _BATCH):
+            batch = stale[start : start + _BATCH]
+            try:
+                live = await self._plane.catalog.live_keys(batch)
+            except CatalogUnavailable:
+                self._router.grace.failed()  # entries stay while the grace lasts
+                return
+            self._router.grace.answered()
+            self._record(batch, live, now)
+
+    def _record(self, asked: list[str], live: dict[str, ApiKey], checked_at: float) -> None:
+        for key_id in asked:
+            key = live.get(key_id)
+            if key is None:
+                self._known.pop(key_id, None)
+                self._refused.pop(key_id, None)  # re-inserted last: the order is by age
+                if len(self._refused) >= _MAX_REFUSED:
+                    self._refused.pop(next(iter(self._refused)))
+                self._refused[key_id] = checked_at
+                continue
+            previous = self._known.get(key_id)
+            if previous is None and len(self._known) >= _MAX_CACHED:
+                self._known.pop(next(iter(self._known)))  # the longest known
+            self._known[key_id] = _Verified(
+                VerifiedKey(key.id, key.tenant_id, key.tenant_uid),
+                key.secret_hash,
+                checked_at,
+                previous.used_at if previous is not None else checked_at,
             )
-        if len(self._cache) >= _MAX_CACHED and key_id not in self._cache:
-            self._cache.pop(next(iter(self._cache)))  # the oldest entry
-        self._cache[key_id] = entry
-        return entry
 
     def _forget_tenant(self, tenant_id: str) -> None:
-        for key_id in [
-            k for k, v in self._cache.items() if v.key is not None and v.key.tenant_id == tenant_id
-        ]:
-            del self._cache[key_id]
+        for key_id in [k for k, v in self._known.items() if v.key.tenant_id == tenant_id]:
+            del self._known[key_id]
 
     async def _forget_tenant_async(self, tenant_id: str) -> None:
         self._forget_tenant(tenant_id)

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from sqlmodel import col, select
 
 from controlplane.catalog.base import StoreBase
 from controlplane.catalog.models import (
     ApiKeyRow,
+    TenantRow,
     utcnow,
 )
 from controlplane.model.records import (
     ApiKey,
+    TenantState,
 )
 
 __all__ = ["KeyStore"]
+
+# A key opens its tenant incarnation while the key is not revoked and the incarnation
+# lives: not deleted, not being deleted.
+_DEAD_STATES = (TenantState.DELETED, TenantState.DELETING)
 
 
 class KeyStore(StoreBase):
@@ -41,6 +48,28 @@ class KeyStore(StoreBase):
         async with self._session() as session:
             row = await session.get(ApiKeyRow, key_id)
             return _key(row) if row else None
+
+    async def live_keys(self, key_ids: Iterable[str]) -> dict[str, ApiKey]:
+        """The keys among ``key_ids`` that open a living tenant incarnation, in one query.
+
+        What a key verifier asks, for one key on a request or for every key it caches at
+        once in the background: a key not in the answer is unknown, revoked, or its
+        tenant incarnation is gone.
+        """
+        ids = list(key_ids)
+        if not ids:
+            return {}
+        query = (
+            select(ApiKeyRow)
+            .join(TenantRow, col(TenantRow.uid) == col(ApiKeyRow.tenant_uid))
+            .where(
+                col(ApiKeyRow.id).in_(ids),
+                col(ApiKeyRow.revoked_at).is_(None),
+                col(TenantRow.state).not_in(_DEAD_STATES),
+            )
+        )
+        async with self._session() as session:
+            return {row.id: _key(row) for row in (await session.exec(query)).all()}
 
     async def list_keys(self, tenant_uid: str, *, include_revoked: bool = False) -> list[ApiKey]:
         query = select(ApiKeyRow).where(ApiKeyRow.tenant_uid == uuid.UUID(tenant_uid))

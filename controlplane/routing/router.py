@@ -110,6 +110,9 @@ class TenantRouter:
         self._last_use: dict[str, float] = {}
         self._activity_every = min(10.0, (settings.suspend_after or 40.0) / 4)
         self._activity_flushed = time.monotonic()
+        # Work of layers above that runs on the maintenance tick (the key verifier's
+        # background re-checks), each on its own: one failing does not stop the rest.
+        self._maintenance_hooks: list[Callable[[], Awaitable[None]]] = []
         plane.on_tenant_change(self.forget)
 
     @classmethod
@@ -334,9 +337,16 @@ class TenantRouter:
                 self._retire(tpool)
 
     async def _maintain(self) -> None:
-        tick = min(1.0, self._ttl / 2, self._idle_seconds / 2)
+        # Entries older than ttl / 2 are re-checked each tick: at ttl / 4 a tick, none
+        # reaches its ttl (and so a request) while the catalog answers.
+        tick = min(1.0, self._ttl / 4, self._idle_seconds / 2)
         while True:
             await asyncio.sleep(tick)
+            for hook in self._maintenance_hooks:
+                try:
+                    await hook()
+                except Exception:  # noqa: BLE001 -- the loop must outlive anything
+                    logger.warning("router maintenance hook failed; retrying", exc_info=True)
             try:
                 await self._close_idle()
                 await self._revalidate()
@@ -479,6 +489,11 @@ class TenantRouter:
         if fresh:
             self._routes.forget(tenant_id)
         return same_incarnation(await self._routes.get(tenant_id), incarnation)
+
+    def on_maintenance(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook()`` on every maintenance tick (about once a second), off the
+        request path."""
+        self._maintenance_hooks.append(hook)
 
     def on_incarnation_change(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(tenant_id)`` when a tenant this router knew is found deleted
