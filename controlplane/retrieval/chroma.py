@@ -28,7 +28,7 @@ from controlplane.failpoints import failpoint
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant
 from controlplane.retrieval.documents import prepare_documents, validate_document, write_documents
 from controlplane.retrieval.models import ChunkIn, DocumentIn
-from controlplane.routing import TenantRouter
+from controlplane.routing import TenantRouter, use_vector_types
 from tenant_schema.spec import MAX_INDEXED_DIMS, IndexKind, IndexSpec, Metric
 
 __all__ = ["ChromaImportReport", "import_chroma"]
@@ -241,6 +241,7 @@ async def _verify(
         )
     }
     async with router.connection(tenant_id) as tc:
+        await use_vector_types(tc.conn)  # vectors read back
         cur = await tc.conn.execute(
             "SELECT document_id, embedding, content FROM chunks "
             "WHERE document_id = ANY(%s) AND ordinal = 0",

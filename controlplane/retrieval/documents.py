@@ -43,7 +43,7 @@ from controlplane.retrieval.models import (
     UpsertResponse,
 )
 from controlplane.retrieval.validation import check_vector
-from controlplane.routing import Route, TenantConnection, TenantRouter
+from controlplane.routing import Route, TenantConnection, TenantRouter, use_vector_types
 
 __all__ = [
     "PreparedDocument",
@@ -266,6 +266,7 @@ async def write_documents(
     if replaced:
         await conn.execute("DELETE FROM chunks WHERE document_id = ANY(%s)", (replaced,))
     rows: list[str] = []  # the document of each COPY row, to name the one refused
+    await use_vector_types(conn)  # the COPY is binary
     try:
         async with conn.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
             # Binary: pgvector's binary form is one struct.pack per vector, while its
@@ -340,6 +341,8 @@ async def get_document(
         if row is None:
             return None
         embedding = ", embedding" if include_embeddings else ""
+        if include_embeddings:
+            await use_vector_types(tc.conn)  # vectors read back
         cur = await tc.conn.execute(
             "SELECT ordinal, content, metadata, start_offset, end_offset"
             + embedding

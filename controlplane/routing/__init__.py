@@ -1,6 +1,7 @@
 """Routing: one bounded, warm connection pool per tenant (see ``router``)."""
 
 from controlplane.routing.budget import ServerBudget
+from controlplane.routing.pools import use_vector_types
 from controlplane.routing.router import RouterStats, TenantConnection, TenantRouter
 from controlplane.routing.routes import Route, RouteTable
 
@@ -11,4 +12,5 @@ __all__ = [
     "ServerBudget",
     "TenantConnection",
     "TenantRouter",
+    "use_vector_types",
 ]

@@ -15,20 +15,44 @@ import time
 from typing import Any
 
 import psycopg
+from pgvector import Vector
 from pgvector.psycopg import register_vector_async
+from pgvector.psycopg.vector import VectorBinaryDumper, VectorDumper
 from psycopg import AsyncConnection
+from psycopg.adapt import AdaptersMap
 from psycopg_pool import AsyncConnectionPool
 
 from controlplane.pgconnect import ROUTER_APPLICATION
 from controlplane.routing.routes import Route
 
-__all__ = ["TenantPool"]
+__all__ = ["TenantPool", "use_vector_types"]
 
 logger = logging.getLogger("tenantvec.routing")
 
 
-async def _configure(conn: AsyncConnection[Any]) -> None:
-    await register_vector_async(conn)
+def _router_adapters() -> AdaptersMap:
+    """How router connections send vectors: pgvector's formats, with the type's oid left
+    for the server to infer (0), as it does from the column or operator a vector meets.
+
+    pgvector's ``register_vector_async`` looks the type up on every new connection:
+    four catalog queries before the first search of a cold tenant. Every vector a
+    router connection sends goes into a vector column or operator, so none is needed.
+    (Reading vectors back, or a binary COPY, needs the types: :func:`use_vector_types`.)
+    """
+    adapters = AdaptersMap(psycopg.adapters)
+    adapters.register_dumper(Vector, VectorDumper)  # text: COPY
+    adapters.register_dumper(Vector, VectorBinaryDumper)  # binary: parameters
+    return adapters
+
+
+_ADAPTERS = _router_adapters()
+
+
+async def use_vector_types(conn: AsyncConnection[Any]) -> None:
+    """Make pgvector's types known to ``conn`` (oids, loaders), once per connection:
+    what a binary COPY of vectors and reading vectors back need."""
+    if conn.adapters.types.get("vector") is None:
+        await register_vector_async(conn)
 
 
 async def _check(conn: AsyncConnection[Any]) -> None:
@@ -64,6 +88,7 @@ class TenantPool:
             "autocommit": True,
             "connect_timeout": connect_timeout,
             "application_name": ROUTER_APPLICATION,
+            "context": _ADAPTERS,
         }
         if route.limits is not None:
             # The tenant's statement timeouts hold for its API requests too.
@@ -73,7 +98,6 @@ class TenantPool:
             min_size=0,
             max_size=1,
             open=False,
-            configure=_configure,
             check=_check,
             kwargs=connection,
             name=f"tenant-{route.tenant_id}",

@@ -293,6 +293,12 @@ async def test_tenant_roles_have_limits_and_the_service_role_is_outside_them(
             (service, service, owner, owner),
         )
         reserved, member, owner_reserved = await cur.fetchone()  # type: ignore[misc]
+        cur = await admin.execute(
+            "SELECT split_part(rolpassword, ':', 1) FROM pg_authid WHERE rolname = ANY(%s)",
+            ([owner, service],),
+        )
+        # One SCRAM round: the passwords are random, stretching would only cost CPU.
+        assert [row[0] for row in await cur.fetchall()] == ["SCRAM-SHA-256$1"] * 2
         if plane.embedded is not None:
             # The embedded server keeps the routers' budget (at most half of it) for them.
             cur = await admin.execute("SHOW reserved_connections")
