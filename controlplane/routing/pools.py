@@ -29,6 +29,8 @@ __all__ = ["TenantPool", "use_vector_types"]
 
 logger = logging.getLogger("tenantvec.routing")
 
+CONNECTION_IDLE_SECONDS = 60.0
+
 
 def _router_adapters() -> AdaptersMap:
     """How router connections send vectors: pgvector's formats, with the type's oid left
@@ -101,7 +103,9 @@ class TenantPool:
             check=_check,
             kwargs=connection,
             name=f"tenant-{route.tenant_id}",
-            max_idle=idle_seconds,
+            # A connection idle this long is closed (the pool shrinks; the router then
+            # returns its slot to the budget), long before an idle pool is closed.
+            max_idle=min(idle_seconds, CONNECTION_IDLE_SECONDS),
             # A database that refuses a connection fails the request waiting for it at
             # once (the router says why and fails fast for a moment): no retries in the
             # background while a client waits out its timeout.
@@ -135,6 +139,40 @@ class TenantPool:
         # router then retires it. From a task: this runs in the pool's own worker.
         if self._closing is None:
             self._closing = asyncio.create_task(pool.close(timeout=0))
+
+    def idle(self) -> int:
+        """Connections sitting unused in the pool now."""
+        return self._pool.get_stats().get("pool_available", 0) if self._opened else 0
+
+    async def shrink(self, timeout: float) -> bool:
+        """Hold no more connections than ``reserved`` (which the router just lowered by
+        one): close an idle connection if there is one too many. False if none came
+        free within ``timeout`` (the slot must then stay reserved)."""
+        if self.reserved > 0:
+            await self._pool.resize(0, self.reserved)  # no new connection beyond it
+        deadline = time.monotonic() + timeout
+        while self.connections() > self.reserved:
+            if await self._close_one_idle():
+                continue
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)  # all busy for a moment: one comes back soon
+        return True
+
+    async def _close_one_idle(self) -> bool:
+        # psycopg_pool has no public way to close one idle connection: resize() closes
+        # none, and a closed connection handed back is replaced by a new one. This is
+        # what the pool's own max_idle shrinking does (AsyncConnectionPool._shrink_pool),
+        # for one connection; tests/controlplane/routing pins the behaviour.
+        pool = self._pool
+        async with pool._lock:  # noqa: SLF001
+            if not pool._pool:  # noqa: SLF001
+                return False
+            conn = pool._pool.popleft()  # noqa: SLF001
+            pool._nconns -= 1  # noqa: SLF001
+            pool._nconns_min = min(pool._nconns_min, len(pool._pool))  # noqa: SLF001
+        await conn.close()
+        return True
 
     def connections(self) -> int:
         """Connections the pool holds now (idle, in use, or being made)."""

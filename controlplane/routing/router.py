@@ -5,8 +5,10 @@ Bounds, all per process:
 * at most ``max_pools`` pools are open; to open another, the least recently used idle
   pool is closed;
 * each server has a connection budget (:class:`ServerBudget`); a pool grows one
-  connection at a time, only into a free slot, and a full budget is relieved by closing
-  idle pools on that server, least recently used first;
+  connection at a time, only into a free slot, and a full budget is relieved one idle
+  connection at a time, from the least recently used pool on that server (a pool left
+  with none is closed): hot tenants keep their connections;
+* a connection idle for a minute is closed and its slot returned: pools shrink;
 * each pool holds at most ``pool_max_size`` connections;
 * a pool unused for ``pool_idle_seconds`` is closed.
 
@@ -262,9 +264,10 @@ class TenantRouter:
                             tpool.in_use += 1
                             return tpool
                         if budget.releasing == 0:
-                            # Close an idle pool on this server; its slots come back
-                            # (and wake us) once its connections are closed.
-                            self._evict_lru(budget_key=route.budget_key, keep=tpool)
+                            # Take back one idle slot on this server, least recently
+                            # used pool first; it comes back (and wakes us) once its
+                            # connection is closed.
+                            self._reclaim_slot(route.budget_key, keep=tpool)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise self._over_capacity(route)
@@ -367,6 +370,7 @@ class TenantRouter:
                 if tpool.in_use == 0 and tpool.last_used < cutoff:
                     logger.info("tenant %s: closing idle pool", tpool.tenant_id)
                     self._retire(tpool)
+            self._return_unused_slots()
 
     async def _revalidate(self) -> None:
         """Re-read the catalog for open pools' routes about to expire, in one query."""
@@ -412,7 +416,15 @@ class TenantRouter:
                 self._start_close(tpool)
 
     def _start_close(self, tpool: TenantPool) -> None:
-        task = asyncio.create_task(self._close_pool(tpool))
+        self._start_task(self._close_pool(tpool))
+
+    def _start_task(self, work: Awaitable[Any]) -> None:
+        """Run ``work`` in the background; :meth:`close` waits for what is left."""
+
+        async def run() -> None:
+            await work
+
+        task = asyncio.create_task(run())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -426,18 +438,60 @@ class TenantRouter:
                 tpool.reserved = 0
                 self._cond.notify_all()
 
-    def _evict_lru(self, *, budget_key: str | None = None, keep: TenantPool | None = None) -> bool:
-        """Retire the least recently used idle pool (on ``budget_key``'s server, if given)."""
+    def _evict_lru(self) -> bool:
+        """Retire the least recently used idle pool (to open another beyond max_pools)."""
         for tpool in self._pools.values():
-            if tpool is keep or tpool.in_use > 0:
+            if tpool.in_use == 0:
+                self._retire(tpool)
+                return True
+        return False
+
+    def _reclaim_slot(self, budget_key: str, *, keep: TenantPool) -> bool:
+        """Free one budget slot on ``budget_key``'s server: the least recently used pool
+        holding a slot it is not using gives it back -- one connection, not the whole
+        pool, so a busy tenant keeps the rest. A pool left with no slot is retired.
+        Holds the lock."""
+        for tpool in self._pools.values():
+            if tpool is keep or tpool.route.budget_key != budget_key:
                 continue
-            if budget_key is not None and (
-                tpool.route.budget_key != budget_key or tpool.reserved == 0
-            ):
+            if tpool.in_use >= tpool.reserved:
                 continue
-            self._retire(tpool)
+            if tpool.reserved == 1:
+                self._retire(tpool)  # idle, with one slot: nothing left to keep
+                return True
+            tpool.reserved -= 1
+            self._budget(tpool.route).releasing += 1
+            self._start_task(self._give_back_slot(tpool))
             return True
         return False
+
+    async def _give_back_slot(self, tpool: TenantPool) -> None:
+        """Close the connection of the slot ``tpool`` gave up, then return the slot."""
+        shrunk = False
+        try:
+            shrunk = await tpool.shrink(timeout=self._connect_timeout)
+        finally:
+            async with self._cond:
+                budget = self._budget(tpool.route)
+                if shrunk or tpool.retired:  # a retired pool's connections are closing
+                    budget.give_back(1)
+                else:  # it still holds the connection: the slot stays taken
+                    budget.releasing = max(0, budget.releasing - 1)
+                    tpool.reserved += 1
+                self._cond.notify_all()
+
+    def _return_unused_slots(self) -> None:
+        """Give back the slots of connections that pools closed after sitting idle (a
+        pool's max_idle): pools shrink with their traffic. Holds the lock."""
+        for tpool in self._pools.values():
+            spare = tpool.reserved - max(tpool.in_use, tpool.connections(), 1)
+            if spare > 0 and not tpool.retired:
+                tpool.reserved -= spare
+                budget = self._budget(tpool.route)
+                budget.releasing += spare
+                budget.give_back(spare)
+                self._start_task(tpool.shrink(timeout=0.1))  # the pool's max_size
+                self._cond.notify_all()
 
     def _budget(self, route: Route) -> ServerBudget:
         key = route.budget_key

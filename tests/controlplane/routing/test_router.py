@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
 import pytest
@@ -14,6 +15,7 @@ from controlplane.errors import OverCapacity, TenantNotFound, TenantUnavailable
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.plane import ControlPlane
 from controlplane.routing import TenantRouter
+from controlplane.routing import pools as pools_module
 from controlplane.settings import Settings
 from tests.fixtures.postgres import placement_names
 
@@ -125,6 +127,72 @@ async def test_over_budget_requests_fail_fast_with_retry_after(tuned: ControlPla
             pass
         async with router.connection(second) as tc:
             assert tc.tenant_id == second
+
+
+async def _hold(router: TenantRouter, tenant: str, n: int) -> None:
+    """Use ``n`` connections of the tenant at once, then give them all back."""
+    ready = asyncio.Barrier(n)
+
+    async def one() -> None:
+        async with router.connection(tenant) as tc:
+            await ready.wait()
+            await tc.conn.execute("SELECT 1")
+
+    await asyncio.gather(*(one() for _ in range(n)))
+
+
+async def _until(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return await check()
+
+
+@pytest.mark.parametrize(
+    "tuned", [{"max_connections_per_server": 3, "pool_max_size": 3}], indirect=True
+)
+async def test_a_full_budget_takes_one_idle_connection_not_a_whole_pool(
+    tuned: ControlPlane, superuser_dsn: str
+) -> None:
+    hot, cold = await _tenants(tuned, 2)
+    async with TenantRouter.open(tuned) as router:
+        await _hold(router, hot, 3)  # the whole budget, now idle
+        assert await _router_connections(tuned, superuser_dsn, [hot]) == {hot: 3}
+        async with router.connection(cold) as tc:
+            await tc.conn.execute("SELECT 1")
+
+        async def shared() -> bool:
+            seen = await _router_connections(tuned, superuser_dsn, [hot, cold])
+            return seen == {hot: 2, cold: 1}
+
+        # The hot tenant gave up one connection and kept its pool and the other two.
+        assert await _until(shared)
+        stats = router.stats().budgets["local"]
+        assert (stats["reserved"], stats["pools"]) == (3, 2)
+
+
+@pytest.mark.parametrize(
+    "tuned", [{"max_connections_per_server": 4, "pool_max_size": 3}], indirect=True
+)
+async def test_pools_shrink_when_their_connections_sit_idle(
+    tuned: ControlPlane, superuser_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pools_module, "CONNECTION_IDLE_SECONDS", 0.3)
+    (tenant,) = await _tenants(tuned, 1)
+    async with TenantRouter.open(tuned) as router:
+        await _hold(router, tenant, 3)
+        assert router.stats().budgets["local"]["reserved"] == 3
+
+        async def shrunk() -> bool:
+            return router.stats().budgets["local"]["reserved"] == 1
+
+        # Unused, its connections close one by one and their slots return to the
+        # budget; the pool itself stays open, with one slot, until it is idle for long.
+        assert await _until(shrunk, seconds=8)
+        assert router.stats().open_pools == 1
+        assert (await _router_connections(tuned, superuser_dsn, [tenant])).get(tenant, 0) <= 1
 
 
 @pytest.mark.parametrize("tuned", [{"max_pools": 2}], indirect=True)
