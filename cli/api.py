@@ -43,13 +43,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8080,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
+            show_default=False,
             help="API processes. They share TENANTVEC_MAX_CONNECTIONS_PER_SERVER: each "
-            "gets 1/N of every server's connection budget.",
+            "gets 1/N of every server's connection budget. Default: one per three CPU "
+            "cores this process may use, at least one.",
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Run the HTTP API (admin and data plane) until interrupted.
 
@@ -63,6 +65,8 @@ def serve(
 
     cli = get_cli(ctx)
     settings = cli.settings
+    if workers is None:
+        workers = min(default_workers(), settings.max_connections_per_server)
     if workers > settings.max_connections_per_server:
         raise InvalidRequest("--workers cannot exceed TENANTVEC_MAX_CONNECTIONS_PER_SERVER")
     load_admin_token(settings)  # create the token file before workers race for it
@@ -74,6 +78,17 @@ def serve(
     # budget.
     os.environ["TENANTVEC_API_WORKERS"] = str(workers)
     serve_api(settings, host=host, port=port, workers=workers, debug=cli.debug)
+
+
+def default_workers() -> int:
+    """API processes for this machine: one per three usable cores, at least one.
+
+    A vector search costs the API process about half the CPU it costs Postgres
+    (``make bench-serving``), so on one machine the API needs about a third of the cores;
+    each process is single-threaded (asyncio), so that is one process per three cores.
+    On 2 cores: 1 -- a second would only take CPU from Postgres.
+    """
+    return max(1, len(os.sched_getaffinity(0)) // 3)
 
 
 @keys_app.command("create")

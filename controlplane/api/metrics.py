@@ -78,6 +78,12 @@ class _RouterCollector(Collector):
         )
         opened.add_metric([], stats.pools_opened)
         yield opened
+        connected = CounterMetricFamily(
+            "tenantvec_connections_opened",
+            "Tenant database connections made since start (cold pools, pools growing).",
+        )
+        connected.add_metric([], stats.connections_opened)
+        yield connected
         budget = GaugeMetricFamily(
             "tenantvec_connection_budget",
             "This process's budget of tenant connections per server.",

@@ -78,6 +78,7 @@ class TenantConnection:
 class RouterStats:
     open_pools: int
     pools_opened: int  # since the router started: how often a tenant needed a cold pool
+    connections_opened: int  # and how many connections to tenant databases it made
     budget_per_server: int  # this process's share of each server's budget
     budgets: dict[str, dict[str, int]]  # per server: limit, reserved, in_use, connections, peak
 
@@ -107,6 +108,7 @@ class TenantRouter:
         self._closing: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._pools_opened = 0
+        self._connections_opened = 0
         # Last request per tenant (monotonic), written to the catalog every
         # _activity_every seconds for scale to zero (catalog.activity).
         self._last_use: dict[str, float] = {}
@@ -250,6 +252,7 @@ class TenantRouter:
                         route,
                         connect_timeout=self._connect_timeout,
                         idle_seconds=self._idle_seconds,
+                        on_connect=self._connected,
                     )
                     self._pools_opened += 1
                 if tpool is not None:
@@ -493,6 +496,9 @@ class TenantRouter:
                 self._start_task(tpool.shrink(timeout=0.1))  # the pool's max_size
                 self._cond.notify_all()
 
+    def _connected(self) -> None:
+        self._connections_opened += 1
+
     def _budget(self, route: Route) -> ServerBudget:
         key = route.budget_key
         budget = self._budgets.get(key)
@@ -526,6 +532,7 @@ class TenantRouter:
         return RouterStats(
             open_pools=len(self._pools),
             pools_opened=self._pools_opened,
+            connections_opened=self._connections_opened,
             budget_per_server=self._budget_limit,
             budgets=budgets,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fixtures.api import RunningApi
 from tests.fixtures.cli import TenantCtl
 
@@ -114,3 +116,13 @@ def test_search_errors_are_one_line(tenantctl: TenantCtl, api: RunningApi, tenan
 
     down = tenantctl("search", tenant_id, "--vector", "[1, 0, 0]", "--api", "http://127.0.0.1:9")
     assert down.code == 5 and "unreachable" in down.stderr
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 1), (4, 1), (6, 2), (8, 2), (32, 10)])
+def test_serve_defaults_to_one_worker_per_three_cores(
+    cores: int, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli.api import default_workers
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(cores)))
+    assert default_workers() == workers
