@@ -19,6 +19,7 @@ class ServerBudget:
     limit: int
     reserved: int = 0
     releasing: int = 0  # reserved slots of pools being closed, about to come back
+    waiting: int = 0  # requests waiting for a slot to come back
     peak: int = 0
 
     @property

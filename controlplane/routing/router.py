@@ -266,18 +266,28 @@ class TenantRouter:
                             await tpool.grow()
                             tpool.in_use += 1
                             return tpool
-                        if budget.releasing == 0:
-                            # Take back one idle slot on this server, least recently
-                            # used pool first; it comes back (and wakes us) once its
-                            # connection is closed.
+                        if budget.releasing <= budget.waiting:
+                            # Take back one idle slot on this server for this request
+                            # (each waiting request has one coming back); it returns,
+                            # and wakes us, once its connection is closed.
                             self._reclaim_slot(route.budget_key, keep=tpool)
+                        budget = self._budget(route)
+                    else:
+                        budget = None
+                else:
+                    budget = None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise self._over_capacity(route)
+                if budget is not None:
+                    budget.waiting += 1
                 try:
                     await asyncio.wait_for(self._cond.wait(), remaining)
                 except TimeoutError:
                     raise self._over_capacity(route) from None
+                finally:
+                    if budget is not None:
+                        budget.waiting -= 1
 
     async def _getconn(self, tpool: TenantPool, deadline: float) -> AsyncConnection[Any]:
         # A slot is reserved for us, so the pool can always hand out or make a
@@ -454,11 +464,17 @@ class TenantRouter:
         holding a slot it is not using gives it back -- one connection, not the whole
         pool, so a busy tenant keeps the rest. A pool left with no slot is retired.
         Holds the lock."""
-        for tpool in self._pools.values():
-            if tpool is keep or tpool.route.budget_key != budget_key:
-                continue
-            if tpool.in_use >= tpool.reserved:
-                continue
+        candidates = [
+            tpool
+            for tpool in self._pools.values()
+            if tpool is not keep
+            and tpool.route.budget_key == budget_key
+            and tpool.in_use < tpool.reserved
+        ]
+        # A pool's second connection is worth less than another tenant's only one:
+        # surplus first, then whole idle pools; least recently used first in each.
+        surplus = [tpool for tpool in candidates if tpool.reserved > 1]
+        for tpool in surplus or candidates:
             if tpool.reserved == 1:
                 self._retire(tpool)  # idle, with one slot: nothing left to keep
                 return True
