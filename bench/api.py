@@ -316,8 +316,9 @@ def _cold_sample(budget: int) -> int:
     return max(1, min(30, budget - 2))
 
 
-# Fan-out as issue 17 found it (the same command, before its work): req/s, p95 ms.
-BASELINE_FAN_OUT = (152.0, 631.0)
+# Fan-out before issue 17's work, uniform traffic, on the machine of docs/benchmarks.md
+# (the same command at commit 7a4f765, 2026-12-02): req/s, p95 ms.
+BASELINE_FAN_OUT = (66.7, 1647.0)
 
 
 def report(over: Overhead, fan: FanOut, args: argparse.Namespace, version: str) -> str:

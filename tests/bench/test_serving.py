@@ -32,4 +32,6 @@ def test_a_small_run_compares_the_api_with_direct_psycopg(tmp_path: Path) -> Non
         r"^\| 8 \| api \| \d+ \| [\d.]+ \| [\d.]+ \| ([\d.]+) \| ([\d.]+) \|", text, re.M
     )
     assert api_cpu is not None and float(api_cpu.group(1)) > 0 and float(api_cpu.group(2)) > 0
-    assert re.search(r"the API serves \d+% of direct's searches/s", text)
+    assert re.search(r"the API serves \*\*\d+%\*\* of direct psycopg's searches/s", text)
+    floor = re.search(r"^\| 1 \| API `GET /healthz` \(HTTP floor\) \| (\d+) \|", text, re.M)
+    assert floor is not None and int(floor.group(1)) > 0
