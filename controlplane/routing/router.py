@@ -243,6 +243,7 @@ class TenantRouter:
         """Count one more user of the tenant's pool, growing it into the budget if needed."""
         async with self._cond:
             while True:
+                short: ServerBudget | None = None  # the budget we wait on, if full
                 tpool = self._pools.get(route.tenant_id)
                 if tpool is not None and not tpool.route.same_target(route):
                     self._retire(tpool)  # the tenant moved or was re-created
@@ -266,28 +267,24 @@ class TenantRouter:
                             await tpool.grow()
                             tpool.in_use += 1
                             return tpool
+                        short = budget
                         if budget.releasing <= budget.waiting:
                             # Take back one idle slot on this server for this request
                             # (each waiting request has one coming back); it returns,
                             # and wakes us, once its connection is closed.
                             self._reclaim_slot(route.budget_key, keep=tpool)
-                        budget = self._budget(route)
-                    else:
-                        budget = None
-                else:
-                    budget = None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise self._over_capacity(route)
-                if budget is not None:
-                    budget.waiting += 1
+                if short is not None:
+                    short.waiting += 1
                 try:
                     await asyncio.wait_for(self._cond.wait(), remaining)
                 except TimeoutError:
                     raise self._over_capacity(route) from None
                 finally:
-                    if budget is not None:
-                        budget.waiting -= 1
+                    if short is not None:
+                        short.waiting -= 1
 
     async def _getconn(self, tpool: TenantPool, deadline: float) -> AsyncConnection[Any]:
         # A slot is reserved for us, so the pool can always hand out or make a
