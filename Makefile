@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 N      ?= 200
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving clean
+.PHONY: help install demo test lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale clean
 
 help: ## List the developer commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,7 +36,7 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving ## Run every benchmark
+bench: bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale ## Run every benchmark
 
 bench-provision: $(STAMP) ## Create and delete N tenants (N=200); write docs/benchmarks.md
 	$(PY) -m bench.provision --tenants $(N) --write docs/benchmarks.md
@@ -61,6 +61,9 @@ bench-scale-to-zero: $(STAMP) ## Idle memory per instance vs database tenant, co
 
 bench-faults: $(STAMP) ## Random kills per backend, a greedy neighbour, a dead server, a closed database, a catalog outage (~8 min); write docs/benchmarks.md
 	$(PY) -m bench.faults --write docs/benchmarks.md
+
+bench-scale: $(STAMP) ## One API process and 1,000 tenants: memory and /metrics series; write docs/benchmarks.md
+	$(PY) -m bench.scale --write docs/benchmarks.md
 
 bench-cli: $(STAMP) ## tenantctl's start-up (--help, tenants list), this tree vs an older revision; write docs/benchmarks.md
 	$(PY) -m bench.cli --write docs/benchmarks.md

@@ -9,7 +9,8 @@ Label sets stay bounded whatever the traffic: the latency histogram has no tenan
 (a dozen buckets per tenant would be ~150,000 series at 10,000 tenants); the request
 counter's tenant label takes only ids a caller proved it may use -- the tenant its key
 opens, or with the admin token a tenant that answered; requests that fail
-authentication add to one counter that exists from the start.
+authentication add to one counter that exists from the start. So ``/metrics`` grows by
+one series per tenant and route that answered (``make bench-scale``), and no more.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -30,6 +37,10 @@ if TYPE_CHECKING:
     from controlplane.routing import TenantRouter
 
 __all__ = ["ApiMetrics", "metrics_middleware"]
+
+# No "_created" timestamp beside every counter: it doubled the series per tenant (2,047
+# at 1,000 tenants, make bench-scale) and says only when a process first saw a tenant.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

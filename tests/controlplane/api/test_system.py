@@ -71,6 +71,8 @@ def test_metrics_count_requests_per_tenant_and_show_pools(api: RunningApi, tenan
     ]
     assert "tenantvec_open_pools" in text
     assert 'tenantvec_server_connections{server="local"}' in text
+    # One series per tenant and route: no "_created" twin beside each counter.
+    assert "_created" not in text
     assert api.admin_token not in text and key not in text
 
 
