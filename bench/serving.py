@@ -7,7 +7,10 @@ each tenant asked in proportion to its size. The same searches run through the A
 (``tenantctl serve``, httpx with keep-alive) and directly with psycopg (a pool per
 tenant, as the tenant's own role), at 1 and at 8 clients, phase after phase in
 alternating order for ``--rounds`` rounds: throughput, p50/p95, and CPU per search of
-the API process and of Postgres (its postmaster and backends), from ``/proc``.
+the API process, of Postgres (its postmaster and backends) and of the load generator
+(this process), from ``/proc``. The API is called through a lean HTTP/1.1 client
+(``bench.http1``): on a small machine the load generator shares the cores, and httpx
+would cost as much CPU per request as the API does.
 
 The direct query returns what the API's does (document id, ordinal, content, metadata,
 score): the comparison is of the serving path, not of two different queries.
@@ -25,7 +28,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import msgspec
 import numpy as np
 import psycopg
@@ -33,6 +35,7 @@ from pgvector.psycopg import register_vector_async
 from psycopg_pool import AsyncConnectionPool
 
 from bench.harness import api_server, percentile, throwaway_server
+from bench.http1 import Http1Connection
 from bench.machine import describe_machine, replace_section, today
 from controlplane.keys import create_key
 from controlplane.lifecycle.index import set_index
@@ -67,6 +70,7 @@ class Phase:
     seconds: float
     api_cpu: float  # seconds of CPU the API process used during the phase
     pg_cpu: float  # and Postgres
+    load_cpu: float  # and this process, the load generator (HTTP client or psycopg)
 
     @property
     def rate(self) -> float:
@@ -173,6 +177,7 @@ async def run_phase(
             latencies.append(time.perf_counter() - started)
 
     api_before, pg_before = process_cpu(api_pid), postgres_cpu(data_dir)
+    load_before = _own_cpu()
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
@@ -183,7 +188,13 @@ async def run_phase(
         elapsed,
         process_cpu(api_pid) - api_before,
         postgres_cpu(data_dir) - pg_before,
+        _own_cpu() - load_before,
     )
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 async def measure(args: argparse.Namespace) -> tuple[list[Phase], dict[str, object]]:
@@ -213,50 +224,64 @@ async def measure(args: argparse.Namespace) -> tuple[list[Phase], dict[str, obje
             }
             for pool in pools.values():
                 await pool.open()
-            limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-            async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+            # One keep-alive connection per client, from the lean client (bench.http1):
+            # httpx would spend as much CPU per request as the API, on the same cores.
+            idle: list[Http1Connection] = []
 
-                async def via_api(tenant: Tenant, body: bytes, vector: np.ndarray) -> None:
-                    answer = await http.post(
-                        f"/v1/tenants/{tenant.id}/search",
-                        content=body,
-                        headers={
-                            "authorization": f"Bearer {tenant.key}",
-                            "content-type": "application/json",
-                        },
-                    )
-                    answer.raise_for_status()
+            async def call(method: str, path: str, body: bytes, headers: dict[str, str]) -> None:
+                conn = idle.pop() if idle else Http1Connection(url)
+                try:
+                    status, answer = await conn.request(method, path, body, headers)
+                except BaseException:
+                    await conn.close()
+                    raise
+                idle.append(conn)
+                if status != 200:
+                    raise RuntimeError(f"{method} {path}: {status} {answer[:200]!r}")
 
-                async def direct(tenant: Tenant, body: bytes, vector: np.ndarray) -> None:
-                    async with pools[tenant.id].connection() as conn:
-                        cur = await conn.execute(_DIRECT, {"v": vector})
-                        await cur.fetchall()
+            async def via_api(tenant: Tenant, body: bytes, vector: np.ndarray) -> None:
+                await call(
+                    "POST",
+                    f"/v1/tenants/{tenant.id}/search",
+                    body,
+                    {
+                        "authorization": f"Bearer {tenant.key}",
+                        "content-type": "application/json",
+                    },
+                )
 
-                async def floor(tenant: Tenant, body: bytes, vector: np.ndarray) -> None:
-                    (await http.get("/healthz")).raise_for_status()
+            async def direct(tenant: Tenant, body: bytes, vector: np.ndarray) -> None:
+                async with pools[tenant.id].connection() as conn:
+                    cur = await conn.execute(_DIRECT, {"v": vector})
+                    await cur.fetchall()
 
-                workload = Workload(tenants, args.dims, args.seed)
-                # "floor": what any request costs through the same HTTP client and
-                # server, with no database in it -- the part of the gap that is HTTP.
-                paths = {"api": via_api, "direct": direct, "floor": floor}
-                for name in ("api", "direct"):  # warm: every pool open, caches filled
-                    await run_phase(name, 8, args.warmup, workload, paths[name], pid, data_dir)
-                phases = []
-                for round_ in range(args.rounds):
-                    for clients in args.clients:
-                        order = ["api", "direct"] if round_ % 2 == 0 else ["direct", "api"]
-                        order.append("floor")
-                        for name in order:
-                            phase = await run_phase(
-                                name, clients, args.seconds, workload, paths[name], pid, data_dir
-                            )
-                            phases.append(phase)
-                            print(
-                                f"  round {round_ + 1} {clients} client(s) {name:6}: "
-                                f"{phase.rate:6.0f}/s p50 "
-                                f"{percentile(phase.latencies, 50) * 1000:.2f} ms",
-                                flush=True,
-                            )
+            async def floor(tenant: Tenant, body: bytes, vector: np.ndarray) -> None:
+                await call("GET", "/healthz", b"", {})
+
+            workload = Workload(tenants, args.dims, args.seed)
+            # "floor": what any request costs through the same HTTP client and
+            # server, with no database in it -- the part of the gap that is HTTP.
+            paths = {"api": via_api, "direct": direct, "floor": floor}
+            for name in ("api", "direct"):  # warm: every pool open, caches filled
+                await run_phase(name, 8, args.warmup, workload, paths[name], pid, data_dir)
+            phases = []
+            for round_ in range(args.rounds):
+                for clients in args.clients:
+                    order = ["api", "direct"] if round_ % 2 == 0 else ["direct", "api"]
+                    order.append("floor")
+                    for name in order:
+                        phase = await run_phase(
+                            name, clients, args.seconds, workload, paths[name], pid, data_dir
+                        )
+                        phases.append(phase)
+                        print(
+                            f"  round {round_ + 1} {clients} client(s) {name:6}: "
+                            f"{phase.rate:6.0f}/s p50 "
+                            f"{percentile(phase.latencies, 50) * 1000:.2f} ms",
+                            flush=True,
+                        )
+            for conn in idle:
+                await conn.close()
             for pool in pools.values():
                 await pool.close()
     facts = {"load_seconds": load_seconds, "sizes": sizes}
@@ -276,8 +301,9 @@ def render(phases: list[Phase], facts: dict[str, object], args: argparse.Namespa
         "columns) phase after phase in alternating order. Medians over rounds; CPU from "
         "/proc.",
         "",
-        "| clients | path | searches/s | p50 ms | p95 ms | CPU ms/search: API | Postgres |",
-        "|---|---|---|---|---|---|---|",
+        "| clients | path | searches/s | p50 ms | p95 ms | CPU ms/search: API | Postgres | "
+        "load generator |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     summary = []
     labels = {"api": "api", "direct": "direct", "floor": "API `GET /healthz` (HTTP floor)"}
@@ -291,19 +317,23 @@ def render(phases: list[Phase], facts: dict[str, object], args: argparse.Namespa
             n = [len(p.latencies) for p in mine]
             api_ms = statistics.median(p.api_cpu / k * 1000 for p, k in zip(mine, n, strict=True))
             pg_ms = statistics.median(p.pg_cpu / k * 1000 for p, k in zip(mine, n, strict=True))
+            load_ms = statistics.median(p.load_cpu / k * 1000 for p, k in zip(mine, n, strict=True))
             api_cell = f"{api_ms:.2f}" if path != "direct" else "–"
             pg_cell = f"{pg_ms:.2f}" if path != "floor" else "–"
-            row[path] = (rate, p50, api_ms)
+            row[path] = (rate, p50, api_ms, (api_ms if path != "direct" else 0) + pg_ms + load_ms)
             lines.append(
                 f"| {clients} | {labels[path]} | {rate:.0f} | {p50:.2f} | {p95:.2f} | "
-                f"{api_cell} | {pg_cell} |"
+                f"{api_cell} | {pg_cell} | {load_ms:.2f} |"
             )
         api, direct, floor = row["api"], row["direct"], row["floor"]
         summary.append(
             f"- **{clients} client(s)**: the API serves **{api[0] / direct[0]:.0%}** of direct "
             f"psycopg's searches/s (target >= 85 % at 8), p50 **{api[1] - direct[1]:+.2f} ms** "
             f"(target within 0.5 ms at 1), **{api[2]:.2f} ms** of API CPU per search (target "
-            f"<= 0.3), of which {floor[2]:.2f} ms an HTTP request costs with no search in it"
+            f"<= 0.3), of which {floor[2]:.2f} ms an HTTP request costs with no search in it; "
+            f"all processes together spend {api[3]:.2f} ms of CPU per search through the API, "
+            f"{direct[3]:.2f} ms direct (where the cores are the limit, the ratio cannot pass "
+            f"{direct[3] / api[3]:.0%})"
         )
     header = lines[:3]
     return "\n".join([*header, "", *summary, *lines[3:]])

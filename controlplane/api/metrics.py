@@ -68,6 +68,23 @@ class ApiMetrics:
             registry=self.registry,
         )
 
+        # labels() validates and locks on every call; each label set's child is looked
+        # up once and kept (as many as /metrics has series: bounded as it is).
+        self._request_children: dict[tuple[str, str, str], Any] = {}
+        self._latency_children: dict[str, Any] = {}
+
+    def count(self, tenant: str, route: str, status: int, seconds: float) -> None:
+        """One answered request: its latency and its count by tenant, route, status."""
+        latency = self._latency_children.get(route)
+        if latency is None:
+            latency = self._latency_children[route] = self.latency.labels(route)
+        latency.observe(seconds)
+        key = (tenant, route, str(status))
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(*key)
+        counter.inc()
+
     def watch(self, router: TenantRouter) -> None:
         self.registry.register(_RouterCollector(router))
 
@@ -155,7 +172,7 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             if status == 401:
                 metrics.unauthenticated.inc()
             else:
-                metrics.latency.labels(route).observe(time.perf_counter() - started)
-                metrics.requests.labels(_tenant_label(scope, status), route, str(status)).inc()
+                seconds = time.perf_counter() - started
+                metrics.count(_tenant_label(scope, status), route, status, seconds)
 
     return middleware

@@ -19,8 +19,11 @@ words match. An empty result is an empty list.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pgvector import Vector
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -30,8 +33,8 @@ from controlplane.errors import InvalidRequest
 from controlplane.inputs import check_json, check_text
 from controlplane.retrieval.models import SearchHit, SearchMode, SearchRequest, SearchResponse
 from controlplane.retrieval.validation import check_min_similarity, check_vector, score_sql
-from controlplane.routing import Route, TenantConnection, TenantRouter
-from tenant_schema.spec import IndexKind
+from controlplane.routing import TenantConnection, TenantRouter
+from tenant_schema.spec import IndexKind, Metric
 
 __all__ = ["RRF_K", "search", "search_mode"]
 
@@ -84,21 +87,41 @@ async def search(
         if request.min_similarity is not None
         else None
     )
-    vector = request.vector
-    if vector is not None:
-        check_vector(
-            vector, tenant_id=tenant_id, dims=schema.dims, metric=schema.metric, where="vector"
+    vector: list[float] | np.ndarray | None = None
+    if request.vector is not None:
+        vector = check_vector(
+            request.vector,
+            tenant_id=tenant_id,
+            dims=schema.dims,
+            metric=schema.metric,
+            where="vector",
         )
     elif mode != "keyword" or max_distance is not None:
         assert request.text is not None
         embedder = router.plane.embedders.for_spec(route.embedder)
         answer = await embedder.embed([request.text], dims=schema.dims, purpose=Purpose.QUERY)
         vector = answer.vectors[0]
-    query = _Query(route, request, vector, max_distance)
-    statement = {"vector": query.vector_only, "keyword": query.keyword, "hybrid": query.hybrid}[
-        mode
-    ]()
-    filtered = request.filter is not None or max_distance is not None
+    shape = _Shape(
+        mode=mode,
+        metric=schema.metric,
+        k=int(request.k),
+        include_content=request.include_content,
+        include_metadata=request.include_metadata,
+        has_vector=vector is not None,
+        filtered=request.filter is not None,
+        floored=max_distance is not None,
+    )
+    statement = _statement(shape)
+    params: dict[str, Any] = {}
+    if mode != "vector":
+        params.update(cfg=schema.text_config, text=request.text, w=request.keyword_weight)
+    if vector is not None:
+        params["v"] = Vector(vector)
+    if request.filter is not None:
+        params["filter"] = Jsonb(request.filter)
+    if max_distance is not None:
+        params["max_distance"] = max_distance
+    filtered = shape.filtered or shape.floored
     # Keyword search uses no vector index: nothing to tune.
     settings = (
         [] if mode == "keyword" else _index_settings(request, schema.index.kind, filtered=filtered)
@@ -106,60 +129,74 @@ async def search(
 
     async def run(tc: TenantConnection) -> list[tuple[Any, ...]]:
         if not settings:  # one statement, one round trip
-            cur = await tc.conn.execute(statement, query.params)
+            cur = await tc.conn.execute(statement, params)
             return await cur.fetchall()
         # set_config(..., true) lasts for a transaction: BEGIN, the settings, the search
         # and COMMIT go out pipelined, in one round trip too.
         async with tc.conn.pipeline(), tc.conn.transaction():
             for name, value in settings:
                 await tc.conn.execute("SELECT set_config(%s, %s, true)", (name, value))
-            cur = await tc.conn.execute(statement, query.params)
+            cur = await tc.conn.execute(statement, params)
         return await cur.fetchall()
 
     rows = await router.read(route, run)
-    return SearchResponse(results=[query.hit(row) for row in rows])
+    return SearchResponse(results=[_hit(shape, row) for row in rows])
 
 
-class _Query:
-    """The SQL of one search, with its parameters and how to read its rows."""
+@dataclass(frozen=True)
+class _Shape:
+    """What a search's SQL depends on -- never a value the caller sent, so the text of
+    each shape is composed once (:func:`_statement`) and psycopg prepares it once per
+    connection; the values travel as parameters."""
 
-    def __init__(
-        self,
-        route: Route,
-        request: SearchRequest,
-        vector: list[float] | None,
-        max_distance: float | None,
-    ) -> None:
-        self.request = request
-        self.metric = route.schema.metric
+    mode: SearchMode
+    metric: Metric
+    k: int
+    include_content: bool
+    include_metadata: bool
+    has_vector: bool
+    filtered: bool  # a metadata filter
+    floored: bool  # a min_similarity floor
+
+    @property
+    def candidates(self) -> int:
+        return min(max(4 * self.k, _MIN_CANDIDATES), _MAX_CANDIDATES)
+
+
+@functools.lru_cache(maxsize=1024)
+def _statement(shape: _Shape) -> bytes:
+    return _Composer(shape).statement().as_bytes(None)
+
+
+class _Composer:
+    """The SQL of one search shape."""
+
+    def __init__(self, shape: _Shape) -> None:
+        self.shape = shape
+        self.metric = shape.metric
         self.op = sql.SQL(self.metric.operator)
-        self.has_vector = vector is not None
         # Limits are written into the SQL, not bound: Postgres plans a LIMIT it can see
         # better (and a prepared statement keeps that plan), ~0.6 ms of CPU per search.
-        self.k = sql.Literal(int(request.k))
-        self.n = sql.Literal(min(max(4 * request.k, _MIN_CANDIDATES), _MAX_CANDIDATES))
-        self.params: dict[str, Any] = {
-            "cfg": route.schema.text_config,
-            "text": request.text,
-            "w": request.keyword_weight,
-        }
-        if vector is not None:
-            self.params["v"] = Vector(vector)
+        self.k = sql.Literal(shape.k)
+        self.n = sql.Literal(shape.candidates)
         self.conditions: list[sql.Composable] = []
-        if request.filter is not None:
+        if shape.filtered:
             self.conditions.append(sql.SQL("metadata @> %(filter)s"))
-            self.params["filter"] = Jsonb(request.filter)
-        if max_distance is not None:
-            self.params["max_distance"] = max_distance
+        if shape.floored:
             self.conditions.append(
                 sql.SQL("embedding {op} %(v)s <= %(max_distance)s").format(op=self.op)
             )
         columns = [sql.SQL("c.document_id"), sql.SQL("c.ordinal")]
-        if request.include_content:
+        if shape.include_content:
             columns.append(sql.SQL("c.content"))
-        if request.include_metadata:
+        if shape.include_metadata:
             columns.append(sql.SQL("c.metadata"))
         self.columns = sql.SQL(", ").join(columns)
+
+    def statement(self) -> sql.Composed:
+        return {"vector": self.vector_only, "keyword": self.keyword, "hybrid": self.hybrid}[
+            self.shape.mode
+        ]()
 
     def where(self, *extra: sql.Composable) -> sql.Composable:
         conditions = [*self.conditions, *extra]
@@ -168,7 +205,7 @@ class _Query:
         return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
 
     def similarity(self) -> sql.Composable:
-        if not self.has_vector:
+        if not self.shape.has_vector:
             return sql.SQL("NULL::float8")
         distance = f"(c.embedding {self.metric.operator} %(v)s)"
         return sql.SQL(score_sql(self.metric, distance))
@@ -225,26 +262,27 @@ class _Query:
             similarity=self.similarity(),
         )
 
-    def hit(self, row: tuple[Any, ...]) -> SearchHit:
-        document_id, ordinal, *rest = row
-        i = 0
-        content = metadata = None
-        if self.request.include_content:
-            content = rest[i]
-            i += 1
-        if self.request.include_metadata:
-            metadata = rest[i]
-            i += 1
-        score = float(rest[i])
-        similarity = rest[i + 1] if len(rest) > i + 1 else None
-        return SearchHit(
-            document_id=document_id,
-            chunk=ordinal,
-            score=score,
-            similarity=float(similarity) if similarity is not None else None,
-            content=content,
-            metadata=metadata,
-        )
+
+def _hit(shape: _Shape, row: tuple[Any, ...]) -> SearchHit:
+    document_id, ordinal, *rest = row
+    i = 0
+    content = metadata = None
+    if shape.include_content:
+        content = rest[i]
+        i += 1
+    if shape.include_metadata:
+        metadata = rest[i]
+        i += 1
+    score = float(rest[i])
+    similarity = rest[i + 1] if len(rest) > i + 1 else None
+    return SearchHit(
+        document_id=document_id,
+        chunk=ordinal,
+        score=score,
+        similarity=float(similarity) if similarity is not None else None,
+        content=content,
+        metadata=metadata,
+    )
 
 
 def _index_settings(

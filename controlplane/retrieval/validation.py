@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from controlplane.errors import InvalidRequest
 from tenant_schema.spec import Metric
 
@@ -19,21 +21,23 @@ _FLOAT4_MAX = 3.4028234663852886e38
 
 def check_vector(
     values: list[float], *, tenant_id: str, dims: int, metric: Metric, where: str
-) -> None:
+) -> np.ndarray:
+    """``values`` checked for the tenant, as the float4 array pgvector stores."""
     if len(values) != dims:
         raise InvalidRequest(
             f"tenant {tenant_id} expects {dims} dimensions, got {len(values)} ({where})"
         )
-    # sum() runs in C; only a vector that is not finite in total is looked at closely
-    # (a sum can also overflow with every value finite, hence the element check).
-    if not math.isfinite(sum(values)):
-        for i, value in enumerate(values):
-            if not math.isfinite(value):
-                raise InvalidRequest(f"{where}[{i}] is {value}; values must be finite numbers")
-    if max(values) > _FLOAT4_MAX or min(values) < -_FLOAT4_MAX:
+    # One pass in C over the list (a search's 1024 floats: ~20 us), the checks on the array.
+    array = np.fromiter(values, dtype=np.float64, count=dims)
+    finite = np.isfinite(array)
+    if not finite.all():
+        i = int(np.argmin(finite))
+        raise InvalidRequest(f"{where}[{i}] is {values[i]}; values must be finite numbers")
+    if np.abs(array).max() > _FLOAT4_MAX:
         raise InvalidRequest(f"{where} has a value beyond float4 range (±3.4e38)")
-    if metric is Metric.COSINE and not any(values):
+    if metric is Metric.COSINE and not array.any():
         raise InvalidRequest(f"{where} is all zeros: it has no direction for cosine similarity")
+    return array.astype(np.float32)
 
 
 def check_min_similarity(value: float, metric: Metric) -> float:

@@ -105,6 +105,7 @@ class TenantRouter:
         self._down: dict[str, tuple[float, str, str]] = {}
         # One condition guards all of the above; waiters wake when slots or pools free up.
         self._cond = asyncio.Condition()
+        self._waiters = 0  # requests waiting on it: a check-in wakes them only if any
         self._closing: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._pools_opened = 0
@@ -157,7 +158,12 @@ class TenantRouter:
             tenant_id, incarnation = target.tenant_id, target.uid
         else:
             tenant_id, incarnation = target, None
-        route = same_incarnation(await self._routes.get(tenant_id), incarnation)
+        # A route the caller just had from route() is still the table's: used as is.
+        route = (
+            target
+            if isinstance(target, Route) and self._routes.holds(target)
+            else same_incarnation(await self._routes.get(tenant_id), incarnation)
+        )
         if route.state is TenantState.SUSPENDED:
             await self._plane.wake(tenant_id)
             route = await self._fresh_route(tenant_id, incarnation)
@@ -276,6 +282,9 @@ class TenantRouter:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise self._over_capacity(route)
+                # Counted before the first await after the checks above: a check-in
+                # either sees this waiter or happened before the checks saw its state.
+                self._waiters += 1
                 if short is not None:
                     short.waiting += 1
                 try:
@@ -283,6 +292,7 @@ class TenantRouter:
                 except TimeoutError:
                     raise self._over_capacity(route) from None
                 finally:
+                    self._waiters -= 1
                     if short is not None:
                         short.waiting -= 1
 
@@ -314,12 +324,15 @@ class TenantRouter:
             ) from exc
 
     async def _checkin(self, tpool: TenantPool) -> None:
-        async with self._cond:
-            tpool.in_use -= 1
-            tpool.last_used = time.monotonic()
-            if tpool.retired and tpool.in_use == 0:
-                self._start_close(tpool)
-            self._cond.notify_all()
+        # No lock for the counts: nothing awaits between reading and changing them
+        # (one event loop), and the lock is taken only to wake requests that wait.
+        tpool.in_use -= 1
+        tpool.last_used = time.monotonic()
+        if tpool.retired and tpool.in_use == 0:
+            self._start_close(tpool)
+        if self._waiters:
+            async with self._cond:
+                self._cond.notify_all()
 
     async def _diagnose(self, tpool: TenantPool) -> str:
         """Why the tenant's database refused the pool, from one direct attempt.

@@ -139,6 +139,13 @@ class RouteTable:
         self._routes[tenant_id] = fresh
         return fresh
 
+    def holds(self, route: Route) -> bool:
+        """Whether ``route`` is the table's current, unexpired entry for its tenant."""
+        return (
+            self._routes.get(route.tenant_id) is route
+            and time.monotonic() - route.fetched_at <= self._ttl
+        )
+
     def stale(self, tenant_ids: list[str], *, older_than: float) -> list[str]:
         now = time.monotonic()
         return [

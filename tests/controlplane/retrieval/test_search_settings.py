@@ -66,3 +66,32 @@ async def test_ef_search_and_the_iterative_scan_apply_to_the_search_and_end_with
             assert await router.read(route, settings_after) == ("40", "off")  # the defaults
     finally:
         await delete_tenant(plane, tenant_id, actor="test")
+
+
+async def test_metadata_reads_back_whatever_numbers_jsonb_holds(
+    plane: ControlPlane, tenant_id: str
+) -> None:
+    # The router reads jsonb with msgspec; jsonb numbers are arbitrary precision, and
+    # one beyond float range (written by the tenant's own SQL) must not fail a search.
+    await create_tenant(plane, TenantRequest(id=tenant_id, dims=DIMS), actor="test")
+    try:
+        async with TenantRouter.open(plane) as router:
+            vector = [1.0] * DIMS
+            document = DocumentIn(id="d", chunks=[ChunkIn(content="c", embedding=vector)])
+            await upsert_documents(router, tenant_id, UpsertRequest(documents=[document]))
+
+            async def write(tc: object) -> None:
+                await tc.conn.execute(  # type: ignore[attr-defined]
+                    "UPDATE chunks SET metadata = jsonb_build_object('int', 1e400::numeric, "
+                    "'decimal', 1e400::numeric + 0.5, 's', 'é')"
+                )
+
+            async with router.connection(tenant_id) as tc:
+                await write(tc)
+            found = await search(router, tenant_id, SearchRequest(vector=vector, k=1))
+            metadata = found.results[0].metadata
+            # Postgres writes 1e400 out in digits: an exact int; with a fraction no float
+            # holds it, and it reads as the standard library reads it (inf).
+            assert metadata == {"int": 10**400, "decimal": float("inf"), "s": "é"}
+    finally:
+        await delete_tenant(plane, tenant_id, actor="test")
