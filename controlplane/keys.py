@@ -254,9 +254,12 @@ class KeyVerifier:
             self._refused.pop(next(iter(self._refused)))
         for key_id in [k for k, e in self._known.items() if now - e.used_at > _KEEP_UNUSED]:
             del self._known[key_id]
-        stale = [k for k, e in self._known.items() if now - e.checked_at > self._ttl / 2]
-        if not stale or not self._router.grace.should_ask():
+        due = any(now - e.checked_at > self._ttl / 2 for e in self._known.values())
+        if not due or not self._router.grace.should_ask():
             return
+        # Keys due soon ride along (past ttl / 4: due within a tick or two), so keys first
+        # seen a moment apart share one query instead of drifting into one each.
+        stale = [k for k, e in self._known.items() if now - e.checked_at > self._ttl / 4]
         for start in range(0, len(stale), _BATCH):
             batch = stale[start : start + _BATCH]
             try:

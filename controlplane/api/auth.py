@@ -20,7 +20,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
 from controlplane.api.caller import CALLER, Caller
-from controlplane.api.state import ApiState
+from controlplane.api.state import ApiDep, ApiState
 from controlplane.errors import AuthenticationFailed, PermissionDenied, TenantNotFound
 from controlplane.model.records import validate_tenant_id
 
@@ -47,7 +47,7 @@ async def tenant_access(
         raise TenantNotFound(tenant_id)
 
 
-def provide_caller(request: Request[Any, Any, Any], api: ApiState) -> Caller:
+def provide_caller(request: Request[Any, Any, Any], api: ApiDep) -> Caller:
     """The caller a guard authenticated (every route taking ``caller`` has one).
 
     ``api`` is asked for only so that Litestar resolves the two dependencies one after
