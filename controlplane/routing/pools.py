@@ -104,6 +104,7 @@ class TenantPool:
         if route.conninfo is None:
             raise ValueError(f"tenant {route.tenant_id!r} has no connection string")
         self.route = route
+        self.connect_timeout = connect_timeout
         self.reserved = 0  # budget slots held == the pool's max_size once open
         self.in_use = 0  # connections checked out through the router
         self.last_used = time.monotonic()

@@ -1,16 +1,7 @@
 """The tenant router: a warm, bounded connection pool per tenant, opened on first use.
 
-Bounds, all per process:
-
-* at most ``max_pools`` pools are open; to open another, the least recently used idle
-  pool is closed;
-* each server has a connection budget (:class:`ServerBudget`); a pool grows one
-  connection at a time, only into a free slot, and a full budget is relieved one idle
-  connection at a time, from the least recently used pool on that server (a pool left
-  with none is closed): hot tenants keep their connections;
-* a connection idle for a minute is closed and its slot returned: pools shrink;
-* each pool holds at most ``pool_max_size`` connections;
-* a pool unused for ``pool_idle_seconds`` is closed.
+Which tenants hold how many connections -- pools, per-server budgets, eviction -- is
+``capacity.PoolCapacity``'s policy; the router puts requests through it.
 
 A request that finds no room waits up to ``pool_wait_seconds`` and then gets
 :class:`OverCapacity` (HTTP 503 + Retry-After). A suspended tenant is resumed, and a
@@ -29,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -38,15 +28,11 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
 
-from controlplane.errors import (
-    CatalogUnavailable,
-    OverCapacity,
-    TenantUnavailable,
-)
+from controlplane.errors import CatalogUnavailable, TenantUnavailable
 from controlplane.model.records import TenantState
 from controlplane.pgconnect import describe_pg_error
 from controlplane.routing.availability import is_unavailable, same_incarnation, state_reason
-from controlplane.routing.budget import ServerBudget
+from controlplane.routing.capacity import PoolCapacity
 from controlplane.routing.grace import CatalogGrace
 from controlplane.routing.pools import TenantPool
 from controlplane.routing.routes import Route, RouteTable
@@ -92,23 +78,21 @@ class TenantRouter:
         # Shared with the key verifier: one view of whether the catalog answers.
         self.grace = CatalogGrace(settings.catalog_grace_seconds)
         self._routes = RouteTable(plane, ttl=settings.route_ttl_seconds, grace=self.grace)
-        self._max_pools = settings.max_pools
         self._budget_limit = settings.worker_connection_budget
-        self._pool_max = min(settings.pool_max_size, self._budget_limit)
         self._idle_seconds = settings.pool_idle_seconds
         self._wait_seconds = settings.pool_wait_seconds
         self._ttl = settings.route_ttl_seconds
         self._connect_timeout = settings.connect_timeout
-        self._pools: OrderedDict[str, TenantPool] = OrderedDict()  # LRU order
-        self._budgets: dict[str, ServerBudget] = {}
+        self._capacity = PoolCapacity(
+            max_pools=settings.max_pools,
+            budget_limit=self._budget_limit,
+            pool_max=settings.pool_max_size,
+            wait_seconds=self._wait_seconds,
+            make_pool=self._new_pool,
+        )
         # tenant id -> (until, reason, the incarnation it is about)
         self._down: dict[str, tuple[float, str, str]] = {}
-        # One condition guards all of the above; waiters wake when slots or pools free up.
-        self._cond = asyncio.Condition()
-        self._waiters = 0  # requests waiting on it: a check-in wakes them only if any
-        self._closing: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
-        self._pools_opened = 0
         self._connections_opened = 0
         # Last request per tenant (monotonic), written to the catalog every
         # _activity_every seconds for scale to zero (catalog.activity).
@@ -135,11 +119,7 @@ class TenantRouter:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
-        async with self._cond:
-            for tpool in list(self._pools.values()):
-                self._retire(tpool)
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        await self._capacity.close()
 
     # -- the request path --------------------------------------------------------------
 
@@ -205,7 +185,7 @@ class TenantRouter:
         finally:
             await tpool.pool.putconn(conn)
             self._last_use[tenant_id] = time.monotonic()
-            await self._checkin(tpool)
+            await self._capacity.checkin(tpool)
 
     async def read(
         self, target: str | Route, work: Callable[[TenantConnection], Awaitable[T]]
@@ -230,11 +210,11 @@ class TenantRouter:
     async def _acquire(
         self, route: Route, deadline: float
     ) -> tuple[TenantPool, AsyncConnection[Any]]:
-        tpool = await self._checkout(route, deadline)
+        tpool = await self._capacity.checkout(route, deadline)
         try:
             return tpool, await self._getconn(tpool, deadline)
         except BaseException:
-            await self._checkin(tpool)
+            await self._capacity.checkin(tpool)
             raise
 
     async def _fresh_route(self, tenant_id: str, incarnation: str | None) -> Route:
@@ -244,57 +224,6 @@ class TenantRouter:
         if route.state is not TenantState.READY:
             raise TenantUnavailable(tenant_id, route.state.value, state_reason(route))
         return route
-
-    async def _checkout(self, route: Route, deadline: float) -> TenantPool:
-        """Count one more user of the tenant's pool, growing it into the budget if needed."""
-        async with self._cond:
-            while True:
-                short: ServerBudget | None = None  # the budget we wait on, if full
-                tpool = self._pools.get(route.tenant_id)
-                if tpool is not None and not tpool.route.same_target(route):
-                    self._retire(tpool)  # the tenant moved or was re-created
-                    tpool = None
-                if tpool is None and (len(self._pools) < self._max_pools or self._evict_lru()):
-                    tpool = self._pools[route.tenant_id] = TenantPool(
-                        route,
-                        connect_timeout=self._connect_timeout,
-                        idle_seconds=self._idle_seconds,
-                        on_connect=self._connected,
-                    )
-                    self._pools_opened += 1
-                if tpool is not None:
-                    self._pools.move_to_end(route.tenant_id)
-                    if tpool.in_use < tpool.reserved:
-                        tpool.in_use += 1
-                        return tpool
-                    if tpool.reserved < self._pool_max:
-                        budget = self._budget(route)
-                        if budget.take():
-                            await tpool.grow()
-                            tpool.in_use += 1
-                            return tpool
-                        short = budget
-                        if budget.releasing <= budget.waiting:
-                            # Take back one idle slot on this server for this request
-                            # (each waiting request has one coming back); it returns,
-                            # and wakes us, once its connection is closed.
-                            self._reclaim_slot(route.budget_key, keep=tpool)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise self._over_capacity(route)
-                # Counted before the first await after the checks above: a check-in
-                # either sees this waiter or happened before the checks saw its state.
-                self._waiters += 1
-                if short is not None:
-                    short.waiting += 1
-                try:
-                    await asyncio.wait_for(self._cond.wait(), remaining)
-                except TimeoutError:
-                    raise self._over_capacity(route) from None
-                finally:
-                    self._waiters -= 1
-                    if short is not None:
-                        short.waiting -= 1
 
     async def _getconn(self, tpool: TenantPool, deadline: float) -> AsyncConnection[Any]:
         # A slot is reserved for us, so the pool can always hand out or make a
@@ -312,27 +241,11 @@ class TenantRouter:
                 await tpool.pool.close()
                 reason = await self._diagnose(tpool)
                 logger.warning("tenant %s: database unreachable: %s", tpool.tenant_id, reason)
-            async with self._cond:
-                self._down[tpool.tenant_id] = (
-                    time.monotonic() + DOWN_SECONDS,
-                    reason,
-                    tpool.route.uid,
-                )
-                self._retire(tpool)
+            self._down[tpool.tenant_id] = (time.monotonic() + DOWN_SECONDS, reason, tpool.route.uid)
+            await self._capacity.retire(tpool)
             raise TenantUnavailable(
                 tpool.tenant_id, tpool.route.state.value, reason, retry_after=DOWN_SECONDS
             ) from exc
-
-    async def _checkin(self, tpool: TenantPool) -> None:
-        # No lock for the counts: nothing awaits between reading and changing them
-        # (one event loop), and the lock is taken only to wake requests that wait.
-        tpool.in_use -= 1
-        tpool.last_used = time.monotonic()
-        if tpool.retired and tpool.in_use == 0:
-            self._start_close(tpool)
-        if self._waiters:
-            async with self._cond:
-                self._cond.notify_all()
 
     async def _diagnose(self, tpool: TenantPool) -> str:
         """Why the tenant's database refused the pool, from one direct attempt.
@@ -357,10 +270,7 @@ class TenantRouter:
         """Drop the tenant's cached route and close its pool (lifecycle change)."""
         self._routes.forget(tenant_id)
         self._down.pop(tenant_id, None)
-        async with self._cond:
-            tpool = self._pools.get(tenant_id)
-            if tpool is not None:
-                self._retire(tpool)
+        await self._capacity.forget(tenant_id)
 
     async def _maintain(self) -> None:
         # Entries older than ttl / 2 are re-checked each tick: at ttl / 4 a tick, none
@@ -374,7 +284,7 @@ class TenantRouter:
                 except Exception:  # noqa: BLE001 -- the loop must outlive anything
                     logger.warning("router maintenance hook failed; retrying", exc_info=True)
             try:
-                await self._close_idle()
+                await self._capacity.close_idle(time.monotonic() - self._idle_seconds)
                 await self._revalidate()
                 if (
                     time.monotonic() - self._activity_flushed >= self._activity_every
@@ -386,18 +296,9 @@ class TenantRouter:
             except Exception:  # noqa: BLE001 -- the loop must outlive anything
                 logger.warning("router maintenance failed; retrying", exc_info=True)
 
-    async def _close_idle(self) -> None:
-        cutoff = time.monotonic() - self._idle_seconds
-        async with self._cond:
-            for tpool in list(self._pools.values()):
-                if tpool.in_use == 0 and tpool.last_used < cutoff:
-                    logger.info("tenant %s: closing idle pool", tpool.tenant_id)
-                    self._retire(tpool)
-            self._return_unused_slots()
-
     async def _revalidate(self) -> None:
         """Re-read the catalog for open pools' routes about to expire, in one query."""
-        stale = self._routes.stale(list(self._pools), older_than=self._ttl / 2)
+        stale = self._routes.stale(self._capacity.tenants(), older_than=self._ttl / 2)
         if not stale or not self.grace.should_ask():
             return
         try:
@@ -419,7 +320,7 @@ class TenantRouter:
         now = time.monotonic()
         self._activity_flushed = now
         ages = {tid: now - used for tid, used in self._last_use.items()}
-        ages.update({tid: 0.0 for tid, tpool in self._pools.items() if tpool.in_use})
+        ages.update({tid: 0.0 for tid in self._capacity.busy()})
         self._last_use.clear()
         try:
             await self._plane.catalog.activity.touch(ages)
@@ -428,139 +329,26 @@ class TenantRouter:
                 self._last_use.setdefault(tid, now - age)
             raise
 
-    def _retire(self, tpool: TenantPool) -> None:
-        """Take the pool out of service; close it once nobody uses it. Holds the lock."""
-        if self._pools.get(tpool.tenant_id) is tpool:
-            del self._pools[tpool.tenant_id]
-        if not tpool.retired:
-            tpool.retired = True
-            self._budget(tpool.route).releasing += tpool.reserved
-            if tpool.in_use == 0:
-                self._start_close(tpool)
-
-    def _start_close(self, tpool: TenantPool) -> None:
-        self._start_task(self._close_pool(tpool))
-
-    def _start_task(self, work: Awaitable[Any]) -> None:
-        """Run ``work`` in the background; :meth:`close` waits for what is left."""
-
-        async def run() -> None:
-            await work
-
-        task = asyncio.create_task(run())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    async def _close_pool(self, tpool: TenantPool) -> None:
-        try:
-            await tpool.close()
-        finally:
-            # Only now are the connections gone: give their slots back.
-            async with self._cond:
-                self._budget(tpool.route).give_back(tpool.reserved)
-                tpool.reserved = 0
-                self._cond.notify_all()
-
-    def _evict_lru(self) -> bool:
-        """Retire the least recently used idle pool (to open another beyond max_pools)."""
-        for tpool in self._pools.values():
-            if tpool.in_use == 0:
-                self._retire(tpool)
-                return True
-        return False
-
-    def _reclaim_slot(self, budget_key: str, *, keep: TenantPool) -> bool:
-        """Free one budget slot on ``budget_key``'s server: the least recently used pool
-        holding a slot it is not using gives it back -- one connection, not the whole
-        pool, so a busy tenant keeps the rest. A pool left with no slot is retired.
-        Holds the lock."""
-        candidates = [
-            tpool
-            for tpool in self._pools.values()
-            if tpool is not keep
-            and tpool.route.budget_key == budget_key
-            and tpool.in_use < tpool.reserved
-        ]
-        # A pool's second connection is worth less than another tenant's only one:
-        # surplus first, then whole idle pools; least recently used first in each.
-        surplus = [tpool for tpool in candidates if tpool.reserved > 1]
-        for tpool in surplus or candidates:
-            if tpool.reserved == 1:
-                self._retire(tpool)  # idle, with one slot: nothing left to keep
-                return True
-            tpool.reserved -= 1
-            self._budget(tpool.route).releasing += 1
-            self._start_task(self._give_back_slot(tpool))
-            return True
-        return False
-
-    async def _give_back_slot(self, tpool: TenantPool) -> None:
-        """Close the connection of the slot ``tpool`` gave up, then return the slot."""
-        shrunk = False
-        try:
-            shrunk = await tpool.shrink(timeout=self._connect_timeout)
-        finally:
-            async with self._cond:
-                budget = self._budget(tpool.route)
-                if shrunk or tpool.retired:  # a retired pool's connections are closing
-                    budget.give_back(1)
-                else:  # it still holds the connection: the slot stays taken
-                    budget.releasing = max(0, budget.releasing - 1)
-                    tpool.reserved += 1
-                self._cond.notify_all()
-
-    def _return_unused_slots(self) -> None:
-        """Give back the slots of connections that pools closed after sitting idle (a
-        pool's max_idle): pools shrink with their traffic. Holds the lock."""
-        for tpool in self._pools.values():
-            spare = tpool.reserved - max(tpool.in_use, tpool.connections(), 1)
-            if spare > 0 and not tpool.retired:
-                tpool.reserved -= spare
-                budget = self._budget(tpool.route)
-                budget.releasing += spare
-                budget.give_back(spare)
-                self._start_task(tpool.shrink(timeout=0.1))  # the pool's max_size
-                self._cond.notify_all()
+    def _new_pool(self, route: Route) -> TenantPool:
+        return TenantPool(
+            route,
+            connect_timeout=self._connect_timeout,
+            idle_seconds=self._idle_seconds,
+            on_connect=self._connected,
+        )
 
     def _connected(self) -> None:
         self._connections_opened += 1
 
-    def _budget(self, route: Route) -> ServerBudget:
-        key = route.budget_key
-        budget = self._budgets.get(key)
-        if budget is None:
-            limit = min(self._budget_limit, route.budget_limit or self._budget_limit)
-            budget = self._budgets[key] = ServerBudget(key, limit)
-        return budget
-
-    def _over_capacity(self, route: Route) -> OverCapacity:
-        budget = self._budget(route)
-        return OverCapacity(
-            f"all {budget.limit} connections to server {route.budget_key!r} are in use and "
-            f"none freed up within {self._wait_seconds:g} s; retry shortly",
-            retry_after=1,
-        )
-
     # -- observation -------------------------------------------------------------------
 
     def stats(self) -> RouterStats:
-        budgets: dict[str, dict[str, int]] = {}
-        for key, budget in self._budgets.items():
-            pools = [p for p in self._pools.values() if p.route.budget_key == key]
-            budgets[key] = {
-                "limit": budget.limit,
-                "reserved": budget.reserved,
-                "peak": budget.peak,
-                "in_use": sum(p.in_use for p in pools),
-                "connections": sum(p.connections() for p in pools),
-                "pools": len(pools),
-            }
         return RouterStats(
-            open_pools=len(self._pools),
-            pools_opened=self._pools_opened,
+            open_pools=self._capacity.open_pools(),
+            pools_opened=self._capacity.pools_opened,
             connections_opened=self._connections_opened,
             budget_per_server=self._budget_limit,
-            budgets=budgets,
+            budgets=self._capacity.budgets(),
         )
 
     @property
