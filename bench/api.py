@@ -2,12 +2,16 @@
 
 1. Routing overhead: the same k=10 search over 10,000 vectors of 768 dimensions (one
    tenant, HNSW) run directly with psycopg against the tenant database and through the
-   API (``tenantctl serve``, httpx with keep-alive), alternating query by query so both
-   see the same caches. p50/p95 per run; medians across runs.
+   API (``tenantctl serve``, keep-alive), alternating query by query so both see the
+   same caches. p50/p95 per run; medians across runs.
 2. Fan-out: 100 tenants x 2,000 vectors (384 dimensions), 32 concurrent clients picking
    random tenants, a budget of 40 connections: throughput, p50/p95/p99, the cost of a
-   cold pool's first request, and the peak tenant connections the server reports
-   (pg_stat_activity, sampled every 10 ms).
+   cold pool's first request, CPU per request of the API process, of Postgres and of
+   the load generator (``/proc``), and the peak tenant connections the server reports
+   (pg_stat_activity, sampled every 10 ms on one connection).
+
+The API is called through the lean HTTP/1.1 client of ``bench.http1``: httpx spends
+about as much CPU per request as the API, on the same two cores.
 
 Everything runs on a throwaway embedded server (fsync on) in a temporary home.
 """
@@ -23,13 +27,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import msgspec
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector_async
 
-from bench.harness import api_process, percentile, throwaway_server
+from bench.cpu import own_cpu, postgres_cpu, process_cpu
+from bench.harness import api_server, percentile, throwaway_server
+from bench.http1 import Http1Connection
 from bench.machine import describe_machine, replace_section, today
 from controlplane.lifecycle.tenants import (
     TenantRequest,
@@ -69,6 +74,10 @@ class Runs:
     over_budget: list[int] = field(default_factory=list)  # 503 answers
     pools_opened: list[int] = field(default_factory=list)  # requests finding no pool
     connections_opened: list[int] = field(default_factory=list)  # connections made
+    # CPU ms per request: the API process, Postgres, the load generator (this process)
+    api_cpu: list[float] = field(default_factory=list)
+    pg_cpu: list[float] = field(default_factory=list)
+    load_cpu: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -109,15 +118,15 @@ async def overhead(
         await _seed(router, tenant, _vectors(rng, 10_000, 768), batch=500)
     conninfo = await tenant_conninfo(plane, tenant)
     result = Overhead([], [], [], [])
-    async with (
-        await psycopg.AsyncConnection.connect(conninfo.dsn, autocommit=True) as conn,
-        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http,
-    ):
+    http = Http1Connection(url)
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    path = f"/v1/tenants/{tenant}/search"
+    async with await psycopg.AsyncConnection.connect(conninfo.dsn, autocommit=True) as conn:
         await register_vector_async(conn)
         qs = _vectors(rng, queries, 768)
         for _ in range(20):  # warm both paths
             await conn.execute(DIRECT_SQL, {"v": qs[0]})
-            await http.post(f"/v1/tenants/{tenant}/search", json={"vector": qs[0].tolist()})
+            await http.request("POST", path, _search_body(qs[0]), headers)
         for r in range(rounds):
             direct, api = [], []
             for q in qs:
@@ -125,16 +134,12 @@ async def overhead(
                 cur = await conn.execute(DIRECT_SQL, {"v": q})
                 rows = await cur.fetchall()
                 direct.append((time.perf_counter() - started) * 1000)
-                body = msgspec.json.encode({"vector": q.tolist(), "k": 10})
+                body = _search_body(q)
                 started = time.perf_counter()
-                response = await http.post(
-                    f"/v1/tenants/{tenant}/search",
-                    content=body,
-                    headers={"Content-Type": "application/json"},
-                )
-                hits = msgspec.json.decode(response.content)["results"]
+                status, answer = await http.request("POST", path, body, headers)
+                hits = msgspec.json.decode(answer)["results"]
                 api.append((time.perf_counter() - started) * 1000)
-                assert response.status_code == 200 and len(hits) == len(rows) == 10
+                assert status == 200 and len(hits) == len(rows) == 10
             result.direct_p50.append(statistics.median(direct))
             result.direct_p95.append(percentile(direct, 95))
             result.api_p50.append(statistics.median(api))
@@ -144,22 +149,27 @@ async def overhead(
                 f"API p50 {result.api_p50[-1]:.2f} ms",
                 flush=True,
             )
+    await http.close()
     return result
 
 
-async def _router_connections(admin_dsn: str) -> int:
-    async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
-        cur = await conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tenantvec-router'"
-        )
-        row = await cur.fetchone()
-        return int(row[0]) if row else 0
+def _search_body(vector: np.ndarray) -> bytes:
+    return msgspec.json.encode({"vector": vector.tolist(), "k": 10})
+
+
+async def _router_connections(conn: psycopg.AsyncConnection[tuple[int]]) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tenantvec-router'"
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def fan_out(
     plane: ControlPlane,
     settings: Settings,
     url: str,
+    api_pid: int,
     token: str,
     *,
     tenants: int,
@@ -181,107 +191,123 @@ async def fan_out(
     async with TenantRouter.open(plane) as router:
         await asyncio.gather(*(make(t) for t in ids))
     admin_dsn = EmbeddedServer(settings).superuser_conninfo().dsn
-    headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
-    queries = [msgspec.json.encode({"vector": v.tolist(), "k": 10}) for v in _vectors(rng, 64, 384)]
+    data_dir = settings.home / "pg" / "data"
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    queries = [_search_body(v) for v in _vectors(rng, 64, 384)]
+    # One keep-alive connection per client (and one for the bench's own calls).
+    own = Http1Connection(url)
 
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
+    async def search(tenant: str, http: Http1Connection) -> tuple[float, int]:
+        started = time.perf_counter()
+        status, _ = await http.request(
+            "POST", f"/v1/tenants/{tenant}/search", random.choice(queries), headers
+        )
+        return (time.perf_counter() - started) * 1000, status
 
-        async def search(tenant: str) -> tuple[float, int]:
-            started = time.perf_counter()
-            response = await http.post(
-                f"/v1/tenants/{tenant}/search",
-                content=random.choice(queries),
-                headers={"Content-Type": "application/json"},
-            )
-            return (time.perf_counter() - started) * 1000, response.status_code
+    async def metrics() -> list[str]:
+        status, text = await own.request("GET", "/metrics", headers=headers)
+        if status != 200:
+            raise RuntimeError(f"GET /metrics: {status}")
+        return text.decode().splitlines()
 
-        async def counter(name: str) -> int:
-            for line in (await http.get("/metrics")).text.splitlines():
-                if line.startswith(f"tenantvec_{name}_total "):
-                    return int(float(line.split()[-1]))
-            raise RuntimeError(f"no tenantvec_{name}_total in /metrics")
+    async def counter(name: str) -> int:
+        for line in await metrics():
+            if line.startswith(f"tenantvec_{name}_total "):
+                return int(float(line.split()[-1]))
+        raise RuntimeError(f"no tenantvec_{name}_total in /metrics")
 
-        async def raw(tenant: str) -> float:
-            """What a client without tenantvec pays: connect as the tenant, search, close."""
-            dsn = (await tenant_conninfo(plane, tenant)).dsn
-            vector = random.choice(raw_vectors)
-            started = time.perf_counter()
-            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-                await register_vector_async(conn)
-                await (await conn.execute(DIRECT_SQL, {"v": vector})).fetchall()
-            return (time.perf_counter() - started) * 1000
+    async def raw(tenant: str) -> float:
+        """What a client without tenantvec pays: connect as the tenant, search, close."""
+        dsn = (await tenant_conninfo(plane, tenant)).dsn
+        vector = random.choice(raw_vectors)
+        started = time.perf_counter()
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            await register_vector_async(conn)
+            await (await conn.execute(DIRECT_SQL, {"v": vector})).fetchall()
+        return (time.perf_counter() - started) * 1000
 
-        # Cold tenants: the first request to a tenant opens its pool; a raw connect and
-        # the same search, tenant by tenant in turn, is what it is held to; the second
-        # request through the API reuses the pool.
-        raw_vectors = list(_vectors(rng, 16, 384))
-        sample = ids[: _cold_sample(budget)]
-        cold, raws = [], []
-        for t in sample:
-            raws.append(await raw(t))
-            cold.append((await search(t))[0])
-        warm = [(await search(t))[0] for t in sample]
-        cold_ms, raw_ms, warm_ms = (statistics.median(x) for x in (cold, raws, warm))
+    # Cold tenants: the first request to a tenant opens its pool; a raw connect and
+    # the same search, tenant by tenant in turn, is what it is held to; the second
+    # request through the API reuses the pool.
+    raw_vectors = list(_vectors(rng, 16, 384))
+    sample = ids[: _cold_sample(budget)]
+    cold, raws = [], []
+    for t in sample:
+        raws.append(await raw(t))
+        cold.append((await search(t, own))[0])
+    warm = [(await search(t, own))[0] for t in sample]
+    cold_ms, raw_ms, warm_ms = (statistics.median(x) for x in (cold, raws, warm))
 
-        peak = 0
-        sampling = True
+    peak = 0
+    sampling = True
 
-        async def sampler() -> None:
-            nonlocal peak
+    async def sampler() -> None:
+        nonlocal peak
+        async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
             while sampling:
-                peak = max(peak, await _router_connections(admin_dsn))
+                peak = max(peak, await _router_connections(conn))
                 await asyncio.sleep(0.01)
 
-        # Zipf (s=1): tenant k of n asked in proportion to 1/k, as real traffic is.
-        zipf = [1 / rank for rank in range(1, len(ids) + 1)]
-        shapes = {"uniform": [1.0] * len(ids), "zipf": zipf}
-        runs = {name: Runs() for name in shapes}
-        watcher = asyncio.create_task(sampler())
-        for r in range(rounds):
-            for name, weights in shapes.items():
-                latencies: list[float] = []
-                refused = 0
-                targets = random.choices(ids, weights=weights, k=requests)
+    # Zipf (s=1): tenant k of n asked in proportion to 1/k, as real traffic is.
+    zipf = [1 / rank for rank in range(1, len(ids) + 1)]
+    shapes = {"uniform": [1.0] * len(ids), "zipf": zipf}
+    runs = {name: Runs() for name in shapes}
+    watcher = asyncio.create_task(sampler())
+    for r in range(rounds):
+        for name, weights in shapes.items():
+            latencies: list[float] = []
+            refused = 0
+            targets = random.choices(ids, weights=weights, k=requests)
 
-                async def client(latencies: list[float], targets: list[str]) -> None:
-                    nonlocal refused
+            async def client(latencies: list[float], targets: list[str]) -> None:
+                nonlocal refused
+                http = Http1Connection(url)
+                try:
                     while targets:
-                        ms, status = await search(targets.pop())
+                        ms, status = await search(targets.pop(), http)
                         if status == 200:
                             latencies.append(ms)
                         elif status == 503:
                             refused += 1
                         else:
                             raise RuntimeError(f"unexpected status {status}")
+                finally:
+                    await http.close()
 
-                pools_before = await counter("pools_opened")
-                connections_before = await counter("connections_opened")
-                started = time.perf_counter()
-                await asyncio.gather(*(client(latencies, targets) for _ in range(clients)))
-                elapsed = time.perf_counter() - started
-                run = runs[name]
-                run.pools_opened.append(await counter("pools_opened") - pools_before)
-                run.connections_opened.append(
-                    await counter("connections_opened") - connections_before
-                )
-                run.throughput.append(len(latencies) / elapsed)
-                run.p50.append(statistics.median(latencies))
-                run.p95.append(percentile(latencies, 95))
-                run.p99.append(percentile(latencies, 99))
-                run.over_budget.append(refused)
-                print(
-                    f"fan-out {name} run {r + 1}/{rounds}: {run.throughput[-1]:.0f} req/s, "
-                    f"p50 {run.p50[-1]:.1f} ms, p95 {run.p95[-1]:.1f} ms, "
-                    f"{run.connections_opened[-1]} connections made, 503s {refused}",
-                    flush=True,
-                )
-        sampling = False
-        await watcher
-        budget_peak = 0
-        for line in (await http.get("/metrics")).text.splitlines():
-            if line.startswith('tenantvec_server_peak{server="local"}'):
-                budget_peak = int(float(line.split()[-1]))
+            pools_before = await counter("pools_opened")
+            connections_before = await counter("connections_opened")
+            cpu_before = process_cpu(api_pid), postgres_cpu(data_dir), own_cpu()
+            started = time.perf_counter()
+            await asyncio.gather(*(client(latencies, targets) for _ in range(clients)))
+            elapsed = time.perf_counter() - started
+            cpu_after = process_cpu(api_pid), postgres_cpu(data_dir), own_cpu()
+            run = runs[name]
+            run.pools_opened.append(await counter("pools_opened") - pools_before)
+            run.connections_opened.append(await counter("connections_opened") - connections_before)
+            run.throughput.append(len(latencies) / elapsed)
+            run.p50.append(statistics.median(latencies))
+            run.p95.append(percentile(latencies, 95))
+            run.p99.append(percentile(latencies, 99))
+            run.over_budget.append(refused)
+            api_s, pg_s, load_s = (b - a for a, b in zip(cpu_before, cpu_after, strict=True))
+            run.api_cpu.append(1000 * api_s / requests)
+            run.pg_cpu.append(1000 * pg_s / requests)
+            run.load_cpu.append(1000 * load_s / requests)
+            print(
+                f"fan-out {name} run {r + 1}/{rounds}: {run.throughput[-1]:.0f} req/s, "
+                f"p50 {run.p50[-1]:.1f} ms, p95 {run.p95[-1]:.1f} ms, "
+                f"{run.connections_opened[-1]} connections made, 503s {refused}, "
+                f"CPU ms/request API {run.api_cpu[-1]:.2f} Postgres {run.pg_cpu[-1]:.2f} "
+                f"load {run.load_cpu[-1]:.2f}",
+                flush=True,
+            )
+    sampling = False
+    await watcher
+    budget_peak = 0
+    for line in await metrics():
+        if line.startswith('tenantvec_server_peak{server="local"}'):
+            budget_peak = int(float(line.split()[-1]))
+    await own.close()
     return FanOut(runs, cold_ms, raw_ms, warm_ms, peak, budget_peak)
 
 
@@ -295,12 +321,13 @@ async def run(args: argparse.Namespace) -> tuple[Overhead, FanOut, str]:
         async with ControlPlane.open(settings) as plane:
             assert plane.embedded is not None
             version = plane.embedded.binaries.version
-            with api_process(settings, token, **env) as url:
+            with api_server(settings, token, **env) as (url, pid):
                 over = await overhead(plane, url, token, args.rounds, args.queries)
                 fan = await fan_out(
                     plane,
                     settings,
                     url,
+                    pid,
                     token,
                     tenants=args.tenants,
                     rounds=args.rounds,
@@ -391,6 +418,9 @@ def report(over: Overhead, fan: FanOut, args: argparse.Namespace, version: str) 
             counts(f"cold pools opened (of {args.requests} requests)", run.pools_opened),
             counts("connections made", run.connections_opened),
             counts("503 (over budget)", run.over_budget),
+            row("CPU per request: API process", run.api_cpu),
+            row("CPU per request: Postgres", run.pg_cpu),
+            row("CPU per request: load generator", run.load_cpu),
         ]
     lines += [
         "",

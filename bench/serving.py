@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import secrets
 import statistics
@@ -34,19 +33,18 @@ import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg_pool import AsyncConnectionPool
 
+from bench.cpu import own_cpu, postgres_cpu, process_cpu
 from bench.harness import api_server, percentile, throwaway_server
 from bench.http1 import Http1Connection
 from bench.machine import describe_machine, replace_section, today
 from controlplane.keys import create_key
 from controlplane.lifecycle.index import set_index
 from controlplane.lifecycle.tenants import create_tenant, tenant_conninfo
-from controlplane.localpg.processes import processes_in
 from controlplane.model.request import TenantRequest
 from controlplane.plane import ControlPlane
 from tenant_schema.spec import IndexKind, IndexSpec
 
 ACTOR = "bench"
-_TICKS = os.sysconf("SC_CLK_TCK")
 # What the API's vector search returns, asked of the tenant database directly.
 _DIRECT = (
     "SELECT document_id, ordinal, content, metadata, 1 - (embedding <=> %(v)s) AS score "
@@ -113,29 +111,6 @@ async def load(
         print(f"  {n + 1}/{len(tenants)} {tenant.id}: {tenant.size} chunks", flush=True)
 
 
-def _cpu_of(pid: int, *, children: bool) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    if children:
-        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: children that exited
-    return ticks / _TICKS
-
-
-def postgres_cpu(data_dir: Path) -> float:
-    """CPU seconds of the server: every live process of its data directory, plus what
-    exited backends left in the postmaster's children's account."""
-    pids = processes_in(data_dir)
-    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
-    return sum(_cpu_of(pid, children=pid == postmaster) for pid in pids)
-
-
-def process_cpu(pid: int) -> float:
-    return _cpu_of(pid, children=True)
-
-
 class Workload:
     """Searches drawn ahead of time (the bench's own CPU is not the serving path's): a
     tenant in proportion to its size, and a random unit vector, as a list for the API's
@@ -177,7 +152,7 @@ async def run_phase(
             latencies.append(time.perf_counter() - started)
 
     api_before, pg_before = process_cpu(api_pid), postgres_cpu(data_dir)
-    load_before = _own_cpu()
+    load_before = own_cpu()
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
@@ -188,13 +163,8 @@ async def run_phase(
         elapsed,
         process_cpu(api_pid) - api_before,
         postgres_cpu(data_dir) - pg_before,
-        _own_cpu() - load_before,
+        own_cpu() - load_before,
     )
-
-
-def _own_cpu() -> float:
-    times = os.times()
-    return times.user + times.system
 
 
 async def measure(args: argparse.Namespace) -> tuple[list[Phase], dict[str, object]]:
