@@ -296,7 +296,8 @@ async def fan_out(
             print(
                 f"fan-out {name} run {r + 1}/{rounds}: {run.throughput[-1]:.0f} req/s, "
                 f"p50 {run.p50[-1]:.1f} ms, p95 {run.p95[-1]:.1f} ms, "
-                f"{run.connections_opened[-1]} connections made, 503s {refused}, "
+                f"{run.pools_opened[-1]} pools opened, {run.connections_opened[-1]} connections "
+                f"made, 503s {refused}, "
                 f"CPU ms/request API {run.api_cpu[-1]:.2f} Postgres {run.pg_cpu[-1]:.2f} "
                 f"load {run.load_cpu[-1]:.2f}",
                 flush=True,

@@ -3,12 +3,13 @@
 :class:`PoolCapacity` owns a router's open tenant pools and the per-server budgets they
 draw on. Its policy, all per process:
 
-* at most ``max_pools`` pools are open; to open another, the least recently used idle
-  pool is closed;
+* at most ``max_pools`` pools are open; to open another, the coldest idle pool is
+  closed;
 * each server has a connection budget (:class:`ServerBudget`); a pool grows one
   connection at a time, only into a free slot, and a full budget is relieved one idle
-  connection at a time -- a pool's second connection before another tenant's only one,
-  least recently used first -- so hot tenants keep their connections;
+  connection at a time, from the pool whose connections see the fewest requests each
+  (``heat``: requests, decayed, over the connections held) -- so hot tenants keep their
+  connections and the rest share what is left;
 * slots of connections a pool closed after sitting idle go back: pools shrink;
 * each pool holds at most ``pool_max`` connections.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
@@ -28,12 +30,19 @@ from typing import Any
 
 from controlplane.errors import OverCapacity
 from controlplane.routing.budget import ServerBudget
+from controlplane.routing.heat import TenantHeat
 from controlplane.routing.pools import TenantPool
 from controlplane.routing.routes import Route
 
 __all__ = ["PoolCapacity"]
 
 logger = logging.getLogger("tenantvec.routing")
+
+# How fast a tenant's past requests stop counting toward keeping its connections: a
+# request's weight halves every this many seconds. Long enough that a tenant asked a few
+# times a minute outranks one asked once, short enough that yesterday's hot tenant does
+# not hold a connection today's traffic needs.
+HEAT_HALF_LIFE_SECONDS = 30.0
 
 
 class PoolCapacity:
@@ -59,12 +68,14 @@ class PoolCapacity:
         self._cond = asyncio.Condition()
         self._waiters = 0  # checkouts waiting on it: a check-in wakes them only if any
         self._closing: set[asyncio.Task[None]] = set()
+        self._heat = TenantHeat(HEAT_HALF_LIFE_SECONDS)
         self.pools_opened = 0
 
     # -- checkout and checkin ------------------------------------------------------------
 
     async def checkout(self, route: Route, deadline: float) -> TenantPool:
         """Count one more user of the tenant's pool, growing it into the budget if needed."""
+        self._heat.hit(route.tenant_id, time.monotonic())
         async with self._cond:
             while True:
                 short: ServerBudget | None = None  # the budget we wait on, if full
@@ -72,7 +83,7 @@ class PoolCapacity:
                 if tpool is not None and not tpool.route.same_target(route):
                     self._retire(tpool)  # the tenant moved or was re-created
                     tpool = None
-                if tpool is None and (len(self._pools) < self._max_pools or self._evict_lru()):
+                if tpool is None and (len(self._pools) < self._max_pools or self._evict_coldest()):
                     tpool = self._pools[route.tenant_id] = self._make_pool(route)
                     self.pools_opened += 1
                 if tpool is not None:
@@ -143,6 +154,7 @@ class PoolCapacity:
                     logger.info("tenant %s: closing idle pool", tpool.tenant_id)
                     self._retire(tpool)
             self._return_unused_slots()
+            self._heat.forget_cold(time.monotonic(), keep=set(self._pools))
 
     async def close(self) -> None:
         """Close every pool and wait until all are closed."""
@@ -191,18 +203,34 @@ class PoolCapacity:
             if tpool.in_use == 0:
                 self._start_close(tpool)
 
-    def _evict_lru(self) -> bool:
-        """Retire the least recently used idle pool (to open another beyond max_pools)."""
-        for tpool in self._pools.values():
-            if tpool.in_use == 0:
-                self._retire(tpool)
-                return True
-        return False
+    def _evict_coldest(self) -> bool:
+        """Retire the coldest idle pool (to open another beyond max_pools)."""
+        idle = [tpool for tpool in self._pools.values() if tpool.in_use == 0]
+        if not idle:
+            return False
+        self._retire(self._coldest(idle))
+        return True
+
+    def _coldest(self, pools: list[TenantPool]) -> TenantPool:
+        # min() keeps the first of equals: the least recently used (LRU order).
+        return min(pools, key=lambda tpool: self._heat.rank(tpool.tenant_id))
+
+    def _least_used_connection(self, pools: list[TenantPool]) -> TenantPool:
+        """The pool whose connections see the fewest requests each: its heat over the
+        connections it holds. A pool's fourth connection is worth a quarter of its heat,
+        so a hot tenant keeps its connections while tenants asked now and then share
+        what is left, and among equals a pool's extra connection goes before another
+        tenant's only one."""
+        return min(
+            pools,
+            key=lambda tpool: self._heat.rank(tpool.tenant_id) - math.log(tpool.reserved),
+        )
 
     def _reclaim_slot(self, budget_key: str, *, keep: TenantPool) -> bool:
-        """Free one budget slot on ``budget_key``'s server: the least recently used pool
-        holding a slot it is not using gives it back -- one connection, not the whole
-        pool, so a busy tenant keeps the rest. A pool left with no slot is retired."""
+        """Free one budget slot on ``budget_key``'s server: of the pools holding a slot
+        they are not using, the one whose connections are least used gives one back --
+        one connection, not the whole pool, so a busy tenant keeps the rest. A pool left
+        with no slot is retired."""
         candidates = [
             tpool
             for tpool in self._pools.values()
@@ -210,18 +238,16 @@ class PoolCapacity:
             and tpool.route.budget_key == budget_key
             and tpool.in_use < tpool.reserved
         ]
-        # A pool's second connection is worth less than another tenant's only one:
-        # surplus first, then whole idle pools; least recently used first in each.
-        surplus = [tpool for tpool in candidates if tpool.reserved > 1]
-        for tpool in surplus or candidates:
-            if tpool.reserved == 1:
-                self._retire(tpool)  # idle, with one slot: nothing left to keep
-                return True
-            tpool.reserved -= 1
-            self._budget(tpool.route).releasing += 1
-            self._start_task(self._give_back_slot(tpool))
+        if not candidates:
+            return False
+        tpool = self._least_used_connection(candidates)
+        if tpool.reserved == 1:
+            self._retire(tpool)  # idle, with one slot: nothing left to keep
             return True
-        return False
+        tpool.reserved -= 1
+        self._budget(tpool.route).releasing += 1
+        self._start_task(self._give_back_slot(tpool))
+        return True
 
     def _return_unused_slots(self) -> None:
         """Give back the slots of connections that pools closed after sitting idle (a

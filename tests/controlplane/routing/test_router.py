@@ -1,4 +1,4 @@
-"""The router against the real server: roles, budgets, LRU, idle close, invalidation."""
+"""The router against the real server: roles, budgets, eviction, idle close, invalidation."""
 
 from __future__ import annotations
 
@@ -174,6 +174,30 @@ async def test_a_full_budget_takes_one_idle_connection_not_a_whole_pool(
 
 
 @pytest.mark.parametrize(
+    "tuned", [{"max_connections_per_server": 2, "pool_max_size": 1}], indirect=True
+)
+async def test_a_full_budget_is_relieved_by_the_coldest_tenant_not_the_least_recent(
+    tuned: ControlPlane, superuser_dsn: str
+) -> None:
+    hot, once, newcomer = await _tenants(tuned, 3)
+    async with TenantRouter.open(tuned) as router:
+        for tenant in (hot, hot, hot, hot, once):  # hot asked often, once just now
+            async with router.connection(tenant) as tc:
+                await tc.conn.execute("SELECT 1")
+        assert await _router_connections(tuned, superuser_dsn, [hot, once]) == {hot: 1, once: 1}
+        async with router.connection(newcomer) as tc:
+            await tc.conn.execute("SELECT 1")
+
+        async def settled() -> bool:
+            seen = await _router_connections(tuned, superuser_dsn, [hot, once, newcomer])
+            return seen == {hot: 1, newcomer: 1}
+
+        # Least recently used would have closed hot's connection; heat keeps it.
+        assert await _until(settled)
+        assert router.stats().pools_opened == 3
+
+
+@pytest.mark.parametrize(
     "tuned", [{"max_connections_per_server": 4, "pool_max_size": 3}], indirect=True
 )
 async def test_pools_shrink_when_their_connections_sit_idle(
@@ -196,7 +220,7 @@ async def test_pools_shrink_when_their_connections_sit_idle(
 
 
 @pytest.mark.parametrize("tuned", [{"max_pools": 2}], indirect=True)
-async def test_least_recently_used_idle_pools_are_closed_beyond_max_pools(
+async def test_the_coldest_idle_pools_are_closed_beyond_max_pools(
     tuned: ControlPlane, superuser_dsn: str
 ) -> None:
     a, b, c = await _tenants(tuned, 3)
