@@ -23,7 +23,9 @@ class Question:
 
 
 QUESTIONS = [
-    Question("How is deleting a tenant for GDPR done?", "README.md", "Deleting a tenant (GDPR) is"),
+    Question(
+        "How is deleting a tenant for GDPR done?", "README.md", "Deleting a tenant (GDPR) on a"
+    ),
     Question(
         "Which Postgres and pgvector versions does the embedded server run?",
         "README.md",

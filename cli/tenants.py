@@ -386,7 +386,13 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json_: JsonOption = False,
 ) -> None:
-    """Delete a tenant: DROP DATABASE and DROP ROLE. Its catalog row stays, as deleted."""
+    """Delete a tenant and its data, and say what became of the data.
+
+    On a Postgres server: DROP DATABASE and DROP ROLE, gone at once. A Neon project is
+    soft-deleted by Neon: recoverable for 7 days, then erased (the answer says until
+    when); a Neon branch is deleted for good at once. The catalog row stays, as
+    deleted, with what the deletion did under placement.erasure.
+    """
     from controlplane.lifecycle.tenants import delete_tenant, delete_tenant_by_uid
 
     cli = get_cli(ctx)
@@ -407,7 +413,9 @@ def delete(
     if json_:
         cli.print_json(tenant.public_dict())
     else:
-        cli.out.print(f"tenant {printable(tenant.id, 63)} deleted")
+        erasure = tenant.placement.get("erasure") or {}
+        said = f": {erasure['detail']}" if erasure.get("detail") else ""
+        cli.out.print(f"tenant {printable(tenant.id, 63)} deleted{said}", markup=False)
 
 
 @app.command("dsn")

@@ -409,13 +409,16 @@ class Settings:
     )
     neon_request_timeout: float = _setting(
         "TENANTVEC_NEON_REQUEST_TIMEOUT",
-        "Seconds one Neon API request may take before it counts as failed (and is retried).",
+        "Seconds one Neon API request may take before it counts as failed (the step is "
+        "then retried).",
         default=30.0,
         parse=parse_positive_float,
     )
     neon_retry_seconds: float = _setting(
         "TENANTVEC_NEON_RETRY_SECONDS",
-        "How long a Neon API request is retried on 423 Locked, 429, 5xx and timeouts.",
+        "How long a step of a Neon tenant (create, delete, suspend...) is retried while Neon "
+        "refuses for now (423 Locked, 429, 503) or cannot be reached; waits on Neon's "
+        "operations end then too.",
         default=120.0,
         parse=parse_positive_float,
     )

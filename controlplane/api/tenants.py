@@ -118,8 +118,10 @@ class TenantsController(Controller):
         "/tenants/{tenant_id:str}",
         operation_id="deleteTenant",
         summary="Delete a tenant",
-        description="Drops its database and role (GDPR erasure); the catalog row stays as "
-        "'deleted' for audit.",
+        description="Deletes its database and role (GDPR erasure); the catalog row stays as "
+        "'deleted' for audit, and its placement.erasure says what became of the data: "
+        "immediate (true on a Postgres server and for a Neon branch, deleted for good), or "
+        "kept by the infrastructure until recoverable_until (a Neon project: 7 days).",
         status_code=200,
         responses=ex.ok_admin(TenantView, {**ex.TENANT, "state": "deleted"}, "The deleted tenant."),
     )

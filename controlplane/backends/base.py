@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from controlplane.dsn import ConnInfo
 from controlplane.model.backends import BackendTraits
+from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Server, Tenant
 from controlplane.model.request import TenantRequest
 
-__all__ = ["Backend", "Checkpoint", "OwnedResource", "ProvisionPlan"]
+__all__ = ["ApiProbe", "Backend", "Checkpoint", "OwnedResource", "ProbesItsApi", "ProvisionPlan"]
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,9 @@ class Backend(BackendTraits, Protocol):
         """
         ...
 
-    async def delete(self, tenant: Tenant) -> None:
-        """Remove everything the tenant has; a no-op for what is already gone."""
+    async def delete(self, tenant: Tenant) -> Erasure:
+        """Remove everything the tenant has (what is already gone is not an error), and
+        say what became of its data: gone now, or kept by the infrastructure until when."""
         ...
 
     async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
@@ -177,3 +179,19 @@ class Backend(BackendTraits, Protocol):
     async def aclose(self) -> None:
         """Release what the backend holds open (HTTP sessions); called once at exit."""
         ...
+
+
+@dataclass(frozen=True)
+class ApiProbe:
+    """What a read-only probe of a backend's outside API found (``tenantctl doctor``)."""
+
+    asked: list[str]  # the calls made, in order
+    problems: list[str]  # answers tenantvec could not read: fix before a create fails
+    notes: list[str]  # values it reads but does not know (new enum values, say)
+
+
+@runtime_checkable
+class ProbesItsApi(Protocol):
+    """A backend driving an outside API that it can probe without changing anything."""
+
+    async def probe_api(self) -> ApiProbe: ...

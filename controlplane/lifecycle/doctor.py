@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from controlplane.backends.base import ProbesItsApi
 from controlplane.backends.servers import inspect_server
 from controlplane.backends.tenantdb import LAYOUT
 from controlplane.catalog.models import utcnow
@@ -13,6 +14,7 @@ from controlplane.context import PlaneContext
 from controlplane.errors import InvalidRequest, TenantvecError
 from controlplane.inputs import printable
 from controlplane.lifecycle.reconcile import survey
+from controlplane.model.backends import BackendKind
 from controlplane.model.records import Tenant, TenantState, validate_tenant_id
 
 __all__ = ["Check", "DoctorReport", "run_doctor"]
@@ -180,6 +182,7 @@ async def run_doctor(plane: PlaneContext) -> DoctorReport:
             f"{', '.join(stuck[:5])} (finish with 'tenantctl reconcile')" if stuck else "none",
         )
     )
+    checks.append(await _neon_api_check(plane))
     failed = [t.id for t in tenants if t.state is TenantState.FAILED]
     checks.append(
         Check(
@@ -191,6 +194,23 @@ async def run_doctor(plane: PlaneContext) -> DoctorReport:
         )
     )
     return DoctorReport(checks)
+
+
+async def _neon_api_check(plane: PlaneContext) -> Check:
+    """A read-only probe of the Neon API endpoints tenantvec uses, so that an operator
+    learns of a change of Neon's before a create fails."""
+    if not plane.settings.neon_api_key:
+        return Check("neon API", "ok", "not configured (no TENANTVEC_NEON_API_KEY): not probed")
+    backend = plane.backend(BackendKind.NEON)
+    if not isinstance(backend, ProbesItsApi):  # pragma: no cover - the neon backend does
+        return Check("neon API", "warn", "the neon backend cannot probe its API")
+    probe = await backend.probe_api()
+    asked = f"{len(probe.asked)} read-only call(s): {', '.join(probe.asked)}"
+    if probe.problems:
+        return Check("neon API", "fail", f"{'; '.join(probe.problems)} ({asked})")
+    if probe.notes:
+        return Check("neon API", "warn", f"{'; '.join(probe.notes)} ({asked})")
+    return Check("neon API", "ok", f"every answer read as tenantvec reads it ({asked})")
 
 
 async def _own_server_checks(plane: PlaneContext, tenants: list[Tenant]) -> list[Check]:

@@ -220,7 +220,7 @@ async def finish_delete(plane: PlaneContext, tenant: Tenant, *, actor: str, acti
     operation = await catalog.begin_operation(action, actor, tenant=tenant)
     try:
         failpoint(plane.settings, "delete.after_catalog")
-        await with_retries(lambda: backend.delete(tenant), seconds=backend.retry_seconds)
+        erasure = await with_retries(lambda: backend.delete(tenant), seconds=backend.retry_seconds)
         failpoint(plane.settings, "delete.after_resources")
     except Exception as exc:
         await _fail(plane, tenant, operation, exc)
@@ -232,6 +232,8 @@ async def finish_delete(plane: PlaneContext, tenant: Tenant, *, actor: str, acti
         deleted_at=utcnow(),
         dsn_encrypted=None,  # the credentials are gone with the role
         error=None,
+        # What became of the data, for whoever answers for its erasure.
+        placement={**tenant.placement, "erasure": erasure.to_json()},
     )
     await catalog.end_operation(operation, OperationOutcome.SUCCEEDED)
     await plane.tenant_changed(tenant.id)

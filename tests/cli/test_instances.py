@@ -58,6 +58,7 @@ def test_create_sized_instance_show_restart_delete(tenantctl: TenantCtl, tenant_
 
     deleted = tenantctl("tenants", "delete", tenant_id, "--yes")
     assert deleted.code == 0, deleted.stderr
+    assert "data directory removed" in deleted.stdout
     assert not Path(live["data_dir"]).exists()
 
 

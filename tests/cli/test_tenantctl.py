@@ -50,6 +50,8 @@ def test_tenant_round_trip_with_json(tenantctl: TenantCtl, tenant_id: str) -> No
 
     deleted = tenantctl("tenants", "delete", tenant_id, "--yes", "--json")
     assert deleted.code == 0 and deleted.json()["state"] == "deleted"
+    erasure = deleted.json()["placement"]["erasure"]
+    assert erasure["immediate"] is True and erasure["detail"].startswith("DROP DATABASE")
     assert tenant_id not in [t["id"] for t in tenantctl("tenants", "list", "--json").json()]
 
 
@@ -119,6 +121,8 @@ def test_doctor_and_operations(tenantctl: TenantCtl) -> None:
     checks = {c["name"]: c for c in doctor.json()["checks"]}
     assert checks["server local"]["status"] == "ok"
     assert "pgvector 0.8.5" in checks["server local"]["detail"]
+    # No Neon key: the Neon API probe says so and passes.
+    assert checks["neon API"]["status"] == "ok" and "not probed" in checks["neon API"]["detail"]
     ops = tenantctl("operations", "--limit", "5", "--json")
     assert ops.code == 0 and len(ops.json()) <= 5
     assert tenantctl("servers", "list", "--json").json()[0]["name"] == "local"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
-__all__ = ["LoopbackService", "send_json", "start_server", "stop_server"]
+__all__ = ["LoopbackService", "send_empty", "send_json", "start_server", "stop_server"]
 
 Handle = Callable[[BaseHTTPRequestHandler, bytes], None]
 
@@ -55,6 +55,16 @@ def send_json(
         handler.wfile.write(raw)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the client gave up waiting (a timeout fault): as a real server would see it
+
+
+def send_empty(handler: BaseHTTPRequestHandler, status: int) -> None:
+    """An answer with no body (204 No Content)."""
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
 
 class LoopbackService:

@@ -15,6 +15,14 @@ for an error). What it emulates of Neon's behaviour:
 * bearer-key authentication (401), 404 for unknown objects, 409 for duplicate branch,
   role and database names, 400 for unknown regions -- while project names, as on Neon,
   may repeat (which is why a lost answer can make a duplicate);
+* what real Neon does that a kinder fake would hide, each answer held to Neon's
+  published API description (``tests/fakes/neon_spec``; the fixture checks every answer
+  at teardown): deleting a branch that is gone answers ``204`` with no body; accounts
+  are on the ``*_v3`` plans (``owner.subscription_type``); Neon starts operations of its
+  own, with actions tenantvec has no name for (``own_operation_action``); lists are
+  paginated by cursor, pages capped at ``page_size``; a deleted project is soft-deleted
+  -- gone from reads, listed with ``recoverable=true`` and its data kept for the
+  recovery window -- and a deleted branch too unless ``hard_delete=true`` is asked;
 * every database is a real database on the Postgres given as ``admin_dsn`` (with
   pgvector installed, as Neon lets its owner do), owned by a real login role with the
   password the API reports, so the connection URI it returns works end to end. A branch
@@ -42,7 +50,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -50,7 +58,8 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 from psycopg import sql
 
-from tests.fakes.http import LoopbackService, send_json
+from tests.fakes.http import LoopbackService, send_empty, send_json
+from tests.fakes.neon_spec import Answer, NeonSpec
 
 __all__ = ["Fault", "FakeNeon", "Request"]
 
@@ -70,6 +79,7 @@ REGIONS = {
 _WORDS = ("quiet", "misty", "bold", "young", "wild", "calm", "dry", "late", "still", "bitter")
 _NOUNS = ("river", "frog", "moon", "leaf", "rain", "sun", "field", "snow", "wave", "pine")
 LOCKED = "project already has running operations, scheduling of new ones is prohibited"
+RECOVERY_WINDOW = timedelta(days=7)  # how long Neon keeps what was soft-deleted
 
 
 @dataclass
@@ -80,6 +90,7 @@ class Fault:
     after_work: bool = False  # do the work first, then answer ``status`` (a lost answer)
     delay: float = 0.0  # sleep this long before answering (past a timeout: a lost answer)
     fail_operation: bool = False  # the operations this request starts end up 'failed'
+    retry_after: float | None = None  # sent as Retry-After with the injected status
     method: str | None = None
     path: str | None = None  # a regex searched in the path below /api/v2/
 
@@ -107,11 +118,12 @@ class _Operation:
     def render(self, now: float) -> dict[str, Any]:
         done = now >= self.finishes_at
         status = ("failed" if self.fails else "finished") if done else "running"
+        failed = done and self.fails
         return {
             **self.body,
             "status": status,
-            "error": "injected failure (fake Neon)" if done and self.fails else None,
-            "failures_count": 1 if done and self.fails else 0,
+            **({"error": "injected failure (fake Neon)"} if failed else {}),
+            "failures_count": 1 if failed else 0,
             "updated_at": _iso(),
         }
 
@@ -129,6 +141,7 @@ class _Project:
     branches: dict[str, _Branch] = field(default_factory=dict)
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     operations: dict[str, _Operation] = field(default_factory=dict)
+    deleted_branches: dict[str, _Branch] = field(default_factory=dict)  # soft-deleted
 
 
 class _Answer(Exception):
@@ -148,6 +161,9 @@ class FakeNeon(LoopbackService):
         latency: float = 0.0,
         per_minute: int = 700,
         per_route_per_second: int = 40,
+        page_size: int = 400,
+        subscription_type: str = "launch_v3",
+        own_operation_action: str | None = "update_catalog",
     ) -> None:
         self.admin_dsn = admin_dsn
         self.api_key = api_key
@@ -155,7 +171,14 @@ class FakeNeon(LoopbackService):
         self.latency = latency
         self.per_minute = per_minute
         self.per_route_per_second = per_route_per_second
+        self.page_size = page_size  # the most items a list answers per page
+        self.subscription_type = subscription_type
+        # Neon's own operation on every new project (None: none); an action neon-api
+        # 0.3 has no name for, as Neon starts them by itself.
+        self.own_operation_action = own_operation_action
+        self.deleted_projects: dict[str, _Project] = {}  # soft-deleted: data kept
         self.requests: list[Request] = []
+        self.answers: list[Answer] = []  # every answer given, for tests/fakes/neon_spec
         self.projects: dict[str, _Project] = {}
         self._faults: deque[Fault] = deque()
         self._accepted: deque[tuple[float, str]] = deque()  # (arrival, route) within limits
@@ -176,10 +199,18 @@ class FakeNeon(LoopbackService):
         with self._lock:
             for project_id in list(self.projects):
                 self._drop_project(project_id)
+            for project in self.deleted_projects.values():
+                self._drop_objects(project)
+            self.deleted_projects.clear()
 
     def fail_next(self, *faults: Fault) -> None:
         with self._lock:
             self._faults.extend(faults)
+
+    def clear_faults(self) -> None:
+        """Forget the faults no request has met yet."""
+        with self._lock:
+            self._faults.clear()
 
     # -- what tests look at -----------------------------------------------------------
 
@@ -194,6 +225,14 @@ class FakeNeon(LoopbackService):
     def endpoint_state(self, project_id: str, endpoint_id: str) -> str:
         with self._lock:
             return str(self.projects[project_id].endpoints[endpoint_id]["current_state"])
+
+    def spec_problems(self) -> list[str]:
+        """Every way an answer given so far departs from Neon's published API
+        description (``tests/fakes/neon_spec``); empty when the fake was faithful."""
+        spec = NeonSpec.load()
+        with self._lock:
+            answers = list(self.answers)
+        return [problem for answer in answers for problem in spec.problems(answer)]
 
     def answered(self, status: int) -> list[Request]:
         with self._lock:
@@ -232,10 +271,18 @@ class FakeNeon(LoopbackService):
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         route = _route_of(method, path)
         now = time.monotonic()
-        status, body = self._answer(handler, method, path, route, query, raw, now)
+        status, body, headers = self._answer(handler, method, path, route, query, raw, now)
         with self._lock:
             self.requests.append(Request(method, path, route, now, status))
-        send_json(handler, status, body)
+            # As sent (a JSON round trip): the fake changes its objects in place later.
+            sent = None if body is None else json.loads(json.dumps(body))
+            self.answers.append(
+                Answer(method, path, status, sent, None if body is None else "application/json")
+            )
+        if body is None:
+            send_empty(handler, status)
+        else:
+            send_json(handler, status, body, headers)
 
     def _answer(
         self,
@@ -246,26 +293,27 @@ class FakeNeon(LoopbackService):
         query: dict[str, str],
         raw: bytes,
         now: float,
-    ) -> tuple[int, Any]:
+    ) -> tuple[int, Any, dict[str, str]]:
         if not handler.path.startswith("/api/v2/"):
-            return 404, _error("not found")
+            return 404, _error("not found"), {}
         if handler.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return 401, _error("authentication required")
+            return 401, _error("authentication required"), {}
         if self.latency:
             time.sleep(self.latency)
         with self._lock:
             if self._over_rate_limit(route, now):
-                return 429, _error("rate limit exceeded")
+                return 429, _error("rate limit exceeded"), {}
             fault = next((f for f in self._faults if f.matches(method, path)), None)
             if fault is not None:
                 self._faults.remove(fault)
         fault = fault or Fault()
+        headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
         if fault.status is not None and not fault.after_work:
-            return fault.status, _error(f"injected {fault.status} (fake Neon)")
+            return fault.status, _error(f"injected {fault.status} (fake Neon)"), headers
         try:
             payload = json.loads(raw) if raw else {}
         except ValueError:
-            return 400, _error("request body is not valid JSON")
+            return 400, _error("request body is not valid JSON"), {}
         try:
             with self._lock:
                 status, body = self._dispatch(method, path, query, payload, fault.fail_operation)
@@ -274,8 +322,9 @@ class FakeNeon(LoopbackService):
         if fault.delay:
             time.sleep(fault.delay)
         if fault.status is not None:  # after_work: the work is done, the answer is lost
-            return fault.status, _error(f"injected {fault.status} after the work (fake Neon)")
-        return status, body
+            message = f"injected {fault.status} after the work (fake Neon)"
+            return fault.status, _error(message), headers
+        return status, body, {}
 
     def _over_rate_limit(self, route: str, now: float) -> bool:
         """Neon's limits over the requests it accepted in the last minute / second."""
@@ -312,13 +361,16 @@ class FakeNeon(LoopbackService):
 
     def _routes(self) -> dict[tuple[str, str], Callable[..., tuple[int, Any]]]:
         return {
-            ("GET", ""): lambda p, r, q, b, f: (200, {"project": p.body}),
+            ("GET", ""): lambda p, r, q, b, f: (200, {"project": self._full_project(p)}),
             ("DELETE", ""): lambda p, r, q, b, f: (200, self._delete_project(p)),
             ("GET", "branches"): self._list_branches,
             ("POST", "branches"): self._create_branch,
             ("GET", "branches/*"): lambda p, r, q, b, f: (
                 200,
-                {"branch": self._branch(p, r[1]).body},
+                {
+                    "branch": self._branch(p, r[1]).body,
+                    "annotation": {"object": {"type": "console/branch", "id": r[1]}, "value": {}},
+                },
             ),
             ("DELETE", "branches/*"): self._delete_branch,
             ("GET", "branches/*/endpoints"): lambda p, r, q, b, f: (
@@ -340,33 +392,68 @@ class FakeNeon(LoopbackService):
             ),
             ("POST", "endpoints/*/start"): self._start_endpoint,
             ("POST", "endpoints/*/suspend"): self._suspend_endpoint,
-            ("GET", "operations"): lambda p, r, q, b, f: (
-                200,
-                {
-                    "operations": [
-                        o.render(time.monotonic()) for o in reversed(p.operations.values())
-                    ][: int(q.get("limit", 10))],
-                    "pagination": {"cursor": ""},
-                },
-            ),
+            ("GET", "operations"): self._list_operations,
             ("GET", "operations/*"): self._get_operation,
         }
 
     # -- projects ---------------------------------------------------------------------
 
     def _list_projects(self, query: dict[str, str]) -> dict[str, Any]:
-        search = query.get("search", "")
-        limit = int(query.get("limit", 10))
-        matching = [
-            p.body
-            for p in self.projects.values()
-            if search in p.body["name"] or search in p.body["id"]
-        ]
-        start = int(query.get("cursor") or 0)
-        page = matching[start : start + limit]
-        cursor = str(start + limit) if start + limit < len(matching) else ""
+        # Neon's cursor here is the id of the last project of the page before; deleted
+        # projects are listed only with recoverable=true (and then only they are).
+        pool = self.deleted_projects if query.get("recoverable") == "true" else self.projects
+        page, _ = self._page([p.body for p in pool.values()], query, default=10, most=400)
         listed = [{k: v for k, v in body.items() if k in _LIST_ITEM_FIELDS} for body in page]
-        return {"projects": listed, "pagination": {"cursor": cursor}}
+        answer: dict[str, Any] = {"projects": listed, "applications": {}, "integrations": {}}
+        if page:
+            answer["pagination"] = {"cursor": page[-1]["id"]}
+        return answer
+
+    def _page(
+        self, bodies: list[dict[str, Any]], query: dict[str, str], *, default: int, most: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The page a list request asks for -- objects whose name or id contains
+        ``search``, in id order, after the ``cursor`` id -- and whether more follow."""
+        search = query.get("search", "")
+        matching = sorted(
+            (body for body in bodies if search in body["name"] or search in body["id"]),
+            key=lambda body: str(body["id"]),
+        )
+        after = query.get("cursor")
+        if after:
+            matching = [body for body in matching if body["id"] > after]
+        limit = self._limit(query, default, most=most)
+        return matching[:limit], len(matching) > limit
+
+    def _limit(self, query: dict[str, str], default: int, *, most: int) -> int:
+        try:
+            limit = int(query.get("limit", default))
+        except ValueError:
+            raise _Answer(400, "limit must be an integer") from None
+        if not 1 <= limit <= most:
+            raise _Answer(400, f"limit must be between 1 and {most}")
+        return min(limit, self.page_size)
+
+    def _full_project(self, project: _Project) -> dict[str, Any]:
+        """A project as GET /projects/{id} shows it: with its owner (a v3 plan)."""
+        owner = {
+            "email": "owner@example.com",
+            "name": "Fake Owner",
+            "branches_limit": 5000,
+            "subscription_type": self.subscription_type,
+        }
+        return {**project.body, "owner": owner}
+
+    def _list_operations(
+        self, project: _Project, rest: list[str], query: dict[str, str], payload: Any, fails: bool
+    ) -> tuple[int, Any]:
+        now = time.monotonic()
+        newest_first = [o.render(now) for o in reversed(project.operations.values())]
+        page = newest_first[: self._limit(query, 10, most=1000)]
+        answer: dict[str, Any] = {"operations": page}
+        if page:
+            answer["pagination"] = {"cursor": page[-1]["created_at"]}
+        return 200, answer
 
     def _create_project(self, payload: Any, fails: bool) -> tuple[dict[str, Any], str]:
         spec = payload.get("project") if isinstance(payload, dict) else None
@@ -402,8 +489,9 @@ class FakeNeon(LoopbackService):
             "written_data_bytes": 0,
             "compute_time_seconds": 0,
             "active_time_seconds": 0,
-            "org_id": spec.get("org_id"),
         }
+        if spec.get("org_id"):
+            body["org_id"] = spec["org_id"]
         project = self.projects[project_id] = _Project(body=body)
         branch_spec = spec.get("branch") or {}
         branch = self._new_branch(project, "main", parent=None, default=True)
@@ -416,6 +504,9 @@ class FakeNeon(LoopbackService):
             self._operation(project, "create_timeline", branch.body["id"], None, fails),
             self._operation(project, "start_compute", branch.body["id"], endpoint["id"], fails),
         ]
+        if self.own_operation_action is not None:
+            # Not in the answer: Neon's own, seen only by listing operations.
+            self._operation(project, self.own_operation_action, None, None, fails=False)
         uri = self._uri(branch, database["name"], role["name"])
         answer = {
             "project": body,
@@ -432,7 +523,7 @@ class FakeNeon(LoopbackService):
                 }
             ],
             "roles": [_public_role(r) for r in branch.roles.values()],
-            "databases": list(branch.databases.values()),
+            "databases": [_public_database(d) for d in branch.databases.values()],
             "operations": operations,
             "branch": branch.body,
             "endpoints": [endpoint],
@@ -440,12 +531,23 @@ class FakeNeon(LoopbackService):
         return answer, project_id
 
     def _delete_project(self, project: _Project) -> dict[str, Any]:
-        self._drop_project(project.body["id"])
+        # Soft: Neon keeps a deleted project, data and all, recoverable for 7 days.
+        del self.projects[project.body["id"]]
+        deleted_at = datetime.now(UTC)
+        project.body["deleted_at"] = deleted_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        project.body["recoverable_until"] = (deleted_at + RECOVERY_WINDOW).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        self.deleted_projects[project.body["id"]] = project
         return {"project": project.body}
 
     def _drop_project(self, project_id: str) -> None:
-        project = self.projects.pop(project_id)
+        self._drop_objects(self.projects.pop(project_id))
+
+    def _drop_objects(self, project: _Project) -> None:
         for branch in project.branches.values():
+            self._drop_branch_objects(branch)
+        for branch in project.deleted_branches.values():
             self._drop_branch_objects(branch)
 
     # -- branches -----------------------------------------------------------------------
@@ -453,14 +555,16 @@ class FakeNeon(LoopbackService):
     def _list_branches(
         self, project: _Project, rest: list[str], query: dict[str, str], payload: Any, fails: bool
     ) -> tuple[int, Any]:
-        search = query.get("search", "")
-        return 200, {
-            "branches": [
-                b.body
-                for b in project.branches.values()
-                if search in b.body["name"] or search in b.body["id"]
-            ]
-        }
+        # Neon's cursor is opaque; here it is the id of the last branch of the page.
+        pool = dict(project.branches)
+        if query.get("include_deleted") == "true":
+            pool.update(project.deleted_branches)
+        bodies = [b.body for b in pool.values()]
+        page, more = self._page(bodies, query, default=10_000, most=10_000)
+        answer: dict[str, Any] = {"branches": page, "annotations": {}}
+        if more:
+            answer["pagination"] = {"next": page[-1]["id"], "sort_by": "id", "sort_order": "ASC"}
+        return 200, answer
 
     def _create_branch(
         self, project: _Project, rest: list[str], query: dict[str, str], payload: Any, fails: bool
@@ -502,7 +606,9 @@ class FakeNeon(LoopbackService):
     def _delete_branch(
         self, project: _Project, rest: list[str], query: dict[str, str], payload: Any, fails: bool
     ) -> tuple[int, Any]:
-        branch = self._branch(project, rest[1])
+        branch = project.branches.get(rest[1])
+        if branch is None:
+            return 204, None  # Neon: "the branch doesn't exist or has already been deleted"
         if branch.body["default"]:
             raise _Answer(400, "cannot delete the project's default branch")
         operations = []
@@ -512,8 +618,16 @@ class FakeNeon(LoopbackService):
             )
             del project.endpoints[endpoint_id]
         operations.append(self._operation(project, "delete_timeline", rest[1], None, fails))
-        self._drop_branch_objects(branch)
         del project.branches[rest[1]]
+        if query.get("hard_delete") == "true":
+            self._drop_branch_objects(branch)  # gone for good, at once
+        else:  # soft: recoverable for the window, its data kept meanwhile
+            deleted_at = datetime.now(UTC)
+            branch.body["deleted_at"] = deleted_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            branch.body["recoverable_until"] = (deleted_at + RECOVERY_WINDOW).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+            project.deleted_branches[rest[1]] = branch
         return 200, {"branch": branch.body, "operations": operations}
 
     # -- roles and databases ------------------------------------------------------------
@@ -553,7 +667,7 @@ class FakeNeon(LoopbackService):
         database = branch.databases.get(rest[3])
         if database is None:
             raise _Answer(404, "database not found")
-        return 200, {"database": database}
+        return 200, {"database": _public_database(database)}
 
     def _create_database(
         self, project: _Project, rest: list[str], query: dict[str, str], payload: Any, fails: bool
@@ -669,8 +783,8 @@ class FakeNeon(LoopbackService):
             body={
                 "id": op_id,
                 "project_id": project.body["id"],
-                "branch_id": branch_id,
-                "endpoint_id": endpoint_id,
+                **({"branch_id": branch_id} if branch_id else {}),
+                **({"endpoint_id": endpoint_id} if endpoint_id else {}),
                 "action": action,
                 "created_at": now,
                 "total_duration_ms": int(self.operation_seconds * 1000),
@@ -689,7 +803,6 @@ class FakeNeon(LoopbackService):
         body = {
             "id": branch_id,
             "project_id": project.body["id"],
-            "parent_id": parent.body["id"] if parent else None,
             "name": name,
             "current_state": "ready",
             "state_changed_at": now,
@@ -705,6 +818,8 @@ class FakeNeon(LoopbackService):
             "created_at": now,
             "updated_at": now,
         }
+        if parent is not None:
+            body["parent_id"] = parent.body["id"]
         branch = project.branches[branch_id] = _Branch(body=body)
         return branch
 
@@ -797,7 +912,7 @@ class FakeNeon(LoopbackService):
             "_physical": physical,
         }
         branch.databases[name] = database
-        return {k: v for k, v in database.items() if not k.startswith("_")}
+        return _public_database(database)
 
     def _drop_branch_objects(self, branch: _Branch) -> None:
         with self._admin() as conn:
@@ -845,6 +960,10 @@ _LIST_ITEM_FIELDS = {
     "owner_id",
     "org_id",
 }
+
+
+def _public_database(database: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in database.items() if not k.startswith("_")}
 
 
 def _public_role(role: dict[str, Any]) -> dict[str, Any]:

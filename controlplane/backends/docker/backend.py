@@ -38,6 +38,7 @@ from controlplane.errors import BackendUnavailable, NotConfigured, ProvisioningE
 from controlplane.localpg.cluster import LISTEN_HOST, SUPERUSER
 from controlplane.model.backends import BackendKind
 from controlplane.model.compute import ComputeSpec
+from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Server, Tenant
 from controlplane.model.request import TenantRequest
@@ -95,8 +96,12 @@ class DockerBackend:
         await asyncio.to_thread(self._ensure_container, checkpoint.tenant)
         await self._provision(checkpoint)
 
-    async def delete(self, tenant: Tenant) -> None:
+    async def delete(self, tenant: Tenant) -> Erasure:
         await asyncio.to_thread(self._remove, _name(tenant), tenant.uid)
+        return Erasure(
+            immediate=True,
+            detail="the tenant's container and its data volume were removed",
+        )
 
     async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
         if int(tenant.placement.get("layout", 1)) >= LAYOUT:

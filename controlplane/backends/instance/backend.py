@@ -35,6 +35,7 @@ from controlplane.errors import ProvisioningError
 from controlplane.localpg.cluster import LocalCluster, process_tree_memory
 from controlplane.model.backends import BackendKind
 from controlplane.model.compute import SIZED_SETTINGS, ComputeSpec
+from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Server, Tenant
 from controlplane.model.request import TenantRequest
@@ -85,17 +86,22 @@ class InstanceBackend:
         await self._provision(checkpoint, discard_incomplete=True)
         logger.info("tenant %s: instance ready on port %d", tenant.id, port)
 
-    async def delete(self, tenant: Tenant) -> None:
+    async def delete(self, tenant: Tenant) -> Erasure:
         root = self._root(tenant)
+        erased = Erasure(
+            immediate=True,
+            detail="the tenant's own Postgres instance was stopped and its data directory removed",
+        )
         manifest = read_manifest(root)
         if manifest is None:
-            return  # nothing was reserved (or it is gone already)
+            return erased  # nothing was reserved (or it is gone already)
         if manifest.get("uid") != tenant.uid:
             raise ProvisioningError(
                 f"{root} holds another tenant's instance (uid {manifest.get('uid')}); "
                 "refusing to remove it"
             )
         await asyncio.to_thread(self._at(root, manifest, f"instance {tenant.id!r}").remove)
+        return erased
 
     async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
         if int(tenant.placement.get("layout", 1)) >= LAYOUT:

@@ -21,21 +21,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from neon_api import schema
-
-from controlplane.backends.base import Checkpoint, OwnedResource, ProvisionPlan
-from controlplane.backends.neon.client import NeonClient
+from controlplane.backends.base import ApiProbe, Checkpoint, OwnedResource, ProvisionPlan
+from controlplane.backends.neon.client import KNOWN_STATUSES, NeonClient, Operation
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
     ConfigurationError,
     InvalidRequest,
     NotConfigured,
     ProvisioningError,
+    TenantvecError,
 )
 from controlplane.failpoints import failpoint
 from controlplane.model.backends import BackendKind
+from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Server, Tenant, validate_tenant_id
 from controlplane.model.request import TenantRequest
@@ -49,6 +50,9 @@ T = TypeVar("T")
 PROJECT = "project"
 BRANCH = "branch"
 _MAX_PROJECT_NAME = 64
+# How long Neon keeps a deleted project recoverable (its API description: 7 days), when
+# its answer does not say (recoverable_until).
+_RECOVERY = timedelta(days=7)
 
 
 class NeonBackend:
@@ -81,7 +85,7 @@ class NeonBackend:
 
     async def aclose(self) -> None:
         if self._client is not None:
-            self._client.close()
+            await self._client.aclose()
 
     def name_of(self, tenant_id: str) -> str:
         return self._settings.neon_name_prefix + tenant_id
@@ -194,9 +198,7 @@ class NeonBackend:
             await checkpoint.record(conninfo=ConnInfo.parse(uri))
         logger.info("tenant %s: Neon project %s ready", tenant.id, project_id)
 
-    async def _ensure_project(
-        self, checkpoint: Checkpoint, *, search: bool
-    ) -> list[schema.Operation]:
+    async def _ensure_project(self, checkpoint: Checkpoint, *, search: bool) -> list[Operation]:
         """Adopt the tenant's project if a lost answer made it already, else create it.
 
         Returns the operations to wait for.
@@ -286,13 +288,11 @@ class NeonBackend:
         await checkpoint.record(conninfo=ConnInfo.parse(uri))
         logger.info("tenant %s: Neon branch %s ready", tenant.id, branch_id)
 
-    async def _operations_of(self, project_id: str, branch_id: str) -> list[schema.Operation]:
+    async def _operations_of(self, project_id: str, branch_id: str) -> list[Operation]:
         """The project's recent operations on one branch (others' are none of ours)."""
         return [op for op in await self.client.operations(project_id) if op.branch_id == branch_id]
 
-    async def _ensure_branch(
-        self, checkpoint: Checkpoint, *, search: bool
-    ) -> list[schema.Operation]:
+    async def _ensure_branch(self, checkpoint: Checkpoint, *, search: bool) -> list[Operation]:
         client = self.client
         placement = checkpoint.placement
         project_id = placement["project_id"]
@@ -368,13 +368,12 @@ class NeonBackend:
 
     # -- delete, suspend, resume, describe ----------------------------------------
 
-    async def delete(self, tenant: Tenant) -> None:
+    async def delete(self, tenant: Tenant) -> Erasure:
         if tenant.placement.get("mode") == BRANCH:
-            await self._delete_branch(tenant)
-        else:
-            await self._delete_project(tenant)
+            return await self._delete_branch(tenant)
+        return await self._delete_project(tenant)
 
-    async def _delete_project(self, tenant: Tenant) -> None:
+    async def _delete_project(self, tenant: Tenant) -> Erasure:
         client = self.client
         name = str(tenant.placement.get("name") or self.name_of(tenant.id))
         project_id = tenant.placement.get("project_id")
@@ -383,16 +382,30 @@ class NeonBackend:
         else:  # the create died before Neon's answer was recorded
             project = await self._find_project(name)
         if project is None:
-            return
+            return Erasure(
+                immediate=False,
+                detail="no Neon project of the tenant's was left to delete; a project deleted "
+                f"earlier stays recoverable for {_RECOVERY} after its deletion",
+            )
         if project["name"] != name:
             raise ProvisioningError(
                 f"Neon project {project['id']} is named {project['name']!r}, not {name!r}; "
                 "refusing to delete it"
             )
-        await client.delete_project(project["id"])
+        deleted = await client.delete_project(project["id"])
         logger.info("tenant %s: deleted Neon project %s", tenant.id, project["id"])
+        until = _moment((deleted.body or {}).get("recoverable_until"))
+        if until is None:
+            until = datetime.now(UTC) + _RECOVERY
+        return Erasure(
+            immediate=False,
+            detail=f"Neon project {project['id']} deleted; Neon keeps it, data included, "
+            f"recoverable until {until:%Y-%m-%d %H:%M} UTC and then erases it (Neon's API "
+            "has no immediate deletion of a project)",
+            recoverable_until=until,
+        )
 
-    async def _delete_branch(self, tenant: Tenant) -> None:
+    async def _delete_branch(self, tenant: Tenant) -> Erasure:
         client = self.client
         placement = tenant.placement
         project_id = placement["project_id"]
@@ -402,18 +415,23 @@ class NeonBackend:
         if branch is None and not branch_id:
             found = await client.find_branches(project_id, search=name)
             branch = next((b for b in found if b["name"] == name), None)
+        erased = Erasure(
+            immediate=True,
+            detail="Neon branch deleted with hard_delete: its data is gone now, with no "
+            "recovery window",
+        )
         if branch is None:
-            return
+            return erased
         if branch["name"] != name or branch["id"] == placement.get("parent_id"):
             raise ProvisioningError(
                 f"Neon branch {branch['id']} is {branch['name']!r}, not tenant {tenant.id!r}'s "
                 f"{name!r}; refusing to delete it"
             )
         async with client.project_lock(project_id):
-            operations = await client.delete_branch(project_id, branch["id"])
-            if operations:
-                await client.wait(project_id, operations)
+            deleted = await client.delete_branch(project_id, branch["id"])
+            await client.wait(project_id, deleted.operations)
         logger.info("tenant %s: deleted Neon branch %s", tenant.id, branch["id"])
+        return erased
 
     async def suspend(self, tenant: Tenant) -> None:
         project_id, endpoint_id = _endpoint_of(tenant)
@@ -445,6 +463,63 @@ class NeonBackend:
             "region": endpoint["region_id"],
             "host": endpoint["host"],
         }
+
+    # -- probing the API -------------------------------------------------------------
+
+    async def probe_api(self) -> ApiProbe:
+        """Read, never write, one of each answer the backend relies on -- the project
+        list, a project (the template, or the first the key sees), its branches, a
+        branch's endpoints, an endpoint, the project's operations -- and report what
+        could not be read, and values tenantvec does not know."""
+        client = self.client
+        asked: list[str] = []
+        problems: list[str] = []
+        notes: list[str] = []
+
+        async def ask(what: str, call: Awaitable[T]) -> T | None:
+            asked.append(what)
+            try:
+                return await call
+            except TenantvecError as exc:
+                problems.append(f"{what}: {exc}")
+                return None
+
+        def need(obj: dict[str, Any], keys: tuple[str, ...], what: str) -> None:
+            missing = [key for key in keys if obj.get(key) in (None, "")]
+            if missing:
+                problems.append(f"{what}: no {', '.join(missing)}")
+
+        projects = await ask("list projects", client.some_projects(limit=1))
+        project_id = self._settings.neon_template_project or (
+            str(projects[0]["id"]) if projects else None
+        )
+        if project_id is None:
+            notes.append("the key sees no project: only the project list was probed")
+            return ApiProbe(asked, problems, notes)
+        project = await ask(f"project {project_id}", client.get_project(project_id))
+        if project is not None:
+            need(project, ("id", "name", "region_id"), f"project {project_id}")
+        operations = await ask("operations", client.operations(project_id))
+        for op in operations or []:
+            if op.status not in KNOWN_STATUSES:
+                notes.append(f"operation {op.id}: status {op.status!r} is new to tenantvec")
+        branches = await ask("branches", client.find_branches(project_id, search=""))
+        if not branches:
+            return ApiProbe(asked, problems, notes)
+        branch = next((b for b in branches if b.get("default")), branches[0])
+        need(branch, ("id", "name"), f"branch {branch.get('id')}")
+        endpoints = await ask(
+            "branch endpoints", client.branch_endpoints(project_id, str(branch["id"]))
+        )
+        if endpoints:
+            endpoint_id = str(endpoints[0].get("id"))
+            endpoint = await ask(
+                f"endpoint {endpoint_id}", client.get_endpoint(project_id, endpoint_id)
+            )
+            if endpoint is not None:
+                fields = ("id", "type", "current_state", "host", "region_id", "branch_id")
+                need(endpoint, fields, f"endpoint {endpoint_id}")
+        return ApiProbe(asked, problems, notes)
 
     # -- layout and limits ----------------------------------------------------------
 
@@ -494,14 +569,24 @@ class NeonBackend:
     async def remove_resource(self, resource: OwnedResource) -> None:
         client = self.client
         if resource.kind == "project":
-            await client.delete_project(resource.name)
+            await client.delete_project(resource.name)  # soft: recoverable for a while
         elif resource.kind == "branch":
             async with client.project_lock(resource.location):
-                operations = await client.delete_branch(resource.location, resource.name)
-                if operations:
-                    await client.wait(resource.location, operations)
+                deleted = await client.delete_branch(resource.location, resource.name)
+                await client.wait(resource.location, deleted.operations)
         else:
             raise ProvisioningError(f"unknown Neon resource kind {resource.kind!r}")
+
+
+def _moment(value: Any) -> datetime | None:
+    """A timestamp of Neon's (RFC 3339), or None if absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _read_write(endpoints: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,14 +1,17 @@
 """The Neon API's failures, as tenantvec tells them apart.
 
-neon-api's ``NeonAPIError`` keeps only the body text; :class:`NeonHTTPError` keeps the
-status, Neon's message and ``Retry-After`` so that callers can decide: retry (423, 429,
-5xx), not there (404), give up (other 4xx). At the client's boundary they become errors
-of tenantvec's one tree (:func:`translate`).
+:class:`NeonHTTPError` keeps the status, Neon's message and ``Retry-After`` of a non-2xx
+answer; :func:`translate` turns it into an error of tenantvec's one tree, saying what
+Neon's API description says about trying again: 423 Locked and 429 are refusals
+(nothing happened) and 503 is always safe to retry -- :class:`NeonRefused`, with the
+wait Neon asked for; other 5xx are transient for a GET and of unknown outcome for a
+mutation (:class:`NeonOutcomeUnknown`); 401/403 are a configuration error; any other
+4xx is permanent.
 """
 
 from __future__ import annotations
 
-import requests
+import httpx
 
 from controlplane.errors import (
     BackendUnavailable,
@@ -17,11 +20,13 @@ from controlplane.errors import (
     TenantvecError,
 )
 
-__all__ = ["NeonHTTPError", "NeonOutcomeUnknown", "http_error", "translate"]
+__all__ = ["NeonHTTPError", "NeonOutcomeUnknown", "NeonRefused", "http_error", "translate"]
+
+_MAX_RETRY_AFTER = 60.0  # a Retry-After beyond this is taken as this (one minute window)
 
 
 class NeonHTTPError(Exception):
-    """A non-2xx answer, with what neon-api's NeonAPIError leaves out."""
+    """A non-2xx answer of the Neon API."""
 
     def __init__(
         self, method: str, path: str, status: int, message: str, retry_after: float | None
@@ -33,48 +38,61 @@ class NeonHTTPError(Exception):
         self.message = message
         self.retry_after = retry_after
 
-    @property
-    def transient(self) -> bool:
-        return self.status in (423, 429) or self.status >= 500
+
+class NeonRefused(BackendUnavailable):
+    """Neon refused for now (423 Locked, 429, 503): nothing happened, try again after
+    ``retry_after`` seconds (Neon's Retry-After, when it sent one)."""
+
+    def __init__(self, message: str, *, status: int, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
 
 
 class NeonOutcomeUnknown(BackendUnavailable):
-    """A create may or may not have happened (5xx or timeout after sending it).
+    """A mutation may or may not have happened (5xx or timeout after sending it).
 
     Transient: retrying the *step* -- look for the object by name, create it if
-    absent -- is safe; resending the same POST is not.
+    absent -- is safe; resending the same request is not.
     """
 
 
-def http_error(
-    method: str, path: str, response: requests.Response | None, body: str
-) -> NeonHTTPError:
-    status = response.status_code if response is not None else 0
-    message = body.strip()[:300] or "(empty body)"
+def http_error(method: str, path: str, response: httpx.Response) -> NeonHTTPError:
+    message = response.text.strip()[:300] or "(empty body)"
     try:
-        parsed = response.json() if response is not None else None
-        if isinstance(parsed, dict) and parsed.get("message"):
-            message = str(parsed["message"])
+        parsed = response.json()
     except ValueError:
-        pass
-    retry_after: float | None = None
-    if response is not None and response.headers.get("Retry-After"):
-        try:
-            retry_after = float(response.headers["Retry-After"])
-        except ValueError:
-            retry_after = None
-    return NeonHTTPError(method, path, status, message, retry_after)
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str) and parsed["message"]:
+        message = parsed["message"][:300]
+    return NeonHTTPError(
+        method, path, response.status_code, message, _retry_after(response.headers)
+    )
 
 
-def translate(exc: NeonHTTPError, idempotent: bool) -> TenantvecError:
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Retry-After in seconds (Neon sends seconds; an HTTP date is not worth a guess)."""
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    if seconds != seconds or seconds < 0:  # NaN, negative
+        return None
+    return min(seconds, _MAX_RETRY_AFTER)
+
+
+def translate(exc: NeonHTTPError, *, idempotent: bool) -> TenantvecError:
     if exc.status in (401, 403):
         return ConfigurationError(
             f"Neon refused the API key ({exc.status}): {exc.message}; check "
             "TENANTVEC_NEON_API_KEY and its organization"
         )
-    if exc.status in (423, 429):
-        return BackendUnavailable(f"{exc} (still refused after retrying)")
-    if exc.status >= 500 or exc.status == 0:
+    if exc.status in (423, 429, 503):
+        return NeonRefused(str(exc), status=exc.status, retry_after=exc.retry_after)
+    if exc.status >= 500:
         if not idempotent:
             return NeonOutcomeUnknown(f"{exc}; the request may or may not have taken effect")
         return BackendUnavailable(str(exc))

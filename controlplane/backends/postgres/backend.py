@@ -33,6 +33,7 @@ from controlplane.backends.tenantdb import (
 from controlplane.errors import InvalidRequest, ProvisioningError
 from controlplane.failpoints import failpoint
 from controlplane.model.backends import BackendKind
+from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Server, Tenant
 from controlplane.model.request import TenantRequest
@@ -99,13 +100,18 @@ class PostgresBackend:
             # extra catalog write; doctor reports such tenants.
             await checkpoint.record({"reserved_slots": False})
 
-    async def delete(self, tenant: Tenant) -> None:
+    async def delete(self, tenant: Tenant) -> Erasure:
         server = await self._server_of(tenant)
         async with self._admin(server) as conn:
             await drop_tenant_database(
                 conn, self._database(tenant), where=f"server {server.name!r}"
             )
         logger.info("dropped database and roles of tenant %s on %s", tenant.id, server.name)
+        return Erasure(
+            immediate=True,
+            detail=f"DROP DATABASE on server {server.name!r}: the database's files are "
+            "removed now (backups of the server keep it for their own retention)",
+        )
 
     async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
         """Rename a tenant made before opaque names (database and role named after its

@@ -75,11 +75,28 @@ def test_a_neon_tenant_through_the_api_from_create_to_delete(
         ops = [o["action"] for o in admin.get(f"/v1/tenants/{tenant_id}").json()["operations"]]
         assert {"create", "suspend", "resume"} <= set(ops)
         assert ops.count("resume") == 2  # one by the first request, one by hand
-        assert admin.delete(f"/v1/tenants/{tenant_id}").status_code == 200
+        deleted = admin.delete(f"/v1/tenants/{tenant_id}")
+        assert deleted.status_code == 200, deleted.text
+        erasure = deleted.json()["placement"]["erasure"]
     if mode == "project":
-        assert project_id not in fake_neon.projects
+        # Neon soft-deletes projects: the answer says so, and until when.
+        assert project_id not in fake_neon.projects and project_id in fake_neon.deleted_projects
+        assert erasure["immediate"] is False and "recoverable until" in erasure["detail"]
+        kept = fake_neon.deleted_projects[project_id].body["recoverable_until"]
+        assert erasure["recoverable_until"].startswith(kept[:16].replace("Z", ""))
     else:
+        # A branch is deleted with hard_delete: nothing left to recover.
         assert fake_neon.branch_names(project_id) == ["main"]
+        assert fake_neon.projects[project_id].deleted_branches == {}
+        assert (
+            erasure
+            == {
+                "immediate": True,
+                "detail": erasure["detail"],
+                "recoverable_until": None,
+            }
+            and "hard_delete" in erasure["detail"]
+        )
 
 
 @pytest.mark.parametrize(
@@ -188,5 +205,48 @@ def test_cli_create_in_a_region_and_bad_input(
     assert "napi_wrong_secret_value" not in wrong_key.stderr + wrong_key.stdout
     assert tenantctl("tenants", "delete", f"{tenant_id}-w", "--yes", env=env).code == 0
 
-    assert tenantctl("tenants", "delete", tenant_id, "--yes", env=env).code == 0
+    gone = tenantctl("tenants", "delete", tenant_id, "--yes", env=env)
+    assert gone.code == 0, gone.stderr
+    assert "Neon keeps it, data included, recoverable until" in gone.stdout
     assert fake_neon.project_names() == []
+
+
+def test_doctor_probes_the_neon_api_read_only_and_says_what_it_cannot_read(
+    tenantctl: TenantCtl, fake_neon: FakeNeon
+) -> None:
+    env = _mode_env(fake_neon, "branch")
+    project_id = env["TENANTVEC_NEON_TEMPLATE_PROJECT"]
+    before = len(fake_neon.requests)
+    doctor = tenantctl("doctor", "--json", env=env)
+    assert doctor.code == 0, doctor.stderr
+    check = {c["name"]: c for c in doctor.json()["checks"]}["neon API"]
+    assert check["status"] == "ok", check
+    probed = fake_neon.requests[before:]
+    assert {r.method for r in probed} == {"GET"}  # read-only
+    assert {r.route for r in probed} >= {
+        "GET projects",
+        "GET projects/*",
+        "GET projects/*/branches",
+        "GET projects/*/branches/*/endpoints",
+        "GET projects/*/endpoints/*",
+        "GET projects/*/operations",
+    }
+
+    wrong = tenantctl("doctor", env={**env, "TENANTVEC_NEON_API_KEY": "napi_probe_wrong_key"})
+    assert wrong.code != 0
+    assert "neon API" in wrong.stdout and "refused the API key (401)" in wrong.stdout
+    assert "napi_probe_wrong_key" not in wrong.stdout + wrong.stderr
+
+    # Neon changes an answer tenantvec relies on (here: an endpoint without its host).
+    # This departs from Neon's spec on purpose, so those answers are not held to it.
+    endpoint = next(iter(fake_neon.projects[project_id].endpoints.values()))
+    host = endpoint.pop("host")
+    first = len(fake_neon.answers)
+    try:
+        broken = tenantctl("doctor", "--json", env=env)
+    finally:
+        endpoint["host"] = host
+        del fake_neon.answers[first:]
+    check = {c["name"]: c for c in broken.json()["checks"]}["neon API"]
+    assert broken.code != 0 and check["status"] == "fail"
+    assert f"endpoint {endpoint['id']}: no host" in check["detail"]
