@@ -51,6 +51,8 @@ class ModeResult:
     load_seconds: float = 0.0
     peak_per_minute: int = 0
     refused_429: int = 0
+    answers: int = 0  # answers the fake gave
+    off_spec: int = 0  # of them, answers Neon's published spec does not allow
     limiter_wait_seconds: float = 0.0
 
     @property
@@ -80,6 +82,8 @@ async def run_mode(
     finally:
         fake.stop()
         fake.remove_everything()
+    result.answers = len(fake.answers)
+    result.off_spec = len(fake.spec_problems())
     return result
 
 
@@ -143,8 +147,9 @@ def render(results: list[ModeResult], args: argparse.Namespace, elapsed: float) 
         f"--seconds {args.seconds:.0f}`), {elapsed / 60:.1f} min.",
         "",
         "| mode | API requests per create (median / max) | create p50 / p95 | requests per delete "
-        "| tenants/min under load | peak requests in any 60 s | 429s | limiter held back |",
-        "|---|---|---|---|---|---|---|---|",
+        "| tenants/min under load | peak requests in any 60 s | 429s | limiter held back "
+        "| answers outside Neon's spec |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
@@ -153,7 +158,8 @@ def render(results: list[ModeResult], args: argparse.Namespace, elapsed: float) 
             f"{percentile(r.create_ms, 95):.0f} ms | "
             f"{statistics.median(r.calls_per_delete):.0f} | {r.tenants_per_minute:.0f} "
             f"({r.created_under_load} in {r.load_seconds:.0f} s, {args.concurrency} creators) | "
-            f"{r.peak_per_minute} | {r.refused_429} | {r.limiter_wait_seconds:.0f} s |"
+            f"{r.peak_per_minute} | {r.refused_429} | {r.limiter_wait_seconds:.0f} s | "
+            f"{r.off_spec} of {r.answers} |"
         )
     lines += ["", "Requests per create, by route (mean over the sequential creates):", ""]
     for r in results:

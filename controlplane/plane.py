@@ -98,7 +98,7 @@ class ControlPlane(PlaneContext):
 def _backend_factories(
     settings: Settings, servers: ServerDirectory, catalog_id: str
 ) -> dict[str, Callable[[], Backend]]:
-    # Imported when built: neon-api's models alone take ~0.2 s to load.
+    # Imported when built: a command that needs one backend loads no other's code.
     def postgres() -> Backend:
         from controlplane.backends.postgres import PostgresBackend
 

@@ -7,6 +7,6 @@ servers; ``ports`` the instance port range. The subpackages -- ``postgres``,
 ``instance``, ``docker``, ``neon`` (with its API client) -- import only what is below
 them, and the composition root (``controlplane.plane``) builds them.
 
-This package's top level loads nothing: a backend's dependencies (neon-api, Docker's
+This package's top level loads nothing: a backend's dependencies (httpx for Neon, Docker's
 socket) load when it is first built.
 """

@@ -1,6 +1,6 @@
 """The backends of one control plane, each built the first time it is needed.
 
-Building one loads its dependencies (neon-api's models, Docker's client): a command
+Building one loads its dependencies (the Neon client, Docker's client): a command
 that touches only ``postgres`` tenants never pays for the others.
 """
 

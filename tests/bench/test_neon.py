@@ -28,4 +28,6 @@ def test_a_small_run_counts_requests_per_create_in_both_modes(tmp_path: Path) ->
     assert set(rows) == {"project", "branch"}
     # project: create + its operations; branch: branch, role, database, URI + operations
     assert 2 <= int(rows["project"][1]) < int(rows["branch"][1])
-    assert re.search(r"^\| project \|.*\| 0 \| \d+ s \|$", text, re.M)  # no 429s
+    # no 429s, and every answer of the fake within Neon's published spec
+    assert re.search(r"^\| project \|.*\| 0 \| \d+ s \| 0 of \d+ \|$", text, re.M)
+    assert re.search(r"^\| branch \|.*\| 0 of \d+ \|$", text, re.M)
