@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from controlplane.plane import ControlPlane
     from controlplane.settings import Settings
 
-from controlplane.errors import NotFound
+from controlplane.errors import NotFound, TenantvecError
 from controlplane.model.records import TenantState
 
 __all__ = ["demo"]
@@ -202,8 +202,8 @@ async def _api_tour(settings: Settings, out: Console) -> dict[str, Any]:
         out.print(f"   serving on {url} (OpenAPI at {url}/schema/openapi.json)")
         async with ApiClient(url, load_admin_token(settings)) as admin:
             issued = await admin.create_key("demo-acme", name="demo")
-        out.print(f"   admin created key {issued['id']} for demo-acme (the secret is shown once)")
-        async with ApiClient(url, issued["key"]) as acme:
+        out.print(f"   admin created key {issued.id} for demo-acme (the secret is shown once)")
+        async with ApiClient(url, issued.key) as acme:
             await acme.upsert(
                 "demo-acme",
                 UpsertRequest(
@@ -242,7 +242,7 @@ async def _docs_tour(url: str, settings: Settings, out: Console) -> list[dict[st
     """Ingest tenantvec's own docs as text through the API; answer questions, hybrid."""
     from controlplane.client import ApiClient
     from controlplane.keys import load_admin_token
-    from controlplane.retrieval import DocumentIn, SearchRequest, UpsertRequest
+    from controlplane.retrieval import DocumentIn, SearchRequest, UpsertRequest, UpsertResponse
 
     files = [p for p in DOCS if (ROOT / p).is_file()]
     if not files:
@@ -250,7 +250,7 @@ async def _docs_tour(url: str, settings: Settings, out: Console) -> list[dict[st
         return []
     async with ApiClient(url, load_admin_token(settings)) as admin:
         with contextlib.suppress(NotFound):
-            await admin.request("DELETE", f"/v1/tenants/{DOCS_TENANT}")
+            await admin.delete_tenant(DOCS_TENANT)
         await admin.create_tenant(
             id=DOCS_TENANT, dims=1024, chunk_tokens=256, chunk_overlap=32, labels={"demo": "true"}
         )
@@ -260,12 +260,14 @@ async def _docs_tour(url: str, settings: Settings, out: Console) -> list[dict[st
         f"{', '.join(files)} as text:"
     )
     answers = []
-    async with ApiClient(url, issued["key"]) as docs:
+    async with ApiClient(url, issued.key) as docs:
         docs_in = [
             DocumentIn(id=p, text=(ROOT / p).read_text(), metadata={"kind": "docs"}) for p in files
         ]
         result = await docs.upsert(DOCS_TENANT, UpsertRequest(documents=docs_in))
-        chunks = sum(d["chunks"] for d in result["documents"])
+        if not isinstance(result, UpsertResponse):
+            raise TenantvecError(f"the docs became ingestion job {result.id}, not an upsert")
+        chunks = sum(d.chunks for d in result.documents)
         out.print(f"   {len(files)} documents, {chunks} chunks; asking with hybrid search:")
         for question in QUESTIONS:
             found = await docs.search(DOCS_TENANT, SearchRequest(text=question, k=3, hybrid=True))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from controlplane.backends.servers import register_server
-    from controlplane.client import ApiClient
+    from controlplane.client import ApiClient, AsyncClient, Client
     from controlplane.dsn import ConnInfo
     from controlplane.errors import (
         AuthenticationFailed,
@@ -102,6 +102,7 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "ApiClient": "controlplane.client",
     "ApiKey": "controlplane.model.records",
+    "AsyncClient": "controlplane.client",
     "AuthenticationFailed": "controlplane.errors",
     "BackendUnavailable": "controlplane.errors",
     "BackfillReport": "controlplane.retrieval.backfill",
@@ -110,6 +111,7 @@ _EXPORTS: dict[str, str] = {
     "ChromaImportReport": "controlplane.retrieval.chroma",
     "ChunkIn": "controlplane.retrieval",
     "ChunkingSpec": "controlplane.retrieval",
+    "Client": "controlplane.client",
     "ComputeSpec": "controlplane.model.compute",
     "ConfigurationError": "controlplane.errors",
     "Conflict": "controlplane.errors",
@@ -199,6 +201,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "ApiClient",
     "ApiKey",
+    "AsyncClient",
     "AuthenticationFailed",
     "BackendUnavailable",
     "BackfillReport",
@@ -207,6 +210,7 @@ __all__ = [
     "ChromaImportReport",
     "ChunkIn",
     "ChunkingSpec",
+    "Client",
     "ComputeSpec",
     "ConfigurationError",
     "Conflict",

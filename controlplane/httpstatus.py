@@ -6,6 +6,8 @@ the error class with :func:`error_class_for`, so a caller of either sees the sam
 
 from __future__ import annotations
 
+import math
+
 from controlplane.errors import (
     AuthenticationFailed,
     BackendUnavailable,
@@ -21,7 +23,7 @@ from controlplane.errors import (
     TenantvecError,
 )
 
-__all__ = ["error_class_for", "status_for"]
+__all__ = ["error_class_for", "parse_retry_after", "status_for"]
 
 # Most specific first: the first class an error is an instance of decides.
 _TABLE: list[tuple[type[TenantvecError], int]] = [
@@ -59,3 +61,17 @@ def error_class_for(status: int, code: str | None = None) -> type[TenantvecError
         if known == status:
             return cls
     return TenantvecError
+
+
+def parse_retry_after(value: str | None, *, most: float | None = None) -> float | None:
+    """A ``Retry-After`` header in seconds (an HTTP date is not worth a guess): None if
+    absent, unreadable, negative or not finite; at most ``most`` when given."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds if most is None else min(seconds, most)

@@ -19,6 +19,7 @@ from controlplane.errors import (
     ProvisioningError,
     TenantvecError,
 )
+from controlplane.httpstatus import parse_retry_after
 
 __all__ = ["NeonHTTPError", "NeonOutcomeUnknown", "NeonRefused", "http_error", "translate"]
 
@@ -66,22 +67,12 @@ def http_error(method: str, path: str, response: httpx.Response) -> NeonHTTPErro
     if isinstance(parsed, dict) and isinstance(parsed.get("message"), str) and parsed["message"]:
         message = parsed["message"][:300]
     return NeonHTTPError(
-        method, path, response.status_code, message, _retry_after(response.headers)
+        method,
+        path,
+        response.status_code,
+        message,
+        parse_retry_after(response.headers.get("Retry-After"), most=_MAX_RETRY_AFTER),
     )
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Retry-After in seconds (Neon sends seconds; an HTTP date is not worth a guess)."""
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    if seconds != seconds or seconds < 0:  # NaN, negative
-        return None
-    return min(seconds, _MAX_RETRY_AFTER)
 
 
 def translate(exc: NeonHTTPError, *, idempotent: bool) -> TenantvecError:
