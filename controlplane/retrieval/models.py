@@ -52,7 +52,8 @@ DocumentId = Annotated[
     ),
 ]
 Metadata = Annotated[
-    dict[str, Any], Meta(description="Any JSON object; searches filter on it by containment.")
+    dict[str, Any],
+    Meta(description="Any JSON object; searches filter on it (SearchRequest.filter)."),
 ]
 Vector = Annotated[
     list[float], Meta(min_length=1, description="Exactly as many numbers as the tenant's dims.")
@@ -149,7 +150,12 @@ class SearchRequest(Struct, forbid_unknown_fields=True):
     k: Annotated[int, Meta(ge=1, le=100)] = 10
     filter: Annotated[
         dict[str, Any] | None,
-        Meta(description='JSON containment (@>) on chunk metadata, e.g. {"lang": "en"}.'),
+        Meta(
+            description="On chunk metadata: plain keys and values match by JSON containment "
+            '({"lang": "en"}); operators $eq $ne $gt $gte $lt $lte $in $nin $exists on a field '
+            '({"year": {"$gte": 2020}}) and $and $or $not over conditions. Bad filters get '
+            "a 400 naming the operator (docs/ingestion.md)."
+        ),
     ] = None
     min_similarity: float | None = None
     include_content: bool = True

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pgvector import Vector
@@ -31,6 +31,7 @@ from psycopg.types.json import Jsonb
 from controlplane.embedding import Purpose
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import check_json, check_text
+from controlplane.retrieval.filters import compile_filter
 from controlplane.retrieval.models import SearchHit, SearchMode, SearchRequest, SearchResponse
 from controlplane.retrieval.validation import check_min_similarity, check_vector, score_sql
 from controlplane.routing import TenantConnection, TenantRouter
@@ -79,8 +80,10 @@ async def search(
     mode = search_mode(request)
     if request.text is not None:
         check_text(request.text, "text")
+    condition = None
     if request.filter is not None:
         check_json(request.filter, "filter")
+        condition = compile_filter(request.filter)
     schema = route.schema
     max_distance = (
         check_min_similarity(request.min_similarity, schema.metric)
@@ -108,7 +111,7 @@ async def search(
         include_content=request.include_content,
         include_metadata=request.include_metadata,
         has_vector=vector is not None,
-        filtered=request.filter is not None,
+        filtered=None if condition is None else condition.kind,
         floored=max_distance is not None,
     )
     statement = _statement(shape)
@@ -117,11 +120,13 @@ async def search(
         params.update(cfg=schema.text_config, text=request.text, w=request.keyword_weight)
     if vector is not None:
         params["v"] = Vector(vector)
-    if request.filter is not None:
-        params["filter"] = Jsonb(request.filter)
+    if condition is not None:
+        params["filter"] = (
+            Jsonb(condition.value) if condition.kind == "containment" else condition.value
+        )
     if max_distance is not None:
         params["max_distance"] = max_distance
-    filtered = shape.filtered or shape.floored
+    filtered = shape.filtered is not None or shape.floored
     # Keyword search uses no vector index: nothing to tune.
     settings = (
         [] if mode == "keyword" else _index_settings(request, schema.index.kind, filtered=filtered)
@@ -155,7 +160,7 @@ class _Shape:
     include_content: bool
     include_metadata: bool
     has_vector: bool
-    filtered: bool  # a metadata filter
+    filtered: Literal["containment", "jsonpath"] | None  # a metadata filter, and its kind
     floored: bool  # a min_similarity floor
 
     @property
@@ -180,8 +185,10 @@ class _Composer:
         self.k = sql.Literal(shape.k)
         self.n = sql.Literal(shape.candidates)
         self.conditions: list[sql.Composable] = []
-        if shape.filtered:
+        if shape.filtered == "containment":
             self.conditions.append(sql.SQL("metadata @> %(filter)s"))
+        elif shape.filtered == "jsonpath":
+            self.conditions.append(sql.SQL("metadata @@ %(filter)s::jsonpath"))
         if shape.floored:
             self.conditions.append(
                 sql.SQL("embedding {op} %(v)s <= %(max_distance)s").format(op=self.op)

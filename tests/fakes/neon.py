@@ -327,11 +327,13 @@ class FakeNeon(LoopbackService):
         return status, body, {}
 
     def _over_rate_limit(self, route: str, now: float) -> bool:
-        """Neon's limits over the requests it accepted in the last minute / second."""
-        while self._accepted and self._accepted[0][0] <= now - 60.0:
+        """Neon's limits over the requests it accepted in the minute / second before this
+        one arrived. Handler threads can reach this out of arrival order (one waits for
+        the lock while another creates a database), so only earlier arrivals count."""
+        while self._accepted and self._accepted[0][0] <= now - 61.0:
             self._accepted.popleft()
-        minute = len(self._accepted)
-        second = sum(1 for at, r in self._accepted if r == route and at > now - 1.0)
+        minute = sum(1 for at, _ in self._accepted if now - 60.0 < at <= now)
+        second = sum(1 for at, r in self._accepted if r == route and now - 1.0 < at <= now)
         if minute >= self.per_minute or second >= self.per_route_per_second:
             return True
         self._accepted.append((now, route))

@@ -92,6 +92,8 @@ BAD_SEARCHES = [
     ({"vector": [1, 0, 0], "filter": {"k": "\x00"}}, "filter.k contains a NUL"),
     ({"vector": [1, 0, 0], "filter": {"k": 10**30}}, "filter.k is an integer beyond 64 bits"),
     ({"vector": [1, 0, 0], "filter": json.loads('{"a":' * 40 + "1" + "}" * 40)}, "nested"),
+    ({"vector": [1, 0, 0], "filter": {"lang": {"$regex": "^e"}}}, "unknown operator '$regex'"),
+    ({"vector": [1, 0, 0], "filter": {"$or": {"lang": "en"}}}, "$or takes a non-empty list"),
     ({"vector": [1, 0, 0], "min_similarity": "0.5"}, "Expected `float | null`, got `str`"),
 ]
 
