@@ -160,6 +160,9 @@ class SearchRequest(Struct, forbid_unknown_fields=True):
     min_similarity: float | None = None
     include_content: bool = True
     include_metadata: bool = True
+    include_embeddings: Annotated[
+        bool, Meta(description="Each hit carries its chunk's vector (for MMR re-ranking).")
+    ] = False
     ef_search: Annotated[int, Meta(ge=1, le=1000)] | None = None
     probes: Annotated[int, Meta(ge=1, le=32_768)] | None = None
 
@@ -173,6 +176,7 @@ class SearchHit(Struct, omit_defaults=True):
     similarity: float | None = None
     content: str | None = None
     metadata: dict[str, Any] | None = None
+    embedding: list[float] | None = None
 
 
 class SearchResponse(Struct):

@@ -110,6 +110,7 @@ async def search(
         k=int(request.k),
         include_content=request.include_content,
         include_metadata=request.include_metadata,
+        include_embeddings=request.include_embeddings,
         has_vector=vector is not None,
         filtered=None if condition is None else condition.kind,
         floored=max_distance is not None,
@@ -159,6 +160,7 @@ class _Shape:
     k: int
     include_content: bool
     include_metadata: bool
+    include_embeddings: bool
     has_vector: bool
     filtered: Literal["containment", "jsonpath"] | None  # a metadata filter, and its kind
     floored: bool  # a min_similarity floor
@@ -198,6 +200,9 @@ class _Composer:
             columns.append(sql.SQL("c.content"))
         if shape.include_metadata:
             columns.append(sql.SQL("c.metadata"))
+        if shape.include_embeddings:
+            # As real[]: psycopg reads arrays of floats itself, no vector type needed.
+            columns.append(sql.SQL("c.embedding::real[]"))
         self.columns = sql.SQL(", ").join(columns)
 
     def statement(self) -> sql.Composed:
@@ -280,6 +285,10 @@ def _hit(shape: _Shape, row: tuple[Any, ...]) -> SearchHit:
     if shape.include_metadata:
         metadata = rest[i]
         i += 1
+    embedding = None
+    if shape.include_embeddings:
+        embedding = rest[i]
+        i += 1
     score = float(rest[i])
     similarity = rest[i + 1] if len(rest) > i + 1 else None
     return SearchHit(
@@ -289,6 +298,7 @@ def _hit(shape: _Shape, row: tuple[Any, ...]) -> SearchHit:
         similarity=float(similarity) if similarity is not None else None,
         content=content,
         metadata=metadata,
+        embedding=embedding,
     )
 
 

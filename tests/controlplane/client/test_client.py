@@ -81,7 +81,13 @@ def test_the_sync_client_from_create_to_delete(api: RunningApi, tenant_id: str) 
             document = app.get_document(tenant_id, "a/b?c#d", include_embeddings=True)
             assert document.id == "a/b?c#d" and document.chunks[0].embedding == [1, 0, 0]
             hits = app.search(tenant_id, SearchRequest(vector=[1, 0, 0], k=1)).results
-            assert hits[0].document_id == "a/b?c#d"
+            assert hits[0].document_id == "a/b?c#d" and hits[0].embedding is None
+            for mode in ("vector", "keyword", "hybrid"):
+                with_vectors = SearchRequest(
+                    text="beta", vector=[0, 1, 0], mode=mode, k=1, include_embeddings=True
+                )
+                (hit,) = app.search(tenant_id, with_vectors).results
+                assert (hit.document_id, hit.embedding) == ("plain", [0.0, 1.0, 0.0]), mode
             assert app.stats(tenant_id).documents == 2
             app.delete_document(tenant_id, "plain")
             with pytest.raises(DocumentNotFound):
