@@ -29,9 +29,24 @@ from controlplane.retrieval import (
     UpsertRequest,
     UpsertResponse,
 )
+from controlplane.retrieval.collection import (
+    count_documents,
+    delete_documents,
+    fetch_documents,
+    list_document_ids,
+)
 from controlplane.retrieval.documents import delete_document, get_document, upsert_documents
 from controlplane.retrieval.jobs import get_job, list_jobs, submit_job
-from controlplane.retrieval.models import Job
+from controlplane.retrieval.models import (
+    CountRequest,
+    DeleteRequest,
+    DeleteResponse,
+    DocumentCount,
+    DocumentIds,
+    FetchRequest,
+    FetchResponse,
+    Job,
+)
 from controlplane.retrieval.search import search
 from controlplane.retrieval.stats import tenant_stats
 
@@ -211,6 +226,111 @@ class DataController(Controller):
         ],
     ) -> SearchResponse:
         return await search(api.router, tenant_id, data, incarnation=caller.incarnation)
+
+    @get(
+        "/ids",
+        operation_id="listDocumentIds",
+        summary="The tenant's document ids, a page at a time",
+        description="In id order, up to `limit` (1-1000, default 100) after `cursor`; pass the "
+        "answer's `next_cursor` to get the next page (null: that was the last). A page costs "
+        "the same however far into the collection it is (keyset on the id).",
+        responses=ex.ok(
+            DocumentIds, {"ids": ["doc-1", "doc-2"], "next_cursor": "ZG9jLTI"}, "A page of ids."
+        ),
+    )
+    async def ids(
+        self,
+        api: ApiDep,
+        caller: CallerDep,
+        tenant_id: TenantIdParam,
+        cursor: Annotated[str | None, QueryParameter(max_length=2000)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> DocumentIds:
+        return await list_document_ids(
+            api.router, tenant_id, cursor=cursor, limit=limit, incarnation=caller.incarnation
+        )
+
+    @post(
+        "/count",
+        operation_id="countDocuments",
+        summary="How many documents (and chunks) there are, or match a filter",
+        description="`filter` is on document metadata, in the language of search filters.",
+        status_code=200,
+        dto=StrictBody[CountRequest],
+        return_dto=None,
+        responses=ex.ok(DocumentCount, {"documents": 12, "chunks": 40}, "The counts."),
+    )
+    async def count(
+        self,
+        api: ApiDep,
+        caller: CallerDep,
+        tenant_id: TenantIdParam,
+        data: Annotated[
+            CountRequest, Body(examples=ex.example({"filter": {"year": {"$gte": 2020}}}))
+        ],
+    ) -> DocumentCount:
+        return await count_documents(
+            api.router, tenant_id, data.filter, incarnation=caller.incarnation
+        )
+
+    @post(
+        "/fetch",
+        operation_id="fetchDocuments",
+        summary="Read many documents by id, in one request",
+        description="1-1000 ids; the answer holds the documents found, in the order asked, "
+        "and the ids there is no document for (`missing`).",
+        status_code=200,
+        dto=StrictBody[FetchRequest],
+        return_dto=None,
+        responses=ex.ok(
+            FetchResponse, {"documents": [ex.DOCUMENT], "missing": ["gone"]}, "What was found."
+        ),
+    )
+    async def fetch(
+        self,
+        api: ApiDep,
+        caller: CallerDep,
+        tenant_id: TenantIdParam,
+        data: Annotated[FetchRequest, Body(examples=ex.example({"ids": ["doc-1", "gone"]}))],
+    ) -> FetchResponse:
+        return await fetch_documents(
+            api.router,
+            tenant_id,
+            data.ids,
+            include_embeddings=data.include_embeddings,
+            incarnation=caller.incarnation,
+        )
+
+    @post(
+        "/delete",
+        operation_id="deleteDocuments",
+        summary="Delete many documents: by id, or all a filter matches",
+        description="Exactly one of `ids` (1-1000) and `filter` (on document metadata, in the "
+        "language of search filters; an empty filter is refused). One statement: all of it "
+        "or none. The answer counts what was deleted and lists the ids that were not there.",
+        status_code=200,
+        dto=StrictBody[DeleteRequest],
+        return_dto=None,
+        responses=ex.ok(DeleteResponse, {"deleted": 2, "missing": []}, "What was deleted."),
+    )
+    async def delete_many(
+        self,
+        api: ApiDep,
+        caller: CallerDep,
+        tenant_id: TenantIdParam,
+        data: Annotated[
+            DeleteRequest,
+            Body(
+                examples=[
+                    *ex.example({"ids": ["doc-1", "doc-2"]}, "by id"),
+                    *ex.example({"filter": {"source": {"$eq": "crawler"}}}, "by filter"),
+                ]
+            ),
+        ],
+    ) -> DeleteResponse:
+        return await delete_documents(
+            api.router, tenant_id, ids=data.ids, spec=data.filter, incarnation=caller.incarnation
+        )
 
     @get(
         "/stats",

@@ -25,7 +25,11 @@ from controlplane.model.views import (
     TenantView,
 )
 from controlplane.retrieval.models import (
+    DeleteResponse,
     Document,
+    DocumentCount,
+    DocumentIds,
+    FetchResponse,
     Job,
     SearchRequest,
     SearchResponse,
@@ -207,6 +211,54 @@ class _Calls:
             "POST", path, _as(SearchResponse), body=request, tenant_id=tenant_id, repeatable=True
         )
 
+    def list_document_ids(
+        self, tenant_id: str, *, cursor: str | None = None, limit: int = 100
+    ) -> Call[DocumentIds]:
+        """[listDocumentIds] A page of ids; pass ``next_cursor`` back for the next."""
+        params: dict[str, str | int | bool] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        path = f"{_tenant(tenant_id)}/ids"
+        return Call("GET", path, _as(DocumentIds), params=params, tenant_id=tenant_id)
+
+    def count_documents(
+        self, tenant_id: str, filter: dict[str, Any] | None = None
+    ) -> Call[DocumentCount]:
+        """[countDocuments] All documents, or those ``filter`` matches (document metadata)."""
+        path = f"{_tenant(tenant_id)}/count"
+        body = {"filter": filter} if filter is not None else {}
+        return Call(
+            "POST", path, _as(DocumentCount), body=body, tenant_id=tenant_id, repeatable=True
+        )
+
+    def fetch_documents(
+        self, tenant_id: str, ids: list[str], *, include_embeddings: bool = False
+    ) -> Call[FetchResponse]:
+        """[fetchDocuments] Many documents by id; ``missing`` lists those not there."""
+        path = f"{_tenant(tenant_id)}/fetch"
+        body = {"ids": ids, "include_embeddings": include_embeddings}
+        return Call(
+            "POST", path, _as(FetchResponse), body=body, tenant_id=tenant_id, repeatable=True
+        )
+
+    def delete_documents(
+        self,
+        tenant_id: str,
+        *,
+        ids: list[str] | None = None,
+        filter: dict[str, Any] | None = None,
+    ) -> Call[DeleteResponse]:
+        """[deleteDocuments] By ``ids`` or by ``filter`` (exactly one); all or nothing."""
+        body: dict[str, Any] = {}
+        if ids is not None:
+            body["ids"] = ids
+        if filter is not None:
+            body["filter"] = filter
+        path = f"{_tenant(tenant_id)}/delete"
+        return Call(
+            "POST", path, _as(DeleteResponse), body=body, tenant_id=tenant_id, repeatable=True
+        )
+
     def stats(self, tenant_id: str) -> Call[TenantStats]:
         """[tenantStats]"""
         return Call("GET", f"{_tenant(tenant_id)}/stats", _as(TenantStats), tenant_id=tenant_id)
@@ -254,6 +306,10 @@ OPERATIONS: dict[str, str] = {
     "getDocument": "get_document",
     "deleteDocument": "delete_document",
     "search": "search",
+    "listDocumentIds": "list_document_ids",
+    "countDocuments": "count_documents",
+    "fetchDocuments": "fetch_documents",
+    "deleteDocuments": "delete_documents",
     "tenantStats": "stats",
     "healthz": "healthz",
     "readyz": "readyz",

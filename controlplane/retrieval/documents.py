@@ -320,6 +320,31 @@ async def upsert_documents(
     return UpsertResponse(documents=[results[doc.id] for doc in request.documents])
 
 
+def chunk_from_row(row: Sequence[Any], embedding: list[float] | None) -> Chunk:
+    """A chunk from (ordinal, content, metadata, start_offset, end_offset, ...)."""
+    return Chunk(
+        ordinal=row[0],
+        content=row[1],
+        metadata=row[2],
+        start_offset=row[3],
+        end_offset=row[4],
+        embedding=embedding,
+    )
+
+
+def document_from_row(row: Sequence[Any], chunks: list[Chunk]) -> Document:
+    """A document from (id, title, source, metadata, created_at, updated_at)."""
+    return Document(
+        id=row[0],
+        title=row[1],
+        source=row[2],
+        metadata=row[3],
+        created_at=row[4].isoformat(),
+        updated_at=row[5].isoformat(),
+        chunks=chunks,
+    )
+
+
 async def get_document(
     router: TenantRouter,
     tenant_id: str,
@@ -350,25 +375,10 @@ async def get_document(
             (document_id,),
         )
         chunks = [
-            Chunk(
-                ordinal=c[0],
-                content=c[1],
-                metadata=c[2],
-                start_offset=c[3],
-                end_offset=c[4],
-                embedding=c[5].to_list() if include_embeddings and c[5] is not None else None,
-            )
+            chunk_from_row(c, c[5].to_list() if include_embeddings and c[5] is not None else None)
             for c in await cur.fetchall()
         ]
-        return Document(
-            id=row[0],
-            title=row[1],
-            source=row[2],
-            metadata=row[3],
-            created_at=row[4].isoformat(),
-            updated_at=row[5].isoformat(),
-            chunks=chunks,
-        )
+        return document_from_row(row, chunks)
 
     document = await router.read(route, run)
     if document is None:

@@ -13,6 +13,13 @@ from typing import Annotated, Any, Literal
 from msgspec import Meta, Struct
 
 __all__ = [
+    "CountRequest",
+    "DeleteRequest",
+    "DeleteResponse",
+    "DocumentCount",
+    "DocumentIds",
+    "FetchRequest",
+    "FetchResponse",
     "MAX_BATCH_DOCUMENTS",
     "MAX_CHUNKS_PER_DOCUMENT",
     "MAX_DOCUMENT_ID",
@@ -239,3 +246,44 @@ class Job(Struct):
     created_at: str
     started_at: str | None
     finished_at: str | None
+
+
+class DocumentIds(Struct):
+    """A page of a tenant's document ids, in id order; ``next_cursor`` fetches the next
+    page (None: this was the last)."""
+
+    ids: list[str]
+    next_cursor: str | None
+
+
+class DocumentCount(Struct):
+    documents: int
+    chunks: int
+
+
+class CountRequest(Struct, forbid_unknown_fields=True):
+    filter: Annotated[
+        dict[str, Any] | None, Meta(description="On document metadata (SearchRequest.filter).")
+    ] = None
+
+
+class FetchRequest(Struct, forbid_unknown_fields=True):
+    ids: Annotated[list[DocumentId], Meta(min_length=1, max_length=1000)]
+    include_embeddings: bool = False
+
+
+class FetchResponse(Struct):
+    documents: list[Document]  # in the order asked, each once
+    missing: list[str]  # ids the tenant has no document for
+
+
+class DeleteRequest(Struct, forbid_unknown_fields=True):
+    """Exactly one of ``ids`` and ``filter`` (on document metadata)."""
+
+    ids: Annotated[list[DocumentId], Meta(min_length=1, max_length=1000)] | None = None
+    filter: dict[str, Any] | None = None
+
+
+class DeleteResponse(Struct):
+    deleted: int
+    missing: list[str]  # of the ids asked for, those that were not there

@@ -204,3 +204,52 @@ def test_an_answer_that_never_comes_resends_reads_but_not_a_create() -> None:
             assert len(accepted) >= 3  # a read is, until the bound
     finally:
         listener.close()
+
+
+def test_the_collection_operations_page_count_fetch_and_delete_many(
+    api: RunningApi, tenant_id: str
+) -> None:
+    key = api.new_tenant(tenant_id)
+    documents = [
+        DocumentIn(
+            id=f"d{i:02d}",
+            metadata={"lang": "de" if i % 5 == 0 else "en", "year": i},
+            chunks=[ChunkIn(content=f"c{i}", embedding=[1, i, 0]) for _ in range(i % 3 + 1)],
+        )
+        for i in range(25)
+    ]
+    with Client(api.url, key) as app:
+        app.upsert(tenant_id, UpsertRequest(documents=documents))
+        pages, cursor = [], None
+        while True:
+            page = app.list_document_ids(tenant_id, cursor=cursor, limit=10)
+            pages.append(page.ids)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert [len(p) for p in pages] == [10, 10, 5]
+        assert sum(pages, []) == [f"d{i:02d}" for i in range(25)]
+        with pytest.raises(InvalidRequest, match="cursor"):
+            app.list_document_ids(tenant_id, cursor="not-a-cursor!")
+
+        every = app.count_documents(tenant_id)
+        assert (every.documents, every.chunks) == (25, sum(i % 3 + 1 for i in range(25)))
+        assert app.count_documents(tenant_id, {"lang": "de"}).documents == 5
+        assert app.count_documents(tenant_id, {"year": {"$gte": 20}}).documents == 5
+
+        fetched = app.fetch_documents(tenant_id, ["d03", "nope", "d01", "d03"])
+        assert [d.id for d in fetched.documents] == ["d03", "d01"] and fetched.missing == ["nope"]
+        assert len(fetched.documents[0].chunks) == 1 and fetched.documents[0].metadata["year"] == 3
+
+        removed = app.delete_documents(tenant_id, ids=["d01", "nope"])
+        assert (removed.deleted, removed.missing) == (1, ["nope"])
+        by_filter = app.delete_documents(tenant_id, filter={"year": {"$lt": 5}})
+        assert by_filter.deleted == 4  # d00, d02, d03, d04 (d01 is gone)
+        assert app.count_documents(tenant_id).documents == 20
+        with pytest.raises(InvalidRequest, match="not both"):
+            app.delete_documents(tenant_id, ids=["d10"], filter={"lang": "en"})
+        with pytest.raises(InvalidRequest, match="empty filter"):
+            app.delete_documents(tenant_id, filter={})
+        with pytest.raises(InvalidRequest, match="unknown operator"):
+            app.count_documents(tenant_id, {"year": {"$between": [1, 2]}})
+        assert app.count_documents(tenant_id).documents == 20  # nothing half done
