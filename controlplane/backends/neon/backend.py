@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from controlplane.backends.base import ApiProbe, Checkpoint, OwnedResource, ProvisionPlan
-from controlplane.backends.neon.client import KNOWN_STATUSES, NeonClient, Operation
+from controlplane.backends.neon import erasure
+from controlplane.backends.neon.client import NeonClient, Operation
+from controlplane.backends.neon.probe import probe
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
     ConfigurationError,
     InvalidRequest,
     NotConfigured,
     ProvisioningError,
-    TenantvecError,
 )
 from controlplane.failpoints import failpoint
 from controlplane.model.backends import BackendKind
@@ -50,9 +50,6 @@ T = TypeVar("T")
 PROJECT = "project"
 BRANCH = "branch"
 _MAX_PROJECT_NAME = 64
-# How long Neon keeps a deleted project recoverable (its API description: 7 days), when
-# its answer does not say (recoverable_until).
-_RECOVERY = timedelta(days=7)
 
 
 class NeonBackend:
@@ -382,11 +379,7 @@ class NeonBackend:
         else:  # the create died before Neon's answer was recorded
             project = await self._find_project(name)
         if project is None:
-            return Erasure(
-                immediate=False,
-                detail="no Neon project of the tenant's was left to delete; a project deleted "
-                f"earlier stays recoverable for {_RECOVERY} after its deletion",
-            )
+            return erasure.project_already_gone()
         if project["name"] != name:
             raise ProvisioningError(
                 f"Neon project {project['id']} is named {project['name']!r}, not {name!r}; "
@@ -394,16 +387,7 @@ class NeonBackend:
             )
         deleted = await client.delete_project(project["id"])
         logger.info("tenant %s: deleted Neon project %s", tenant.id, project["id"])
-        until = _moment((deleted.body or {}).get("recoverable_until"))
-        if until is None:
-            until = datetime.now(UTC) + _RECOVERY
-        return Erasure(
-            immediate=False,
-            detail=f"Neon project {project['id']} deleted; Neon keeps it, data included, "
-            f"recoverable until {until:%Y-%m-%d %H:%M} UTC and then erases it (Neon's API "
-            "has no immediate deletion of a project)",
-            recoverable_until=until,
-        )
+        return erasure.project_deleted(project["id"], deleted.body)
 
     async def _delete_branch(self, tenant: Tenant) -> Erasure:
         client = self.client
@@ -415,13 +399,8 @@ class NeonBackend:
         if branch is None and not branch_id:
             found = await client.find_branches(project_id, search=name)
             branch = next((b for b in found if b["name"] == name), None)
-        erased = Erasure(
-            immediate=True,
-            detail="Neon branch deleted with hard_delete: its data is gone now, with no "
-            "recovery window",
-        )
         if branch is None:
-            return erased
+            return erasure.BRANCH_DELETED
         if branch["name"] != name or branch["id"] == placement.get("parent_id"):
             raise ProvisioningError(
                 f"Neon branch {branch['id']} is {branch['name']!r}, not tenant {tenant.id!r}'s "
@@ -431,7 +410,7 @@ class NeonBackend:
             deleted = await client.delete_branch(project_id, branch["id"])
             await client.wait(project_id, deleted.operations)
         logger.info("tenant %s: deleted Neon branch %s", tenant.id, branch["id"])
-        return erased
+        return erasure.BRANCH_DELETED
 
     async def suspend(self, tenant: Tenant) -> None:
         project_id, endpoint_id = _endpoint_of(tenant)
@@ -467,59 +446,8 @@ class NeonBackend:
     # -- probing the API -------------------------------------------------------------
 
     async def probe_api(self) -> ApiProbe:
-        """Read, never write, one of each answer the backend relies on -- the project
-        list, a project (the template, or the first the key sees), its branches, a
-        branch's endpoints, an endpoint, the project's operations -- and report what
-        could not be read, and values tenantvec does not know."""
-        client = self.client
-        asked: list[str] = []
-        problems: list[str] = []
-        notes: list[str] = []
-
-        async def ask(what: str, call: Awaitable[T]) -> T | None:
-            asked.append(what)
-            try:
-                return await call
-            except TenantvecError as exc:
-                problems.append(f"{what}: {exc}")
-                return None
-
-        def need(obj: dict[str, Any], keys: tuple[str, ...], what: str) -> None:
-            missing = [key for key in keys if obj.get(key) in (None, "")]
-            if missing:
-                problems.append(f"{what}: no {', '.join(missing)}")
-
-        projects = await ask("list projects", client.some_projects(limit=1))
-        project_id = self._settings.neon_template_project or (
-            str(projects[0]["id"]) if projects else None
-        )
-        if project_id is None:
-            notes.append("the key sees no project: only the project list was probed")
-            return ApiProbe(asked, problems, notes)
-        project = await ask(f"project {project_id}", client.get_project(project_id))
-        if project is not None:
-            need(project, ("id", "name", "region_id"), f"project {project_id}")
-        operations = await ask("operations", client.operations(project_id))
-        for op in operations or []:
-            if op.status not in KNOWN_STATUSES:
-                notes.append(f"operation {op.id}: status {op.status!r} is new to tenantvec")
-        branches = await ask("branches", client.find_branches(project_id, search=""))
-        if not branches:
-            return ApiProbe(asked, problems, notes)
-        branch = next((b for b in branches if b.get("default")), branches[0])
-        need(branch, ("id", "name"), f"branch {branch.get('id')}")
-        endpoints = await ask(
-            "branch endpoints", client.branch_endpoints(project_id, str(branch["id"]))
-        )
-        if endpoints:
-            endpoint_id = str(endpoints[0].get("id"))
-            endpoint = await ask(
-                f"endpoint {endpoint_id}", client.get_endpoint(project_id, endpoint_id)
-            )
-            if endpoint is not None:
-                fields = ("id", "type", "current_state", "host", "region_id", "branch_id")
-                need(endpoint, fields, f"endpoint {endpoint_id}")
-        return ApiProbe(asked, problems, notes)
+        """Read, never write, one of each answer the backend relies on (``probe``)."""
+        return await probe(self.client, template_project=self._settings.neon_template_project)
 
     # -- layout and limits ----------------------------------------------------------
 
@@ -576,17 +504,6 @@ class NeonBackend:
                 await client.wait(resource.location, deleted.operations)
         else:
             raise ProvisioningError(f"unknown Neon resource kind {resource.kind!r}")
-
-
-def _moment(value: Any) -> datetime | None:
-    """A timestamp of Neon's (RFC 3339), or None if absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _read_write(endpoints: list[dict[str, Any]]) -> dict[str, Any]:
