@@ -20,6 +20,7 @@ one place each (``cli/errors.py``, ``controlplane/api``)::
     ├── Conflict                  the request clashes with the current state
     │   ├── TenantExists
     │   ├── ServerExists
+    │   ├── ChunkIdTaken          a chunk id another document's chunk already has
     │   └── TenantBusy            another operation on the tenant is in progress
     ├── OverCapacity              no room: servers full, connection budget in use
     ├── BackendUnavailable        a Postgres server or service cannot be reached
@@ -43,6 +44,7 @@ __all__ = [
     "AuthenticationFailed",
     "BackendUnavailable",
     "CatalogUnavailable",
+    "ChunkIdTaken",
     "ConfigurationError",
     "Conflict",
     "DocumentNotFound",
@@ -152,6 +154,21 @@ class ServerExists(Conflict):
     def __init__(self, name: str) -> None:
         super().__init__(f"server {name!r} is already registered")
         self.name = name
+
+
+class ChunkIdTaken(Conflict):
+    """``document_id``: the document written when it clashed (batch ingestion leaves it
+    out and writes the others)."""
+
+    def __init__(self, tenant_id: str, chunk_id: str, document_id: str | None = None) -> None:
+        super().__init__(
+            f"chunk id {chunk_id!r} is taken by a chunk of another document in tenant "
+            f"{tenant_id!r}: chunk ids are unique in a tenant (delete that chunk first, "
+            "or choose another id)"
+        )
+        self.tenant_id = tenant_id
+        self.chunk_id = chunk_id
+        self.document_id = document_id
 
 
 class TenantBusy(Conflict):

@@ -24,6 +24,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from controlplane.api.auth import provide_caller
+from controlplane.api.chunks import ChunksController
 from controlplane.api.data import DataController
 from controlplane.api.metrics import ApiMetrics, metrics_middleware
 from controlplane.api.problems import exception_handlers
@@ -104,7 +105,14 @@ def create_app(settings: Settings) -> Litestar:
         return api
 
     app = Litestar(
-        route_handlers=[TenantsController, DataController, healthz, readyz, metrics],
+        route_handlers=[
+            TenantsController,
+            DataController,
+            ChunksController,
+            healthz,
+            readyz,
+            metrics,
+        ],
         lifespan=[lifespan],
         dependencies={
             "api": Provide(provide_api, sync_to_thread=False),

@@ -70,7 +70,12 @@ DOCUMENT = {
     "created_at": "2026-11-20T09:32:00+00:00",
     "updated_at": "2026-11-20T09:32:00+00:00",
     "chunks": [
-        {"ordinal": 0, "content": "Refunds are issued within 14 days.", "metadata": {"lang": "en"}}
+        {
+            "id": "doc-1#0",
+            "ordinal": 0,
+            "content": "Refunds are issued within 14 days.",
+            "metadata": {"lang": "en"},
+        }
     ],
 }
 UPSERT_TEXT = {
@@ -106,6 +111,7 @@ SEARCH_RESULTS = {
         {
             "document_id": "doc-1",
             "chunk": 0,
+            "chunk_id": "doc-1#0",
             "score": 0.93,
             "content": "Refunds are issued within 14 days.",
             "metadata": {"lang": "en"},
@@ -123,6 +129,26 @@ STATS = {
     "index_bytes": 16384,
     "table_bytes": 90112,
     "database_bytes": 7823491,
+}
+
+
+CHUNK_WRITES = {
+    "chunks": [
+        {
+            "id": "node-7f3a",
+            "document_id": "doc-1",
+            "content": "Refunds of digital goods take 3 days.",
+            "embedding": _VECTOR,
+            "metadata": {"lang": "en"},
+        }
+    ]
+}
+STORED_CHUNK = {
+    "id": "node-7f3a",
+    "document_id": "doc-1",
+    "ordinal": 1,
+    "content": "Refunds of digital goods take 3 days.",
+    "metadata": {"lang": "en"},
 }
 
 

@@ -9,7 +9,7 @@ may hold ``/``, ``?`` or ``#``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -25,6 +25,9 @@ from controlplane.model.views import (
     TenantView,
 )
 from controlplane.retrieval.models import (
+    ChunkFetchResponse,
+    ChunkUpsertResponse,
+    ChunkWrite,
     DeleteResponse,
     Document,
     DocumentCount,
@@ -259,6 +262,37 @@ class _Calls:
             "POST", path, _as(DeleteResponse), body=body, tenant_id=tenant_id, repeatable=True
         )
 
+    def upsert_chunks(
+        self, tenant_id: str, chunks: Sequence[ChunkWrite]
+    ) -> Call[ChunkUpsertResponse]:
+        """[upsertChunks] Each chunk replaces the chunk of its id or joins its document;
+        the document's other chunks stay. Safe to resend: ids make it converge."""
+        body = {"chunks": list(chunks)}
+        path = f"{_tenant(tenant_id)}/chunks"
+        return Call("PUT", path, _as(ChunkUpsertResponse), body=body, tenant_id=tenant_id)
+
+    def fetch_chunks(
+        self, tenant_id: str, ids: list[str], *, include_embeddings: bool = False
+    ) -> Call[ChunkFetchResponse]:
+        """[fetchChunks] Chunks by id; ``missing`` lists those not there."""
+        body = {"ids": ids, "include_embeddings": include_embeddings}
+        path = f"{_tenant(tenant_id)}/chunks/fetch"
+        return Call(
+            "POST", path, _as(ChunkFetchResponse), body=body, tenant_id=tenant_id, repeatable=True
+        )
+
+    def delete_chunks(self, tenant_id: str, ids: list[str]) -> Call[DeleteResponse]:
+        """[deleteChunks] Chunks by id; their documents and other chunks stay."""
+        path = f"{_tenant(tenant_id)}/chunks/delete"
+        return Call(
+            "POST",
+            path,
+            _as(DeleteResponse),
+            body={"ids": ids},
+            tenant_id=tenant_id,
+            repeatable=True,
+        )
+
     def stats(self, tenant_id: str) -> Call[TenantStats]:
         """[tenantStats]"""
         return Call("GET", f"{_tenant(tenant_id)}/stats", _as(TenantStats), tenant_id=tenant_id)
@@ -310,6 +344,9 @@ OPERATIONS: dict[str, str] = {
     "countDocuments": "count_documents",
     "fetchDocuments": "fetch_documents",
     "deleteDocuments": "delete_documents",
+    "upsertChunks": "upsert_chunks",
+    "fetchChunks": "fetch_chunks",
+    "deleteChunks": "delete_chunks",
     "tenantStats": "stats",
     "healthz": "healthz",
     "readyz": "readyz",

@@ -11,6 +11,7 @@ from controlplane.model.embedder import EmbedderSpec
 from controlplane.retrieval.chunking import TextChunk, split_text
 from controlplane.retrieval.models import (
     ChunkIn,
+    ChunkWrite,
     Document,
     DocumentIn,
     Job,
@@ -24,6 +25,7 @@ from controlplane.retrieval.models import (
 
 __all__ = [
     "ChunkIn",
+    "ChunkWrite",
     "ChunkingSpec",
     "Document",
     "DocumentIn",

@@ -160,7 +160,7 @@ async def import_chroma(
             validate_document(route, doc, f"record {doc.id!r}")
         prepared = await prepare_documents(router, route, docs)
         async with router.connection(route) as tc, tc.conn.transaction():
-            await write_documents(tc.conn, prepared)
+            await write_documents(tc.conn, route, prepared)
             await tc.conn.execute(
                 "UPDATE ingestion_jobs SET processed = processed + %s, updated_at = now() "
                 "WHERE id = %s",

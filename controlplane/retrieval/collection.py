@@ -18,11 +18,8 @@ from psycopg.types.json import Jsonb
 
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import check_json
-from controlplane.retrieval.documents import (
-    check_document_id,
-    chunk_from_row,
-    document_from_row,
-)
+from controlplane.retrieval.chunkrows import CHUNK_COLUMNS, chunk_from_row
+from controlplane.retrieval.documents import check_document_id, document_from_row
 from controlplane.retrieval.filters import compile_filter
 from controlplane.retrieval.models import (
     Chunk,
@@ -148,9 +145,8 @@ async def fetch_documents(
         )
         documents = await docs.fetchall()
         chunks = await tc.conn.execute(
-            "SELECT document_id, ordinal, content, metadata, start_offset, end_offset"
-            + vector
-            + " FROM chunks WHERE document_id = ANY(%s) ORDER BY document_id, ordinal",
+            f"SELECT document_id, {CHUNK_COLUMNS}{vector} FROM chunks "
+            "WHERE document_id = ANY(%s) ORDER BY document_id, ordinal",
             (wanted,),
         )
         return documents, await chunks.fetchall()
@@ -158,7 +154,7 @@ async def fetch_documents(
     rows, chunk_rows = await router.read(route, run)
     chunks: dict[str, list[Chunk]] = {}
     for c in chunk_rows:
-        embedding = c[6] if include_embeddings else None
+        embedding = c[7] if include_embeddings else None
         chunks.setdefault(c[0], []).append(chunk_from_row(c[1:], embedding))
     found = {row[0]: document_from_row(row, chunks.get(row[0], [])) for row in rows}
     return FetchResponse(

@@ -18,24 +18,29 @@ tenant's database as it was.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import psycopg
-from pgvector import Vector
 from psycopg.types.json import Jsonb
 
-from controlplane.embedding import Purpose
-from controlplane.errors import DocumentNotFound, DocumentRejected, InvalidRequest
+from controlplane.errors import DocumentNotFound, InvalidRequest
 from controlplane.inputs import check_json, check_text
-from controlplane.pgconnect import describe_pg_error
+from controlplane.retrieval.chunkids import made_up_chunk_id
 from controlplane.retrieval.chunking import split_text
+from controlplane.retrieval.chunkrows import (
+    CHUNK_COLUMNS,
+    ChunkRow,
+    chunk_from_row,
+    copy_chunks,
+    embed_missing,
+)
 from controlplane.retrieval.models import (
     MAX_DOCUMENT_ID,
     Chunk,
+    ChunkIn,
+    ChunkWrite,
     Document,
     DocumentIn,
     DocumentResult,
@@ -43,15 +48,17 @@ from controlplane.retrieval.models import (
     UpsertResponse,
 )
 from controlplane.retrieval.validation import check_vector
-from controlplane.routing import Route, TenantConnection, TenantRouter, use_vector_types
+from controlplane.routing import Route, TenantConnection, TenantRouter
 
 __all__ = [
     "PreparedDocument",
+    "check_unique_chunk_ids",
     "check_document_id",
     "delete_document",
     "get_document",
     "prepare_documents",
     "upsert_documents",
+    "validate_chunk",
     "validate_document",
     "write_documents",
 ]
@@ -68,15 +75,6 @@ ON CONFLICT (id) DO UPDATE
     WHERE d.content_hash IS DISTINCT FROM EXCLUDED.content_hash
 RETURNING (xmax = 0) AS inserted
 """
-_COPY_CHUNKS = (
-    "COPY chunks (document_id, ordinal, start_offset, end_offset, content, embedding, "
-    "metadata, embedder) FROM STDIN (FORMAT BINARY)"
-)
-_CHUNK_TYPES = ["text", "int4", "int4", "int4", "text", "vector", "jsonb", "text"]
-# SQLSTATE classes of errors the data causes: 22 data exception (a value out of range),
-# 54 program limit exceeded (a tsvector over 1 MB).
-_DATA_ERROR_CLASSES = ("22", "54")
-_COPY_LINE_RE = re.compile(r"COPY chunks, line (\d+)")
 _STORED = """
 SELECT d.id, d.content_hash, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)
 FROM documents d WHERE d.id = ANY(%s)
@@ -84,21 +82,11 @@ FROM documents d WHERE d.id = ANY(%s)
 
 
 @dataclass
-class _ChunkRow:
-    content: str
-    start: int | None
-    end: int | None
-    metadata: dict[str, Any]
-    embedding: list[float] | None
-    embedder: str | None  # None: the caller's vector
-
-
-@dataclass
 class PreparedDocument:
     doc: DocumentIn
     hash: str
     # None when the stored document already has this hash: nothing to write.
-    chunks: list[_ChunkRow] | None
+    chunks: list[ChunkRow] | None
     stored_chunks: int = 0
 
 
@@ -121,25 +109,31 @@ def validate_document(route: Route, doc: DocumentIn, where: str) -> None:
         if value is not None:
             check_text(value, f"{where}.{name}")
     check_json(doc.metadata, f"{where}.metadata")
-    schema = route.schema
     for c, chunk in enumerate(doc.chunks or ()):
-        at = f"{where}.chunks[{c}]"
-        check_json(chunk.metadata, f"{at}.metadata")
-        if chunk.embedding is not None:
-            check_vector(
-                chunk.embedding,
-                tenant_id=route.tenant_id,
-                dims=schema.dims,
-                metric=schema.metric,
-                where=f"{at}.embedding",
-            )
-        check_text(chunk.content, f"{at}.content")
-        if (
-            chunk.start_offset is not None
-            and chunk.end_offset is not None
-            and chunk.end_offset < chunk.start_offset
-        ):
-            raise InvalidRequest(f"{at}: end_offset is before start_offset")
+        validate_chunk(route, chunk, f"{where}.chunks[{c}]")
+
+
+def validate_chunk(route: Route, chunk: ChunkIn | ChunkWrite, at: str) -> None:
+    """One chunk, as part of a document or on its own."""
+    if chunk.id is not None:
+        check_document_id(chunk.id, f"{at}.id")
+    check_json(chunk.metadata, f"{at}.metadata")
+    if chunk.embedding is not None:
+        schema = route.schema
+        check_vector(
+            chunk.embedding,
+            tenant_id=route.tenant_id,
+            dims=schema.dims,
+            metric=schema.metric,
+            where=f"{at}.embedding",
+        )
+    check_text(chunk.content, f"{at}.content")
+    if (
+        chunk.start_offset is not None
+        and chunk.end_offset is not None
+        and chunk.end_offset < chunk.start_offset
+    ):
+        raise InvalidRequest(f"{at}: end_offset is before start_offset")
 
 
 def validate_upsert(route: Route, request: UpsertRequest) -> None:
@@ -149,6 +143,18 @@ def validate_upsert(route: Route, request: UpsertRequest) -> None:
             raise InvalidRequest(f"document {doc.id!r} appears twice in the batch")
         seen.add(doc.id)
         validate_document(route, doc, f"documents[{d}]")
+    check_unique_chunk_ids(request.documents)
+
+
+def check_unique_chunk_ids(docs: Sequence[DocumentIn]) -> None:
+    """No chunk id twice in a batch: the caller's ids and the made-up ones together."""
+    seen: set[str] = set()
+    for doc in docs:
+        for ordinal, chunk in enumerate(doc.chunks or ()):
+            chunk_id = chunk.id if chunk.id is not None else made_up_chunk_id(doc.id, ordinal)
+            if chunk_id in seen:
+                raise InvalidRequest(f"chunk id {chunk_id!r} appears twice in the batch")
+            seen.add(chunk_id)
 
 
 def content_hash(route: Route, doc: DocumentIn) -> str:
@@ -177,20 +183,21 @@ async def prepare_documents(
         else:
             p.chunks = _chunk_rows(route, p.doc)
             changed.append(p)
-    await _embed_missing(router, route, [row for p in changed for row in p.chunks or ()])
+    await embed_missing(router, route, [row for p in changed for row in p.chunks or ()])
     return prepared
 
 
-def _chunk_rows(route: Route, doc: DocumentIn) -> list[_ChunkRow]:
+def _chunk_rows(route: Route, doc: DocumentIn) -> list[ChunkRow]:
     if doc.text is not None:
         return [
-            _ChunkRow(c.content, c.start, c.end, dict(doc.metadata), None, None)
+            ChunkRow(None, c.content, c.start, c.end, dict(doc.metadata), None, None)
             for c in split_text(doc.text, route.chunking)
         ]
     return [
         # Chunks carry their document's metadata, so one index serves filters on
         # either; a chunk's own keys win.
-        _ChunkRow(
+        ChunkRow(
+            c.id,
             c.content,
             c.start_offset,
             c.end_offset,
@@ -202,21 +209,8 @@ def _chunk_rows(route: Route, doc: DocumentIn) -> list[_ChunkRow]:
     ]
 
 
-async def _embed_missing(router: TenantRouter, route: Route, rows: list[_ChunkRow]) -> None:
-    missing = [row for row in rows if row.embedding is None]
-    if not missing:
-        return
-    embedder = router.plane.embedders.for_spec(route.embedder)
-    result = await embedder.embed(
-        [row.content for row in missing], dims=route.schema.dims, purpose=Purpose.DOCUMENT
-    )
-    for row, vector in zip(missing, result.vectors, strict=True):
-        row.embedding = vector
-        row.embedder = result.identity
-
-
 async def write_documents(
-    conn: Any, prepared: Sequence[PreparedDocument]
+    conn: Any, route: Route, prepared: Sequence[PreparedDocument]
 ) -> dict[str, DocumentResult]:
     """Write prepared documents on ``conn``, inside the caller's transaction.
 
@@ -265,42 +259,11 @@ async def write_documents(
             cur.nextset()
     if replaced:
         await conn.execute("DELETE FROM chunks WHERE document_id = ANY(%s)", (replaced,))
-    rows: list[str] = []  # the document of each COPY row, to name the one refused
-    await use_vector_types(conn)  # the COPY is binary
-    try:
-        async with conn.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
-            # Binary: pgvector's binary form is one struct.pack per vector, while its
-            # text form formats every float in Python (most of a batch's time at 1024
-            # dims).
-            copy.set_types(_CHUNK_TYPES)
-            for p in written:
-                for ordinal, c in enumerate(p.chunks or ()):
-                    rows.append(p.doc.id)
-                    await copy.write_row(
-                        (
-                            p.doc.id,
-                            ordinal,
-                            c.start,
-                            c.end,
-                            c.content,
-                            Vector(c.embedding) if c.embedding is not None else None,
-                            Jsonb(c.metadata),
-                            c.embedder,
-                        )
-                    )
-    except psycopg.Error as exc:
-        if (exc.sqlstate or "")[:2] not in _DATA_ERROR_CLASSES:
-            raise
-        line = _COPY_LINE_RE.search(exc.diag.context or "")
-        document = (
-            rows[int(line.group(1)) - 1] if line and int(line.group(1)) <= len(rows) else None
-        )
-        raise DocumentRejected(
-            document,
-            f"document {document!r} was refused by the tenant's database: {describe_pg_error(exc)}"
-            if document
-            else f"the tenant's database refused a chunk: {describe_pg_error(exc)}",
-        ) from exc
+    await copy_chunks(
+        conn,
+        route,
+        [(p.doc.id, ordinal, c) for p in written for ordinal, c in enumerate(p.chunks or ())],
+    )
     return results
 
 
@@ -316,20 +279,8 @@ async def upsert_documents(
     validate_upsert(route, request)
     prepared = await prepare_documents(router, route, request.documents)
     async with router.connection(route) as tc, tc.conn.transaction():
-        results = await write_documents(tc.conn, prepared)
+        results = await write_documents(tc.conn, route, prepared)
     return UpsertResponse(documents=[results[doc.id] for doc in request.documents])
-
-
-def chunk_from_row(row: Sequence[Any], embedding: list[float] | None) -> Chunk:
-    """A chunk from (ordinal, content, metadata, start_offset, end_offset, ...)."""
-    return Chunk(
-        ordinal=row[0],
-        content=row[1],
-        metadata=row[2],
-        start_offset=row[3],
-        end_offset=row[4],
-        embedding=embedding,
-    )
 
 
 def document_from_row(row: Sequence[Any], chunks: list[Chunk]) -> Document:
@@ -365,18 +316,14 @@ async def get_document(
         row = await cur.fetchone()
         if row is None:
             return None
-        embedding = ", embedding" if include_embeddings else ""
-        if include_embeddings:
-            await use_vector_types(tc.conn)  # vectors read back
+        embedding = ", embedding::real[]" if include_embeddings else ""
         cur = await tc.conn.execute(
-            "SELECT ordinal, content, metadata, start_offset, end_offset"
-            + embedding
-            + " FROM chunks WHERE document_id = %s ORDER BY ordinal",
+            f"SELECT {CHUNK_COLUMNS}{embedding} FROM chunks WHERE document_id = %s "
+            "ORDER BY ordinal",
             (document_id,),
         )
         chunks = [
-            chunk_from_row(c, c[5].to_list() if include_embeddings and c[5] is not None else None)
-            for c in await cur.fetchall()
+            chunk_from_row(c, c[6] if include_embeddings else None) for c in await cur.fetchall()
         ]
         return document_from_row(row, chunks)
 

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from controlplane.errors import DocumentRejected, EmbeddingFailed, InvalidRequest
+from controlplane.errors import ChunkIdTaken, DocumentRejected, EmbeddingFailed, InvalidRequest
 from controlplane.retrieval.documents import (
     PreparedDocument,
     prepare_documents,
@@ -58,8 +58,8 @@ async def ingest_batch(
     while prepared:
         try:
             async with router.connection(route) as tc, tc.conn.transaction():
-                written = await write_documents(tc.conn, prepared)
-        except DocumentRejected as exc:
+                written = await write_documents(tc.conn, route, prepared)
+        except (DocumentRejected, ChunkIdTaken) as exc:
             if exc.document_id is None:
                 raise
             # The database refused one document: report it, write the others.

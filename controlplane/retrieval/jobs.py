@@ -30,6 +30,7 @@ from psycopg.types.json import Jsonb
 
 from controlplane.errors import (
     BackendUnavailable,
+    ChunkIdTaken,
     DocumentRejected,
     EmbedderUnavailable,
     EmbeddingFailed,
@@ -280,7 +281,7 @@ class JobRunner:
             try:
                 await self._write_batch(route, job_id, len(docs), prepared, errors)
                 return
-            except DocumentRejected as exc:
+            except (DocumentRejected, ChunkIdTaken) as exc:
                 if exc.document_id is None:
                     raise
                 errors.append({"document": exc.document_id, "error": str(exc)})
@@ -295,7 +296,7 @@ class JobRunner:
         errors: list[dict[str, str | None]],
     ) -> None:
         async with self._router.connection(route) as tc, tc.conn.transaction():
-            results = await write_documents(tc.conn, prepared)
+            results = await write_documents(tc.conn, route, prepared)
             counts = {"created": 0, "updated": 0, "unchanged": 0}
             for result in results.values():
                 counts[result.status] += 1

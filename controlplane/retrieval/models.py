@@ -25,7 +25,15 @@ __all__ = [
     "MAX_DOCUMENT_ID",
     "MAX_OFFSET",
     "Chunk",
+    "ChunkDeleteRequest",
+    "ChunkFetchRequest",
+    "ChunkFetchResponse",
     "ChunkIn",
+    "ChunkResult",
+    "ChunkUpsertRequest",
+    "ChunkUpsertResponse",
+    "ChunkWrite",
+    "StoredChunk",
     "Document",
     "DocumentIn",
     "DocumentResult",
@@ -47,15 +55,27 @@ MAX_DOCUMENT_ID = 512
 # Chunk offsets are stored as Postgres integers.
 MAX_OFFSET = 2**31 - 1
 
-DocumentId = Annotated[
-    str,
-    Meta(
+
+def _text_id(description: str) -> Meta:
+    """An id callers choose: 1-512 characters, none of them a control character."""
+    return Meta(
         min_length=1,
         max_length=MAX_DOCUMENT_ID,
         # For the OpenAPI document only: check_document_id decides (on the whole string,
         # with a message naming the field).
         extra_json_schema={"pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]+$"},
-        description="The caller's id for the document: any text without control characters.",
+        description=description,
+    )
+
+
+DocumentId = Annotated[
+    str, _text_id("The caller's id for the document: any text without control characters.")
+]
+ChunkId = Annotated[
+    str,
+    _text_id(
+        "A chunk's id, unique in the tenant: the caller's (a LlamaIndex node id, say) or, "
+        'when none was given, "<document id>#<ordinal>".'
     ),
 ]
 Metadata = Annotated[
@@ -76,6 +96,10 @@ class ChunkIn(Struct, forbid_unknown_fields=True):
     metadata: Metadata = {}
     start_offset: Annotated[int, Meta(ge=0, le=MAX_OFFSET)] | None = None
     end_offset: Annotated[int, Meta(ge=0, le=MAX_OFFSET)] | None = None
+    id: (
+        Annotated[ChunkId, Meta(description='Omit for the made-up "<document id>#<ordinal>".')]
+        | None
+    ) = None
 
 
 class DocumentIn(Struct, forbid_unknown_fields=True):
@@ -176,7 +200,8 @@ class SearchRequest(Struct, forbid_unknown_fields=True):
 
 class SearchHit(Struct, omit_defaults=True):
     document_id: str
-    chunk: int
+    chunk: int  # the chunk's ordinal in its document
+    chunk_id: str
     # vector: the similarity; keyword: ts_rank_cd; hybrid: the fused reciprocal-rank score
     score: float
     # The vector similarity, in keyword and hybrid modes when a query vector was used.
@@ -191,6 +216,7 @@ class SearchResponse(Struct):
 
 
 class Chunk(Struct, omit_defaults=True):
+    id: str
     ordinal: int
     content: str
     metadata: dict[str, Any]
@@ -287,3 +313,58 @@ class DeleteRequest(Struct, forbid_unknown_fields=True):
 class DeleteResponse(Struct):
     deleted: int
     missing: list[str]  # of the ids asked for, those that were not there
+
+
+class ChunkWrite(Struct, forbid_unknown_fields=True):
+    """One chunk written on its own: it replaces the chunk of the same id, or joins its
+    document after the last chunk (the document is made, empty, if there is none). The
+    document's other chunks are left as they are."""
+
+    id: ChunkId
+    document_id: DocumentId
+    content: Annotated[str, Meta(min_length=1, max_length=1_000_000)]
+    embedding: (
+        Annotated[Vector, Meta(description="Omit to have the tenant's embedder embed content.")]
+        | None
+    ) = None
+    metadata: Annotated[
+        dict[str, Any],
+        Meta(description="Stored over the document's metadata (the chunk's keys win)."),
+    ] = {}
+    start_offset: Annotated[int, Meta(ge=0, le=MAX_OFFSET)] | None = None
+    end_offset: Annotated[int, Meta(ge=0, le=MAX_OFFSET)] | None = None
+
+
+class ChunkUpsertRequest(Struct, forbid_unknown_fields=True):
+    chunks: Annotated[list[ChunkWrite], Meta(min_length=1, max_length=MAX_BATCH_DOCUMENTS)]
+
+
+class ChunkResult(Struct):
+    id: str
+    document_id: str
+    ordinal: int
+    status: Literal["created", "updated"]
+
+
+class ChunkUpsertResponse(Struct):
+    chunks: list[ChunkResult]  # in the order sent
+
+
+class StoredChunk(Chunk, kw_only=True):
+    """A chunk read on its own: it names its document."""
+
+    document_id: str
+
+
+class ChunkFetchRequest(Struct, forbid_unknown_fields=True):
+    ids: Annotated[list[ChunkId], Meta(min_length=1, max_length=MAX_BATCH_DOCUMENTS)]
+    include_embeddings: bool = False
+
+
+class ChunkFetchResponse(Struct):
+    chunks: list[StoredChunk]  # in the order asked, each once
+    missing: list[str]  # ids the tenant has no chunk for
+
+
+class ChunkDeleteRequest(Struct, forbid_unknown_fields=True):
+    ids: Annotated[list[ChunkId], Meta(min_length=1, max_length=MAX_BATCH_DOCUMENTS)]

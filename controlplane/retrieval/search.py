@@ -31,6 +31,7 @@ from psycopg.types.json import Jsonb
 from controlplane.embedding import Purpose
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import check_json, check_text
+from controlplane.retrieval.chunkids import chunk_id_sql
 from controlplane.retrieval.filters import compile_filter
 from controlplane.retrieval.models import SearchHit, SearchMode, SearchRequest, SearchResponse
 from controlplane.retrieval.validation import check_min_similarity, check_vector, score_sql
@@ -195,7 +196,7 @@ class _Composer:
             self.conditions.append(
                 sql.SQL("embedding {op} %(v)s <= %(max_distance)s").format(op=self.op)
             )
-        columns = [sql.SQL("c.document_id"), sql.SQL("c.ordinal")]
+        columns = [sql.SQL("c.document_id"), sql.SQL("c.ordinal"), sql.SQL(chunk_id_sql("c"))]
         if shape.include_content:
             columns.append(sql.SQL("c.content"))
         if shape.include_metadata:
@@ -276,7 +277,7 @@ class _Composer:
 
 
 def _hit(shape: _Shape, row: tuple[Any, ...]) -> SearchHit:
-    document_id, ordinal, *rest = row
+    document_id, ordinal, chunk_id, *rest = row
     i = 0
     content = metadata = None
     if shape.include_content:
@@ -294,6 +295,7 @@ def _hit(shape: _Shape, row: tuple[Any, ...]) -> SearchHit:
     return SearchHit(
         document_id=document_id,
         chunk=ordinal,
+        chunk_id=chunk_id,
         score=score,
         similarity=float(similarity) if similarity is not None else None,
         content=content,

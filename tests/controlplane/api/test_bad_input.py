@@ -65,6 +65,10 @@ BAD_DOCUMENTS = [
     (doc("ok", chunk={"start_offset": "5"}), "Expected `int | null`, got `str`"),
     (doc("ok", vector=["1", 0, 0]), "Expected `float`, got `str`"),
     ({"id": "ok", "text": "x", "chunks": []}, "give either text or chunks"),
+    (doc("ok", chunk={"id": "n\x00"}), "].chunks[0].id contains a control character"),
+    (doc("ok", chunk={"id": ""}), "Expected `str` of length >= 1"),
+    (doc("ok", chunk={"id": 7}), "Expected `str | null`, got `int`"),
+    (doc("ok", chunk={"id": "good#0"}), "chunk id 'good#0' appears twice in the batch"),
 ]
 
 
@@ -96,6 +100,33 @@ BAD_SEARCHES = [
     ({"vector": [1, 0, 0], "filter": {"$or": {"lang": "en"}}}, "$or takes a non-empty list"),
     ({"vector": [1, 0, 0], "min_similarity": "0.5"}, "Expected `float | null`, got `str`"),
 ]
+
+
+BAD_CHUNK_WRITES = [
+    ({"id": "n\x00", "document_id": "d", "content": "x"}, "chunks[1].id contains a control"),
+    ({"id": "n", "document_id": "d\n", "content": "x"}, "chunks[1].document_id contains"),
+    ({"id": "n", "document_id": "d", "content": "x", "embedding": [1, 0]}, "3 dimensions"),
+    ({"id": "n", "document_id": "d", "content": "x", "metadata": {"k": "\x00"}}, "NUL"),
+    ({"id": "n", "document_id": "d", "content": "x", "ordinal": 3}, "Object contains unknown"),
+    ({"id": "n", "document_id": "d"}, "missing required field `content`"),
+    ({"id": "c1", "document_id": "d", "content": "x"}, "chunk id 'c1' appears twice"),
+]
+
+
+@pytest.mark.parametrize(("chunk", "message"), BAD_CHUNK_WRITES)
+def test_bad_chunk_writes_get_400_and_write_nothing(
+    api: RunningApi, tenant: tuple[str, str], chunk: dict[str, Any], message: str
+) -> None:
+    tid, key = tenant
+    good = {"id": "c1", "document_id": "d0", "content": "fine", "embedding": [1, 0, 0]}
+    with api.client(key) as client:
+        answer = client.put(
+            f"/v1/tenants/{tid}/chunks", content=json.dumps({"chunks": [good, chunk]})
+        )
+        _assert_problem(answer, 400, message)
+        fetched = client.post(f"/v1/tenants/{tid}/chunks/fetch", json={"ids": ["c1"]})
+        assert fetched.json()["missing"] == ["c1"]
+    assert _documents(api, tid, key) == 0
 
 
 @pytest.mark.parametrize(("body", "message"), BAD_SEARCHES)

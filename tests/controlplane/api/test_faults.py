@@ -13,9 +13,8 @@ import psycopg
 import pytest
 
 from bench.faults import catalog_reachable, separate_catalog
-from controlplane.plane import ControlPlane
 from controlplane.settings import Settings
-from tests.fixtures.api import RunningApi, StartApi
+from tests.fixtures.api import RunningApi, StartApi, tenant_dsn
 
 SEARCH = {"vector": [1, 0, 0], "k": 1}
 
@@ -109,12 +108,7 @@ def test_a_tenant_grabbing_connections_cannot_starve_its_neighbour(
     greedy, calm = f"greedy-{uuid.uuid4().hex[:6]}", f"calm-{uuid.uuid4().hex[:6]}"
     greedy_key, calm_key = api.new_tenant(greedy), api.new_tenant(calm)
 
-    async def dsn() -> str:
-        async with ControlPlane.open(pg_settings) as plane:
-            tenant = await plane.catalog.get_tenant(greedy)
-            return plane.tenant_conninfo(tenant).dsn
-
-    greedy_dsn = asyncio.run(dsn())
+    greedy_dsn = tenant_dsn(pg_settings, greedy)
     held: list[psycopg.Connection[Any]] = []
     refused = 0
     try:
@@ -147,11 +141,7 @@ def test_limits_are_changed_through_the_api(api: RunningApi, pg_settings: Settin
     with api.client(key) as client:
         assert client.put(f"/v1/tenants/{tenant}/limits", json={"tier": "large"}).status_code == 403
 
-    async def dsn() -> str:
-        async with ControlPlane.open(pg_settings) as plane:
-            return plane.tenant_conninfo(await plane.catalog.get_tenant(tenant)).dsn
-
-    owner = asyncio.run(dsn())
+    owner = tenant_dsn(pg_settings, tenant)
     held = [psycopg.connect(owner), psycopg.connect(owner)]
     try:
         with pytest.raises(psycopg.OperationalError, match="too many connections for role"):
