@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,7 +11,7 @@ import msgspec
 import typer
 from rich.table import Table
 
-from cli.context import JsonOption, get_cli
+from cli.context import JsonOption, get_cli, json_option
 from cli.ingest import backfill_command, ingest
 
 if TYPE_CHECKING:
@@ -202,7 +201,10 @@ def search_command(
     filter_: Annotated[
         str | None,
         typer.Option(
-            "--filter", help='Metadata containment as a JSON object, e.g. \'{"lang": "en"}\'.'
+            "--filter",
+            help='On chunk metadata, as JSON: \'{"lang": "en"}\' (containment) or with operators, '
+            '\'{"year": {"$gte": 2020}}\' ($eq $ne $gt $gte $lt $lte $in $nin $exists $and $or '
+            "$not).",
         ),
     ] = None,
     min_similarity: Annotated[
@@ -230,12 +232,12 @@ def search_command(
     request = _search_request(
         {
             "text": query,
-            "vector": _json_option("--vector", vector) if vector is not None else None,
+            "vector": json_option("--vector", vector) if vector is not None else None,
             "k": k,
             "hybrid": hybrid,
             "mode": mode.value if mode else None,
             "keyword_weight": keyword_weight,
-            "filter": _json_option("--filter", filter_) if filter_ is not None else None,
+            "filter": json_option("--filter", filter_) if filter_ is not None else None,
             "min_similarity": min_similarity,
         }
     )
@@ -281,13 +283,3 @@ def _search_request(fields: dict[str, Any]) -> SearchRequest:
         raise InvalidRequest(f"invalid search: {exc}") from None
     search_mode(request)  # contradictions fail here, before any connection
     return request
-
-
-def _json_option(option: str, text: str) -> Any:
-    def refuse(constant: str) -> Any:
-        raise InvalidRequest(f"{option} contains {constant}; values must be finite numbers")
-
-    try:
-        return json.loads(text, parse_constant=refuse)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"{option} is not valid JSON: {exc.msg}") from None

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from controlplane.plane import ControlPlane
 
 
-__all__ = ["Cli", "JsonOption", "get_cli"]
+__all__ = ["Cli", "JsonOption", "get_cli", "json_option"]
 
 T = TypeVar("T")
 
@@ -76,3 +76,16 @@ def get_cli(ctx: typer.Context) -> Cli:
     cli = ctx.find_root().obj
     assert isinstance(cli, Cli)
     return cli
+
+
+def json_option(option: str, text: str) -> Any:
+    """The JSON an option was given (--filter, --vector): finite numbers only."""
+    from controlplane.errors import InvalidRequest
+
+    def refuse(constant: str) -> Any:
+        raise InvalidRequest(f"{option} contains {constant}; values must be finite numbers")
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"{option} is not valid JSON: {exc.msg}") from None

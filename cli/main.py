@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cli import api, demo, imports, maintenance, server, servers, tenant_changes, tenants
+from cli import api, demo, documents, imports, maintenance, server, servers, tenant_changes, tenants
 from cli.context import Cli
 from cli.errors import EXIT_CODES_HELP, FAILURE, USAGE, exit_code_for
 from controlplane.errors import TenantvecError
@@ -35,6 +35,7 @@ app = typer.Typer(
 tenant_changes.register(tenants.app)
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(servers.app, name="servers")
+app.add_typer(documents.app, name="docs")
 app.add_typer(imports.app, name="import")
 server.register(app)
 maintenance.register(app)
