@@ -26,6 +26,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from controlplane.api.auth import provide_caller
 from controlplane.api.chunks import ChunksController
 from controlplane.api.data import DataController
+from controlplane.api.identity import whoami
 from controlplane.api.metrics import ApiMetrics, metrics_middleware
 from controlplane.api.problems import exception_handlers
 from controlplane.api.state import ApiState
@@ -109,6 +110,7 @@ def create_app(settings: Settings) -> Litestar:
             TenantsController,
             DataController,
             ChunksController,
+            whoami,
             healthz,
             readyz,
             metrics,

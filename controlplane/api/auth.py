@@ -24,7 +24,14 @@ from controlplane.api.state import ApiDep, ApiState
 from controlplane.errors import AuthenticationFailed, PermissionDenied, TenantNotFound
 from controlplane.model.records import validate_tenant_id
 
-__all__ = ["CALLER", "Caller", "admin_only", "provide_caller", "tenant_access"]
+__all__ = ["CALLER", "Caller", "admin_only", "authenticated", "provide_caller", "tenant_access"]
+
+
+async def authenticated(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Guard: any valid credential, the admin token or a tenant key."""
+    await _authenticate(connection)
 
 
 async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

@@ -19,6 +19,7 @@ import msgspec
 from controlplane.model.request import TenantOptions
 from controlplane.model.views import (
     ApiKeyView,
+    Identity,
     IssuedKeyView,
     OperationView,
     TenantDetail,
@@ -297,6 +298,10 @@ class _Calls:
         """[tenantStats]"""
         return Call("GET", f"{_tenant(tenant_id)}/stats", _as(TenantStats), tenant_id=tenant_id)
 
+    def whoami(self) -> Call[Identity]:
+        """[whoami] The tenant this client's key opens (``admin`` for the admin token)."""
+        return Call("GET", "/v1/whoami", _as(Identity))
+
     # -- the process ---------------------------------------------------------------
 
     def healthz(self) -> Call[dict[str, Any]]:
@@ -348,6 +353,7 @@ OPERATIONS: dict[str, str] = {
     "fetchChunks": "fetch_chunks",
     "deleteChunks": "delete_chunks",
     "tenantStats": "stats",
+    "whoami": "whoami",
     "healthz": "healthz",
     "readyz": "readyz",
     "metrics": "metrics",

@@ -11,7 +11,14 @@ from typing import Any
 
 from msgspec import UNSET, Struct, UnsetType
 
-__all__ = ["ApiKeyView", "IssuedKeyView", "OperationView", "TenantDetail", "TenantView"]
+__all__ = [
+    "ApiKeyView",
+    "Identity",
+    "IssuedKeyView",
+    "OperationView",
+    "TenantDetail",
+    "TenantView",
+]
 
 
 class TenantView(Struct, kw_only=True):
@@ -77,3 +84,10 @@ class IssuedKeyView(ApiKeyView, kw_only=True):
     """A key just created, with its secret: shown this once."""
 
     key: str
+
+
+class Identity(Struct):
+    """What a credential opens (``GET /v1/whoami``)."""
+
+    admin: bool
+    tenant: str | None  # the key's tenant; None for the admin token

@@ -24,7 +24,7 @@ from controlplane.errors import (
     TenantNotFound,
     TenantUnavailable,
 )
-from controlplane.model.views import IssuedKeyView, TenantDetail, TenantView
+from controlplane.model.views import Identity, IssuedKeyView, TenantDetail, TenantView
 from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
 from controlplane.retrieval.models import UpsertResponse
 from tests.fixtures.api import RunningApi
@@ -74,7 +74,9 @@ def test_the_sync_client_from_create_to_delete(api: RunningApi, tenant_id: str) 
         assert [k.id for k in admin.list_keys(tenant_id)] == [issued.id]
         limited = admin.set_limits(tenant_id, connection_limit=7)
         assert limited.id == tenant_id
+        assert admin.whoami() == Identity(admin=True, tenant=None)
         with Client(api.url, issued.key) as app:
+            assert app.whoami() == Identity(admin=False, tenant=tenant_id)
             upserted = app.upsert(tenant_id, _docs())
             assert isinstance(upserted, UpsertResponse)
             assert [d.status for d in upserted.documents] == ["created", "created"]
