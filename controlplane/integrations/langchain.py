@@ -36,9 +36,8 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     ) from exc
 
 from controlplane.integrations.mmr import mmr_order
-from controlplane.integrations.session import TenantSession
+from controlplane.integrations.session import TenantSession, in_batches
 from controlplane.retrieval.models import (
-    MAX_BATCH_DOCUMENTS,
     ChunkIn,
     DocumentIn,
     SearchHit,
@@ -122,10 +121,7 @@ class TenantvecVectorStore(VectorStore):
             )
             for n, (document_id, text) in enumerate(zip(document_ids, texts, strict=True))
         ]
-        batches = [
-            UpsertRequest(documents=documents[start : start + MAX_BATCH_DOCUMENTS])
-            for start in range(0, len(documents), MAX_BATCH_DOCUMENTS)
-        ]
+        batches = [UpsertRequest(documents=batch) for batch in in_batches(documents)]
         return document_ids, batches
 
     def add_texts(
@@ -310,11 +306,7 @@ def _floats(vectors: Sequence[Sequence[Any]]) -> list[list[float]]:
 
 
 def _chunked(ids: list[str]) -> list[list[str]]:
-    unique = list(dict.fromkeys(ids))
-    return [
-        unique[start : start + MAX_BATCH_DOCUMENTS]
-        for start in range(0, len(unique), MAX_BATCH_DOCUMENTS)
-    ]
+    return in_batches(list(dict.fromkeys(ids)))
 
 
 def _deletions(ids: list[str] | None, spec: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -45,9 +45,8 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     ) from exc
 
 from controlplane.integrations.mmr import mmr_order
-from controlplane.integrations.session import TenantSession
+from controlplane.integrations.session import TenantSession, in_batches
 from controlplane.retrieval.models import (
-    MAX_BATCH_DOCUMENTS,
     ChunkWrite,
     SearchHit,
     SearchRequest,
@@ -142,13 +141,13 @@ class TenantvecVectorStore(BasePydanticVectorStore):
     def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
         """Write nodes as chunks of their source documents (made if missing); a node id
         written again replaces that chunk alone."""
-        for batch in _batches([_chunk(node) for node in nodes]):
+        for batch in in_batches([_chunk(node) for node in nodes]):
             self._session.client.upsert_chunks(self.tenant, batch)
         return [node.node_id for node in nodes]
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
         async with self._session.aclient() as client:
-            for batch in _batches([_chunk(node) for node in nodes]):
+            for batch in in_batches([_chunk(node) for node in nodes]):
                 await client.upsert_chunks(self.tenant, batch)
         return [node.node_id for node in nodes]
 
@@ -236,24 +235,13 @@ def _chunk(node: BaseNode) -> ChunkWrite:
     )
 
 
-def _batches(chunks: list[ChunkWrite]) -> list[list[ChunkWrite]]:
-    return [
-        chunks[start : start + MAX_BATCH_DOCUMENTS]
-        for start in range(0, len(chunks), MAX_BATCH_DOCUMENTS)
-    ]
-
-
 def _id_batches(node_ids: list[str] | None, filters: MetadataFilters | None) -> list[list[str]]:
     if filters is not None or node_ids is None:
         raise ValueError(
             "tenantvec addresses nodes by id: give node_ids (filters select nodes in a "
             "query, and delete(ref_doc_id) removes a document's nodes)"
         )
-    unique = list(dict.fromkeys(node_ids))
-    return [
-        unique[start : start + MAX_BATCH_DOCUMENTS]
-        for start in range(0, len(unique), MAX_BATCH_DOCUMENTS)
-    ]
+    return in_batches(list(dict.fromkeys(node_ids)))
 
 
 def _node(chunk_id: str, content: str, metadata: dict[str, Any] | None) -> BaseNode:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import TypeVar
 
 from controlplane.client import AsyncClient, Client
 from controlplane.errors import DocumentRejected, EmbeddingFailed, InvalidRequest
-from controlplane.retrieval.models import Job, UpsertRequest, UpsertResponse
+from controlplane.retrieval.models import MAX_BATCH_DOCUMENTS, Job, UpsertRequest, UpsertResponse
 
-__all__ = ["TenantSession"]
+__all__ = ["TenantSession", "in_batches"]
+
+T = TypeVar("T")
 
 # How often a waiting upsert asks for its job, and for how long at most.
 _JOB_POLL_SECONDS = 0.2
@@ -117,3 +120,8 @@ def _finished(job: Job, deadline: float) -> bool:
             f"ingestion job {job.id} is still {job.state}; it goes on (GET its job to follow it)"
         )
     return False
+
+
+def in_batches(items: Sequence[T], size: int = MAX_BATCH_DOCUMENTS) -> list[list[T]]:
+    """``items`` in requests of at most ``size`` (the API's batch limit)."""
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]
