@@ -50,7 +50,9 @@ def throwaway_server(**overrides: object) -> Iterator[Settings]:
     """An embedded server (durable: fsync on, unless overridden) in a temporary home;
     stopped and removed after."""
     home = Path(tempfile.mkdtemp(prefix="tenantvec-bench-"))
-    values: dict[str, object] = {"pg_fsync": True, **overrides}
+    # hash, not the wordllama default: the benchmarks choose their own vector sizes
+    # (3, 1024, ...) and hash fills any; bench.quality names its embedders per tenant.
+    values: dict[str, object] = {"pg_fsync": True, "embedder": "hash", **overrides}
     if os.environ.get("TENANTVEC_INSTANCE_PORTS"):  # a test run gives each worker its own
         values.setdefault(
             "instance_ports", parse_port_range(os.environ["TENANTVEC_INSTANCE_PORTS"])
@@ -84,6 +86,7 @@ def api_server(
             "TENANTVEC_HOME": str(settings.home),
             "TENANTVEC_PG_PORT": str(settings.pg_port),
             "TENANTVEC_ADMIN_TOKEN": token,
+            "TENANTVEC_EMBEDDER": settings.embedder,
             **env,
         }
     )

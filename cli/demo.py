@@ -59,6 +59,7 @@ def demo(ctx: typer.Context, json_: JsonOption = False) -> None:
         list_tenants,
         tenant_conninfo,
     )
+    from controlplane.model.embedder import EmbedderSpec
 
     cli = get_cli(ctx)
     # With --json the narrative goes nowhere and a summary is printed at the end.
@@ -80,7 +81,13 @@ def demo(ctx: typer.Context, json_: JsonOption = False) -> None:
                 await delete_tenant(plane, tenant_id, actor=cli.actor)  # from an earlier run
             tenant = await create_tenant(
                 plane,
-                TenantRequest(id=tenant_id, dims=3, labels={"demo": "true"}),
+                # The caller sends its own 3-number vectors here: hash takes any size.
+                TenantRequest(
+                    id=tenant_id,
+                    dims=3,
+                    labels={"demo": "true"},
+                    embedder=EmbedderSpec.parse("hash"),
+                ),
                 actor=cli.actor,
             )
             out.print(
@@ -251,12 +258,14 @@ async def _docs_tour(url: str, settings: Settings, out: Console) -> list[dict[st
     async with ApiClient(url, load_admin_token(settings)) as admin:
         with contextlib.suppress(NotFound):
             await admin.delete_tenant(DOCS_TENANT)
-        await admin.create_tenant(
-            id=DOCS_TENANT, dims=1024, chunk_tokens=256, chunk_overlap=32, labels={"demo": "true"}
+        # The default embedder (TENANTVEC_EMBEDDER: wordllama, offline) and its dims.
+        tenant = await admin.create_tenant(
+            id=DOCS_TENANT, chunk_tokens=256, chunk_overlap=32, labels={"demo": "true"}
         )
         issued = await admin.create_key(DOCS_TENANT, name="demo")
+    embedder = f"{tenant.embedder['provider']}:{tenant.embedder['model']}"
     out.print(
-        f"   created {DOCS_TENANT} (embedder 'hash': offline and lexical) and ingested "
+        f"   created {DOCS_TENANT} (embedder {embedder}, {tenant.dims} dims) and ingested "
         f"{', '.join(files)} as text:"
     )
     answers = []
@@ -272,11 +281,22 @@ async def _docs_tour(url: str, settings: Settings, out: Console) -> list[dict[st
         for question in QUESTIONS:
             found = await docs.search(DOCS_TENANT, SearchRequest(text=question, k=3, hybrid=True))
             top = found.results[0]
-            snippet = " ".join((top.content or "").split())[:110]
             out.print(f"   [bold]Q:[/] {question}")
-            out.print(f"      [green]{top.document_id}[/] chunk {top.chunk}: {snippet}...")
+            out.print(
+                f"      [green]{top.document_id}[/] chunk {top.chunk}: {_snippet(top.content)}"
+            )
             answers.append({"question": question, "document": top.document_id, "chunk": top.chunk})
     return answers
+
+
+def _snippet(content: str | None, width: int = 110) -> str:
+    """The start of a chunk's first section if it has a Markdown heading (a chunk often
+    opens with the tail of the section before), else the start of the chunk."""
+    text = content or ""
+    lines = text.splitlines()
+    heading = next((i for i, line in enumerate(lines) if line.startswith("#")), 0)
+    flat = " ".join(" ".join(lines[heading:]).split())
+    return flat if len(flat) <= width else flat[:width] + "..."
 
 
 def _print_tenants(out: Console, rows: list[dict[str, Any]]) -> None:

@@ -53,8 +53,13 @@ def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Tenant id: 3-63 of a-z, 0-9 and '-'.")],
     dims: Annotated[
-        int, typer.Option(help="Embedding dimensions (fixed for the tenant).")
-    ] = DEFAULTS.dims,
+        int | None,
+        typer.Option(
+            help="Embedding dimensions, fixed for the tenant. Default: what the embedder "
+            "makes (wordllama: 256), else 1536.",
+            show_default=False,
+        ),
+    ] = None,
     metric: Annotated[Metric, typer.Option(help="Distance metric.")] = DEFAULTS.metric,
     index: IndexOption = DEFAULTS.index,
     m: MOption = DEFAULTS.m,
@@ -116,8 +121,9 @@ def create(
     embedder: Annotated[
         str | None,
         typer.Option(
-            help="Embedding model as provider:model: openai:text-embedding-3-small, "
-            "voyage:voyage-3.5, or hash (offline, lexical). Default: TENANTVEC_EMBEDDER."
+            help="Embedding model as provider:model: wordllama (offline, semantic), hash "
+            "(offline, lexical), openai:text-embedding-3-small, voyage:voyage-3.5. "
+            "Default: TENANTVEC_EMBEDDER (wordllama)."
         ),
     ] = None,
     fallback: Annotated[
@@ -134,8 +140,9 @@ def create(
 ) -> None:
     """Create a tenant: its own database and role, with the embedding schema applied.
 
-    Dimensions are fixed at creation: give the ones your embedding model produces
-    (text-embedding-3-small: 1536; the 'hash' embedder makes any number).
+    Dimensions are fixed at creation. Left out, they are what the embedder makes
+    (wordllama: 256; it also takes 128 or 64), else 1536 (text-embedding-3-small); give
+    the ones your model produces (the 'hash' embedder makes any number).
     """
     from controlplane.lifecycle.tenants import create_tenant
 

@@ -229,9 +229,9 @@ class Settings:
     )
     embedder: str = _setting(
         "TENANTVEC_EMBEDDER",
-        "Embedder of tenants created without one, as provider:model (hash, "
-        "openai:MODEL, voyage:MODEL). 'hash' works offline but is lexical, not semantic.",
-        default="hash",
+        "Embedder of tenants created without one, as provider:model: wordllama (offline, "
+        "semantic, 256 dims), hash (offline, lexical, any dims), openai:MODEL, voyage:MODEL.",
+        default="wordllama",
     )
     openai_base_url: str = _setting(
         "TENANTVEC_OPENAI_BASE_URL",

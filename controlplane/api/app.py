@@ -34,6 +34,7 @@ from controlplane.api.system import healthz, metrics, readyz
 from controlplane.api.tenants import KeyCreate, LimitsChange, TenantCreate, TenantsController
 from controlplane.keys import KeyVerifier, load_admin_token
 from controlplane.lifecycle.keeper import ComputeKeeper
+from controlplane.model.embedder import EmbedderSpec
 from controlplane.plane import ControlPlane
 from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
 from controlplane.retrieval.jobs import JobRunner
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> Litestar:
                 admin_token=admin_token,
                 metrics=api_metrics,
             )
+            await plane.embedders.warm(EmbedderSpec.parse(settings.embedder))
             logger.info(
                 "API ready: budget %d connections per server, at most %d pools",
                 settings.worker_connection_budget,

@@ -67,6 +67,15 @@ class Embedders:
             self._cache[spec] = embedder
         return embedder
 
+    async def warm(self, spec: EmbedderSpec) -> None:
+        """Load the local models of ``spec`` now (the API does for its default embedder at
+        start), so that the first request does not wait for them."""
+        for embedder in (spec, *spec.fallbacks):
+            if embedder.provider == "wordllama":
+                from controlplane.embedding.wordllama import WordLlamaEmbedder
+
+                await WordLlamaEmbedder(embedder.model).warm()
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
@@ -76,6 +85,11 @@ class Embedders:
         s = self._settings
         if spec.provider == "hash":
             return HashEmbedder(spec.model)
+        if spec.provider == "wordllama":
+            # numpy and tokenizers load when a tenant first needs them.
+            from controlplane.embedding.wordllama import WordLlamaEmbedder
+
+            return WordLlamaEmbedder(spec.model)
         # The HTTP providers (and httpx) load when a tenant first needs one.
         from controlplane.embedding.http import OpenAIEmbedder, VoyageEmbedder
 

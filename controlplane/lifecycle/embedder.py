@@ -46,6 +46,7 @@ class SetEmbedder(TenantChange):
 
     def details(self, tenant: Tenant) -> dict[str, Any]:
         self._schema(tenant)  # validates the dimensions against the index kind
+        self.embedder.check_dims(self._dims(tenant))
         details = {"from": str(tenant.embedder), "to": str(self.embedder)}
         if self._dims(tenant) != tenant.dims:
             details["dims"] = f"{tenant.dims} -> {self._dims(tenant)}"

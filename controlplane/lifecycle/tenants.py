@@ -76,7 +76,9 @@ async def create_tenant(plane: PlaneContext, request: TenantRequest, *, actor: s
                 raise TenantExists(request.id, existing.state)
             logger.info("tenant %s: clearing a failed earlier attempt", request.id)
             await finish_delete(plane, existing, actor=actor, action="delete-failed")
-        embedder = request.embedder or EmbedderSpec.parse(plane.settings.embedder)
+        request = request.resolve(EmbedderSpec.parse(plane.settings.embedder))
+        assert request.embedder is not None and request.dims is not None  # resolved
+        embedder = request.embedder
         plane.embedders.for_spec(embedder)  # refuses a provider that is not configured
         if request.server is not None and not backend.uses_servers:
             raise InvalidRequest(

@@ -16,10 +16,15 @@ from controlplane.inputs import check_identifier
 
 __all__ = ["PROVIDERS", "EmbedderSpec"]
 
+# wordllama: offline static embeddings bundled with the wordllama package (semantic);
 # hash: offline feature hashing (lexical); openai: the OpenAI embeddings wire format
 # (OpenAI, Azure-style gateways, Ollama, vLLM, TEI, LiteLLM); voyage: Voyage AI.
-PROVIDERS = ("hash", "openai", "voyage")
-_DEFAULT_MODELS = {"hash": "v1"}
+PROVIDERS = ("wordllama", "hash", "openai", "voyage")
+_DEFAULT_MODELS = {"wordllama": "l2_supercat", "hash": "v1"}
+# Models that make vectors of fixed sizes, the natural size first. WordLlama is trained
+# with Matryoshka loss: the leading 64 or 128 of its 256 dimensions work on their own.
+# Only l2_supercat's weights ship inside the wordllama wheel, so only it works offline.
+_FIXED_DIMS = {("wordllama", "l2_supercat"): (256, 128, 64)}
 _MODEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")  # whole string
 _MAX_FALLBACKS = 3
 
@@ -42,6 +47,11 @@ class EmbedderSpec:
             "embedding model name",
             "letters, digits and . _ : / @ + -, at most 200",
         )
+        if self.provider == "wordllama" and (self.provider, self.model) not in _FIXED_DIMS:
+            raise InvalidRequest(
+                f"wordllama has no model {self.model!r} here: it ships l2_supercat "
+                "(write wordllama or wordllama:l2_supercat)"
+            )
         if len(self.fallbacks) > _MAX_FALLBACKS:
             raise InvalidRequest(f"at most {_MAX_FALLBACKS} fallback embedders")
         for fallback in self.fallbacks:
@@ -50,7 +60,8 @@ class EmbedderSpec:
 
     @classmethod
     def parse(cls, text: str, fallbacks: list[str] | tuple[str, ...] = ()) -> EmbedderSpec:
-        """``provider:model`` (``hash`` alone is enough), e.g. ``openai:text-embedding-3-small``."""
+        """``provider:model`` (``wordllama`` or ``hash`` alone is enough), e.g.
+        ``openai:text-embedding-3-small``."""
         provider, sep, model = text.strip().partition(":")
         if not sep:
             model = _DEFAULT_MODELS.get(provider, "")
@@ -64,6 +75,23 @@ class EmbedderSpec:
             model=model,
             fallbacks=tuple(cls.parse(f) for f in fallbacks),
         )
+
+    @property
+    def native_dims(self) -> int | None:
+        """The dimensions this model makes when not told otherwise; None where any
+        number works (hash) or tenantvec cannot know (a remote model)."""
+        sizes = _FIXED_DIMS.get((self.provider, self.model))
+        return sizes[0] if sizes else None
+
+    def check_dims(self, dims: int) -> None:
+        """Refuse a tenant size this embedder (or one of its fallbacks) cannot fill."""
+        for spec in (self, *self.fallbacks):
+            sizes = _FIXED_DIMS.get((spec.provider, spec.model))
+            if sizes and dims not in sizes:
+                raise InvalidRequest(
+                    f"{spec.identity} makes vectors of {_or_list(sizes)} dimensions, not {dims}: "
+                    f"use dims {sizes[0]} (or leave dims out to get it)"
+                )
 
     @property
     def identity(self) -> str:
@@ -87,3 +115,8 @@ class EmbedderSpec:
             model=str(data["model"]),
             fallbacks=tuple(cls.from_json(f) for f in data.get("fallbacks", ())),
         )
+
+
+def _or_list(sizes: tuple[int, ...]) -> str:
+    *head, last = (str(n) for n in sizes)
+    return f"{', '.join(head)} or {last}" if head else last

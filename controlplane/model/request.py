@@ -10,7 +10,7 @@ one into the other.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -46,7 +46,8 @@ __all__ = [
     "TenantRequest",
 ]
 
-DEFAULT_DIMS = 1536  # OpenAI's text-embedding-3-small
+# The size of a tenant whose embedder does not fix one (OpenAI's text-embedding-3-small).
+DEFAULT_DIMS = 1536
 DEFAULT_TEXT_CONFIG = "english"
 _INDEX = IndexSpec()
 _CHUNKING = ChunkingSpec()
@@ -59,7 +60,8 @@ class TenantRequest:
     """Everything a caller may say about a new tenant. Validated on construction."""
 
     id: str
-    dims: int = DEFAULT_DIMS
+    # None: the embedder's own size (wordllama: 256), or DEFAULT_DIMS; see resolve().
+    dims: int | None = None
     metric: Metric = Metric.COSINE
     index: IndexSpec = field(default_factory=IndexSpec)
     text_config: str = DEFAULT_TEXT_CONFIG
@@ -87,7 +89,11 @@ class TenantRequest:
             validate_server_name(self.server)
         if self.region is not None:
             check_identifier(self.region, _REGION_RE, "region", "e.g. aws-eu-central-1")
-        self.schema  # noqa: B018 -- validates dims, metric and index together
+        # Validates dims, metric, index and text config together; with dims still to
+        # come from the embedder (resolve()), all but the size, which 1 always passes.
+        self._schema(1 if self.dims is None else self.dims)
+        if self.dims is not None and self.embedder is not None:
+            self.embedder.check_dims(self.dims)
         validate_labels(self.labels)
         ComputeSpec.resolve(self.tier or Tier.SMALL, self.resources)  # validates both
         RoleLimits.resolve(self.tier or Tier.SMALL, self.limits)
@@ -99,10 +105,22 @@ class TenantRequest:
         ``default_tier``), with its resource settings on top."""
         return ComputeSpec.resolve(self.tier or default_tier, self.resources)
 
+    def resolve(self, default_embedder: EmbedderSpec) -> TenantRequest:
+        """The request with its embedder (``default_embedder`` where it named none) and
+        its dimensions (that embedder's own where it gave none) filled in and checked."""
+        embedder = self.embedder or default_embedder
+        dims = self.dims if self.dims is not None else embedder.native_dims or DEFAULT_DIMS
+        return replace(self, embedder=embedder, dims=dims)
+
     @property
     def schema(self) -> SchemaSpec:
+        if self.dims is None:
+            raise ValueError("the request's dimensions are not known before resolve()")
+        return self._schema(self.dims)
+
+    def _schema(self, dims: int) -> SchemaSpec:
         return SchemaSpec(
-            dims=self.dims, metric=self.metric, index=self.index, text_config=self.text_config
+            dims=dims, metric=self.metric, index=self.index, text_config=self.text_config
         )
 
 
@@ -114,7 +132,18 @@ class TenantOptions(Struct, forbid_unknown_fields=True):
     """The options of a new tenant (``POST /v1/tenants``, ``tenantctl tenants create``)."""
 
     id: Annotated[str, Meta(min_length=3, max_length=63, description="Tenant id.")]
-    dims: Annotated[int, Meta(ge=1, le=MAX_DIMS)] = DEFAULT_DIMS
+    dims: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                le=MAX_DIMS,
+                description="Vector dimensions, fixed for the tenant. Default: what its "
+                f"embedder makes (wordllama: 256), else {DEFAULT_DIMS}.",
+            ),
+        ]
+        | None
+    ) = None
     metric: Metric = Metric.COSINE
     index: IndexKind = _INDEX.kind
     m: Annotated[int, Meta(ge=HNSW_M[0], le=HNSW_M[1], description="HNSW: links per node.")] = (

@@ -193,14 +193,20 @@ def test_up_status_down_on_a_fresh_home(tenantctl: TenantCtl) -> None:
 
 
 def test_demo_runs_and_can_run_again(tenantctl: TenantCtl) -> None:
+    # With the default embedder, as a user runs it (the suite's settings pick hash; that
+    # wordllama is the default is tested in tests/controlplane/embedding/).
+    default = {"TENANTVEC_EMBEDDER": "wordllama"}
     for _ in range(2):  # a second run replaces the first run's tenants
-        result = tenantctl("demo")
+        result = tenantctl("demo", env=default)
         assert result.code == 0, result.stderr
         assert "'Invoices are due within 30 days.'" in result.stdout  # acme's nearest chunk
         assert "refused by Postgres" in result.stdout
         assert "CONNECTED" not in result.stdout
         assert "Q: Why a database per tenant rather than a tenant_id column?" in result.stdout
-    summary = tenantctl("demo", "--json").json()
+        assert "(embedder wordllama:l2_supercat, 256 dims)" in result.stdout
+        # The answer is the chunk holding the section (shown from its heading on).
+        assert ": ## Importing from ChromaDB" in result.stdout
+    summary = tenantctl("demo", "--json", env=default).json()
     assert summary["nearest"]["demo-acme"]["content"] == "Invoices are due within 30 days."
     assert summary["cross_tenant_connection"]["refused"] is True
     # The docs tour answers from the right files, through the API with hybrid search.

@@ -173,7 +173,7 @@ def test_bodies_that_are_not_json_get_400(
     [
         ({"id": "nltest\n", "dims": 3}, "invalid tenant id 'nltest\\n'"),
         ({"id": "nul\x00id", "dims": 3}, "invalid tenant id"),
-        ({"id": "fine-id", "dims": "3"}, "Expected `int`, got `str`"),
+        ({"id": "fine-id", "dims": "3"}, "Expected `int | null`, got `str`"),
         ({"id": "fine-id", "dims": 3, "text_config": "klingon"}, "unknown text search config"),
         ({"id": "fine-id", "dims": 3, "labels": {"env": "a\x00"}}, "control character"),
         ({"id": "fine-id", "dims": 3, "labels": {"env\n": "x"}}, "invalid label key"),

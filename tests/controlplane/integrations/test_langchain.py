@@ -19,28 +19,32 @@ from langchain_tests.integration_tests.vectorstores import (  # noqa: E402
 
 from controlplane.errors import InvalidRequest  # noqa: E402
 from controlplane.integrations.langchain import TenantvecVectorStore  # noqa: E402
+from controlplane.testing import Harness  # noqa: E402
 from tests.fixtures.api import RunningApi, StartApi  # noqa: E402
 
 
+# The tenants come from tenantvec's own pytest plugin (controlplane.testing), as they
+# would in an application's tests: a throwaway tenant, its key and the API's URL.
 class TestStandardSuite(VectorStoreIntegrationTests):
     @pytest.fixture
-    def vectorstore(self, api: RunningApi, tenant_id: str) -> Iterator[VectorStore]:
-        key = api.new_tenant(tenant_id, dims=EMBEDDING_SIZE)
-        store = TenantvecVectorStore(api.url, key, embedding=self.get_embeddings())
-        try:
+    def vectorstore(self, tenantvec: Harness) -> Iterator[VectorStore]:
+        with (
+            tenantvec.tenant(dims=EMBEDDING_SIZE, embedder="hash") as tenant,
+            TenantvecVectorStore(
+                tenant.api_url, tenant.api_key, embedding=self.get_embeddings()
+            ) as store,
+        ):
             yield store
-        finally:
-            store.close()
-            with api.admin() as admin:
-                admin.delete(f"/v1/tenants/{tenant_id}")
 
 
 @pytest.fixture
-def served(api: RunningApi, tenant_id: str) -> Iterator[TenantvecVectorStore]:
+def served(tenantvec: Harness) -> Iterator[TenantvecVectorStore]:
     """A store with no LangChain embeddings: the tenant's embedder embeds on the server."""
-    store = TenantvecVectorStore(api.url, api.new_tenant(tenant_id, dims=64))
-    yield store
-    store.close()
+    with (
+        tenantvec.tenant(dims=64, embedder="hash") as tenant,
+        TenantvecVectorStore(tenant.api_url, tenant.api_key) as store,
+    ):
+        yield store
 
 
 CORPUS = [

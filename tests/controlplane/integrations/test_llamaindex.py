@@ -23,14 +23,16 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 )
 
 from controlplane.integrations.llamaindex import TenantvecVectorStore, to_filter  # noqa: E402
-from tests.fixtures.api import RunningApi  # noqa: E402
+from controlplane.testing import Harness  # noqa: E402
 
 
 @pytest.fixture
-def store(api: RunningApi, tenant_id: str) -> Iterator[TenantvecVectorStore]:
-    made = TenantvecVectorStore(api.url, api.new_tenant(tenant_id, dims=3))
-    yield made
-    made.close()
+def store(tenantvec: Harness) -> Iterator[TenantvecVectorStore]:
+    """A store on a throwaway tenant from tenantvec's pytest plugin (controlplane.testing)."""
+    with tenantvec.tenant(dims=3, embedder="hash") as tenant:
+        made = TenantvecVectorStore(tenant.api_url, tenant.api_key)
+        yield made
+        made.close()
 
 
 def _node(node_id: str, doc: str, text: str, vector: list[float], **metadata: object) -> TextNode:
