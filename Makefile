@@ -47,7 +47,7 @@ bench-api: $(STAMP) ## Routing overhead and 100-tenant fan-out through the API; 
 bench-ingest: $(STAMP) ## Ingest throughput (1024 dims, batches of 500): library, API, ChromaDB; write docs/benchmarks.md
 	$(PY) -m bench.ingest --write docs/benchmarks.md
 
-bench-quality: $(STAMP) ## Recall@5 and MRR of vector, keyword, hybrid search on the project's docs; write docs/benchmarks.md
+bench-quality: $(STAMP) ## Recall@5 and MRR (vector, keyword, hybrid) on our docs, hash vs wordllama; write docs/benchmarks.md
 	$(PY) -m bench.quality --write docs/benchmarks.md
 
 bench-tenancy: $(STAMP) ## Shared table vs partitions vs database per tenant (~7 min); write docs/tenancy-benchmark.md + plots

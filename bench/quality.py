@@ -9,7 +9,8 @@ hybrid mode (k = 10). A hit is right when it is a chunk of the answering file th
 the answer's phrase (or, where the phrase straddles two chunks, overlaps it). Reported:
 recall@5 (the share of questions with a right hit in the top 5) and MRR@10 (the mean of
 1 / rank of the first right hit, 0 if none in the top 10), side by side, and the time
-each embedder took to embed the corpus. Deterministic: one run is the result.
+the corpus's upsert took with each embedder (its model loaded beforehand). Deterministic:
+one run is the result.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Contender:
 @dataclass
 class Outcome:
     scores: dict[str, Scores]  # by mode
-    embed_seconds: float  # the corpus's upsert, nearly all of it embedding
+    upsert_seconds: float  # the corpus's upsert: chunking, embedding, writing
 
 
 def answer_span(question: Question) -> tuple[int, int]:
@@ -89,9 +90,10 @@ async def run(args: argparse.Namespace) -> tuple[dict[Contender, Outcome], int]:
                     id=c.tenant, dims=c.dims, embedder=c.embedder, chunking=chunking
                 )
                 await create_tenant(plane, request, actor="bench")
+                await plane.embedders.warm(c.embedder)  # loading a model is not embedding
                 started = time.perf_counter()
                 await upsert_documents(router, c.tenant, UpsertRequest(documents=docs))
-                embed_seconds = time.perf_counter() - started
+                upsert_seconds = time.perf_counter() - started
                 spans: dict[str, list[tuple[int, int, int]]] = {}
                 chunks = 0
                 for f in CORPUS:
@@ -102,7 +104,7 @@ async def run(args: argparse.Namespace) -> tuple[dict[Contender, Outcome], int]:
                     ]
                     chunks += len(stored.chunks)
                 scores = {mode: await _score(router, c.tenant, mode, spans) for mode in MODES}
-                outcomes[c] = Outcome(scores, embed_seconds)
+                outcomes[c] = Outcome(scores, upsert_seconds)
     return outcomes, chunks
 
 
@@ -160,8 +162,8 @@ def report(outcomes: dict[Contender, Outcome], chunks: int, args: argparse.Names
             missed = sum(1 for r in s.ranks if r is None)
             cells.append(f"{s.recall_at_5:.2f} / {s.mrr_at_10:.2f} ({missed} missed)")
         lines.append(f"| {mode} | " + " | ".join(cells) + " |")
-    seconds = [f"{o.embed_seconds:.2f} s" for o in outcomes.values()]
-    lines.append("| embedding the corpus | " + " | ".join(seconds) + " |")
+    seconds = [f"{o.upsert_seconds:.2f} s" for o in outcomes.values()]
+    lines.append("| upserting the corpus (chunk, embed, write) | " + " | ".join(seconds) + " |")
     lines += [
         "",
         "Keyword mode is Postgres full text and does not use the embedder: its column is the "

@@ -76,6 +76,16 @@ def test_bad_options_fail_the_test_clearly(tenantvec_tenant):
 """
 
 
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def readme_example() -> str:
+    """The README's copy-paste example of the plugin, as it stands there."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### A throwaway tenant in your own pytest suite") :]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
 def _seen(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -96,9 +106,9 @@ def test_an_application_suite_on_a_throwaway_embedded_server(
         monkeypatch.delenv(name)  # as on a developer's machine: nothing configured
     seen = tmp_path / "seen.jsonl"
     monkeypatch.setenv("SEEN_FILE", str(seen))
-    pytester.makepyfile(test_app=APP_TESTS)
+    pytester.makepyfile(test_app=APP_TESTS, test_readme=readme_example())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", timeout=300)
-    result.assert_outcomes(passed=4, errors=1)
+    result.assert_outcomes(passed=6, errors=1)  # test_readme.py: its two tests pass
     # The bad marker option is named, as a setup error of that test alone.
     result.stdout.fnmatch_lines(["*InvalidRequest*bogus*"])
     facts = {f["test"]: f for f in _seen(seen)}
