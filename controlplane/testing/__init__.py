@@ -7,6 +7,21 @@ entry point (fixtures ``tenantvec_tenant``, ``tenantvec_client``,
 against tenantvec".
 """
 
-from controlplane.testing.harness import Harness, ThrowawayTenant
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from controlplane.testing.harness import Harness, ThrowawayTenant
 
 __all__ = ["Harness", "ThrowawayTenant"]
+
+
+def __getattr__(name: str) -> Any:
+    # pytest imports the plugin in every run of any project with tenantvec installed:
+    # the harness (psycopg and the rest) loads only when a test asks for a tenant.
+    if name in __all__:
+        from controlplane.testing import harness
+
+        return getattr(harness, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,11 +32,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from controlplane.testing.harness import Harness, ThrowawayTenant
-
 if TYPE_CHECKING:
     from controlplane.client import Client
     from controlplane.settings import Settings
+    from controlplane.testing.harness import Harness, ThrowawayTenant
 
 MODES = ("embedded", "settings")
 
@@ -103,6 +102,8 @@ def tenantvec(
 ) -> Iterator[Harness]:
     """The session's harness: started when a test first needs a tenant, closed at the
     end of the session (deleting any tenant still live)."""
+    from controlplane.testing.harness import Harness  # loaded when a test needs it
+
     config = request.config
     mode = _option(config, "tenantvec_mode", "TENANTVEC_TEST_MODE") or "embedded"
     if mode not in MODES:
