@@ -11,7 +11,18 @@ from typing import Annotated
 
 import typer
 
-from cli import api, demo, documents, imports, maintenance, server, servers, tenant_changes, tenants
+from cli import (
+    api,
+    backups,
+    demo,
+    documents,
+    imports,
+    maintenance,
+    server,
+    servers,
+    tenant_changes,
+    tenants,
+)
 from cli.context import Cli
 from cli.errors import EXIT_CODES_HELP, FAILURE, USAGE, exit_code_for
 from controlplane.errors import TenantvecError
@@ -33,6 +44,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 tenant_changes.register(tenants.app)
+backups.register(tenants.app)
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(servers.app, name="servers")
 app.add_typer(documents.app, name="docs")

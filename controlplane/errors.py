@@ -8,6 +8,7 @@ one place each (``cli/errors.py``, ``controlplane/api``)::
     TenantvecError
     ├── InvalidRequest            bad input: ids, options, DSNs (the caller can fix it)
     │   ├── NotConfigured         asks for a backend or provider this control plane lacks
+    │   ├── BackupInvalid         a file given as a backup is not one, or is damaged
     │   └── DocumentRejected      the tenant's database refused one document's data
     ├── AuthenticationFailed      no, malformed or revoked credentials
     ├── PermissionDenied          valid credentials that may not do this
@@ -43,6 +44,7 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationFailed",
     "BackendUnavailable",
+    "BackupInvalid",
     "CatalogUnavailable",
     "ChunkIdTaken",
     "ConfigurationError",
@@ -83,6 +85,10 @@ class InvalidRequest(TenantvecError):
 class NotConfigured(InvalidRequest):
     """The request needs a backend or provider whose settings this control plane lacks
     (e.g. ``backend: neon`` without a Neon API key): choose another, or ask the operator."""
+
+
+class BackupInvalid(InvalidRequest):
+    """A file given as a tenantvec backup is not one, or is damaged."""
 
 
 class DocumentRejected(InvalidRequest):

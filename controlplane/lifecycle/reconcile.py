@@ -23,6 +23,7 @@ from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.errors import TenantBusy, TenantvecError
 from controlplane.lifecycle.change import set_state
+from controlplane.lifecycle.restore import RESTORE_MARK
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import delete_tenant, finish_delete, finish_provisioning
 from controlplane.model.records import OperationOutcome, Tenant, TenantState
@@ -202,6 +203,11 @@ async def _repair(plane: PlaneContext, stuck: Tenant, actor: str) -> Repair:
             tenant = await plane.catalog.find_tenant(stuck.id)
             if tenant is None or tenant.uid != stuck.uid or tenant.state != stuck.state:
                 return Repair(stuck.id, stuck.state, "already-settled", "ok")
+            if tenant.state is TenantState.PROVISIONING and RESTORE_MARK in tenant.placement:
+                # A restore is not resumable from here (its file may be gone): roll it
+                # back, so that nothing half-loaded is ever served; restore again.
+                await finish_delete(plane, tenant, actor=actor, action="reconcile-restore")
+                return Repair(tenant.id, tenant.state, "rolled-back-restore", "ok")
             if tenant.state is TenantState.PROVISIONING:
                 await finish_provisioning(plane, tenant, actor=actor, action="reconcile-create")
                 return Repair(tenant.id, tenant.state, "finished-create", "ok")
@@ -217,7 +223,16 @@ async def _repair(plane: PlaneContext, stuck: Tenant, actor: str) -> Repair:
 # What an interrupted operation's tenant is brought to: its catalog state, on the
 # backend (the operation's own work is idempotent, so doing it again finishes it).
 _ROLL_FORWARD = {"suspend": TenantState.SUSPENDED, "resume": TenantState.READY}
-_STATE_REPAIRED = {"create", "reconcile-create", "delete", "reconcile-delete", "delete-failed"}
+_STATE_REPAIRED = {
+    "create",
+    "reconcile-create",
+    "restore",
+    "reconcile-restore",
+    "delete",
+    "reconcile-delete",
+    "delete-failed",
+    "backup",  # read only: closing its operation is all there is to do
+}
 
 
 async def _finish_interrupted(plane: PlaneContext, actor: str) -> list[Repair]:

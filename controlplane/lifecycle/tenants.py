@@ -9,6 +9,7 @@ made, so a process that dies at any point leaves a row that ``reconcile`` can fi
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -62,10 +63,26 @@ __all__ = [
 logger = logging.getLogger("tenantvec.lifecycle")
 
 
-async def create_tenant(plane: PlaneContext, request: TenantRequest, *, actor: str) -> Tenant:
+# Brings a freshly provisioned tenant database to its schema (and its data): the usual
+# one is apply_schema; a restore loads a backup instead (lifecycle/restore.py).
+SchemaStep = Callable[[PlaneContext, Tenant, ConnInfo], Awaitable[MigrationReport]]
+
+
+async def create_tenant(
+    plane: PlaneContext,
+    request: TenantRequest,
+    *,
+    actor: str,
+    action: str = "create",
+    schema_step: SchemaStep | None = None,
+    marker: dict[str, Any] | None = None,
+) -> Tenant:
     """Provision a tenant database and apply its schema; return it ``ready``.
 
     A tenant left ``failed`` by an earlier attempt is cleaned up and created afresh.
+    ``schema_step`` replaces applying the schema (run once, not retried: it need not be
+    idempotent); ``marker`` is recorded in the placement while the tenant provisions
+    and removed when it is ready -- how reconcile tells a restore from a create.
     """
     catalog = plane.catalog
     backend = plane.backend(request.backend)
@@ -103,7 +120,7 @@ async def create_tenant(plane: PlaneContext, request: TenantRequest, *, actor: s
             state=TenantState.PROVISIONING.value,
             backend=backend.kind,
             server=plan.server,
-            placement={**plan.placement, "limits": limits.to_json()},
+            placement={**plan.placement, **(marker or {}), "limits": limits.to_json()},
             dsn_encrypted=plane.box.encrypt(plan.conninfo.dsn) if plan.conninfo else None,
             service_dsn_encrypted=plane.box.encrypt(plan.service_conninfo.dsn)
             if plan.service_conninfo
@@ -120,11 +137,19 @@ async def create_tenant(plane: PlaneContext, request: TenantRequest, *, actor: s
         )
         logger.info("tenant %s: provisioning on %s", tenant.id, plan.server or backend.kind)
         failpoint(plane.settings, "create.after_catalog")
-        return await finish_provisioning(plane, tenant, actor=actor, action="create")
+        return await finish_provisioning(
+            plane, tenant, actor=actor, action=action, schema_step=schema_step, marker=marker
+        )
 
 
 async def finish_provisioning(
-    plane: PlaneContext, tenant: Tenant, *, actor: str, action: str
+    plane: PlaneContext,
+    tenant: Tenant,
+    *,
+    actor: str,
+    action: str,
+    schema_step: SchemaStep | None = None,
+    marker: dict[str, Any] | None = None,
 ) -> Tenant:
     """Run (or resume) every provisioning step of a tenant in ``provisioning``.
 
@@ -151,13 +176,24 @@ async def finish_provisioning(
         # Migrations run as the service role, whose sessions act as the owner.
         conninfo = checkpoint.service_conninfo or checkpoint.conninfo
         failpoint(plane.settings, "create.after_resources")
-        report = await with_retries(lambda: apply_schema(plane, tenant, conninfo), seconds=seconds)
+        if schema_step is None:
+            report = await with_retries(
+                lambda: apply_schema(plane, tenant, conninfo), seconds=seconds
+            )
+        else:
+            report = await schema_step(plane, checkpoint.tenant, conninfo)
         failpoint(plane.settings, "create.after_schema")
     except Exception as exc:
         await _fail(plane, tenant, operation, exc)
         raise
+    placement = {k: v for k, v in checkpoint.tenant.placement.items() if k not in (marker or {})}
     ready = await set_state(
-        plane, tenant, TenantState.READY, schema_version=report.to_version, error=None
+        plane,
+        tenant,
+        TenantState.READY,
+        schema_version=report.to_version,
+        error=None,
+        placement=placement,
     )
     await catalog.end_operation(
         operation, OperationOutcome.SUCCEEDED, details={"schema_version": report.to_version}

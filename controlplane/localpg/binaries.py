@@ -17,7 +17,7 @@ from pathlib import Path
 from controlplane.errors import EmbeddedServerError
 from controlplane.localpg.service_user import ServiceUser
 
-__all__ = ["MIN_POSTGRES_MAJOR", "PgBinaries", "stage_wheel_binaries"]
+__all__ = ["MIN_POSTGRES_MAJOR", "PgBinaries", "stage_wheel_binaries", "wheel_bin_dir"]
 
 # CREATE DATABASE ... STRATEGY (fast template copies) appeared in Postgres 15.
 MIN_POSTGRES_MAJOR = 15
@@ -40,7 +40,7 @@ class PgBinaries:
     @classmethod
     def locate(cls, configured: Path | None, user: ServiceUser, home: Path) -> PgBinaries:
         """Find, check and (if needed) stage the binaries so ``user`` can execute them."""
-        bin_dir = configured if configured is not None else _wheel_bin_dir()
+        bin_dir = configured if configured is not None else wheel_bin_dir()
         if not (bin_dir / "postgres").is_file():
             raise EmbeddedServerError(
                 f"no Postgres server binary in {bin_dir}; set TENANTVEC_PG_BIN to the "
@@ -74,7 +74,7 @@ class PgBinaries:
         )
 
 
-def _wheel_bin_dir() -> Path:
+def wheel_bin_dir() -> Path:
     spec = importlib.util.find_spec(_WHEEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedServerError(

@@ -1,0 +1,264 @@
+"""Backing a tenant up to a file and restoring it, on the real server: the round trip
+through ``tenantctl``, writers during a backup, an older schema version, damaged
+files, and restores killed at random moments that ``reconcile`` rolls back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import stat
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from controlplane.context import PlaneContext
+from controlplane.dsn import ConnInfo
+from controlplane.errors import BackupInvalid
+from controlplane.lifecycle.backup import MANIFEST, backup_tenant, fingerprint, read_backup
+from controlplane.lifecycle.restore import RESTORE_MARK, restore_tenant
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.records import Tenant, TenantState
+from controlplane.pgconnect import connect
+from controlplane.plane import ControlPlane
+from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
+from controlplane.retrieval.documents import upsert_documents
+from controlplane.retrieval.search import search
+from controlplane.routing import TenantRouter
+from controlplane.settings import Settings
+from tenant_schema.runner import MigrationReport, migrate
+from tenant_schema.spec import IndexSpec
+from tests.fixtures.cli import TENANTCTL, TenantCtl, one_line_error, settings_env
+
+HASH = EmbedderSpec.parse("hash")
+
+
+def documents(n: int, start: int = 0) -> list[DocumentIn]:
+    return [
+        DocumentIn(
+            id=f"doc-{i}",
+            title=None if i % 3 else f"Title {i}",
+            metadata={"n": i, "lang": "en" if i % 2 else "fr"},
+            chunks=[
+                ChunkIn(content=f"document {i} chunk {c}", embedding=[1.0, i / 10, c / 10])
+                for c in range(1 + i % 3)
+            ],
+        )
+        for i in range(start, start + n)
+    ]
+
+
+async def load(plane: ControlPlane, tenant_id: str, n: int, start: int = 0) -> None:
+    async with TenantRouter.open(plane) as router:
+        await upsert_documents(router, tenant_id, UpsertRequest(documents=documents(n, start)))
+
+
+async def rows_of(plane: ControlPlane, tenant_id: str) -> tuple[object, ...]:
+    tenant = await plane.catalog.get_tenant(tenant_id)
+    async with connect(plane.service_conninfo(tenant), where="test", timeout=5) as conn:
+        found = await fingerprint(conn)
+        row = await (
+            await conn.execute(
+                "SELECT count(*) FROM pg_indexes WHERE tablename = 'chunks' "
+                "AND indexdef ILIKE '%USING hnsw%'"
+            )
+        ).fetchone()
+    return found, row[0] if row else 0
+
+
+async def test_a_tenant_backs_up_and_restores_as_it_was(
+    plane: ControlPlane, tenant_id: str, tenantctl: TenantCtl, tmp_path: Path
+) -> None:
+    request = TenantRequest(
+        id=tenant_id,
+        dims=3,
+        embedder=HASH,
+        index=IndexSpec(m=12, ef_construction=40),
+        labels={"team": "search"},
+        limits={"connection_limit": 7},
+    )
+    await create_tenant(plane, request, actor="test")
+    await load(plane, tenant_id, 40)
+    backup = tmp_path / "acme.tvbackup"
+    made = tenantctl("tenants", "backup", tenant_id, "--to", str(backup), "--json")
+    assert made.code == 0, made.stderr
+    facts = made.json()
+    assert facts["documents"] == 40 and facts["chunks"] == sum(1 + i % 3 for i in range(40))
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    with tarfile.open(backup) as archive:
+        manifest = json.loads(archive.extractfile(MANIFEST).read())  # type: ignore[union-attr]
+    assert manifest["tenant"]["labels"] == {"team": "search"}
+    assert "password" not in backup.read_bytes().decode(errors="replace").lower()
+
+    # Its own id is taken while it lives: the restore says so and makes nothing.
+    taken = tenantctl("tenants", "restore", str(backup))
+    assert taken.code == 4 and "already exists" in one_line_error(taken.stderr)
+
+    copy = f"{tenant_id}-copy"
+    restored = tenantctl("tenants", "restore", str(backup), "--as", copy, "--json")
+    assert restored.code == 0, restored.stderr
+    report = restored.json()
+    assert report["verified"] is True and report["restored_from"] == tenant_id
+    original = await plane.catalog.get_tenant(tenant_id)
+    copied = await plane.catalog.get_tenant(copy)
+    assert copied.state is TenantState.READY and RESTORE_MARK not in copied.placement
+    for attribute in ("dims", "metric", "index", "text_config", "embedder", "chunking", "labels"):
+        assert getattr(copied, attribute) == getattr(original, attribute), attribute
+    assert copied.placement["limits"]["connection_limit"] == 7
+    assert copied.uid != original.uid
+    assert await rows_of(plane, copy) == await rows_of(plane, tenant_id)
+    assert (await rows_of(plane, copy))[1] == 1  # the HNSW index, built after the load
+    async with TenantRouter.open(plane) as router:
+        hits = await search(router, copy, SearchRequest(vector=[1.0, 0.5, 0.0], k=1))
+        assert hits.results[0].document_id == "doc-5"
+    # No key came with it: a restored tenant starts with none.
+    assert tenantctl("keys", "list", copy, "--json").json() == []
+    for tenant in (tenant_id, copy):
+        await delete_tenant(plane, tenant, actor="test")
+
+
+async def test_writers_keep_writing_and_the_backup_is_one_moment(
+    plane: ControlPlane, tenant_id: str, tmp_path: Path
+) -> None:
+    await create_tenant(plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH), actor="test")
+    await load(plane, tenant_id, 200)
+
+    async def writer() -> None:
+        for batch in range(20):
+            await load(plane, tenant_id, 10, start=1000 + batch * 10)
+
+    writing = asyncio.create_task(writer())
+    report = await backup_tenant(plane, tenant_id, tmp_path, actor="test")
+    await writing
+    assert report.path.parent == tmp_path and report.path.suffix == ".tvbackup"
+    # The restore checks every row against the manifest: one moment, whole.
+    restored = await restore_tenant(plane, report.path, as_id=f"{tenant_id}-r", actor="test")
+    assert restored.manifest.fingerprint.documents >= 200
+    for tenant in (tenant_id, f"{tenant_id}-r"):
+        await delete_tenant(plane, tenant, actor="test")
+
+
+async def test_a_backup_of_an_older_schema_is_migrated_on_restore(
+    plane: ControlPlane, tenant_id: str, tmp_path: Path
+) -> None:
+    async def at_version_3(_: PlaneContext, tenant: Tenant, conninfo: ConnInfo) -> MigrationReport:
+        async with connect(conninfo, where="test", timeout=5, autocommit=False) as conn:
+            return await migrate(conn, tenant.schema, target=3)
+
+    old = await create_tenant(
+        plane,
+        TenantRequest(id=tenant_id, dims=3, embedder=HASH),
+        actor="test",
+        schema_step=at_version_3,  # a tenant as an older tenantvec made it
+    )
+    assert old.schema_version == 3
+    tenant = await plane.catalog.get_tenant(tenant_id)
+    async with connect(plane.service_conninfo(tenant), where="test", timeout=5) as conn:
+        await conn.execute("INSERT INTO documents (id, title) VALUES ('old', 'from v3')")
+        await conn.execute(
+            "INSERT INTO chunks (document_id, ordinal, content, embedding) "
+            "VALUES ('old', 0, 'an old chunk', '[1,0,0]')"
+        )
+    report = await backup_tenant(plane, tenant_id, tmp_path / "v3.tvbackup", actor="test")
+    assert report.manifest.schema_version == 3
+    restored = await restore_tenant(plane, report.path, as_id=f"{tenant_id}-new", actor="test")
+    assert (restored.from_version, restored.to_version) == (3, 4)
+    new = await plane.catalog.get_tenant(f"{tenant_id}-new")
+    async with connect(plane.service_conninfo(new), where="test", timeout=5) as conn:
+        row = await (await conn.execute("SELECT content, key FROM chunks")).fetchone()
+    assert row == ("an old chunk", None)  # version 4's column, on the old rows
+    for t in (tenant_id, f"{tenant_id}-new"):
+        await delete_tenant(plane, t, actor="test")
+
+
+def test_a_file_that_is_not_a_whole_backup_is_refused(
+    tenantctl: TenantCtl, tmp_path: Path, pg_settings: Settings, tenant_id: str
+) -> None:
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "3", "--embedder", "hash").code == 0
+    good = tmp_path / "good.tvbackup"
+    assert tenantctl("tenants", "backup", tenant_id, "--to", str(good)).code == 0
+    damaged = tmp_path / "damaged.tvbackup"
+    data = bytearray(good.read_bytes())
+    with tarfile.open(good) as archive:
+        dump = archive.getmember("tenant.dump")
+    data[dump.offset_data + dump.size // 2] ^= 0xFF  # inside the dump: its digest changes
+    damaged.write_bytes(bytes(data))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a backup")
+    truncated = tmp_path / "truncated.tvbackup"
+    truncated.write_bytes(good.read_bytes()[:700])
+    for bad, says in (
+        (damaged, "damaged"),
+        (notes, "not a tenantvec backup"),
+        (truncated, "not a whole tenantvec backup"),
+        (tmp_path / "missing.tvbackup", "no backup at"),
+    ):
+        result = tenantctl("tenants", "restore", str(bad), "--as", f"{tenant_id}-x")
+        assert result.code == 2 and says in one_line_error(result.stderr), (bad, result.stderr)
+    listed = [t["id"] for t in tenantctl("tenants", "list", "--json").json()]
+    assert f"{tenant_id}-x" not in listed  # nothing was made
+    with pytest.raises(BackupInvalid):
+        read_backup(notes, tmp_path)
+    assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
+
+
+def test_a_restore_killed_at_any_moment_is_rolled_back_by_reconcile(
+    plane_settings_backup: tuple[Settings, Path], tenantctl: TenantCtl, tenant_id: str
+) -> None:
+    """Real kills (the restore's whole process group, at random moments): afterwards
+    the tenant is either restored and verified, or not there -- never half."""
+    settings, backup = plane_settings_backup
+    env = settings_env(settings)
+    rng = random.Random(os.getpid())
+    outcomes = []
+    for attempt in range(4):
+        target = f"{tenant_id}-k{attempt}"
+        process = subprocess.Popen(
+            [*TENANTCTL, "tenants", "restore", str(backup), "--as", target, "--json"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(0.3, 2.0))  # start-up, provisioning, load, index, verify
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        fixed = tenantctl("reconcile", "--fix", "--json")
+        assert fixed.code == 0, fixed.stderr
+        state = {t["id"]: t["state"] for t in tenantctl("tenants", "list", "--json").json()}
+        outcomes.append(state.get(target, "absent"))
+        assert state.get(target, "absent") in ("ready", "absent"), state.get(target)
+        if state.get(target) == "ready":
+            shown = tenantctl("docs", "count", target, "--json").json()
+            assert shown["documents"] == 300
+            assert tenantctl("tenants", "delete", target, "--yes").code == 0
+    # The same backup restores afterwards, whatever the kills left.
+    again = tenantctl("tenants", "restore", str(backup), "--as", f"{tenant_id}-after", "--json")
+    assert again.code == 0, again.stderr
+    assert tenantctl("tenants", "delete", f"{tenant_id}-after", "--yes").code == 0
+    print("kill outcomes:", outcomes)
+
+
+@pytest.fixture
+def plane_settings_backup(
+    pg_settings: Settings, tenant_id: str, tmp_path: Path
+) -> tuple[Settings, Path]:
+    """A backup of a 300-document tenant (the source is deleted again)."""
+
+    async def make() -> Path:
+        async with ControlPlane.open(pg_settings) as plane:
+            source = f"{tenant_id}-src"
+            await create_tenant(plane, TenantRequest(id=source, dims=3, embedder=HASH), actor="t")
+            await load(plane, source, 300)
+            report = await backup_tenant(plane, source, tmp_path / "src.tvbackup", actor="t")
+            await delete_tenant(plane, source, actor="t")
+            return report.path
+
+    return pg_settings, asyncio.run(make())
