@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from controlplane.errors import (
         AuthenticationFailed,
         BackendUnavailable,
+        BackupInvalid,
         CatalogUnavailable,
         ChunkIdTaken,
         ConfigurationError,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         TenantvecError,
     )
     from controlplane.keys import IssuedKey, create_key, list_keys, revoke_key
+    from controlplane.lifecycle.backup import BackupReport, backup_tenant
     from controlplane.lifecycle.doctor import DoctorReport, run_doctor
     from controlplane.lifecycle.embedder import set_embedder
     from controlplane.lifecycle.migrate import TenantMigration, migrate_all, migrate_tenant
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
         collect_expired,
         reconcile,
     )
+    from controlplane.lifecycle.restore import RestoreReport, restore_tenant
     from controlplane.lifecycle.supervise import restart_if_down, supervise
     from controlplane.lifecycle.suspend import resume_tenant, suspend_idle, suspend_tenant
     from controlplane.lifecycle.tenants import (
@@ -108,6 +111,8 @@ _EXPORTS: dict[str, str] = {
     "AuthenticationFailed": "controlplane.errors",
     "BackendUnavailable": "controlplane.errors",
     "BackfillReport": "controlplane.retrieval.backfill",
+    "BackupInvalid": "controlplane.errors",
+    "BackupReport": "controlplane.lifecycle.backup",
     "BatchOutcome": "controlplane.retrieval.ingest",
     "CatalogUnavailable": "controlplane.errors",
     "ChromaImportReport": "controlplane.retrieval.chroma",
@@ -148,6 +153,7 @@ _EXPORTS: dict[str, str] = {
     "PermissionDenied": "controlplane.errors",
     "ProvisioningError": "controlplane.errors",
     "ReconcileReport": "controlplane.lifecycle.reconcile",
+    "RestoreReport": "controlplane.lifecycle.restore",
     "SearchHit": "controlplane.retrieval",
     "SearchRequest": "controlplane.retrieval",
     "SearchResponse": "controlplane.retrieval",
@@ -169,6 +175,7 @@ _EXPORTS: dict[str, str] = {
     "UpsertRequest": "controlplane.retrieval",
     "UpsertResponse": "controlplane.retrieval",
     "backfill": "controlplane.retrieval.backfill",
+    "backup_tenant": "controlplane.lifecycle.backup",
     "collect_expired": "controlplane.lifecycle.reconcile",
     "create_key": "controlplane.keys",
     "create_tenant": "controlplane.lifecycle.tenants",
@@ -187,6 +194,7 @@ _EXPORTS: dict[str, str] = {
     "reconcile": "controlplane.lifecycle.reconcile",
     "register_server": "controlplane.backends.servers",
     "restart_if_down": "controlplane.lifecycle.supervise",
+    "restore_tenant": "controlplane.lifecycle.restore",
     "resume_tenant": "controlplane.lifecycle.suspend",
     "revoke_key": "controlplane.keys",
     "run_doctor": "controlplane.lifecycle.doctor",
@@ -209,6 +217,8 @@ __all__ = [
     "AuthenticationFailed",
     "BackendUnavailable",
     "BackfillReport",
+    "BackupInvalid",
+    "BackupReport",
     "BatchOutcome",
     "CatalogUnavailable",
     "ChromaImportReport",
@@ -249,6 +259,7 @@ __all__ = [
     "PermissionDenied",
     "ProvisioningError",
     "ReconcileReport",
+    "RestoreReport",
     "SearchHit",
     "SearchRequest",
     "SearchResponse",
@@ -270,6 +281,7 @@ __all__ = [
     "UpsertRequest",
     "UpsertResponse",
     "backfill",
+    "backup_tenant",
     "collect_expired",
     "create_key",
     "create_tenant",
@@ -288,6 +300,7 @@ __all__ = [
     "reconcile",
     "register_server",
     "restart_if_down",
+    "restore_tenant",
     "resume_tenant",
     "revoke_key",
     "run_doctor",

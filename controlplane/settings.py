@@ -163,6 +163,13 @@ class Settings:
         default=32 * 1024 * 1024,
         parse=parse_positive_int,
     )
+    max_restore_bytes: int = _setting(
+        "TENANTVEC_MAX_RESTORE_BYTES",
+        "Largest backup file POST /v1/restores accepts (bytes); larger ones get 413. "
+        "Restore bigger ones with 'tenantctl tenants restore FILE'.",
+        default=8 * 1024**3,
+        parse=parse_positive_int,
+    )
     max_pools: int = _setting(
         "TENANTVEC_MAX_POOLS",
         "Most tenant connection pools one API process keeps open; idle ones are closed "
@@ -465,6 +472,7 @@ class Settings:
             "connect_timeout",
             "migrate_concurrency",
             "max_body_bytes",
+            "max_restore_bytes",
             "max_pools",
             "max_connections_per_server",
             "pool_max_size",

@@ -24,6 +24,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from controlplane.api.auth import provide_caller
+from controlplane.api.backups import BackupsController
 from controlplane.api.chunks import ChunksController
 from controlplane.api.data import DataController
 from controlplane.api.identity import whoami
@@ -110,6 +111,7 @@ def create_app(settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=[
             TenantsController,
+            BackupsController,
             DataController,
             ChunksController,
             whoami,

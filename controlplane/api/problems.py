@@ -92,7 +92,7 @@ def _field_message(error: object) -> str:
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     detail = exc.detail
-    if status == 413:
+    if status == 413 and "TENANTVEC_" not in (detail or ""):  # Litestar's own limit
         detail = "request body is larger than TENANTVEC_MAX_BODY_BYTES allows; send smaller batches"
     elif status == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
         detail = f"no route for {request.url.path}"

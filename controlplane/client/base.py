@@ -22,6 +22,8 @@ def encode(call: Call[Any]) -> tuple[bytes | None, dict[str, str]]:
     """The call's body as JSON, and the headers that go with it."""
     if call.body is None:
         return None, {}
+    if isinstance(call.body, bytes):  # a backup file
+        return call.body, {"Content-Type": "application/x-tar"}
     try:
         content = msgspec.json.encode(call.body)
     except (TypeError, msgspec.EncodeError) as exc:
@@ -39,6 +41,8 @@ def read(call: Call[T], response: httpx.Response) -> T:
         ("application/json", "application/problem+json")
     ):
         return call.read(msgspec.json.decode(response.content))
+    if response.headers.get("content-type", "").startswith("application/x-tar"):
+        return call.read(response.content)
     return call.read(response.text)
 
 

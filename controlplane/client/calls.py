@@ -22,6 +22,7 @@ from controlplane.model.views import (
     Identity,
     IssuedKeyView,
     OperationView,
+    RestoreView,
     TenantDetail,
     TenantView,
 )
@@ -53,7 +54,7 @@ class Call(Generic[T]):
     path: str
     read: Callable[[Any], T]
     params: Mapping[str, str | int | bool] = field(default_factory=dict)
-    body: Any = None  # encoded with msgspec: a Struct, a dict, a list
+    body: Any = None  # encoded with msgspec: a Struct, a dict, a list; bytes go as they are
     tenant_id: str | None = None  # the tenant the call is about (named in its errors)
     # Safe to send again when the answer was lost (a read, or a write that converges).
     repeatable: bool | None = None
@@ -75,6 +76,12 @@ def _none(_: Any) -> None:
 
 def _text(data: Any) -> str:
     return str(data)
+
+
+def _bytes(data: Any) -> bytes:
+    if not isinstance(data, bytes):
+        raise TypeError("expected the backup file's bytes")
+    return data
 
 
 def _seg(value: str) -> str:
@@ -173,6 +180,34 @@ class _Calls:
         if tenant is not None:
             params["tenant"] = tenant
         return Call("GET", "/v1/operations", _as(list[OperationView]), params=params)
+
+    def backup_tenant(self, tenant_id: str) -> Call[bytes]:
+        """[backupTenant] The backup file's bytes (write them to a file; for large
+        tenants prefer ``tenantctl tenants backup``, which streams to disk)."""
+        path = f"{_tenant(tenant_id)}/backup"
+        return Call("POST", path, _bytes, tenant_id=tenant_id, repeatable=True)
+
+    def restore_tenant(
+        self,
+        backup: bytes,
+        *,
+        as_id: str | None = None,
+        backend: str | None = None,
+        server: str | None = None,
+    ) -> Call[RestoreView]:
+        """[restoreTenant] A tenant from a backup file's bytes, verified; ready when it
+        answers."""
+        params: dict[str, str | int | bool] = {
+            k: v for k, v in (("as", as_id), ("backend", backend), ("server", server)) if v
+        }
+        return Call(
+            "POST",
+            "/v1/restores",
+            _as(RestoreView),
+            params=params,
+            body=bytes(backup),
+            tenant_id=as_id,
+        )
 
     # -- data (a tenant key, or the admin token) -------------------------------------
 
@@ -334,6 +369,8 @@ OPERATIONS: dict[str, str] = {
     "deleteTenant": "delete_tenant",
     "suspendTenant": "suspend_tenant",
     "resumeTenant": "resume_tenant",
+    "backupTenant": "backup_tenant",
+    "restoreTenant": "restore_tenant",
     "setTenantLimits": "set_limits",
     "createKey": "create_key",
     "listKeys": "list_keys",

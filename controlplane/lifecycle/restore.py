@@ -31,7 +31,7 @@ from controlplane.lifecycle.tenants import create_tenant
 from controlplane.localpg.tools import pg_tool, run_pg_tool
 from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import EmbedderSpec
-from controlplane.model.records import Tenant
+from controlplane.model.records import Tenant, validate_tenant_id
 from controlplane.model.request import TenantRequest
 from controlplane.pgconnect import connect
 from tenant_schema.reshape import rebuild_vector_index
@@ -80,6 +80,8 @@ async def restore_tenant(
     ``path``. Its settings (dims, metric, index, text config, embedder, chunking, labels,
     role limits) are the backup's; its keys are new (none are in a backup)."""
     started = time.monotonic()
+    if as_id is not None:
+        validate_tenant_id(as_id)  # before a byte of the file is read
     with tempfile.TemporaryDirectory(prefix="tenantvec-restore-") as scratch:
         manifest, dump = await asyncio.to_thread(read_backup, path, Path(scratch))
         request = _request(manifest, as_id=as_id, backend=backend, server=server)

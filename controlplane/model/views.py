@@ -91,3 +91,15 @@ class Identity(Struct):
 
     admin: bool
     tenant: str | None  # the key's tenant; None for the admin token
+
+
+class RestoreView(Struct, kw_only=True):
+    """A tenant restored from a backup (``POST /v1/restores``), verified against it."""
+
+    tenant: TenantView
+    restored_from: str
+    backup_schema_version: int
+    documents: int
+    chunks: int
+    verified: bool
+    seconds: float

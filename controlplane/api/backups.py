@@ -1,0 +1,165 @@
+"""Admin endpoints: back a tenant up to a file, and restore a tenant from one.
+
+The file is what ``tenantctl tenants backup`` writes (lifecycle/backup.py): the backup
+is the response body of ``POST /v1/tenants/{id}/backup``, and the request body of
+``POST /v1/restores``, streamed to disk as it arrives (never held in memory), up to
+``TENANTVEC_MAX_RESTORE_BYTES``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from litestar import Controller, Request, post
+from litestar.background_tasks import BackgroundTask
+from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import PathParameter, QueryParameter
+from litestar.response import File
+
+from controlplane.api import examples as ex
+from controlplane.api.auth import admin_only
+from controlplane.api.caller import CallerDep
+from controlplane.api.state import ApiDep
+from controlplane.lifecycle.backup import backup_tenant
+from controlplane.lifecycle.restore import restore_tenant
+from controlplane.model.records import validate_tenant_id
+from controlplane.model.views import RestoreView
+
+__all__ = ["BACKUP_MEDIA_TYPE", "BackupsController"]
+
+BACKUP_MEDIA_TYPE = "application/x-tar"
+_CHUNK = 1 << 20
+
+
+class BackupsController(Controller):
+    path = "/v1"
+    tags = ["admin"]
+    guards = [admin_only]
+
+    @post(
+        "/tenants/{tenant_id:str}/backup",
+        operation_id="backupTenant",
+        summary="Back a tenant up",
+        description="A consistent snapshot of the tenant's documents and chunks with its "
+        "settings and schema version, as one file (a tar of `manifest.json` and "
+        "`tenant.dump`), taken while it keeps serving. It holds data, no passwords and no "
+        "keys. Restore it with `POST /v1/restores`.",
+        status_code=200,
+        media_type=BACKUP_MEDIA_TYPE,
+        responses={
+            200: ResponseSpec(
+                data_container=bytes,
+                media_type=BACKUP_MEDIA_TYPE,
+                description="The backup file.",
+                generate_examples=False,
+            ),
+            **ex.problems(ex.ADMIN),
+        },
+    )
+    async def backup(
+        self,
+        api: ApiDep,
+        caller: CallerDep,
+        tenant_id: Annotated[str, PathParameter(description="Tenant id.")],
+    ) -> File:
+        scratch = Path(tempfile.mkdtemp(prefix="tenantvec-api-backup-"))
+        try:
+            report = await backup_tenant(api.plane, tenant_id, scratch, actor=caller.actor)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        return File(
+            path=report.path,
+            filename=report.path.name,
+            media_type=BACKUP_MEDIA_TYPE,
+            background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
+        )
+
+    @post(
+        "/restores",
+        operation_id="restoreTenant",
+        summary="Restore a tenant from a backup",
+        description="The request body is a backup file (`application/x-tar`, as `POST "
+        "/v1/tenants/{tenant_id}/backup` or `tenantctl tenants backup` made it). Creates "
+        "the tenant (`as`, default the backup's own id) with the backup's settings, loads "
+        "its rows, migrates an older schema version, verifies every row against the "
+        "backup's digest, builds its vector index; answers once it is ready. It has no "
+        "keys yet. A file that is not a whole backup is a 400; a live tenant with that id "
+        "a 409.",
+        status_code=201,
+        # The body is streamed to disk and bounded by TENANTVEC_MAX_RESTORE_BYTES here.
+        request_max_body_size=2**62,
+        responses={
+            **ex.ok_admin(
+                RestoreView,
+                {
+                    "tenant": ex.TENANT,
+                    "restored_from": "acme",
+                    "backup_schema_version": 4,
+                    "documents": 1200,
+                    "chunks": 5400,
+                    "verified": True,
+                    "seconds": 3.2,
+                },
+                "The restored tenant, ready and verified.",
+                status=201,
+                body=True,
+            )
+        },
+    )
+    async def restore(
+        self,
+        api: ApiDep,
+        caller: CallerDep,
+        request: Request[Any, Any, Any],
+        as_: Annotated[
+            str | None,
+            QueryParameter(query="as", description="Tenant id to restore as.", max_length=63),
+        ] = None,
+        backend: Annotated[
+            str | None,
+            QueryParameter(
+                description="postgres, instance, neon (default: as backed up).", max_length=32
+            ),
+        ] = None,
+        server: Annotated[
+            str | None,
+            QueryParameter(
+                description="postgres backend: the server to place it on.", max_length=63
+            ),
+        ] = None,
+    ) -> RestoreView:
+        if as_ is not None:
+            validate_tenant_id(as_)  # before the body is read
+        limit = api.plane.settings.max_restore_bytes
+        with tempfile.TemporaryDirectory(prefix="tenantvec-api-restore-") as scratch:
+            upload = Path(scratch) / "upload.tvbackup"
+            size = 0
+            with upload.open("wb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise HTTPException(
+                            status_code=413,
+                            detail=f"the backup is larger than TENANTVEC_MAX_RESTORE_BYTES "
+                            f"({limit} bytes) allows; restore it with 'tenantctl tenants "
+                            "restore FILE'",
+                        )
+                    out.write(chunk)
+            report = await restore_tenant(
+                api.plane, upload, as_id=as_, backend=backend, server=server, actor=caller.actor
+            )
+        facts = report.public_dict()
+        return RestoreView(
+            tenant=report.tenant.view(),
+            restored_from=str(facts["restored_from"]),
+            backup_schema_version=report.from_version,
+            documents=report.manifest.fingerprint.documents,
+            chunks=report.manifest.fingerprint.chunks,
+            verified=True,
+            seconds=float(facts["seconds"]),
+        )
