@@ -55,6 +55,7 @@ class BackupsController(Controller):
                 data_container=bytes,
                 media_type=BACKUP_MEDIA_TYPE,
                 description="The backup file.",
+                examples=ex.example("<a tar archive: manifest.json, tenant.dump>"),
                 generate_examples=False,
             ),
             **ex.problems(ex.ADMIN),
@@ -118,7 +119,7 @@ class BackupsController(Controller):
         request: Request[Any, Any, Any],
         as_: Annotated[
             str | None,
-            QueryParameter(query="as", description="Tenant id to restore as.", max_length=63),
+            QueryParameter(name="as", description="Tenant id to restore as.", max_length=63),
         ] = None,
         backend: Annotated[
             str | None,

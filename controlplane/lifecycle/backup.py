@@ -20,6 +20,7 @@ renamed into place once complete, so no reader ever sees half a backup.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -172,29 +173,37 @@ async def backup_tenant(
     dest = dest.resolve()
     if dest.is_dir():
         dest = dest / default_backup_path(tenant.id, now)
-    operation = await plane.catalog.begin_operation("backup", actor, tenant=tenant)
-    try:
-        with tempfile.TemporaryDirectory(prefix=".tvbackup-", dir=dest.parent) as scratch:
-            dump = Path(scratch) / DUMP
-            version, found = await _dump(plane, tenant, dump)
-            manifest = Manifest(
-                tenant=_settings(tenant),
-                schema_version=version,
-                fingerprint=found,
-                dump_sha256=_sha256(dump),
-                dump_bytes=dump.stat().st_size,
-                created_at=now.isoformat(),
-                tenantvec_version=_version(),
-            )
-            _write_archive(dest, manifest, dump)
-    except Exception as exc:
-        await plane.catalog.end_operation(operation, OperationOutcome.FAILED, error=str(exc))
-        raise
-    report = BackupReport(
-        dest, tenant.id, manifest, dest.stat().st_size, time.monotonic() - started
-    )
-    details = {k: v for k, v in report.public_dict().items() if k != "path"}
-    await plane.catalog.end_operation(operation, OperationOutcome.SUCCEEDED, details=details)
+    # Under the tenant's lock, like every lifecycle action: no delete, suspend or index
+    # change pulls the database away mid-dump, and reconcile can tell a backup in
+    # progress (lock held) from one whose process died.
+    async with plane.catalog.tenant_lock(tenant.id):
+        tenant = await plane.catalog.get_tenant(tenant_id)  # as it is now, under the lock
+        if tenant.state is not TenantState.READY:
+            raise Conflict(f"tenant {tenant_id!r} is {tenant.state}: only a ready tenant backs up")
+        operation = await plane.catalog.begin_operation("backup", actor, tenant=tenant)
+        try:
+            with tempfile.TemporaryDirectory(prefix=".tvbackup-", dir=dest.parent) as scratch:
+                dump = Path(scratch) / DUMP
+                version, found = await _dump(plane, tenant, dump)
+                manifest = Manifest(
+                    tenant=_settings(tenant),
+                    schema_version=version,
+                    fingerprint=found,
+                    dump_sha256=await asyncio.to_thread(_sha256, dump),
+                    dump_bytes=dump.stat().st_size,
+                    created_at=now.isoformat(),
+                    tenantvec_version=_version(),
+                )
+                # Hashing and archiving gigabytes: off the event loop (the API serves on).
+                await asyncio.to_thread(_write_archive, dest, manifest, dump)
+        except Exception as exc:
+            await plane.catalog.end_operation(operation, OperationOutcome.FAILED, error=str(exc))
+            raise
+        report = BackupReport(
+            dest, tenant.id, manifest, dest.stat().st_size, time.monotonic() - started
+        )
+        details = {k: v for k, v in report.public_dict().items() if k != "path"}
+        await plane.catalog.end_operation(operation, OperationOutcome.SUCCEEDED, details=details)
     return report
 
 

@@ -262,3 +262,56 @@ def plane_settings_backup(
             return report.path
 
     return pg_settings, asyncio.run(make())
+
+
+def test_a_backup_restores_onto_a_server_of_its_own(
+    plane_settings_backup: tuple[Settings, Path], tenantctl: TenantCtl, tenant_id: str
+) -> None:
+    _, backup = plane_settings_backup
+    target = f"{tenant_id}-own"
+    restored = tenantctl(
+        "tenants", "restore", str(backup), "--as", target, "--backend", "instance", "--json"
+    )
+    assert restored.code == 0, restored.stderr
+    assert restored.json()["backend"] == "instance" and restored.json()["documents"] == 300
+    assert tenantctl("docs", "count", target, "--json").json()["documents"] == 300
+    assert tenantctl("tenants", "delete", target, "--yes").code == 0
+
+
+def test_a_backup_killed_midway_leaves_no_file_and_reconcile_closes_it(
+    pg_settings: Settings, tenantctl: TenantCtl, tenant_id: str, tmp_path: Path
+) -> None:
+    async def big() -> None:
+        async with ControlPlane.open(pg_settings) as plane:
+            await create_tenant(
+                plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH), actor="t"
+            )
+            await load(plane, tenant_id, 3000)
+
+    asyncio.run(big())
+    dest = tmp_path / "killed.tvbackup"
+    rng = random.Random(os.getpid())
+    for _ in range(3):
+        process = subprocess.Popen(
+            [*TENANTCTL, "tenants", "backup", tenant_id, "--to", str(dest)],
+            env=settings_env(pg_settings),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(0.5, 1.5))
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if dest.exists():  # it finished before the kill: then it is whole
+            read_backup(dest, tmp_path)
+            dest.unlink()
+    fixed = tenantctl("reconcile", "--fix", "--json")
+    assert fixed.code == 0, fixed.stderr
+    operations = tenantctl("operations", "--tenant", tenant_id, "--json").json()
+    assert not [op for op in operations if op["outcome"] == "running"]
+    # Only partial leftovers, never a file by the final name that is not whole.
+    assert all(p.name.startswith(".") for p in tmp_path.iterdir() if p.name != "tenant.dump")
+    assert tenantctl("tenants", "backup", tenant_id, "--to", str(dest)).code == 0
+    read_backup(dest, tmp_path)
+    assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
