@@ -221,7 +221,7 @@ def chunks_command(
         if json_:
             cli.print_json(msgspec.to_builtins(gone))
         else:
-            cli.out.print(f"deleted {gone.deleted} chunks")
+            cli.out.print(f"deleted {gone.deleted} chunk{'' if gone.deleted == 1 else 's'}")
     else:
         found = _run(ctx, lambda router: fetch_chunks(router, tenant, chunk_ids))
         missing = found.missing

@@ -23,7 +23,7 @@ from controlplane.retrieval.models import MAX_TEXT_CHARS, DocumentIn
 __all__ = ["SUFFIXES", "ReadFailure", "find_files", "read_file"]
 
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
-_MD_TITLE_RE = re.compile(r"^#\s+(.+)$", re.MULTILINE)
+_MD_TITLE_RE = re.compile(r"^#[ \t]+(.+)$", re.MULTILINE)  # [ \t]: \s would cross a line
 
 
 @dataclass(frozen=True)

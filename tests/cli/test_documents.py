@@ -75,7 +75,7 @@ def test_chunks_by_id(tenantctl: TenantCtl, api: RunningApi, tenant_id: str) -> 
         ("doc-04#0", "doc-04"),
     ]
     deleted = tenantctl("docs", "chunks", tenant_id, "node-4", "--delete")
-    assert deleted.code == 0 and deleted.stdout.strip() == "deleted 1 chunks"
+    assert deleted.code == 0 and deleted.stdout.strip() == "deleted 1 chunk"
     after = tenantctl("docs", "show", tenant_id, "doc-04", "--json").json()
     assert [c["id"] for c in after["documents"][0]["chunks"]] == ["doc-04#0"]
     missing = tenantctl("docs", "chunks", tenant_id, "node-4")
