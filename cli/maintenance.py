@@ -154,7 +154,9 @@ def reconcile_cmd(
                 "failed tenants (retry 'tenants create' or 'tenants delete'): "
                 + ", ".join(report.failed_tenants)
             )
-        if not (report.repairs or report.orphans or report.ambiguous):
+        for path in report.scratch_removed:
+            cli.out.print(f"removed scratch left by a killed backup or restore: {path}")
+        if not (report.repairs or report.orphans or report.ambiguous or report.scratch_removed):
             cli.out.print("nothing to reconcile")
     if any(r.outcome == "failed" for r in report.repairs):
         raise CommandFailed("some interrupted operations could not be finished")

@@ -531,6 +531,11 @@ class Settings:
         """This process's share of each server's connection budget."""
         return self.max_connections_per_server // self.api_workers
 
+    @property
+    def scratch_root(self) -> Path:
+        """Where backups and restores keep their temporary files (see controlplane.scratch)."""
+        return self.home / "scratch"
+
     def display_values(self) -> dict[str, str | None]:
         """Every setting by variable name, fit to print: keys masked, URL passwords redacted."""
         shown: dict[str, str | None] = {}

@@ -3,22 +3,22 @@
 The file is what ``tenantctl tenants backup`` writes (lifecycle/backup.py): the backup
 is the response body of ``POST /v1/tenants/{id}/backup``, and the request body of
 ``POST /v1/restores``, streamed to disk as it arrives (never held in memory), up to
-``TENANTVEC_MAX_RESTORE_BYTES``.
+``TENANTVEC_MAX_RESTORE_BYTES``. Both live in scratch directories
+(controlplane/scratch.py): what a killed API process leaves is swept, and file work
+runs off the event loop, which keeps serving.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-from typing import Annotated, Any
+import asyncio
+from collections.abc import AsyncIterator
+from typing import IO, Annotated, Any
 
 from litestar import Controller, Request, post
-from litestar.background_tasks import BackgroundTask
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
-from litestar.response import File
+from litestar.response import Stream
 
 from controlplane.api import examples as ex
 from controlplane.api.auth import admin_only
@@ -28,6 +28,7 @@ from controlplane.lifecycle.backup import backup_tenant
 from controlplane.lifecycle.restore import restore_tenant
 from controlplane.model.records import validate_tenant_id
 from controlplane.model.views import RestoreView
+from controlplane.scratch import scratch_dir
 
 __all__ = ["BACKUP_MEDIA_TYPE", "BackupsController"]
 
@@ -66,18 +67,19 @@ class BackupsController(Controller):
         api: ApiDep,
         caller: CallerDep,
         tenant_id: Annotated[str, PathParameter(description="Tenant id.")],
-    ) -> File:
-        scratch = Path(tempfile.mkdtemp(prefix="tenantvec-api-backup-"))
-        try:
+    ) -> Stream:
+        async with scratch_dir(api.plane.settings.scratch_root, "api-backup") as scratch:
             report = await backup_tenant(api.plane, tenant_id, scratch, actor=caller.actor)
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
-        return File(
-            path=report.path,
-            filename=report.path.name,
+            handle = await asyncio.to_thread(report.path.open, "rb")
+        # The directory is gone already; the open file still reads, and its space is
+        # freed once the response closes it -- however the response ends.
+        return Stream(
+            _read_chunks(handle),
             media_type=BACKUP_MEDIA_TYPE,
-            background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
+            headers={
+                "Content-Length": str(report.bytes),
+                "Content-Disposition": f'attachment; filename="{report.path.name}"',
+            },
         )
 
     @post(
@@ -137,10 +139,12 @@ class BackupsController(Controller):
         if as_ is not None:
             validate_tenant_id(as_)  # before the body is read
         limit = api.plane.settings.max_restore_bytes
-        with tempfile.TemporaryDirectory(prefix="tenantvec-api-restore-") as scratch:
-            upload = Path(scratch) / "upload.tvbackup"
+        async with scratch_dir(api.plane.settings.scratch_root, "api-restore") as scratch:
+            upload = scratch / "upload.tvbackup"
             size = 0
-            with upload.open("wb") as out:
+            with await asyncio.to_thread(upload.open, "wb") as out:
+                pending: list[bytes] = []
+                buffered = 0
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > limit:
@@ -150,7 +154,12 @@ class BackupsController(Controller):
                             f"({limit} bytes) allows; restore it with 'tenantctl tenants "
                             "restore FILE'",
                         )
-                    out.write(chunk)
+                    pending.append(chunk)
+                    buffered += len(chunk)
+                    if buffered >= _CHUNK:  # to disk a megabyte at a time, off the loop
+                        await asyncio.to_thread(out.writelines, pending)
+                        pending, buffered = [], 0
+                await asyncio.to_thread(out.writelines, pending)
             report = await restore_tenant(
                 api.plane, upload, as_id=as_, backend=backend, server=server, actor=caller.actor
             )
@@ -164,3 +173,11 @@ class BackupsController(Controller):
             verified=True,
             seconds=float(facts["seconds"]),
         )
+
+
+async def _read_chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await asyncio.to_thread(handle.read, _CHUNK):
+            yield chunk
+    finally:
+        handle.close()

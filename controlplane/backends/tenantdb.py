@@ -242,19 +242,47 @@ async def rename_legacy_role(conn: Conn, old: TenantDatabase, target: str, *, wh
 
 
 async def drop_tenant_database(conn: Conn, db: TenantDatabase, *, where: str) -> None:
-    """Drop the tenant's database and roles -- only those carrying its marker."""
+    """Drop the tenant's database and roles -- only those carrying its marker.
+
+    A killed create can leave its ``CREATE DATABASE`` still running on the server: the
+    database is not there when we look, and ``DROP ROLE`` then waits for that statement
+    (it locks the owner role) and fails once it commits, the new database depending on
+    the role. So a role that something still depends on sends us back to look again.
+    """
+    for attempt in range(_DROP_ATTEMPTS):
+        await _drop_marked_database(conn, db, where=where)
+        try:
+            await _drop_marked_roles(conn, db, where=where)
+            return
+        except psycopg.errors.DependentObjectsStillExist as exc:
+            if attempt + 1 == _DROP_ATTEMPTS:
+                raise ProvisioningError(
+                    f"the roles of tenant {db.tenant_id!r} on {where} still own objects "
+                    f"outside its database ({exc.diag.message_detail or exc}); drop or "
+                    "reassign those, then delete the tenant again"
+                ) from None
+
+
+_DROP_ATTEMPTS = 3
+
+
+async def _drop_marked_database(conn: Conn, db: TenantDatabase, *, where: str) -> None:
     facts = await _database_facts(conn, db.database)
-    if facts is not None:
-        owner, comment = facts
-        if not (db.owns(comment) or (comment is None and owner == db.owner)):
-            raise ProvisioningError(
-                f"database {db.database!r} on {where} does not carry tenant "
-                f"{db.tenant_id!r}'s marker; refusing to drop it"
-            )
-        # WITH (FORCE) terminates the tenant's sessions first (Postgres 13+).
-        await conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.database))
+    if facts is None:
+        return
+    owner, comment = facts
+    if not (db.owns(comment) or (comment is None and owner == db.owner)):
+        raise ProvisioningError(
+            f"database {db.database!r} on {where} does not carry tenant "
+            f"{db.tenant_id!r}'s marker; refusing to drop it"
         )
+    # WITH (FORCE) terminates the tenant's sessions first (Postgres 13+).
+    await conn.execute(
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.database))
+    )
+
+
+async def _drop_marked_roles(conn: Conn, db: TenantDatabase, *, where: str) -> None:
     async with conn.transaction():  # both roles, one commit
         for role in (db.service, db.owner):
             if role is None:

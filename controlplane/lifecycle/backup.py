@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import tarfile
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -40,6 +39,7 @@ from controlplane.errors import BackupInvalid, Conflict
 from controlplane.localpg.tools import pg_tool, run_pg_tool
 from controlplane.model.records import OperationOutcome, Tenant, TenantState
 from controlplane.pgconnect import connect
+from controlplane.scratch import scratch_dir
 from tenant_schema.runner import applied_version
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "Manifest",
     "backup_tenant",
     "fingerprint",
+    "partial_path",
     "read_backup",
 ]
 
@@ -180,10 +181,13 @@ async def backup_tenant(
         tenant = await plane.catalog.get_tenant(tenant_id)  # as it is now, under the lock
         if tenant.state is not TenantState.READY:
             raise Conflict(f"tenant {tenant_id!r} is {tenant.state}: only a ready tenant backs up")
-        operation = await plane.catalog.begin_operation("backup", actor, tenant=tenant)
+        # Should this process die, reconcile removes the half-written file it names.
+        operation = await plane.catalog.begin_operation(
+            "backup", actor, tenant=tenant, details={"partial": str(partial_path(dest))}
+        )
         try:
-            with tempfile.TemporaryDirectory(prefix=".tvbackup-", dir=dest.parent) as scratch:
-                dump = Path(scratch) / DUMP
+            async with scratch_dir(plane.settings.scratch_root, "backup") as scratch:
+                dump = scratch / DUMP
                 version, found = await _dump(plane, tenant, dump)
                 manifest = Manifest(
                     tenant=_settings(tenant),
@@ -257,8 +261,13 @@ def _settings(tenant: Tenant) -> dict[str, Any]:
     }
 
 
+def partial_path(dest: Path) -> Path:
+    """Where the backup to ``dest`` is written until it is whole (then renamed)."""
+    return dest.with_name(f".{dest.name}.partial")
+
+
 def _write_archive(dest: Path, manifest: Manifest, dump: Path) -> None:
-    partial = dest.with_name(f".{dest.name}.partial")
+    partial = partial_path(dest)
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as archive:

@@ -9,13 +9,18 @@
    and removed with ``fix=True``. One whose marker does not parse, or names a live
    tenant that does not record it, is **ambiguous**: reported, never removed. One
    marked by another catalog is not ours and left alone.
+3. Files a killed backup or restore left behind (its scratch directory under
+   ``TENANTVEC_HOME/scratch``, a backup's half-written file) are removed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from controlplane.backends.base import OwnedResource
@@ -26,7 +31,8 @@ from controlplane.lifecycle.change import set_state
 from controlplane.lifecycle.restore import RESTORE_MARK
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import delete_tenant, finish_delete, finish_provisioning
-from controlplane.model.records import OperationOutcome, Tenant, TenantState
+from controlplane.model.records import Operation, OperationOutcome, Tenant, TenantState
+from controlplane.scratch import sweep
 
 __all__ = [
     "GcReport",
@@ -72,6 +78,8 @@ class ReconcileReport:
     ambiguous: list[OwnedResource] = field(default_factory=list)
     removed: list[OwnedResource] = field(default_factory=list)
     failed_tenants: list[str] = field(default_factory=list)
+    # Scratch directories of killed backups and restores, removed.
+    scratch_removed: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -88,6 +96,7 @@ class ReconcileReport:
             "ambiguous": [o.public_dict() for o in self.ambiguous],
             "removed": [o.public_dict() for o in self.removed],
             "failed_tenants": self.failed_tenants,
+            "scratch_removed": self.scratch_removed,
             "clean": self.clean,
         }
 
@@ -100,6 +109,7 @@ async def reconcile(plane: PlaneContext, *, fix: bool = False, actor: str) -> Re
         )
     ]
     repairs += await _finish_interrupted(plane, actor)
+    scratch = await asyncio.to_thread(sweep, plane.settings.scratch_root)
     found = await survey(plane)
     removed: list[OwnedResource] = []
     if fix:
@@ -113,6 +123,7 @@ async def reconcile(plane: PlaneContext, *, fix: bool = False, actor: str) -> Re
         ambiguous=found.ambiguous,
         removed=removed,
         failed_tenants=failed,
+        scratch_removed=[str(path) for path in scratch],
     )
 
 
@@ -262,6 +273,7 @@ async def _finish_interrupted(plane: PlaneContext, actor: str) -> list[Repair]:
                     OperationOutcome.FAILED,
                     error="interrupted: the process running it died (closed by reconcile)",
                 )
+                _remove_partial_file(operation)
                 now = await catalog.find_tenant_by_uid(operation.tenant_uid)
                 if operation.action in _STATE_REPAIRED or now is None:
                     continue  # creates and deletes: finished above by their tenant's state
@@ -279,6 +291,15 @@ async def _finish_interrupted(plane: PlaneContext, actor: str) -> list[Repair]:
         for repair in repairs:
             await plane.tenant_changed(repair.tenant)
     return repairs
+
+
+def _remove_partial_file(operation: Operation) -> None:
+    """A backup killed midway leaves its half-written file beside the one it was
+    making (its operation names it): no use to anyone."""
+    partial = operation.details.get("partial") if operation.action == "backup" else None
+    if isinstance(partial, str) and Path(partial).name.endswith(".partial"):
+        with contextlib.suppress(OSError):
+            Path(partial).unlink(missing_ok=True)
 
 
 async def _converge(plane: PlaneContext, tenant: Tenant, target: TenantState) -> None:

@@ -17,7 +17,6 @@ again. Nothing of a restore is ever served before it is verified.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.records import Tenant, validate_tenant_id
 from controlplane.model.request import TenantRequest
 from controlplane.pgconnect import connect
+from controlplane.scratch import scratch_dir
 from tenant_schema.reshape import rebuild_vector_index
 from tenant_schema.runner import MigrationReport, migrate
 from tenant_schema.spec import IndexKind, IndexSpec, Metric, SchemaSpec
@@ -82,8 +82,10 @@ async def restore_tenant(
     started = time.monotonic()
     if as_id is not None:
         validate_tenant_id(as_id)  # before a byte of the file is read
-    with tempfile.TemporaryDirectory(prefix="tenantvec-restore-") as scratch:
-        manifest, dump = await asyncio.to_thread(read_backup, path, Path(scratch))
+    # The extracted dump, as large as the tenant: a scratch directory, so that a killed
+    # restore leaves nothing a sweep does not remove.
+    async with scratch_dir(plane.settings.scratch_root, "restore") as scratch:
+        manifest, dump = await asyncio.to_thread(read_backup, path, scratch)
         request = _request(manifest, as_id=as_id, backend=backend, server=server)
         loader = _Loader(manifest, dump)
         tenant = await create_tenant(

@@ -100,10 +100,9 @@ class Harness:
         self.api_url = api_url
         self.ttl = ttl
         self._owned_home = owned_home
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._run_loop, name="tenantvec-harness", daemon=True
-        )
+        # Made by start(): a harness never started holds no loop and no thread.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._plane: ControlPlane | None = None
         self._server: uvicorn.Server | None = None
         self._stack = contextlib.AsyncExitStack()
@@ -130,31 +129,46 @@ class Harness:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> Harness:
+        if self._thread is not None:
+            raise RuntimeError("this harness is started already")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="tenantvec-harness", daemon=True
+        )
         self._thread.start()
         self._call(self._open(), _START_TIMEOUT)
         return self
 
     def close(self) -> None:
         """Delete every tenant still live, stop what was started here."""
-        if not self._thread.is_alive():
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive():
+            self._remove_owned_home()
             return
         for tenant in list(self._live.values()):
             with contextlib.suppress(Exception):  # close the rest even if one fails
                 self.drop(tenant)
         try:
             self._call(self._stack.aclose(), _CALL_TIMEOUT)
-            self._call(self._loop.shutdown_asyncgens(), _CALL_TIMEOUT)
-            self._call(self._loop.shutdown_default_executor(), _CALL_TIMEOUT)
+            self._call(loop.shutdown_asyncgens(), _CALL_TIMEOUT)
+            self._call(loop.shutdown_default_executor(), _CALL_TIMEOUT)
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=30)
-            if not self._thread.is_alive():
-                self._loop.close()
-            if self._owned_home is not None:
-                from controlplane.localpg import EmbeddedServer
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+            if not thread.is_alive():
+                loop.close()
+            self._remove_owned_home()
 
-                EmbeddedServer(self.settings).stop()
-                shutil.rmtree(self._owned_home, ignore_errors=True)
+    def _remove_owned_home(self) -> None:
+        """Stop the embedded server of a throwaway home (if it ever started) and
+        remove the home."""
+        if self._owned_home is None:
+            return
+        from controlplane.localpg import EmbeddedServer
+
+        EmbeddedServer(self.settings).stop()
+        shutil.rmtree(self._owned_home, ignore_errors=True)
+        self._owned_home = None
 
     def __enter__(self) -> Harness:
         return self.start()
@@ -194,11 +208,10 @@ class Harness:
 
     # -- on the harness's loop ------------------------------------------------------
 
-    def _run_loop(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_forever()
-
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("start() the harness first")
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result(timeout)
 

@@ -20,7 +20,14 @@ import pytest
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackupInvalid
-from controlplane.lifecycle.backup import MANIFEST, backup_tenant, fingerprint, read_backup
+from controlplane.lifecycle.backup import (
+    MANIFEST,
+    backup_tenant,
+    fingerprint,
+    partial_path,
+    read_backup,
+)
+from controlplane.lifecycle.reconcile import reconcile
 from controlplane.lifecycle.restore import RESTORE_MARK, restore_tenant
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.model.embedder import EmbedderSpec
@@ -232,6 +239,8 @@ def test_a_restore_killed_at_any_moment_is_rolled_back_by_reconcile(
         process.wait()
         fixed = tenantctl("reconcile", "--fix", "--json")
         assert fixed.code == 0, fixed.stderr
+        # Nor is the extracted dump left behind: the killed restore's scratch is swept.
+        assert _scratch_left(settings) == [], fixed.json()["scratch_removed"]
         state = {t["id"]: t["state"] for t in tenantctl("tenants", "list", "--json").json()}
         outcomes.append(state.get(target, "absent"))
         assert state.get(target, "absent") in ("ready", "absent"), state.get(target)
@@ -306,12 +315,43 @@ def test_a_backup_killed_midway_leaves_no_file_and_reconcile_closes_it(
         if dest.exists():  # it finished before the kill: then it is whole
             read_backup(dest, tmp_path)
             dest.unlink()
+        # Never a file by the final name that is not whole.
+        assert all(p.name.startswith(".") for p in tmp_path.iterdir() if p.name != "tenant.dump")
     fixed = tenantctl("reconcile", "--fix", "--json")
     assert fixed.code == 0, fixed.stderr
     operations = tenantctl("operations", "--tenant", tenant_id, "--json").json()
     assert not [op for op in operations if op["outcome"] == "running"]
-    # Only partial leftovers, never a file by the final name that is not whole.
-    assert all(p.name.startswith(".") for p in tmp_path.iterdir() if p.name != "tenant.dump")
+    # And nothing at all once reconcile ran: no half-written file, no dump in scratch.
+    assert [p.name for p in tmp_path.iterdir() if p.name != "tenant.dump"] == []
+    assert _scratch_left(pg_settings) == []
     assert tenantctl("tenants", "backup", tenant_id, "--to", str(dest)).code == 0
     read_backup(dest, tmp_path)
     assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
+
+
+def _scratch_left(settings: Settings) -> list[str]:
+    root = settings.scratch_root
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+async def test_reconcile_removes_the_half_written_file_of_a_backup_that_died(
+    plane: ControlPlane, tenant_id: str, tmp_path: Path
+) -> None:
+    """What a backup killed while archiving leaves: its operation running, its file
+    half-written under the partial name (the final name is only ever whole)."""
+    tenant = await create_tenant(
+        plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH), actor="t"
+    )
+    partial = partial_path(tmp_path / "nightly.tvbackup")
+    partial.write_bytes(b"half a tar archive")
+    neighbour = tmp_path / "keep.txt"
+    neighbour.write_text("not ours")
+    operation = await plane.catalog.begin_operation(
+        "backup", "t", tenant=tenant, details={"partial": str(partial)}
+    )
+    report = await reconcile(plane, actor="t")
+    assert not partial.exists() and neighbour.exists()
+    closed = await plane.catalog.find_operation(operation)
+    assert closed is not None and closed.outcome.value == "failed"
+    assert report.clean
+    await delete_tenant(plane, tenant_id, actor="t")

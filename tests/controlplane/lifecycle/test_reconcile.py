@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import psycopg
@@ -82,6 +83,48 @@ async def test_delete_killed_midway_is_finished_by_reconcile(
     assert [(r.tenant, r.action, r.outcome) for r in report.repairs if r.tenant == tenant_id] == [
         (tenant_id, "finished-delete", "ok")
     ]
+    assert await plane.catalog.find_tenant(tenant_id) is None
+    assert await _objects_on_server(superuser_dsn, name) == (False, False)
+
+
+async def test_a_delete_outlasts_a_killed_create_s_create_database_still_running(
+    plane: ControlPlane, tenant_id: str, superuser_dsn: str
+) -> None:
+    """What a create killed mid-CREATE DATABASE leaves: the statement still runs on the
+    server, so the database is not there when the delete looks, and DROP ROLE waits on it
+    (the statement locks the owner role) and would then fail on the new database."""
+    tenant = await create_tenant(plane, TenantRequest(id=tenant_id, dims=3), actor="test")
+    name = tenant.placement["database"]
+    scratch = f"scratch_{uuid.uuid4().hex[:12]}"
+    admin = psycopg.sql.Identifier
+    async with await psycopg.AsyncConnection.connect(superuser_dsn, autocommit=True) as conn:
+        await conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(admin(name)))
+        await conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(admin(scratch)))
+    # The stand-in for the running CREATE DATABASE: the database appears under the
+    # tenant's name, owned by its role, when this transaction commits.
+    creating = await psycopg.AsyncConnection.connect(superuser_dsn)
+    try:
+        await creating.execute(
+            psycopg.sql.SQL("ALTER DATABASE {} RENAME TO {}").format(admin(scratch), admin(name))
+        )
+        await creating.execute(
+            psycopg.sql.SQL("ALTER DATABASE {} OWNER TO {}").format(admin(name), admin(name))
+        )
+        deleting = asyncio.create_task(delete_tenant(plane, tenant_id, actor="test"))
+        async with await psycopg.AsyncConnection.connect(superuser_dsn, autocommit=True) as conn:
+            for _ in range(200):  # until DROP ROLE waits on the role's lock
+                waiting = await (
+                    await conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                ).fetchone()
+                if waiting and waiting[0]:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the delete never waited on the running create")
+        await creating.commit()
+        await deleting
+    finally:
+        await creating.close()
     assert await plane.catalog.find_tenant(tenant_id) is None
     assert await _objects_on_server(superuser_dsn, name) == (False, False)
 

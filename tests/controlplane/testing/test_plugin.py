@@ -16,6 +16,7 @@ from controlplane.lifecycle.tenants import list_tenants
 from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
 from controlplane.settings import Settings
+from controlplane.testing import Harness
 from tests.fixtures.cli import TenantCtl, settings_env
 
 pytest_plugins = ["pytester"]
@@ -165,3 +166,13 @@ def test_run_dies(tenantvec_tenant):
     gc = tenantctl("gc", "--json")
     assert gc.code == 0, gc.stderr
     assert _tenants(pg_settings, {facts["dies"]})[facts["dies"]][0] == TenantState.DELETED.value
+
+
+def test_a_harness_never_started_holds_nothing_and_leaves_nothing() -> None:
+    harness = Harness.throwaway()
+    home = harness.settings.home
+    assert home.is_dir() and harness._thread is None  # no loop, no thread until start()
+    with pytest.raises(RuntimeError, match="start"):
+        harness.new_tenant()
+    harness.close()
+    assert not home.exists()
