@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -46,7 +45,7 @@ def backup_command(
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> Any:
-        with _spinner(cli, f"backing up {name}...", quiet=json_):
+        with cli.spinner(f"backing up {name}...", quiet=json_):
             return await backup_tenant(plane, name, to, actor=cli.actor)
 
     report = cli.run(work)
@@ -90,7 +89,7 @@ def restore_command(
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> Any:
-        with _spinner(cli, f"restoring {file}...", quiet=json_):
+        with cli.spinner(f"restoring {file}...", quiet=json_):
             return await restore_tenant(
                 plane, file, as_id=as_, backend=backend, server=server, actor=cli.actor
             )
@@ -111,8 +110,3 @@ def restore_command(
         f"{facts['documents']} documents, {facts['chunks']} chunks, verified{migrated}, "
         f"in {facts['seconds']:.1f} s"
     )
-
-
-def _spinner(cli: Any, doing: str, *, quiet: bool) -> contextlib.AbstractContextManager[Any]:
-    """A spinner on stderr while the work runs (none with --json)."""
-    return contextlib.nullcontext() if quiet else cli.err.status(doing, spinner="dots")

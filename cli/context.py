@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import os
@@ -70,6 +71,10 @@ class Cli:
 
     def print_json(self, data: Any) -> None:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+    def spinner(self, doing: str, *, quiet: bool) -> contextlib.AbstractContextManager[Any]:
+        """A spinner on stderr while one long step runs (none with --json)."""
+        return contextlib.nullcontext() if quiet else self.err.status(doing, spinner="dots")
 
 
 def get_cli(ctx: typer.Context) -> Cli:

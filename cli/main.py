@@ -18,6 +18,7 @@ from cli import (
     documents,
     imports,
     maintenance,
+    moves,
     server,
     servers,
     tenant_changes,
@@ -45,6 +46,7 @@ app = typer.Typer(
 )
 tenant_changes.register(tenants.app)
 backups.register(tenants.app)
+moves.register(tenants.app)
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(servers.app, name="servers")
 app.add_typer(documents.app, name="docs")

@@ -26,6 +26,10 @@ FAILPOINTS = frozenset(
         "chroma.after_batch",
         "neon.before_record",
         "neon.after_record",
+        "move.after_record",
+        "move.after_pause",
+        "move.after_copy",
+        "move.after_switch",
     }
 )
 CRASH_EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL

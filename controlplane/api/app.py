@@ -29,6 +29,7 @@ from controlplane.api.chunks import ChunksController
 from controlplane.api.data import DataController
 from controlplane.api.identity import whoami
 from controlplane.api.metrics import ApiMetrics, metrics_middleware
+from controlplane.api.moves import MovesController
 from controlplane.api.problems import exception_handlers
 from controlplane.api.state import ApiState
 from controlplane.api.system import healthz, metrics, readyz
@@ -112,6 +113,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             TenantsController,
             BackupsController,
+            MovesController,
             DataController,
             ChunksController,
             whoami,

@@ -21,6 +21,7 @@ from controlplane.model.views import (
     ApiKeyView,
     Identity,
     IssuedKeyView,
+    MoveView,
     OperationView,
     RestoreView,
     TenantDetail,
@@ -186,6 +187,18 @@ class _Calls:
         tenants prefer ``tenantctl tenants backup``, which streams to disk)."""
         path = f"{_tenant(tenant_id)}/backup"
         return Call("POST", path, _bytes, tenant_id=tenant_id, repeatable=True)
+
+    def move_tenant(
+        self, tenant_id: str, backend: str, *, server: str | None = None
+    ) -> Call[MoveView]:
+        """[moveTenant] Move the tenant to ``backend`` (on ``server``), verified; done
+        when it answers (as long as a backup and restore of it take)."""
+        body: dict[str, Any] = {"backend": backend}
+        if server is not None:
+            body["server"] = server
+        return Call(
+            "POST", f"{_tenant(tenant_id)}/move", _as(MoveView), body=body, tenant_id=tenant_id
+        )
 
     def restore_tenant(
         self,
@@ -371,6 +384,7 @@ OPERATIONS: dict[str, str] = {
     "resumeTenant": "resume_tenant",
     "backupTenant": "backup_tenant",
     "restoreTenant": "restore_tenant",
+    "moveTenant": "move_tenant",
     "setTenantLimits": "set_limits",
     "createKey": "create_key",
     "listKeys": "list_keys",

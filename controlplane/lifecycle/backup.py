@@ -47,9 +47,11 @@ __all__ = [
     "Fingerprint",
     "Manifest",
     "backup_tenant",
+    "dump_tenant",
     "fingerprint",
     "partial_path",
     "read_backup",
+    "tenant_settings",
 ]
 
 FORMAT = "tenantvec-backup"
@@ -188,9 +190,9 @@ async def backup_tenant(
         try:
             async with scratch_dir(plane.settings.scratch_root, "backup") as scratch:
                 dump = scratch / DUMP
-                version, found = await _dump(plane, tenant, dump)
+                version, found = await dump_tenant(plane, tenant, dump)
                 manifest = Manifest(
-                    tenant=_settings(tenant),
+                    tenant=tenant_settings(tenant),
                     schema_version=version,
                     fingerprint=found,
                     dump_sha256=await asyncio.to_thread(_sha256, dump),
@@ -211,8 +213,9 @@ async def backup_tenant(
     return report
 
 
-async def _dump(plane: PlaneContext, tenant: Tenant, dump: Path) -> tuple[int, Fingerprint]:
-    """pg_dump the rows in one snapshot, and count and digest them in the same one."""
+async def dump_tenant(plane: PlaneContext, tenant: Tenant, dump: Path) -> tuple[int, Fingerprint]:
+    """pg_dump the tenant's rows to ``dump`` in one snapshot, and count and digest them
+    in the same one: its schema version and fingerprint."""
     conninfo = plane.service_conninfo(tenant)
     where = f"tenant {tenant.id!r}"
     async with connect(
@@ -245,7 +248,7 @@ async def _dump(plane: PlaneContext, tenant: Tenant, dump: Path) -> tuple[int, F
     return version, found
 
 
-def _settings(tenant: Tenant) -> dict[str, Any]:
+def tenant_settings(tenant: Tenant) -> dict[str, Any]:
     """What a restore needs to rebuild the tenant as it was (not where it lived)."""
     return {
         "id": tenant.id,

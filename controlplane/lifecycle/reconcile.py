@@ -28,6 +28,7 @@ from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.errors import TenantBusy, TenantvecError
 from controlplane.lifecycle.change import set_state
+from controlplane.lifecycle.move import MOVE_MARK, SWITCHED, settle_move
 from controlplane.lifecycle.restore import RESTORE_MARK
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import delete_tenant, finish_delete, finish_provisioning
@@ -175,7 +176,12 @@ class _Tenants:
     def __init__(self, tenants: list[Tenant], catalog_id: str) -> None:
         self._catalog_id = catalog_id
         self._by_uid = {t.uid: t for t in tenants}
-        self._live = {(t.backend, t.id): t for t in tenants if t.state is not TenantState.DELETED}
+        self._live = {
+            (backend, t.id): t
+            for t in tenants
+            if t.state is not TenantState.DELETED
+            for backend, _, _ in _copies(t)
+        }
 
     def verdict(self, resource: OwnedResource) -> _Verdict:
         if resource.catalog_id is not None and resource.catalog_id != self._catalog_id:
@@ -198,14 +204,27 @@ class _Tenants:
 
 
 def _records(tenant: Tenant, resource: OwnedResource) -> bool:
-    """Whether ``tenant``'s placement records this very resource.
+    """Whether ``tenant``'s placement records this very resource -- in the copy that
+    serves, or in the other copy of a move in progress.
 
-    On servers the location is the server name and must match the tenant's; elsewhere
+    On servers the location is the server name and must match the copy's; elsewhere
     (Neon, own servers) the resource's name is unique on its own.
     """
-    if tenant.server is not None and tenant.server != resource.location:
-        return False
-    return resource.name in {str(v) for v in tenant.placement.values()}
+    for backend, server, placement in _copies(tenant):
+        if backend != resource.backend or (server is not None and server != resource.location):
+            continue
+        if resource.name in {str(v) for v in placement.values() if not isinstance(v, dict)}:
+            return True
+    return False
+
+
+def _copies(tenant: Tenant) -> list[tuple[str, str | None, dict[str, Any]]]:
+    """Where the tenant's resources live: its placement, and a move's other copy."""
+    copies = [(tenant.backend, tenant.server, tenant.placement)]
+    other = (tenant.placement.get(MOVE_MARK) or {}).get("other")
+    if isinstance(other, dict) and isinstance(other.get("placement"), dict):
+        copies.append((str(other.get("backend")), other.get("server"), other["placement"]))
+    return copies
 
 
 async def _repair(plane: PlaneContext, stuck: Tenant, actor: str) -> Repair:
@@ -275,6 +294,12 @@ async def _finish_interrupted(plane: PlaneContext, actor: str) -> list[Repair]:
                 )
                 _remove_partial_file(operation)
                 now = await catalog.find_tenant_by_uid(operation.tenant_uid)
+                if operation.action == "move" and now is not None and MOVE_MARK in now.placement:
+                    phase = now.placement[MOVE_MARK].get("phase")
+                    await settle_move(plane, now)
+                    done = "finished-move" if phase == SWITCHED else "rolled-back-move"
+                    repairs.append(Repair(now.id, now.state, done, "ok"))
+                    continue
                 if operation.action in _STATE_REPAIRED or now is None:
                     continue  # creates and deletes: finished above by their tenant's state
                 if now.state not in (TenantState.READY, TenantState.SUSPENDED):

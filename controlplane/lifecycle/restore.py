@@ -25,7 +25,7 @@ from typing import Any
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackupInvalid, ProvisioningError
-from controlplane.lifecycle.backup import Manifest, fingerprint, read_backup
+from controlplane.lifecycle.backup import Fingerprint, Manifest, fingerprint, read_backup
 from controlplane.lifecycle.tenants import create_tenant
 from controlplane.localpg.tools import pg_tool, run_pg_tool
 from controlplane.model.chunking import ChunkingSpec
@@ -38,7 +38,7 @@ from tenant_schema.reshape import rebuild_vector_index
 from tenant_schema.runner import MigrationReport, migrate
 from tenant_schema.spec import IndexKind, IndexSpec, Metric, SchemaSpec
 
-__all__ = ["RESTORE_MARK", "RestoreReport", "restore_tenant"]
+__all__ = ["RESTORE_MARK", "DumpLoader", "RestoreReport", "request_from_settings", "restore_tenant"]
 
 # The placement key that marks a tenant whose restore has not finished.
 RESTORE_MARK = "restore"
@@ -86,8 +86,10 @@ async def restore_tenant(
     # restore leaves nothing a sweep does not remove.
     async with scratch_dir(plane.settings.scratch_root, "restore") as scratch:
         manifest, dump = await asyncio.to_thread(read_backup, path, scratch)
-        request = _request(manifest, as_id=as_id, backend=backend, server=server)
-        loader = _Loader(manifest, dump)
+        request = request_from_settings(
+            manifest.tenant, as_id=as_id, backend=backend, server=server
+        )
+        loader = DumpLoader(manifest.schema_version, manifest.fingerprint, dump)
         tenant = await create_tenant(
             plane,
             request,
@@ -106,10 +108,11 @@ async def restore_tenant(
     )
 
 
-def _request(
-    manifest: Manifest, *, as_id: str | None, backend: str | None, server: str | None
+def request_from_settings(
+    t: dict[str, Any], *, as_id: str | None, backend: str | None, server: str | None
 ) -> TenantRequest:
-    t = manifest.tenant
+    """The create request that rebuilds a tenant from its settings (as
+    ``backup.tenant_settings`` wrote them): placed on ``backend`` / ``server``."""
     try:
         index = dict(t["index"])
         limits = dict(t.get("limits") or {})
@@ -139,12 +142,13 @@ def _request(
         raise BackupInvalid(f"the backup's tenant settings are incomplete: {exc}") from None
 
 
-class _Loader:
-    """The schema step of a restore: schema at the backup's version, rows, migrations,
-    verification, then the vector index."""
+class DumpLoader:
+    """The schema step of a restore (and of a move): schema at the dump's version, its
+    rows, migrations, verification against ``expected``, then the vector index."""
 
-    def __init__(self, manifest: Manifest, dump: Path) -> None:
-        self.manifest = manifest
+    def __init__(self, schema_version: int, expected: Fingerprint, dump: Path) -> None:
+        self.schema_version = schema_version
+        self.expected = expected
         self.dump = dump
 
     async def __call__(
@@ -160,7 +164,7 @@ class _Loader:
             text_config=tenant.text_config,
         )
         async with connect(conninfo, where=where, timeout=timeout, autocommit=False) as conn:
-            await migrate(conn, unindexed, target=self.manifest.schema_version)
+            await migrate(conn, unindexed, target=self.schema_version)
         await run_pg_tool(
             pg_tool("pg_restore", plane.settings.pg_bin),
             [
@@ -179,7 +183,7 @@ class _Loader:
             report = await migrate(conn, unindexed)
             found = await fingerprint(conn)
             await conn.commit()
-        expected = self.manifest.fingerprint
+        expected = self.expected
         if found != expected:
             raise ProvisioningError(
                 f"restore of {where} does not match its backup: {found.documents} documents "
@@ -191,7 +195,7 @@ class _Loader:
                 await rebuild_vector_index(conn, tenant.schema)
             await conn.execute("ANALYZE")
         return MigrationReport(
-            from_version=self.manifest.schema_version,
+            from_version=self.schema_version,
             to_version=report.to_version,
             applied=report.applied,
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from controlplane.backends.base import Checkpoint
+from controlplane.backends.base import Backend, Checkpoint
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
@@ -49,6 +49,7 @@ __all__ = [
     "TenantRequest",
     "apply_schema",
     "checkpoint_for",
+    "choose_server",
     "create_tenant",
     "delete_tenant",
     "delete_tenant_by_uid",
@@ -56,6 +57,7 @@ __all__ = [
     "finish_delete",
     "finish_provisioning",
     "list_tenants",
+    "make_resources",
     "tenant_detail",
     "tenant_conninfo",
 ]
@@ -113,7 +115,7 @@ async def create_tenant(
                 "the resource settings (they size instance and docker tenants)"
             )
         limits = RoleLimits.resolve(request.tier or plane.settings.default_tier, request.limits)
-        server = await _choose_server(plane, request.server) if backend.uses_servers else None
+        server = await choose_server(plane, request.server) if backend.uses_servers else None
         plan = await backend.plan(request, server)
         tenant = await catalog.add_tenant(
             id=request.id,
@@ -162,19 +164,9 @@ async def finish_provisioning(
     operation = await catalog.begin_operation(action, actor, tenant=tenant)
     try:
         checkpoint = checkpoint_for(plane, tenant, resuming=action != "create")
-
-        async def create() -> None:
-            try:
-                await backend.create(checkpoint.tenant, checkpoint)
-            except Exception:
-                checkpoint.resuming = True  # the retry must look for what this attempt made
-                raise
-
-        await with_retries(create, seconds=seconds)
-        if checkpoint.conninfo is None:
-            raise ProvisioningError(f"the {backend.kind} backend made no connection string")
+        owner = await make_resources(backend, checkpoint)
         # Migrations run as the service role, whose sessions act as the owner.
-        conninfo = checkpoint.service_conninfo or checkpoint.conninfo
+        conninfo = checkpoint.service_conninfo or owner
         failpoint(plane.settings, "create.after_resources")
         if schema_step is None:
             report = await with_retries(
@@ -200,6 +192,23 @@ async def finish_provisioning(
     )
     logger.info("tenant %s: ready (schema version %d)", tenant.id, report.to_version)
     return ready
+
+
+async def make_resources(backend: Backend, checkpoint: Checkpoint) -> ConnInfo:
+    """Have ``backend`` make (or finish making) the database and roles of
+    ``checkpoint``'s tenant, retrying while errors are transient; its owner DSN."""
+
+    async def create() -> None:
+        try:
+            await backend.create(checkpoint.tenant, checkpoint)
+        except Exception:
+            checkpoint.resuming = True  # the retry must look for what this attempt made
+            raise
+
+    await with_retries(create, seconds=backend.retry_seconds)
+    if checkpoint.conninfo is None:
+        raise ProvisioningError(f"the {backend.kind} backend made no connection string")
+    return checkpoint.conninfo
 
 
 def checkpoint_for(plane: PlaneContext, tenant: Tenant, *, resuming: bool) -> Checkpoint:
@@ -334,8 +343,11 @@ async def tenant_detail(plane: PlaneContext, tenant_id: str) -> TenantDetail:
     )
 
 
-async def _choose_server(plane: PlaneContext, requested: str | None) -> Server:
-    """The requested server, or the active one with the most free room."""
+async def choose_server(
+    plane: PlaneContext, requested: str | None, *, exclude: str | None = None
+) -> Server:
+    """The requested server, or the active one with the most free room (never
+    ``exclude``: the server a tenant moves off)."""
     counts = await plane.catalog.count_live_tenants_by_server()
     if requested is not None:
         server = await plane.catalog.get_server(requested)
@@ -353,12 +365,13 @@ async def _choose_server(plane: PlaneContext, requested: str | None) -> Server:
     candidates = [
         s
         for s in await plane.catalog.list_servers()
-        if s.state is ServerState.ACTIVE and free(s) > 0
+        if s.state is ServerState.ACTIVE and free(s) > 0 and s.name != exclude
     ]
     if not candidates:
+        other = f" other than {exclude!r}" if exclude else ""
         raise OverCapacity(
-            "no active server has room for another tenant; raise a server's capacity or "
-            "register another with 'tenantctl servers add'"
+            f"no active server{other} has room for another tenant; raise a server's "
+            "capacity or register another with 'tenantctl servers add'"
         )
     # Most room first; the name breaks ties so placement is deterministic.
     return min(candidates, key=lambda s: (-free(s), s.name))

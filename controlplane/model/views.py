@@ -15,6 +15,8 @@ __all__ = [
     "ApiKeyView",
     "Identity",
     "IssuedKeyView",
+    "Location",
+    "MoveView",
     "OperationView",
     "TenantDetail",
     "TenantView",
@@ -91,6 +93,26 @@ class Identity(Struct):
 
     admin: bool
     tenant: str | None  # the key's tenant; None for the admin token
+
+
+class Location(Struct, kw_only=True):
+    """Where a tenant's database lives: its backend, and the registered server (if the
+    backend uses servers)."""
+
+    backend: str
+    server: str | None = None
+
+
+class MoveView(Struct, kw_only=True):
+    """A tenant moved to another placement (``POST /v1/tenants/{id}/move``), verified."""
+
+    tenant: TenantView
+    moved_from: Location
+    documents: int
+    chunks: int
+    verified: bool
+    seconds: float
+    writes_paused_seconds: float
 
 
 class RestoreView(Struct, kw_only=True):

@@ -46,6 +46,10 @@ T = TypeVar("T")
 # How long requests to a tenant whose database just failed to connect fail at once
 # (and what Retry-After says), so a dead database does not tie up waiting requests.
 DOWN_SECONDS = 2.0
+# read_only_sql_transaction: a write into a database a move has paused.
+READ_ONLY_SQLSTATE = "25006"
+# What a refused write is told to wait: a small tenant's move switches over in seconds.
+WRITES_PAUSED_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,17 @@ class TenantRouter:
         try:
             yield TenantConnection(route, conn)
         except psycopg.Error as exc:
+            if exc.sqlstate == READ_ONLY_SQLSTATE:
+                # A move paused the tenant's writes (lifecycle/move.py): say so and come
+                # back; the route is read again, to find the tenant where it moved.
+                self._routes.forget(tenant_id)
+                raise TenantUnavailable(
+                    tenant_id,
+                    route.state.value,
+                    "it is moving to another placement: writes are paused until the move "
+                    "switches over (reads go on)",
+                    retry_after=WRITES_PAUSED_RETRY_SECONDS,
+                ) from exc
             if is_unavailable(exc):
                 self._routes.forget(tenant_id)  # read the catalog again next time
                 raise TenantUnavailable(

@@ -1,0 +1,340 @@
+"""Moving a tenant to another placement: copy, verify, switch, drop the old copy.
+
+Between any two placements -- a server to another, a shared server to an ``instance``
+of its own, local to ``neon`` and back. Under the tenant's lock:
+
+1. **Plan** the new copy (the target backend's own ``plan``: names, a server chosen
+   by room, never the one it leaves) and record it in the tenant's placement as
+   ``move = {phase: copying, other: <the new copy>}`` -- before anything is made, so a
+   crash leaves a record of every resource that may exist.
+2. **Make** the new copy's database and roles (``create``: the markers name the same
+   tenant incarnation, so reconcile counts them as the tenant's while it moves).
+3. **Pause writes** on the serving copy: ``ALTER DATABASE ... SET
+   default_transaction_read_only`` and the tenant's open sessions ended, so every API
+   process, job and pool gets read-only sessions from here on -- enforced by Postgres,
+   not by a flag some process might not have read yet. Reads go on: a write is
+   refused (``25006``), which the router answers with 503 + ``Retry-After``.
+4. **Copy and verify**: ``pg_dump`` of the paused copy (with its fingerprint: counts and
+   a digest of every document and chunk row, vectors included, in the same snapshot),
+   loaded by the restore's loader (schema at that version, rows, migrations, the
+   digest compared row for row, the vector index built in one pass).
+5. **Switch**: one catalog update makes the new copy the tenant's (backend, server,
+   placement, DSNs, schema version) and records the old one as
+   ``move = {phase: switched, other: <the old copy>}``; routers here are told, those of
+   other processes re-read the catalog within their route TTL -- the old copy stays,
+   paused, that long, so none of them writes into it or finds it gone.
+6. **Drop the old copy** and the ``move`` record.
+
+A kill at any point leaves the tenant served from exactly one copy: the catalog's.
+``reconcile`` settles what a dead move left (:func:`settle_move`): before the switch it
+drops the new copy and lifts the pause (rolled back); after it, it drops the old copy
+(finished). Keys, labels, embedder, chunking, index and role limits are the tenant's
+catalog row, which the move never replaces: they follow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from controlplane.backends.base import Checkpoint
+from controlplane.context import PlaneContext
+from controlplane.dsn import ConnInfo
+from controlplane.errors import Conflict, InvalidRequest
+from controlplane.failpoints import failpoint
+from controlplane.lifecycle.backup import dump_tenant, tenant_settings
+from controlplane.lifecycle.restore import DumpLoader, request_from_settings
+from controlplane.lifecycle.retry import with_retries
+from controlplane.lifecycle.tenants import choose_server, make_resources
+from controlplane.model.records import OperationOutcome, Tenant, TenantState, validate_tenant_id
+from controlplane.pgconnect import connect
+from controlplane.scratch import scratch_dir
+
+__all__ = ["MOVE_MARK", "MoveReport", "move_tenant", "pause_writes", "settle_move"]
+
+logger = logging.getLogger("tenantvec.lifecycle")
+
+# The placement key of a move in progress.
+MOVE_MARK = "move"
+COPYING = "copying"
+SWITCHED = "switched"
+
+
+@dataclass(frozen=True)
+class MoveReport:
+    tenant: Tenant
+    source_backend: str
+    source_server: str | None
+    documents: int
+    chunks: int
+    seconds: float
+    # From pausing writes to the switch, as this process saw it; other processes'
+    # routers may refuse writes up to one route TTL longer.
+    writes_paused_seconds: float
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant.id,
+            "from": {"backend": self.source_backend, "server": self.source_server},
+            "to": {"backend": self.tenant.backend, "server": self.tenant.server},
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "verified": True,  # a move that does not verify fails
+            "schema_version": self.tenant.schema_version,
+            "seconds": round(self.seconds, 3),
+            "writes_paused_seconds": round(self.writes_paused_seconds, 3),
+        }
+
+
+async def move_tenant(
+    plane: PlaneContext,
+    tenant_id: str,
+    *,
+    backend: str | None = None,
+    server: str | None = None,
+    actor: str,
+) -> MoveReport:
+    """Move tenant ``tenant_id`` to ``backend`` (default: its own) on ``server`` (for
+    backends that use servers; default: the active one with the most room)."""
+    started = time.monotonic()
+    validate_tenant_id(tenant_id)
+    tenant = await plane.catalog.get_tenant(tenant_id)
+    if tenant.state is TenantState.SUSPENDED:
+        await plane.wake(tenant.id)  # a copy is read from a running database
+    target = plane.backend(backend or tenant.backend)
+    _check_target(tenant, target.kind, target.uses_servers, server)
+    async with plane.catalog.tenant_lock(tenant.id):
+        tenant = await plane.catalog.get_tenant(tenant_id)  # as it is now, under the lock
+        if tenant.state is not TenantState.READY:
+            raise Conflict(f"tenant {tenant_id!r} is {tenant.state}: only a ready tenant moves")
+        if MOVE_MARK in tenant.placement:
+            raise Conflict(
+                f"an earlier move of tenant {tenant_id!r} was interrupted; run "
+                "'tenantctl reconcile' to settle it first"
+            )
+        source = (tenant.backend, tenant.server)
+        operation = await plane.catalog.begin_operation(
+            "move",
+            actor,
+            tenant=tenant,
+            details={"from": {"backend": source[0], "server": source[1]}},
+        )
+        try:
+            moved, copied, paused = await _move(plane, tenant, target.kind, server)
+        except Exception as exc:
+            await plane.catalog.end_operation(operation, OperationOutcome.FAILED, error=str(exc))
+            current = await plane.catalog.find_tenant_by_uid(tenant.uid)
+            if current is not None:
+                try:
+                    await settle_move(plane, current)  # nothing half-made stays
+                except Exception:  # noqa: BLE001 -- reconcile finishes what this cannot
+                    logger.warning(
+                        "tenant %s: settling the failed move failed; run reconcile",
+                        tenant.id,
+                        exc_info=True,
+                    )
+            raise
+        report = MoveReport(
+            moved,
+            source[0],
+            source[1],
+            copied[0],
+            copied[1],
+            time.monotonic() - started,
+            paused,
+        )
+        details = {k: v for k, v in report.public_dict().items() if k != "tenant"}
+        await plane.catalog.end_operation(operation, OperationOutcome.SUCCEEDED, details=details)
+    logger.info(
+        "tenant %s: moved to %s in %.1f s", tenant.id, moved.server or moved.backend, report.seconds
+    )
+    return report
+
+
+def _check_target(tenant: Tenant, kind: str, uses_servers: bool, server: str | None) -> None:
+    if server is not None and not uses_servers:
+        raise InvalidRequest(
+            f"the {kind} backend does not place tenants on registered servers: drop the server"
+        )
+    if kind == tenant.backend:
+        if not uses_servers:
+            raise InvalidRequest(
+                f"tenant {tenant.id!r} is on the {kind} backend already; move it to "
+                "another backend (a server of the postgres backend, instance, neon)"
+            )
+        if server is not None and server == tenant.server:
+            raise InvalidRequest(f"tenant {tenant.id!r} is on server {server!r} already")
+
+
+async def _move(
+    plane: PlaneContext, tenant: Tenant, kind: str, server: str | None
+) -> tuple[Tenant, tuple[int, int], float]:
+    catalog = plane.catalog
+    target = plane.backend(kind)
+    request = request_from_settings(
+        tenant_settings(tenant), as_id=None, backend=kind, server=server
+    )
+    chosen = None
+    if target.uses_servers:
+        exclude = tenant.server if kind == tenant.backend else None
+        chosen = await choose_server(plane, server, exclude=exclude)
+    plan = await target.plan(request, chosen)
+    limits = tenant.placement.get("limits")
+    new_copy = _copy_record(kind, plan.server, {**plan.placement, "limits": limits})
+    tenant = await _mark(plane, tenant, COPYING, new_copy)
+    failpoint(plane.settings, "move.after_record")
+
+    shadow = _as_copy(tenant, new_copy)
+
+    async def save(
+        placement: dict[str, Any], conninfo: ConnInfo | None, service: ConnInfo | None
+    ) -> Tenant:
+        # The new copy's progress goes into the move record; its DSNs stay in memory
+        # until the switch (a move that dies is rolled back, never resumed).
+        nonlocal tenant
+        tenant = await _mark(plane, tenant, COPYING, _copy_record(kind, plan.server, placement))
+        return _as_copy(tenant, tenant.placement[MOVE_MARK]["other"])
+
+    checkpoint = Checkpoint(
+        shadow,
+        plan.conninfo,
+        save,
+        resuming=False,
+        catalog_id=catalog.catalog_id,
+        service_conninfo=plan.service_conninfo,
+    )
+
+    owner = await make_resources(target, checkpoint)
+    service = checkpoint.service_conninfo or owner
+
+    await pause_writes(plane, tenant, paused=True)
+    paused_at = time.monotonic()
+    failpoint(plane.settings, "move.after_pause")
+    async with scratch_dir(plane.settings.scratch_root, "move") as scratch:
+        dump = scratch / "tenant.dump"
+        version, found = await dump_tenant(plane, tenant, dump)
+        loaded = await DumpLoader(version, found, dump)(plane, checkpoint.tenant, service)
+    failpoint(plane.settings, "move.after_copy")
+
+    old_copy = _copy_record(
+        tenant.backend,
+        tenant.server,
+        {k: v for k, v in tenant.placement.items() if k != MOVE_MARK},
+    )
+    new_placement = {
+        **checkpoint.tenant.placement,
+        MOVE_MARK: {"phase": SWITCHED, "other": old_copy},
+    }
+    moved = await catalog.update_tenant(
+        tenant.uid,
+        backend=kind,
+        server=plan.server,
+        placement=new_placement,
+        dsn_encrypted=plane.box.encrypt(owner.dsn),
+        service_dsn_encrypted=plane.box.encrypt(service.dsn)
+        if checkpoint.service_conninfo is not None
+        else None,
+        schema_version=loaded.to_version,
+    )
+    paused = time.monotonic() - paused_at
+    await plane.tenant_changed(tenant.id)
+    failpoint(plane.settings, "move.after_switch")
+    # Other processes' routers read the catalog again within their route TTL; until
+    # then they may still send requests to the old copy: it stays, paused, that long.
+    await asyncio.sleep(plane.settings.route_ttl_seconds)
+    moved = await settle_move(plane, moved)
+    return moved, (found.documents, found.chunks), paused
+
+
+async def settle_move(plane: PlaneContext, tenant: Tenant) -> Tenant:
+    """Finish what a move of ``tenant`` left (the caller holds its lock): the copy that
+    does not serve is dropped; before the switch the pause on the serving copy is lifted
+    too (rolled back); the move record goes last. A tenant with no move: unchanged."""
+    record = tenant.placement.get(MOVE_MARK)
+    if not isinstance(record, dict):
+        return tenant
+    other = record.get("other")
+    if isinstance(other, dict):
+        shadow = _as_copy(tenant, other)
+        backend = plane.backend(shadow.backend)
+        erasure = await with_retries(lambda: backend.delete(shadow), seconds=backend.retry_seconds)
+        logger.info(
+            "tenant %s: dropped its %s copy on %s (%s)",
+            tenant.id,
+            "new" if record.get("phase") == COPYING else "old",
+            shadow.server or shadow.backend,
+            "gone now" if erasure.immediate else "kept by the infrastructure for a while",
+        )
+    if record.get("phase") == COPYING:
+        await pause_writes(plane, tenant, paused=False)
+    settled = await plane.catalog.update_tenant(
+        tenant.uid, placement={k: v for k, v in tenant.placement.items() if k != MOVE_MARK}
+    )
+    await plane.tenant_changed(tenant.id)
+    return settled
+
+
+async def pause_writes(plane: PlaneContext, tenant: Tenant, *, paused: bool) -> None:
+    """Make the tenant's database read-only for every new session (``paused``) and end
+    the open ones, or writable again. As the service role, acting as the database's
+    owner: it may alter the database and end the sessions of the tenant's roles."""
+    where = f"tenant {tenant.id!r}"
+    conninfo = plane.service_conninfo(tenant)
+    async with connect(
+        conninfo, where=where, timeout=plane.settings.connect_timeout, autocommit=True
+    ) as conn:
+        # This session opened after a pause would be read-only itself.
+        await conn.execute("SET default_transaction_read_only = off")
+        row = await (await conn.execute("SELECT current_database()")).fetchone()
+        assert row is not None
+        database = sql.Identifier(str(row[0]))
+        if not paused:
+            await conn.execute(
+                sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only").format(database)
+            )
+            return
+        await conn.execute(
+            sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(database)
+        )
+        # Sessions opened before keep their writable default: end them (a pooled idle
+        # one is replaced at its next checkout, a read in flight is retried). A role may
+        # end its own sessions: first the owner's (this session acts as the owner), then
+        # the service role's (as itself; the same role again where there is none).
+        for _ in ("owner", "service"):
+            await conn.execute(_END_OWN_SESSIONS)
+            await conn.execute("SET ROLE NONE")
+
+
+_END_OWN_SESSIONS = """
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND usename = current_user
+"""
+
+
+def _copy_record(backend: str, server: str | None, placement: dict[str, Any]) -> dict[str, Any]:
+    return {"backend": backend, "server": server, "placement": placement}
+
+
+def _as_copy(tenant: Tenant, copy: dict[str, Any]) -> Tenant:
+    """The tenant as it lives in ``copy`` (a move's other copy), to hand a backend."""
+    return dataclasses.replace(
+        tenant,
+        backend=str(copy["backend"]),
+        server=copy.get("server"),
+        placement=dict(copy.get("placement") or {}),
+        dsn_encrypted=None,
+        service_dsn_encrypted=None,
+    )
+
+
+async def _mark(plane: PlaneContext, tenant: Tenant, phase: str, other: dict[str, Any]) -> Tenant:
+    return await plane.catalog.update_tenant(
+        tenant.uid,
+        placement={**tenant.placement, MOVE_MARK: {"phase": phase, "other": other}},
+    )

@@ -1,0 +1,349 @@
+"""Moving a tenant between placements on real servers: server to server, to a server of
+its own, to Neon (the fake) and back; reads and writes while it moves; moves killed at
+random moments and settled by ``reconcile``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from controlplane.errors import InvalidRequest, ServerNotFound, TenantUnavailable
+from controlplane.keys import create_key, list_keys
+from controlplane.lifecycle.backup import fingerprint
+from controlplane.lifecycle.move import MOVE_MARK, move_tenant
+from controlplane.lifecycle.reconcile import find_orphans, reconcile
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
+from controlplane.model.chunking import ChunkingSpec
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.records import Tenant, TenantState
+from controlplane.pgconnect import connect
+from controlplane.plane import ControlPlane
+from controlplane.retrieval import SearchRequest, UpsertRequest
+from controlplane.retrieval.documents import upsert_documents
+from controlplane.retrieval.search import search
+from controlplane.routing import TenantRouter
+from controlplane.settings import Settings
+from tenant_schema.spec import IndexKind, IndexSpec
+from tests.controlplane.lifecycle.test_backup import documents, load
+from tests.fakes.neon import FakeNeon
+from tests.fixtures.cli import TENANTCTL, TenantCtl, one_line_error, settings_env
+from tests.fixtures.fakes import neon_settings
+
+HASH = EmbedderSpec.parse("hash")
+
+
+@pytest.fixture
+async def fleet_plane(fleet: Settings) -> AsyncIterator[ControlPlane]:
+    async with ControlPlane.open(fleet) as plane:
+        yield plane
+
+
+async def _state(plane: ControlPlane, tenant: Tenant) -> dict[str, Any]:
+    """What must survive a move: the rows (digest), schema, settings, labels."""
+    async with connect(
+        plane.service_conninfo(tenant), where="test", timeout=5, autocommit=True
+    ) as conn:
+        found = await fingerprint(conn)
+        index = await (
+            await conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'chunks' AND indexdef LIKE "
+                "'%hnsw%'"
+            )
+        ).fetchall()
+    return {
+        "fingerprint": found,
+        "index": [row[0].split(" USING ")[1] for row in index],
+        "schema_version": tenant.schema_version,
+        "settings": (tenant.dims, tenant.index, tenant.embedder, tenant.chunking, tenant.labels),
+        "limits": tenant.placement.get("limits"),
+        "uid": tenant.uid,
+    }
+
+
+async def _databases_on(server: str, plane: ControlPlane, name: str) -> bool:
+    admin = plane.servers.admin_conninfo(await plane.catalog.get_server(server))
+    async with await psycopg.AsyncConnection.connect(admin.dsn) as conn:
+        row = await (
+            await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        ).fetchone()
+    return row is not None
+
+
+async def test_a_tenant_moves_round_every_placement_and_keeps_everything(
+    fleet: Settings, fake_neon: FakeNeon, tenant_id: str
+) -> None:
+    settings = neon_settings(fleet, fake_neon)
+    async with ControlPlane.open(settings) as plane:
+        await create_tenant(
+            plane,
+            TenantRequest(
+                id=tenant_id,
+                dims=3,
+                embedder=HASH,
+                index=IndexSpec(kind=IndexKind.HNSW, m=8, ef_construction=32),
+                chunking=ChunkingSpec(max_tokens=64, overlap=8),
+                labels={"plan": "pro"},
+                server="local",
+            ),
+            actor="t",
+        )
+        await load(plane, tenant_id, 200)
+        issued = await create_key(plane, tenant_id, name="app", actor="t")
+        before = await _state(plane, await plane.catalog.get_tenant(tenant_id))
+        query = SearchRequest(vector=[1.0, 0.5, 0.1], k=5)
+        async with TenantRouter.open(plane) as router:
+            expected = [h.chunk_id for h in (await search(router, tenant_id, query)).results]
+        trail = [("postgres", "second"), ("instance", None), ("neon", None), ("postgres", "local")]
+        for backend, server in trail:
+            old = await plane.catalog.get_tenant(tenant_id)
+            report = await move_tenant(plane, tenant_id, backend=backend, server=server, actor="t")
+            moved = report.tenant
+            assert (moved.backend, moved.server) == (backend, server), report.public_dict()
+            assert (report.documents, report.chunks) == (200, before["fingerprint"].chunks)
+            assert MOVE_MARK not in moved.placement and moved.state is TenantState.READY
+            now = await _state(plane, moved)
+            assert now == before, (backend, server)
+            # The key is still the tenant's; search answers the same, from the new copy.
+            keys = await list_keys(plane, tenant_id)
+            assert [(k.id, k.tenant_uid, k.revoked_at) for k in keys] == [
+                (issued.key.id, moved.uid, None)
+            ]
+            async with TenantRouter.open(plane) as router:
+                hits = [h.chunk_id for h in (await search(router, tenant_id, query)).results]
+            assert hits == expected, (backend, server)
+            # The old copy is gone.
+            if old.server is not None:
+                assert not await _databases_on(old.server, plane, old.placement["database"])
+        assert [o for o in await find_orphans(plane) if o.tenant_id == tenant_id] == []
+        operations = await plane.catalog.list_operations(tenant_id=tenant_id, limit=20)
+        moves = [op for op in operations if op.action == "move"]
+        assert len(moves) == 4 and all(op.outcome.value == "succeeded" for op in moves)
+        await delete_tenant(plane, tenant_id, actor="t")
+
+
+async def test_reads_go_on_and_writes_wait_while_a_tenant_moves(
+    fleet_plane: ControlPlane, tenant_id: str
+) -> None:
+    """Every acknowledged write is in the moved tenant; refused ones say why and when
+    to come back; no read fails."""
+    plane = fleet_plane
+    await create_tenant(
+        plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH, server="local"), actor="t"
+    )
+    await load(plane, tenant_id, 2000)
+    acknowledged: list[str] = []
+    refused: list[TenantUnavailable] = []
+    reads = 0
+
+    async with TenantRouter.open(plane) as router:
+        moving = asyncio.create_task(
+            move_tenant(plane, tenant_id, backend="postgres", server="second", actor="t")
+        )
+
+        async def writer() -> None:
+            n = 0
+            while not moving.done():
+                doc = documents(1, start=10_000 + n)[0]
+                n += 1
+                try:
+                    await upsert_documents(router, tenant_id, UpsertRequest(documents=[doc]))
+                    acknowledged.append(doc.id)
+                except TenantUnavailable as exc:
+                    refused.append(exc)
+                await asyncio.sleep(0.01)
+
+        async def reader() -> None:
+            nonlocal reads
+            while not moving.done():
+                found = await search(router, tenant_id, SearchRequest(vector=[1.0, 0.1, 0.2], k=3))
+                assert len(found.results) == 3
+                reads += 1
+                await asyncio.sleep(0.005)
+
+        await asyncio.gather(writer(), reader(), moving)
+        report = moving.result()
+        # Writes after the move go to the new copy.
+        await upsert_documents(
+            router, tenant_id, UpsertRequest(documents=documents(1, start=99_999))
+        )
+        acknowledged.append("doc-99999")
+    moved = await plane.catalog.get_tenant(tenant_id)
+    async with connect(plane.service_conninfo(moved), where="t", timeout=5) as conn:
+        rows = await (
+            await conn.execute("SELECT id FROM documents WHERE id = ANY(%s)", (acknowledged,))
+        ).fetchall()
+    assert {r[0] for r in rows} == set(acknowledged), "an acknowledged write was lost"
+    assert refused, "no write came during the pause: the test proves nothing"
+    # Refused because paused -- or, for a write in flight when the pause began, because
+    # its session was ended (rolled back, so retrying it is safe).
+    assert all(("moving" in str(e) or e.lost) and e.retry_after > 0 for e in refused), {
+        str(e) for e in refused
+    }
+    assert any("moving" in str(e) for e in refused)
+    assert reads > 10 and report.writes_paused_seconds > 0
+    print(
+        f"reads {reads}, writes {len(acknowledged)} ok / {len(refused)} refused, "
+        f"paused {report.writes_paused_seconds:.2f} s of {report.seconds:.2f} s"
+    )
+    await delete_tenant(plane, tenant_id, actor="t")
+
+
+async def test_bad_destinations_are_refused_before_anything_is_made(
+    fleet_plane: ControlPlane, tenant_id: str
+) -> None:
+    plane = fleet_plane
+    await create_tenant(
+        plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH, server="local"), actor="t"
+    )
+    for backend, server, error, says in (
+        ("postgres", "local", InvalidRequest, "already"),
+        ("instance", "second", InvalidRequest, "registered servers"),
+        ("postgres", "nowhere", ServerNotFound, "nowhere"),
+    ):
+        with pytest.raises(error, match=says):
+            await move_tenant(plane, tenant_id, backend=backend, server=server, actor="t")
+    tenant = await plane.catalog.get_tenant(tenant_id)
+    assert tenant.server == "local" and MOVE_MARK not in tenant.placement
+    await delete_tenant(plane, tenant_id, actor="t")
+
+
+@pytest.mark.parametrize(
+    ("failpoint", "settled"),
+    [
+        ("move.after_record", "rolled-back-move"),
+        ("move.after_pause", "rolled-back-move"),
+        ("move.after_copy", "rolled-back-move"),
+        ("move.after_switch", "finished-move"),
+    ],
+)
+def test_a_move_killed_at_each_step_is_settled_by_reconcile(
+    fleet: Settings, tenant_id: str, failpoint: str, settled: str
+) -> None:
+    env = settings_env(fleet)
+
+    def run(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*TENANTCTL, *args], env={**env, **(extra or {})}, capture_output=True, text=True
+        )
+
+    assert run("tenants", "create", tenant_id, "--dims", "3", "--server", "local").returncode == 0
+    asyncio.run(_load(fleet, tenant_id, 50))
+    crashed = run(
+        "tenants", "move", tenant_id, "--to", "postgres:second",
+        extra={"TENANTVEC_FAILPOINTS": failpoint},
+    )  # fmt: skip
+    assert crashed.returncode == 137, crashed.stderr
+    fixed = run("reconcile", "--fix", "--json")
+    assert fixed.returncode == 0, fixed.stderr
+    repairs = {r["tenant"]: r["action"] for r in json.loads(fixed.stdout)["repairs"]}
+    assert repairs.get(tenant_id) == settled, fixed.stdout
+    asyncio.run(_served_from_one_copy(fleet, tenant_id, 50))
+    assert run("tenants", "delete", tenant_id, "--yes").returncode == 0
+
+
+def test_moves_killed_at_random_moments_leave_one_copy_that_serves_and_writes(
+    fleet: Settings, tenant_id: str
+) -> None:
+    """Real kills of the CLI's whole process group: afterwards reconcile leaves the
+    tenant ready on exactly one of the two servers, writable, nothing orphaned."""
+    env = settings_env(fleet)
+    rng = random.Random(os.getpid())
+    created = subprocess.run(
+        [*TENANTCTL, "tenants", "create", tenant_id, "--dims", "3", "--server", "local"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert created.returncode == 0, created.stderr
+    asyncio.run(_load(fleet, tenant_id, 300))
+    where = []
+    for attempt in range(4):
+        current = asyncio.run(_server_of(fleet, tenant_id))
+        other = "second" if current == "local" else "local"
+        process = subprocess.Popen(
+            [*TENANTCTL, "tenants", "move", tenant_id, "--to", f"postgres:{other}", "--json"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(0.4, 2.5))
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        fixed = subprocess.run(
+            [*TENANTCTL, "reconcile", "--fix", "--json"], env=env, capture_output=True, text=True
+        )
+        assert fixed.returncode == 0, (attempt, fixed.stderr)
+        where.append(asyncio.run(_served_from_one_copy(fleet, tenant_id, 300 + attempt)))
+        asyncio.run(_load(fleet, tenant_id, 1, start=5000 + attempt))  # writable again
+    print("served from, after each kill:", where)
+    deleted = subprocess.run(
+        [*TENANTCTL, "tenants", "delete", tenant_id, "--yes"], env=env, capture_output=True
+    )
+    assert deleted.returncode == 0
+
+
+async def _load(settings: Settings, tenant_id: str, n: int, start: int = 0) -> None:
+    async with ControlPlane.open(settings) as plane:
+        await load(plane, tenant_id, n, start)
+
+
+async def _server_of(settings: Settings, tenant_id: str) -> str | None:
+    async with ControlPlane.open(settings) as plane:
+        return (await plane.catalog.get_tenant(tenant_id)).server
+
+
+async def _served_from_one_copy(settings: Settings, tenant_id: str, documents_: int) -> str:
+    """The tenant is ready, unmarked, holds its documents, and exactly one database of
+    its incarnation exists across the servers."""
+    async with ControlPlane.open(settings) as plane:
+        tenant = await plane.catalog.get_tenant(tenant_id)
+        assert tenant.state is TenantState.READY and MOVE_MARK not in tenant.placement
+        async with connect(plane.service_conninfo(tenant), where="t", timeout=5) as conn:
+            count = await (await conn.execute("SELECT count(*) FROM documents")).fetchone()
+            writable = await (await conn.execute("SHOW default_transaction_read_only")).fetchone()
+        assert count == (documents_,) and writable == ("off",)
+        mine = [
+            r
+            for r in await plane.backend("postgres").list_resources()
+            if r.tenant_uid == tenant.uid and r.kind == "database"
+        ]
+        assert [(r.location, r.name) for r in mine] == [
+            (tenant.server, tenant.placement["database"])
+        ]
+        assert [o for o in await find_orphans(plane) if o.tenant_uid == tenant.uid] == []
+        assert (await reconcile(plane, actor="t")).clean
+        return str(tenant.server)
+
+
+def test_the_cli_refuses_a_bad_destination_in_one_line(
+    tenantctl: TenantCtl, tenant_id: str
+) -> None:
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "3").code == 0
+    for to, says in (
+        ("postgres:local", "already"),
+        ("postgres:", "BACKEND or BACKEND:SERVER"),
+        (":local", "BACKEND or BACKEND:SERVER"),
+        ("bogus", "bogus"),
+        ("instance:local", "registered servers"),
+        ("postgres:Bad_Name", "server name"),
+    ):
+        result = tenantctl("tenants", "move", tenant_id, "--to", to)
+        assert result.code == 2, (to, result.stderr)
+        assert says in one_line_error(result.stderr), (to, result.stderr)
+    missing = tenantctl("tenants", "move", f"{tenant_id}-gone", "--to", "instance")
+    assert missing.code != 0 and "not found" in one_line_error(missing.stderr)
+    shown = tenantctl("tenants", "show", tenant_id, "--json").json()
+    assert shown["server"] == "local" and "move" not in shown["placement"]
+    assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
