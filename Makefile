@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 N      ?= 200
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup clean
+.PHONY: help install demo test lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup bench-move bench-fleet clean
 
 help: ## List the developer commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,7 +36,7 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup ## Run every benchmark
+bench: bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup bench-move bench-fleet ## Run every benchmark
 
 bench-provision: $(STAMP) ## Create and delete N tenants (N=200); write docs/benchmarks.md
 	$(PY) -m bench.provision --tenants $(N) --write docs/benchmarks.md
@@ -49,6 +49,12 @@ bench-ingest: $(STAMP) ## Ingest throughput (1024 dims, batches of 500): library
 
 bench-backup: $(STAMP) ## Back up and restore tenants of 1K/10K/100K chunks vs plain pg_dump/pg_restore (~20 min); write docs/benchmarks.md
 	$(PY) -m bench.backup --runs 2 --write docs/benchmarks.md
+
+bench-move: $(STAMP) ## Move tenants of 1K/10K/100K chunks between two servers while they serve, vs plain pg_dump | pg_restore; write docs/benchmarks.md
+	$(PY) -m bench.move --write docs/benchmarks.md
+
+bench-fleet: $(STAMP) ## Operator commands (list, reconcile, doctor, migrate --all, gc) as the fleet grows to 1K/2K/5K tenants; write docs/benchmarks.md
+	$(PY) -m bench.fleet --write docs/benchmarks.md
 
 bench-quality: $(STAMP) ## Recall@5 and MRR (vector, keyword, hybrid) on our docs, hash vs wordllama; write docs/benchmarks.md
 	$(PY) -m bench.quality --write docs/benchmarks.md

@@ -14,7 +14,12 @@ from controlplane.errors import (
     TenantvecError,
 )
 
-__all__ = ["EXIT_CODES_HELP", "exit_code_for"]
+__all__ = ["EXIT_CODES_HELP", "CommandFailed", "exit_code_for"]
+
+
+class CommandFailed(TenantvecError):
+    """The command ran but reports failures (already printed): exit 1, say it once."""
+
 
 OK = 0
 FAILURE = 1  # the request was fine, carrying it out failed

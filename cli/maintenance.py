@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet
 from rich.table import Table
 
 from cli.context import Cli, JsonOption, get_cli
+from cli.errors import CommandFailed
 
 if TYPE_CHECKING:
     from controlplane.lifecycle.doctor import DoctorReport
@@ -20,15 +21,11 @@ if TYPE_CHECKING:
     )
     from controlplane.plane import ControlPlane
 
-from controlplane.errors import InvalidRequest, TenantvecError
+from controlplane.errors import InvalidRequest
 from controlplane.inputs import printable
 from controlplane.model.records import Operation, TenantState
 
 __all__ = ["register"]
-
-
-class CommandFailed(TenantvecError):
-    """The command ran but reports failures (already printed): exit 1, say it once."""
 
 
 def register(app: typer.Typer) -> None:

@@ -163,6 +163,14 @@ class Settings:
         default=32 * 1024 * 1024,
         parse=parse_positive_int,
     )
+    index_build_memory: str = _setting(
+        "TENANTVEC_INDEX_BUILD_MEMORY",
+        "maintenance_work_mem of the sessions that build a tenant's whole vector index at "
+        "once (restore, move, set-index), e.g. 1GB. An HNSW graph that does not fit is "
+        "built many times slower; each build in progress may use this much.",
+        default="512MB",
+        parse=parse_pg_size,
+    )
     max_restore_bytes: int = _setting(
         "TENANTVEC_MAX_RESTORE_BYTES",
         "Largest backup file POST /v1/restores accepts (bytes); larger ones get 413. "

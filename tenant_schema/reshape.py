@@ -57,14 +57,26 @@ async def change_dimensions(conn: psycopg.AsyncConnection[Any], spec: SchemaSpec
         ) from exc
 
 
-async def rebuild_vector_index(conn: psycopg.AsyncConnection[Any], spec: SchemaSpec) -> None:
-    """Replace the vector index of ``chunks`` with ``spec.index``, online.
+async def rebuild_vector_index(
+    conn: psycopg.AsyncConnection[Any],
+    spec: SchemaSpec,
+    *,
+    online: bool = True,
+    memory: str | None = None,
+) -> None:
+    """Replace the vector index of ``chunks`` with ``spec.index`` -- ``online``
+    (``CREATE INDEX CONCURRENTLY``: writers go on; two passes over the table) or, for a
+    database nothing serves yet (a restore, a move), in one faster pass. ``memory``:
+    the build's ``maintenance_work_mem`` (an HNSW graph that does not fit is built far
+    slower).
 
     ``conn`` must be in autocommit mode: ``CREATE INDEX CONCURRENTLY`` refuses to run in
     a transaction. The session holds the migration lock throughout, so no migration or
     other rebuild runs beside it. A build that fails leaves an invalid index behind,
     which is dropped; the old index keeps serving.
     """
+    if memory is not None:
+        await conn.execute("SELECT set_config('maintenance_work_mem', %s, false)", (memory,))
     await conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
     try:
         await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(_NEW_INDEX)))
@@ -74,7 +86,7 @@ async def rebuild_vector_index(conn: psycopg.AsyncConnection[Any], spec: SchemaS
             )
             return
         try:
-            await conn.execute(vector_index_sql(spec, name=_NEW_INDEX, concurrently=True))
+            await conn.execute(vector_index_sql(spec, name=_NEW_INDEX, concurrently=online))
         except psycopg.Error:
             await conn.execute(
                 sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(_NEW_INDEX))

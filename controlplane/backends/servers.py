@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,10 @@ logger = logging.getLogger("tenantvec.provisioning.servers")
 TEMPLATE_DB = "tenantvec_template"
 
 
+# How long a server's used bytes, as placement read them, are taken as current.
+USED_BYTES_SECONDS = 30.0
+
+
 @dataclass(frozen=True)
 class ServerFacts:
     server_version: str
@@ -51,6 +56,7 @@ class ServerDirectory:
     def __init__(self, catalog: Catalog, box: SecretBox) -> None:
         self._catalog = catalog
         self._box = box
+        self._bytes: dict[str, tuple[float, int]] = {}  # name -> (read at, bytes)
 
     async def get(self, name: str) -> Server:
         return await self._catalog.get_server(name)
@@ -60,6 +66,23 @@ class ServerDirectory:
 
     def admin_conninfo(self, server: Server) -> ConnInfo:
         return ConnInfo.parse(self._box.decrypt(server.admin_dsn_encrypted))
+
+    async def used_bytes(self, server: Server, *, timeout: int) -> int:
+        """What the server's databases hold on disk, read at most every
+        ``USED_BYTES_SECONDS`` (placement asks on every create)."""
+        cached = self._bytes.get(server.name)
+        if cached is not None and time.monotonic() - cached[0] < USED_BYTES_SECONDS:
+            return cached[1]
+        where = f"server {server.name!r}"
+        async with connect(self.admin_conninfo(server), where=where, timeout=timeout) as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT coalesce(sum(pg_database_size(oid)), 0) FROM pg_database"
+                )
+            ).fetchone()
+        used = int(row[0]) if row else 0
+        self._bytes[server.name] = (time.monotonic(), used)
+        return used
 
 
 async def inspect_server(admin: ConnInfo, *, where: str, timeout: int) -> ServerFacts:
@@ -141,6 +164,7 @@ async def register_server(
     *,
     kind: str = "external",
     capacity: int | None = None,
+    capacity_bytes: int | None = None,
     timeout: int = 5,
     replace: bool = False,
 ) -> Server:
@@ -148,6 +172,8 @@ async def register_server(
     validate_server_name(name)
     if capacity is not None and capacity < 0:
         raise InvalidRequest("capacity must be zero or more tenants")
+    if capacity_bytes is not None and capacity_bytes < 0:
+        raise InvalidRequest("the byte capacity must be zero or more")
     if admin.password is None and not admin.host.startswith("/"):
         raise InvalidRequest("the server's DSN needs a password (scram-sha-256 login)")
     where = f"server {name!r}"
@@ -163,6 +189,7 @@ async def register_server(
         state=ServerState.ACTIVE,
         address=f"{admin.host}:{admin.port}",
         capacity=capacity,
+        capacity_bytes=capacity_bytes,
         server_version=facts.server_version,
         pgvector_version=facts.pgvector_version,
         created_at=utcnow(),

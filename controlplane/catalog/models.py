@@ -90,6 +90,7 @@ class ServerRow(SQLModel, table=True):
     address: str = Field(max_length=255)
     admin_dsn_encrypted: str = Field(sa_column=Column(Text, nullable=False))
     capacity: int | None = None
+    capacity_bytes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     server_version: str = Field(max_length=32)
     pgvector_version: str = Field(max_length=32)
     created_at: datetime = _ts()

@@ -36,6 +36,7 @@ class ServerStore(StoreBase):
                 "address": server.address,
                 "admin_dsn_encrypted": server.admin_dsn_encrypted,
                 "capacity": server.capacity,
+                "capacity_bytes": server.capacity_bytes,
                 "server_version": server.server_version,
                 "pgvector_version": server.pgvector_version,
             }
@@ -67,6 +68,19 @@ class ServerStore(StoreBase):
             rows = (await session.exec(select(ServerRow).order_by(col(ServerRow.name)))).all()
             return [_server(row) for row in rows]
 
+    async def update_server(self, name: str, **changes: Any) -> Server:
+        """Change a registered server's ``state``, ``capacity`` or ``capacity_bytes``."""
+        async with self._session() as session:
+            row = await session.get(ServerRow, name)
+            if row is None:
+                raise ServerNotFound(name)
+            for key, value in changes.items():
+                setattr(row, key, value.value if hasattr(value, "value") else value)
+            session.add(row)
+            await session.commit()
+            await session.refresh(row)
+            return _server(row)
+
     async def remove_server(self, name: str) -> None:
         async with self._session() as session:
             row = await session.get(ServerRow, name)
@@ -83,6 +97,7 @@ def _server(row: ServerRow) -> Server:
         state=ServerState(row.state),
         address=row.address,
         capacity=row.capacity,
+        capacity_bytes=row.capacity_bytes,
         server_version=row.server_version,
         pgvector_version=row.pgvector_version,
         created_at=row.created_at,

@@ -54,7 +54,9 @@ class SetIndex(TenantChange):
             where=f"tenant {tenant.id!r}",
             timeout=plane.settings.connect_timeout,
         ) as conn:
-            await rebuild_vector_index(conn, self._schema(tenant))
+            await rebuild_vector_index(
+                conn, self._schema(tenant), memory=plane.settings.index_build_memory
+            )
         return await plane.catalog.update_tenant(
             tenant.uid, index_kind=self.index.kind.value, index_params=self.index.params()
         )

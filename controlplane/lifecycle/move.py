@@ -9,15 +9,18 @@ of its own, local to ``neon`` and back. Under the tenant's lock:
    crash leaves a record of every resource that may exist.
 2. **Make** the new copy's database and roles (``create``: the markers name the same
    tenant incarnation, so reconcile counts them as the tenant's while it moves).
-3. **Pause writes** on the serving copy: ``ALTER DATABASE ... SET
+3. **Copy** while writes go on: ``pg_dump`` of the serving copy (with its fingerprint:
+   counts and a digest of every document and chunk row, vectors included, in the same
+   snapshot), loaded by the restore's loader (schema at that version, rows, migrations,
+   the digest compared row for row, the vector index built in one pass).
+4. **Pause writes and catch up**: ``ALTER DATABASE ... SET
    default_transaction_read_only`` and the tenant's open sessions ended, so every API
    process, job and pool gets read-only sessions from here on -- enforced by Postgres,
-   not by a flag some process might not have read yet. Reads go on: a write is
-   refused (``25006``), which the router answers with 503 + ``Retry-After``.
-4. **Copy and verify**: ``pg_dump`` of the paused copy (with its fingerprint: counts and
-   a digest of every document and chunk row, vectors included, in the same snapshot),
-   loaded by the restore's loader (schema at that version, rows, migrations, the
-   digest compared row for row, the vector index built in one pass).
+   not by a flag some process might not have read yet. Reads go on; a write is refused
+   (``25006``), which the router answers with 503 + ``Retry-After``. Then what was
+   written during the copy is brought over document by document (lifecycle/catchup.py)
+   and both fingerprints compared. (A tenant at an older schema version than the
+   latest is paused before the copy instead: its copy is migrated past it.)
 5. **Switch**: one catalog update makes the new copy the tenant's (backend, server,
    placement, DSNs, schema version) and records the old one as
    ``move = {phase: switched, other: <the old copy>}``; routers here are told, those of
@@ -46,15 +49,18 @@ from psycopg import sql
 from controlplane.backends.base import Checkpoint
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
-from controlplane.errors import Conflict, InvalidRequest
+from controlplane.errors import Conflict, InvalidRequest, ProvisioningError
 from controlplane.failpoints import failpoint
 from controlplane.lifecycle.backup import dump_tenant, tenant_settings
+from controlplane.lifecycle.catchup import CatchUp, catch_up
+from controlplane.lifecycle.placement import choose_server
 from controlplane.lifecycle.restore import DumpLoader, request_from_settings
 from controlplane.lifecycle.retry import with_retries
-from controlplane.lifecycle.tenants import choose_server, make_resources
+from controlplane.lifecycle.tenants import make_resources
 from controlplane.model.records import OperationOutcome, Tenant, TenantState, validate_tenant_id
 from controlplane.pgconnect import connect
 from controlplane.scratch import scratch_dir
+from tenant_schema.migrations import MigrationSet
 
 __all__ = ["MOVE_MARK", "MoveReport", "move_tenant", "pause_writes", "settle_move"]
 
@@ -73,6 +79,9 @@ class MoveReport:
     source_server: str | None
     documents: int
     chunks: int
+    # Documents copied again (or deleted) during the pause: written while the first
+    # copy ran.
+    caught_up: int
     seconds: float
     # From pausing writes to the switch, as this process saw it; other processes'
     # routers may refuse writes up to one route TTL longer.
@@ -85,6 +94,7 @@ class MoveReport:
             "to": {"backend": self.tenant.backend, "server": self.tenant.server},
             "documents": self.documents,
             "chunks": self.chunks,
+            "caught_up": self.caught_up,
             "verified": True,  # a move that does not verify fails
             "schema_version": self.tenant.schema_version,
             "seconds": round(self.seconds, 3),
@@ -146,6 +156,7 @@ async def move_tenant(
             source[1],
             copied[0],
             copied[1],
+            copied[2],
             time.monotonic() - started,
             paused,
         )
@@ -174,7 +185,7 @@ def _check_target(tenant: Tenant, kind: str, uses_servers: bool, server: str | N
 
 async def _move(
     plane: PlaneContext, tenant: Tenant, kind: str, server: str | None
-) -> tuple[Tenant, tuple[int, int], float]:
+) -> tuple[Tenant, tuple[int, int, int], float]:
     catalog = plane.catalog
     target = plane.backend(kind)
     request = request_from_settings(
@@ -213,13 +224,30 @@ async def _move(
     owner = await make_resources(target, checkpoint)
     service = checkpoint.service_conninfo or owner
 
-    await pause_writes(plane, tenant, paused=True)
-    paused_at = time.monotonic()
-    failpoint(plane.settings, "move.after_pause")
+    # A tenant at the latest schema version is copied while it takes writes, and caught
+    # up during the pause; one at an older version (its copy is migrated past it) is
+    # paused first and copied once.
+    live_copy = tenant.schema_version == MigrationSet.bundled().latest
+    paused_at = 0.0
+    if not live_copy:
+        await pause_writes(plane, tenant, paused=True)
+        paused_at = time.monotonic()
+        failpoint(plane.settings, "move.after_pause")
     async with scratch_dir(plane.settings.scratch_root, "move") as scratch:
         dump = scratch / "tenant.dump"
         version, found = await dump_tenant(plane, tenant, dump)
         loaded = await DumpLoader(version, found, dump)(plane, checkpoint.tenant, service)
+    caught_up = 0
+    if live_copy:
+        if loaded.to_version != version:
+            raise ProvisioningError(
+                f"tenant {tenant.id!r} was migrated while it moved; move it again"
+            )
+        await pause_writes(plane, tenant, paused=True)
+        paused_at = time.monotonic()
+        failpoint(plane.settings, "move.after_pause")
+        caught = await _catch_up(plane, tenant, service)
+        found, caught_up = caught.fingerprint, caught.copied + caught.deleted
     failpoint(plane.settings, "move.after_copy")
 
     old_copy = _copy_record(
@@ -249,7 +277,18 @@ async def _move(
     # then they may still send requests to the old copy: it stays, paused, that long.
     await asyncio.sleep(plane.settings.route_ttl_seconds)
     moved = await settle_move(plane, moved)
-    return moved, (found.documents, found.chunks), paused
+    return moved, (found.documents, found.chunks, caught_up), paused
+
+
+async def _catch_up(plane: PlaneContext, tenant: Tenant, target: ConnInfo) -> CatchUp:
+    """What was written to the (now paused) source while it was copied, into the copy."""
+    where = f"tenant {tenant.id!r}"
+    timeout = plane.settings.connect_timeout
+    async with (
+        connect(plane.service_conninfo(tenant), where=where, timeout=timeout) as source,
+        connect(target, where=f"{where} (new copy)", timeout=timeout, autocommit=False) as copy,
+    ):
+        return await catch_up(source, copy, where=where)
 
 
 async def settle_move(plane: PlaneContext, tenant: Tenant) -> Tenant:

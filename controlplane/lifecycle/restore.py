@@ -192,7 +192,9 @@ class DumpLoader:
             )
         async with connect(conninfo, where=where, timeout=timeout, autocommit=True) as conn:
             if tenant.index.kind is not IndexKind.NONE:
-                await rebuild_vector_index(conn, tenant.schema)
+                await rebuild_vector_index(
+                    conn, tenant.schema, online=False, memory=plane.settings.index_build_memory
+                )
             await conn.execute("ANALYZE")
         return MigrationReport(
             from_version=self.schema_version,

@@ -21,7 +21,6 @@ from controlplane.dsn import ConnInfo
 from controlplane.errors import (
     Conflict,
     InvalidRequest,
-    OverCapacity,
     ProvisioningError,
     TenantExists,
     TenantNotFound,
@@ -29,13 +28,12 @@ from controlplane.errors import (
 )
 from controlplane.failpoints import failpoint
 from controlplane.lifecycle.change import set_state
+from controlplane.lifecycle.placement import choose_server
 from controlplane.lifecycle.retry import with_retries
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import (
     OperationOutcome,
-    Server,
-    ServerState,
     Tenant,
     TenantState,
     validate_tenant_id,
@@ -49,7 +47,6 @@ __all__ = [
     "TenantRequest",
     "apply_schema",
     "checkpoint_for",
-    "choose_server",
     "create_tenant",
     "delete_tenant",
     "delete_tenant_by_uid",
@@ -341,40 +338,6 @@ async def tenant_detail(plane: PlaneContext, tenant_id: str) -> TenantDetail:
         live=live,
         operations=[op.view() for op in operations],
     )
-
-
-async def choose_server(
-    plane: PlaneContext, requested: str | None, *, exclude: str | None = None
-) -> Server:
-    """The requested server, or the active one with the most free room (never
-    ``exclude``: the server a tenant moves off)."""
-    counts = await plane.catalog.count_live_tenants_by_server()
-    if requested is not None:
-        server = await plane.catalog.get_server(requested)
-        if server.state is not ServerState.ACTIVE:
-            raise Conflict(f"server {requested!r} is {server.state} and takes no new tenants")
-        if server.capacity is not None and counts.get(server.name, 0) >= server.capacity:
-            raise OverCapacity(f"server {requested!r} is full ({server.capacity} tenants)")
-        return server
-
-    def free(server: Server) -> float:
-        if server.capacity is None:
-            return float("inf")
-        return server.capacity - counts.get(server.name, 0)
-
-    candidates = [
-        s
-        for s in await plane.catalog.list_servers()
-        if s.state is ServerState.ACTIVE and free(s) > 0 and s.name != exclude
-    ]
-    if not candidates:
-        other = f" other than {exclude!r}" if exclude else ""
-        raise OverCapacity(
-            f"no active server{other} has room for another tenant; raise a server's "
-            "capacity or register another with 'tenantctl servers add'"
-        )
-    # Most room first; the name breaks ties so placement is deterministic.
-    return min(candidates, key=lambda s: (-free(s), s.name))
 
 
 async def _fail(plane: PlaneContext, tenant: Tenant, operation: int, exc: Exception) -> None:

@@ -197,20 +197,27 @@ class Server:
     pgvector_version: str
     created_at: datetime
     admin_dsn_encrypted: str = field(repr=False)
+    # Most bytes of databases to hold before placement passes it by (None: no limit).
+    capacity_bytes: int | None = None
 
-    def public_dict(self, tenants: int | None = None) -> dict[str, Any]:
+    def public_dict(
+        self, tenants: int | None = None, used_bytes: int | None = None
+    ) -> dict[str, Any]:
         data: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
             "state": self.state.value,
             "address": self.address,
             "capacity": self.capacity,
+            "capacity_bytes": self.capacity_bytes,
             "server_version": self.server_version,
             "pgvector_version": self.pgvector_version,
             "created_at": self.created_at.isoformat(),
         }
         if tenants is not None:
             data["tenants"] = tenants
+        if used_bytes is not None:
+            data["bytes"] = used_bytes
         return data
 
 

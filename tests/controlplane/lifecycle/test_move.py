@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 
@@ -29,7 +30,7 @@ from controlplane.model.records import Tenant, TenantState
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
 from controlplane.retrieval import SearchRequest, UpsertRequest
-from controlplane.retrieval.documents import upsert_documents
+from controlplane.retrieval.documents import delete_document, upsert_documents
 from controlplane.retrieval.search import search
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
@@ -142,6 +143,8 @@ async def test_reads_go_on_and_writes_wait_while_a_tenant_moves(
     )
     await load(plane, tenant_id, 2000)
     acknowledged: list[str] = []
+    deleted: list[str] = []
+    retitled: dict[str, str] = {}
     refused: list[TenantUnavailable] = []
     reads = 0
 
@@ -151,13 +154,24 @@ async def test_reads_go_on_and_writes_wait_while_a_tenant_moves(
         )
 
         async def writer() -> None:
+            # New documents, changed ones (doc-N again, other text) and deletions: what
+            # the catch-up must bring over.
             n = 0
             while not moving.done():
-                doc = documents(1, start=10_000 + n)[0]
                 n += 1
                 try:
-                    await upsert_documents(router, tenant_id, UpsertRequest(documents=[doc]))
-                    acknowledged.append(doc.id)
+                    if n % 3 == 0:
+                        await delete_document(router, tenant_id, f"doc-{n}")
+                        deleted.append(f"doc-{n}")
+                    elif n % 3 == 1:
+                        doc = documents(1, start=10_000 + n)[0]
+                        await upsert_documents(router, tenant_id, UpsertRequest(documents=[doc]))
+                        acknowledged.append(doc.id)
+                    else:
+                        doc = msgspec.structs.replace(documents(1, start=n)[0], title=f"new {n}")
+                        await upsert_documents(router, tenant_id, UpsertRequest(documents=[doc]))
+                        retitled[doc.id] = f"new {n}"
+                        acknowledged.append(doc.id)
                 except TenantUnavailable as exc:
                     refused.append(exc)
                 await asyncio.sleep(0.01)
@@ -182,7 +196,19 @@ async def test_reads_go_on_and_writes_wait_while_a_tenant_moves(
         rows = await (
             await conn.execute("SELECT id FROM documents WHERE id = ANY(%s)", (acknowledged,))
         ).fetchall()
+        titles = dict(
+            await (
+                await conn.execute(
+                    "SELECT id, title FROM documents WHERE id = ANY(%s)", (list(retitled),)
+                )
+            ).fetchall()
+        )
+        still = await (
+            await conn.execute("SELECT id FROM documents WHERE id = ANY(%s)", (deleted,))
+        ).fetchall()
     assert {r[0] for r in rows} == set(acknowledged), "an acknowledged write was lost"
+    assert titles == retitled and still == [], "a change or a delete was lost"
+    assert report.caught_up > 0, "nothing was written during the copy: the test proves less"
     assert refused, "no write came during the pause: the test proves nothing"
     # Refused because paused -- or, for a write in flight when the pause began, because
     # its session was ended (rolled back, so retrying it is safe).

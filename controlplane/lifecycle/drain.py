@@ -1,0 +1,149 @@
+"""Draining a server: every tenant on it moved elsewhere, a few at a time.
+
+The server is marked ``draining`` first, so placement sends it no new tenant (and no
+moving one); then each tenant on it is moved (lifecycle/move.py) to the least full
+active server -- or to the backend asked for -- with at most ``concurrency`` moves at
+once. Each move is crash-safe on its own, so a drain that dies is resumed by running it
+again: what already moved is no longer on the server, and a move the dead drain left
+half done is settled first (rolled back or finished, as reconcile would). When nothing
+is left the server can be unregistered (``tenantctl servers remove``); ``tenantctl
+servers activate`` takes it back into placement instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.context import PlaneContext
+from controlplane.errors import InvalidRequest, TenantvecError
+from controlplane.lifecycle.move import MOVE_MARK, move_tenant, settle_move
+from controlplane.model.records import ServerState, Tenant, TenantState
+
+__all__ = ["DrainReport", "MoveOutcome", "check_drain", "drain_server", "tenants_to_drain"]
+
+logger = logging.getLogger("tenantvec.lifecycle")
+
+# Tenants a drain moves; others on the server (provisioning, deleting, failed) are
+# reconcile's or an operator's first, and are reported as left.
+_MOVABLE = (TenantState.READY, TenantState.SUSPENDED)
+# How long to wait for the lock of a tenant whose move a dead drain left half done.
+_DEAD_HOLDER_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class MoveOutcome:
+    tenant: str
+    ok: bool
+    to: str | None = None  # the server (or backend) it moved to
+    seconds: float = 0.0
+    error: str | None = None
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "ok": self.ok,
+            "to": self.to,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    server: str
+    moves: list[MoveOutcome] = field(default_factory=list)
+    # Tenants still on the server afterwards (failed moves, and tenants not movable).
+    left: list[str] = field(default_factory=list)
+
+    @property
+    def drained(self) -> bool:
+        return not self.left
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "moved": sum(m.ok for m in self.moves),
+            "failed": sum(not m.ok for m in self.moves),
+            "moves": [m.public_dict() for m in self.moves],
+            "left": self.left,
+            "drained": self.drained,
+        }
+
+
+def check_drain(server: str, to_server: str | None, concurrency: int) -> None:
+    """Refuse a drain that cannot be (before anything is marked or moved)."""
+    if concurrency < 1:
+        raise InvalidRequest("--concurrency must be at least 1")
+    if to_server == server:
+        raise InvalidRequest(f"cannot drain server {server!r} onto itself")
+
+
+async def tenants_to_drain(plane: PlaneContext, server: str) -> list[Tenant]:
+    """The live tenants on ``server``, as a drain finds them."""
+    await plane.catalog.get_server(server)  # ServerNotFound for a name never registered
+    return [
+        t
+        for t in await plane.catalog.list_tenants(server=server)
+        if t.state is not TenantState.DELETED
+    ]
+
+
+async def drain_server(
+    plane: PlaneContext,
+    server: str,
+    *,
+    backend: str = "postgres",
+    to_server: str | None = None,
+    concurrency: int = 2,
+    actor: str,
+    on_result: Callable[[MoveOutcome], None] | None = None,
+) -> DrainReport:
+    """Mark ``server`` draining and move every tenant off it (to ``backend``, on
+    ``to_server`` or the least full active server)."""
+    check_drain(server, to_server, concurrency)
+    found = await plane.catalog.get_server(server)
+    if found.state is not ServerState.DRAINING:
+        await plane.catalog.update_server(server, state=ServerState.DRAINING)
+        logger.info("server %s: draining (no new tenants)", server)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(tenant: Tenant) -> MoveOutcome:
+        async with gate:
+            started = asyncio.get_running_loop().time()
+            try:
+                if MOVE_MARK in tenant.placement:
+                    await _settle_dead_move(plane, tenant)
+                    current = await plane.catalog.get_tenant(tenant.id)
+                    if current.server != server:  # the dead move had switched already
+                        return _done(tenant.id, current.server or current.backend, started)
+                report = await move_tenant(
+                    plane, tenant.id, backend=backend, server=to_server, actor=actor
+                )
+                moved = report.tenant
+                outcome = _done(tenant.id, moved.server or moved.backend, started)
+            except TenantvecError as exc:
+                logger.warning("server %s: moving tenant %s failed: %s", server, tenant.id, exc)
+                outcome = MoveOutcome(tenant.id, False, error=str(exc))
+            if on_result is not None:
+                on_result(outcome)
+            return outcome
+
+    movable = [t for t in await tenants_to_drain(plane, server) if t.state in _MOVABLE]
+    moves = list(await asyncio.gather(*(one(t) for t in movable)))
+    left = [t.id for t in await tenants_to_drain(plane, server)]
+    return DrainReport(server, moves, left)
+
+
+def _done(tenant_id: str, to: str, started: float) -> MoveOutcome:
+    return MoveOutcome(tenant_id, True, to=to, seconds=asyncio.get_running_loop().time() - started)
+
+
+async def _settle_dead_move(plane: PlaneContext, tenant: Tenant) -> None:
+    """A move left half done by a process that died: settled under the tenant's lock
+    (held by a live mover instead: TenantBusy, reported as this tenant's failure)."""
+    async with plane.catalog.tenant_lock(tenant.id, wait=_DEAD_HOLDER_SECONDS):
+        await settle_move(plane, await plane.catalog.get_tenant(tenant.id))

@@ -1,0 +1,161 @@
+"""Placement by room (tenants and bytes, draining honoured) and draining a server, on two
+real servers: bounded concurrency, a drain killed midway and run again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from controlplane.errors import Conflict
+from controlplane.lifecycle.move import MOVE_MARK
+from controlplane.lifecycle.placement import choose_server
+from controlplane.lifecycle.reconcile import find_orphans
+from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
+from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.records import ServerState, TenantState
+from controlplane.plane import ControlPlane
+from controlplane.settings import Settings
+from tests.controlplane.lifecycle.test_backup import load
+from tests.fixtures.cli import TENANTCTL, TenantCtl, one_line_error, settings_env
+
+HASH = EmbedderSpec.parse("hash")
+
+
+async def _reset(plane: ControlPlane) -> None:
+    for name in ("local", "second"):
+        await plane.catalog.update_server(
+            name, state=ServerState.ACTIVE, capacity=None, capacity_bytes=None
+        )
+    plane.servers._bytes.clear()  # placement re-reads what each server holds
+
+
+async def test_placement_weighs_tenants_and_bytes_and_skips_draining_servers(
+    fleet: Settings,
+) -> None:
+    async with ControlPlane.open(fleet) as plane:
+        await _reset(plane)
+        local = await plane.servers.used_bytes(await plane.catalog.get_server("local"), timeout=5)
+        second = await plane.servers.used_bytes(await plane.catalog.get_server("second"), timeout=5)
+        # No limits: the server holding fewer bytes first.
+        expected = "local" if local < second else "second"
+        assert (await choose_server(plane, None)).name == expected
+        # A byte limit the server is past: it is full, the other one takes tenants.
+        await plane.catalog.update_server(expected, capacity_bytes=1)
+        other = "second" if expected == "local" else "local"
+        assert (await choose_server(plane, None)).name == other
+        # Tenant limits weigh as fractions: 1 of 2 is fuller than 0 of 100.
+        await plane.catalog.update_server(expected, capacity_bytes=None, capacity=2)
+        await plane.catalog.update_server(other, capacity=100)
+        ids = [f"p-{uuid.uuid4().hex[:10]}" for _ in range(2)]
+        placed = []
+        for tenant_id in ids:
+            tenant = await create_tenant(
+                plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH), actor="t"
+            )
+            placed.append(tenant.server)
+        assert placed == [expected, other]  # both empty: fewer bytes; then 1 of 2 is fuller
+        # Draining: never chosen, not even by name.
+        await plane.catalog.update_server(other, state=ServerState.DRAINING)
+        assert (await choose_server(plane, None)).name == expected
+        with pytest.raises(Conflict, match="draining"):
+            await choose_server(plane, other)
+        for tenant_id in ids:
+            await delete_tenant(plane, tenant_id, actor="t")
+        await _reset(plane)
+
+
+def test_a_drain_moves_every_tenant_off_and_resumes_after_a_kill(
+    fleet: Settings, tenantctl: TenantCtl
+) -> None:
+    env = settings_env(fleet)
+    ids = [f"d-{uuid.uuid4().hex[:10]}" for _ in range(5)]
+
+    async def setup() -> None:
+        async with ControlPlane.open(fleet) as plane:
+            await _reset(plane)
+            for n, tenant_id in enumerate(ids):
+                await create_tenant(
+                    plane,
+                    TenantRequest(id=tenant_id, dims=3, embedder=HASH, server="second"),
+                    actor="t",
+                )
+                await load(plane, tenant_id, 50 + n)
+
+    asyncio.run(setup())
+    # A first drain, killed (its whole process group) while moves are in flight.
+    process = subprocess.Popen(
+        [*TENANTCTL, "servers", "drain", "second", "--concurrency", "2", "--json"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    time.sleep(2.0)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    listed = tenantctl("servers", "list", "--json", settings=fleet).json()
+    assert {s["name"]: s["state"] for s in listed}["second"] == "draining"
+    # Run again: it settles what the kill left and moves the rest.
+    again = tenantctl("servers", "drain", "second", "--json", settings=fleet, timeout=300)
+    assert again.code == 0, again.stderr
+    report = again.json()
+    assert report["drained"] and report["left"] == [] and report["failed"] == 0
+
+    async def check() -> None:
+        async with ControlPlane.open(fleet) as plane:
+            for n, tenant_id in enumerate(ids):
+                tenant = await plane.catalog.get_tenant(tenant_id)
+                assert tenant.server == "local" and tenant.state is TenantState.READY
+                assert MOVE_MARK not in tenant.placement
+                async with await psycopg.AsyncConnection.connect(
+                    plane.service_conninfo(tenant).dsn
+                ) as conn:
+                    row = await (await conn.execute("SELECT count(*) FROM documents")).fetchone()
+                assert row == (50 + n,), tenant_id
+            assert not [o for o in await find_orphans(plane) if o.tenant_id in ids]
+            # New tenants do not go to the drained server.
+            extra = await create_tenant(
+                plane, TenantRequest(id=f"d-{uuid.uuid4().hex[:10]}", dims=3), actor="t"
+            )
+            assert extra.server == "local"
+            await delete_tenant(plane, extra.id, actor="t")
+            for tenant_id in ids:
+                await delete_tenant(plane, tenant_id, actor="t")
+
+    asyncio.run(check())
+    reconciled = tenantctl("reconcile", "--json", settings=fleet)
+    assert reconciled.code == 0 and reconciled.json()["clean"], reconciled.stdout
+    activated = tenantctl("servers", "activate", "second", settings=fleet)
+    assert activated.code == 0, activated.stderr
+    assert "active" in activated.stdout
+
+
+def test_drain_refuses_bad_input_in_one_line(fleet: Settings, tenantctl: TenantCtl) -> None:
+    def states() -> dict[str, str]:
+        listed = tenantctl("servers", "list", "--json", settings=fleet).json()
+        return {s["name"]: s["state"] for s in listed}
+
+    before = states()
+    for args, code, says in (
+        (("servers", "drain", "nowhere"), 3, "nowhere"),  # 3: not found
+        (("servers", "drain", "second", "--to", "postgres:second"), 2, "onto itself"),
+        (("servers", "drain", "second", "--to", "postgres:"), 2, "BACKEND or BACKEND:SERVER"),
+        (("servers", "drain", "second", "--concurrency", "0"), 2, "concurrency"),
+        (
+            ("servers", "add", "x", "postgresql://a:b@127.0.0.1:1/p", "--max-bytes", "lots"),
+            2,
+            "lots",
+        ),
+    ):
+        result = tenantctl(*args, settings=fleet)
+        assert result.code == code, (args, result.stdout, result.stderr)
+        assert says in one_line_error(result.stderr), (args, result.stderr)
+    assert states() == before  # nothing was marked draining
