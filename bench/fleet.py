@@ -13,7 +13,8 @@ in a process of its own (start-up included, as cron or a shell runs them), timed
 - ``gc`` with nothing expired (the scan) and with ``--expired`` (50) expired tenants
   (their deletes),
 - ``migrate --all``: once with the new tenants behind (a real migration each), then
-  with every tenant current (the check alone).
+  with every tenant current (the catalog's word for it), and ``--verify`` (every
+  tenant's ledger checked in its database).
 
 Each empty tenant database costs the server about 8 MB of disk: the step sizes stop
 where the disk would run short (a free margin of 10 GB is kept), and say so.
@@ -154,6 +155,8 @@ async def run(args: argparse.Namespace) -> tuple[list[Step], str | None]:
                              "migrate", "--all")  # fmt: skip
             step.migrated = sum(1 for r in migrated["results"] if r["applied"])
             timed(settings, step, "migrate --all (all current)", args.runs, "migrate", "--all")
+            timed(settings, step, "migrate --all --verify (every ledger checked)", args.runs,
+                  "migrate", "--all", "--verify")  # fmt: skip
             timed(settings, step, "tenants list", args.runs, "tenants", "list")
             timed(settings, step, "servers list", args.runs, "servers", "list")
             timed(settings, step, "reconcile", args.runs, "reconcile")

@@ -46,9 +46,21 @@ def migrate(
         int | None,
         typer.Option(help="Tenants upgraded at once (default TENANTVEC_MIGRATE_CONCURRENCY)."),
     ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="With --all: also check the ledger of every tenant the catalog records "
+            "as current (one connection each), not only upgrade those behind.",
+        ),
+    ] = False,
     json_: JsonOption = False,
 ) -> None:
-    """Upgrade tenant schemas to the latest version. Safe to re-run after an interruption."""
+    """Upgrade tenant schemas to the latest version. Safe to re-run after an interruption.
+
+    --all upgrades every ready tenant the catalog records as behind (or of an older
+    layout); tenants it records as current are not connected to unless --verify.
+    """
     from controlplane.lifecycle.migrate import migrate_tenant
 
     cli = get_cli(ctx)
@@ -60,7 +72,7 @@ def migrate(
     async def work(plane: ControlPlane) -> list[TenantMigration]:
         if tenant is not None:
             return [await migrate_tenant(plane, tenant, actor=cli.actor)]
-        return await _migrate_with_progress(cli, plane, concurrency, show=not json_)
+        return await _migrate_with_progress(cli, plane, concurrency, verify, show=not json_)
 
     results = cli.run(work)
     failed = [r for r in results if not r.ok]
@@ -89,7 +101,7 @@ def migrate(
 
 
 async def _migrate_with_progress(
-    cli: Cli, plane: ControlPlane, concurrency: int | None, *, show: bool
+    cli: Cli, plane: ControlPlane, concurrency: int | None, verify: bool, *, show: bool
 ) -> list[TenantMigration]:
     from rich.progress import TextColumn
 
@@ -109,7 +121,9 @@ async def _migrate_with_progress(
             failures += 0 if result.ok else 1
             progress.update(task, advance=1, failed=failures)
 
-        return await migrate_all(plane, actor=cli.actor, concurrency=concurrency, on_result=advance)
+        return await migrate_all(
+            plane, actor=cli.actor, concurrency=concurrency, verify=verify, on_result=advance
+        )
 
 
 def reconcile_cmd(

@@ -49,9 +49,9 @@ def move_command(
 ) -> None:
     """Move TENANT to another placement: copy, verify, switch, drop the old copy.
 
-    Reads are served throughout. Writes are refused (503 with Retry-After) from the
-    moment the copy starts until the switch -- about as long as a backup and restore
-    of the tenant take. Keys, labels, embedder and index settings stay the tenant's.
+    Reads are served throughout. The copy runs while writes go on; writes are refused
+    (503 with Retry-After) only while what was written meanwhile is caught up, until
+    the switch. Keys, labels, embedder and index settings stay the tenant's.
     A move that is interrupted leaves the tenant served from one copy; 'tenantctl
     reconcile' rolls it back (before the switch) or finishes it (after).
     Examples: tenantctl tenants move acme --to instance; tenantctl tenants move acme

@@ -42,8 +42,9 @@ class MovesController(Controller):
         description="Copies the tenant to the new placement (another server, a server of "
         "its own, Neon), verifies every row against the source, switches the catalog and "
         "the routers over and drops the old copy; answers once it is done. Reads are "
-        "served throughout; writes get 503 with `Retry-After` from the start of the copy "
-        "to the switch. Keys, labels, embedder and index settings stay the tenant's. "
+        "served throughout; the copy runs while writes go on, and writes get 503 with "
+        "`Retry-After` only while the last of them are caught up, until the switch. Keys, "
+        "labels, embedder and index settings stay the tenant's. "
         "Moving to where it is already is a 400; a tenant that is not ready a 409.",
         status_code=200,
         responses=ex.ok_admin(

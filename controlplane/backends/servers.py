@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class ServerDirectory:
         self._catalog = catalog
         self._box = box
         self._bytes: dict[str, tuple[float, int]] = {}  # name -> (read at, bytes)
+        self._measuring: dict[str, asyncio.Lock] = {}
 
     async def get(self, name: str) -> Server:
         return await self._catalog.get_server(name)
@@ -70,19 +72,22 @@ class ServerDirectory:
     async def used_bytes(self, server: Server, *, timeout: int) -> int:
         """What the server's databases hold on disk, read at most every
         ``USED_BYTES_SECONDS`` (placement asks on every create)."""
-        cached = self._bytes.get(server.name)
-        if cached is not None and time.monotonic() - cached[0] < USED_BYTES_SECONDS:
-            return cached[1]
-        where = f"server {server.name!r}"
-        async with connect(self.admin_conninfo(server), where=where, timeout=timeout) as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT coalesce(sum(pg_database_size(oid)), 0) FROM pg_database"
-                )
-            ).fetchone()
-        used = int(row[0]) if row else 0
-        self._bytes[server.name] = (time.monotonic(), used)
-        return used
+        # One measurement per server at a time: concurrent creates share it.
+        async with self._measuring.setdefault(server.name, asyncio.Lock()):
+            cached = self._bytes.get(server.name)
+            if cached is not None and time.monotonic() - cached[0] < USED_BYTES_SECONDS:
+                return cached[1]
+            where = f"server {server.name!r}"
+            admin = self.admin_conninfo(server)
+            async with connect(admin, where=where, timeout=timeout) as conn:
+                row = await (
+                    await conn.execute(
+                        "SELECT coalesce(sum(pg_database_size(oid)), 0) FROM pg_database"
+                    )
+                ).fetchone()
+            used = int(row[0]) if row else 0
+            self._bytes[server.name] = (time.monotonic(), used)
+            return used
 
 
 async def inspect_server(admin: ConnInfo, *, where: str, timeout: int) -> ServerFacts:

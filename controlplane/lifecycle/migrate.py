@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from controlplane.backends.tenantdb import LAYOUT
 from controlplane.context import PlaneContext
 from controlplane.errors import TenantvecError
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import apply_schema, checkpoint_for
 from controlplane.model.records import OperationOutcome, Tenant, TenantState
+from tenant_schema.migrations import MigrationSet
 
 __all__ = ["TenantMigration", "migrate_all", "migrate_tenant"]
 
@@ -117,11 +119,26 @@ async def migrate_all(
     *,
     actor: str,
     concurrency: int | None = None,
+    verify: bool = False,
     on_result: Callable[[TenantMigration], None] | None = None,
 ) -> list[TenantMigration]:
-    """Upgrade every ready tenant, ``concurrency`` at a time; one failure stops no other."""
+    """Upgrade every ready tenant, ``concurrency`` at a time; one failure stops no other.
+
+    A tenant the catalog records at the latest version and layout is reported current
+    without a connection (a fleet is mostly current: checking each database cost ~27 ms
+    of a 2-core machine per tenant); ``verify`` checks its ledger all the same.
+    """
     tenants = await plane.catalog.list_tenants(states=[TenantState.READY])
     limit = asyncio.Semaphore(concurrency or plane.settings.migrate_concurrency)
+    latest = MigrationSet.bundled().latest
+    done: list[TenantMigration] = []
+    if not verify:
+        for tenant in tenants:
+            if _recorded_current(tenant, latest):
+                done.append(TenantMigration(tenant.id, latest, latest, (), 0.0))
+                if on_result is not None:
+                    on_result(done[-1])
+        tenants = [t for t in tenants if not _recorded_current(t, latest)]
 
     async def one(tenant: Tenant) -> TenantMigration:
         async with limit:
@@ -130,4 +147,8 @@ async def migrate_all(
             on_result(result)
         return result
 
-    return list(await asyncio.gather(*(one(t) for t in tenants)))
+    return done + list(await asyncio.gather(*(one(t) for t in tenants)))
+
+
+def _recorded_current(tenant: Tenant, latest: int) -> bool:
+    return tenant.schema_version >= latest and tenant.where.layout >= LAYOUT

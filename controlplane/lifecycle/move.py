@@ -49,7 +49,7 @@ from psycopg import sql
 from controlplane.backends.base import Checkpoint
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
-from controlplane.errors import Conflict, InvalidRequest, ProvisioningError
+from controlplane.errors import Conflict, InvalidRequest, OverCapacity, ProvisioningError
 from controlplane.failpoints import failpoint
 from controlplane.lifecycle.backup import dump_tenant, tenant_settings
 from controlplane.lifecycle.catchup import CatchUp, catch_up
@@ -194,7 +194,11 @@ async def _move(
     chosen = None
     if target.uses_servers:
         exclude = tenant.server if kind == tenant.backend else None
-        chosen = await choose_server(plane, server, exclude=exclude)
+        try:
+            chosen = await choose_server(plane, server, exclude=exclude)
+        except OverCapacity as exc:
+            # Not a moment's overload, as for a create: this fleet has no place for it.
+            raise Conflict(f"tenant {tenant.id!r} has nowhere to move: {exc}") from None
     plan = await target.plan(request, chosen)
     limits = tenant.placement.get("limits")
     new_copy = _copy_record(kind, plan.server, {**plan.placement, "limits": limits})

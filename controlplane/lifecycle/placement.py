@@ -3,7 +3,8 @@
 A server takes tenants while it is ``active`` (a ``draining`` one keeps its tenants and
 takes none) and has room by both its limits: ``capacity`` (tenants) and
 ``capacity_bytes`` (what its databases hold on disk, read from the server and cached
-for ``USED_BYTES_SECONDS``). Among those, the least full goes first -- the larger of its
+for ``USED_BYTES_SECONDS``; a lone server without a byte limit is not measured at
+all). Among those, the least full goes first -- the larger of its
 two fill fractions -- then the one holding fewest bytes, then fewest tenants, then by
 name, so placement is deterministic. A server that does not answer gets no tenant.
 """
@@ -50,12 +51,20 @@ class ServerLoad:
         return (self.fill, self.bytes or 0, self.tenants, self.server.name)
 
 
-async def server_loads(plane: PlaneContext, servers: list[Server]) -> list[ServerLoad]:
-    """Each server's tenants (from the catalog) and bytes (from the server itself)."""
+async def server_loads(
+    plane: PlaneContext, servers: list[Server], *, measure_all: bool = True
+) -> list[ServerLoad]:
+    """Each server's tenants (from the catalog) and bytes (from the server itself:
+    ``pg_database_size`` of every database, a stat of each of their files -- so not
+    asked where nothing depends on it: ``measure_all=False`` measures only servers
+    with a byte limit, or all of them when there are several to rank)."""
     counts = await plane.catalog.count_live_tenants_by_server()
     timeout = plane.settings.connect_timeout
+    rank_by_bytes = measure_all or len(servers) > 1
 
     async def measure(server: Server) -> int | None:
+        if not rank_by_bytes and server.capacity_bytes is None:
+            return 0
         try:
             return await plane.servers.used_bytes(server, timeout=timeout)
         except BackendUnavailable as exc:
@@ -77,7 +86,7 @@ async def choose_server(
         server = await plane.catalog.get_server(requested)
         if server.state is not ServerState.ACTIVE:
             raise Conflict(f"server {requested!r} is {server.state} and takes no new tenants")
-        (load,) = await server_loads(plane, [server])
+        (load,) = await server_loads(plane, [server], measure_all=False)
         if load.full:
             raise OverCapacity(f"server {requested!r} is full ({_limits(server)})")
         return server
@@ -88,7 +97,7 @@ async def choose_server(
     ]
     loads = [
         load
-        for load in await server_loads(plane, active)
+        for load in await server_loads(plane, active, measure_all=False)
         if not load.full and load.bytes is not None
     ]
     if not loads:

@@ -110,6 +110,7 @@ async def reconcile(plane: PlaneContext, *, fix: bool = False, actor: str) -> Re
         )
     ]
     repairs += await _finish_interrupted(plane, actor)
+    repairs += await _settle_moves(plane)
     scratch = await asyncio.to_thread(sweep, plane.settings.scratch_root)
     found = await survey(plane)
     removed: list[OwnedResource] = []
@@ -315,6 +316,32 @@ async def _finish_interrupted(plane: PlaneContext, actor: str) -> list[Repair]:
     if repairs:
         for repair in repairs:
             await plane.tenant_changed(repair.tenant)
+    return repairs
+
+
+async def _settle_moves(plane: PlaneContext) -> list[Repair]:
+    """Moves whose process died without an operation left running to say so (one that
+    failed, then could not clean up): settled like the others, under the lock."""
+    repairs: list[Repair] = []
+    for tenant in await plane.catalog.list_tenants(
+        states=[TenantState.READY, TenantState.SUSPENDED]
+    ):
+        record = tenant.placement.get(MOVE_MARK)
+        if not isinstance(record, dict):
+            continue
+        try:
+            async with plane.catalog.tenant_lock(tenant.id, wait=DEAD_HOLDER_SECONDS):
+                now = await plane.catalog.find_tenant_by_uid(tenant.uid)
+                if now is None or MOVE_MARK not in now.placement:
+                    continue
+                phase = now.placement[MOVE_MARK].get("phase")
+                await settle_move(plane, now)
+                done = "finished-move" if phase == SWITCHED else "rolled-back-move"
+                repairs.append(Repair(now.id, now.state, done, "ok"))
+        except TenantBusy:
+            repairs.append(Repair(tenant.id, tenant.state, "skipped-in-progress", "skipped"))
+        except TenantvecError as exc:
+            repairs.append(Repair(tenant.id, tenant.state, "settle-move", "failed", str(exc)))
     return repairs
 
 

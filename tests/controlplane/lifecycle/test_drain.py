@@ -103,6 +103,7 @@ def test_a_drain_moves_every_tenant_off_and_resumes_after_a_kill(
     process.wait()
     listed = tenantctl("servers", "list", "--json", settings=fleet).json()
     assert {s["name"]: s["state"] for s in listed}["second"] == "draining"
+    assert all(s["bytes"] > 0 and "capacity_bytes" in s for s in listed), listed
     # Run again: it settles what the kill left and moves the rest.
     again = tenantctl("servers", "drain", "second", "--json", settings=fleet, timeout=300)
     assert again.code == 0, again.stderr

@@ -21,7 +21,7 @@ import pytest
 from controlplane.errors import InvalidRequest, ServerNotFound, TenantUnavailable
 from controlplane.keys import create_key, list_keys
 from controlplane.lifecycle.backup import fingerprint
-from controlplane.lifecycle.move import MOVE_MARK, move_tenant
+from controlplane.lifecycle.move import MOVE_MARK, move_tenant, pause_writes
 from controlplane.lifecycle.reconcile import find_orphans, reconcile
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.model.chunking import ChunkingSpec
@@ -373,3 +373,37 @@ def test_the_cli_refuses_a_bad_destination_in_one_line(
     shown = tenantctl("tenants", "show", tenant_id, "--json").json()
     assert shown["server"] == "local" and "move" not in shown["placement"]
     assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
+
+
+async def test_reconcile_settles_a_move_mark_no_running_operation_explains(
+    fleet_plane: ControlPlane, tenant_id: str
+) -> None:
+    """A move that failed and then could not clean up: its operation is closed, its
+    mark and its pause stay. Reconcile still rolls it back."""
+    plane = fleet_plane
+    tenant = await create_tenant(
+        plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH, server="local"), actor="t"
+    )
+    await pause_writes(plane, tenant, paused=True)
+    never_made = {
+        "database": "tv_nevermade0000000000000000",
+        "role": "tv_nevermade0000000000000000",
+    }
+    await plane.catalog.update_tenant(
+        tenant.uid,
+        placement={
+            **tenant.placement,
+            MOVE_MARK: {
+                "phase": "copying",
+                "other": {"backend": "postgres", "server": "second", "placement": never_made},
+            },
+        },
+    )
+    report = await reconcile(plane, actor="t")
+    assert [(r.tenant, r.action) for r in report.repairs if r.tenant == tenant_id] == [
+        (tenant_id, "rolled-back-move")
+    ]
+    settled = await plane.catalog.get_tenant(tenant_id)
+    assert MOVE_MARK not in settled.placement
+    await load(plane, tenant_id, 1)  # writable again
+    await delete_tenant(plane, tenant_id, actor="t")
