@@ -8,9 +8,9 @@ interleaved:
 - **tenantvec**: ``move_tenant`` to the other server (copy while writes go on, verify
   every row, build the index, pause writes, catch up, switch, wait one route TTL, drop
   the old copy) while a client in the same process writes a document every 20 ms and
-  another reads (a vector search) as fast as it can. The **write-refusal window** is what that writer saw: the longest time between
-  two of its accepted writes (writes in other API processes may wait up to one route
-  TTL more);
+  another reads (a vector search) as fast as it can. The **write-refusal window** is
+  what that writer saw: the longest time between two of its accepted writes (writes in
+  other API processes may wait up to one route TTL more);
 - **plain pg_dump | pg_restore** of the same database onto the other server, as the
   superuser (custom format, schema and rows, index built by pg_restore): what an
   operator would script by hand -- with writes stopped for all of it -- and the floor of

@@ -39,12 +39,12 @@ def test_a_small_move_run_times_moves_the_refusal_window_and_plain_pg_dump(
 
 
 def test_a_small_fleet_run_times_every_operator_command(tmp_path: Path) -> None:
-    text = _run(tmp_path, "bench.fleet", "--sizes", "6,12", "--runs", "1", "--expired", "3")
+    text = _run(tmp_path, "bench.fleet", "--sizes", "3", "--runs", "1", "--expired", "2")
     assert "<!-- bench:fleet -->" in text
-    for command in ("tenants list", "reconcile", "doctor", "gc (3 expired)"):
-        assert re.search(rf"^\| `{re.escape(command)}` \| [\d.]+ s \| [\d.]+ s \|$", text, re.M), (
+    for command in ("tenants list", "reconcile", "doctor", "gc (2 expired)"):
+        assert re.search(rf"^\| `{re.escape(command)}` \| [\d.]+ s \|$", text, re.M), (
             command,
             text,
         )
-    migrated = re.search(r"^\| tenants migrated by the first run \| (\d+) \| (\d+) \|$", text, re.M)
-    assert migrated is not None and migrated.groups() == ("6", "6"), text
+    migrated = re.search(r"^\| tenants migrated by the first run \| (\d+) \|$", text, re.M)
+    assert migrated is not None and migrated.group(1) == "3", text

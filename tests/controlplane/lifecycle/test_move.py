@@ -293,7 +293,7 @@ def test_moves_killed_at_random_moments_leave_one_copy_that_serves_and_writes(
     assert created.returncode == 0, created.stderr
     asyncio.run(_load(fleet, tenant_id, 300))
     where = []
-    for attempt in range(4):
+    for attempt in range(3):
         current = asyncio.run(_server_of(fleet, tenant_id))
         other = "second" if current == "local" else "local"
         process = subprocess.Popen(
