@@ -132,6 +132,18 @@ async def drain_server(
                 on_result(outcome)
             return outcome
 
+    # Moves a dead drain left half done, wherever they stand: one that switched already
+    # has its tenant off the server but its old copy still on it.
+    for tenant in await plane.catalog.list_tenants(states=list(_MOVABLE)):
+        record = tenant.placement.get(MOVE_MARK)
+        if isinstance(record, dict) and server in (
+            tenant.server,
+            (record.get("other") or {}).get("server"),
+        ):
+            try:
+                await _settle_dead_move(plane, tenant)
+            except TenantvecError as exc:
+                logger.warning("server %s: settling tenant %s failed: %s", server, tenant.id, exc)
     movable = [t for t in await tenants_to_drain(plane, server) if t.state in _MOVABLE]
     moves = list(await asyncio.gather(*(one(t) for t in movable)))
     left = [t.id for t in await tenants_to_drain(plane, server)]

@@ -110,6 +110,8 @@ class MoveView(Struct, kw_only=True):
     moved_from: Location
     documents: int
     chunks: int
+    # Documents written during the copy, brought over while writes were paused.
+    caught_up: int
     verified: bool
     seconds: float
     writes_paused_seconds: float

@@ -160,3 +160,40 @@ def test_drain_refuses_bad_input_in_one_line(fleet: Settings, tenantctl: TenantC
         assert result.code == code, (args, result.stdout, result.stderr)
         assert says in one_line_error(result.stderr), (args, result.stderr)
     assert states() == before  # nothing was marked draining
+
+
+def test_a_drain_settles_a_move_off_it_that_died_after_the_switch(
+    fleet: Settings, tenantctl: TenantCtl, tenant_id: str
+) -> None:
+    """The tenant is on another server already, its old copy still on this one: the
+    drain finishes that move (the old copy dropped) before it calls the server empty."""
+    assert tenantctl("servers", "activate", "second", settings=fleet).code == 0
+    env = settings_env(fleet)
+    created = tenantctl("tenants", "create", tenant_id, "--dims", "3", "--server", "second",
+                        settings=fleet)  # fmt: skip
+    assert created.code == 0, created.stderr
+    crashed = subprocess.run(
+        [*TENANTCTL, "tenants", "move", tenant_id, "--to", "postgres:local"],
+        env={**env, "TENANTVEC_FAILPOINTS": "move.after_switch"},
+        capture_output=True,
+        text=True,
+    )
+    assert crashed.returncode == 137, crashed.stderr
+    drained = tenantctl("servers", "drain", "second", "--json", settings=fleet)
+    assert drained.code == 0, drained.stderr
+    assert drained.json()["drained"]
+    shown = tenantctl("tenants", "show", tenant_id, "--json", settings=fleet).json()
+    assert shown["server"] == "local" and "move" not in shown["placement"]
+
+    async def left_on_second() -> list[str]:
+        async with ControlPlane.open(fleet) as plane:
+            uid = (await plane.catalog.get_tenant(tenant_id)).uid
+            return [
+                r.name
+                for r in await plane.backend("postgres").list_resources()
+                if r.tenant_uid == uid and r.location == "second"
+            ]
+
+    assert asyncio.run(left_on_second()) == []
+    assert tenantctl("tenants", "delete", tenant_id, "--yes", settings=fleet).code == 0
+    assert tenantctl("servers", "activate", "second", settings=fleet).code == 0
