@@ -70,6 +70,9 @@ logger = logging.getLogger("tenantvec.lifecycle")
 MOVE_MARK = "move"
 COPYING = "copying"
 SWITCHED = "switched"
+# What a change takes to reach every router beyond its route TTL (the TTL setting's
+# own promise: "within this delay plus one second").
+ROUTE_CHANGE_SLACK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -277,9 +280,10 @@ async def _move(
     paused = time.monotonic() - paused_at
     await plane.tenant_changed(tenant.id)
     failpoint(plane.settings, "move.after_switch")
-    # Other processes' routers read the catalog again within their route TTL; until
-    # then they may still send requests to the old copy: it stays, paused, that long.
-    await asyncio.sleep(plane.settings.route_ttl_seconds)
+    # Routers read the catalog again within their route TTL plus one maintenance tick
+    # (a route read just before the switch may be cached just after it, here too);
+    # until then they may still send requests to the old copy: it stays, paused.
+    await asyncio.sleep(plane.settings.route_ttl_seconds + ROUTE_CHANGE_SLACK_SECONDS)
     moved = await settle_move(plane, moved)
     return moved, (found.documents, found.chunks, caught_up), paused
 
