@@ -99,7 +99,10 @@ def describe_pg_error(exc: BaseException) -> str:
     primary = diag.message_primary if diag is not None else None
     if primary:
         return str(primary)
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    # libpq prefixes each attempt ("connection to server at ... failed: ..."); the
-    # last line holds the cause. It never contains the password.
+    # libpq writes one line per attempt ("connection to server at ... failed: ..."),
+    # the last holding the cause, and indents the lines that go on a message ("server
+    # closed the connection unexpectedly" + two of guesswork): those are not causes.
+    # None of it contains the password.
+    lines = [line.strip() for line in str(exc).splitlines() if line[:1] not in ("\t", " ")]
+    lines = [line for line in lines if line]
     return lines[-1] if lines else type(exc).__name__

@@ -94,8 +94,9 @@ class TenantRouter:
             wait_seconds=self._wait_seconds,
             make_pool=self._new_pool,
         )
-        # tenant id -> (until, reason, the incarnation it is about)
-        self._down: dict[str, tuple[float, str, str]] = {}
+        # tenant id -> (until, reason, the route it is about): a mark for one database,
+        # so the tenant's new copy after a move, or its next incarnation, is not held to it.
+        self._down: dict[str, tuple[float, str, Route]] = {}
         self._maintenance: asyncio.Task[None] | None = None
         self._connections_opened = 0
         # Last request per tenant (monotonic), written to the catalog every
@@ -155,8 +156,8 @@ class TenantRouter:
             raise TenantUnavailable(tenant_id, route.state.value, state_reason(route))
         down = self._down.get(tenant_id)
         if down is not None:
-            until, reason, uid = down
-            if time.monotonic() < until and uid == route.uid:
+            until, reason, where = down
+            if time.monotonic() < until and where.same_target(route):
                 if not self._plane.backend(route.backend).supervises:
                     # A database that refused us a moment ago: fail at once, do not queue.
                     raise TenantUnavailable(
@@ -170,12 +171,8 @@ class TenantRouter:
         self._last_use[tenant_id] = time.monotonic()
         try:
             tpool, conn = await self._acquire(route, time.monotonic() + self._wait_seconds)
-        except TenantUnavailable:
-            # Its server died, or another process suspended it: bring it back, once.
-            if not await self._plane.wake(tenant_id):
-                raise
-            self._down.pop(tenant_id, None)
-            route = await self._fresh_route(tenant_id, incarnation)
+        except TenantUnavailable as refused:
+            route = await self._recover(route, incarnation, refused)
             tpool, conn = await self._acquire(route, time.monotonic() + self._wait_seconds)
         try:
             yield TenantConnection(route, conn)
@@ -232,6 +229,26 @@ class TenantRouter:
             await self._capacity.checkin(tpool)
             raise
 
+    async def _recover(
+        self, route: Route, incarnation: str | None, refused: TenantUnavailable
+    ) -> Route:
+        """Where to try once more after the tenant's database refused a connection.
+
+        Raises ``refused`` when there is nowhere else to try.
+        """
+        tenant_id = route.tenant_id
+        # Another process moved it (a cached route outlived the switch): follow the move.
+        self._routes.forget(tenant_id)
+        now = same_incarnation(await self._routes.get(tenant_id), incarnation)
+        if now.state is TenantState.READY and not now.same_target(route):
+            logger.info("tenant %s: moved since its route was read; following it", tenant_id)
+            return now
+        # Its server died, or another process suspended it: bring it back, once.
+        if not await self._plane.wake(tenant_id):
+            raise refused
+        self._down.pop(tenant_id, None)
+        return await self._fresh_route(tenant_id, incarnation)
+
     async def _fresh_route(self, tenant_id: str, incarnation: str | None) -> Route:
         """The tenant's route as the catalog has it now (after a wake-up)."""
         self._routes.forget(tenant_id)
@@ -248,7 +265,7 @@ class TenantRouter:
             return await tpool.pool.getconn(timeout=timeout)
         except (PoolTimeout, psycopg.Error) as exc:
             down = self._down.get(tpool.tenant_id)
-            if down is not None and down[2] == tpool.route.uid:  # a concurrent request knows
+            if down is not None and down[2].same_target(tpool.route):  # a concurrent request knows
                 reason = down[1]
             else:
                 # Stop the pool's own attempts first, so the diagnosis below is the
@@ -256,7 +273,7 @@ class TenantRouter:
                 await tpool.pool.close()
                 reason = await self._diagnose(tpool)
                 logger.warning("tenant %s: database unreachable: %s", tpool.tenant_id, reason)
-            self._down[tpool.tenant_id] = (time.monotonic() + DOWN_SECONDS, reason, tpool.route.uid)
+            self._down[tpool.tenant_id] = (time.monotonic() + DOWN_SECONDS, reason, tpool.route)
             await self._capacity.retire(tpool)
             raise TenantUnavailable(
                 tpool.tenant_id, tpool.route.state.value, reason, retry_after=DOWN_SECONDS

@@ -5,6 +5,7 @@ random moments and settled by ``reconcile``."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -222,6 +223,31 @@ async def test_reads_go_on_and_writes_wait_while_a_tenant_moves(
         f"paused {report.writes_paused_seconds:.2f} s of {report.seconds:.2f} s"
     )
     await delete_tenant(plane, tenant_id, actor="t")
+
+
+async def test_a_router_whose_cached_route_outlived_the_switch_follows_the_move(
+    fleet: Settings, fleet_plane: ControlPlane, tenant_id: str
+) -> None:
+    """Another API process caches routes longer than the mover waits (a slow catalog
+    read, a longer TTL): its next request finds the old copy gone and follows the
+    catalog to the new one instead of failing."""
+    await create_tenant(
+        fleet_plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH, server="local"), actor="t"
+    )
+    await load(fleet_plane, tenant_id, 20)
+    query = SearchRequest(vector=[1.0, 0.1, 0.2], k=3)
+    slow = dataclasses.replace(fleet, route_ttl_seconds=600)
+    async with ControlPlane.open(slow) as other, TenantRouter.open(other) as router:
+        before = await search(router, tenant_id, query)  # route cached, pool open
+        cached = await router.route(tenant_id)
+        assert cached.conninfo is not None
+        database = cached.conninfo.dbname
+        await move_tenant(fleet_plane, tenant_id, backend="postgres", server="second", actor="t")
+        assert not await _databases_on("local", fleet_plane, database)  # the old copy
+        after = await search(router, tenant_id, query)
+        assert [hit.chunk_id for hit in after.results] == [h.chunk_id for h in before.results]
+        await upsert_documents(router, tenant_id, UpsertRequest(documents=documents(1, 500)))
+    await delete_tenant(fleet_plane, tenant_id, actor="t")
 
 
 async def test_bad_destinations_are_refused_before_anything_is_made(

@@ -240,10 +240,10 @@ async def test_idle_pools_are_closed(tuned: ControlPlane, superuser_dsn: str) ->
         async with router.connection(tenant):
             pass
         assert router.stats().open_pools == 1
-        for _ in range(50):
+        # Closed on the maintenance tick after 0.4 s idle; a loaded machine may take longer.
+        deadline = time.monotonic() + 20
+        while router.stats().open_pools and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-            if router.stats().open_pools == 0:
-                break
         assert router.stats().open_pools == 0
         assert router.stats().budgets["local"]["reserved"] == 0
         assert await _router_connections(tuned, superuser_dsn, [tenant]) == {}

@@ -198,12 +198,13 @@ async def test_one_retry_layer_bounded_by_the_steps_deadline(
         project_id = (await client.create_project({"name": "bounded"})).body["project"]["id"]
         fake_neon.fail_next(*[Fault(status=423, method="GET", retry_after=0.2)] * 100)
         started = time.monotonic()
+        # A deadline of several Retry-Afters: a loaded machine still gets its retries in.
         with pytest.raises(NeonRefused):
-            await with_retries(lambda: client.get_project(project_id), seconds=1.0)
+            await with_retries(lambda: client.get_project(project_id), seconds=2.0)
         elapsed = time.monotonic() - started
-        assert elapsed < 1.5, elapsed
+        assert elapsed < 3.0, elapsed
         # Every try was one request, each after Neon's Retry-After at least.
-        assert 2 <= client.calls["project"] <= 1.0 / 0.2 + 1
+        assert 2 <= client.calls["project"] <= 2.0 / 0.2 + 1
         fake_neon.clear_faults()
         # A wait on operations inside a step ends at the step's deadline, not later.
         fake_neon.operation_seconds = 30.0
