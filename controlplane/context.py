@@ -24,14 +24,16 @@ from controlplane.model.records import Tenant
 from controlplane.secretbox import SecretBox
 from controlplane.settings import Settings
 
-__all__ = ["PlaneContext", "TenantChangeListener", "Wake"]
+__all__ = ["PlaneContext", "ResumeWrites", "TenantChangeListener", "Wake"]
 
 TenantChangeListener = Callable[[str], Awaitable[None]]
 # Bring a tenant back to serving (resume it, restart its server); False: nothing to do.
 Wake = Callable[[str], Awaitable[bool]]
+# Lift a pause of the tenant's writes that a dead move left; False: nothing to do.
+ResumeWrites = Callable[[str], Awaitable[bool]]
 
 
-async def _nothing_to_wake(tenant_id: str) -> bool:
+async def _nothing_to_do(tenant_id: str) -> bool:
     return False
 
 
@@ -56,7 +58,8 @@ class PlaneContext:
         self.embedders = embedders
         # How a router wakes a tenant for a request: the lifecycle's, installed by the
         # composition root (routing sits below the lifecycle and cannot import it).
-        self.wake: Wake = _nothing_to_wake
+        self.wake: Wake = _nothing_to_do
+        self.resume_writes: ResumeWrites = _nothing_to_do
         # Set when this process queues an ingestion job: its job runner wakes at once.
         self.jobs_waiting = asyncio.Event()
         self._listeners: list[TenantChangeListener] = []

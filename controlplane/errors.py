@@ -67,6 +67,7 @@ __all__ = [
     "ServerExists",
     "ServerNotFound",
     "TenantBusy",
+    "TenantChanged",
     "TenantExists",
     "TenantNotFound",
     "TenantUnavailable",
@@ -181,6 +182,18 @@ class TenantBusy(Conflict):
     def __init__(self, tenant_id: str) -> None:
         super().__init__(
             f"another operation on tenant {tenant_id!r} is in progress; retry when it ends"
+        )
+        self.tenant_id = tenant_id
+
+
+class TenantChanged(Conflict):
+    """A step of an operation found the tenant's row changed under it (another process
+    settled or took over what it was doing)."""
+
+    def __init__(self, tenant_id: str, what: str) -> None:
+        super().__init__(
+            f"tenant {tenant_id!r} changed while an operation on it ran (its {what}); "
+            "the operation stopped: look at 'tenantctl tenants show' and retry"
         )
         self.tenant_id = tenant_id
 

@@ -67,7 +67,8 @@ class ControlPlane(PlaneContext):
                 backends=Backends(_backend_factories(settings, servers, catalog.catalog_id)),
                 embedders=Embedders(settings),
             )
-            plane.wake = Waker(plane, timeout=settings.retry_seconds).wake
+            waker = Waker(plane, timeout=settings.retry_seconds)
+            plane.wake, plane.resume_writes = waker.wake, waker.resume_writes
             if embedded is not None:
                 await plane._register_local_server(embedded)
             try:

@@ -284,6 +284,10 @@ async def _drop_marked_database(conn: Conn, db: TenantDatabase, *, where: str) -
 
 async def _drop_marked_roles(conn: Conn, db: TenantDatabase, *, where: str) -> None:
     async with conn.transaction():  # both roles, one commit
+        # Two droppers at once (a reconcile and the process it thought dead) would race
+        # in DROP ROLE ("could not find tuple for role"): one at a time, the second
+        # finding nothing left to drop.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (db.owner,))
         for role in (db.service, db.owner):
             if role is None:
                 continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from controlplane.catalog.models import (
     utcnow,
 )
 from controlplane.errors import (
+    TenantChanged,
     TenantExists,
     TenantNotFound,
 )
@@ -102,11 +103,19 @@ class TenantStore(StoreBase):
                 raise TenantExists(values["id"], existing.state if existing else "?") from None
             raise
 
-    async def update_tenant(self, uid: str, **changes: Any) -> Tenant:
+    async def update_tenant(
+        self, uid: str, *, expect: Mapping[str, Any] | None = None, **changes: Any
+    ) -> Tenant:
+        """Change the tenant's row; with ``expect``, only if those columns still hold
+        those values (the row locked while it is compared), else TenantChanged: how a
+        step of a long operation makes sure nobody took the tenant over meanwhile."""
         async with self._session() as session:
-            row = await session.get(TenantRow, uuid.UUID(uid))
+            row = await session.get(TenantRow, uuid.UUID(uid), with_for_update=expect is not None)
             if row is None:
                 raise TenantNotFound(str(changes.get("id", uid)))
+            for key, value in (expect or {}).items():
+                if getattr(row, key) != value:
+                    raise TenantChanged(row.id, key)
             for key, value in changes.items():
                 setattr(row, key, value)
             row.updated_at = utcnow()

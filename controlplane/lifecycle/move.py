@@ -31,8 +31,13 @@ of its own, local to ``neon`` and back. Under the tenant's lock:
 A kill at any point leaves the tenant served from exactly one copy: the catalog's.
 ``reconcile`` settles what a dead move left (:func:`settle_move`): before the switch it
 drops the new copy and lifts the pause (rolled back); after it, it drops the old copy
-(finished). Keys, labels, embedder, chunking, index and role limits are the tenant's
-catalog row, which the move never replaces: they follow it.
+(finished). So does an API process that finds a tenant's writes paused by a move
+nobody runs any more (:func:`resume_abandoned_move`). Every change of the record is
+made only over the record as its writer last read it: a mover that lost its lock
+without dying stops at its next step instead of switching to a copy being dropped.
+
+Keys, labels, embedder, chunking, index and role limits are the tenant's catalog row,
+which the move never replaces: they follow it.
 """
 
 from __future__ import annotations
@@ -49,7 +54,14 @@ from psycopg import sql
 from controlplane.backends.base import Checkpoint
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
-from controlplane.errors import Conflict, InvalidRequest, OverCapacity, ProvisioningError
+from controlplane.errors import (
+    Conflict,
+    InvalidRequest,
+    OverCapacity,
+    ProvisioningError,
+    TenantBusy,
+    TenantChanged,
+)
 from controlplane.failpoints import failpoint
 from controlplane.lifecycle.backup import dump_tenant, tenant_settings
 from controlplane.lifecycle.catchup import CatchUp, catch_up
@@ -62,13 +74,22 @@ from controlplane.pgconnect import connect
 from controlplane.scratch import scratch_dir
 from tenant_schema.migrations import MigrationSet
 
-__all__ = ["MOVE_MARK", "MoveReport", "move_tenant", "pause_writes", "settle_move"]
+__all__ = [
+    "MOVE_MARK",
+    "MoveReport",
+    "move_tenant",
+    "pause_writes",
+    "resume_abandoned_move",
+    "settle_move",
+]
 
 logger = logging.getLogger("tenantvec.lifecycle")
 
 # The placement key of a move in progress.
 MOVE_MARK = "move"
 COPYING = "copying"
+# Taken from its mover by whoever settles it (reconcile, a router): being rolled back.
+ROLLING_BACK = "rolling-back"
 SWITCHED = "switched"
 # What a change takes to reach every router beyond its route TTL (the TTL setting's
 # own promise: "within this delay plus one second").
@@ -208,75 +229,97 @@ async def _move(
     tenant = await _mark(plane, tenant, COPYING, new_copy)
     failpoint(plane.settings, "move.after_record")
 
-    shadow = _as_copy(tenant, new_copy)
-
-    async def save(
-        placement: dict[str, Any], conninfo: ConnInfo | None, service: ConnInfo | None
-    ) -> Tenant:
-        # The new copy's progress goes into the move record; its DSNs stay in memory
-        # until the switch (a move that dies is rolled back, never resumed).
-        nonlocal tenant
-        tenant = await _mark(plane, tenant, COPYING, _copy_record(kind, plan.server, placement))
-        return _as_copy(tenant, tenant.placement[MOVE_MARK]["other"])
-
-    checkpoint = Checkpoint(
-        shadow,
-        plan.conninfo,
-        save,
-        resuming=False,
-        catalog_id=catalog.catalog_id,
-        service_conninfo=plan.service_conninfo,
-    )
-
-    owner = await make_resources(target, checkpoint)
-    service = checkpoint.service_conninfo or owner
-
-    # A tenant at the latest schema version is copied while it takes writes, and caught
-    # up during the pause; one at an older version (its copy is migrated past it) is
-    # paused first and copied once.
-    live_copy = tenant.schema_version == MigrationSet.bundled().latest
     paused_at = 0.0
-    if not live_copy:
-        await pause_writes(plane, tenant, paused=True)
-        paused_at = time.monotonic()
-        failpoint(plane.settings, "move.after_pause")
-    async with scratch_dir(plane.settings.scratch_root, "move") as scratch:
-        dump = scratch / "tenant.dump"
-        version, found = await dump_tenant(plane, tenant, dump)
-        loaded = await DumpLoader(version, found, dump)(plane, checkpoint.tenant, service)
-    caught_up = 0
-    if live_copy:
-        if loaded.to_version != version:
-            raise ProvisioningError(
-                f"tenant {tenant.id!r} was migrated while it moved; move it again"
-            )
-        await pause_writes(plane, tenant, paused=True)
-        paused_at = time.monotonic()
-        failpoint(plane.settings, "move.after_pause")
-        caught = await _catch_up(plane, tenant, service)
-        found, caught_up = caught.fingerprint, caught.copied + caught.deleted
-    failpoint(plane.settings, "move.after_copy")
+    try:
+        shadow = _as_copy(tenant, new_copy)
 
-    old_copy = _copy_record(
-        tenant.backend,
-        tenant.server,
-        {k: v for k, v in tenant.placement.items() if k != MOVE_MARK},
-    )
-    new_placement = {
-        **checkpoint.tenant.placement,
-        MOVE_MARK: {"phase": SWITCHED, "other": old_copy},
-    }
-    moved = await catalog.update_tenant(
-        tenant.uid,
-        backend=kind,
-        server=plan.server,
-        placement=new_placement,
-        dsn_encrypted=plane.box.encrypt(owner.dsn),
-        service_dsn_encrypted=plane.box.encrypt(service.dsn)
-        if checkpoint.service_conninfo is not None
-        else None,
-        schema_version=loaded.to_version,
-    )
+        async def save(
+            placement: dict[str, Any], conninfo: ConnInfo | None, service: ConnInfo | None
+        ) -> Tenant:
+            # The new copy's progress goes into the move record; its DSNs stay in memory
+            # until the switch (a move that dies is rolled back, never resumed).
+            nonlocal tenant
+            tenant = await _mark(plane, tenant, COPYING, _copy_record(kind, plan.server, placement))
+            return _as_copy(tenant, tenant.placement[MOVE_MARK]["other"])
+
+        checkpoint = Checkpoint(
+            shadow,
+            plan.conninfo,
+            save,
+            resuming=False,
+            catalog_id=catalog.catalog_id,
+            service_conninfo=plan.service_conninfo,
+        )
+
+        owner = await make_resources(target, checkpoint)
+        service = checkpoint.service_conninfo or owner
+
+        # A tenant at the latest schema version is copied while it takes writes, and caught
+        # up during the pause; one at an older version (its copy is migrated past it) is
+        # paused first and copied once.
+        live_copy = tenant.schema_version == MigrationSet.bundled().latest
+        if not live_copy:
+            await pause_writes(plane, tenant, paused=True)
+            paused_at = time.monotonic()
+            failpoint(plane.settings, "move.after_pause")
+        async with scratch_dir(plane.settings.scratch_root, "move") as scratch:
+            dump = scratch / "tenant.dump"
+            version, found = await dump_tenant(plane, tenant, dump)
+            loaded = await DumpLoader(version, found, dump)(plane, checkpoint.tenant, service)
+        caught_up = 0
+        if live_copy:
+            if loaded.to_version != version:
+                raise ProvisioningError(
+                    f"tenant {tenant.id!r} was migrated while it moved; move it again"
+                )
+            await pause_writes(plane, tenant, paused=True)
+            paused_at = time.monotonic()
+            failpoint(plane.settings, "move.after_pause")
+            caught = await _catch_up(plane, tenant, service)
+            found, caught_up = caught.fingerprint, caught.copied + caught.deleted
+        failpoint(plane.settings, "move.after_copy")
+
+        old_copy = _copy_record(
+            tenant.backend,
+            tenant.server,
+            {k: v for k, v in tenant.placement.items() if k != MOVE_MARK},
+        )
+        new_placement = {
+            **checkpoint.tenant.placement,
+            MOVE_MARK: {"phase": SWITCHED, "other": old_copy},
+        }
+        moved = await catalog.update_tenant(
+            tenant.uid,
+            expect={"placement": tenant.placement},  # nobody took the move over meanwhile
+            backend=kind,
+            server=plan.server,
+            placement=new_placement,
+            dsn_encrypted=plane.box.encrypt(owner.dsn),
+            service_dsn_encrypted=plane.box.encrypt(service.dsn)
+            if checkpoint.service_conninfo is not None
+            else None,
+            schema_version=loaded.to_version,
+        )
+    except Exception:
+        # Was this move settled by somebody else meanwhile (it looked dead: this process
+        # lost its lock without dying)? They dropped the new copy as its record then
+        # stood and lifted the pause; what this process made or paused since is its own
+        # to undo, as nobody else knows of it. (If not, move_tenant settles the move.)
+        current = await catalog.find_tenant_by_uid(tenant.uid)
+        ours = tenant.placement.get(MOVE_MARK)
+        if current is None or current.placement.get(MOVE_MARK) != ours:
+            logger.warning("tenant %s: its move was settled by another process; undoing", tenant.id)
+            made = ours.get("other") if isinstance(ours, dict) else None
+            try:
+                if isinstance(made, dict):
+                    await _drop_copy(plane, _as_copy(tenant, made), "new")
+                if current is not None:
+                    await pause_writes(plane, tenant, paused=False)
+            except Exception:  # noqa: BLE001 -- the move's own error is the one to raise
+                logger.warning(
+                    "tenant %s: undoing its move failed; run reconcile", tenant.id, exc_info=True
+                )
+        raise
     paused = time.monotonic() - paused_at
     await plane.tenant_changed(tenant.id)
     failpoint(plane.settings, "move.after_switch")
@@ -284,7 +327,11 @@ async def _move(
     # (a route read just before the switch may be cached just after it, here too);
     # until then they may still send requests to the old copy: it stays, paused.
     await asyncio.sleep(plane.settings.route_ttl_seconds + ROUTE_CHANGE_SLACK_SECONDS)
-    moved = await settle_move(plane, moved)
+    try:
+        moved = await settle_move(plane, moved)
+    except TenantChanged:
+        # Another process settled it first (dropped the old copy): done all the same.
+        moved = await catalog.get_tenant(tenant.id)
     return moved, (found.documents, found.chunks, caught_up), paused
 
 
@@ -306,25 +353,71 @@ async def settle_move(plane: PlaneContext, tenant: Tenant) -> Tenant:
     record = tenant.placement.get(MOVE_MARK)
     if not isinstance(record, dict):
         return tenant
+    if record.get("phase") == COPYING:
+        # Take the move from its mover first. A mover that lost its lock (its catalog
+        # connection dropped: it looks dead) but still runs finds the record changed at
+        # its next step and stops, instead of switching to the copy dropped below.
+        record = {**record, "phase": ROLLING_BACK}
+        tenant = await _update_mark(plane, tenant, record)
     other = record.get("other")
     if isinstance(other, dict):
-        shadow = _as_copy(tenant, other)
-        backend = plane.backend(shadow.backend)
-        erasure = await with_retries(lambda: backend.delete(shadow), seconds=backend.retry_seconds)
-        logger.info(
-            "tenant %s: dropped its %s copy on %s (%s)",
-            tenant.id,
-            "new" if record.get("phase") == COPYING else "old",
-            shadow.server or shadow.backend,
-            "gone now" if erasure.immediate else "kept by the infrastructure for a while",
-        )
-    if record.get("phase") == COPYING:
+        which = "old" if record.get("phase") == SWITCHED else "new"
+        await _drop_copy(plane, _as_copy(tenant, other), which)
+    if record.get("phase") == ROLLING_BACK:
         await pause_writes(plane, tenant, paused=False)
-    settled = await plane.catalog.update_tenant(
-        tenant.uid, placement={k: v for k, v in tenant.placement.items() if k != MOVE_MARK}
-    )
+    settled = await _update_mark(plane, tenant, None)
     await plane.tenant_changed(tenant.id)
     return settled
+
+
+async def resume_abandoned_move(plane: PlaneContext, tenant_id: str) -> bool:
+    """Roll back a move that paused the tenant's writes and that nobody runs any more
+    (its lock is free: the mover died), as reconcile would -- for an API process whose
+    write found the tenant paused, so writes do not wait for an operator. False when
+    there is nothing to do: no move, one past its switch, or one that is alive."""
+    tenant = await plane.catalog.find_tenant(tenant_id)
+    if tenant is None or not _pauses_writes(tenant):
+        return False
+    try:
+        async with plane.catalog.tenant_lock(tenant_id):
+            now = await plane.catalog.find_tenant_by_uid(tenant.uid)
+            if now is None or not _pauses_writes(now):
+                return False
+            for operation in await plane.catalog.list_operations(
+                tenant_id=tenant_id, outcome=OperationOutcome.RUNNING, limit=10
+            ):
+                if operation.action == "move":
+                    await plane.catalog.end_operation(
+                        operation.id,
+                        OperationOutcome.FAILED,
+                        error="interrupted: the process running it died (rolled back "
+                        "when a write found the tenant paused)",
+                    )
+            await settle_move(plane, now)
+    except TenantBusy:
+        return False  # the move is alive: its pause ends at its switch
+    logger.warning(
+        "tenant %s: a move whose process died had paused its writes; rolled it back",
+        tenant_id,
+    )
+    return True
+
+
+def _pauses_writes(tenant: Tenant) -> bool:
+    record = tenant.placement.get(MOVE_MARK)
+    return isinstance(record, dict) and record.get("phase") in (COPYING, ROLLING_BACK)
+
+
+async def _drop_copy(plane: PlaneContext, shadow: Tenant, which: str) -> None:
+    backend = plane.backend(shadow.backend)
+    erasure = await with_retries(lambda: backend.delete(shadow), seconds=backend.retry_seconds)
+    logger.info(
+        "tenant %s: dropped its %s copy on %s (%s)",
+        shadow.id,
+        which,
+        shadow.server or shadow.backend,
+        "gone now" if erasure.immediate else "kept by the infrastructure for a while",
+    )
 
 
 async def pause_writes(plane: PlaneContext, tenant: Tenant, *, paused: bool) -> None:
@@ -381,7 +474,17 @@ def _as_copy(tenant: Tenant, copy: dict[str, Any]) -> Tenant:
 
 
 async def _mark(plane: PlaneContext, tenant: Tenant, phase: str, other: dict[str, Any]) -> Tenant:
+    return await _update_mark(plane, tenant, {"phase": phase, "other": other})
+
+
+async def _update_mark(
+    plane: PlaneContext, tenant: Tenant, record: dict[str, Any] | None
+) -> Tenant:
+    """Set (or, with None, clear) the move record -- only over the placement ``tenant``
+    was read with: whoever changed it meanwhile owns the move now (TenantChanged)."""
+    placement = {k: v for k, v in tenant.placement.items() if k != MOVE_MARK}
+    if record is not None:
+        placement[MOVE_MARK] = record
     return await plane.catalog.update_tenant(
-        tenant.uid,
-        placement={**tenant.placement, MOVE_MARK: {"phase": phase, "other": other}},
+        tenant.uid, expect={"placement": tenant.placement}, placement=placement
     )

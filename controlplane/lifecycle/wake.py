@@ -1,4 +1,5 @@
-"""Waking a tenant for a request: resume it if suspended, restart its server if it died.
+"""Waking a tenant for a request: resume it if suspended, restart its server if it died
+-- and lift a pause of its writes that a dead move left.
 
 Requests must not fail because a tenant scaled to zero or its server crashed: the
 router asks :class:`Waker` to bring the tenant back and waits. Per tenant, at most one
@@ -16,6 +17,7 @@ import time
 
 from controlplane.context import PlaneContext
 from controlplane.errors import Conflict, TenantBusy, TenantUnavailable, TenantvecError
+from controlplane.lifecycle.move import resume_abandoned_move
 from controlplane.lifecycle.supervise import restart_if_down
 from controlplane.lifecycle.suspend import resume_tenant
 from controlplane.model.records import TenantState
@@ -27,6 +29,8 @@ logger = logging.getLogger("tenantvec.routing")
 ACTOR = "router"
 # How often to look again while another process holds the tenant's lock.
 _BUSY_POLL = 0.05
+# How often a tenant whose writes are refused as paused is checked for a dead move.
+RESUME_CHECK_SECONDS = 2.0
 
 
 class Waker:
@@ -34,6 +38,8 @@ class Waker:
         self._plane = plane
         self._timeout = timeout
         self._running: dict[str, asyncio.Task[bool]] = {}
+        # tenant id -> when resume_writes may look at it again (monotonic)
+        self._resume_checked: dict[str, float] = {}
 
     async def wake(self, tenant_id: str) -> bool:
         """Bring the tenant to serving state; False if there was nothing this could do.
@@ -48,6 +54,29 @@ class Waker:
             task.add_done_callback(lambda _: self._running.pop(tenant_id, None))
         # Shielded: a request that gives up must not cancel the others' wake-up.
         return await asyncio.shield(task)
+
+    async def resume_writes(self, tenant_id: str) -> bool:
+        """Roll back a dead move that left the tenant's writes paused (True if so).
+
+        Asked by the router when a write is refused as paused: at most once per tenant
+        per ``RESUME_CHECK_SECONDS`` (a live move's pause refuses many writes, each of
+        which would otherwise cost a catalog read and a lock attempt).
+        """
+        now = time.monotonic()
+        if self._resume_checked.get(tenant_id, 0.0) > now:
+            return False
+        if len(self._resume_checked) > 1024:  # forget the long-expired
+            self._resume_checked = {t: u for t, u in self._resume_checked.items() if u > now}
+        self._resume_checked[tenant_id] = now + RESUME_CHECK_SECONDS
+        try:
+            return await resume_abandoned_move(self._plane, tenant_id)
+        except TenantvecError:
+            logger.warning(
+                "tenant %s: could not settle the move that paused its writes; run reconcile",
+                tenant_id,
+                exc_info=True,
+            )
+            return False
 
     async def _wake(self, tenant_id: str) -> bool:
         catalog = self._plane.catalog

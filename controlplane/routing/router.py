@@ -179,8 +179,18 @@ class TenantRouter:
         except psycopg.Error as exc:
             if exc.sqlstate == READ_ONLY_SQLSTATE:
                 # A move paused the tenant's writes (lifecycle/move.py): say so and come
-                # back; the route is read again, to find the tenant where it moved.
+                # back; the route is read again, to find the tenant where it moved. A
+                # move whose process died is rolled back here, so writes do not wait
+                # for an operator's reconcile.
                 self._routes.forget(tenant_id)
+                if await self._plane.resume_writes(tenant_id):
+                    raise TenantUnavailable(
+                        tenant_id,
+                        route.state.value,
+                        "a move that had paused its writes was abandoned and is rolled "
+                        "back: retry (this write was not made)",
+                        retry_after=1,
+                    ) from exc
                 raise TenantUnavailable(
                     tenant_id,
                     route.state.value,

@@ -27,6 +27,8 @@ class RoutingPlane(Protocol):
     jobs_waiting: asyncio.Event
     # Resume a suspended tenant, restart a dead server: True once it serves again.
     wake: Callable[[str], Awaitable[bool]]
+    # Roll back a dead move that left the tenant's writes paused: True if it did.
+    resume_writes: Callable[[str], Awaitable[bool]]
 
     def backend(self, kind: str) -> BackendTraits: ...
 

@@ -13,7 +13,13 @@ import pytest
 
 from controlplane.catalog.store import Catalog
 from controlplane.dsn import ConnInfo
-from controlplane.errors import CatalogUnavailable, InvalidRequest, TenantBusy, TenantExists
+from controlplane.errors import (
+    CatalogUnavailable,
+    InvalidRequest,
+    TenantBusy,
+    TenantChanged,
+    TenantExists,
+)
 from controlplane.model.records import Tenant, TenantState
 
 
@@ -140,3 +146,34 @@ async def test_driver_errors_become_the_librarys(catalog: Catalog, empty_catalog
     unreachable = empty_catalog.with_(port=1)
     with pytest.raises(CatalogUnavailable):
         await Catalog.connect(unreachable, connect_timeout=1)
+
+
+async def test_an_update_that_expects_a_row_changes_it_only_if_the_row_still_holds_it(
+    catalog: Catalog,
+) -> None:
+    """How a long operation's step makes sure nobody took the tenant over meanwhile:
+    of two writers that read the same placement, the second is refused, not merged."""
+    tenant = await _add(catalog, "gamma")
+    first = await catalog.update_tenant(
+        tenant.uid, expect={"placement": tenant.placement}, placement={"move": {"phase": "a"}}
+    )
+    with pytest.raises(TenantChanged, match="gamma"):
+        await catalog.update_tenant(
+            tenant.uid, expect={"placement": tenant.placement}, placement={"move": {"phase": "b"}}
+        )
+    assert (
+        (await catalog.get_tenant("gamma")).placement == first.placement == {"move": {"phase": "a"}}
+    )
+    # Two writers at once from the same reading: exactly one wins.
+    outcomes = await asyncio.gather(
+        *(
+            catalog.update_tenant(
+                tenant.uid, expect={"placement": first.placement}, placement={"n": n}
+            )
+            for n in range(5)
+        ),
+        return_exceptions=True,
+    )
+    won = [o for o in outcomes if isinstance(o, Tenant)]
+    assert len(won) == 1 and all(isinstance(o, TenantChanged) for o in outcomes if o not in won)
+    assert (await catalog.get_tenant("gamma")).placement == won[0].placement

@@ -5,7 +5,9 @@ random moments and settled by ``reconcile``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import json
 import os
 import random
@@ -19,15 +21,21 @@ import msgspec
 import psycopg
 import pytest
 
-from controlplane.errors import InvalidRequest, ServerNotFound, TenantUnavailable
+from controlplane.errors import (
+    InvalidRequest,
+    ServerNotFound,
+    TenantChanged,
+    TenantUnavailable,
+    TenantvecError,
+)
 from controlplane.keys import create_key, list_keys
 from controlplane.lifecycle.backup import fingerprint
-from controlplane.lifecycle.move import MOVE_MARK, move_tenant, pause_writes
+from controlplane.lifecycle.move import MOVE_MARK, move_tenant, pause_writes, settle_move
 from controlplane.lifecycle.reconcile import find_orphans, reconcile
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import EmbedderSpec
-from controlplane.model.records import Tenant, TenantState
+from controlplane.model.records import OperationOutcome, Tenant, TenantState
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
 from controlplane.retrieval import SearchRequest, UpsertRequest
@@ -344,6 +352,91 @@ def test_moves_killed_at_random_moments_leave_one_copy_that_serves_and_writes(
         [*TENANTCTL, "tenants", "delete", tenant_id, "--yes"], env=env, capture_output=True
     )
     assert deleted.returncode == 0
+
+
+def test_a_write_that_finds_a_dead_move_s_pause_rolls_the_move_back(
+    fleet: Settings, tenant_id: str
+) -> None:
+    """No operator needed: the CLI moving the tenant is killed while its writes are
+    paused; the next writes through a router (an API process) find the move's lock
+    free, roll the move back as reconcile would, and go through."""
+    env = settings_env(fleet)
+    run = functools.partial(subprocess.run, env=env, capture_output=True, text=True)
+    assert (
+        run(
+            [*TENANTCTL, "tenants", "create", tenant_id, "--dims", "3", "--server", "local"]
+        ).returncode
+        == 0
+    )
+    asyncio.run(_load(fleet, tenant_id, 50))
+    killed = run(
+        [*TENANTCTL, "tenants", "move", tenant_id, "--to", "postgres:second"],
+        env={**env, "TENANTVEC_FAILPOINTS": "move.after_pause"},
+    )
+    assert killed.returncode == 137, killed.stderr
+
+    async def write_until_accepted() -> list[str]:
+        refusals: list[str] = []
+        async with ControlPlane.open(fleet) as plane, TenantRouter.open(plane) as router:
+            marked = await plane.catalog.get_tenant(tenant_id)
+            new_copy = marked.placement[MOVE_MARK]["other"]["placement"]["database"]
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    await upsert_documents(
+                        router, tenant_id, UpsertRequest(documents=documents(1, start=700))
+                    )
+                    break
+                except TenantUnavailable as exc:
+                    refusals.append(str(exc))
+                    assert time.monotonic() < deadline, refusals
+                    await asyncio.sleep(0.3)
+            tenant = await plane.catalog.get_tenant(tenant_id)
+            assert tenant.server == "local" and MOVE_MARK not in tenant.placement
+            assert not await _databases_on("second", plane, new_copy)
+            running = await plane.catalog.list_operations(
+                tenant_id=tenant_id, outcome=OperationOutcome.RUNNING
+            )
+            assert running == []  # the dead move's operation is closed too
+        return refusals
+
+    refusals = asyncio.run(write_until_accepted())
+    assert any("abandoned" in said for said in refusals), refusals
+    asyncio.run(_served_from_one_copy(fleet, tenant_id, 51))
+
+
+async def test_a_mover_whose_move_was_settled_under_it_stops_and_undoes_what_it_made(
+    fleet_plane: ControlPlane, tenant_id: str
+) -> None:
+    """A mover that lost its lock without dying looks dead: reconcile (or a router) may
+    settle its move while it runs. Wherever that lands, the mover does not switch to a
+    dropped copy or leave a pause or a copy behind: one copy serves, writable."""
+    plane = fleet_plane
+    await create_tenant(
+        plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH, server="local"), actor="t"
+    )
+    await load(plane, tenant_id, 1500)
+    outcomes = []
+    for delay in (0.0, 0.6, 1.2):
+        moving = asyncio.create_task(move_tenant(plane, tenant_id, backend="postgres", actor="t"))
+        while not moving.done():
+            marked = await plane.catalog.get_tenant(tenant_id)
+            if MOVE_MARK in marked.placement:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(delay)
+        # What reconcile does for a move whose lock it found free (here it is not:
+        # the lock is this process's own, as for a mover whose connection dropped).
+        with contextlib.suppress(TenantChanged):
+            await settle_move(plane, await plane.catalog.get_tenant(tenant_id))
+        try:
+            await moving
+            outcomes.append("moved")
+        except TenantvecError as exc:  # any other error is a finding: the test fails
+            outcomes.append(type(exc).__name__)
+        await _served_from_one_copy(plane.settings, tenant_id, 1500)
+    print("the movers ended:", outcomes)
+    await delete_tenant(plane, tenant_id, actor="t")
 
 
 async def _load(settings: Settings, tenant_id: str, n: int, start: int = 0) -> None:

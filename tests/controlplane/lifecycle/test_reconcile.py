@@ -87,6 +87,24 @@ async def test_delete_killed_midway_is_finished_by_reconcile(
     assert await _objects_on_server(superuser_dsn, name) == (False, False)
 
 
+async def test_two_processes_dropping_one_tenant_s_database_at_once_both_succeed(
+    plane: ControlPlane, superuser_dsn: str
+) -> None:
+    """Reconcile settling a move while the mover it thought dead undoes the same copy:
+    concurrent drops of one database and its roles (Postgres's DROP ROLE races
+    otherwise: "could not find tuple for role")."""
+    backend = plane.backend("postgres")
+    for _ in range(4):
+        tenant_id = f"t-{uuid.uuid4().hex[:12]}"
+        tenant = await create_tenant(plane, TenantRequest(id=tenant_id, dims=3), actor="test")
+        await asyncio.gather(*(backend.delete(tenant) for _ in range(4)))
+        assert await _objects_on_server(superuser_dsn, tenant.placement["database"]) == (
+            False,
+            False,
+        )
+        await delete_tenant(plane, tenant_id, actor="test")  # the catalog row
+
+
 async def test_a_delete_outlasts_a_killed_create_s_create_database_still_running(
     plane: ControlPlane, tenant_id: str, superuser_dsn: str
 ) -> None:
