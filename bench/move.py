@@ -16,8 +16,13 @@ interleaved:
   operator would script by hand -- with writes stopped for all of it -- and the floor of
   the copy itself.
 
-Reported: medians and p95 of wall time, the refusal window, reads that failed, CPU
-seconds of both servers per run (from /proc), and how many moves verified.
+Every write the client was told was made is looked up in the moved tenant afterwards.
+Each run's writes carry new document ids: a repeated one would be "unchanged" -- no
+write at all, accepted even while paused.
+
+Reported: medians and p95 of wall time, the refusal window, reads that failed, writes
+accepted / refused / lost, CPU seconds of both servers per run (from /proc), and how
+many moves verified.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from controlplane.lifecycle.move import move_tenant
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.localpg import EmbeddedServer
 from controlplane.localpg.tools import pg_tool
+from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
 from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
 from controlplane.retrieval.documents import upsert_documents
@@ -66,7 +72,9 @@ class Runs:
     plain: list[float] = field(default_factory=list)
     reads: int = 0
     read_failures: int = 0
+    writes_ok: int = 0
     writes_refused: int = 0
+    writes_lost: int = 0  # acknowledged, and not in the moved tenant
     verified: int = 0
 
 
@@ -74,8 +82,10 @@ class Runs:
 class Probe:
     """A writer and a reader on the tenant while it moves."""
 
+    run: int = 0  # ids are new in every run: a repeated one is "unchanged", no write
     refused_at: list[float] = field(default_factory=list)
     accepted_at: list[float] = field(default_factory=list)
+    acknowledged: list[str] = field(default_factory=list)
     reads: int = 0
     read_failures: int = 0
 
@@ -93,12 +103,14 @@ async def probe(router: TenantRouter, tenant_id: str, done: asyncio.Event, out: 
         n = 0
         while not done.is_set():
             doc = DocumentIn(
-                id=f"probe-{n}", chunks=[ChunkIn(content=f"probe {n}", embedding=vector)]
+                id=f"probe-{out.run}-{n}",
+                chunks=[ChunkIn(content=f"probe {out.run} {n}", embedding=vector)],
             )
             n += 1
             try:
                 await upsert_documents(router, tenant_id, UpsertRequest(documents=[doc]))
                 out.accepted_at.append(time.monotonic())
+                out.acknowledged.append(doc.id)
             except TenantUnavailable:
                 out.refused_at.append(time.monotonic())
             await asyncio.sleep(WRITE_EVERY)
@@ -181,7 +193,7 @@ async def run(args: argparse.Namespace) -> dict[int, Runs]:
                 await fill(plane, tenant_id, size)
                 await set_index(plane, tenant_id, IndexSpec(), actor="bench")
                 runs = results.setdefault(size, Runs())
-                for _ in range(args.runs):
+                for run_number in range(args.runs):
                     tenant = await plane.catalog.get_tenant(tenant_id)
                     here = str(tenant.server)
                     there = "second" if here == "local" else "local"
@@ -195,7 +207,7 @@ async def run(args: argparse.Namespace) -> dict[int, Runs]:
                             settings.pg_bin,
                         )
                     )
-                    seen = Probe()
+                    seen = Probe(run=run_number)
                     done = asyncio.Event()
                     cpu = sum(postgres_cpu(d) for d in data_dirs)
                     async with TenantRouter.open(plane) as router:
@@ -217,10 +229,21 @@ async def run(args: argparse.Namespace) -> dict[int, Runs]:
                     runs.paused.append(report.writes_paused_seconds)
                     runs.reads += seen.reads
                     runs.read_failures += seen.read_failures
+                    runs.writes_ok += len(seen.acknowledged)
                     runs.writes_refused += len(seen.refused_at)
+                    runs.writes_lost += await _missing(plane, tenant_id, seen.acknowledged)
                     runs.verified += report.chunks >= size and report.tenant.server == there
                 await delete_tenant(plane, tenant_id, actor="bench")
     return results
+
+
+async def _missing(plane: ControlPlane, tenant_id: str, ids: list[str]) -> int:
+    """How many of the acknowledged documents the moved tenant does not hold."""
+    tenant = await plane.catalog.get_tenant(tenant_id)
+    async with connect(plane.service_conninfo(tenant), where="bench", timeout=10) as conn:
+        cur = await conn.execute("SELECT count(*) FROM documents WHERE id = ANY(%s)", (ids,))
+        row = await cur.fetchone()
+    return len(ids) - int(row[0] if row else 0)
 
 
 def _s(values: list[float]) -> str:
@@ -245,14 +268,16 @@ def report(results: dict[int, Runs], args: argparse.Namespace) -> str:
         "",
         "| chunks | move (total) | longest wait between accepted writes | pause as the move "
         "reports it | plain dump + restore | server CPU per move | reads ok / failed | "
-        "verified |",
-        "|---|---|---|---|---|---|---|---|",
+        "writes ok / refused / lost | verified |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for size, runs in results.items():
         lines.append(
             f"| {size:,} | {_s(runs.move)} | {_s(runs.refused_window)} | {_s(runs.paused)} | "
             f"{_s(runs.plain)} | {statistics.median(runs.cpu):.2f} s | "
-            f"{runs.reads} / {runs.read_failures} | {runs.verified} of {len(runs.move)} |"
+            f"{runs.reads} / {runs.read_failures} | "
+            f"{runs.writes_ok} / {runs.writes_refused} / {runs.writes_lost} | "
+            f"{runs.verified} of {len(runs.move)} |"
         )
     lines += [
         "",
@@ -261,7 +286,8 @@ def report(results: dict[int, Runs], args: argparse.Namespace) -> str:
         "catch-up (a digest of every document on both sides, the documents written "
         "during the copy copied again, both fingerprints compared). The copy itself runs "
         "while writes go on; the plain dump and restore beside it is that copy's floor, "
-        "with writes stopped by hand for all of it.",
+        "with writes stopped by hand for all of it. Every write the client was told was "
+        'made is looked up in the moved tenant afterwards ("lost").',
     ]
     return "\n".join(lines)
 

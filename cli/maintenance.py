@@ -14,11 +14,9 @@ from cli.errors import CommandFailed
 
 if TYPE_CHECKING:
     from controlplane.lifecycle.doctor import DoctorReport
+    from controlplane.lifecycle.gc import GcReport
     from controlplane.lifecycle.migrate import TenantMigration
-    from controlplane.lifecycle.reconcile import (
-        GcReport,
-        ReconcileReport,
-    )
+    from controlplane.lifecycle.reconcile import ReconcileReport
     from controlplane.plane import ControlPlane
 
 from controlplane.errors import InvalidRequest
@@ -103,26 +101,17 @@ def migrate(
 async def _migrate_with_progress(
     cli: Cli, plane: ControlPlane, concurrency: int | None, verify: bool, *, show: bool
 ) -> list[TenantMigration]:
-    from rich.progress import TextColumn
-
-    from cli.progress import progress_bar  # rich.progress loads with the bar
+    from cli.progress import tenants_bar  # rich.progress loads with the bar
     from controlplane.lifecycle.migrate import migrate_all
 
     total = len(await plane.catalog.list_tenants(states=[TenantState.READY]))
-    progress = progress_bar(
-        cli, "migrating", "tenants", TextColumn("{task.fields[failed]} failed"), quiet=not show
-    )
-    failures = 0
-    with progress:
-        task = progress.add_task("migrate", total=total, failed=0)
-
-        def advance(result: TenantMigration) -> None:
-            nonlocal failures
-            failures += 0 if result.ok else 1
-            progress.update(task, advance=1, failed=failures)
-
+    with tenants_bar(cli, "migrating", total, quiet=not show) as advance:
         return await migrate_all(
-            plane, actor=cli.actor, concurrency=concurrency, verify=verify, on_result=advance
+            plane,
+            actor=cli.actor,
+            concurrency=concurrency,
+            verify=verify,
+            on_result=lambda result: advance(result.ok),
         )
 
 
@@ -173,14 +162,33 @@ def reconcile_cmd(
         raise CommandFailed("some interrupted operations could not be finished")
 
 
-def gc(ctx: typer.Context, json_: JsonOption = False) -> None:
-    """Delete tenants whose --ttl has expired (throwaway tenants for CI)."""
-    from controlplane.lifecycle.reconcile import collect_expired
+def gc(
+    ctx: typer.Context,
+    concurrency: Annotated[
+        int, typer.Option(help="Tenants deleted at once (1-64).", show_default=True)
+    ] = 4,
+    json_: JsonOption = False,
+) -> None:
+    """Delete tenants whose --ttl has expired (throwaway tenants for CI).
+
+    Example (cron, every 10 minutes): tenantctl gc --json.
+    """
+    from cli.progress import tenants_bar
+    from controlplane.lifecycle.gc import collect_expired, expired_tenants
 
     cli = get_cli(ctx)
+    if not 1 <= concurrency <= 64:
+        raise InvalidRequest("--concurrency must be between 1 and 64")
 
     async def work(plane: ControlPlane) -> GcReport:
-        return await collect_expired(plane, actor=cli.actor)
+        total = len(await expired_tenants(plane))
+        with tenants_bar(cli, "deleting expired", total, quiet=json_ or not total) as advance:
+            return await collect_expired(
+                plane,
+                actor=cli.actor,
+                concurrency=concurrency,
+                on_result=lambda result: advance(result.ok),
+            )
 
     report = cli.run(work)
     if json_:

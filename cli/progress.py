@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,7 +18,7 @@ from rich.text import Text
 
 from cli.context import Cli
 
-__all__ = ["RateColumn", "progress_bar"]
+__all__ = ["RateColumn", "progress_bar", "tenants_bar"]
 
 
 class RateColumn(ProgressColumn):
@@ -46,3 +49,24 @@ def progress_bar(
         disable=quiet,
         transient=False,
     )
+
+
+@contextlib.contextmanager
+def tenants_bar(
+    cli: Cli, doing: str, total: int, *, quiet: bool = False
+) -> Iterator[Callable[[bool], None]]:
+    """A bar over ``total`` tenants that counts failures; yields ``advance(ok)``, to call
+    once per tenant as its result comes (migrate --all, servers drain, gc)."""
+    progress = progress_bar(
+        cli, doing, "tenants", TextColumn("{task.fields[failed]} failed"), quiet=quiet
+    )
+    failures = 0
+    with progress:
+        task = progress.add_task(doing, total=total, failed=0)
+
+        def advance(ok: bool) -> None:
+            nonlocal failures
+            failures += 0 if ok else 1
+            progress.update(task, advance=1, failed=failures)
+
+        yield advance

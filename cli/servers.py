@@ -157,12 +157,10 @@ def drain(
     it back with 'tenantctl servers activate NAME'.
     Example: tenantctl servers drain pg-eu-1 --concurrency 4.
     """
-    from rich.progress import TextColumn
 
     from cli.moves import parse_destination
-    from cli.progress import progress_bar
+    from cli.progress import tenants_bar
     from controlplane.lifecycle.drain import (
-        MoveOutcome,
         check_drain,
         drain_server,
         tenants_to_drain,
@@ -174,19 +172,7 @@ def drain(
 
     async def work(plane: ControlPlane) -> DrainReport:
         total = len(await tenants_to_drain(plane, name))
-        progress = progress_bar(
-            cli, f"draining {name}", "tenants", TextColumn("{task.fields[failed]} failed"),
-            quiet=json_,
-        )  # fmt: skip
-        failures = 0
-        with progress:
-            task = progress.add_task("drain", total=total, failed=0)
-
-            def advance(outcome: MoveOutcome) -> None:
-                nonlocal failures
-                failures += 0 if outcome.ok else 1
-                progress.update(task, advance=1, failed=failures)
-
+        with tenants_bar(cli, f"draining {name}", total, quiet=json_) as advance:
             return await drain_server(
                 plane,
                 name,
@@ -194,7 +180,7 @@ def drain(
                 to_server=to_server,
                 concurrency=concurrency,
                 actor=cli.actor,
-                on_result=advance,
+                on_result=lambda outcome: advance(outcome.ok),
             )
 
     report = cli.run(work)

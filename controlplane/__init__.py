@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         ServerExists,
         ServerNotFound,
         TenantBusy,
+        TenantChanged,
         TenantExists,
         TenantNotFound,
         TenantUnavailable,
@@ -54,13 +55,9 @@ if TYPE_CHECKING:
     from controlplane.lifecycle.backup import BackupReport, backup_tenant
     from controlplane.lifecycle.doctor import DoctorReport, run_doctor
     from controlplane.lifecycle.embedder import set_embedder
+    from controlplane.lifecycle.gc import GcReport, collect_expired
     from controlplane.lifecycle.migrate import TenantMigration, migrate_all, migrate_tenant
-    from controlplane.lifecycle.reconcile import (
-        GcReport,
-        ReconcileReport,
-        collect_expired,
-        reconcile,
-    )
+    from controlplane.lifecycle.reconcile import ReconcileReport, reconcile
     from controlplane.lifecycle.restore import RestoreReport, restore_tenant
     from controlplane.lifecycle.supervise import restart_if_down, supervise
     from controlplane.lifecycle.suspend import resume_tenant, suspend_idle, suspend_tenant
@@ -135,7 +132,7 @@ _EXPORTS: dict[str, str] = {
     "EmbedderSpec": "controlplane.retrieval",
     "EmbedderUnavailable": "controlplane.errors",
     "EmbeddingFailed": "controlplane.errors",
-    "GcReport": "controlplane.lifecycle.reconcile",
+    "GcReport": "controlplane.lifecycle.gc",
     "IndexKind": "tenant_schema.spec",
     "IndexSpec": "tenant_schema.spec",
     "InvalidRequest": "controlplane.errors",
@@ -163,6 +160,7 @@ _EXPORTS: dict[str, str] = {
     "Settings": "controlplane.settings",
     "Tenant": "controlplane.model.records",
     "TenantBusy": "controlplane.errors",
+    "TenantChanged": "controlplane.errors",
     "TenantExists": "controlplane.errors",
     "TenantMigration": "controlplane.lifecycle.migrate",
     "TenantNotFound": "controlplane.errors",
@@ -176,7 +174,7 @@ _EXPORTS: dict[str, str] = {
     "UpsertResponse": "controlplane.retrieval",
     "backfill": "controlplane.retrieval.backfill",
     "backup_tenant": "controlplane.lifecycle.backup",
-    "collect_expired": "controlplane.lifecycle.reconcile",
+    "collect_expired": "controlplane.lifecycle.gc",
     "create_key": "controlplane.keys",
     "create_tenant": "controlplane.lifecycle.tenants",
     "delete_document": "controlplane.retrieval.documents",
@@ -269,6 +267,7 @@ __all__ = [
     "Settings",
     "Tenant",
     "TenantBusy",
+    "TenantChanged",
     "TenantExists",
     "TenantMigration",
     "TenantNotFound",

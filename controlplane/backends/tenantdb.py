@@ -1,9 +1,7 @@
 """A tenant's database and its two login roles on a Postgres server: made, checked, dropped.
 
 Shared by every backend that reaches a server as its superuser (``postgres``,
-``instance``, ``docker``). Names are opaque -- ``tv_`` and 24 random characters,
-recorded in the catalog -- because every role on a server can read ``pg_database`` and
-``pg_roles``: what they list must say nothing about who the other tenants are. A tenant
+``instance``, ``docker``); the names and markers they carry are ``markers``'. A tenant
 has:
 
 * its **owner role**, named like its database: it owns the database and everything in
@@ -19,42 +17,34 @@ has:
 
 The database is copied from ``tenantvec_template`` (which already holds the vector
 extension, so no tenant role needs to be a superuser), owned by the owner role and
-closed to PUBLIC. All three carry a marker comment ``tenantvec catalog=<id> uid=<uid>``
-naming the catalog and the tenant incarnation they belong to: how reconcile knows what
-it made, and never touches what it did not. Tenants made before opaque names carry
-``tenantvec tenant=<id>`` until ``tenantctl migrate`` renames them.
+closed to PUBLIC. All three carry the tenant's marker comment.
 """
 
 from __future__ import annotations
 
-import re
-import secrets
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from controlplane.backends.base import Checkpoint
+from controlplane.backends.markers import (
+    LAYOUT,
+    SERVICE_SUFFIX,
+    TenantDatabase,
+    new_names,
+)
 from controlplane.backends.servers import TEMPLATE_DB, ensure_template
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackendUnavailable, ProvisioningError
 from controlplane.model.limits import RoleLimits
-from controlplane.model.records import TENANT_ID_RE, Tenant
 from controlplane.pgconnect import CONTROLPLANE_APPLICATION, ROUTER_APPLICATION, connect
 from controlplane.secretbox import new_password
 
 __all__ = [
-    "LAYOUT",
-    "MARKER_PREFIX",
-    "Marker",
-    "TenantDatabase",
     "apply_limits",
     "drop_tenant_database",
     "ensure_tenant_database",
-    "new_names",
-    "owner_role",
-    "parse_marker",
     "provision_own_server",
     "rename_legacy_database",
     "rename_legacy_role",
@@ -62,78 +52,6 @@ __all__ = [
 ]
 
 Conn = psycopg.AsyncConnection[Any]
-
-# The generation of this layout, recorded in each tenant's placement: 2 = opaque names,
-# a service role, limits. Tenants at 1 (named after their id) are upgraded by migrate.
-LAYOUT = 2
-_NAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-_SERVICE_SUFFIX = "_svc"
-_MARKER_RE = re.compile(
-    r"tenantvec catalog=([0-9a-f]{16}) uid=([0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})"
-)
-_LEGACY_MARKER_RE = re.compile(r"tenantvec tenant=(" + TENANT_ID_RE.pattern + ")")
-# Marked objects are found with LIKE 'tenantvec %' first, then parsed exactly.
-MARKER_PREFIX = "tenantvec "
-
-
-def new_names() -> tuple[str, str]:
-    """A new opaque (database = owner role, service role) pair: 124 random bits."""
-    name = "tv_" + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(24))
-    return name, name + _SERVICE_SUFFIX
-
-
-@dataclass(frozen=True)
-class Marker:
-    """What a marker comment says. Exactly one of ``uid`` and ``tenant_id`` is set."""
-
-    catalog_id: str | None
-    uid: str | None  # the tenant incarnation (current markers)
-    tenant_id: str | None  # the tenant id (markers written before opaque names)
-
-
-def parse_marker(comment: str | None) -> Marker | None:
-    """The marker in ``comment``, or None unless the whole comment is one."""
-    if comment is None:
-        return None
-    if match := _MARKER_RE.fullmatch(comment):
-        return Marker(catalog_id=match.group(1), uid=match.group(2), tenant_id=None)
-    if match := _LEGACY_MARKER_RE.fullmatch(comment):
-        return Marker(catalog_id=None, uid=None, tenant_id=match.group(1))
-    return None
-
-
-def owner_role(tenant: Tenant) -> str:
-    """The name of the tenant's owner role, as its placement records it."""
-    placement = tenant.placement
-    return str(placement.get("role", placement.get("database", tenant.id)))
-
-
-@dataclass(frozen=True)
-class TenantDatabase:
-    """One tenant's database and roles on a server, as its catalog placement records them."""
-
-    tenant_id: str
-    database: str
-    owner: str
-    service: str | None  # None: a tenant made before service roles (layout 1)
-    marker: str
-
-    @classmethod
-    def of(cls, tenant: Tenant, catalog_id: str) -> TenantDatabase:
-        placement = tenant.placement
-        database = str(placement.get("database", tenant.id))
-        service = placement.get("service_role")
-        return cls(
-            tenant_id=tenant.id,
-            database=database,
-            owner=str(placement.get("role", database)),
-            service=str(service) if service else None,
-            marker=f"{MARKER_PREFIX}catalog={catalog_id} uid={tenant.uid}",
-        )
-
-    def owns(self, comment: str | None) -> bool:
-        """Whether ``comment`` marks an object as this tenant's (also the older marker)."""
-        return comment == self.marker or comment == f"{MARKER_PREFIX}tenant={self.tenant_id}"
 
 
 async def ensure_tenant_database(
@@ -322,7 +240,7 @@ async def provision_own_server(
         # Made before service roles (named after its id, on a server of its own, where
         # no other tenant can see the name): keep its names, add the service role.
         owner = checkpoint.conninfo
-        service = f"{owner.user}{_SERVICE_SUFFIX}"
+        service = f"{owner.user}{SERVICE_SUFFIX}"
         await checkpoint.record(
             {"service_role": service},
             service_conninfo=owner.with_(user=service, password=new_password()),

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.backends.base import ProbesItsApi
+from controlplane.backends.markers import LAYOUT
 from controlplane.backends.servers import inspect_server
-from controlplane.backends.tenantdb import LAYOUT
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.errors import InvalidRequest, TenantvecError

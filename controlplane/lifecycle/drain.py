@@ -20,6 +20,7 @@ from typing import Any
 
 from controlplane.context import PlaneContext
 from controlplane.errors import InvalidRequest, TenantvecError
+from controlplane.lifecycle.fleetwork import for_each_tenant
 from controlplane.lifecycle.move import MOVE_MARK, move_tenant, settle_move
 from controlplane.model.records import ServerState, Tenant, TenantState
 
@@ -109,28 +110,23 @@ async def drain_server(
     if found.state is not ServerState.DRAINING:
         await plane.catalog.update_server(server, state=ServerState.DRAINING)
         logger.info("server %s: draining (no new tenants)", server)
-    gate = asyncio.Semaphore(concurrency)
 
     async def one(tenant: Tenant) -> MoveOutcome:
-        async with gate:
-            started = asyncio.get_running_loop().time()
-            try:
-                if MOVE_MARK in tenant.placement:
-                    await _settle_dead_move(plane, tenant)
-                    current = await plane.catalog.get_tenant(tenant.id)
-                    if current.server != server:  # the dead move had switched already
-                        return _done(tenant.id, current.server or current.backend, started)
-                report = await move_tenant(
-                    plane, tenant.id, backend=backend, server=to_server, actor=actor
-                )
-                moved = report.tenant
-                outcome = _done(tenant.id, moved.server or moved.backend, started)
-            except TenantvecError as exc:
-                logger.warning("server %s: moving tenant %s failed: %s", server, tenant.id, exc)
-                outcome = MoveOutcome(tenant.id, False, error=str(exc))
-            if on_result is not None:
-                on_result(outcome)
-            return outcome
+        started = asyncio.get_running_loop().time()
+        try:
+            if MOVE_MARK in tenant.placement:
+                await _settle_dead_move(plane, tenant)
+                current = await plane.catalog.get_tenant(tenant.id)
+                if current.server != server:  # the dead move had switched already
+                    return _done(tenant.id, current.server or current.backend, started)
+            report = await move_tenant(
+                plane, tenant.id, backend=backend, server=to_server, actor=actor
+            )
+            moved = report.tenant
+            return _done(tenant.id, moved.server or moved.backend, started)
+        except TenantvecError as exc:
+            logger.warning("server %s: moving tenant %s failed: %s", server, tenant.id, exc)
+            return MoveOutcome(tenant.id, False, error=str(exc))
 
     # Moves a dead drain left half done, wherever they stand: one that switched already
     # has its tenant off the server but its old copy still on it.
@@ -145,7 +141,7 @@ async def drain_server(
             except TenantvecError as exc:
                 logger.warning("server %s: settling tenant %s failed: %s", server, tenant.id, exc)
     movable = [t for t in await tenants_to_drain(plane, server) if t.state in _MOVABLE]
-    moves = list(await asyncio.gather(*(one(t) for t in movable)))
+    moves = await for_each_tenant(movable, one, concurrency=concurrency, on_result=on_result)
     left = [t.id for t in await tenants_to_drain(plane, server)]
     return DrainReport(server, moves, left)
 

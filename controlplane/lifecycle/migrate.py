@@ -6,16 +6,16 @@ interruption skips the tenants already at the target and carries on with the res
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.backends.tenantdb import LAYOUT
+from controlplane.backends.markers import LAYOUT
 from controlplane.context import PlaneContext
 from controlplane.errors import TenantvecError
+from controlplane.lifecycle.fleetwork import for_each_tenant
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import apply_schema, checkpoint_for
 from controlplane.model.records import OperationOutcome, Tenant, TenantState
@@ -129,7 +129,6 @@ async def migrate_all(
     of a 2-core machine per tenant); ``verify`` checks its ledger all the same.
     """
     tenants = await plane.catalog.list_tenants(states=[TenantState.READY])
-    limit = asyncio.Semaphore(concurrency or plane.settings.migrate_concurrency)
     latest = MigrationSet.bundled().latest
     done: list[TenantMigration] = []
     if not verify:
@@ -141,13 +140,14 @@ async def migrate_all(
         tenants = [t for t in tenants if not _recorded_current(t, latest)]
 
     async def one(tenant: Tenant) -> TenantMigration:
-        async with limit:
-            result = await migrate_tenant(plane, tenant.id, actor=actor)
-        if on_result is not None:
-            on_result(result)
-        return result
+        return await migrate_tenant(plane, tenant.id, actor=actor)
 
-    return done + list(await asyncio.gather(*(one(t) for t in tenants)))
+    return done + await for_each_tenant(
+        tenants,
+        one,
+        concurrency=concurrency or plane.settings.migrate_concurrency,
+        on_result=on_result,
+    )
 
 
 def _recorded_current(tenant: Tenant, latest: int) -> bool:

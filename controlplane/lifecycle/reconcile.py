@@ -24,23 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.backends.base import OwnedResource
-from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.errors import TenantBusy, TenantvecError
 from controlplane.lifecycle.change import set_state
 from controlplane.lifecycle.move import MOVE_MARK, SWITCHED, settle_move
 from controlplane.lifecycle.restore import RESTORE_MARK
 from controlplane.lifecycle.retry import with_retries
-from controlplane.lifecycle.tenants import delete_tenant, finish_delete, finish_provisioning
+from controlplane.lifecycle.tenants import finish_delete, finish_provisioning
 from controlplane.model.records import Operation, OperationOutcome, Tenant, TenantState
 from controlplane.scratch import sweep
 
 __all__ = [
-    "GcReport",
     "ReconcileReport",
     "Repair",
     "Survey",
-    "collect_expired",
     "find_orphans",
     "reconcile",
     "survey",
@@ -401,33 +398,3 @@ async def _remove_orphan(plane: PlaneContext, resource: OwnedResource, actor: st
             return True
     except TenantBusy:
         return False
-
-
-@dataclass(frozen=True)
-class GcReport:
-    deleted: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-
-    def public_dict(self) -> dict[str, Any]:
-        return {"deleted": self.deleted, "failed": self.failed}
-
-
-async def collect_expired(plane: PlaneContext, *, actor: str) -> GcReport:
-    """Delete every live tenant whose ``--ttl`` has run out (throwaway CI tenants)."""
-    expired = await plane.catalog.list_tenants(
-        states=[
-            TenantState.READY,
-            TenantState.SUSPENDED,
-            TenantState.FAILED,
-            TenantState.PROVISIONING,
-        ],
-        expired_before=utcnow(),
-    )
-    report = GcReport()
-    for tenant in expired:
-        try:
-            await delete_tenant(plane, tenant.id, actor=actor)
-            report.deleted.append(tenant.id)
-        except TenantvecError as exc:
-            report.failed[tenant.id] = str(exc)
-    return report

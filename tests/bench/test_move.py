@@ -30,9 +30,11 @@ def test_a_small_move_run_times_moves_the_refusal_window_and_plain_pg_dump(
     row = re.search(r"^\| 200 \| (.+) \|$", text, re.M)
     assert row is not None, text
     cells = row.group(1).split(" | ")
-    assert len(cells) == 7 and cells[-1] == "2 of 2", cells  # every move verified
-    reads_ok, reads_failed = map(int, cells[-2].split(" / "))
+    assert len(cells) == 8 and cells[-1] == "2 of 2", cells  # every move verified
+    reads_ok, reads_failed = map(int, cells[-3].split(" / "))
     assert reads_ok > 0 and reads_failed == 0
+    writes_ok, _refused, writes_lost = map(int, cells[-2].split(" / "))
+    assert writes_ok > 0 and writes_lost == 0  # every acknowledged write was moved
     for timing in (cells[0], cells[2], cells[3]):
         median, p95 = re.fullmatch(r"([\d.]+) / ([\d.]+) s", timing).groups()  # type: ignore[union-attr]
         assert 0 < float(median) <= float(p95)

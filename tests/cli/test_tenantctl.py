@@ -108,6 +108,23 @@ def test_gc_deletes_only_expired_tenants(tenantctl: TenantCtl, tenant_id: str) -
     assert tenantctl("tenants", "delete", long_, "--yes").code == 0
 
 
+def test_gc_deletes_many_expired_tenants_a_few_at_a_time_with_a_bar(
+    tenantctl: TenantCtl, tenant_id: str
+) -> None:
+    doomed = [f"{tenant_id}-{n}" for n in range(6)]
+    for name in doomed:
+        assert tenantctl("tenants", "create", name, "--dims", "3", "--ttl", "1s").code == 0
+    refused = tenantctl("gc", "--concurrency", "0")
+    assert refused.code == 2 and "--concurrency" in one_line_error(refused.stderr)
+    time.sleep(1.2)
+    report = tenantctl("gc", "--concurrency", "3")
+    assert report.code == 0, report.stderr
+    assert "deleting expired" in report.stderr  # the bar, on stderr
+    assert all(f"deleted expired tenant {name}" in report.stdout for name in doomed)
+    for name in doomed:
+        assert tenantctl("tenants", "show", name).code == 3
+
+
 def test_secret_key_is_a_usable_fernet_key(tenantctl: TenantCtl) -> None:
     from cryptography.fernet import Fernet
 

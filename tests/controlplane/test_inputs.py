@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
-from controlplane.backends.tenantdb import parse_marker
+from controlplane.backends.markers import parse_marker
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import MAX_JSON_DEPTH, check_json, check_text, has_control
 from controlplane.localpg import EmbeddedServer

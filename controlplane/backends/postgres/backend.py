@@ -15,17 +15,19 @@ import psycopg
 from psycopg import sql
 
 from controlplane.backends.base import Checkpoint, OwnedResource, ProvisionPlan
-from controlplane.backends.servers import ServerDirectory, ensure_template
-from controlplane.backends.tenantdb import (
+from controlplane.backends.markers import (
     LAYOUT,
     MARKER_PREFIX,
     TenantDatabase,
-    apply_limits,
-    drop_tenant_database,
-    ensure_tenant_database,
     new_names,
     owner_role,
     parse_marker,
+)
+from controlplane.backends.servers import ServerDirectory, ensure_template
+from controlplane.backends.tenantdb import (
+    apply_limits,
+    drop_tenant_database,
+    ensure_tenant_database,
     rename_legacy_database,
     rename_legacy_role,
     session_counts,

@@ -8,11 +8,8 @@ import asyncio
 import json
 import os
 import random
-import signal
 import stat
-import subprocess
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -41,7 +38,7 @@ from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
 from tenant_schema.runner import MigrationReport, migrate
 from tenant_schema.spec import IndexSpec
-from tests.fixtures.cli import TENANTCTL, TenantCtl, one_line_error, settings_env
+from tests.fixtures.cli import TenantCtl, kill_group_after, one_line_error, settings_env
 
 HASH = EmbedderSpec.parse("hash")
 
@@ -226,17 +223,12 @@ def test_a_restore_killed_at_any_moment_is_rolled_back_by_reconcile(
     outcomes = []
     for attempt in range(4):
         target = f"{tenant_id}-k{attempt}"
-        process = subprocess.Popen(
-            [*TENANTCTL, "tenants", "restore", str(backup), "--as", target, "--json"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        # Killed during start-up, provisioning, load, index or verify.
+        kill_group_after(
+            ["tenants", "restore", str(backup), "--as", target, "--json"],
+            env,
+            rng.uniform(0.3, 2.0),
         )
-        time.sleep(rng.uniform(0.3, 2.0))  # start-up, provisioning, load, index, verify
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
         fixed = tenantctl("reconcile", "--fix", "--json")
         assert fixed.code == 0, fixed.stderr
         # Nor is the extracted dump left behind: the killed restore's scratch is swept.
@@ -301,17 +293,11 @@ def test_a_backup_killed_midway_leaves_no_file_and_reconcile_closes_it(
     dest = tmp_path / "killed.tvbackup"
     rng = random.Random(os.getpid())
     for _ in range(3):
-        process = subprocess.Popen(
-            [*TENANTCTL, "tenants", "backup", tenant_id, "--to", str(dest)],
-            env=settings_env(pg_settings),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        kill_group_after(
+            ["tenants", "backup", tenant_id, "--to", str(dest)],
+            settings_env(pg_settings),
+            rng.uniform(0.5, 1.5),
         )
-        time.sleep(rng.uniform(0.5, 1.5))
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
         if dest.exists():  # it finished before the kill: then it is whole
             read_backup(dest, tmp_path)
             dest.unlink()

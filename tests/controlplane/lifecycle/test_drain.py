@@ -4,10 +4,7 @@ real servers: bounded concurrency, a drain killed midway and run again."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import time
 import uuid
 
 import psycopg
@@ -23,7 +20,7 @@ from controlplane.model.records import ServerState, TenantState
 from controlplane.plane import ControlPlane
 from controlplane.settings import Settings
 from tests.controlplane.lifecycle.test_backup import load
-from tests.fixtures.cli import TENANTCTL, TenantCtl, one_line_error, settings_env
+from tests.fixtures.cli import TENANTCTL, TenantCtl, kill_group_after, one_line_error, settings_env
 
 HASH = EmbedderSpec.parse("hash")
 
@@ -90,17 +87,7 @@ def test_a_drain_moves_every_tenant_off_and_resumes_after_a_kill(
 
     asyncio.run(setup())
     # A first drain, killed (its whole process group) while moves are in flight.
-    process = subprocess.Popen(
-        [*TENANTCTL, "servers", "drain", "second", "--concurrency", "2", "--json"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    time.sleep(2.0)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_group_after(["servers", "drain", "second", "--concurrency", "2", "--json"], env, 2.0)
     listed = tenantctl("servers", "list", "--json", settings=fleet).json()
     assert {s["name"]: s["state"] for s in listed}["second"] == "draining"
     assert all(s["bytes"] > 0 and "capacity_bytes" in s for s in listed), listed

@@ -5,37 +5,24 @@ random moments and settled by ``reconcile``."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import functools
-import json
-import os
-import random
-import signal
-import subprocess
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-import psycopg
 import pytest
 
 from controlplane.errors import (
     InvalidRequest,
     ServerNotFound,
-    TenantChanged,
     TenantUnavailable,
-    TenantvecError,
 )
 from controlplane.keys import create_key, list_keys
 from controlplane.lifecycle.backup import fingerprint
-from controlplane.lifecycle.move import MOVE_MARK, move_tenant, pause_writes, settle_move
-from controlplane.lifecycle.reconcile import find_orphans, reconcile
+from controlplane.lifecycle.move import MOVE_MARK, move_tenant
+from controlplane.lifecycle.reconcile import find_orphans
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.model.chunking import ChunkingSpec
-from controlplane.model.embedder import EmbedderSpec
-from controlplane.model.records import OperationOutcome, Tenant, TenantState
+from controlplane.model.records import Tenant, TenantState
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
 from controlplane.retrieval import SearchRequest, UpsertRequest
@@ -44,18 +31,11 @@ from controlplane.retrieval.search import search
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
 from tenant_schema.spec import IndexKind, IndexSpec
+from tests.controlplane.lifecycle.moving import HASH, databases_on
 from tests.controlplane.lifecycle.test_backup import documents, load
 from tests.fakes.neon import FakeNeon
-from tests.fixtures.cli import TENANTCTL, TenantCtl, one_line_error, settings_env
+from tests.fixtures.cli import TenantCtl, one_line_error
 from tests.fixtures.fakes import neon_settings
-
-HASH = EmbedderSpec.parse("hash")
-
-
-@pytest.fixture
-async def fleet_plane(fleet: Settings) -> AsyncIterator[ControlPlane]:
-    async with ControlPlane.open(fleet) as plane:
-        yield plane
 
 
 async def _state(plane: ControlPlane, tenant: Tenant) -> dict[str, Any]:
@@ -78,15 +58,6 @@ async def _state(plane: ControlPlane, tenant: Tenant) -> dict[str, Any]:
         "limits": tenant.placement.get("limits"),
         "uid": tenant.uid,
     }
-
-
-async def _databases_on(server: str, plane: ControlPlane, name: str) -> bool:
-    admin = plane.servers.admin_conninfo(await plane.catalog.get_server(server))
-    async with await psycopg.AsyncConnection.connect(admin.dsn) as conn:
-        row = await (
-            await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        ).fetchone()
-    return row is not None
 
 
 async def test_a_tenant_moves_round_every_placement_and_keeps_everything(
@@ -133,7 +104,7 @@ async def test_a_tenant_moves_round_every_placement_and_keeps_everything(
             assert hits == expected, (backend, server)
             # The old copy is gone.
             if old.server is not None:
-                assert not await _databases_on(old.server, plane, old.placement["database"])
+                assert not await databases_on(old.server, plane, old.placement["database"])
         assert [o for o in await find_orphans(plane) if o.tenant_id == tenant_id] == []
         operations = await plane.catalog.list_operations(tenant_id=tenant_id, limit=20)
         moves = [op for op in operations if op.action == "move"]
@@ -251,7 +222,7 @@ async def test_a_router_whose_cached_route_outlived_the_switch_follows_the_move(
         assert cached.conninfo is not None
         database = cached.conninfo.dbname
         await move_tenant(fleet_plane, tenant_id, backend="postgres", server="second", actor="t")
-        assert not await _databases_on("local", fleet_plane, database)  # the old copy
+        assert not await databases_on("local", fleet_plane, database)  # the old copy
         after = await search(router, tenant_id, query)
         assert [hit.chunk_id for hit in after.results] == [h.chunk_id for h in before.results]
         await upsert_documents(router, tenant_id, UpsertRequest(documents=documents(1, 500)))
@@ -277,201 +248,6 @@ async def test_bad_destinations_are_refused_before_anything_is_made(
     await delete_tenant(plane, tenant_id, actor="t")
 
 
-@pytest.mark.parametrize(
-    ("failpoint", "settled"),
-    [
-        ("move.after_record", "rolled-back-move"),
-        ("move.after_pause", "rolled-back-move"),
-        ("move.after_copy", "rolled-back-move"),
-        ("move.after_switch", "finished-move"),
-    ],
-)
-def test_a_move_killed_at_each_step_is_settled_by_reconcile(
-    fleet: Settings, tenant_id: str, failpoint: str, settled: str
-) -> None:
-    env = settings_env(fleet)
-
-    def run(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*TENANTCTL, *args], env={**env, **(extra or {})}, capture_output=True, text=True
-        )
-
-    assert run("tenants", "create", tenant_id, "--dims", "3", "--server", "local").returncode == 0
-    asyncio.run(_load(fleet, tenant_id, 50))
-    crashed = run(
-        "tenants", "move", tenant_id, "--to", "postgres:second",
-        extra={"TENANTVEC_FAILPOINTS": failpoint},
-    )  # fmt: skip
-    assert crashed.returncode == 137, crashed.stderr
-    fixed = run("reconcile", "--fix", "--json")
-    assert fixed.returncode == 0, fixed.stderr
-    repairs = {r["tenant"]: r["action"] for r in json.loads(fixed.stdout)["repairs"]}
-    assert repairs.get(tenant_id) == settled, fixed.stdout
-    asyncio.run(_served_from_one_copy(fleet, tenant_id, 50))
-    assert run("tenants", "delete", tenant_id, "--yes").returncode == 0
-
-
-def test_moves_killed_at_random_moments_leave_one_copy_that_serves_and_writes(
-    fleet: Settings, tenant_id: str
-) -> None:
-    """Real kills of the CLI's whole process group: afterwards reconcile leaves the
-    tenant ready on exactly one of the two servers, writable, nothing orphaned."""
-    env = settings_env(fleet)
-    rng = random.Random(os.getpid())
-    created = subprocess.run(
-        [*TENANTCTL, "tenants", "create", tenant_id, "--dims", "3", "--server", "local"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert created.returncode == 0, created.stderr
-    asyncio.run(_load(fleet, tenant_id, 300))
-    where = []
-    for attempt in range(3):
-        current = asyncio.run(_server_of(fleet, tenant_id))
-        other = "second" if current == "local" else "local"
-        process = subprocess.Popen(
-            [*TENANTCTL, "tenants", "move", tenant_id, "--to", f"postgres:{other}", "--json"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        time.sleep(rng.uniform(0.4, 2.5))
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        fixed = subprocess.run(
-            [*TENANTCTL, "reconcile", "--fix", "--json"], env=env, capture_output=True, text=True
-        )
-        assert fixed.returncode == 0, (attempt, fixed.stderr)
-        where.append(asyncio.run(_served_from_one_copy(fleet, tenant_id, 300 + attempt)))
-        asyncio.run(_load(fleet, tenant_id, 1, start=5000 + attempt))  # writable again
-    print("served from, after each kill:", where)
-    deleted = subprocess.run(
-        [*TENANTCTL, "tenants", "delete", tenant_id, "--yes"], env=env, capture_output=True
-    )
-    assert deleted.returncode == 0
-
-
-def test_a_write_that_finds_a_dead_move_s_pause_rolls_the_move_back(
-    fleet: Settings, tenant_id: str
-) -> None:
-    """No operator needed: the CLI moving the tenant is killed while its writes are
-    paused; the next writes through a router (an API process) find the move's lock
-    free, roll the move back as reconcile would, and go through."""
-    env = settings_env(fleet)
-    run = functools.partial(subprocess.run, env=env, capture_output=True, text=True)
-    assert (
-        run(
-            [*TENANTCTL, "tenants", "create", tenant_id, "--dims", "3", "--server", "local"]
-        ).returncode
-        == 0
-    )
-    asyncio.run(_load(fleet, tenant_id, 50))
-    killed = run(
-        [*TENANTCTL, "tenants", "move", tenant_id, "--to", "postgres:second"],
-        env={**env, "TENANTVEC_FAILPOINTS": "move.after_pause"},
-    )
-    assert killed.returncode == 137, killed.stderr
-
-    async def write_until_accepted() -> list[str]:
-        refusals: list[str] = []
-        async with ControlPlane.open(fleet) as plane, TenantRouter.open(plane) as router:
-            marked = await plane.catalog.get_tenant(tenant_id)
-            new_copy = marked.placement[MOVE_MARK]["other"]["placement"]["database"]
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    await upsert_documents(
-                        router, tenant_id, UpsertRequest(documents=documents(1, start=700))
-                    )
-                    break
-                except TenantUnavailable as exc:
-                    refusals.append(str(exc))
-                    assert time.monotonic() < deadline, refusals
-                    await asyncio.sleep(0.3)
-            tenant = await plane.catalog.get_tenant(tenant_id)
-            assert tenant.server == "local" and MOVE_MARK not in tenant.placement
-            assert not await _databases_on("second", plane, new_copy)
-            running = await plane.catalog.list_operations(
-                tenant_id=tenant_id, outcome=OperationOutcome.RUNNING
-            )
-            assert running == []  # the dead move's operation is closed too
-        return refusals
-
-    refusals = asyncio.run(write_until_accepted())
-    assert any("abandoned" in said for said in refusals), refusals
-    asyncio.run(_served_from_one_copy(fleet, tenant_id, 51))
-
-
-async def test_a_mover_whose_move_was_settled_under_it_stops_and_undoes_what_it_made(
-    fleet_plane: ControlPlane, tenant_id: str
-) -> None:
-    """A mover that lost its lock without dying looks dead: reconcile (or a router) may
-    settle its move while it runs. Wherever that lands, the mover does not switch to a
-    dropped copy or leave a pause or a copy behind: one copy serves, writable."""
-    plane = fleet_plane
-    await create_tenant(
-        plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH, server="local"), actor="t"
-    )
-    await load(plane, tenant_id, 1500)
-    outcomes = []
-    for delay in (0.0, 0.6, 1.2):
-        moving = asyncio.create_task(move_tenant(plane, tenant_id, backend="postgres", actor="t"))
-        while not moving.done():
-            marked = await plane.catalog.get_tenant(tenant_id)
-            if MOVE_MARK in marked.placement:
-                break
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(delay)
-        # What reconcile does for a move whose lock it found free (here it is not:
-        # the lock is this process's own, as for a mover whose connection dropped).
-        with contextlib.suppress(TenantChanged):
-            await settle_move(plane, await plane.catalog.get_tenant(tenant_id))
-        try:
-            await moving
-            outcomes.append("moved")
-        except TenantvecError as exc:  # any other error is a finding: the test fails
-            outcomes.append(type(exc).__name__)
-        await _served_from_one_copy(plane.settings, tenant_id, 1500)
-    print("the movers ended:", outcomes)
-    await delete_tenant(plane, tenant_id, actor="t")
-
-
-async def _load(settings: Settings, tenant_id: str, n: int, start: int = 0) -> None:
-    async with ControlPlane.open(settings) as plane:
-        await load(plane, tenant_id, n, start)
-
-
-async def _server_of(settings: Settings, tenant_id: str) -> str | None:
-    async with ControlPlane.open(settings) as plane:
-        return (await plane.catalog.get_tenant(tenant_id)).server
-
-
-async def _served_from_one_copy(settings: Settings, tenant_id: str, documents_: int) -> str:
-    """The tenant is ready, unmarked, holds its documents, and exactly one database of
-    its incarnation exists across the servers."""
-    async with ControlPlane.open(settings) as plane:
-        tenant = await plane.catalog.get_tenant(tenant_id)
-        assert tenant.state is TenantState.READY and MOVE_MARK not in tenant.placement
-        async with connect(plane.service_conninfo(tenant), where="t", timeout=5) as conn:
-            count = await (await conn.execute("SELECT count(*) FROM documents")).fetchone()
-            writable = await (await conn.execute("SHOW default_transaction_read_only")).fetchone()
-        assert count == (documents_,) and writable == ("off",)
-        mine = [
-            r
-            for r in await plane.backend("postgres").list_resources()
-            if r.tenant_uid == tenant.uid and r.kind == "database"
-        ]
-        assert [(r.location, r.name) for r in mine] == [
-            (tenant.server, tenant.placement["database"])
-        ]
-        assert [o for o in await find_orphans(plane) if o.tenant_uid == tenant.uid] == []
-        assert (await reconcile(plane, actor="t")).clean
-        return str(tenant.server)
-
-
 def test_the_cli_refuses_a_bad_destination_in_one_line(
     tenantctl: TenantCtl, tenant_id: str
 ) -> None:
@@ -492,37 +268,3 @@ def test_the_cli_refuses_a_bad_destination_in_one_line(
     shown = tenantctl("tenants", "show", tenant_id, "--json").json()
     assert shown["server"] == "local" and "move" not in shown["placement"]
     assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
-
-
-async def test_reconcile_settles_a_move_mark_no_running_operation_explains(
-    fleet_plane: ControlPlane, tenant_id: str
-) -> None:
-    """A move that failed and then could not clean up: its operation is closed, its
-    mark and its pause stay. Reconcile still rolls it back."""
-    plane = fleet_plane
-    tenant = await create_tenant(
-        plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH, server="local"), actor="t"
-    )
-    await pause_writes(plane, tenant, paused=True)
-    never_made = {
-        "database": "tv_nevermade0000000000000000",
-        "role": "tv_nevermade0000000000000000",
-    }
-    await plane.catalog.update_tenant(
-        tenant.uid,
-        placement={
-            **tenant.placement,
-            MOVE_MARK: {
-                "phase": "copying",
-                "other": {"backend": "postgres", "server": "second", "placement": never_made},
-            },
-        },
-    )
-    report = await reconcile(plane, actor="t")
-    assert [(r.tenant, r.action) for r in report.repairs if r.tenant == tenant_id] == [
-        (tenant_id, "rolled-back-move")
-    ]
-    settled = await plane.catalog.get_tenant(tenant_id)
-    assert MOVE_MARK not in settled.placement
-    await load(plane, tenant_id, 1)  # writable again
-    await delete_tenant(plane, tenant_id, actor="t")
