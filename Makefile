@@ -53,7 +53,7 @@ bench-backup: $(STAMP) ## Back up and restore tenants of 1K/10K/100K chunks vs p
 bench-move: $(STAMP) ## Move tenants of 1K/10K/100K chunks between two servers while they serve, vs plain pg_dump | pg_restore; write docs/benchmarks.md
 	$(PY) -m bench.move --write docs/benchmarks.md
 
-bench-fleet: $(STAMP) ## Operator commands (list, reconcile, doctor, migrate --all, gc) as the fleet grows to 1K/2K/5K tenants; write docs/benchmarks.md
+bench-fleet: $(STAMP) ## Operator commands (list, reconcile, doctor, migrate --all, gc) as the fleet grows 1K to 10K tenants (as far as the disk allows); write docs/benchmarks.md
 	$(PY) -m bench.fleet --write docs/benchmarks.md
 
 bench-quality: $(STAMP) ## Recall@5 and MRR (vector, keyword, hybrid) on our docs, hash vs wordllama; write docs/benchmarks.md

@@ -1,9 +1,9 @@
 """``make bench-fleet``: the operator's commands as the fleet grows.
 
 Small tenants (3 dimensions, empty) on one embedded server, grown in steps (default
-1,000, 2,000, 5,000). Each tenant is created one schema version short of the latest,
-so ``migrate --all`` has a real migration to apply to every tenant added since the
-last step. At each size, the commands an operator runs, each as ``tenantctl ... --json``
+1,000, 2,000, 5,000, 8,000, 10,000). Each tenant is created one schema version short of
+the latest, so ``migrate --all`` has a real migration to apply to every tenant added
+since the last step. At each size, the commands an operator runs, each as ``tenantctl ... --json``
 in a process of its own (start-up included, as cron or a shell runs them), timed over
 ``--runs`` runs:
 
@@ -224,7 +224,9 @@ def report(steps: list[Step], stopped: str | None, args: argparse.Namespace) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="1000,2000,5000", help="fleet sizes, growing")
+    parser.add_argument(
+        "--sizes", default="1000,2000,5000,8000,10000", help="fleet sizes, growing"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--expired", type=int, default=50, help="expired tenants gc deletes")
     parser.add_argument("--write", type=Path, help="markdown file to update (a marked section)")

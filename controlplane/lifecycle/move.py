@@ -49,8 +49,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import sql
-
 from controlplane.backends.base import Checkpoint
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
@@ -65,6 +63,7 @@ from controlplane.errors import (
 from controlplane.failpoints import failpoint
 from controlplane.lifecycle.backup import dump_tenant, tenant_settings
 from controlplane.lifecycle.catchup import CatchUp, catch_up
+from controlplane.lifecycle.pause import pause_writes
 from controlplane.lifecycle.placement import choose_server
 from controlplane.lifecycle.restore import DumpLoader, request_from_settings
 from controlplane.lifecycle.retry import with_retries
@@ -78,7 +77,6 @@ __all__ = [
     "MOVE_MARK",
     "MoveReport",
     "move_tenant",
-    "pause_writes",
     "resume_abandoned_move",
     "settle_move",
 ]
@@ -305,20 +303,12 @@ async def _move(
         # lost its lock without dying)? They dropped the new copy as its record then
         # stood and lifted the pause; what this process made or paused since is its own
         # to undo, as nobody else knows of it. (If not, move_tenant settles the move.)
-        current = await catalog.find_tenant_by_uid(tenant.uid)
-        ours = tenant.placement.get(MOVE_MARK)
-        if current is None or current.placement.get(MOVE_MARK) != ours:
-            logger.warning("tenant %s: its move was settled by another process; undoing", tenant.id)
-            made = ours.get("other") if isinstance(ours, dict) else None
-            try:
-                if isinstance(made, dict):
-                    await _drop_copy(plane, _as_copy(tenant, made), "new")
-                if current is not None:
-                    await pause_writes(plane, tenant, paused=False)
-            except Exception:  # noqa: BLE001 -- the move's own error is the one to raise
-                logger.warning(
-                    "tenant %s: undoing its move failed; run reconcile", tenant.id, exc_info=True
-                )
+        try:
+            await _undo_if_taken_over(plane, tenant)
+        except Exception:  # noqa: BLE001 -- the move's own error is the one to raise
+            logger.warning(
+                "tenant %s: undoing its move failed; run reconcile", tenant.id, exc_info=True
+            )
         raise
     paused = time.monotonic() - paused_at
     await plane.tenant_changed(tenant.id)
@@ -333,6 +323,36 @@ async def _move(
         # Another process settled it first (dropped the old copy): done all the same.
         moved = await catalog.get_tenant(tenant.id)
     return moved, (found.documents, found.chunks, caught_up), paused
+
+
+async def _undo_if_taken_over(plane: PlaneContext, tenant: Tenant) -> None:
+    """After a step of a move failed: if somebody else settled the move meanwhile, remove
+    the new copy (as ``tenant``'s record, this mover's last, names it) and lift the pause
+    on the old one -- unless the catalog serves that new copy (the switch committed
+    although its answer was lost, and was finished since): then nothing is undone."""
+    current = await plane.catalog.find_tenant_by_uid(tenant.uid)
+    ours = tenant.placement.get(MOVE_MARK)
+    if current is not None and current.placement.get(MOVE_MARK) == ours:
+        return  # still ours: move_tenant settles it
+    made = ours.get("other") if isinstance(ours, dict) else None
+    if not isinstance(made, dict):
+        return
+    if current is not None and _serves(current, made):
+        return
+    logger.warning("tenant %s: its move was settled by another process; undoing", tenant.id)
+    await _drop_copy(plane, _as_copy(tenant, made), "new")
+    if current is not None:
+        await pause_writes(plane, current, paused=False)
+
+
+def _serves(tenant: Tenant, copy: dict[str, Any]) -> bool:
+    """Whether ``copy`` (a move record's) is where the catalog serves ``tenant`` from."""
+    placement = {k: v for k, v in tenant.placement.items() if k != MOVE_MARK}
+    return (
+        tenant.backend == copy.get("backend")
+        and tenant.server == copy.get("server")
+        and placement == copy.get("placement")
+    )
 
 
 async def _catch_up(plane: PlaneContext, tenant: Tenant, target: ConnInfo) -> CatchUp:
@@ -418,43 +438,6 @@ async def _drop_copy(plane: PlaneContext, shadow: Tenant, which: str) -> None:
         shadow.server or shadow.backend,
         "gone now" if erasure.immediate else "kept by the infrastructure for a while",
     )
-
-
-async def pause_writes(plane: PlaneContext, tenant: Tenant, *, paused: bool) -> None:
-    """Make the tenant's database read-only for every new session (``paused``) and end
-    the open ones, or writable again. As the service role, acting as the database's
-    owner: it may alter the database and end the sessions of the tenant's roles."""
-    where = f"tenant {tenant.id!r}"
-    conninfo = plane.service_conninfo(tenant)
-    async with connect(
-        conninfo, where=where, timeout=plane.settings.connect_timeout, autocommit=True
-    ) as conn:
-        # This session opened after a pause would be read-only itself.
-        await conn.execute("SET default_transaction_read_only = off")
-        row = await (await conn.execute("SELECT current_database()")).fetchone()
-        assert row is not None
-        database = sql.Identifier(str(row[0]))
-        if not paused:
-            await conn.execute(
-                sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only").format(database)
-            )
-            return
-        await conn.execute(
-            sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(database)
-        )
-        # Sessions opened before keep their writable default: end them (a pooled idle
-        # one is replaced at its next checkout, a read in flight is retried). A role may
-        # end its own sessions: first the owner's (this session acts as the owner), then
-        # the service role's (as itself; the same role again where there is none).
-        for _ in ("owner", "service"):
-            await conn.execute(_END_OWN_SESSIONS)
-            await conn.execute("SET ROLE NONE")
-
-
-_END_OWN_SESSIONS = """
-SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-WHERE datname = current_database() AND pid <> pg_backend_pid() AND usename = current_user
-"""
 
 
 def _copy_record(backend: str, server: str | None, placement: dict[str, Any]) -> dict[str, Any]:

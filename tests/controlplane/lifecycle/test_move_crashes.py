@@ -21,7 +21,8 @@ from controlplane.errors import (
     TenantUnavailable,
     TenantvecError,
 )
-from controlplane.lifecycle.move import MOVE_MARK, move_tenant, pause_writes, settle_move
+from controlplane.lifecycle.move import MOVE_MARK, move_tenant, settle_move
+from controlplane.lifecycle.pause import pause_writes
 from controlplane.lifecycle.reconcile import reconcile
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.model.records import OperationOutcome
