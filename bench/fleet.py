@@ -224,9 +224,7 @@ def report(steps: list[Step], stopped: str | None, args: argparse.Namespace) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--sizes", default="1000,2000,5000,8000,10000", help="fleet sizes, growing"
-    )
+    parser.add_argument("--sizes", default="1000,2000,5000,8000,10000", help="fleet sizes, growing")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--expired", type=int, default=50, help="expired tenants gc deletes")
     parser.add_argument("--write", type=Path, help="markdown file to update (a marked section)")
