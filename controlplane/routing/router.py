@@ -46,6 +46,9 @@ T = TypeVar("T")
 # How long requests to a tenant whose database just failed to connect fail at once
 # (and what Retry-After says), so a dead database does not tie up waiting requests.
 DOWN_SECONDS = 2.0
+# A route older than this is read again when its database refuses a connection: the
+# tenant may have moved (a move keeps the old copy one route TTL + 1 s past its switch).
+ROUTE_FOLLOW_SECONDS = 1.0
 # read_only_sql_transaction: a write into a database a move has paused.
 READ_ONLY_SQLSTATE = "25006"
 # What a refused write is told to wait: a small tenant's move switches over in seconds.
@@ -248,11 +251,14 @@ class TenantRouter:
         """
         tenant_id = route.tenant_id
         # Another process moved it (a cached route outlived the switch): follow the move.
-        self._routes.forget(tenant_id)
-        now = same_incarnation(await self._routes.get(tenant_id), incarnation)
-        if now.state is TenantState.READY and not now.same_target(route):
-            logger.info("tenant %s: moved since its route was read; following it", tenant_id)
-            return now
+        # A route the catalog confirmed this last second is its word already: not read
+        # again (a dead database's requests must not each cost a catalog query).
+        if time.monotonic() - route.fetched_at > ROUTE_FOLLOW_SECONDS:
+            self._routes.forget(tenant_id)
+            now = same_incarnation(await self._routes.get(tenant_id), incarnation)
+            if now.state is TenantState.READY and not now.same_target(route):
+                logger.info("tenant %s: moved since its route was read; following it", tenant_id)
+                return now
         # Its server died, or another process suspended it: bring it back, once.
         if not await self._plane.wake(tenant_id):
             raise refused
