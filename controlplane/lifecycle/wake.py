@@ -40,6 +40,7 @@ class Waker:
         self._running: dict[str, asyncio.Task[bool]] = {}
         # tenant id -> when resume_writes may look at it again (monotonic)
         self._resume_checked: dict[str, float] = {}
+        self._settling: set[asyncio.Task[bool]] = set()  # held until done
 
     async def wake(self, tenant_id: str) -> bool:
         """Bring the tenant to serving state; False if there was nothing this could do.
@@ -68,6 +69,14 @@ class Waker:
         if len(self._resume_checked) > 1024:  # forget the long-expired
             self._resume_checked = {t: u for t, u in self._resume_checked.items() if u > now}
         self._resume_checked[tenant_id] = now + RESUME_CHECK_SECONDS
+        # Its own task, shielded: a request that gives up (its client went away) must
+        # not stop a roll-back halfway.
+        task = asyncio.create_task(self._resume(tenant_id), name=f"resume-writes-{tenant_id}")
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        return await asyncio.shield(task)
+
+    async def _resume(self, tenant_id: str) -> bool:
         try:
             return await resume_abandoned_move(self._plane, tenant_id)
         except TenantvecError:
