@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 N      ?= 200
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup bench-move bench-fleet clean
+.PHONY: help install wheel demo test lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup bench-move bench-fleet bench-install clean
 
 help: ## List the developer commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install tenantvec with pinned versions
+
+wheel: $(STAMP) ## Build dist/tenantvec-<version>-py3-none-any.whl (install it elsewhere; docs: README, Installing)
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation --wheel-dir dist .
 
 demo: $(STAMP) ## Start the embedded Postgres and walk through two isolated tenants
 	$(VENV)/bin/tenantctl demo
@@ -36,7 +39,10 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup bench-move bench-fleet ## Run every benchmark
+bench: bench-install bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup bench-move bench-fleet ## Run every benchmark
+
+bench-install: $(STAMP) ## Fresh virtualenvs: the client, the LangChain store, the server (packages, MB, seconds); write docs/benchmarks.md
+	$(PY) -m bench.install --write docs/benchmarks.md
 
 bench-provision: $(STAMP) ## Create and delete N tenants (N=200); write docs/benchmarks.md
 	$(PY) -m bench.provision --tenants $(N) --write docs/benchmarks.md

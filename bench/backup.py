@@ -43,7 +43,7 @@ from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_
 from controlplane.localpg.tools import pg_tool
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
-from tenant_schema.spec import IndexKind, IndexSpec
+from tenantvec_schema.spec import IndexKind, IndexSpec
 
 DIMS = 256
 CHUNKS_PER_DOCUMENT = 10

@@ -39,11 +39,12 @@ class Timings:
 
 def run_once(tree: Path, args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """One ``tenantctl ARGS`` from ``tree`` (its modules first on the path)."""
+    module, path = _entry(tree)
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-c", "from cli.main import run; run()", *args],
+        [sys.executable, "-c", f"from {module} import run; run()", *args],
         cwd=tree,
-        env={**env, "PYTHONPATH": str(tree)},
+        env={**env, "PYTHONPATH": os.pathsep.join(str(p) for p in path)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -53,6 +54,15 @@ def run_once(tree: Path, args: list[str], env: dict[str, str]) -> tuple[float, f
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"tenantctl {' '.join(args)} failed in {tree}: {stderr.strip()}")
     return wall, usage.ru_utime + usage.ru_stime
+
+
+def _entry(tree: Path) -> tuple[str, list[Path]]:
+    """The CLI's module in ``tree`` and the path it imports from: the packages in cli/ and
+    tenant_schema/ (tenantctl, tenantvec_schema), or -- in trees before they were renamed
+    -- the folders themselves (cli, tenant_schema)."""
+    if (tree / "cli" / "tenantctl").is_dir():
+        return "tenantctl.main", [tree, tree / "cli", tree / "tenant_schema"]
+    return "cli.main", [tree]
 
 
 def main() -> None:

@@ -46,10 +46,10 @@ from controlplane.model.records import Tenant
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
 from controlplane.settings import Settings
-from tenant_schema.migrations import MigrationSet
-from tenant_schema.runner import MigrationReport, migrate
+from tenantvec_schema.migrations import MigrationSet
+from tenantvec_schema.runner import MigrationReport, migrate
 
-TENANTCTL = [sys.executable, "-c", "from cli.main import run; run()"]
+TENANTCTL = [sys.executable, "-c", "from tenantctl.main import run; run()"]
 DISK_MARGIN = 10 << 30
 CREATE_CONCURRENCY = 4
 

@@ -94,7 +94,7 @@ def api_server(
         [
             sys.executable,
             "-c",
-            "from cli.main import run; run()",
+            "from tenantctl.main import run; run()",
             "serve",
             "--port",
             str(port),

@@ -39,7 +39,7 @@ from controlplane.plane import ControlPlane
 from controlplane.retrieval import ChunkIn, DocumentIn, UpsertRequest
 from controlplane.retrieval.documents import upsert_documents
 from controlplane.routing import TenantRouter
-from tenant_schema.spec import IndexKind, IndexSpec
+from tenantvec_schema.spec import IndexKind, IndexSpec
 
 ACTOR = "bench"
 DIMS = 1024

@@ -51,7 +51,7 @@ __all__ = ["OPERATIONS", "Kill", "KillPlan", "kill_once", "kills_table", "measur
 
 ACTOR = "bench-kills"
 OPERATIONS = ("create", "delete", "suspend", "resume")
-TENANTCTL = [sys.executable, "-c", "from cli.main import run; run()"]
+TENANTCTL = [sys.executable, "-c", "from tenantctl.main import run; run()"]
 # How long each operation's own work takes after the CLI has started (seconds, roughly):
 # kills land anywhere in [start-up, start-up + this].
 WORK_SECONDS = {

@@ -58,7 +58,7 @@ from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertReq
 from controlplane.retrieval.documents import upsert_documents
 from controlplane.retrieval.search import search
 from controlplane.routing import TenantRouter
-from tenant_schema.spec import IndexKind, IndexSpec
+from tenantvec_schema.spec import IndexKind, IndexSpec
 
 WRITE_EVERY = 0.02
 

@@ -42,7 +42,7 @@ from controlplane.lifecycle.index import set_index
 from controlplane.lifecycle.tenants import create_tenant, tenant_conninfo
 from controlplane.model.request import TenantRequest
 from controlplane.plane import ControlPlane
-from tenant_schema.spec import IndexKind, IndexSpec
+from tenantvec_schema.spec import IndexKind, IndexSpec
 
 ACTOR = "bench"
 # What the API's vector search returns, asked of the tenant database directly.

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         TenantBusy,
         TenantChanged,
         TenantExists,
+        TenantHasNoEmbedder,
         TenantNotFound,
         TenantUnavailable,
         TenantvecError,
@@ -97,7 +98,7 @@ if TYPE_CHECKING:
     from controlplane.retrieval.stats import tenant_stats
     from controlplane.routing import TenantRouter
     from controlplane.settings import Settings
-    from tenant_schema.spec import IndexKind, IndexSpec, Metric
+    from tenantvec_schema.spec import IndexKind, IndexSpec, Metric
 
 # Where each name lives, for the lazy loader (as in pydantic's __init__). The imports
 # above are for type checkers; a test holds both to __all__.
@@ -133,14 +134,14 @@ _EXPORTS: dict[str, str] = {
     "EmbedderUnavailable": "controlplane.errors",
     "EmbeddingFailed": "controlplane.errors",
     "GcReport": "controlplane.lifecycle.gc",
-    "IndexKind": "tenant_schema.spec",
-    "IndexSpec": "tenant_schema.spec",
+    "IndexKind": "tenantvec_schema.spec",
+    "IndexSpec": "tenantvec_schema.spec",
     "InvalidRequest": "controlplane.errors",
     "IssuedKey": "controlplane.keys",
     "Job": "controlplane.retrieval",
     "JobNotFound": "controlplane.errors",
     "KeyNotFound": "controlplane.errors",
-    "Metric": "tenant_schema.spec",
+    "Metric": "tenantvec_schema.spec",
     "MigrationChecksumMismatch": "controlplane.errors",
     "MigrationError": "controlplane.errors",
     "NotConfigured": "controlplane.errors",
@@ -162,6 +163,7 @@ _EXPORTS: dict[str, str] = {
     "TenantBusy": "controlplane.errors",
     "TenantChanged": "controlplane.errors",
     "TenantExists": "controlplane.errors",
+    "TenantHasNoEmbedder": "controlplane.errors",
     "TenantMigration": "controlplane.lifecycle.migrate",
     "TenantNotFound": "controlplane.errors",
     "TenantRequest": "controlplane.model.request",
@@ -269,6 +271,7 @@ __all__ = [
     "TenantBusy",
     "TenantChanged",
     "TenantExists",
+    "TenantHasNoEmbedder",
     "TenantMigration",
     "TenantNotFound",
     "TenantRequest",

@@ -22,6 +22,7 @@ one place each (``cli/errors.py``, ``controlplane/api``)::
     │   ├── TenantExists
     │   ├── ServerExists
     │   ├── ChunkIdTaken          a chunk id another document's chunk already has
+    │   ├── TenantHasNoEmbedder   text sent to a tenant that stores callers' vectors only
     │   └── TenantBusy            another operation on the tenant is in progress
     ├── OverCapacity              no room: servers full, connection budget in use
     ├── BackendUnavailable        a Postgres server or service cannot be reached
@@ -69,6 +70,7 @@ __all__ = [
     "TenantBusy",
     "TenantChanged",
     "TenantExists",
+    "TenantHasNoEmbedder",
     "TenantNotFound",
     "TenantUnavailable",
     "TenantvecError",
@@ -176,6 +178,20 @@ class ChunkIdTaken(Conflict):
         self.tenant_id = tenant_id
         self.chunk_id = chunk_id
         self.document_id = document_id
+
+
+class TenantHasNoEmbedder(Conflict):
+    """Text to embed (a text query, a chunk without a vector, a backfill) for a tenant
+    that has no embedder: it stores the vectors its callers send."""
+
+    def __init__(self, tenant_id: str, what: str) -> None:
+        super().__init__(
+            f"tenant {tenant_id!r} has no embedder, so {what} cannot be embedded: send "
+            "vectors (an 'embedding' with each chunk, a 'vector' to search), or give it the "
+            "model that made its vectors: tenantctl tenants set-embedder "
+            f"{tenant_id} PROVIDER:MODEL (PUT /v1/tenants/{tenant_id}/embedder)"
+        )
+        self.tenant_id = tenant_id
 
 
 class TenantBusy(Conflict):

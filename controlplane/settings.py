@@ -244,8 +244,10 @@ class Settings:
     )
     embedder: str = _setting(
         "TENANTVEC_EMBEDDER",
-        "Embedder of tenants created without one, as provider:model: wordllama (offline, "
-        "semantic, 256 dims), hash (offline, lexical, any dims), openai:MODEL, voyage:MODEL.",
+        "Embedder of tenants created with neither an embedder nor dims (dims alone make "
+        "a tenant for the caller's own vectors), as provider:model: wordllama (offline, "
+        "semantic, 256 dims), hash (offline, lexical, any dims), openai:MODEL, "
+        "voyage:MODEL; or none.",
         default="wordllama",
     )
     openai_base_url: str = _setting(

@@ -41,7 +41,7 @@ from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertReq
 from controlplane.retrieval.documents import upsert_documents
 from controlplane.retrieval.search import search
 from controlplane.routing import TenantRouter
-from tenant_schema.spec import IndexKind, IndexSpec
+from tenantvec_schema.spec import IndexKind, IndexSpec
 
 HNSW = IndexSpec(kind=IndexKind.HNSW, m=16, ef_construction=64)
 HNSW_WITH = "WITH (m = 16, ef_construction = 64)"

@@ -36,7 +36,7 @@ from controlplane.api.system import healthz, metrics, readyz
 from controlplane.api.tenants import KeyCreate, LimitsChange, TenantCreate, TenantsController
 from controlplane.keys import KeyVerifier, load_admin_token
 from controlplane.lifecycle.keeper import ComputeKeeper
-from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.embedder import EmbedderSpec, parse_embedder
 from controlplane.plane import ControlPlane
 from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
 from controlplane.retrieval.jobs import JobRunner
@@ -79,7 +79,8 @@ def create_app(settings: Settings) -> Litestar:
                 admin_token=admin_token,
                 metrics=api_metrics,
             )
-            await plane.embedders.warm(EmbedderSpec.parse(settings.embedder))
+            default = parse_embedder(settings.embedder)
+            await plane.embedders.warm(default if isinstance(default, EmbedderSpec) else None)
             logger.info(
                 "API ready: budget %d connections per server, at most %d pools",
                 settings.worker_connection_budget,

@@ -166,7 +166,7 @@ class Problem(Struct):
     code: str
 
 
-_PROBLEMS = {
+_PROBLEMS: dict[int | tuple[int, str], tuple[str, str, str]] = {
     400: (
         "The request is malformed or out of range.",
         "invalid_request",
@@ -217,20 +217,37 @@ _PROBLEMS = {
 }
 
 
+# A 409 of an operation that embeds text: the tenant has none (it stores its callers'
+# vectors). The key of its entry in _PROBLEMS; the status is the key's first item.
+NO_EMBEDDER = (409, "tenant_has_no_embedder")
+_PROBLEMS[NO_EMBEDDER] = (
+    "Text to embed for a tenant without an embedder (it stores the vectors its callers "
+    "send): send vectors, or give it the model that made them (PUT "
+    "/v1/tenants/{tenant_id}/embedder).",
+    "tenant_has_no_embedder",
+    "tenant 'acme' has no embedder, so a text query cannot be embedded: send vectors (an "
+    "'embedding' with each chunk, a 'vector' to search), or give it the model that made its "
+    "vectors: tenantctl tenants set-embedder acme PROVIDER:MODEL (PUT "
+    "/v1/tenants/acme/embedder)",
+)
+
 # Every authenticated operation may answer 400, 401, 408 and 503 (the catalog or the
 # tenant's database unavailable); those with a body also 413.
 DATA = (400, 401, 404, 408, 503)
 DATA_BODY = (*DATA, 413)
-EMBEDS = (*DATA_BODY, 502)  # operations that may call the embedding provider
+# Operations that may call the embedding provider (502), or find no embedder (409).
+EMBEDS: tuple[int | tuple[int, str], ...] = (*DATA_BODY, NO_EMBEDDER, 502)
 ADMIN = (400, 401, 403, 404, 408, 409, 502, 503)
 ADMIN_BODY = (*ADMIN, 413)
 
 
-def problems(codes: tuple[int, ...] = DATA) -> dict[int, ResponseSpec]:
-    """The error responses of an operation, each a problem+json with an example."""
+def problems(codes: tuple[int | tuple[int, str], ...] = DATA) -> dict[int, ResponseSpec]:
+    """The error responses of an operation, each a problem+json with an example (a
+    ``(status, variant)`` key picks another example of that status)."""
     responses = {}
-    for code in codes:
-        doc, name, detail = _PROBLEMS[code]
+    for key in codes:
+        code = key if isinstance(key, int) else key[0]
+        doc, name, detail = _PROBLEMS[key]
         body = {
             "type": "about:blank",
             "title": HTTPStatus(code).phrase,
@@ -254,7 +271,7 @@ def ok(
     description: str,
     *,
     status: int = 200,
-    errors: tuple[int, ...] = DATA,
+    errors: tuple[int | tuple[int, str], ...] = DATA,
 ) -> dict[int, ResponseSpec]:
     """A success response documented with its type and an example, plus error responses."""
     return {

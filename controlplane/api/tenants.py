@@ -15,6 +15,7 @@ from controlplane.api.caller import CallerDep
 from controlplane.api.state import ApiDep
 from controlplane.errors import InvalidRequest
 from controlplane.keys import create_key, list_keys, revoke_key
+from controlplane.lifecycle.embedder import set_embedder
 from controlplane.lifecycle.limits import set_limits
 from controlplane.lifecycle.suspend import resume_tenant, suspend_tenant
 from controlplane.lifecycle.tenants import (
@@ -24,6 +25,7 @@ from controlplane.lifecycle.tenants import (
     tenant_detail,
 )
 from controlplane.model.compute import Tier
+from controlplane.model.embedder import EmbedderSpec, parse_embedder
 from controlplane.model.records import validate_tenant_id
 from controlplane.model.request import LimitValue, TenantOptions
 from controlplane.model.views import (
@@ -33,6 +35,7 @@ from controlplane.model.views import (
     TenantDetail,
     TenantView,
 )
+from tenantvec_schema.spec import MAX_DIMS
 
 __all__ = ["TenantsController"]
 
@@ -52,6 +55,34 @@ class LimitsChange(Struct, forbid_unknown_fields=True):
     connection_limit: Annotated[int, Meta(ge=1, le=1000)] | None = None
     statement_timeout: LimitValue | None = None
     idle_in_transaction_timeout: LimitValue | None = None
+
+
+class EmbedderChange(Struct, forbid_unknown_fields=True):
+    """A tenant's new embedding model, or none."""
+
+    embedder: Annotated[
+        str,
+        Meta(
+            max_length=256,
+            description="provider:model (e.g. openai:text-embedding-3-small, wordllama, "
+            "hash), or none: the tenant then takes only the vectors its callers send.",
+        ),
+    ]
+    fallbacks: Annotated[
+        list[str], Meta(max_length=3, description="Embedders tried in order if it fails.")
+    ] = []
+    dims: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                le=MAX_DIMS,
+                description="New dimensions, if the model's differ: every vector is emptied "
+                "(then POST a backfill with 'tenantctl backfill').",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class KeyCreate(Struct, forbid_unknown_fields=True):
@@ -190,6 +221,38 @@ class TenantsController(Controller):
             raise InvalidRequest("say what to change: a tier or a limit")
         tenant = await set_limits(
             api.plane, tenant_id, overrides, tier=data.tier, actor=caller.actor
+        )
+        return tenant.view()
+
+    @put(
+        "/tenants/{tenant_id:str}/embedder",
+        operation_id="setTenantEmbedder",
+        dto=StrictBody[EmbedderChange],
+        return_dto=None,
+        summary="Change a tenant's embedding model",
+        description="The model that embeds its text chunks and text queries from now on, or "
+        "none. For a tenant of your own vectors, name the model that made them: text "
+        "queries then work. Chunks another model embedded keep serving until "
+        "'tenantctl backfill' re-embeds them; new dims empty every vector.",
+        responses=ex.ok_admin(TenantView, ex.TENANT, "The tenant.", body=True),
+    )
+    async def set_embedder(
+        self,
+        api: ApiDep,
+        caller: CallerDep,
+        tenant_id: TenantIdParam,
+        data: Annotated[
+            EmbedderChange,
+            Body(examples=ex.example({"embedder": "openai:text-embedding-3-small"})),
+        ],
+    ) -> TenantView:
+        choice = parse_embedder(data.embedder, data.fallbacks)
+        tenant = await set_embedder(
+            api.plane,
+            tenant_id,
+            choice if isinstance(choice, EmbedderSpec) else None,
+            dims=data.dims,
+            actor=caller.actor,
         )
         return tenant.view()
 

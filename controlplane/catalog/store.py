@@ -36,8 +36,8 @@ from controlplane.errors import (
     TenantBusy,
 )
 from controlplane.pgconnect import connect
-from tenant_schema.migrations import MigrationSet
-from tenant_schema.runner import migrate
+from tenantvec_schema.migrations import MigrationSet
+from tenantvec_schema.runner import migrate
 
 __all__ = ["Catalog"]
 

@@ -22,13 +22,13 @@ from controlplane.errors import (
     TenantNotFound,
 )
 from controlplane.model.chunking import ChunkingSpec
-from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.embedder import embedder_from_json
 from controlplane.model.records import (
     LIVE_STATES,
     Tenant,
     TenantState,
 )
-from tenant_schema.spec import IndexSpec, Metric
+from tenantvec_schema.spec import IndexSpec, Metric
 
 __all__ = ["TenantStore"]
 
@@ -171,9 +171,7 @@ def _tenant(row: TenantRow) -> Tenant:
         deleted_at=row.deleted_at,
         last_active_at=row.last_active_at,
         error=row.error,
-        embedder=EmbedderSpec.from_json(row.embedder)
-        if row.embedder
-        else EmbedderSpec.parse("hash"),
+        embedder=embedder_from_json(row.embedder),
         chunking=ChunkingSpec.from_json(row.chunking),
         dsn_encrypted=row.dsn_encrypted,
         service_dsn_encrypted=row.service_dsn_encrypted,

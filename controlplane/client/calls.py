@@ -156,6 +156,24 @@ class _Calls:
         path = f"{_tenant(tenant_id)}/limits"
         return Call("PUT", path, _as(TenantView), body=body, tenant_id=tenant_id)
 
+    def set_embedder(
+        self,
+        tenant_id: str,
+        embedder: str,
+        *,
+        fallbacks: Sequence[str] = (),
+        dims: int | None = None,
+    ) -> Call[TenantView]:
+        """[setTenantEmbedder] ``provider:model`` or ``none``; ``dims`` only if they change
+        (every vector is emptied)."""
+        body: dict[str, Any] = {"embedder": embedder}
+        if fallbacks:
+            body["fallbacks"] = list(fallbacks)
+        if dims is not None:
+            body["dims"] = dims
+        path = f"{_tenant(tenant_id)}/embedder"
+        return Call("PUT", path, _as(TenantView), body=body, tenant_id=tenant_id)
+
     def create_key(self, tenant_id: str, name: str | None = None) -> Call[IssuedKeyView]:
         """[createKey] The answer's ``key`` is the secret: shown once, never again."""
         body = {"name": name} if name is not None else {}
@@ -386,6 +404,7 @@ OPERATIONS: dict[str, str] = {
     "restoreTenant": "restore_tenant",
     "moveTenant": "move_tenant",
     "setTenantLimits": "set_limits",
+    "setTenantEmbedder": "set_embedder",
     "createKey": "create_key",
     "listKeys": "list_keys",
     "revokeKey": "revoke_key",

@@ -17,6 +17,7 @@ from controlplane.errors import (
     EmbedderUnavailable,
     EmbeddingFailed,
     NotConfigured,
+    TenantHasNoEmbedder,
 )
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.settings import Settings
@@ -58,6 +59,13 @@ class Embedders:
         self._client: httpx.AsyncClient | None = None
         self._cache: dict[EmbedderSpec, Embedder] = {}
 
+    def for_tenant(self, tenant_id: str, spec: EmbedderSpec | None, what: str) -> Embedder:
+        """The tenant's embedder, to embed ``what`` (for the error a tenant without one
+        answers: "a text query", say)."""
+        if spec is None:
+            raise TenantHasNoEmbedder(tenant_id, what)
+        return self.for_spec(spec)
+
     def for_spec(self, spec: EmbedderSpec) -> Embedder:
         embedder = self._cache.get(spec)
         if embedder is None:
@@ -67,10 +75,10 @@ class Embedders:
             self._cache[spec] = embedder
         return embedder
 
-    async def warm(self, spec: EmbedderSpec) -> None:
+    async def warm(self, spec: EmbedderSpec | None) -> None:
         """Load the local models of ``spec`` now (the API does for its default embedder at
         start), so that the first request does not wait for them."""
-        for embedder in (spec, *spec.fallbacks):
+        for embedder in (spec, *spec.fallbacks) if spec is not None else ():
             if embedder.provider == "wordllama":
                 from controlplane.embedding.wordllama import WordLlamaEmbedder
 

@@ -37,10 +37,11 @@ from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.errors import BackupInvalid, Conflict
 from controlplane.localpg.tools import pg_tool, run_pg_tool
+from controlplane.model.embedder import embedder_json
 from controlplane.model.records import OperationOutcome, Tenant, TenantState
 from controlplane.pgconnect import connect
 from controlplane.scratch import scratch_dir
-from tenant_schema.runner import applied_version
+from tenantvec_schema.runner import applied_version
 
 __all__ = [
     "BackupReport",
@@ -256,7 +257,7 @@ def tenant_settings(tenant: Tenant) -> dict[str, Any]:
         "metric": tenant.metric.value,
         "index": {"kind": tenant.index.kind.value, **tenant.index.params()},
         "text_config": tenant.text_config,
-        "embedder": tenant.embedder.to_json(),
+        "embedder": embedder_json(tenant.embedder),
         "chunking": tenant.chunking.to_json(),
         "labels": dict(tenant.labels),
         "limits": dict(tenant.placement.get("limits") or {}),

@@ -1,9 +1,10 @@
 """Changing a tenant's embedding model (and, with it, possibly its dimensions).
 
-The new model is recorded in the catalog at once; chunks embedded by the old one stay
+The new model (or none: the tenant then stores only the vectors its callers send) is
+recorded in the catalog at once; chunks embedded by the old one stay
 searchable until ``tenantctl backfill`` re-embeds them -- except when the dimensions
 change: vectors of the old size cannot live in the new column, so the column is
-recreated empty (``tenant_schema.reshape``) and search finds nothing until the
+recreated empty (``tenantvec_schema.reshape``) and search finds nothing until the
 backfill has run.
 """
 
@@ -14,11 +15,11 @@ from typing import Any
 
 from controlplane.context import PlaneContext
 from controlplane.lifecycle.change import TenantChange, run_change
-from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.embedder import EmbedderSpec, describe_embedder, embedder_json
 from controlplane.model.records import Tenant
 from controlplane.pgconnect import connect
-from tenant_schema.reshape import change_dimensions
-from tenant_schema.spec import SchemaSpec
+from tenantvec_schema.reshape import change_dimensions
+from tenantvec_schema.spec import SchemaSpec
 
 __all__ = ["set_embedder"]
 
@@ -28,29 +29,35 @@ logger = logging.getLogger("tenantvec.lifecycle")
 async def set_embedder(
     plane: PlaneContext,
     tenant_id: str,
-    embedder: EmbedderSpec,
+    embedder: EmbedderSpec | None,
     *,
     dims: int | None = None,
     actor: str,
 ) -> Tenant:
-    plane.embedders.for_spec(embedder)  # refuses a provider that is not configured
+    """Give the tenant ``embedder`` (None: no embedder), and ``dims`` if they change."""
+    if embedder is not None:
+        plane.embedders.for_spec(embedder)  # refuses a provider that is not configured
     return await run_change(plane, tenant_id, SetEmbedder(embedder, dims), actor=actor)
 
 
 class SetEmbedder(TenantChange):
     action = "set-embedder"
 
-    def __init__(self, embedder: EmbedderSpec, dims: int | None) -> None:
+    def __init__(self, embedder: EmbedderSpec | None, dims: int | None) -> None:
         self.embedder = embedder
         self.dims = dims
 
     def details(self, tenant: Tenant) -> dict[str, Any]:
         self._schema(tenant)  # validates the dimensions against the index kind
-        self.embedder.check_dims(self._dims(tenant))
-        details = {"from": str(tenant.embedder), "to": str(self.embedder)}
+        if self.embedder is not None:
+            self.embedder.check_dims(self._dims(tenant))
+        details = {
+            "from": describe_embedder(tenant.embedder),
+            "to": describe_embedder(self.embedder),
+        }
         if self._dims(tenant) != tenant.dims:
             details["dims"] = f"{tenant.dims} -> {self._dims(tenant)}"
-        logger.info("tenant %s: embedder %s (%s)", tenant.id, self.embedder, details)
+        logger.info("tenant %s: embedder %s", tenant.id, details)
         return details
 
     async def apply(self, plane: PlaneContext, tenant: Tenant) -> Tenant:
@@ -64,7 +71,7 @@ class SetEmbedder(TenantChange):
             ) as conn:
                 await change_dimensions(conn, self._schema(tenant))
         return await plane.catalog.update_tenant(
-            tenant.uid, embedder=self.embedder.to_json(), dims=new_dims
+            tenant.uid, embedder=embedder_json(self.embedder), dims=new_dims
         )
 
     def _dims(self, tenant: Tenant) -> int:

@@ -2,7 +2,7 @@
 
 Each tenant has its own index, so one tenant can move to a denser HNSW graph, to
 IVFFlat, or to exact search without touching any other. The new index is built online
-(``tenant_schema.reshape.rebuild_vector_index``) and recorded in the catalog once it
+(``tenantvec_schema.reshape.rebuild_vector_index``) and recorded in the catalog once it
 serves; a tenant loaded with ``--index none`` and indexed afterwards is built in one
 pass instead of one graph insertion per vector.
 """
@@ -17,8 +17,8 @@ from controlplane.context import PlaneContext
 from controlplane.lifecycle.change import TenantChange, run_change
 from controlplane.model.records import Tenant
 from controlplane.pgconnect import connect
-from tenant_schema.reshape import rebuild_vector_index
-from tenant_schema.spec import IndexSpec, SchemaSpec
+from tenantvec_schema.reshape import rebuild_vector_index
+from tenantvec_schema.spec import IndexSpec, SchemaSpec
 
 __all__ = ["set_index"]
 

@@ -19,7 +19,7 @@ from controlplane.lifecycle.fleetwork import for_each_tenant
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import apply_schema, checkpoint_for
 from controlplane.model.records import OperationOutcome, Tenant, TenantState
-from tenant_schema.migrations import MigrationSet
+from tenantvec_schema.migrations import MigrationSet
 
 __all__ = ["TenantMigration", "migrate_all", "migrate_tenant"]
 

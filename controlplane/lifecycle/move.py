@@ -71,7 +71,7 @@ from controlplane.lifecycle.tenants import make_resources
 from controlplane.model.records import OperationOutcome, Tenant, TenantState, validate_tenant_id
 from controlplane.pgconnect import connect
 from controlplane.scratch import scratch_dir
-from tenant_schema.migrations import MigrationSet
+from tenantvec_schema.migrations import MigrationSet
 
 __all__ = [
     "MOVE_MARK",

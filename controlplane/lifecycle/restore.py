@@ -29,14 +29,14 @@ from controlplane.lifecycle.backup import Fingerprint, Manifest, fingerprint, re
 from controlplane.lifecycle.tenants import create_tenant
 from controlplane.localpg.tools import pg_tool, run_pg_tool
 from controlplane.model.chunking import ChunkingSpec
-from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.embedder import NO_EMBEDDER, EmbedderChoice, embedder_from_json
 from controlplane.model.records import Tenant, validate_tenant_id
 from controlplane.model.request import TenantRequest
 from controlplane.pgconnect import connect
 from controlplane.scratch import scratch_dir
-from tenant_schema.reshape import rebuild_vector_index
-from tenant_schema.runner import MigrationReport, migrate
-from tenant_schema.spec import IndexKind, IndexSpec, Metric, SchemaSpec
+from tenantvec_schema.reshape import rebuild_vector_index
+from tenantvec_schema.runner import MigrationReport, migrate
+from tenantvec_schema.spec import IndexKind, IndexSpec, Metric, SchemaSpec
 
 __all__ = ["RESTORE_MARK", "DumpLoader", "RestoreReport", "request_from_settings", "restore_tenant"]
 
@@ -135,11 +135,18 @@ def request_from_settings(
             if "connection_limit" in limits
             else {},
             labels=dict(t.get("labels") or {}),
-            embedder=EmbedderSpec.from_json(t["embedder"]),
+            embedder=_embedder_choice(t["embedder"]),
             chunking=ChunkingSpec.from_json(t["chunking"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BackupInvalid(f"the backup's tenant settings are incomplete: {exc}") from None
+
+
+def _embedder_choice(data: dict[str, Any]) -> EmbedderChoice:
+    if not isinstance(data, dict):
+        raise TypeError("embedder is not an object")
+    spec = embedder_from_json(data)
+    return spec if spec is not None else NO_EMBEDDER
 
 
 class DumpLoader:

@@ -30,7 +30,7 @@ from controlplane.failpoints import failpoint
 from controlplane.lifecycle.change import set_state
 from controlplane.lifecycle.placement import choose_server
 from controlplane.lifecycle.retry import with_retries
-from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.embedder import embedder_json, parse_embedder
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import (
     OperationOutcome,
@@ -41,7 +41,7 @@ from controlplane.model.records import (
 from controlplane.model.request import TenantRequest
 from controlplane.model.views import TenantDetail
 from controlplane.pgconnect import connect
-from tenant_schema.runner import MigrationReport, migrate
+from tenantvec_schema.runner import MigrationReport, migrate
 
 __all__ = [
     "TenantRequest",
@@ -92,10 +92,11 @@ async def create_tenant(
                 raise TenantExists(request.id, existing.state)
             logger.info("tenant %s: clearing a failed earlier attempt", request.id)
             await finish_delete(plane, existing, actor=actor, action="delete-failed")
-        request = request.resolve(EmbedderSpec.parse(plane.settings.embedder))
-        assert request.embedder is not None and request.dims is not None  # resolved
-        embedder = request.embedder
-        plane.embedders.for_spec(embedder)  # refuses a provider that is not configured
+        request = request.resolve(parse_embedder(plane.settings.embedder))
+        assert request.dims is not None  # resolved
+        embedder = request.resolved_embedder
+        if embedder is not None:
+            plane.embedders.for_spec(embedder)  # refuses a provider that is not configured
         if request.server is not None and not backend.uses_servers:
             raise InvalidRequest(
                 f"the {backend.kind} backend does not place tenants on registered servers: "
@@ -130,7 +131,7 @@ async def create_tenant(
             index_params=request.index.params(),
             text_config=request.text_config,
             labels=request.labels,
-            embedder=embedder.to_json(),
+            embedder=embedder_json(embedder),
             chunking=request.chunking.to_json(),
             expires_at=utcnow() + request.ttl if request.ttl else None,
         )

@@ -86,9 +86,15 @@ def wheel_bin_dir() -> Path:
 
 
 def _runs_as(user: ServiceUser, bin_dir: Path) -> bool:
+    """Whether ``user`` can execute the server binary where it lies. Not when a
+    directory on the way is closed to it (a virtualenv under root's 0700 home): the
+    exec then fails before the program starts."""
     if user.is_current:
         return True
-    return user.run([bin_dir / "postgres", "--version"], timeout=30).returncode == 0
+    try:
+        return user.run([bin_dir / "postgres", "--version"], timeout=30).returncode == 0
+    except EmbeddedServerError:
+        return False
 
 
 def stage_wheel_binaries(bin_dir: Path, home: Path) -> Path:

@@ -1,20 +1,37 @@
-"""Which embedding model a tenant uses: ``provider:model``, with optional fallbacks.
+"""Which embedding model a tenant uses: ``provider:model``, with optional fallbacks -- or
+none at all.
 
 Recorded in the catalog per tenant. The spec says *which* model; where a provider lives
 and its API key are settings of the control plane (``TENANTVEC_OPENAI_*``,
 ``TENANTVEC_VOYAGE_*``), so no secret is ever stored with a tenant.
+
+A tenant without an embedder (``none``) stores the vectors its callers send -- OpenAI or
+Voyage embeddings computed in the application, a Chroma collection's -- and searches by
+the vectors they send; text alone is refused with a way out (``set-embedder``), since
+tenantvec cannot know which model made the stored vectors.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, Literal
 
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import check_identifier
 
-__all__ = ["PROVIDERS", "EmbedderSpec"]
+__all__ = [
+    "NO_EMBEDDER",
+    "PROVIDERS",
+    "EmbedderChoice",
+    "EmbedderSpec",
+    "NoEmbedder",
+    "describe_embedder",
+    "embedder_from_json",
+    "embedder_json",
+    "parse_embedder",
+]
 
 # wordllama: offline static embeddings bundled with the wordllama package (semantic);
 # hash: offline feature hashing (lexical); openai: the OpenAI embeddings wire format
@@ -120,3 +137,48 @@ class EmbedderSpec:
 def _or_list(sizes: tuple[int, ...]) -> str:
     *head, last = (str(n) for n in sizes)
     return f"{', '.join(head)} or {last}" if head else last
+
+
+class NoEmbedder(Enum):
+    """The explicit choice of no embedder (``--embedder none``), as opposed to saying
+    nothing (the control plane's default applies)."""
+
+    NONE = "none"
+
+
+NO_EMBEDDER = NoEmbedder.NONE
+# What a caller may choose for a tenant: a model, or none.
+EmbedderChoice = EmbedderSpec | Literal[NoEmbedder.NONE]
+
+
+def parse_embedder(
+    text: str, fallbacks: list[str] | tuple[str, ...] = ()
+) -> EmbedderSpec | Literal[NoEmbedder.NONE]:
+    """``none``, or what :meth:`EmbedderSpec.parse` takes."""
+    if text.strip() == NO_EMBEDDER.value:
+        if fallbacks:
+            raise InvalidRequest("fallbacks need an embedder to fall back from, not none")
+        return NO_EMBEDDER
+    return EmbedderSpec.parse(text, fallbacks)
+
+
+# How the catalog and backup files write "no embedder". An empty object is older
+# catalogs' way of saying "the hash embedder" (rows from before tenants had one).
+_NONE_JSON = {"provider": NO_EMBEDDER.value}
+
+
+def embedder_json(spec: EmbedderSpec | None) -> dict[str, Any]:
+    return spec.to_json() if spec is not None else dict(_NONE_JSON)
+
+
+def embedder_from_json(data: dict[str, Any] | None) -> EmbedderSpec | None:
+    if data is None or data == _NONE_JSON:
+        return None
+    if not data:
+        return EmbedderSpec.parse("hash")
+    return EmbedderSpec.from_json(data)
+
+
+def describe_embedder(spec: EmbedderSpec | None) -> str:
+    """For people: the chain of models, or what a tenant without one does."""
+    return str(spec) if spec is not None else "none (vectors sent by callers)"

@@ -21,7 +21,7 @@ from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.placement import Placement
 from controlplane.model.views import ApiKeyView, OperationView, TenantView
-from tenant_schema.spec import IndexSpec, Metric, SchemaSpec
+from tenantvec_schema.spec import IndexSpec, Metric, SchemaSpec
 
 __all__ = [
     "LIVE_STATES",
@@ -139,7 +139,8 @@ class Tenant:
     deleted_at: datetime | None = None
     last_active_at: datetime | None = None
     error: str | None = None
-    embedder: EmbedderSpec = field(default_factory=lambda: EmbedderSpec.parse("hash"))
+    # None: the tenant has no embedder; it stores the vectors its callers send.
+    embedder: EmbedderSpec | None = field(default_factory=lambda: EmbedderSpec.parse("hash"))
     chunking: ChunkingSpec = field(default_factory=ChunkingSpec)
     # Encrypted DSNs; decrypt with the control plane's SecretBox, never log. The
     # owner role's (handed to the tenant's own clients) and the service role's (the
@@ -170,7 +171,7 @@ class Tenant:
             metric=self.metric.value,
             index={"kind": self.index.kind.value, **self.index.params()},
             text_config=self.text_config,
-            embedder=self.embedder.to_json(),
+            embedder=self.embedder.to_json() if self.embedder is not None else None,
             chunking=self.chunking.to_json(),
             schema_version=self.schema_version,
             labels=self.labels,

@@ -22,11 +22,11 @@ from controlplane.inputs import check_identifier
 from controlplane.model.backends import BackendKind
 from controlplane.model.chunking import MAX_CHUNK_TOKENS, MIN_CHUNK_TOKENS, ChunkingSpec
 from controlplane.model.compute import ComputeSpec, Tier
-from controlplane.model.embedder import EmbedderSpec
+from controlplane.model.embedder import NO_EMBEDDER, EmbedderChoice, EmbedderSpec, parse_embedder
 from controlplane.model.labels import validate_labels
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import validate_server_name, validate_tenant_id
-from tenant_schema.spec import (
+from tenantvec_schema.spec import (
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
     IVFFLAT_LISTS,
@@ -61,6 +61,7 @@ class TenantRequest:
 
     id: str
     # None: the embedder's own size (wordllama: 256), or DEFAULT_DIMS; see resolve().
+    # Required for a tenant without an embedder: the size of the vectors it is sent.
     dims: int | None = None
     metric: Metric = Metric.COSINE
     index: IndexSpec = field(default_factory=IndexSpec)
@@ -79,8 +80,10 @@ class TenantRequest:
     limits: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     ttl: timedelta | None = None
-    # None: the control plane's default (TENANTVEC_EMBEDDER).
-    embedder: EmbedderSpec | None = None
+    # A model, or NO_EMBEDDER (the tenant stores the vectors its callers send). None:
+    # not said -- no embedder when dims are given (the caller brings vectors of that
+    # size), else the control plane's default (TENANTVEC_EMBEDDER); see resolve().
+    embedder: EmbedderChoice | None = None
     chunking: ChunkingSpec = field(default_factory=ChunkingSpec)
 
     def __post_init__(self) -> None:
@@ -92,8 +95,13 @@ class TenantRequest:
         # Validates dims, metric, index and text config together; with dims still to
         # come from the embedder (resolve()), all but the size, which 1 always passes.
         self._schema(1 if self.dims is None else self.dims)
-        if self.dims is not None and self.embedder is not None:
+        if self.dims is not None and isinstance(self.embedder, EmbedderSpec):
             self.embedder.check_dims(self.dims)
+        if self.embedder is NO_EMBEDDER and self.dims is None:
+            raise InvalidRequest(
+                "a tenant without an embedder needs dims: the size of the vectors you will "
+                "send (e.g. 1536 for OpenAI's text-embedding-3-small)"
+            )
         validate_labels(self.labels)
         ComputeSpec.resolve(self.tier or Tier.SMALL, self.resources)  # validates both
         RoleLimits.resolve(self.tier or Tier.SMALL, self.limits)
@@ -105,12 +113,37 @@ class TenantRequest:
         ``default_tier``), with its resource settings on top."""
         return ComputeSpec.resolve(self.tier or default_tier, self.resources)
 
-    def resolve(self, default_embedder: EmbedderSpec) -> TenantRequest:
-        """The request with its embedder (``default_embedder`` where it named none) and
-        its dimensions (that embedder's own where it gave none) filled in and checked."""
-        embedder = self.embedder or default_embedder
-        dims = self.dims if self.dims is not None else embedder.native_dims or DEFAULT_DIMS
-        return replace(self, embedder=embedder, dims=dims)
+    def resolve(self, default_embedder: EmbedderChoice) -> TenantRequest:
+        """The request with its embedder and dimensions decided and checked.
+
+        An embedder named is used (``none``: the tenant has none). Said nothing of it,
+        a request that gives ``dims`` is for the caller's own vectors and gets none
+        (text embedded by some default model would not match them); one that gives
+        neither gets ``default_embedder`` and that embedder's own size.
+        """
+        choice = self.embedder
+        if choice is None:
+            choice = NO_EMBEDDER if self.dims is not None else default_embedder
+        embedder = choice if isinstance(choice, EmbedderSpec) else None
+        if self.dims is not None:
+            dims = self.dims
+        elif embedder is not None:
+            dims = embedder.native_dims or DEFAULT_DIMS
+        else:
+            raise InvalidRequest(
+                "a tenant without an embedder needs dims: the size of the vectors you will "
+                "send (TENANTVEC_EMBEDDER is none here)"
+            )
+        if embedder is not None:
+            embedder.check_dims(dims)
+        return replace(self, embedder=choice, dims=dims)
+
+    @property
+    def resolved_embedder(self) -> EmbedderSpec | None:
+        """The embedder of a resolved request: None for a tenant without one."""
+        if self.embedder is None:
+            raise ValueError("the request's embedder is not decided before resolve()")
+        return self.embedder if isinstance(self.embedder, EmbedderSpec) else None
 
     @property
     def schema(self) -> SchemaSpec:
@@ -138,8 +171,10 @@ class TenantOptions(Struct, forbid_unknown_fields=True):
             Meta(
                 ge=1,
                 le=MAX_DIMS,
-                description="Vector dimensions, fixed for the tenant. Default: what its "
-                f"embedder makes (wordllama: 256), else {DEFAULT_DIMS}.",
+                description="Vector dimensions, fixed for the tenant. Given without an "
+                "embedder: a tenant for your own vectors of this size (no server-side "
+                "embedder). Left out: what the embedder makes (wordllama: 256), else "
+                f"{DEFAULT_DIMS}.",
             ),
         ]
         | None
@@ -213,7 +248,9 @@ class TenantOptions(Struct, forbid_unknown_fields=True):
             str,
             Meta(
                 description="provider:model, e.g. openai:text-embedding-3-small, "
-                "voyage:voyage-3.5, hash. Default: the server's TENANTVEC_EMBEDDER."
+                "voyage:voyage-3.5, wordllama, hash; or none (the tenant stores the vectors "
+                "its callers send). Default: none when dims are given, else the server's "
+                "TENANTVEC_EMBEDDER."
             ),
         ]
         | None
@@ -248,7 +285,7 @@ class TenantOptions(Struct, forbid_unknown_fields=True):
             limits=dict(self.limits),
             labels=self.labels,
             ttl=parse_duration(self.ttl) if self.ttl else None,
-            embedder=EmbedderSpec.parse(self.embedder, self.fallbacks) if self.embedder else None,
+            embedder=parse_embedder(self.embedder, self.fallbacks) if self.embedder else None,
             chunking=ChunkingSpec(max_tokens=self.chunk_tokens, overlap=self.chunk_overlap),
         )
 

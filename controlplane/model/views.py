@@ -36,7 +36,8 @@ class TenantView(Struct, kw_only=True):
     # The index kind and its build parameters, e.g. {"kind": "hnsw", "m": 16, ...}.
     index: dict[str, str | int]
     text_config: str
-    embedder: dict[str, Any]
+    # provider, model, fallbacks; null: no embedder (the tenant stores callers' vectors).
+    embedder: dict[str, Any] | None
     chunking: dict[str, int]
     schema_version: int
     labels: dict[str, str]

@@ -44,7 +44,8 @@ async def backfill(
 ) -> BackfillReport:
     """Embed every chunk that needs it with the tenant's current embedder."""
     route = await router.route(tenant_id)
-    embedder = router.plane.embedders.for_spec(route.embedder)
+    embedder = router.plane.embedders.for_tenant(tenant_id, route.embedder, "a backfill")
+    assert route.embedder is not None  # for_tenant refused a tenant without one
     target = route.embedder.identity
     condition = _ANY_OTHER if all_chunks else _STALE
     started = time.monotonic()

@@ -4,9 +4,12 @@ Each Chroma record becomes a document with one chunk carrying the record's vecto
 as is. The copy goes in batches, each committed together with the import's progress
 (an ``ingestion_jobs`` row of kind ``chroma-import`` in the tenant database), so an
 interrupted import started again goes on from the last batch it finished. A tenant
-that does not exist is created with the collection's dimensions and distance. At the
-end the copy is verified: the counts, and a random sample of records whose vectors
-and documents must be identical on both sides.
+that does not exist is created with the collection's dimensions and distance, whatever
+they are, and -- unless told otherwise -- no embedder: its vectors stay the collection's,
+searched by the vectors callers send. The report names the embedding function the
+collection records and the tenantvec embedder that matches it, if there is one, for
+text queries (``set-embedder``). At the end the copy is verified: the counts, and a
+random sample of records whose vectors and documents must be identical on both sides.
 
 ``chromadb`` is an optional dependency (``pip install tenantvec[chroma]``).
 """
@@ -26,10 +29,11 @@ from controlplane.context import PlaneContext
 from controlplane.errors import ConfigurationError, InvalidRequest
 from controlplane.failpoints import failpoint
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant
+from controlplane.model.embedder import NO_EMBEDDER, EmbedderSpec, describe_embedder
 from controlplane.retrieval.documents import prepare_documents, validate_document, write_documents
 from controlplane.retrieval.models import ChunkIn, DocumentIn
 from controlplane.routing import TenantRouter, use_vector_types
-from tenant_schema.spec import MAX_INDEXED_DIMS, IndexKind, IndexSpec, Metric
+from tenantvec_schema.spec import MAX_INDEXED_DIMS, IndexKind, IndexSpec, Metric
 
 __all__ = ["ChromaImportReport", "import_chroma"]
 
@@ -38,6 +42,9 @@ SAMPLE = 20
 # Chroma's spaces and ours order results alike: its "l2" is the squared distance, its
 # "ip" is 1 - dot product.
 _METRICS = {"l2": Metric.L2, "cosine": Metric.COSINE, "ip": Metric.IP}
+# Chroma's embedding functions that a tenantvec provider speaks for: their name in a
+# collection's configuration, and ours.
+_PROVIDERS = {"openai": "openai", "voyageai": "voyage"}
 
 
 @dataclass
@@ -48,6 +55,13 @@ class ChromaImportReport:
     resumed_from: int
     records: int  # in the collection
     copied: int  # documents of the tenant that came from the collection
+    dims: int = 0
+    # The tenant's embedder, as describe_embedder says it ("none (...)" for none).
+    embedder: str = ""
+    # The embedding function the collection records ("openai:text-embedding-3-small",
+    # "chroma:default"), and the tenantvec embedder that makes the same vectors.
+    source_embedding: str | None = None
+    matching_embedder: str | None = None
     sampled: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -106,12 +120,14 @@ async def import_chroma(
     path: Path,
     tenant_id: str,
     collection_name: str | None = None,
+    embedder: EmbedderSpec | None = None,
     batch: int = 500,
     actor: str,
     on_start: Callable[[int, int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> ChromaImportReport:
-    """Copy the collection into the tenant (created if missing); resumable; verified."""
+    """Copy the collection into the tenant (created if missing, with ``embedder`` or
+    none); resumable; verified."""
     loop_started = asyncio.get_running_loop().time()
     collection = await asyncio.to_thread(_open_collection, path, collection_name)
     name = collection.name
@@ -122,21 +138,46 @@ async def import_chroma(
     dims = len(first["embeddings"][0])
     metric = _metric(collection)
 
+    source_embedding, matching = _embedding_function(collection, dims)
+
     created = False
     tenant = await plane.catalog.find_tenant(tenant_id)
     if tenant is None:
         index = IndexSpec(kind=IndexKind.HNSW if dims <= MAX_INDEXED_DIMS else IndexKind.NONE)
-        request = TenantRequest(id=tenant_id, dims=dims, metric=metric, index=index)
-        await create_tenant(plane, request, actor=actor)
+        request = TenantRequest(
+            id=tenant_id,
+            dims=dims,
+            metric=metric,
+            index=index,
+            embedder=embedder if embedder is not None else NO_EMBEDDER,
+        )
+        tenant = await create_tenant(plane, request, actor=actor)
         created = True
     elif tenant.dims != dims:
         raise InvalidRequest(
             f"tenant {tenant_id} has {tenant.dims} dimensions, collection {name!r} has {dims}"
         )
+    elif embedder is not None and embedder != tenant.embedder:
+        raise InvalidRequest(
+            f"tenant {tenant_id} exists with embedder {describe_embedder(tenant.embedder)}: "
+            "--embedder only applies to a tenant the import creates (change it with "
+            "tenantctl tenants set-embedder)"
+        )
     route = await router.route(tenant_id)
     source = f"chroma:{name}"
     job_id, done = await _job(router, tenant_id, str(path.resolve()), name, records)
-    report = ChromaImportReport(tenant_id, name, created, done, records, 0)
+    report = ChromaImportReport(
+        tenant_id,
+        name,
+        created,
+        done,
+        records,
+        0,
+        dims=dims,
+        embedder=describe_embedder(tenant.embedder),
+        source_embedding=source_embedding,
+        matching_embedder=matching,
+    )
     if on_start is not None:
         on_start(records, done)
 
@@ -183,6 +224,29 @@ async def import_chroma(
     report.sampled, report.mismatched = await _verify(router, tenant_id, collection)
     report.seconds = round(asyncio.get_running_loop().time() - loop_started, 3)
     return report
+
+
+def _embedding_function(collection: Any, dims: int) -> tuple[str | None, str | None]:
+    """What the collection says made its vectors, and the tenantvec embedder that makes
+    the same ones (None where there is none: Chroma's default ONNX model, a custom one)."""
+    configuration = getattr(collection, "configuration_json", None) or {}
+    function = configuration.get("embedding_function") if isinstance(configuration, dict) else None
+    if not isinstance(function, dict) or function.get("type") != "known":
+        return None, None
+    name = str(function.get("name") or "")
+    config = function.get("config") if isinstance(function.get("config"), dict) else {}
+    model = config.get("model_name") if isinstance(config, dict) else None
+    if name == "default":
+        return "chroma:default (all-MiniLM-L6-v2)", None
+    provider = _PROVIDERS.get(name)
+    if provider is None or not isinstance(model, str):
+        return f"chroma:{name}", None
+    try:
+        spec = EmbedderSpec(provider=provider, model=model)
+        spec.check_dims(dims)
+    except InvalidRequest:
+        return f"{name}:{model}", None
+    return f"{name}:{model}", spec.identity
 
 
 def _document(

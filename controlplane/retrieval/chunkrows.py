@@ -56,7 +56,9 @@ async def embed_missing(router: TenantRouter, route: Route, rows: Sequence[Chunk
     missing = [row for row in rows if row.embedding is None]
     if not missing:
         return
-    embedder = router.plane.embedders.for_spec(route.embedder)
+    embedder = router.plane.embedders.for_tenant(
+        route.tenant_id, route.embedder, "a chunk sent without an embedding"
+    )
     result = await embedder.embed(
         [row.content for row in missing], dims=route.schema.dims, purpose=Purpose.DOCUMENT
     )

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 from psycopg.types.json import Jsonb
 
-from controlplane.errors import DocumentNotFound, InvalidRequest
+from controlplane.errors import DocumentNotFound, InvalidRequest, TenantHasNoEmbedder
 from controlplane.inputs import check_json, check_text
 from controlplane.retrieval.chunkids import made_up_chunk_id
 from controlplane.retrieval.chunking import split_text
@@ -109,6 +109,8 @@ def validate_document(route: Route, doc: DocumentIn, where: str) -> None:
         if value is not None:
             check_text(value, f"{where}.{name}")
     check_json(doc.metadata, f"{where}.metadata")
+    if doc.text is not None and route.embedder is None:
+        raise TenantHasNoEmbedder(route.tenant_id, f"the text of {where}")
     for c, chunk in enumerate(doc.chunks or ()):
         validate_chunk(route, chunk, f"{where}.chunks[{c}]")
 
@@ -118,6 +120,8 @@ def validate_chunk(route: Route, chunk: ChunkIn | ChunkWrite, at: str) -> None:
     if chunk.id is not None:
         check_document_id(chunk.id, f"{at}.id")
     check_json(chunk.metadata, f"{at}.metadata")
+    if chunk.embedding is None and route.embedder is None:
+        raise TenantHasNoEmbedder(route.tenant_id, f"{at}, sent without an embedding,")
     if chunk.embedding is not None:
         schema = route.schema
         check_vector(

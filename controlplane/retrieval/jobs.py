@@ -37,6 +37,7 @@ from controlplane.errors import (
     InvalidRequest,
     JobNotFound,
     OverCapacity,
+    TenantHasNoEmbedder,
     TenantNotFound,
     TenantvecError,
 )
@@ -231,7 +232,8 @@ class JobRunner:
             return
         try:
             await self._resume(route, job_id)
-        except (EmbedderUnavailable, EmbeddingFailed) as exc:
+        except (EmbedderUnavailable, EmbeddingFailed, TenantHasNoEmbedder) as exc:
+            # TenantHasNoEmbedder: its embedder was removed after the job was queued.
             await self._end(job_id, route, "failed", str(exc))
         except (TenantNotFound, BackendUnavailable, OverCapacity) as exc:
             # Transient: the lease runs out and this or another process tries again.

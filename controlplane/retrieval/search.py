@@ -36,7 +36,7 @@ from controlplane.retrieval.filters import compile_filter
 from controlplane.retrieval.models import SearchHit, SearchMode, SearchRequest, SearchResponse
 from controlplane.retrieval.validation import check_min_similarity, check_vector, score_sql
 from controlplane.routing import TenantConnection, TenantRouter
-from tenant_schema.spec import IndexKind, Metric
+from tenantvec_schema.spec import IndexKind, Metric
 
 __all__ = ["RRF_K", "search", "search_mode"]
 
@@ -102,7 +102,7 @@ async def search(
         )
     elif mode != "keyword" or max_distance is not None:
         assert request.text is not None
-        embedder = router.plane.embedders.for_spec(route.embedder)
+        embedder = router.plane.embedders.for_tenant(tenant_id, route.embedder, "a text query")
         answer = await embedder.embed([request.text], dims=schema.dims, purpose=Purpose.QUERY)
         vector = answer.vectors[0]
     shape = _Shape(

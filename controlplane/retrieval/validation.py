@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from controlplane.errors import InvalidRequest
-from tenant_schema.spec import Metric
+from tenantvec_schema.spec import Metric
 
 __all__ = ["check_min_similarity", "check_vector"]
 

@@ -27,7 +27,7 @@ from controlplane.model.placement import DEFAULT_OWN_MAX_CONNECTIONS, Placement
 from controlplane.model.records import Tenant, TenantState, validate_tenant_id
 from controlplane.routing.grace import CatalogGrace
 from controlplane.routing.sources import RoutingPlane
-from tenant_schema.spec import SchemaSpec
+from tenantvec_schema.spec import SchemaSpec
 
 __all__ = ["Route", "RouteTable"]
 
@@ -48,7 +48,7 @@ class Route:
     updated_at: datetime
     error: str | None
     fetched_at: float
-    embedder: EmbedderSpec
+    embedder: EmbedderSpec | None  # None: the tenant has none
     chunking: ChunkingSpec
     # The tenant's statement timeouts, which its pool's connections set at start
     # (when its backend lets them: None otherwise).

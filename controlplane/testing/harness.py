@@ -13,10 +13,8 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
-import shutil
 import socket
 import string
-import tempfile
 import threading
 from collections.abc import Awaitable, Coroutine, Iterator
 from concurrent.futures import Future
@@ -29,6 +27,7 @@ import msgspec
 from controlplane.errors import ConfigurationError, InvalidRequest, TenantNotFound
 from controlplane.model.request import TenantOptions
 from controlplane.settings import Settings
+from controlplane.testing.reaper import OwnerLock, make_home, reap, start_watchdog
 
 if TYPE_CHECKING:
     import uvicorn
@@ -91,11 +90,12 @@ class Harness:
         *,
         api_url: str | None = None,
         ttl: str = "1h",
-        owned_home: Path | None = None,
+        owned_home: tuple[Path, OwnerLock] | None = None,
     ) -> None:
         """``api_url``: a running API to hand clients to (None: serve one here).
         ``ttl``: every tenant's expiry, so that ``tenantctl gc`` deletes what a run
-        that died left. ``owned_home``: a throwaway home to stop and remove at close."""
+        that died left. ``owned_home``: a throwaway home (and its owner lock) to stop
+        and remove at close -- or, should this process die, that its watchdog reaps."""
         self.settings = settings
         self.api_url = api_url
         self.ttl = ttl
@@ -114,7 +114,7 @@ class Harness:
         removed at close -- what the pytest plugin uses unless told otherwise. ``base``
         (default: the TENANTVEC_* environment) gives every other setting: embedder,
         provider keys, tiers."""
-        home = Path(tempfile.mkdtemp(prefix="tenantvec-pytest-"))
+        home, lock = make_home()
         settings = dataclasses.replace(
             base or Settings.from_env(),
             home=home,
@@ -124,19 +124,26 @@ class Harness:
             secret_key=None,
             admin_token=None,
         )
-        return cls(settings, owned_home=home, **options)
+        return cls(settings, owned_home=(home, lock), **options)
 
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> Harness:
+        """Start the control plane (and its API); a start that fails leaves nothing."""
         if self._thread is not None:
             raise RuntimeError("this harness is started already")
+        if self._owned_home is not None:
+            start_watchdog(self._owned_home[0])
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="tenantvec-harness", daemon=True
         )
         self._thread.start()
-        self._call(self._open(), _START_TIMEOUT)
+        try:
+            self._call(self._open(), _START_TIMEOUT)
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def close(self) -> None:
@@ -160,15 +167,16 @@ class Harness:
             self._remove_owned_home()
 
     def _remove_owned_home(self) -> None:
-        """Stop the embedded server of a throwaway home (if it ever started) and
-        remove the home."""
+        """Stop what a throwaway home runs (if it ever started) and remove it; then let
+        go of its lock, which ends its watchdog."""
         if self._owned_home is None:
             return
-        from controlplane.localpg import EmbeddedServer
-
-        EmbeddedServer(self.settings).stop()
-        shutil.rmtree(self._owned_home, ignore_errors=True)
+        home, lock = self._owned_home
         self._owned_home = None
+        try:
+            reap(home, self.settings)
+        finally:
+            lock.release()
 
     def __enter__(self) -> Harness:
         return self.start()

@@ -1,7 +1,9 @@
 """tenantvec's pytest plugin: a throwaway tenant database for a test or a session.
 
 Installed with tenantvec (entry point ``pytest11``), it adds fixtures and does nothing
-until a test asks for one:
+until a test asks for one -- it imports nothing but pytest until then. The fixtures need
+the control plane: ``pip install 'tenantvec[server]'`` (a test that asks for one in a
+client-only install fails with that line).
 
 - ``tenantvec_tenant``: a fresh tenant for one test -- ``.id``, ``.dsn`` (its own role),
   ``.api_key``, ``.api_url``, ``.client()`` -- deleted after it. Options of the tenant
@@ -31,6 +33,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+
+from controlplane.extras import missing_server_extra
 
 if TYPE_CHECKING:
     from controlplane.client import Client
@@ -102,7 +106,13 @@ def tenantvec(
 ) -> Iterator[Harness]:
     """The session's harness: started when a test first needs a tenant, closed at the
     end of the session (deleting any tenant still live)."""
-    from controlplane.testing.harness import Harness  # loaded when a test needs it
+    try:
+        from controlplane.testing.harness import Harness  # loaded when a test needs it
+    except ModuleNotFoundError as exc:
+        missing = missing_server_extra(exc, "tenantvec's pytest fixtures")
+        if missing is None:
+            raise
+        pytest.fail(str(missing), pytrace=False)
 
     config = request.config
     mode = _option(config, "tenantvec_mode", "TENANTVEC_TEST_MODE") or "embedded"

@@ -122,7 +122,7 @@ def test_search_errors_are_one_line(tenantctl: TenantCtl, api: RunningApi, tenan
 def test_serve_defaults_to_one_worker_per_three_cores(
     cores: int, workers: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cli.api import default_workers
+    from tenantctl.api import default_workers
 
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(cores)))
     assert default_workers() == workers

@@ -44,6 +44,8 @@ def test_new_dimensions_empty_the_vectors_until_backfill(
             tenant_id,
             "--dims",
             "64",
+            "--embedder",
+            "hash",
             "--chunk-tokens",
             "16",
             "--chunk-overlap",
@@ -113,7 +115,7 @@ def test_same_dimensions_keep_serving_and_backfill_replaces(
 ) -> None:
     env = provider_env(fake_openai)
     (tmp_path / "lamps.md").write_text(TEXTS["lamps.md"])
-    assert tenantctl("tenants", "create", tenant_id, "--dims", "8").code == 0
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "8", "--embedder", "hash").code == 0
     assert tenantctl("ingest", tenant_id, str(tmp_path / "lamps.md"), env=env).code == 0
     assert (
         tenantctl("tenants", "set-embedder", tenant_id, "openai:nomic-embed-text", env=env).code

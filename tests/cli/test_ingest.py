@@ -7,33 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs.givens import tiny_pdf
 from tests.fixtures.cli import TenantCtl
-
-
-def tiny_pdf(text: str) -> bytes:
-    """A one-page PDF with ``text`` in Helvetica, built by hand with a correct xref."""
-    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
 
 
 @pytest.fixture
@@ -65,7 +40,9 @@ def corpus(tmp_path: Path) -> Path:
 def test_ingest_reports_bad_files_and_goes_on(
     tenantctl: TenantCtl, corpus: Path, tenant_id: str
 ) -> None:
-    assert tenantctl("tenants", "create", tenant_id, "--dims", "128").code == 0
+    assert (
+        tenantctl("tenants", "create", tenant_id, "--dims", "128", "--embedder", "hash").code == 0
+    )
     first = tenantctl("ingest", tenant_id, str(corpus), "--json")
     assert first.code == 1, first.stderr  # some files failed
     summary = first.json()
@@ -95,7 +72,7 @@ def test_ingest_reports_bad_files_and_goes_on(
 
 
 def test_changed_files_are_updated(tenantctl: TenantCtl, tmp_path: Path, tenant_id: str) -> None:
-    assert tenantctl("tenants", "create", tenant_id, "--dims", "64").code == 0
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "64", "--embedder", "hash").code == 0
     note = tmp_path / "note.md"
     note.write_text("First version of the note.")
     assert tenantctl("ingest", tenant_id, str(note), "--json").json()["created"] == 1
@@ -119,7 +96,7 @@ def test_changed_files_are_updated(tenantctl: TenantCtl, tmp_path: Path, tenant_
 def test_bad_usage_is_one_line_and_nonzero(
     tenantctl: TenantCtl, tmp_path: Path, tenant_id: str, args: list[str], message: str
 ) -> None:
-    assert tenantctl("tenants", "create", tenant_id, "--dims", "8").code == 0
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "8", "--embedder", "hash").code == 0
     doc = tmp_path / "a.txt"
     doc.write_text("hello")
     result = tenantctl(*[a.format(tenant=tenant_id, file=doc) for a in args])

@@ -23,7 +23,9 @@ def vector_indexes(tenant_admin_dsn: Callable[[str], str], tenant_id: str) -> di
 def test_load_without_index_then_build_it(
     tenantctl: TenantCtl, tmp_path: Path, tenant_id: str, tenant_admin_dsn: Callable[[str], str]
 ) -> None:
-    created = tenantctl("tenants", "create", tenant_id, "--dims", "32", "--index", "none")
+    created = tenantctl(
+        "tenants", "create", tenant_id, "--dims", "32", "--embedder", "hash", "--index", "none"
+    )
     assert created.code == 0, created.stderr
     assert vector_indexes(tenant_admin_dsn, tenant_id) == {}
     (tmp_path / "lamps.md").write_text("Brass lamps need a new wick every year.")

@@ -1,4 +1,4 @@
-"""tenantctl as users run it (in-process through cli.main.main; end to end as a process in
+"""tenantctl as users run it (in-process through tenantctl.main.main; end to end as a process in
 test_process.py): JSON output, exit codes, one-line errors, no secrets."""
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def test_importing_opens_nothing(tmp_path: Path) -> None:
     # Importing must not create directories, start servers or read settings.
     home = tmp_path / "never-created"
     result = subprocess.run(
-        [sys.executable, "-c", "import controlplane, cli.main, tenant_schema"],
+        [sys.executable, "-c", "import controlplane, tenantctl.main, tenantvec_schema"],
         capture_output=True,
         text=True,
         env={"TENANTVEC_HOME": str(home), "PATH": ""},

@@ -250,12 +250,13 @@ class FakeNeon(LoopbackService):
         return best
 
     def create_template_project(
-        self, name: str = "templates", region: str = "aws-us-east-2"
+        self, name: str = "templates", region: str = "aws-us-east-2", project_id: str | None = None
     ) -> str:
-        """A project made as an operator would (neondb / neondb_owner); its id."""
+        """A project made as an operator would (neondb / neondb_owner); its id (``project_id``
+        if given)."""
         with self._lock:
             body, _ = self._create_project(
-                {"project": {"name": name, "region_id": region}}, fails=False
+                {"project": {"name": name, "region_id": region}}, fails=False, project_id=project_id
             )
             project = self.projects[body["project"]["id"]]
             for op in project.operations.values():
@@ -457,14 +458,16 @@ class FakeNeon(LoopbackService):
             answer["pagination"] = {"cursor": page[-1]["created_at"]}
         return 200, answer
 
-    def _create_project(self, payload: Any, fails: bool) -> tuple[dict[str, Any], str]:
+    def _create_project(
+        self, payload: Any, fails: bool, project_id: str | None = None
+    ) -> tuple[dict[str, Any], str]:
         spec = payload.get("project") if isinstance(payload, dict) else None
         if not isinstance(spec, dict):
             raise _Answer(400, "request body must have a 'project' object")
         region = spec.get("region_id") or "aws-us-east-2"
         if region not in REGIONS:
             raise _Answer(400, f"region '{region}' is not available")
-        project_id = f"{_word()}-{_noun()}-{secrets.randbelow(10**8):08d}"
+        project_id = project_id or f"{_word()}-{_noun()}-{secrets.randbelow(10**8):08d}"
         now = _iso()
         body = {
             "id": project_id,
@@ -1011,6 +1014,9 @@ def main() -> None:
     parser.add_argument("--key", default="neon-test-key-0123456789", help="Bearer key to require.")
     parser.add_argument("--operation-seconds", type=float, default=1.0)
     parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument(
+        "--template-project", default=None, help="Make a project with this id (branch mode)."
+    )
     args = parser.parse_args()
     fake = FakeNeon(
         args.admin_dsn,
@@ -1018,6 +1024,8 @@ def main() -> None:
         operation_seconds=args.operation_seconds,
         latency=args.latency,
     ).start(args.port)
+    if args.template_project:
+        fake.create_template_project(project_id=args.template_project)
     print(f"fake Neon API on {fake.url}/ (key {args.key}); Ctrl-C stops it and drops its databases")
     try:
         threading.Event().wait()

@@ -11,10 +11,10 @@ from psycopg import sql
 
 from controlplane.errors import MigrationChecksumMismatch, MigrationError
 from controlplane.plane import ControlPlane
-from tenant_schema.migrations import MigrationSet, render_migration
-from tenant_schema.reshape import change_dimensions
-from tenant_schema.runner import applied_version, migrate
-from tenant_schema.spec import IndexKind, IndexSpec, Metric, SchemaSpec
+from tenantvec_schema.migrations import MigrationSet, render_migration
+from tenantvec_schema.reshape import change_dimensions
+from tenantvec_schema.runner import applied_version, migrate
+from tenantvec_schema.spec import IndexKind, IndexSpec, Metric, SchemaSpec
 
 
 @pytest.fixture

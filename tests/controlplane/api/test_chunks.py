@@ -20,7 +20,7 @@ from tests.fixtures.api import RunningApi, tenant_dsn
 
 @pytest.fixture
 def key(api: RunningApi, tenant_id: str) -> str:
-    return api.new_tenant(tenant_id, dims=3)
+    return api.new_tenant(tenant_id, dims=3, embedder="hash")
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ PRIVACY = "We keep personal data for as long as the account exists, and delete i
 
 @pytest.fixture
 def tenant(api: RunningApi, tenant_id: str) -> tuple[str, str]:
-    key = api.new_tenant(tenant_id, dims=256, chunk_tokens=24, chunk_overlap=6)
+    key = api.new_tenant(tenant_id, dims=256, embedder="hash", chunk_tokens=24, chunk_overlap=6)
     return tenant_id, key
 
 
@@ -82,7 +82,7 @@ def test_nothing_under_the_threshold_and_nothing_from_elsewhere(
         assert search(client, tid, text="zebra xylophone", mode="keyword") == []
         assert search(client, tid, text="shipping", hybrid=True, min_similarity=0.99) == []
     other = f"{tenant_id}-b"
-    other_key = api.new_tenant(other, dims=256)
+    other_key = api.new_tenant(other, dims=256, embedder="hash")
     with api.client(other_key) as client:  # an empty tenant finds nothing, not its neighbour's
         for mode in ("vector", "keyword", "hybrid"):
             assert search(client, other, text="shipping", mode=mode) == []

@@ -28,10 +28,12 @@ def test_wordllama_is_the_default_and_fixes_the_tenant_size(tmp_path: Path) -> N
     default = EmbedderSpec.parse(settings.embedder)
     assert default == WORDLLAMA and default.identity == "wordllama:l2_supercat"
     assert default.native_dims == 256
-    # A tenant that names neither embedder nor dims gets the default's own size;
-    # one that names a size-free embedder keeps the general default.
-    assert TenantRequest(id="acme").resolve(default).dims == 256
-    assert TenantRequest(id="acme", dims=128).resolve(default).dims == 128
+    # A tenant that names neither embedder nor dims gets the default and its own size;
+    # one that names a size-free embedder keeps the general default size.
+    plain = TenantRequest(id="acme").resolve(default)
+    assert plain.dims == 256 and plain.resolved_embedder == WORDLLAMA
+    cut = TenantRequest(id="acme", dims=128, embedder=WORDLLAMA).resolve(default)
+    assert cut.dims == 128 and cut.resolved_embedder == WORDLLAMA
     hashed = TenantRequest(id="acme", embedder=EmbedderSpec.parse("hash")).resolve(default)
     assert hashed.dims == DEFAULT_DIMS and hashed.embedder == EmbedderSpec.parse("hash")
 
@@ -40,7 +42,7 @@ def test_sizes_it_cannot_make_are_refused_up_front() -> None:
     with pytest.raises(InvalidRequest, match=r"256, 128 or 64 dimensions, not 3: use dims 256"):
         TenantRequest(id="acme", dims=3, embedder=WORDLLAMA)
     with pytest.raises(InvalidRequest, match="not 1536"):
-        TenantRequest(id="acme", dims=1536).resolve(WORDLLAMA)
+        TenantRequest(id="acme", dims=1536, embedder=WORDLLAMA).resolve(WORDLLAMA)
     # A fallback must fit the tenant too.
     chained = EmbedderSpec.parse("hash", ["wordllama"])
     with pytest.raises(InvalidRequest, match="wordllama:l2_supercat makes"):

@@ -114,7 +114,9 @@ def test_batches_past_the_inline_limit_wait_for_their_job(
     # Texts the server embeds, more than it embeds inline: each request becomes a job
     # (run by this server's worker), and add_texts returns once the jobs are done.
     api = start_api({"TENANTVEC_JOB_WORKERS": "1", "TENANTVEC_INLINE_INGEST_DOCUMENTS": "8"})
-    with TenantvecVectorStore(api.url, api.new_tenant(tenant_id, dims=32)) as store:
+    with TenantvecVectorStore(
+        api.url, api.new_tenant(tenant_id, dims=32, embedder="hash")
+    ) as store:
         texts = [f"document number {i}" for i in range(1_100)]  # two requests
         ids = store.add_texts(texts, ids=[f"d{i}" for i in range(1_100)])
         assert ids == [f"d{i}" for i in range(1_100)]

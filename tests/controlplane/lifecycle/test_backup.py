@@ -36,8 +36,8 @@ from controlplane.retrieval.documents import upsert_documents
 from controlplane.retrieval.search import search
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
-from tenant_schema.runner import MigrationReport, migrate
-from tenant_schema.spec import IndexSpec
+from tenantvec_schema.runner import MigrationReport, migrate
+from tenantvec_schema.spec import IndexSpec
 from tests.fixtures.cli import TenantCtl, kill_group_after, one_line_error, settings_env
 
 HASH = EmbedderSpec.parse("hash")

@@ -9,7 +9,7 @@ from controlplane.lifecycle.migrate import migrate_all
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
-from tenant_schema.migrations import MigrationSet
+from tenantvec_schema.migrations import MigrationSet
 from tests.fixtures.cli import TenantCtl
 
 LATEST = MigrationSet.bundled().latest

@@ -30,7 +30,7 @@ from controlplane.retrieval.documents import delete_document, upsert_documents
 from controlplane.retrieval.search import search
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
-from tenant_schema.spec import IndexKind, IndexSpec
+from tenantvec_schema.spec import IndexKind, IndexSpec
 from tests.controlplane.lifecycle.moving import HASH, databases_on
 from tests.controlplane.lifecycle.test_backup import documents, load
 from tests.fakes.neon import FakeNeon

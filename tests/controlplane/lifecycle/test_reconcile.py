@@ -13,7 +13,7 @@ from controlplane.lifecycle.reconcile import find_orphans, reconcile
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
-from tenant_schema.migrations import MigrationSet
+from tenantvec_schema.migrations import MigrationSet
 from tests.fixtures.cli import TenantCtl
 
 

@@ -26,8 +26,8 @@ from controlplane.lifecycle.tenants import (
 from controlplane.localpg.server import reserved_connections
 from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
-from tenant_schema.migrations import MigrationSet
-from tenant_schema.spec import IndexKind, IndexSpec, Metric
+from tenantvec_schema.migrations import MigrationSet
+from tenantvec_schema.spec import IndexKind, IndexSpec, Metric
 
 ACTOR = "test"
 

@@ -25,7 +25,7 @@ from controlplane.retrieval.filters import compile_filter
 from controlplane.retrieval.search import search
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
-from tenant_schema.spec import IndexKind, IndexSpec
+from tenantvec_schema.spec import IndexKind, IndexSpec
 
 # Small vocabularies, so that random filters match some chunks and miss others.
 KEYS = ["lang", "team", "tags", "n", "meta"]

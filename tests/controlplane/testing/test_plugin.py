@@ -109,7 +109,7 @@ def test_an_application_suite_on_a_throwaway_embedded_server(
     monkeypatch.setenv("SEEN_FILE", str(seen))
     pytester.makepyfile(test_app=APP_TESTS, test_readme=readme_example())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", timeout=300)
-    result.assert_outcomes(passed=6, errors=1)  # test_readme.py: its two tests pass
+    result.assert_outcomes(passed=7, errors=1)  # test_readme.py: its three tests pass
     # The bad marker option is named, as a setup error of that test alone.
     result.stdout.fnmatch_lines(["*InvalidRequest*bogus*"])
     facts = {f["test"]: f for f in _seen(seen)}

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from cli.context import JsonOption, get_cli
+from tenantctl.context import JsonOption, get_cli
 
 if TYPE_CHECKING:
     from controlplane.lifecycle.reconcile import ReconcileReport

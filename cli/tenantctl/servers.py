@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from cli.context import JsonOption, get_cli
-from cli.errors import CommandFailed
+from tenantctl.context import JsonOption, get_cli
+from tenantctl.errors import CommandFailed
 
 if TYPE_CHECKING:
     from controlplane.lifecycle.drain import DrainReport
@@ -158,13 +158,13 @@ def drain(
     Example: tenantctl servers drain pg-eu-1 --concurrency 4.
     """
 
-    from cli.moves import parse_destination
-    from cli.progress import tenants_bar
     from controlplane.lifecycle.drain import (
         check_drain,
         drain_server,
         tenants_to_drain,
     )
+    from tenantctl.moves import parse_destination
+    from tenantctl.progress import tenants_bar
 
     cli = get_cli(ctx)
     backend, to_server = parse_destination(to) if to is not None else ("postgres", None)

@@ -7,8 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.context import JsonOption, get_cli
-from cli.tenants import (
+from controlplane.errors import InvalidRequest
+from controlplane.model.compute import Tier
+from controlplane.model.embedder import EmbedderSpec, parse_embedder
+from controlplane.model.records import Tenant
+from controlplane.model.request import DEFAULTS
+from tenantctl.context import JsonOption, get_cli
+from tenantctl.tenants import (
     ConnectionLimitOption,
     EfConstructionOption,
     IdleTimeoutOption,
@@ -18,16 +23,11 @@ from cli.tenants import (
     StatementTimeoutOption,
     limits_from,
 )
-from controlplane.errors import InvalidRequest
-from controlplane.model.compute import Tier
-from controlplane.model.embedder import EmbedderSpec
-from controlplane.model.records import Tenant
-from controlplane.model.request import DEFAULTS
 
 if TYPE_CHECKING:
     from controlplane.plane import ControlPlane
 
-from tenant_schema.spec import IndexSpec
+from tenantvec_schema.spec import IndexSpec
 
 __all__ = ["register"]
 
@@ -81,7 +81,11 @@ def set_embedder_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Tenant id.")],
     embedder: Annotated[
-        str, typer.Argument(help="provider:model, e.g. openai:text-embedding-3-large.")
+        str,
+        typer.Argument(
+            help="provider:model, e.g. openai:text-embedding-3-large; or none (the tenant "
+            "then takes only the vectors its callers send)."
+        ),
     ],
     dims: Annotated[
         int | None,
@@ -95,6 +99,10 @@ def set_embedder_command(
 ) -> None:
     """Switch TENANT to another embedding model; then run 'tenantctl backfill TENANT'.
 
+    For a tenant of your own vectors, name the model that made them (e.g.
+    openai:text-embedding-3-small for 1536-d OpenAI vectors): text queries and chunks
+    sent without a vector then work, and there is nothing to backfill.
+
     Same dimensions: old vectors keep serving until the backfill replaces them. New
     dimensions: the embedding column is recreated empty (a per-tenant schema change),
     so vector search finds nothing until the backfill has run.
@@ -102,7 +110,8 @@ def set_embedder_command(
     from controlplane.lifecycle.embedder import set_embedder
 
     cli = get_cli(ctx)
-    spec = EmbedderSpec.parse(embedder, fallback or [])
+    choice = parse_embedder(embedder, fallback or [])
+    spec = choice if isinstance(choice, EmbedderSpec) else None
     if dims is not None and not yes:
         if not sys.stdin.isatty():
             raise InvalidRequest("refusing to change dimensions without --yes when not interactive")
@@ -120,10 +129,16 @@ def set_embedder_command(
     if json_:
         cli.print_json(tenant.public_dict())
     else:
-        cli.out.print(
-            f"tenant {tenant.id} now embeds with {tenant.embedder} ({tenant.dims} dims); "
-            f"run 'tenantctl backfill {tenant.id}' to re-embed its chunks"
-        )
+        if tenant.embedder is None:
+            cli.out.print(
+                f"tenant {tenant.id} has no embedder now: it takes the vectors its callers "
+                f"send ({tenant.dims} dims)"
+            )
+        else:
+            cli.out.print(
+                f"tenant {tenant.id} now embeds with {tenant.embedder} ({tenant.dims} dims); "
+                f"run 'tenantctl backfill {tenant.id}' to embed the chunks another model made"
+            )
 
 
 def set_index_command(

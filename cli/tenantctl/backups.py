@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.context import JsonOption, get_cli
+from tenantctl.context import JsonOption, get_cli
 
 if TYPE_CHECKING:
     from controlplane.plane import ControlPlane
@@ -25,9 +25,11 @@ def backup_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Tenant id.")],
     to: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "--to", help="File (or directory) to write; default ./<id>-<UTC time>.tvbackup."
+            "--to",
+            help="File to write, or directory (an existing one, or a path ending in '/', "
+            "made if missing) to write <id>-<UTC time>.tvbackup in; default: that name here.",
         ),
     ] = None,
     json_: JsonOption = False,
@@ -43,10 +45,13 @@ def backup_command(
     from controlplane.lifecycle.backup import backup_tenant
 
     cli = get_cli(ctx)
+    dest = Path(to) if to else None
+    if to and dest is not None and to.endswith("/"):
+        dest.mkdir(mode=0o700, parents=True, exist_ok=True)  # backups hold the tenant's data
 
     async def work(plane: ControlPlane) -> Any:
         with cli.spinner(f"backing up {name}...", quiet=json_):
-            return await backup_tenant(plane, name, to, actor=cli.actor)
+            return await backup_tenant(plane, name, dest, actor=cli.actor)
 
     report = cli.run(work)
     facts = report.public_dict()

@@ -17,12 +17,12 @@ import psycopg
 from psycopg import sql
 
 from controlplane.errors import MigrationChecksumMismatch, MigrationError
-from tenant_schema.migrations import Migration, MigrationSet, render_migration
-from tenant_schema.spec import SchemaSpec
+from tenantvec_schema.migrations import Migration, MigrationSet, render_migration
+from tenantvec_schema.spec import SchemaSpec
 
 __all__ = ["MigrationReport", "applied_version", "migrate"]
 
-logger = logging.getLogger("tenantvec.tenant_schema")
+logger = logging.getLogger("tenantvec.schema")
 
 # Any constant works: it only has to be the same for every runner of this database.
 LOCK_KEY = 0x74656E76  # "tenv"

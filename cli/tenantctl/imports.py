@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.context import JsonOption, get_cli
+from controlplane.model.embedder import EmbedderSpec, parse_embedder
+from tenantctl.context import JsonOption, get_cli
 
 if TYPE_CHECKING:
     from controlplane.plane import ControlPlane
@@ -31,21 +32,34 @@ def chroma(
     collection: Annotated[
         str | None, typer.Option(help="Collection name (needed if the store holds several).")
     ] = None,
+    embedder: Annotated[
+        str | None,
+        typer.Option(
+            help="Embedder of a tenant the import creates, for text queries: the model that "
+            "made the collection's vectors (e.g. openai:text-embedding-3-small). Default: "
+            "none (search by vector; the report says which model matches)."
+        ),
+    ] = None,
     batch: Annotated[int, typer.Option(min=1, max=5000, help="Records per batch.")] = 500,
     json_: JsonOption = False,
 ) -> None:
     """Copy a ChromaDB collection -- ids, documents, metadatas, embeddings -- into TENANT.
 
-    A missing tenant is created with the collection's dimensions and distance. Run it
-    again after an interruption: it resumes from the last batch it finished. At the
-    end it checks that the counts match and that a sample of records is identical on
-    both sides. Needs the chromadb package: pip install 'tenantvec[chroma]'.
+    A missing tenant is created with the collection's dimensions and distance (any
+    number of dimensions) and keeps the collection's vectors; it gets no embedder unless
+    --embedder names one, and the report says which tenantvec embedder matches the
+    collection's embedding function, for text queries. Run it again after an
+    interruption: it resumes from the last batch it finished. At the end it checks that
+    the counts match and that a sample of records is identical on both sides. Needs the
+    chromadb package: pip install 'tenantvec[chroma]'.
     """
-    from cli.progress import progress_bar  # rich.progress loads with the bar
     from controlplane.retrieval.chroma import import_chroma
     from controlplane.routing import TenantRouter
+    from tenantctl.progress import progress_bar  # rich.progress loads with the bar
 
     cli = get_cli(ctx)
+    choice = parse_embedder(embedder) if embedder is not None else None
+    spec = choice if isinstance(choice, EmbedderSpec) else None
     progress = progress_bar(cli, f"importing {collection or 'collection'}", "records", quiet=json_)
 
     async def work(plane: ControlPlane) -> ChromaImportReport:
@@ -58,6 +72,7 @@ def chroma(
                     path=path,
                     tenant_id=tenant,
                     collection_name=collection,
+                    embedder=spec,
                     batch=batch,
                     actor=cli.actor,
                     on_start=lambda total, done: progress.update(task, total=total, completed=done),
@@ -74,6 +89,10 @@ def chroma(
                 "resumed_from": report.resumed_from,
                 "records": report.records,
                 "copied": report.copied,
+                "dims": report.dims,
+                "embedder": report.embedder,
+                "source_embedding": report.source_embedding,
+                "matching_embedder": report.matching_embedder,
                 "sampled": report.sampled,
                 "mismatched": report.mismatched,
                 "verified": report.verified,
@@ -99,10 +118,18 @@ def chroma(
         )
         if report.mismatched:
             out.print("differ: " + ", ".join(report.mismatched))
-        if report.created_tenant:
+        out.print(f"embedder of {report.tenant}: {report.embedder}")
+        if report.embedder.startswith("none") and report.matching_embedder:
             out.print(
-                "note: text queries embed with the tenant's embedder; set it to the model "
-                f"that made these vectors: tenantctl tenants set-embedder {report.tenant} ..."
+                f"the collection was embedded with {report.source_embedding}; to search by "
+                f"text: tenantctl tenants set-embedder {report.tenant} {report.matching_embedder}"
+            )
+        elif report.embedder.startswith("none"):
+            made_by = f" ({report.source_embedding})" if report.source_embedding else ""
+            out.print(
+                f"search it by vector; to search by text, give it the model that made these "
+                f"{report.dims}-d vectors{made_by}: tenantctl tenants set-embedder "
+                f"{report.tenant} PROVIDER:MODEL"
             )
     if not report.verified:
         raise typer.Exit(1)

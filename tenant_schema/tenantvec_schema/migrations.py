@@ -12,7 +12,7 @@ from pathlib import Path
 from psycopg import sql
 
 from controlplane.errors import MigrationError
-from tenant_schema.spec import IndexKind, SchemaSpec
+from tenantvec_schema.spec import IndexKind, SchemaSpec
 
 __all__ = ["Migration", "MigrationSet", "render_migration", "vector_index_sql"]
 
@@ -37,8 +37,8 @@ class MigrationSet:
 
     @classmethod
     def bundled(cls) -> MigrationSet:
-        """The migrations shipped in ``tenant_schema/migrations/``."""
-        return cls.from_package("tenant_schema")
+        """The migrations shipped in ``tenant_schema/tenantvec_schema/migrations/``."""
+        return cls.from_package("tenantvec_schema")
 
     @classmethod
     def from_package(cls, package: str) -> MigrationSet:

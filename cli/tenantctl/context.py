@@ -37,7 +37,7 @@ class Cli:
     settings: Settings
     debug: bool = False
     # What the command reads besides its settings (TENANTVEC_API_KEY): os.environ, or
-    # the mapping an in-process caller handed to cli.main.main.
+    # the mapping an in-process caller handed to tenantctl.main.main.
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
     @property

@@ -11,8 +11,8 @@ import msgspec
 import typer
 from rich.table import Table
 
-from cli.context import JsonOption, get_cli, json_option
-from cli.ingest import backfill_command, ingest
+from tenantctl.context import JsonOption, get_cli, json_option
+from tenantctl.ingest import backfill_command, ingest
 
 if TYPE_CHECKING:
     from controlplane.keys import (
@@ -26,7 +26,9 @@ from controlplane.model.records import ApiKey
 
 __all__ = ["register"]
 
-keys_app = typer.Typer(help="Create, list and revoke tenant API keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Create, list and revoke tenant API keys; show the admin token.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -111,6 +113,20 @@ def keys_create(
     else:
         cli.err.print(f"key {issued.key.id} for tenant {tenant}; store it now, it is shown once:")
         cli.out.print(issued.secret)
+
+
+@keys_app.command("admin")
+def keys_admin(ctx: typer.Context) -> None:
+    """Print the admin token of the API's admin endpoints (tenants, keys, operations).
+
+    It is TENANTVEC_ADMIN_TOKEN when that is set, else the token in TENANTVEC_HOME's
+    admin-token file (mode 0600), made on first use -- which whoever reads that file has
+    anyway. Use it as 'Authorization: Bearer TOKEN'.
+    """
+    from controlplane.keys import load_admin_token
+
+    cli = get_cli(ctx)
+    cli.out.print(load_admin_token(cli.settings), markup=False, soft_wrap=True)
 
 
 @keys_app.command("list")

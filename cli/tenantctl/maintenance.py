@@ -9,8 +9,8 @@ import typer
 from cryptography.fernet import Fernet
 from rich.table import Table
 
-from cli.context import Cli, JsonOption, get_cli
-from cli.errors import CommandFailed
+from tenantctl.context import Cli, JsonOption, get_cli
+from tenantctl.errors import CommandFailed
 
 if TYPE_CHECKING:
     from controlplane.lifecycle.doctor import DoctorReport
@@ -101,8 +101,8 @@ def migrate(
 async def _migrate_with_progress(
     cli: Cli, plane: ControlPlane, concurrency: int | None, verify: bool, *, show: bool
 ) -> list[TenantMigration]:
-    from cli.progress import tenants_bar  # rich.progress loads with the bar
     from controlplane.lifecycle.migrate import migrate_all
+    from tenantctl.progress import tenants_bar  # rich.progress loads with the bar
 
     total = len(await plane.catalog.list_tenants(states=[TenantState.READY]))
     with tenants_bar(cli, "migrating", total, quiet=not show) as advance:
@@ -173,8 +173,8 @@ def gc(
 
     Example (cron, every 10 minutes): tenantctl gc --json.
     """
-    from cli.progress import tenants_bar
     from controlplane.lifecycle.gc import collect_expired, expired_tenants
+    from tenantctl.progress import tenants_bar
 
     cli = get_cli(ctx)
     if not 1 <= concurrency <= 64:

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.context import JsonOption, get_cli
 from controlplane.errors import InvalidRequest
 from controlplane.model.records import validate_server_name
+from tenantctl.context import JsonOption, get_cli
 
 if TYPE_CHECKING:
     from controlplane.plane import ControlPlane

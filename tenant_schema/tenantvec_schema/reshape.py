@@ -21,9 +21,9 @@ import psycopg
 from psycopg import sql
 
 from controlplane.errors import MigrationError
-from tenant_schema.migrations import vector_index_sql
-from tenant_schema.runner import LOCK_KEY
-from tenant_schema.spec import IndexKind, SchemaSpec
+from tenantvec_schema.migrations import vector_index_sql
+from tenantvec_schema.runner import LOCK_KEY
+from tenantvec_schema.spec import IndexKind, SchemaSpec
 
 __all__ = ["change_dimensions", "rebuild_vector_index"]
 

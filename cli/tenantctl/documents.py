@@ -14,8 +14,8 @@ import msgspec
 import typer
 from rich.table import Table
 
-from cli.context import JsonOption, get_cli, json_option
 from controlplane.errors import InvalidRequest
+from tenantctl.context import JsonOption, get_cli, json_option
 
 if TYPE_CHECKING:
     from controlplane.plane import ControlPlane

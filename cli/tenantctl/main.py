@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 
-from cli import (
+from controlplane.errors import TenantvecError
+from controlplane.logs import SafeFormatter
+from tenantctl import (
     api,
     backups,
     demo,
@@ -24,10 +26,8 @@ from cli import (
     tenant_changes,
     tenants,
 )
-from cli.context import Cli
-from cli.errors import EXIT_CODES_HELP, FAILURE, USAGE, exit_code_for
-from controlplane.errors import TenantvecError
-from controlplane.logs import SafeFormatter
+from tenantctl.context import Cli
+from tenantctl.errors import EXIT_CODES_HELP, FAILURE, USAGE, exit_code_for
 
 __all__ = ["app", "main", "run"]
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.context import JsonOption, get_cli
+from tenantctl.context import JsonOption, get_cli
 
 if TYPE_CHECKING:
     from controlplane.plane import ControlPlane
@@ -38,7 +38,7 @@ CORPUS: dict[str, dict[str, list[float]]] = {
 }
 QUERY = [0.8, 0.2, 0.0]  # "when do I have to pay?"
 
-ROOT = Path(__file__).resolve().parents[1]  # the checkout, when run from it (make demo)
+ROOT = Path(__file__).resolve().parents[2]  # the checkout, when run from it (make demo)
 DOCS = ("README.md", "docs/ingestion.md", "docs/api.md", "docs/operations.md")
 DOCS_TENANT = "demo-docs"
 QUESTIONS = (
@@ -263,6 +263,7 @@ async def _docs_tour(url: str, settings: Settings, out: Console) -> list[dict[st
             id=DOCS_TENANT, chunk_tokens=256, chunk_overlap=32, labels={"demo": "true"}
         )
         issued = await admin.create_key(DOCS_TENANT, name="demo")
+    assert tenant.embedder is not None  # the default embedder: dims were not given
     embedder = f"{tenant.embedder['provider']}:{tenant.embedder['model']}"
     out.print(
         f"   created {DOCS_TENANT} (embedder {embedder}, {tenant.dims} dims) and ingested "

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.context import Cli, JsonOption, get_cli
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import has_control, printable
+from controlplane.model.embedder import describe_embedder
 from controlplane.model.labels import parse_label
 from controlplane.model.records import Tenant, TenantState
+from tenantctl.context import Cli, JsonOption, get_cli
 
 if TYPE_CHECKING:
     from controlplane.plane import ControlPlane
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 from controlplane.model.backends import BackendKind
 from controlplane.model.compute import Tier
 from controlplane.model.request import DEFAULTS, TenantOptions
-from tenant_schema.spec import IndexKind, Metric
+from tenantvec_schema.spec import IndexKind, Metric
 
 __all__ = ["app"]
 
@@ -55,8 +56,9 @@ def create(
     dims: Annotated[
         int | None,
         typer.Option(
-            help="Embedding dimensions, fixed for the tenant. Default: what the embedder "
-            "makes (wordllama: 256), else 1536.",
+            help="Embedding dimensions, fixed for the tenant. Without --embedder: a tenant "
+            "for your own vectors of this size (no server-side embedder). Left out: what the "
+            "embedder makes (wordllama: 256), else 1536.",
             show_default=False,
         ),
     ] = None,
@@ -122,8 +124,9 @@ def create(
         str | None,
         typer.Option(
             help="Embedding model as provider:model: wordllama (offline, semantic), hash "
-            "(offline, lexical), openai:text-embedding-3-small, voyage:voyage-3.5. "
-            "Default: TENANTVEC_EMBEDDER (wordllama)."
+            "(offline, lexical), openai:text-embedding-3-small, voyage:voyage-3.5; or none "
+            "(only the vectors callers send). Default: none with --dims, else "
+            "TENANTVEC_EMBEDDER (wordllama)."
         ),
     ] = None,
     fallback: Annotated[
@@ -140,9 +143,14 @@ def create(
 ) -> None:
     """Create a tenant: its own database and role, with the embedding schema applied.
 
-    Dimensions are fixed at creation. Left out, they are what the embedder makes
-    (wordllama: 256; it also takes 128 or 64), else 1536 (text-embedding-3-small); give
-    the ones your model produces (the 'hash' embedder makes any number).
+    Bringing your own vectors (OpenAI, Voyage, ... computed in your application)? Give
+    their size alone: 'tenants create acme --dims 1536' makes a tenant without an
+    embedder, which stores and searches the vectors it is sent.
+
+    For text in, text out, name an embedder ('--embedder wordllama', the default when
+    neither option is given; 'openai:text-embedding-3-small'), and the dimensions follow
+    from it: wordllama 256 (or 128, 64), else 1536; the 'hash' embedder makes any number.
+    Dimensions are fixed at creation ('set-embedder --dims' changes them later).
     """
     from controlplane.lifecycle.tenants import create_tenant
 
@@ -191,7 +199,8 @@ def create(
     else:
         cli.out.print(
             f"tenant {tenant.id} is {tenant.state} {where(tenant)} "
-            f"(schema version {tenant.schema_version}, embedder {tenant.embedder}); "
+            f"(schema version {tenant.schema_version}, {tenant.dims} dims, embedder "
+            f"{describe_embedder(tenant.embedder)}); "
             f"connection string: tenantctl tenants dsn {tenant.id}"
         )
 
@@ -338,7 +347,7 @@ def list_(
             str(t.dims),
             t.metric.value,
             t.index.kind.value,
-            t.embedder.identity,
+            t.embedder.identity if t.embedder is not None else "none",
             str(t.schema_version),
             ",".join(f"{k}={v}" for k, v in sorted(t.labels.items())) or "-",
             _short_time(t.expires_at.isoformat()) if t.expires_at else "-",
@@ -368,7 +377,8 @@ def show(
     operations = data.pop("operations")
     live = data.pop("live", None)
     for key, value in data.items():
-        cli.out.print(f"{key:>15}: {_plain(value)}")
+        shown = describe_embedder(None) if key == "embedder" and value is None else value
+        cli.out.print(f"{key:>15}: {_plain(shown)}")
     if live is not None:
         cli.out.print(f"{'database':>15}: {_plain(live)}")
     cli.out.print(f"{'operations':>15}:")

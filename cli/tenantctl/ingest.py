@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.context import Cli, JsonOption, get_cli
 from controlplane.errors import InvalidRequest
 from controlplane.retrieval.readers import SUFFIXES  # light: the option help names them
+from tenantctl.context import Cli, JsonOption, get_cli
 
 if TYPE_CHECKING:
     from controlplane.plane import ControlPlane
@@ -75,9 +75,9 @@ def ingest(
 async def _ingest(
     cli: Cli, router: TenantRouter, tenant: str, files: list[tuple[Path, str]], *, quiet: bool
 ) -> dict[str, Any]:
-    from cli.progress import RateColumn, progress_bar  # rich.progress loads with the bar
     from controlplane.retrieval.ingest import ingest_batch
     from controlplane.retrieval.readers import ReadFailure, read_file
+    from tenantctl.progress import RateColumn, progress_bar  # rich.progress loads with the bar
 
     counts: Counter[str] = Counter()
     failures: list[dict[str, str]] = []
@@ -155,9 +155,9 @@ def backfill_command(
     dimensions) and chunks embedded by another model (the model changed, or a fallback
     stood in). Safe to interrupt and run again: it goes on where it stopped.
     """
-    from cli.progress import RateColumn, progress_bar  # rich.progress loads with the bar
     from controlplane.retrieval.backfill import backfill
     from controlplane.routing import TenantRouter
+    from tenantctl.progress import RateColumn, progress_bar  # rich.progress loads with the bar
 
     cli = get_cli(ctx)
     progress = progress_bar(cli, "embedding", "chunks", RateColumn("chunks", "chunks"), quiet=json_)

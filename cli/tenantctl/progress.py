@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from cli.context import Cli
+from tenantctl.context import Cli
 
 __all__ = ["RateColumn", "progress_bar", "tenants_bar"]
 
