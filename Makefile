@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 N      ?= 200
 
 .DEFAULT_GOAL := help
-.PHONY: help install wheel demo test lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup bench-move bench-fleet bench-install clean
+.PHONY: help install wheel demo test test-install lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup bench-move bench-fleet bench-install clean
 
 help: ## List the developer commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -26,8 +26,11 @@ wheel: $(STAMP) ## Build dist/tenantvec-<version>-py3-none-any.whl (install it e
 demo: $(STAMP) ## Start the embedded Postgres and walk through two isolated tenants
 	$(VENV)/bin/tenantctl demo
 
-test: $(STAMP) ## Run the whole test suite against a real embedded Postgres (two workers)
-	$(PY) -m pytest -n 2
+test: $(STAMP) ## Run the test suite against a real embedded Postgres (two workers), the docs' examples included
+	$(PY) -m pytest -n 2 -m "not install"
+
+test-install: $(STAMP) ## Install the wheel as the README says into fresh virtualenvs and use each install (~2 min)
+	$(PY) -m pytest -m install
 
 lint: $(STAMP) ## ruff (lint + format check), mypy --strict and the layer contracts (lint-imports)
 	$(VENV)/bin/ruff check .

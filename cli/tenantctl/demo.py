@@ -44,7 +44,7 @@ DOCS_TENANT = "demo-docs"
 QUESTIONS = (
     "Why a database per tenant rather than a tenant_id column?",
     "What happens when the embedding provider stays down?",
-    "How do I import from ChromaDB?",
+    "How do I import a ChromaDB collection?",
 )
 
 
@@ -286,7 +286,14 @@ async def _docs_tour(url: str, settings: Settings, out: Console) -> list[dict[st
             out.print(
                 f"      [green]{top.document_id}[/] chunk {top.chunk}: {_snippet(top.content)}"
             )
-            answers.append({"question": question, "document": top.document_id, "chunk": top.chunk})
+            answers.append(
+                {
+                    "question": question,
+                    "document": top.document_id,
+                    "chunk": top.chunk,
+                    "content": top.content,
+                }
+            )
     return answers
 
 

@@ -102,11 +102,17 @@ def _open_collection(path: Path, name: str | None) -> Any:
     return client.get_collection(name)
 
 
+def _configuration(collection: Any) -> dict[str, Any]:
+    """The collection's configuration as Chroma stored it. Not ``.configuration``: that
+    builds the collection's embedding function, which fails where its package or key is
+    missing (a store made with OpenAI's function, read where ``openai`` is not installed)
+    -- and tenantvec needs none of it."""
+    stored = getattr(collection, "configuration_json", None)
+    return stored if isinstance(stored, dict) else {}
+
+
 def _metric(collection: Any) -> Metric:
-    space = None
-    configuration = getattr(collection, "configuration", None) or {}
-    if isinstance(configuration, dict):
-        space = (configuration.get("hnsw") or {}).get("space")
+    space = (_configuration(collection).get("hnsw") or {}).get("space")
     space = space or (collection.metadata or {}).get("hnsw:space") or "l2"
     if space not in _METRICS:
         raise InvalidRequest(f"Chroma distance {space!r} has no pgvector counterpart")
@@ -229,8 +235,7 @@ async def import_chroma(
 def _embedding_function(collection: Any, dims: int) -> tuple[str | None, str | None]:
     """What the collection says made its vectors, and the tenantvec embedder that makes
     the same ones (None where there is none: Chroma's default ONNX model, a custom one)."""
-    configuration = getattr(collection, "configuration_json", None) or {}
-    function = configuration.get("embedding_function") if isinstance(configuration, dict) else None
+    function = _configuration(collection).get("embedding_function")
     if not isinstance(function, dict) or function.get("type") != "known":
         return None, None
     name = str(function.get("name") or "")

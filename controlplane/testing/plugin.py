@@ -109,7 +109,7 @@ def tenantvec(
     try:
         from controlplane.testing.harness import Harness  # loaded when a test needs it
     except ModuleNotFoundError as exc:
-        missing = missing_server_extra(exc, "tenantvec's pytest fixtures")
+        missing = missing_server_extra(exc, "tenantvec's pytest plugin")
         if missing is None:
             raise
         pytest.fail(str(missing), pytrace=False)

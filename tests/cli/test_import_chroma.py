@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.cli import TenantCtl
+from tests.fixtures.cli import TenantCtl, one_line_error
 
 chromadb = pytest.importorskip("chromadb", reason="chromadb is the optional 'chroma' extra")
 from chromadb.config import Settings as ChromaSettings  # noqa: E402
 
 RECORDS = 1_100
 DIMS = 12
+# As a user has it: the product's default embedder (the suite's settings may differ).
+DEFAULT_EMBEDDER = {"TENANTVEC_EMBEDDER": "wordllama"}
 
 
 def build_store(path: Path, space: str = "cosine", records: int = RECORDS) -> list[str]:
@@ -122,3 +126,68 @@ def test_a_tenant_with_other_dimensions_is_refused(
     assert f"tenant {tenant_id} has 3 dimensions, collection 'manuals' has {DIMS}" in refused.stderr
     missing = tenantctl("import", "chroma", "--path", str(tmp_path / "nope"), "--tenant", tenant_id)
     assert missing.code == 2 and "not a directory" in missing.stderr
+
+
+def _openai_store(path: Path, stub: Path, dims: int) -> None:
+    """A store made as with Chroma's OpenAI embedding function: the collection records
+    the function and its model. (Making the function needs the ``openai`` package, an
+    outside one: a stand-in module is enough, since no text is embedded here.)"""
+    (stub / "openai").mkdir(parents=True)
+    (stub / "openai" / "__init__.py").write_text(
+        "class OpenAI:\n    def __init__(self, **options):\n        pass\n"
+    )
+    code = f"""
+import os, sys, random
+sys.path.insert(0, {str(stub)!r})
+os.environ["CHROMA_OPENAI_API_KEY"] = "sk-stand-in"
+import chromadb
+from chromadb.config import Settings
+from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
+client = chromadb.PersistentClient(
+    path={str(path)!r}, settings=Settings(anonymized_telemetry=False)
+)
+function = OpenAIEmbeddingFunction(model_name="text-embedding-3-small")
+made = client.create_collection("kb-docs", embedding_function=function)
+rng = random.Random(5)
+ids = [f"doc-{{n}}" for n in range(30)]
+made.add(ids=ids, embeddings=[[rng.uniform(-1, 1) for _ in range({dims})] for _ in ids],
+         documents=[f"page {{n}}" for n in range(30)])
+"""
+    # In a process of its own: the stand-in module never meets the suite's imports.
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_a_collection_of_any_size_comes_in_without_naming_an_embedder(
+    tenantctl: TenantCtl, tmp_path: Path, tenant_id: str
+) -> None:
+    # The product's default embedder (wordllama, 256 dims) stays the default: the
+    # collection's 1536-d vectors come in as they are, into a tenant without one.
+    store = tmp_path / "chroma"
+    _openai_store(store, tmp_path / "stub", dims=1536)
+    args = ("import", "chroma", "--path", str(store), "--collection", "kb-docs")
+    imported = tenantctl(*args, "--tenant", tenant_id, "--json", env=DEFAULT_EMBEDDER)
+    assert imported.code == 0, imported.stderr
+    report = imported.json()
+    assert report["verified"] and report["dims"] == 1536
+    assert report["embedder"] == "none (vectors sent by callers)"
+    assert report["source_embedding"] == "openai:text-embedding-3-small"
+    assert report["matching_embedder"] == "openai:text-embedding-3-small"
+    shown = tenantctl("tenants", "show", tenant_id, "--json").json()
+    assert (shown["dims"], shown["embedder"]) == (1536, None)
+    # Text is refused with the way out; vectors are searched.
+    text = tenantctl("search", tenant_id, "page 3")
+    assert text.code == 4
+    assert f"set-embedder {tenant_id} PROVIDER:MODEL" in one_line_error(text.stderr)
+    told = tenantctl(*args, "--tenant", tenant_id)  # again: resumed, nothing new
+    assert f"tenantctl tenants set-embedder {tenant_id} openai:text-embedding-3-small" in (
+        told.stdout
+    )
+    # Named, the model is the new tenant's.
+    other = f"{tenant_id}-b"
+    named = tenantctl(
+        *args, "--tenant", other, "--embedder", "openai:text-embedding-3-small", "--json"
+    )
+    assert named.code == 0, named.stderr
+    assert named.json()["embedder"] == "openai:text-embedding-3-small"
+    small = tenantctl(*args, "--tenant", f"{tenant_id}-c", "--embedder", "wordllama")
+    assert small.code == 2 and "not 1536" in small.stderr
