@@ -14,7 +14,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY controlplane ./controlplane
 COPY tenant_schema ./tenant_schema
 COPY cli ./cli
-RUN PIP_CONSTRAINT=constraints.txt pip install . \
+RUN PIP_CONSTRAINT=constraints.txt pip install '.[server]' \
     && useradd --system --uid 10001 --home-dir /var/lib/tenantvec --create-home tenantvec
 
 # Never root: a compromise of the API must not own the container.

@@ -35,8 +35,10 @@ app = typer.Typer(
     name="tenantctl",
     help=(
         "Operate tenantvec: a Postgres database per tenant, ready for vector search.\n\n"
-        "Start with 'tenantctl up', then 'tenantctl tenants create acme --dims 768'. "
-        "Settings come from TENANTVEC_* environment variables ('tenantctl settings')."
+        "Start with 'tenantctl up', then 'tenantctl tenants create acme' (text in, answers "
+        "out: the default embedder) or 'tenantctl tenants create acme --dims 1536' (the "
+        "vectors your application makes). Settings come from TENANTVEC_* environment "
+        "variables ('tenantctl settings')."
     ),
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,

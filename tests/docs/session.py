@@ -40,8 +40,10 @@ NEON_KEY = "napi_..."
 NEON_TEMPLATE_PROJECT = "quiet-river-123456"
 _FAKE_EMBEDDINGS_PORT = 18099
 _FAKE_NEON_PORT = 18098
+# Bytecode is copied too (its sources keep their times): Python run in the clone imports
+# from it without compiling everything again in every session.
 _COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.egg-info"
+    ".git", ".venv", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.egg-info", "dist"
 )
 
 
