@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import json
 import os
+import secrets
 import tarfile
 import time
 from dataclasses import asdict, dataclass
@@ -174,7 +175,9 @@ async def backup_tenant(
         raise Conflict(f"tenant {tenant_id!r} is {tenant.state}: only a ready tenant backs up")
     now = utcnow()
     dest = dest if dest is not None else default_backup_path(tenant.id, now)
-    dest = dest.resolve()
+    # Absolute, but not resolved: a symlink planted under the file's name is replaced by
+    # the backup, never followed to the file it points at.
+    dest = Path(os.path.abspath(dest))
     if dest.is_dir():
         dest = dest / default_backup_path(tenant.id, now)
     # Under the tenant's lock, like every lifecycle action: no delete, suspend or index
@@ -185,8 +188,9 @@ async def backup_tenant(
         if tenant.state is not TenantState.READY:
             raise Conflict(f"tenant {tenant_id!r} is {tenant.state}: only a ready tenant backs up")
         # Should this process die, reconcile removes the half-written file it names.
+        partial = partial_path(dest)
         operation = await plane.catalog.begin_operation(
-            "backup", actor, tenant=tenant, details={"partial": str(partial_path(dest))}
+            "backup", actor, tenant=tenant, details={"partial": str(partial)}
         )
         try:
             async with scratch_dir(plane.settings.scratch_root, "backup") as scratch:
@@ -202,7 +206,7 @@ async def backup_tenant(
                     tenantvec_version=_version(),
                 )
                 # Hashing and archiving gigabytes: off the event loop (the API serves on).
-                await asyncio.to_thread(_write_archive, dest, manifest, dump)
+                await asyncio.to_thread(_write_archive, dest, partial, manifest, dump)
         except Exception as exc:
             await plane.catalog.end_operation(operation, OperationOutcome.FAILED, error=str(exc))
             raise
@@ -266,13 +270,19 @@ def tenant_settings(tenant: Tenant) -> dict[str, Any]:
 
 
 def partial_path(dest: Path) -> Path:
-    """Where the backup to ``dest`` is written until it is whole (then renamed)."""
-    return dest.with_name(f".{dest.name}.partial")
+    """A name, new and unguessable, to write the backup to ``dest`` under until it is
+    whole (then renamed): nothing planted in its directory -- a symlink to another file,
+    a file anyone may read -- can be waiting there under it."""
+    return dest.with_name(f".{dest.name}.{secrets.token_hex(8)}.partial")
 
 
-def _write_archive(dest: Path, manifest: Manifest, dump: Path) -> None:
-    partial = partial_path(dest)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _write_archive(dest: Path, partial: Path, manifest: Manifest, dump: Path) -> None:
+    # A new file or nothing (O_EXCL), never through a symlink (O_NOFOLLOW), 0600 from its
+    # first byte; the rename then replaces whatever ``dest`` was -- a symlink included,
+    # never what it points to.
+    fd = os.open(
+        partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+    )
     try:
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as archive:
             body = json.dumps(manifest.to_json(), indent=2).encode()
@@ -285,9 +295,19 @@ def _write_archive(dest: Path, manifest: Manifest, dump: Path) -> None:
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(partial, dest)
+        _fsync_directory(dest.parent)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable: a crash after a backup said so keeps the file."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_backup(path: Path, scratch: Path) -> tuple[Manifest, Path]:

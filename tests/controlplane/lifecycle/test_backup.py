@@ -341,3 +341,36 @@ async def test_reconcile_removes_the_half_written_file_of_a_backup_that_died(
     assert closed is not None and closed.outcome.value == "failed"
     assert report.clean
     await delete_tenant(plane, tenant_id, actor="t")
+
+
+async def test_a_backup_writes_through_nothing_planted_beside_it(
+    plane: ControlPlane, tenant_id: str, tmp_path: Path
+) -> None:
+    """A backup directory another local user can write to: a symlink planted under the
+    file's name, or under the name its half-written file used to have, is never written
+    through, and a planted world-readable file is replaced by a 0600 one."""
+    await create_tenant(plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH), actor="t")
+    victim = tmp_path / "victim.conf"
+    victim.write_text("root's own file")
+    victim.chmod(0o644)
+    dest = tmp_path / "nightly.tvbackup"
+    dest.symlink_to(victim)
+    (tmp_path / ".nightly.tvbackup.partial").symlink_to(victim)  # the old fixed name
+    report = await backup_tenant(plane, tenant_id, dest, actor="t")
+    assert victim.read_text() == "root's own file"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert report.path == dest and not dest.is_symlink()
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    (tmp_path / "check").mkdir()
+    assert read_backup(dest, tmp_path / "check")[0].fingerprint.documents == 0
+
+    planted = tmp_path / "readable.tvbackup"
+    planted.write_text("anyone may read this")
+    planted.chmod(0o666)
+    await backup_tenant(plane, tenant_id, planted, actor="t")
+    assert stat.S_IMODE(planted.stat().st_mode) == 0o600
+    # What was planted stays; no half-written file of the backups is left beside it.
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == [
+        ".nightly.tvbackup.partial"
+    ]
+    await delete_tenant(plane, tenant_id, actor="t")
