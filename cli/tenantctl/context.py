@@ -94,3 +94,5 @@ def json_option(option: str, text: str) -> Any:
         return json.loads(text, parse_constant=refuse)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"{option} is not valid JSON: {exc.msg}") from None
+    except RecursionError:  # the parser's own limit, far past what any check allows
+        raise InvalidRequest(f"{option} is nested too deeply") from None

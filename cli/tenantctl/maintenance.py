@@ -156,7 +156,19 @@ def reconcile_cmd(
             )
         for path in report.scratch_removed:
             cli.out.print(f"removed scratch left by a killed backup or restore: {path}")
-        if not (report.repairs or report.orphans or report.ambiguous or report.scratch_removed):
+        for server, count in report.draining.items():
+            cli.out.print(
+                f"server {server} is draining with {count} tenant(s) still on it: run "
+                f"'tenantctl servers drain {server}' again, or 'tenantctl servers activate "
+                f"{server}' to take it back"
+            )
+        if not (
+            report.repairs
+            or report.orphans
+            or report.ambiguous
+            or report.scratch_removed
+            or report.draining
+        ):
             cli.out.print("nothing to reconcile")
     if any(r.outcome == "failed" for r in report.repairs):
         raise CommandFailed("some interrupted operations could not be finished")

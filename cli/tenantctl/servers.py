@@ -159,6 +159,7 @@ def drain(
     """
 
     from controlplane.lifecycle.drain import (
+        check_destination,
         check_drain,
         drain_server,
         tenants_to_drain,
@@ -172,6 +173,7 @@ def drain(
 
     async def work(plane: ControlPlane) -> DrainReport:
         total = len(await tenants_to_drain(plane, name))
+        await check_destination(plane, name, backend, to_server)  # before the bar shows
         with tenants_bar(cli, f"draining {name}", total, quiet=json_) as advance:
             return await drain_server(
                 plane,

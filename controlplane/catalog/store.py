@@ -8,6 +8,7 @@ rows are read and written by the parts it is made of (``tenants``, ``servers``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -158,16 +159,21 @@ class Catalog(TenantStore, ServerStore, KeyStore, OperationLog):
         with self._translate():
             conn = await self._engine.connect()
         try:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             key = (_LOCK_CLASS, func.hashtext(tenant_id))
-            deadline = time.monotonic() + wait
-            while not (await conn.execute(select(func.pg_try_advisory_lock(*key)))).scalar():
-                if time.monotonic() >= deadline:
-                    raise TenantBusy(tenant_id)
-                await asyncio.sleep(0.05)
+            with self._translate():
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                deadline = time.monotonic() + wait
+                while not (await conn.execute(select(func.pg_try_advisory_lock(*key)))).scalar():
+                    if time.monotonic() >= deadline:
+                        raise TenantBusy(tenant_id)
+                    await asyncio.sleep(0.05)
             try:
                 yield
             finally:
-                await conn.execute(select(func.pg_advisory_unlock(*key)))
+                # A catalog gone meanwhile took the lock with the session: nothing to
+                # release, and the body's own outcome is what the caller must hear.
+                with contextlib.suppress(CatalogUnavailable), self._translate():
+                    await conn.execute(select(func.pg_advisory_unlock(*key)))
         finally:
-            await conn.close()
+            with contextlib.suppress(CatalogUnavailable), self._translate():
+                await conn.close()

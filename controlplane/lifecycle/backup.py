@@ -36,7 +36,7 @@ import psycopg
 
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
-from controlplane.errors import BackupInvalid, Conflict
+from controlplane.errors import BackupInvalid, Conflict, InvalidRequest
 from controlplane.localpg.tools import pg_tool, run_pg_tool
 from controlplane.model.embedder import embedder_json
 from controlplane.model.records import OperationOutcome, Tenant, TenantState
@@ -180,6 +180,11 @@ async def backup_tenant(
     dest = Path(os.path.abspath(dest))
     if dest.is_dir():
         dest = dest / default_backup_path(tenant.id, now)
+    elif not dest.parent.is_dir():
+        raise InvalidRequest(
+            f"cannot write the backup to {dest}: {dest.parent} is not a directory (make it, "
+            "or give --to a directory ending in '/' to have it made)"
+        )
     # Under the tenant's lock, like every lifecycle action: no delete, suspend or index
     # change pulls the database away mid-dump, and reconcile can tell a backup in
     # progress (lock held) from one whose process died.

@@ -15,7 +15,7 @@ from controlplane.errors import InvalidRequest, TenantvecError
 from controlplane.inputs import printable
 from controlplane.lifecycle.reconcile import survey
 from controlplane.model.backends import BackendKind
-from controlplane.model.records import Tenant, TenantState, validate_tenant_id
+from controlplane.model.records import ServerState, Tenant, TenantState, validate_tenant_id
 
 __all__ = ["Check", "DoctorReport", "run_doctor"]
 
@@ -125,13 +125,21 @@ async def run_doctor(plane: PlaneContext) -> DoctorReport:
             checks.append(Check(f"server {server.name}", "fail", str(exc)))
             continue
         room = "unlimited" if server.capacity is None else str(server.capacity)
+        hosted = counts.get(server.name, 0)
+        # Draining with tenants left: a drain stopped (or runs now); nothing places here.
+        left = server.state is ServerState.DRAINING and hosted
         checks.append(
             Check(
                 f"server {server.name}",
-                "ok",
+                "warn" if left else "ok",
                 f"{server.address}, Postgres {facts.server_version}, pgvector "
-                f"{facts.pgvector_version}, {counts.get(server.name, 0)} tenants "
-                f"(capacity {room}), {server.state}",
+                f"{facts.pgvector_version}, {hosted} tenants (capacity {room}), {server.state}"
+                + (
+                    f": {hosted} tenant(s) still on it -- 'tenantctl servers drain "
+                    f"{server.name}' again, or 'servers activate {server.name}'"
+                    if left
+                    else ""
+                ),
             )
         )
 

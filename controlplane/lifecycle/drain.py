@@ -22,9 +22,17 @@ from controlplane.context import PlaneContext
 from controlplane.errors import InvalidRequest, TenantvecError
 from controlplane.lifecycle.fleetwork import for_each_tenant
 from controlplane.lifecycle.move import MOVE_MARK, move_tenant, settle_move
+from controlplane.lifecycle.placement import choose_server
 from controlplane.model.records import ServerState, Tenant, TenantState
 
-__all__ = ["DrainReport", "MoveOutcome", "check_drain", "drain_server", "tenants_to_drain"]
+__all__ = [
+    "DrainReport",
+    "MoveOutcome",
+    "check_destination",
+    "check_drain",
+    "drain_server",
+    "tenants_to_drain",
+]
 
 logger = logging.getLogger("tenantvec.lifecycle")
 
@@ -107,6 +115,7 @@ async def drain_server(
     ``to_server`` or the least full active server)."""
     check_drain(server, to_server, concurrency)
     found = await plane.catalog.get_server(server)
+    await check_destination(plane, server, backend, to_server)
     if found.state is not ServerState.DRAINING:
         await plane.catalog.update_server(server, state=ServerState.DRAINING)
         logger.info("server %s: draining (no new tenants)", server)
@@ -144,6 +153,24 @@ async def drain_server(
     moves = await for_each_tenant(movable, one, concurrency=concurrency, on_result=on_result)
     left = [t.id for t in await tenants_to_drain(plane, server)]
     return DrainReport(server, moves, left)
+
+
+async def check_destination(
+    plane: PlaneContext, server: str, backend: str, to_server: str | None
+) -> None:
+    """Where the tenants are to go, resolved before the server is marked: a target that
+    is misspelt, not configured, draining or full stops the drain before it begins, and
+    the server keeps taking tenants."""
+    target = plane.backend(backend)  # NotConfigured for a backend this plane lacks
+    if to_server is not None and not target.uses_servers:
+        raise InvalidRequest(
+            f"the {target.kind} backend does not place tenants on registered servers: drop --to"
+        )
+    if not target.uses_servers:
+        return
+    movable = [t for t in await tenants_to_drain(plane, server) if t.state in _MOVABLE]
+    if to_server is not None or movable:
+        await choose_server(plane, to_server, exclude=server)
 
 
 def _done(tenant_id: str, to: str, started: float) -> MoveOutcome:

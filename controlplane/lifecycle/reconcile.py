@@ -31,7 +31,13 @@ from controlplane.lifecycle.move import MOVE_MARK, SWITCHED, settle_move
 from controlplane.lifecycle.restore import RESTORE_MARK
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import finish_delete, finish_provisioning
-from controlplane.model.records import Operation, OperationOutcome, Tenant, TenantState
+from controlplane.model.records import (
+    Operation,
+    OperationOutcome,
+    ServerState,
+    Tenant,
+    TenantState,
+)
 from controlplane.scratch import sweep
 
 __all__ = [
@@ -78,6 +84,9 @@ class ReconcileReport:
     failed_tenants: list[str] = field(default_factory=list)
     # Scratch directories of killed backups and restores, removed.
     scratch_removed: list[str] = field(default_factory=list)
+    # Servers marked draining that still hold tenants: a drain that stopped (or one in
+    # progress). Reported only: 'servers drain' again, or 'servers activate'.
+    draining: dict[str, int] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -95,6 +104,7 @@ class ReconcileReport:
             "removed": [o.public_dict() for o in self.removed],
             "failed_tenants": self.failed_tenants,
             "scratch_removed": self.scratch_removed,
+            "draining": self.draining,
             "clean": self.clean,
         }
 
@@ -117,6 +127,7 @@ async def reconcile(plane: PlaneContext, *, fix: bool = False, actor: str) -> Re
                 removed.append(resource)
     failed = [t.id for t in await plane.catalog.list_tenants(states=[TenantState.FAILED])]
     return ReconcileReport(
+        draining=await draining_servers(plane),
         repairs=repairs,
         orphans=found.orphans,
         ambiguous=found.ambiguous,
@@ -124,6 +135,16 @@ async def reconcile(plane: PlaneContext, *, fix: bool = False, actor: str) -> Re
         failed_tenants=failed,
         scratch_removed=[str(path) for path in scratch],
     )
+
+
+async def draining_servers(plane: PlaneContext) -> dict[str, int]:
+    """Servers marked draining that still hold live tenants, and how many."""
+    counts = await plane.catalog.count_live_tenants_by_server()
+    return {
+        s.name: counts.get(s.name, 0)
+        for s in await plane.catalog.list_servers()
+        if s.state is ServerState.DRAINING and counts.get(s.name, 0)
+    }
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ from __future__ import annotations
 from tests.fixtures.api import RunningApi
 from tests.fixtures.cli import TenantCtl, one_line_error
 
+# A filter nested 5,000 deep: past the JSON parser's own recursion limit.
+DEEP = '{"$and": [' * 5000 + "{}" + "]}" * 5000
+
 
 def _seed(api: RunningApi, tenant_id: str) -> None:
     key = api.new_tenant(tenant_id)
@@ -62,9 +65,12 @@ def test_delete_by_id_and_by_filter(tenantctl: TenantCtl, api: RunningApi, tenan
         (("--filter", "[1]"), "--filter must be a JSON object"),
         (("--filter", "{bad"), "--filter is not valid JSON"),
         (("--filter", '{"a": {"$regex": "x"}}', "--yes"), "unknown operator '$regex'"),
+        (("--filter", DEEP, "--yes"), "--filter is nested too deeply"),
     ]:
         bad = tenantctl("docs", "delete", tenant_id, *args)
         assert bad.code == 2 and message in one_line_error(bad.stderr), bad.stderr
+    deep = tenantctl("docs", "count", tenant_id, "--filter", DEEP)
+    assert deep.code == 2 and "nested too deeply" in one_line_error(deep.stderr)
 
 
 def test_chunks_by_id(tenantctl: TenantCtl, api: RunningApi, tenant_id: str) -> None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
+from bench.faults import catalog_reachable
 from controlplane.catalog.store import Catalog
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
@@ -177,3 +178,24 @@ async def test_an_update_that_expects_a_row_changes_it_only_if_the_row_still_hol
     won = [o for o in outcomes if isinstance(o, Tenant)]
     assert len(won) == 1 and all(isinstance(o, TenantChanged) for o in outcomes if o not in won)
     assert (await catalog.get_tenant("gamma")).placement == won[0].placement
+
+
+async def test_a_catalog_outage_under_a_tenant_lock_is_one_error_of_ours(
+    catalog: Catalog, empty_catalog: ConnInfo, superuser_dsn: str
+) -> None:
+    """The catalog goes away while a lock is held (a move, a drain): the caller hears
+    CatalogUnavailable from its own step, not a driver error from the lock's release;
+    and a lock asked for while it is away is CatalogUnavailable too."""
+    name = empty_catalog.dbname
+    try:
+        with pytest.raises(CatalogUnavailable):
+            async with catalog.tenant_lock("t-held"):
+                await catalog_reachable(superuser_dsn, name, reachable=False)
+                await catalog.find_tenant("t-held")
+        with pytest.raises(CatalogUnavailable):
+            async with catalog.tenant_lock("t-other"):
+                pass
+    finally:
+        await catalog_reachable(superuser_dsn, name, reachable=True)
+    async with catalog.tenant_lock("t-held"):  # released with the session it died with
+        pass

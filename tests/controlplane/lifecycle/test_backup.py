@@ -374,3 +374,19 @@ async def test_a_backup_writes_through_nothing_planted_beside_it(
         ".nightly.tvbackup.partial"
     ]
     await delete_tenant(plane, tenant_id, actor="t")
+
+
+def test_a_backup_to_a_missing_directory_is_one_line(
+    tenantctl: TenantCtl, tenant_id: str, tmp_path: Path
+) -> None:
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "3").code == 0
+    missing = tmp_path / "missing" / "x.tvbackup"
+    refused = tenantctl("tenants", "backup", tenant_id, "--to", str(missing))
+    assert refused.code == 2
+    assert "is not a directory" in one_line_error(refused.stderr)
+    # Ending in '/', it is made (0700: the backup holds the tenant's data).
+    made = tenantctl("tenants", "backup", tenant_id, "--to", f"{tmp_path / 'new'}/")
+    assert made.code == 0, made.stderr
+    assert len(list((tmp_path / "new").glob(f"{tenant_id}-*.tvbackup"))) == 1
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0

@@ -137,6 +137,9 @@ def test_drain_refuses_bad_input_in_one_line(fleet: Settings, tenantctl: TenantC
         (("servers", "drain", "second", "--to", "postgres:second"), 2, "onto itself"),
         (("servers", "drain", "second", "--to", "postgres:"), 2, "BACKEND or BACKEND:SERVER"),
         (("servers", "drain", "second", "--concurrency", "0"), 2, "concurrency"),
+        # The target is resolved before anything is marked: a typo stops nothing.
+        (("servers", "drain", "second", "--to", "postgres:secnod"), 3, "secnod"),
+        (("servers", "drain", "second", "--to", "instance:local"), 2, "drop --to"),
         (
             ("servers", "add", "x", "postgresql://a:b@127.0.0.1:1/p", "--max-bytes", "lots"),
             2,
@@ -184,3 +187,31 @@ def test_a_drain_settles_a_move_off_it_that_died_after_the_switch(
     assert asyncio.run(left_on_second()) == []
     assert tenantctl("tenants", "delete", tenant_id, "--yes", settings=fleet).code == 0
     assert tenantctl("servers", "activate", "second", settings=fleet).code == 0
+
+
+def test_a_server_left_draining_is_reported(fleet: Settings, tenantctl: TenantCtl) -> None:
+    """What a drain that failed or was killed leaves -- a server marked draining with
+    tenants still on it -- is named by reconcile and doctor, with what to run."""
+    tenant_id = f"d-{uuid.uuid4().hex[:10]}"
+
+    async def leave_draining() -> None:
+        async with ControlPlane.open(fleet) as plane:
+            await _reset(plane)
+            await create_tenant(
+                plane, TenantRequest(id=tenant_id, dims=3, server="second"), actor="t"
+            )
+            await plane.catalog.update_server("second", state=ServerState.DRAINING)
+
+    asyncio.run(leave_draining())
+    try:
+        reconciled = tenantctl("reconcile", "--json", settings=fleet)
+        assert reconciled.code == 0 and reconciled.json()["draining"] == {"second": 1}
+        said = tenantctl("reconcile", settings=fleet).stdout
+        assert "server second is draining with 1 tenant(s) still on it" in said
+        assert "tenantctl servers drain second" in said
+        doctor = tenantctl("doctor", "--json", settings=fleet).json()
+        (check,) = [c for c in doctor["checks"] if c["name"] == "server second"]
+        assert check["status"] == "warn" and "servers activate second" in check["detail"]
+    finally:
+        assert tenantctl("servers", "activate", "second", settings=fleet).code == 0
+        assert tenantctl("tenants", "delete", tenant_id, "--yes", settings=fleet).code == 0
