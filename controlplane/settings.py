@@ -222,8 +222,9 @@ class Settings:
     )
     request_timeout_seconds: float = _setting(
         "TENANTVEC_REQUEST_TIMEOUT_SECONDS",
-        "How long the API waits for a request to arrive whole (its headers within 10 s); "
-        "a slower client gets 408 and its connection is closed.",
+        "The longest pause the API allows in a request's body (its headers come within "
+        "10 s); the body must also arrive whole within this plus its size at 64 kB/s. A "
+        "slower client gets 408 and its connection is closed.",
         default=60.0,
         parse=parse_positive_float,
     )

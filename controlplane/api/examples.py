@@ -188,7 +188,8 @@ _PROBLEMS: dict[int | tuple[int, str], tuple[str, str, str]] = {
         "tenant 'acme' not found",
     ),
     408: (
-        "The request did not arrive whole within TENANTVEC_REQUEST_TIMEOUT_SECONDS; the "
+        "The request's headers took over 10 s, or its body paused longer than "
+        "TENANTVEC_REQUEST_TIMEOUT_SECONDS or came slower than 64 kB/s past it; the "
         "connection is closed.",
         "request_timeout",
         "the request did not arrive in time; send it whole, faster",

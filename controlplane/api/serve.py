@@ -3,9 +3,11 @@
 uvicorn times out idle keep-alive connections, but not a request that arrives slowly:
 a client that sends half its headers, or a body one byte a minute, holds a connection
 and (for a body) a request task for as long as it likes. :class:`GuardedHttpProtocol`
-gives each request ``HEADER_SECONDS`` for its headers and
-``TENANTVEC_REQUEST_TIMEOUT_SECONDS`` for the whole of it; a client that is slower gets
-``408`` (problem+json) and its connection closed.
+gives each request ``HEADER_SECONDS`` for its headers; then its body must keep coming --
+no pause longer than ``TENANTVEC_REQUEST_TIMEOUT_SECONDS`` -- and arrive whole within
+that long plus its size at ``MIN_BODY_RATE``: a backup of gigabytes uploads over a slow
+line, a client that trickles does not hold a task for long. A client that is slower
+gets ``408`` (problem+json) and its connection closed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ __all__ = ["HEADER_SECONDS", "GuardedHttpProtocol", "serve"]
 
 # A request line and headers take one round trip from any client that means well.
 HEADER_SECONDS = 10.0
+# The slowest average a body may arrive at, past TENANTVEC_REQUEST_TIMEOUT_SECONDS:
+# 64 kB/s (a 15 MB backup: 4 minutes more; the 8 GiB largest: 36 hours).
+MIN_BODY_RATE = 64_000.0
 _APP = "controlplane.api.app:create_app_from_env"
 
 
@@ -33,9 +38,12 @@ class _Config(uvicorn.Config):
     """uvicorn's config, carrying the request time limit to the protocol in every worker
     (workers are spawned with a pickled copy)."""
 
-    def __init__(self, *args: Any, request_seconds: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, request_seconds: float, largest_body: int, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.request_seconds = request_seconds
+        self.largest_body = largest_body
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -45,6 +53,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         self._request_seconds = float(getattr(config, "request_seconds", 60.0))
         self._read_deadline: asyncio.TimerHandle | None = None
+        self._body_deadline = 0.0  # loop time by which the body must be whole
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -57,7 +66,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._arm(self._request_seconds)  # now the body
+        # Now the body: its whole arrival bounded by its announced size (chunked: by the
+        # largest body the API takes), each pause by the request timeout.
+        size = _content_length(self.headers) if self.headers else None
+        allowance = (size if size is not None else self._largest_body()) / MIN_BODY_RATE
+        self._body_deadline = self.loop.time() + self._request_seconds + allowance
+        self._arm(self._request_seconds)
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        if self._read_deadline is not None:  # more came: the next pause may be as long
+            self._arm(min(self._request_seconds, self._body_deadline - self.loop.time()))
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -66,6 +85,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def _largest_body(self) -> float:
+        return float(getattr(self.config, "largest_body", 0))
 
     def _arm(self, seconds: float) -> None:
         self._disarm()
@@ -85,6 +107,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.write(_timeout_response())
         # The request task, if any, sees a disconnect and ends.
         self.transport.close()
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            try:
+                return max(0, int(value))
+            except ValueError:
+                return None
+    return None
 
 
 def _timeout_response() -> bytes:
@@ -121,6 +153,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool
         access_log=debug,
         timeout_graceful_shutdown=10,
         request_seconds=settings.request_timeout_seconds,
+        largest_body=max(settings.max_body_bytes, settings.max_restore_bytes),
     )
     server = uvicorn.Server(config)
     try:

@@ -327,6 +327,43 @@ def test_half_sent_requests_time_out_with_408(start_api: StartApi) -> None:
     assert httpx.get(f"{api.url}/healthz").status_code == 200  # it still serves
 
 
+def test_a_long_upload_is_read_while_it_keeps_coming(start_api: StartApi) -> None:
+    """A body that takes longer than the request timeout (a backup over a slow line) is
+    read as long as it keeps coming at 64 kB/s or more; a pause longer than the timeout,
+    or a trickle, is a 408."""
+    api = start_api({"TENANTVEC_REQUEST_TIMEOUT_SECONDS": "1"})
+    host, port = api.url.removeprefix("http://").split(":")
+    body = b"not a backup, but 300 kB of one arriving over a slow line " * 5_200
+    head = (
+        b"POST /v1/restores?as=slow-upload HTTP/1.1\r\nhost: x\r\n"
+        b"authorization: Bearer " + api.admin_token.encode() + b"\r\n"
+        b"content-type: application/x-tar\r\ncontent-length: %d\r\n\r\n" % len(body)
+    )
+
+    def upload(piece: int, pause: float, stall_after: int | None = None) -> bytes:
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(head)
+            try:
+                for start in range(0, len(body), piece):
+                    if stall_after is not None and start >= stall_after:
+                        break
+                    sock.sendall(body[start : start + piece])
+                    time.sleep(pause)
+            except OSError:  # the server gave up on it and closed the connection
+                pass
+            return _read_all(sock)
+
+    started = time.monotonic()
+    steady = upload(12_000, 0.1)  # ~120 kB/s: 2.6 s in all, never quiet for 1 s
+    assert time.monotonic() - started > 2
+    # Read whole and judged -- not a backup, 400 -- not cut off with a 408.
+    assert steady.startswith(b"HTTP/1.1 400") and b"backup_invalid" in steady, steady[:300]
+    stalled = upload(12_000, 0.1, stall_after=100_000)
+    assert stalled.startswith(b"HTTP/1.1 408"), stalled[:200]
+    trickle = upload(1_000, 0.05)  # ~20 kB/s: never 1 s quiet, but too slow on average
+    assert trickle.startswith(b"HTTP/1.1 408"), trickle[:200]
+
+
 def _read_all(sock: socket.socket) -> bytes:
     chunks = []
     while chunk := sock.recv(65536):
