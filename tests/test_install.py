@@ -29,8 +29,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.install import packages
 from tests.docs.blocks import document_blocks
+from tests.docs.clone import copy_clone
 from tests.fixtures.api import RunningApi
+from tests.fixtures.postgres import free_port
 
 pytestmark = pytest.mark.install  # make test-install: minutes of pip
 
@@ -51,9 +54,6 @@ SERVER_ONLY = {
     "uvicorn",
     "wordllama",
 }
-_COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "dist"
-)
 
 
 @dataclass
@@ -119,29 +119,12 @@ def ci_recipe() -> tuple[str, list[str]]:
     return example.text, [step["run"] for step in steps if "run" in step]
 
 
-def packages(venv: Path) -> set[str]:
-    listed = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return {entry["name"].lower() for entry in json.loads(listed)}
-
-
 @pytest.fixture(scope="module")
 def workspace() -> Iterator[Workspace]:
     base = Path(tempfile.mkdtemp(prefix="tenantvec-install-"))  # 0700
     tmp = Path(tempfile.mkdtemp(prefix="tenantvec-install-tmp-"))
     tmp.chmod(0o755)
-    clone = base / "tenantvec"
-    shutil.copytree(ROOT, clone, ignore=_COPY_IGNORE)
-    (clone / ".venv").symlink_to(ROOT / ".venv")  # make's own virtualenv
-    stamp = ROOT / ".venv" / ".installed-stamp"
-    if stamp.exists():  # the copies are not newer than what .venv was installed from
-        when = stamp.stat().st_mtime - 1
-        for name in ("pyproject.toml", "constraints.txt"):
-            os.utime(clone / name, (when, when))
+    clone = copy_clone(ROOT, base / "tenantvec")
     built = subprocess.run(
         ["make", "wheel"], cwd=clone, capture_output=True, text=True, check=False, timeout=300
     )
@@ -227,7 +210,7 @@ def test_installs_as_the_readme_says(
 
     with subtests.test(msg="the server as root, its virtualenv in a closed directory"):
         home = workspace.tmp / "home"
-        env = {"TENANTVEC_HOME": str(home), "TENANTVEC_PG_PORT": str(_free_port())}
+        env = {"TENANTVEC_HOME": str(home), "TENANTVEC_PG_PORT": str(free_port())}
         try:
             up = workspace.run("tenantctl up", cwd=workspace.tmp, venv=venvs["server"], **env)
             assert up.returncode == 0, up.stderr
@@ -322,14 +305,6 @@ def _application_wheel(workspace: Workspace) -> Path:
     )
     (built,) = (workspace.base / "app-dist").glob("app-*.whl")
     return built
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # Run in the client-only virtualenv: a tenant of the caller's own vectors, through the API.

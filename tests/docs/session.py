@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from tests.docs.blocks import Block, console_commands, output_matches
 from tests.docs.box import Box
+from tests.docs.clone import copy_clone
 from tests.docs.givens import ENVIRONMENT, FILES, needed
 
 __all__ = ["BlockFailed", "DocSession"]
@@ -40,11 +41,6 @@ NEON_KEY = "napi_..."
 NEON_TEMPLATE_PROJECT = "quiet-river-123456"
 _FAKE_EMBEDDINGS_PORT = 18099
 _FAKE_NEON_PORT = 18098
-# Bytecode is copied too (its sources keep their times): Python run in the clone imports
-# from it without compiling everything again in every session.
-_COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.egg-info", "dist"
-)
 
 
 class BlockFailed(Exception):
@@ -58,9 +54,7 @@ class DocSession:
         self.scratch = Path(tempfile.mkdtemp(prefix="tenantvec-doc-"))
         self.scratch.chmod(0o755)  # the Postgres service user reaches TENANTVEC_HOME
         self.workdir = self.scratch / "clone"
-        shutil.copytree(root, self.workdir, ignore=_COPY_IGNORE, copy_function=shutil.copy2)
-        (self.workdir / ".venv").symlink_to(root / ".venv")
-        _older_than_the_venv(self.workdir)
+        copy_clone(root, self.workdir)
         self.home = self.scratch / "home"
         self._state = self.scratch / "state.env"
         self._cwd = self.workdir
@@ -338,18 +332,6 @@ class DocSession:
 
 
 _PROBE = "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)"
-
-
-def _older_than_the_venv(clone: Path) -> None:
-    """Make the copies of what ``make`` installs from no newer than the virtualenv's
-    install stamp: ``make demo`` in the copy then uses the suite's virtualenv, as it is,
-    instead of installing the copy into it."""
-    stamp = clone / ".venv" / ".installed-stamp"
-    if not stamp.exists():
-        return
-    when = stamp.stat().st_mtime - 1
-    for name in ("pyproject.toml", "constraints.txt"):
-        os.utime(clone / name, (when, when))
 
 
 def _free_port() -> int:
