@@ -19,6 +19,7 @@ from controlplane.errors import BackendUnavailable, ProvisioningError, Tenantvec
 
 __all__ = [
     "CONTROLPLANE_APPLICATION",
+    "PINNED_OPTIONS",
     "ROUTER_APPLICATION",
     "TRANSIENT_SQLSTATES",
     "connect",
@@ -30,6 +31,11 @@ __all__ = [
 # anything else in a tenant database is a client of its own (see client_sessions).
 CONTROLPLANE_APPLICATION = "tenantvec-controlplane"
 ROUTER_APPLICATION = "tenantvec-router"
+# Every control-plane session names tenantvec's tables unqualified and calls built-in
+# functions: its search_path is fixed at connection time (pg_catalog first, implicitly,
+# then public, which only the service role may create in), above anything a database
+# or role setting says.
+PINNED_OPTIONS = "-c search_path=public"
 
 TRANSIENT_SQLSTATES = frozenset(
     {
@@ -73,6 +79,7 @@ async def connect(
             autocommit=autocommit,
             connect_timeout=timeout,
             application_name=CONTROLPLANE_APPLICATION,
+            options=PINNED_OPTIONS,
         )
     except psycopg.OperationalError as exc:
         raise _unreachable(conninfo, where, exc) from None

@@ -21,6 +21,7 @@ __all__ = [
     "LAYOUT",
     "MARKER_PREFIX",
     "SERVICE_SUFFIX",
+    "TENANT_SCHEMA",
     "Marker",
     "TenantDatabase",
     "new_names",
@@ -29,8 +30,12 @@ __all__ = [
 ]
 
 # The generation of this layout, recorded in each tenant's placement: 2 = opaque names,
-# a service role, limits. Tenants at 1 (named after their id) are upgraded by migrate.
-LAYOUT = 2
+# a service role, limits; 3 = the service role owns the database and tenantvec's tables,
+# the tenant's own objects live outside ``public`` (backends/tenantdb.py). Tenants at an
+# older one are upgraded by migrate.
+LAYOUT = 3
+# The schema a tenant's own objects go in: first on its role's search_path, its own.
+TENANT_SCHEMA = "app"
 _NAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 SERVICE_SUFFIX = "_svc"
 _MARKER_RE = re.compile(

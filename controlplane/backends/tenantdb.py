@@ -1,23 +1,32 @@
 """A tenant's database and its two login roles on a Postgres server: made, checked, dropped.
 
 Shared by every backend that reaches a server as its superuser (``postgres``,
-``instance``, ``docker``); the names and markers they carry are ``markers``'. A tenant
-has:
+``instance``, ``docker``); the names and markers they carry are ``markers``'. The
+ownership model (layout 3) is what keeps a tenant's own DSN from changing what the
+control plane relies on:
 
-* its **owner role**, named like its database: it owns the database and everything in
-  it, and it is the role of the DSN that ``tenantctl tenants dsn`` hands out to the
-  tenant's own clients. It carries the tenant's :class:`RoleLimits`: a connection
-  limit and default statement / idle-in-transaction timeouts.
-* its **service role** (``<name>_svc``), which the control plane connects as (the
-  router, migrations, ingestion): a member of the owner role whose sessions act as it
-  (``SET role``), outside the connection limit, and -- where the server lets us grant
-  it -- allowed into Postgres's reserved connection slots
-  (``pg_use_reserved_connections``). So a tenant's own clients can exhaust neither its
-  API's connections nor, across tenants, the server's.
+* the **service role** (``<name>_svc``), which the control plane connects as (the
+  router, migrations, ingestion, backups), **owns the database**, schema ``public`` and
+  every table tenantvec's migrations make there. Only it (or a superuser) can drop,
+  comment, open or reconfigure the database (``ALTER DATABASE ... SET``), or alter those
+  tables. It is outside the tenant's connection limit and -- where the server lets us
+  grant it -- allowed into Postgres's reserved connection slots
+  (``pg_use_reserved_connections``). It is a member of the owner role: it may end the
+  tenant's sessions (a move's write pause) and read what the tenant made (backups).
+* the tenant's **owner role**, named like its database, is the role of the DSN that
+  ``tenantctl tenants dsn`` hands out. It may CONNECT, make TEMP tables and CREATE
+  schemas; it owns schema ``app`` (first on its ``search_path``: ``CREATE TABLE notes``
+  lands there); on tenantvec's tables it may SELECT, INSERT, UPDATE and DELETE (the
+  migration ledger: SELECT). It carries the tenant's :class:`RoleLimits`: a connection
+  limit (which it cannot change) and default timeouts. It cannot create anything in
+  ``public``, so nothing it makes can stand in for what the control plane's sessions
+  name there (they pin ``search_path`` to ``public``, after ``pg_catalog``).
 
 The database is copied from ``tenantvec_template`` (which already holds the vector
-extension, so no tenant role needs to be a superuser), owned by the owner role and
-closed to PUBLIC. All three carry the tenant's marker comment.
+extension, so no tenant role needs to be a superuser) and closed to every other role.
+All three carry the tenant's marker comment. Tenants made before this layout are
+converted in place by :func:`ensure_tenant_database` (``tenantctl migrate``): their own
+objects in ``public`` move to ``app``, what the tenant set on its database is reset.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from controlplane.backends.base import Checkpoint
 from controlplane.backends.markers import (
     LAYOUT,
     SERVICE_SUFFIX,
+    TENANT_SCHEMA,
     TenantDatabase,
     new_names,
 )
@@ -40,11 +50,13 @@ from controlplane.errors import BackendUnavailable, ProvisioningError
 from controlplane.model.limits import RoleLimits
 from controlplane.pgconnect import CONTROLPLANE_APPLICATION, ROUTER_APPLICATION, connect
 from controlplane.secretbox import new_password
+from tenantvec_schema.spec import MANAGED_TABLES
 
 __all__ = [
     "apply_limits",
     "drop_tenant_database",
     "ensure_tenant_database",
+    "grant_tenant_access",
     "provision_own_server",
     "rename_legacy_database",
     "rename_legacy_role",
@@ -58,13 +70,16 @@ async def ensure_tenant_database(
     conn: Conn,
     db: TenantDatabase,
     *,
+    admin: ConnInfo,
     owner_password: str,
     service_password: str | None,
     limits: RoleLimits,
     reserved_slots: bool,
     where: str,
+    timeout: int,
 ) -> bool:
-    """Create (or finish creating) the tenant's roles and database; idempotent.
+    """Create (or finish creating, or bring to this layout) the tenant's roles and
+    database; idempotent. ``conn`` is the server's superuser (``admin``) session.
 
     Returns whether the service role may use the server's reserved connection slots
     (False where the admin may not grant ``pg_use_reserved_connections``).
@@ -74,19 +89,71 @@ async def ensure_tenant_database(
     async with conn.transaction():
         await _ensure_role(conn, db, db.owner, owner_password, where=where)
         await apply_limits(conn, db.owner, limits)
+        owner = sql.Identifier(db.owner)
+        # Its own objects go in its own schema: first on its path (it may change that
+        # for its own sessions -- they are the only ones it changes).
+        await conn.execute(
+            sql.SQL("ALTER ROLE {} SET search_path = {}, public").format(
+                owner, sql.Identifier(TENANT_SCHEMA)
+            )
+        )
         if db.service is not None:
             assert service_password is not None
             await _ensure_role(conn, db, db.service, service_password, where=where)
-            owner, service = sql.Identifier(db.owner), sql.Identifier(db.service)
+            service = sql.Identifier(db.service)
+            # Membership, not acting as it: the service role may end the tenant's
+            # sessions and read what it made; what the service role creates is its own.
             await conn.execute(sql.SQL("GRANT {} TO {}").format(owner, service))
-            # Its sessions act as the owner: what it creates (migrations) the owner owns.
-            await conn.execute(
-                sql.SQL("ALTER ROLE {} SET role = {}").format(service, sql.Literal(db.owner))
-            )
+            await conn.execute(sql.SQL("ALTER ROLE {} RESET role").format(service))
             if reserved_slots:
                 reserved = await _grant_reserved_slots(conn, db.service)
-    await _ensure_database(conn, db, where=where)
+    existed = await _ensure_database(conn, db, where=where)
+    if existed and db.service is not None:
+        # Made by an older tenantvec (or an interrupted attempt): take over what the
+        # control plane relies on, inside the database.
+        async with connect(
+            admin.with_(dbname=db.database), where=where, timeout=timeout
+        ) as inside:
+            await _adopt_contents(inside, db, where=where)
     return reserved
+
+
+async def grant_tenant_access(conn: Conn, owner: str) -> None:
+    """In a tenant's database, as its service role (or a superuser): the tenant role's
+    own schema and its rights on tenantvec's tables -- after every migration, so that a
+    table a migration adds is the tenant's to read and write too.
+
+    Does nothing where this session's role does not own the database (a tenant of an
+    older layout until ``migrate`` converts it, a Neon tenant: their roles own it).
+    """
+    cur = await conn.execute(
+        "SELECT pg_get_userbyid(datdba) = current_user FROM pg_catalog.pg_database "
+        "WHERE datname = current_database()"
+    )
+    row = await cur.fetchone()
+    if row is None or not row[0]:
+        return
+    role = sql.Identifier(owner)
+    statements = [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+            sql.Identifier(TENANT_SCHEMA), role
+        ),
+        sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC, {}").format(role),
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(
+            role
+        ),
+        sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(role),
+        # The ledger says which migrations ran: the tenant reads it, never writes it.
+        sql.SQL(
+            "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.schema_migrations FROM {}"
+        ).format(role),
+    ]
+    for statement in statements:
+        try:
+            await conn.execute(statement)
+        except psycopg.errors.UndefinedTable:
+            pass  # no ledger yet: nothing to keep it from
 
 
 async def apply_limits(conn: Conn, owner_role: str, limits: RoleLimits) -> None:
@@ -188,8 +255,7 @@ async def _drop_marked_database(conn: Conn, db: TenantDatabase, *, where: str) -
     facts = await _database_facts(conn, db.database)
     if facts is None:
         return
-    owner, comment = facts
-    if not (db.owns(comment) or (comment is None and owner == db.owner)):
+    if not await _is_ours(conn, db, facts):
         raise ProvisioningError(
             f"database {db.database!r} on {where} does not carry tenant "
             f"{db.tenant_id!r}'s marker; refusing to drop it"
@@ -254,6 +320,8 @@ async def provision_own_server(
         await ensure_tenant_database(
             conn,
             db,
+            admin=admin,
+            timeout=timeout,
             owner_password=conninfo.password,
             service_password=service_conninfo.password,
             limits=RoleLimits.from_json(checkpoint.tenant.placement.get("limits")),
@@ -347,40 +415,197 @@ async def _scram_verifier(conn: Conn, role: str, password: str) -> str:
             await conn.execute("RESET scram_iterations")
 
 
-async def _ensure_database(conn: Conn, db: TenantDatabase, *, where: str) -> None:
+async def _ensure_database(conn: Conn, db: TenantDatabase, *, where: str) -> bool:
+    """Create the tenant's database (owned by its service role) or check that the one
+    there is the tenant's; close it to every other role. Whether it was already there."""
     ident = sql.Identifier(db.database)
+    owner_role = db.service or db.owner
     facts = await _database_facts(conn, db.database)
+    existed = facts is not None
     if facts is None:
         try:
             await conn.execute(
                 sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {} STRATEGY wal_log").format(
-                    ident, sql.Identifier(db.owner), sql.Identifier(TEMPLATE_DB)
+                    ident, sql.Identifier(owner_role), sql.Identifier(TEMPLATE_DB)
                 )
             )
         except psycopg.errors.DuplicateDatabase:
             facts = await _database_facts(conn, db.database)
+            existed = True
         except psycopg.errors.UniqueViolation:
             raise _still_being_made("database", db.database, where) from None
-    if facts is not None:
-        owner, comment = facts
-        # A crash between CREATE DATABASE and COMMENT leaves no marker yet; the owner
-        # (our marked role) still tells us it is ours.
-        if not (db.owns(comment) or (comment is None and owner == db.owner)):
-            raise ProvisioningError(
-                f"database {db.database!r} already exists on {where} and does not belong "
-                f"to tenant {db.tenant_id!r}; refusing to touch it"
-            )
+    if facts is not None and not await _is_ours(conn, db, facts):
+        raise ProvisioningError(
+            f"database {db.database!r} already exists on {where} and does not belong "
+            f"to tenant {db.tenant_id!r}; refusing to touch it"
+        )
     async with conn.transaction():
+        if facts is not None and facts[0] != owner_role:
+            await conn.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident, sql.Identifier(owner_role))
+            )
+            # Whatever its old owner (the tenant's role) set on it -- a search_path, a
+            # lifted write pause, its own timeouts -- is not the control plane's.
+            await conn.execute(sql.SQL("ALTER DATABASE {} RESET ALL").format(ident))
         await conn.execute(
             sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(db.marker))
         )
+        # Closed to every role but the tenant's two (an older owner may have opened it).
+        cur = await conn.execute(
+            """
+            SELECT DISTINCT acl.grantee
+            FROM pg_database, aclexplode(datacl) AS acl
+            WHERE datname = %s
+            """,
+            (db.database,),
+        )
+        for (grantee,) in await cur.fetchall():
+            name = await _role_name(conn, int(grantee))
+            if name not in (db.owner, db.service):
+                target = sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
+                await conn.execute(
+                    sql.SQL("REVOKE ALL ON DATABASE {} FROM {} CASCADE").format(ident, target)
+                )
         await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
         if db.service is not None:
             await conn.execute(
-                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                    ident, sql.Identifier(db.service)
+                sql.SQL("GRANT CONNECT, TEMPORARY, CREATE ON DATABASE {} TO {}").format(
+                    ident, sql.Identifier(db.owner)
                 )
             )
+    return existed
+
+
+async def _role_name(conn: Conn, oid: int) -> str | None:
+    """The name of role ``oid``; None for PUBLIC (oid 0)."""
+    if oid == 0:
+        return None
+    cur = await conn.execute("SELECT rolname FROM pg_roles WHERE oid = %s", (oid,))
+    row = await cur.fetchone()
+    return str(row[0]) if row else None
+
+
+async def _is_ours(conn: Conn, db: TenantDatabase, facts: tuple[str, str | None]) -> bool:
+    """Whether the database with ``facts`` (owner, comment) is the tenant's: it carries
+    the marker, or it is owned by one of the tenant's roles and that role carries it (a
+    crash between CREATE DATABASE and COMMENT leaves no marker yet; and before layout 3,
+    the tenant's own role could rewrite the database's comment -- never its role's)."""
+    owner, comment = facts
+    if db.owns(comment):
+        return True
+    if owner not in (db.owner, db.service):
+        return False
+    return db.owns((await _role_facts(conn, owner))[1])
+
+
+async def _adopt_contents(conn: Conn, db: TenantDatabase, *, where: str) -> None:
+    """Inside a tenant's database, as the superuser: give the service role tenantvec's
+    tables, move the tenant's own objects out of ``public`` into its own schema, and
+    grant the tenant role its rights. Each step looks before it acts (idempotent)."""
+    assert db.service is not None
+    service = sql.Identifier(db.service)
+    async with conn.transaction():
+        # Names below are rendered (regclass, regprocedure) relative to this path.
+        await conn.execute("SET LOCAL search_path = public")
+        for table in MANAGED_TABLES:
+            cur = await conn.execute(
+                "SELECT pg_get_userbyid(relowner) FROM pg_class "
+                "WHERE oid = to_regclass(%s) AND relkind = 'r'",
+                (f"public.{table}",),
+            )
+            row = await cur.fetchone()
+            if row is not None and row[0] != db.service:
+                # Its indexes and the sequences its columns own follow it.
+                await conn.execute(
+                    sql.SQL("ALTER TABLE public.{} OWNER TO {}").format(
+                        sql.Identifier(table), service
+                    )
+                )
+        await conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+                sql.Identifier(TENANT_SCHEMA), sql.Identifier(db.owner)
+            )
+        )
+        cur = await conn.execute(_OWN_OBJECTS_IN_PUBLIC, (db.owner,))
+        for kind, name in await cur.fetchall():
+            statement = _SET_SCHEMA.get(kind)
+            if statement is None:
+                raise ProvisioningError(
+                    f"tenant {db.tenant_id!r} on {where} keeps {kind} {name} of its own in "
+                    f"schema public, which tenantvec cannot move for it: move it to schema "
+                    f"{TENANT_SCHEMA} (ALTER ... SET SCHEMA {TENANT_SCHEMA}) and run migrate "
+                    "again"
+                )
+            await conn.execute(
+                sql.SQL(statement).format(sql.SQL(name), sql.Identifier(TENANT_SCHEMA))
+            )
+        await grant_tenant_access(conn, db.owner)
+
+
+# What the tenant's role owns in schema public, besides tenantvec's tables (and what
+# goes with them: indexes, the sequences their columns own, their row types, the
+# array types of its types): (kind, name as regclass/regprocedure/regtype renders it).
+_OWN_OBJECTS_IN_PUBLIC = """
+WITH mine AS (SELECT oid FROM pg_roles WHERE rolname = %s),
+     ns AS (SELECT 'public'::regnamespace AS oid)
+SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view'
+         WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
+         WHEN 'f' THEN 'foreign table' ELSE 'relation' END, c.oid::regclass::text
+FROM pg_class c
+WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relowner = (SELECT oid FROM mine)
+  AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = c.oid AND d.deptype IN ('a', 'i', 'e'))
+UNION ALL
+SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate'
+         ELSE 'function' END, p.oid::regprocedure::text
+FROM pg_proc p
+WHERE p.pronamespace = (SELECT oid FROM ns) AND p.proowner = (SELECT oid FROM mine)
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                  AND d.objid = p.oid AND d.deptype = 'e')
+UNION ALL
+SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, t.oid::regtype::text
+FROM pg_type t
+WHERE t.typnamespace = (SELECT oid FROM ns) AND t.typowner = (SELECT oid FROM mine)
+  AND t.typtype IN ('c', 'd', 'e', 'r', 'b')
+  AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                  AND d.objid = t.oid AND d.deptype IN ('i', 'e'))
+UNION ALL
+SELECT 'statistics object', quote_ident(s.stxname)
+FROM pg_statistic_ext s
+WHERE s.stxnamespace = (SELECT oid FROM ns) AND s.stxowner = (SELECT oid FROM mine)
+UNION ALL
+SELECT 'operator', o.oid::regoperator::text
+FROM pg_operator o
+WHERE o.oprnamespace = (SELECT oid FROM ns) AND o.oprowner = (SELECT oid FROM mine)
+UNION ALL
+SELECT 'collation', quote_ident(c.collname)
+FROM pg_collation c
+WHERE c.collnamespace = (SELECT oid FROM ns) AND c.collowner = (SELECT oid FROM mine)
+UNION ALL
+SELECT 'text search configuration', quote_ident(c.cfgname)
+FROM pg_ts_config c
+WHERE c.cfgnamespace = (SELECT oid FROM ns) AND c.cfgowner = (SELECT oid FROM mine)
+UNION ALL
+SELECT 'text search dictionary', quote_ident(d.dictname)
+FROM pg_ts_dict d
+WHERE d.dictnamespace = (SELECT oid FROM ns) AND d.dictowner = (SELECT oid FROM mine)
+"""
+# How each kind moves (the name as rendered above; qualified by public where needed).
+_SET_SCHEMA = {
+    "table": "ALTER TABLE public.{} SET SCHEMA {}",
+    "view": "ALTER VIEW public.{} SET SCHEMA {}",
+    "materialized view": "ALTER MATERIALIZED VIEW public.{} SET SCHEMA {}",
+    "sequence": "ALTER SEQUENCE public.{} SET SCHEMA {}",
+    "foreign table": "ALTER FOREIGN TABLE public.{} SET SCHEMA {}",
+    "function": "ALTER FUNCTION public.{} SET SCHEMA {}",
+    "procedure": "ALTER PROCEDURE public.{} SET SCHEMA {}",
+    "aggregate": "ALTER AGGREGATE public.{} SET SCHEMA {}",
+    "type": "ALTER TYPE public.{} SET SCHEMA {}",
+    "domain": "ALTER DOMAIN public.{} SET SCHEMA {}",
+    "statistics object": "ALTER STATISTICS public.{} SET SCHEMA {}",
+}
 
 
 def _still_being_made(kind: str, name: str, where: str) -> BackendUnavailable:

@@ -15,6 +15,8 @@ from typing import Any
 import msgspec
 
 from controlplane.backends.base import Backend, Checkpoint
+from controlplane.backends.markers import owner_role
+from controlplane.backends.tenantdb import grant_tenant_access
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
@@ -163,12 +165,12 @@ async def finish_provisioning(
     try:
         checkpoint = checkpoint_for(plane, tenant, resuming=action != "create")
         owner = await make_resources(backend, checkpoint)
-        # Migrations run as the service role, whose sessions act as the owner.
+        # Migrations run as the service role, which owns what they make.
         conninfo = checkpoint.service_conninfo or owner
         failpoint(plane.settings, "create.after_resources")
         if schema_step is None:
             report = await with_retries(
-                lambda: apply_schema(plane, tenant, conninfo), seconds=seconds
+                lambda: apply_schema(plane, checkpoint.tenant, conninfo), seconds=seconds
             )
         else:
             report = await schema_step(plane, checkpoint.tenant, conninfo)
@@ -287,12 +289,17 @@ async def finish_delete(plane: PlaneContext, tenant: Tenant, *, actor: str, acti
 
 
 async def apply_schema(plane: PlaneContext, tenant: Tenant, conninfo: ConnInfo) -> MigrationReport:
-    """Migrate the tenant database to the latest schema, as the tenant's own role."""
+    """Migrate the tenant database to the latest schema, as the service role, and give
+    the tenant's role its rights on what the migrations made."""
     where = f"tenant {tenant.id!r}"
     async with connect(
         conninfo, where=where, timeout=plane.settings.connect_timeout, autocommit=False
     ) as conn:
-        return await migrate(conn, tenant.schema)
+        report = await migrate(conn, tenant.schema)
+        if tenant.placement.get("service_role"):  # Neon's roles are its own
+            await grant_tenant_access(conn, owner_role(tenant))
+            await conn.commit()
+        return report
 
 
 async def list_tenants(

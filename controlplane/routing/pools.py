@@ -26,7 +26,7 @@ from psycopg.adapt import AdaptersMap
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
-from controlplane.pgconnect import ROUTER_APPLICATION
+from controlplane.pgconnect import PINNED_OPTIONS, ROUTER_APPLICATION
 from controlplane.routing.routes import Route
 
 __all__ = ["TenantPool", "use_vector_types"]
@@ -114,10 +114,11 @@ class TenantPool:
             "connect_timeout": connect_timeout,
             "application_name": ROUTER_APPLICATION,
             "context": _ADAPTERS,
+            "options": PINNED_OPTIONS,
         }
         if route.limits is not None:
             # The tenant's statement timeouts hold for its API requests too.
-            connection["options"] = route.limits.connection_options()
+            connection["options"] = f"{PINNED_OPTIONS} {route.limits.connection_options()}"
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
             route.conninfo.dsn,
             min_size=0,

@@ -13,13 +13,21 @@ __all__ = [
     "HNSW_M",
     "IVFFLAT_LISTS",
     "MAX_DIMS",
+    "MANAGED_TABLES",
     "MAX_INDEXED_DIMS",
+    "ROW_TABLES",
     "TEXT_CONFIGS",
     "IndexKind",
     "IndexSpec",
     "Metric",
     "SchemaSpec",
 ]
+
+# The tables tenantvec's migrations make, all in schema ``public`` (their indexes and
+# sequences go with them); and those whose rows are the tenant's data -- what a backup
+# carries (the migration ledger is rebuilt by the restore's own migrations).
+ROW_TABLES = ("documents", "chunks", "ingestion_jobs")
+MANAGED_TABLES = (*ROW_TABLES, "schema_migrations")
 
 # pgvector limits: a vector column holds at most 16,000 dimensions; HNSW and IVFFlat
 # index at most 2,000 of them.

@@ -91,6 +91,8 @@ class PostgresBackend:
             reserved = await ensure_tenant_database(
                 conn,
                 self._database(tenant),
+                admin=admin,
+                timeout=self._timeout,
                 owner_password=conninfo.password,
                 service_password=service.password if service else None,
                 limits=RoleLimits.from_json(tenant.placement.get("limits")),
@@ -116,35 +118,43 @@ class PostgresBackend:
         )
 
     async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
-        """Rename a tenant made before opaque names (database and role named after its
-        id) and give it a service role and its limits.
+        """Bring a tenant made by an older tenantvec to this layout.
 
-        The new names and the service role's DSN are recorded first; the database is
-        closed to connections while it is renamed. Each step looks before it acts, so an
-        interrupted run is finished by the next.
+        Layout 1 (database and role named after its id): renamed to opaque names and
+        given a service role. Layout 2: its service role takes the database and
+        tenantvec's tables over, the tenant's own objects move out of ``public``
+        (``tenantdb.ensure_tenant_database``). The new names and the service role's DSN
+        are recorded first; the database is closed to connections while it is renamed.
+        Each step looks before it acts, so an interrupted run is finished by the next.
         """
-        if int(tenant.placement.get("layout", 1)) >= LAYOUT:
+        layout = int(tenant.placement.get("layout", 1))
+        if layout >= LAYOUT:
             return
         server = await self._server_of(tenant)
-        old = self._database(tenant)
         owner_dsn = checkpoint.conninfo
         assert owner_dsn is not None and owner_dsn.password is not None
-        target = tenant.placement.get("rename_to")
-        if target is None:
-            target, service = new_names()
-            await checkpoint.record(
-                {"rename_to": target},
-                service_conninfo=owner_dsn.with_(
-                    user=service, dbname=target, password=new_password()
-                ),
-            )
-        service_dsn = checkpoint.service_conninfo
-        assert service_dsn is not None and service_dsn.password is not None
         where = f"server {server.name!r}"
-        async with self._admin(server) as conn:
-            await rename_legacy_database(conn, old, str(target), where=where)
-            failpoint(self._settings, "conform.after_database")
-            await rename_legacy_role(conn, old, str(target), where=where)
+        admin = self._servers.admin_conninfo(server)
+        if layout >= 2:
+            new = self._database(tenant)
+            service_dsn = checkpoint.service_conninfo
+        else:
+            old = self._database(tenant)
+            target = tenant.placement.get("rename_to")
+            if target is None:
+                target, service = new_names()
+                await checkpoint.record(
+                    {"rename_to": target},
+                    service_conninfo=owner_dsn.with_(
+                        user=service, dbname=target, password=new_password()
+                    ),
+                )
+            service_dsn = checkpoint.service_conninfo
+            assert service_dsn is not None
+            async with self._admin(server) as conn:
+                await rename_legacy_database(conn, old, str(target), where=where)
+                failpoint(self._settings, "conform.after_database")
+                await rename_legacy_role(conn, old, str(target), where=where)
             new = TenantDatabase(
                 tenant_id=tenant.id,
                 database=str(target),
@@ -152,9 +162,13 @@ class PostgresBackend:
                 service=service_dsn.user,
                 marker=old.marker,
             )
+        assert service_dsn is not None and service_dsn.password is not None
+        async with self._admin(server) as conn:
             reserved = await ensure_tenant_database(
                 conn,
                 new,
+                admin=admin,
+                timeout=self._timeout,
                 owner_password=owner_dsn.password,
                 service_password=service_dsn.password,
                 limits=RoleLimits.from_json(tenant.placement.get("limits")),
@@ -172,7 +186,7 @@ class PostgresBackend:
             },
             conninfo=owner_dsn.with_(user=new.owner, dbname=new.database),
         )
-        logger.info("tenant %s: renamed to opaque names on %s", tenant.id, server.name)
+        logger.info("tenant %s: brought to layout %d on %s", tenant.id, LAYOUT, server.name)
 
     async def set_limits(self, tenant: Tenant, limits: RoleLimits) -> None:
         async with self._admin(await self._server_of(tenant)) as conn:

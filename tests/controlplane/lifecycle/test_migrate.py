@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import psycopg
 
+from controlplane.backends.markers import LAYOUT
+from controlplane.dsn import ConnInfo
 from controlplane.failpoints import CRASH_EXIT_CODE
 from controlplane.lifecycle.migrate import migrate_all
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
 from tenantvec_schema.migrations import MigrationSet
+from tests.controlplane.lifecycle.layouts import make_layout_2
 from tests.fixtures.cli import TenantCtl
 
 LATEST = MigrationSet.bundled().latest
@@ -23,7 +26,7 @@ async def test_migrate_all_reports_failures_and_carries_on(
         await create_tenant(plane, TenantRequest(id=tid, dims=3), actor="test")
     # Tamper with one tenant's ledger, as if its migration file had been edited.
     broken = ids[2]
-    conninfo = plane.tenant_conninfo(await plane.catalog.get_tenant(broken))
+    conninfo = plane.service_conninfo(await plane.catalog.get_tenant(broken))
     async with await psycopg.AsyncConnection.connect(conninfo.dsn, autocommit=True) as conn:
         await conn.execute("UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 1")
 
@@ -81,14 +84,17 @@ async def _make_legacy(plane: ControlPlane, tenant_id: str, superuser_dsn: str) 
     """Turn a new tenant into one an older tenantvec made: database and role named after
     its id with the old marker, no service role, no limits, nothing in the placement."""
     tenant = await create_tenant(plane, TenantRequest(id=tenant_id, dims=3), actor="test")
+    tenant = await make_layout_2(plane, tenant, superuser_dsn)
     name, service = tenant.placement["database"], tenant.placement["service_role"]
     ident, old = psycopg.sql.Identifier(name), psycopg.sql.Identifier(tenant_id)
     legacy = psycopg.sql.Literal(f"tenantvec tenant={tenant_id}")
+    inside = ConnInfo.parse(superuser_dsn).with_(dbname=name).dsn
+    async with await psycopg.AsyncConnection.connect(inside, autocommit=True) as conn:
+        await conn.execute(
+            psycopg.sql.SQL("DROP OWNED BY {}").format(psycopg.sql.Identifier(service))
+        )
     async with await psycopg.AsyncConnection.connect(superuser_dsn, autocommit=True) as conn:
         service_ident = psycopg.sql.Identifier(service)
-        await conn.execute(
-            psycopg.sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(ident, service_ident)
-        )
         await conn.execute(psycopg.sql.SQL("DROP ROLE {}").format(service_ident))
         await conn.execute(psycopg.sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident, old))
         await conn.execute(psycopg.sql.SQL("ALTER ROLE {} RENAME TO {}").format(ident, old))
@@ -123,15 +129,18 @@ async def test_migrate_renames_older_tenants_to_opaque_names(
 
     tenant = await plane.catalog.get_tenant(tenant_id)
     placement = tenant.placement
-    assert placement["layout"] == 2 and "rename_to" not in placement
+    assert placement["layout"] == LAYOUT and "rename_to" not in placement
     assert placement["database"].startswith("tv_") and placement["role"] == placement["database"]
     owner = plane.tenant_conninfo(tenant)
     assert (owner.user, owner.dbname) == (placement["role"], placement["database"])
     async with await psycopg.AsyncConnection.connect(owner.dsn) as conn:
         assert await (await conn.execute("SELECT id FROM documents")).fetchall() == [("kept",)]
     async with await psycopg.AsyncConnection.connect(plane.service_conninfo(tenant).dsn) as conn:
-        cur = await conn.execute("SELECT session_user, current_user")
-        assert await cur.fetchone() == (placement["service_role"], placement["role"])
+        cur = await conn.execute(
+            "SELECT current_user, pg_get_userbyid(datdba) FROM pg_database "
+            "WHERE datname = current_database()"
+        )
+        assert await cur.fetchone() == (placement["service_role"], placement["service_role"])
     async with await psycopg.AsyncConnection.connect(superuser_dsn) as conn:
         cur = await conn.execute(
             "SELECT count(*) FROM pg_database WHERE datname = %s UNION ALL "

@@ -307,12 +307,13 @@ async def test_tenant_roles_have_limits_and_the_service_role_is_outside_them(
     assert set(rows[owner][1]) == {
         "statement_timeout=45000ms",
         "idle_in_transaction_session_timeout=60000ms",
+        "search_path=app, public",
     }
-    assert rows[service][0] == -1 and f"role={owner}" in rows[service][1]
+    assert rows[service][0] == -1 and rows[service][1] is None
     assert not any(rows[r][2] or rows[r][3] for r in (owner, service))
     assert reserved and member and not owner_reserved
     # The owner's sessions start with the timeouts; objects the service role makes
-    # belong to the owner.
+    # are the service role's (the owner role reads and writes tenantvec's tables).
     dsn = await tenant_conninfo(plane, tenant_id)
     async with await psycopg.AsyncConnection.connect(dsn.dsn) as conn:
         cur = await conn.execute("SHOW statement_timeout")
@@ -324,7 +325,7 @@ async def test_tenant_roles_have_limits_and_the_service_role_is_outside_them(
         cur = await conn.execute(
             "SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_service'"
         )
-        assert await cur.fetchone() == (owner,)
+        assert await cur.fetchone() == (service,)
     await delete_tenant(plane, tenant_id, actor=ACTOR)
     async with await psycopg.AsyncConnection.connect(superuser_dsn) as admin:
         cur = await admin.execute(

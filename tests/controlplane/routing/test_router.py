@@ -57,11 +57,15 @@ async def test_connections_are_the_tenants_own_role(
     (tenant,) = await _tenants(plane, 1)
     database, owner, service = await placement_names(plane, tenant)
     async with TenantRouter.open(plane) as router, router.connection(tenant) as tc:
-        # Logged in as the tenant's service role, acting as its owner role.
-        cur = await tc.conn.execute("SELECT session_user, current_user, current_database()")
-        assert await cur.fetchone() == (service, owner, database)
+        # Logged in as the tenant's service role, which owns the database.
         cur = await tc.conn.execute(
-            "SELECT rolsuper FROM pg_roles WHERE rolname IN (session_user, current_user)"
+            "SELECT session_user, current_user, current_database(), "
+            "pg_has_role(session_user, %s, 'MEMBER'), current_setting('search_path')",
+            (owner,),
+        )
+        assert await cur.fetchone() == (service, service, database, True, "public")
+        cur = await tc.conn.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname IN (session_user, %s)", (owner,)
         )
         assert await cur.fetchall() == [(False,), (False,)]
         cur = await tc.conn.execute("SHOW statement_timeout")
