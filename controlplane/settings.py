@@ -171,6 +171,23 @@ class Settings:
         default="512MB",
         parse=parse_pg_size,
     )
+    restore_max_expansion: int = _setting(
+        "TENANTVEC_RESTORE_MAX_EXPANSION",
+        "How many times its own size a backup file may grow to when restored (rows, "
+        "tables, indexes, before the vector index is built), beyond the empty tenant's "
+        "size: a file that claims more is refused as backup_invalid -- so a small crafted "
+        "file cannot fill a server.",
+        default=100,
+        parse=parse_positive_int,
+    )
+    restore_own_objects_seconds: float = _setting(
+        "TENANTVEC_RESTORE_OWN_OBJECTS_SECONDS",
+        "Longest a restore (or move) may spend re-creating what the tenant made itself "
+        "through its own DSN (its tables, views, functions and their rows, run as the "
+        "tenant's own role); past it the restore is refused as backup_invalid.",
+        default=3600.0,
+        parse=parse_positive_float,
+    )
     max_restore_bytes: int = _setting(
         "TENANTVEC_MAX_RESTORE_BYTES",
         "Largest backup file POST /v1/restores accepts (bytes); larger ones get 413. "

@@ -89,15 +89,19 @@ def restore_command(
     interrupted is rolled back by 'tenantctl reconcile'; run it again.
     Example: tenantctl tenants restore acme-20261203T071500Z.tvbackup --as acme-copy.
     """
+    from controlplane.errors import BackupInvalid
     from controlplane.lifecycle.restore import restore_tenant
 
     cli = get_cli(ctx)
 
     async def work(plane: ControlPlane) -> Any:
         with cli.spinner(f"restoring {file}...", quiet=json_):
-            return await restore_tenant(
-                plane, file, as_id=as_, backend=backend, server=server, actor=cli.actor
-            )
+            try:
+                return await restore_tenant(
+                    plane, file, as_id=as_, backend=backend, server=server, actor=cli.actor
+                )
+            except BackupInvalid as exc:
+                raise BackupInvalid(f"{file}: {exc}") from None
 
     report = cli.run(work)
     facts = report.public_dict()

@@ -111,9 +111,7 @@ async def ensure_tenant_database(
     if existed and db.service is not None:
         # Made by an older tenantvec (or an interrupted attempt): take over what the
         # control plane relies on, inside the database.
-        async with connect(
-            admin.with_(dbname=db.database), where=where, timeout=timeout
-        ) as inside:
+        async with connect(admin.with_(dbname=db.database), where=where, timeout=timeout) as inside:
             await _adopt_contents(inside, db, where=where)
     return reserved
 
@@ -149,11 +147,8 @@ async def grant_tenant_access(conn: Conn, owner: str) -> None:
             "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.schema_migrations FROM {}"
         ).format(role),
     ]
-    for statement in statements:
-        try:
-            await conn.execute(statement)
-        except psycopg.errors.UndefinedTable:
-            pass  # no ledger yet: nothing to keep it from
+    for statement in statements:  # migrated: the ledger is there
+        await conn.execute(statement)
 
 
 async def apply_limits(conn: Conn, owner_role: str, limits: RoleLimits) -> None:

@@ -61,7 +61,7 @@ from controlplane.errors import (
     TenantChanged,
 )
 from controlplane.failpoints import failpoint
-from controlplane.lifecycle.backup import dump_tenant, tenant_settings
+from controlplane.lifecycle.backup import check_carriable, dump_tenant, tenant_settings
 from controlplane.lifecycle.catchup import CatchUp, catch_up
 from controlplane.lifecycle.pause import pause_writes
 from controlplane.lifecycle.placement import choose_server
@@ -210,6 +210,8 @@ async def _move(
 ) -> tuple[Tenant, tuple[int, int, int], float]:
     catalog = plane.catalog
     target = plane.backend(kind)
+    # Before anything is made: a tenant whose objects cannot be carried stays put.
+    own = await check_carriable(plane, tenant)
     request = request_from_settings(
         tenant_settings(tenant), as_id=None, backend=kind, server=server
     )
@@ -253,17 +255,19 @@ async def _move(
         service = checkpoint.service_conninfo or owner
 
         # A tenant at the latest schema version is copied while it takes writes, and caught
-        # up during the pause; one at an older version (its copy is migrated past it) is
-        # paused first and copied once.
-        live_copy = tenant.schema_version == MigrationSet.bundled().latest
+        # up during the pause; one at an older version (its copy is migrated past it), or
+        # with objects of its own (which no catch-up follows), is paused first and copied
+        # once.
+        live_copy = tenant.schema_version == MigrationSet.bundled().latest and not own
         if not live_copy:
             await pause_writes(plane, tenant, paused=True)
             paused_at = time.monotonic()
             failpoint(plane.settings, "move.after_pause")
         async with scratch_dir(plane.settings.scratch_root, "move") as scratch:
-            dump = scratch / "tenant.dump"
-            version, found = await dump_tenant(plane, tenant, dump)
-            loaded = await DumpLoader(version, found, dump)(plane, checkpoint.tenant, service)
+            dumps = await dump_tenant(plane, tenant, scratch)
+            version, found = dumps.schema_version, dumps.fingerprint
+            loader = DumpLoader(version, found, dumps.rows, dumps.own, invalid=ProvisioningError)
+            loaded = await loader(plane, checkpoint.tenant, service)
         caught_up = 0
         if live_copy:
             if loaded.to_version != version:

@@ -22,27 +22,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
+from controlplane.backends.markers import owner_role
+from controlplane.backends.tenantdb import grant_tenant_access
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
-from controlplane.errors import BackupInvalid, ProvisioningError
+from controlplane.errors import BackupInvalid, TenantvecError
 from controlplane.lifecycle.backup import Fingerprint, Manifest, fingerprint, read_backup
-from controlplane.lifecycle.tenants import create_tenant
-from controlplane.localpg.tools import pg_tool, run_pg_tool
+from controlplane.lifecycle.dumps import DumpRefused, load_own_objects, load_rows
+from controlplane.lifecycle.tenants import create_tenant, finish_delete
+from controlplane.localpg.tools import pg_tool
 from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import NO_EMBEDDER, EmbedderChoice, embedder_from_json
-from controlplane.model.records import Tenant, validate_tenant_id
+from controlplane.model.records import Tenant, TenantState, validate_tenant_id
 from controlplane.model.request import TenantRequest
-from controlplane.pgconnect import connect
+from controlplane.pgconnect import connect, describe_pg_error
 from controlplane.scratch import scratch_dir
 from tenantvec_schema.reshape import rebuild_vector_index
 from tenantvec_schema.runner import MigrationReport, migrate
-from tenantvec_schema.spec import IndexKind, IndexSpec, Metric, SchemaSpec
+from tenantvec_schema.spec import ROW_TABLES, IndexKind, IndexSpec, Metric, SchemaSpec
 
 __all__ = ["RESTORE_MARK", "DumpLoader", "RestoreReport", "request_from_settings", "restore_tenant"]
 
 # The placement key that marks a tenant whose restore has not finished.
 RESTORE_MARK = "restore"
-_RESTORE_TIMEOUT = 6 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -85,27 +90,45 @@ async def restore_tenant(
     # The extracted dump, as large as the tenant: a scratch directory, so that a killed
     # restore leaves nothing a sweep does not remove.
     async with scratch_dir(plane.settings.scratch_root, "restore") as scratch:
-        manifest, dump = await asyncio.to_thread(read_backup, path, scratch)
+        backup = await asyncio.to_thread(read_backup, path, scratch)
+        manifest = backup.manifest
         request = request_from_settings(
             manifest.tenant, as_id=as_id, backend=backend, server=server
         )
-        loader = DumpLoader(manifest.schema_version, manifest.fingerprint, dump)
-        tenant = await create_tenant(
-            plane,
-            request,
-            actor=actor,
-            action="restore",
-            schema_step=loader,
-            marker={
-                RESTORE_MARK: {
-                    "from": manifest.tenant.get("id"),
-                    "digest": manifest.fingerprint.digest,
-                }
-            },
-        )
+        loader = DumpLoader(manifest.schema_version, manifest.fingerprint, backup.rows, backup.own)
+        try:
+            tenant = await create_tenant(
+                plane,
+                request,
+                actor=actor,
+                action="restore",
+                schema_step=loader,
+                marker={
+                    RESTORE_MARK: {
+                        "from": manifest.tenant.get("id"),
+                        "digest": manifest.fingerprint.digest,
+                    }
+                },
+            )
+        except BackupInvalid:
+            # The file failed a check after its tenant was provisioned: nothing of it
+            # stays -- no failed tenant, database or role.
+            await _remove_refused(plane, request.id, actor=actor)
+            raise
     return RestoreReport(
         tenant, manifest, manifest.schema_version, tenant.schema_version, time.monotonic() - started
     )
+
+
+async def _remove_refused(plane: PlaneContext, tenant_id: str, *, actor: str) -> None:
+    async with plane.catalog.tenant_lock(tenant_id):
+        tenant = await plane.catalog.find_tenant(tenant_id)
+        if (
+            tenant is not None
+            and tenant.state is TenantState.FAILED
+            and RESTORE_MARK in tenant.placement
+        ):
+            await finish_delete(plane, tenant, actor=actor, action="delete-refused-restore")
 
 
 def request_from_settings(
@@ -151,18 +174,37 @@ def _embedder_choice(data: dict[str, Any]) -> EmbedderChoice:
 
 class DumpLoader:
     """The schema step of a restore (and of a move): schema at the dump's version, its
-    rows, migrations, verification against ``expected``, then the vector index."""
+    rows (lifecycle/dumps.py: only rows), what the tenant made itself (as its own
+    role), migrations, verification against ``expected``, then the vector index.
 
-    def __init__(self, schema_version: int, expected: Fingerprint, dump: Path) -> None:
+    Whatever the dumps hold that fails a check is ``invalid`` (BackupInvalid for a
+    file, ProvisioningError for a move's own copy), raised before the tenant is ready.
+    """
+
+    def __init__(
+        self,
+        schema_version: int,
+        expected: Fingerprint,
+        rows: Path,
+        own: Path | None = None,
+        *,
+        invalid: type[TenantvecError] = BackupInvalid,
+    ) -> None:
         self.schema_version = schema_version
         self.expected = expected
-        self.dump = dump
+        self.rows = rows
+        self.own = own
+        self.invalid = invalid
 
     async def __call__(
         self, plane: PlaneContext, tenant: Tenant, conninfo: ConnInfo
     ) -> MigrationReport:
         where = f"tenant {tenant.id!r}"
-        timeout = plane.settings.connect_timeout
+        settings = plane.settings
+        timeout = settings.connect_timeout
+        pg_restore = pg_tool("pg_restore", settings.pg_bin)
+        owner = owner_role(tenant)
+        separate = bool(tenant.placement.get("service_role"))
         # No vector index while rows arrive: one bulk build at the end is far cheaper.
         unindexed = SchemaSpec(
             dims=tenant.dims,
@@ -170,29 +212,41 @@ class DumpLoader:
             index=IndexSpec(kind=IndexKind.NONE),
             text_config=tenant.text_config,
         )
+        dump_bytes = self.rows.stat().st_size + (self.own.stat().st_size if self.own else 0)
+        budget = settings.restore_max_expansion * dump_bytes + _EXPANSION_SLACK
         async with connect(conninfo, where=where, timeout=timeout, autocommit=False) as conn:
             await migrate(conn, unindexed, target=self.schema_version)
-        await run_pg_tool(
-            pg_tool("pg_restore", plane.settings.pg_bin),
-            [
-                "--data-only",
-                "--single-transaction",
-                "--exit-on-error",
-                "--no-owner",
-                "--no-privileges",
-                str(self.dump),
-            ],
-            conninfo,
-            where=where,
-            timeout=_RESTORE_TIMEOUT,
-        )
+            if separate:
+                await grant_tenant_access(conn, owner)
+            await conn.commit()
+            empty_size = await _database_size(conn)
+            try:
+                await load_rows(conn, pg_restore, self.rows, max_bytes=budget)
+            except DumpRefused as exc:
+                raise self.invalid(f"{where}: the backup was refused: {exc}") from None
+            except psycopg.Error as exc:
+                raise self.invalid(
+                    f"{where}: the backup's rows do not load: {describe_pg_error(exc)}"
+                ) from None
+            await conn.commit()
+        if self.own is not None:
+            await self._load_own(plane, tenant, conninfo, pg_restore, where)
         async with connect(conninfo, where=where, timeout=timeout, autocommit=False) as conn:
+            grown = await _database_size(conn) - empty_size
+            if grown > budget:
+                raise self.invalid(
+                    f"{where}: the backup was refused: it grew the database by {grown:,} "
+                    f"bytes, more than a file of {dump_bytes:,} bytes may "
+                    "(TENANTVEC_RESTORE_MAX_EXPANSION)"
+                )
             report = await migrate(conn, unindexed)
+            if separate:
+                await grant_tenant_access(conn, owner)
             found = await fingerprint(conn)
             await conn.commit()
         expected = self.expected
         if found != expected:
-            raise ProvisioningError(
+            raise self.invalid(
                 f"restore of {where} does not match its backup: {found.documents} documents "
                 f"and {found.chunks} chunks (digest {found.digest}) where the backup holds "
                 f"{expected.documents} and {expected.chunks} ({expected.digest})"
@@ -200,11 +254,60 @@ class DumpLoader:
         async with connect(conninfo, where=where, timeout=timeout, autocommit=True) as conn:
             if tenant.index.kind is not IndexKind.NONE:
                 await rebuild_vector_index(
-                    conn, tenant.schema, online=False, memory=plane.settings.index_build_memory
+                    conn, tenant.schema, online=False, memory=settings.index_build_memory
                 )
-            await conn.execute("ANALYZE")
+            for table in ROW_TABLES:
+                await conn.execute(sql.SQL("ANALYZE public.{}").format(sql.Identifier(table)))
         return MigrationReport(
             from_version=self.schema_version,
             to_version=report.to_version,
             applied=report.applied,
         )
+
+    async def _load_own(
+        self,
+        plane: PlaneContext,
+        tenant: Tenant,
+        service: ConnInfo,
+        pg_restore: Path,
+        where: str,
+    ) -> None:
+        """What the tenant made itself, as its own role."""
+        assert self.own is not None
+        owner = plane.tenant_conninfo(tenant)
+        settings = plane.settings
+
+        async def end_sessions() -> None:
+            # What the stopped tool left running on the server (a pg_sleep, a long
+            # statement of the file's): the service role may end its tenant's sessions.
+            async with connect(service, where=where, timeout=settings.connect_timeout) as conn:
+                await conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND usename = %s",
+                    (owner.user,),
+                )
+
+        try:
+            await load_own_objects(
+                pg_restore,
+                self.own,
+                owner,
+                end_sessions=end_sessions,
+                where=where,
+                timeout=settings.restore_own_objects_seconds,
+            )
+        except DumpRefused as exc:
+            raise self.invalid(f"{where}: the backup was refused: {exc}") from None
+
+
+# What an empty tenant may grow by beyond its dumps' size times the expansion: the
+# indexes' first pages, the catalog entries of its own objects.
+_EXPANSION_SLACK = 16 * 1024 * 1024
+
+
+async def _database_size(conn: psycopg.AsyncConnection[Any]) -> int:
+    row = await (
+        await conn.execute("SELECT pg_catalog.pg_database_size(pg_catalog.current_database())")
+    ).fetchone()
+    assert row is not None
+    return int(row[0])

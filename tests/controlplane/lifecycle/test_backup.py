@@ -201,7 +201,7 @@ def test_a_file_that_is_not_a_whole_backup_is_refused(
         (damaged, "damaged"),
         (notes, "not a tenantvec backup"),
         (truncated, "not a whole tenantvec backup"),
-        (tmp_path / "missing.tvbackup", "no backup at"),
+        (tmp_path / "missing.tvbackup", "missing.tvbackup: no backup there"),
     ):
         result = tenantctl("tenants", "restore", str(bad), "--as", f"{tenant_id}-x")
         assert result.code == 2 and says in one_line_error(result.stderr), (bad, result.stderr)
@@ -362,7 +362,7 @@ async def test_a_backup_writes_through_nothing_planted_beside_it(
     assert report.path == dest and not dest.is_symlink()
     assert stat.S_IMODE(dest.stat().st_mode) == 0o600
     (tmp_path / "check").mkdir()
-    assert read_backup(dest, tmp_path / "check")[0].fingerprint.documents == 0
+    assert read_backup(dest, tmp_path / "check").manifest.fingerprint.documents == 0
 
     planted = tmp_path / "readable.tvbackup"
     planted.write_text("anyone may read this")
