@@ -500,8 +500,8 @@ async def _adopt_contents(conn: Conn, db: TenantDatabase, *, where: str) -> None
     assert db.service is not None
     service = sql.Identifier(db.service)
     async with conn.transaction():
-        # Names below are rendered (regclass, regprocedure) relative to this path.
-        await conn.execute("SET LOCAL search_path = public")
+        # Names below are rendered (regclass, regprocedure) schema-qualified.
+        await conn.execute("SET LOCAL search_path = ''")
         for table in MANAGED_TABLES:
             cur = await conn.execute(
                 "SELECT pg_get_userbyid(relowner) FROM pg_class "
@@ -539,7 +539,7 @@ async def _adopt_contents(conn: Conn, db: TenantDatabase, *, where: str) -> None
 
 # What the tenant's role owns in schema public, besides tenantvec's tables (and what
 # goes with them: indexes, the sequences their columns own, their row types, the
-# array types of its types): (kind, name as regclass/regprocedure/regtype renders it).
+# array types of its types): (kind, qualified name, as regclass & co. render it).
 _OWN_OBJECTS_IN_PUBLIC = """
 WITH mine AS (SELECT oid FROM pg_roles WHERE rolname = %s),
      ns AS (SELECT 'public'::regnamespace AS oid)
@@ -567,7 +567,7 @@ WHERE t.typnamespace = (SELECT oid FROM ns) AND t.typowner = (SELECT oid FROM mi
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
                   AND d.objid = t.oid AND d.deptype IN ('i', 'e'))
 UNION ALL
-SELECT 'statistics object', quote_ident(s.stxname)
+SELECT 'statistics object', 'public.' || quote_ident(s.stxname)
 FROM pg_statistic_ext s
 WHERE s.stxnamespace = (SELECT oid FROM ns) AND s.stxowner = (SELECT oid FROM mine)
 UNION ALL
@@ -575,31 +575,31 @@ SELECT 'operator', o.oid::regoperator::text
 FROM pg_operator o
 WHERE o.oprnamespace = (SELECT oid FROM ns) AND o.oprowner = (SELECT oid FROM mine)
 UNION ALL
-SELECT 'collation', quote_ident(c.collname)
+SELECT 'collation', 'public.' || quote_ident(c.collname)
 FROM pg_collation c
 WHERE c.collnamespace = (SELECT oid FROM ns) AND c.collowner = (SELECT oid FROM mine)
 UNION ALL
-SELECT 'text search configuration', quote_ident(c.cfgname)
+SELECT 'text search configuration', 'public.' || quote_ident(c.cfgname)
 FROM pg_ts_config c
 WHERE c.cfgnamespace = (SELECT oid FROM ns) AND c.cfgowner = (SELECT oid FROM mine)
 UNION ALL
-SELECT 'text search dictionary', quote_ident(d.dictname)
+SELECT 'text search dictionary', 'public.' || quote_ident(d.dictname)
 FROM pg_ts_dict d
 WHERE d.dictnamespace = (SELECT oid FROM ns) AND d.dictowner = (SELECT oid FROM mine)
 """
-# How each kind moves (the name as rendered above; qualified by public where needed).
+# How each kind moves (the name as rendered above).
 _SET_SCHEMA = {
-    "table": "ALTER TABLE public.{} SET SCHEMA {}",
-    "view": "ALTER VIEW public.{} SET SCHEMA {}",
-    "materialized view": "ALTER MATERIALIZED VIEW public.{} SET SCHEMA {}",
-    "sequence": "ALTER SEQUENCE public.{} SET SCHEMA {}",
-    "foreign table": "ALTER FOREIGN TABLE public.{} SET SCHEMA {}",
-    "function": "ALTER FUNCTION public.{} SET SCHEMA {}",
-    "procedure": "ALTER PROCEDURE public.{} SET SCHEMA {}",
-    "aggregate": "ALTER AGGREGATE public.{} SET SCHEMA {}",
-    "type": "ALTER TYPE public.{} SET SCHEMA {}",
-    "domain": "ALTER DOMAIN public.{} SET SCHEMA {}",
-    "statistics object": "ALTER STATISTICS public.{} SET SCHEMA {}",
+    "table": "ALTER TABLE {} SET SCHEMA {}",
+    "view": "ALTER VIEW {} SET SCHEMA {}",
+    "materialized view": "ALTER MATERIALIZED VIEW {} SET SCHEMA {}",
+    "sequence": "ALTER SEQUENCE {} SET SCHEMA {}",
+    "foreign table": "ALTER FOREIGN TABLE {} SET SCHEMA {}",
+    "function": "ALTER FUNCTION {} SET SCHEMA {}",
+    "procedure": "ALTER PROCEDURE {} SET SCHEMA {}",
+    "aggregate": "ALTER AGGREGATE {} SET SCHEMA {}",
+    "type": "ALTER TYPE {} SET SCHEMA {}",
+    "domain": "ALTER DOMAIN {} SET SCHEMA {}",
+    "statistics object": "ALTER STATISTICS {} SET SCHEMA {}",
 }
 
 

@@ -266,7 +266,9 @@ async def _move(
         async with scratch_dir(plane.settings.scratch_root, "move") as scratch:
             dumps = await dump_tenant(plane, tenant, scratch)
             version, found = dumps.schema_version, dumps.fingerprint
-            loader = DumpLoader(version, found, dumps.rows, dumps.own, invalid=ProvisioningError)
+            loader = DumpLoader(
+                version, found, dumps.rows, dumps.own, invalid=ProvisioningError, owner=owner
+            )
             loaded = await loader(plane, checkpoint.tenant, service)
         caught_up = 0
         if live_copy:

@@ -189,8 +189,10 @@ class DumpLoader:
         own: Path | None = None,
         *,
         invalid: type[TenantvecError] = BackupInvalid,
+        owner: ConnInfo | None = None,
     ) -> None:
         self.schema_version = schema_version
+        self.owner = owner  # the tenant role's DSN, where the catalog does not hold it yet
         self.expected = expected
         self.rows = rows
         self.own = own
@@ -274,7 +276,7 @@ class DumpLoader:
     ) -> None:
         """What the tenant made itself, as its own role."""
         assert self.own is not None
-        owner = plane.tenant_conninfo(tenant)
+        owner = self.owner or plane.tenant_conninfo(tenant)
         settings = plane.settings
 
         async def end_sessions() -> None:
