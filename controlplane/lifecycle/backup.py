@@ -185,9 +185,9 @@ class Manifest:
         """The manifest in ``raw``, every field checked; BackupInvalid otherwise."""
         try:
             header = msgspec.json.decode(raw, type=_Header)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError) as exc:  # deep nesting: the latter
             raise BackupInvalid(
-                "not a tenantvec backup: its manifest is not a JSON object"
+                f"not a tenantvec backup: its manifest is not valid ({str(exc)[:200]})"
             ) from None
         if header.format != FORMAT:
             raise BackupInvalid("not a tenantvec backup: its manifest does not say so")
@@ -199,7 +199,7 @@ class Manifest:
             )
         try:
             doc = msgspec.json.decode(raw, type=_ManifestDoc)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise BackupInvalid(f"the backup's manifest is not valid: {str(exc)[:200]}") from None
         latest = MigrationSet.bundled().latest
         if doc.schema_version > latest:

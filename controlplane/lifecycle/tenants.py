@@ -350,6 +350,8 @@ async def tenant_detail(plane: PlaneContext, tenant_id: str) -> TenantDetail:
 
 async def _fail(plane: PlaneContext, tenant: Tenant, operation: int, exc: Exception) -> None:
     message = str(exc) if isinstance(exc, TenantvecError) else f"internal error: {exc!r}"
-    logger.warning("tenant %s: %s failed: %s", tenant.id, tenant.state, message)
+    # Refused input (a crafted backup file) is the caller's to hear about, not a fault.
+    level = logging.INFO if isinstance(exc, InvalidRequest) else logging.WARNING
+    logger.log(level, "tenant %s: %s failed: %s", tenant.id, tenant.state, message)
     await set_state(plane, tenant, TenantState.FAILED, error=message)
     await plane.catalog.end_operation(operation, OperationOutcome.FAILED, error=message)
