@@ -148,8 +148,8 @@ def plain_move(source: ConnInfo, target: ConnInfo, database: str, pg_bin: Path |
         with psycopg.connect(target.dsn, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         tool(
-            "pg_restore", target, name, "--no-owner", "--single-transaction", "--exit-on-error",
-            str(dump),
+            "pg_restore", target, name, "--no-owner", "--no-privileges", "--single-transaction",
+            "--exit-on-error", str(dump),
         )  # fmt: skip
         return time.perf_counter() - started
     finally:

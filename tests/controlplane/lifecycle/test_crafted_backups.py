@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import random
 import subprocess
 import tarfile
 from collections.abc import Callable
@@ -23,7 +25,7 @@ import pytest
 from controlplane.localpg.tools import pg_tool
 from controlplane.settings import Settings
 from tests.fixtures.api import RunningApi
-from tests.fixtures.cli import TenantCtl, one_line_error
+from tests.fixtures.cli import TenantCtl, kill_group_after, one_line_error, settings_env
 
 Members = dict[str, bytes]
 
@@ -272,3 +274,43 @@ def test_own_objects_that_run_long_or_expand_are_refused_in_one_line(
         ).fetchone()
     assert running == (0,)
     assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
+
+
+def test_a_restore_of_a_crafted_file_killed_at_any_moment_leaves_nothing_after_reconcile(
+    tenantctl: TenantCtl,
+    tenant_id: str,
+    superuser_dsn: str,
+    pg_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """Real kills (the restore's whole process group) while a file's own objects sleep
+    in the server: ``reconcile --fix`` ends what the file left running and removes the
+    half-made tenant, its database, role and scratch."""
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "3").code == 0
+    dsn = tenantctl("tenants", "dsn", tenant_id).stdout.strip()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in SLOW_OWN_OBJECTS:
+            conn.execute(statement)
+    backup = tmp_path / "b.tvbackup"
+    assert tenantctl("tenants", "backup", tenant_id, "--to", str(backup)).code == 0
+    assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
+    env = settings_env(pg_settings)
+    rng = random.Random(os.getpid())
+    before = server_names(superuser_dsn)
+    for attempt in range(3):
+        target = f"{tenant_id}-k{attempt}"
+        kill_group_after(
+            ["tenants", "restore", str(backup), "--as", target], env, rng.uniform(0.5, 4.0)
+        )
+        fixed = tenantctl("reconcile", "--fix", "--json")
+        assert fixed.code == 0, fixed.stderr
+        listed = {t["id"] for t in tenantctl("tenants", "list", "--json").json()}
+        assert target not in listed
+        assert server_names(superuser_dsn) == before, attempt
+        assert scratch_left(pg_settings) == []
+        with psycopg.connect(superuser_dsn) as conn:
+            running = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE '%%pg_sleep%%' "
+                "AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert running == (0,), attempt
