@@ -31,6 +31,7 @@ TenantChangeListener = Callable[[str], Awaitable[None]]
 Wake = Callable[[str], Awaitable[bool]]
 # Lift a pause of the tenant's writes that a dead move left; False: nothing to do.
 ResumeWrites = Callable[[str], Awaitable[bool]]
+Upgrade = Callable[[str], Awaitable[bool]]
 
 
 async def _nothing_to_do(tenant_id: str) -> bool:
@@ -60,6 +61,8 @@ class PlaneContext:
         # composition root (routing sits below the lifecycle and cannot import it).
         self.wake: Wake = _nothing_to_do
         self.resume_writes: ResumeWrites = _nothing_to_do
+        # Migrate a tenant an upgrade has not reached yet, before a request reaches it.
+        self.upgrade: Upgrade = _nothing_to_do
         # Set when this process queues an ingestion job: its job runner wakes at once.
         self.jobs_waiting = asyncio.Event()
         self._listeners: list[TenantChangeListener] = []

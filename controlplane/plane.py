@@ -69,6 +69,7 @@ class ControlPlane(PlaneContext):
             )
             waker = Waker(plane, timeout=settings.retry_seconds)
             plane.wake, plane.resume_writes = waker.wake, waker.resume_writes
+            plane.upgrade = waker.upgrade
             if embedded is not None:
                 await plane._register_local_server(embedded)
             try:

@@ -1,5 +1,6 @@
-"""Waking a tenant for a request: resume it if suspended, restart its server if it died
--- and lift a pause of its writes that a dead move left.
+"""Waking a tenant for a request: resume it if suspended, restart its server if it died,
+upgrade its schema if an upgrade has not reached it yet -- and lift a pause of its
+writes that a dead move left.
 
 Requests must not fail because a tenant scaled to zero or its server crashed: the
 router asks :class:`Waker` to bring the tenant back and waits. Per tenant, at most one
@@ -17,6 +18,7 @@ import time
 
 from controlplane.context import PlaneContext
 from controlplane.errors import Conflict, TenantBusy, TenantUnavailable, TenantvecError
+from controlplane.lifecycle.migrate import upgrade_on_touch
 from controlplane.lifecycle.move import resume_abandoned_move
 from controlplane.lifecycle.supervise import restart_if_down
 from controlplane.lifecycle.suspend import resume_tenant
@@ -38,6 +40,7 @@ class Waker:
         self._plane = plane
         self._timeout = timeout
         self._running: dict[str, asyncio.Task[bool]] = {}
+        self._upgrading: dict[str, asyncio.Task[bool]] = {}
         # tenant id -> when resume_writes may look at it again (monotonic)
         self._resume_checked: dict[str, float] = {}
         self._settling: set[asyncio.Task[bool]] = set()  # held until done
@@ -54,6 +57,18 @@ class Waker:
             self._running[tenant_id] = task
             task.add_done_callback(lambda _: self._running.pop(tenant_id, None))
         # Shielded: a request that gives up must not cancel the others' wake-up.
+        return await asyncio.shield(task)
+
+    async def upgrade(self, tenant_id: str) -> bool:
+        """Migrate the tenant to the latest schema (lifecycle/migrate.py); one upgrade
+        per tenant at a time in this process, every request that needs it awaiting it."""
+        task = self._upgrading.get(tenant_id)
+        if task is None:
+            task = asyncio.create_task(
+                upgrade_on_touch(self._plane, tenant_id), name=f"upgrade-{tenant_id}"
+            )
+            self._upgrading[tenant_id] = task
+            task.add_done_callback(lambda _: self._upgrading.pop(tenant_id, None))
         return await asyncio.shield(task)
 
     async def resume_writes(self, tenant_id: str) -> bool:

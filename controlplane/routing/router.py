@@ -37,6 +37,7 @@ from controlplane.routing.grace import CatalogGrace
 from controlplane.routing.pools import TenantPool
 from controlplane.routing.routes import Route, RouteTable
 from controlplane.routing.sources import RoutingPlane
+from tenantvec_schema.migrations import MigrationSet
 
 __all__ = ["RouterStats", "TenantConnection", "TenantRouter"]
 
@@ -53,6 +54,9 @@ ROUTE_FOLLOW_SECONDS = 1.0
 READ_ONLY_SQLSTATE = "25006"
 # What a refused write is told to wait: a small tenant's move switches over in seconds.
 WRITES_PAUSED_RETRY_SECONDS = 2.0
+# Upgraded incarnations remembered (a set of uids, cleared past this: it only saves a
+# catalog read per tenant).
+_UPGRADED_REMEMBERED = 100_000
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,10 @@ class TenantRouter:
         # Work of layers above that runs on the maintenance tick (the key verifier's
         # background re-checks), each on its own: one failing does not stop the rest.
         self._maintenance_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._latest = MigrationSet.bundled().latest
+        # Tenant incarnations brought to the latest schema (or found there) by this
+        # process, while their cached route still says otherwise.
+        self._upgraded: set[str] = set()
         plane.on_tenant_change(self.forget)
 
     @classmethod
@@ -157,6 +165,13 @@ class TenantRouter:
             route = await self._fresh_route(tenant_id, incarnation)
         if route.state is not TenantState.READY:
             raise TenantUnavailable(tenant_id, route.state.value, state_reason(route))
+        if route.schema_version < self._latest and route.uid not in self._upgraded:
+            # An upgrade of tenantvec has not reached this tenant yet: migrate it before
+            # the request, which would meet a schema this code does not read.
+            await self._plane.upgrade(tenant_id)
+            if len(self._upgraded) > _UPGRADED_REMEMBERED:
+                self._upgraded.clear()
+            self._upgraded.add(route.uid)
         down = self._down.get(tenant_id)
         if down is not None:
             until, reason, where = down

@@ -29,6 +29,8 @@ class RoutingPlane(Protocol):
     wake: Callable[[str], Awaitable[bool]]
     # Roll back a dead move that left the tenant's writes paused: True if it did.
     resume_writes: Callable[[str], Awaitable[bool]]
+    # Migrate a tenant at an older schema version to the latest: True if it was behind.
+    upgrade: Callable[[str], Awaitable[bool]]
 
     def backend(self, kind: str) -> BackendTraits: ...
 
