@@ -57,7 +57,10 @@ class Cli:
 
     @property
     def err(self) -> Console:
-        return Console(stderr=True, highlight=False)
+        # Rich's own switch (FORCE_COLOR: draw as on a terminal), read from this
+        # command's environment -- which an in-process caller hands over.
+        forced = True if self.environ.get("FORCE_COLOR") else None
+        return Console(stderr=True, highlight=False, force_terminal=forced)
 
     def run(self, work: Callable[[ControlPlane], Awaitable[T]]) -> T:
         """Open the control plane, run ``work`` on it, close it: the sync edge."""

@@ -1,4 +1,6 @@
-"""The progress bar every long command shows on stderr (none with --json)."""
+"""The progress bar every long command shows on stderr -- on a terminal only: none with
+--json, none in a log or a pipe (where it would leave a stray line beside the command's
+one-line error)."""
 
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def progress_bar(
         *extra,
         TimeElapsedColumn(),
         console=cli.err,
-        disable=quiet,
+        disable=quiet or not cli.err.is_terminal,
         transient=False,
     )
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.context import PlaneContext
-from controlplane.errors import InvalidRequest, TenantvecError
+from controlplane.errors import CatalogUnavailable, InvalidRequest, TenantvecError
 from controlplane.lifecycle.fleetwork import for_each_tenant
 from controlplane.lifecycle.move import MOVE_MARK, move_tenant, settle_move
 from controlplane.lifecycle.placement import choose_server
@@ -133,6 +133,8 @@ async def drain_server(
             )
             moved = report.tenant
             return _done(tenant.id, moved.server or moved.backend, started)
+        except CatalogUnavailable:
+            raise  # no tenant can move without it: the drain stops, reconcile settles
         except TenantvecError as exc:
             logger.warning("server %s: moving tenant %s failed: %s", server, tenant.id, exc)
             return MoveOutcome(tenant.id, False, error=str(exc))

@@ -53,12 +53,14 @@ from controlplane.backends.base import Checkpoint
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
+    CatalogUnavailable,
     Conflict,
     InvalidRequest,
     OverCapacity,
     ProvisioningError,
     TenantBusy,
     TenantChanged,
+    TenantvecError,
 )
 from controlplane.failpoints import failpoint
 from controlplane.lifecycle.backup import check_carriable, dump_tenant, tenant_settings
@@ -160,17 +162,15 @@ async def move_tenant(
         try:
             moved, copied, paused = await _move(plane, tenant, target.kind, server)
         except Exception as exc:
+            if isinstance(exc, CatalogUnavailable):
+                raise  # nothing to record or settle it with: reconcile does, later
             await plane.catalog.end_operation(operation, OperationOutcome.FAILED, error=str(exc))
             current = await plane.catalog.find_tenant_by_uid(tenant.uid)
             if current is not None:
                 try:
                     await settle_move(plane, current)  # nothing half-made stays
-                except Exception:  # noqa: BLE001 -- reconcile finishes what this cannot
-                    logger.warning(
-                        "tenant %s: settling the failed move failed; run reconcile",
-                        tenant.id,
-                        exc_info=True,
-                    )
+                except Exception as settling:  # noqa: BLE001 -- reconcile finishes it
+                    _left_for_reconcile(tenant, "settling the failed move", settling)
             raise
         report = MoveReport(
             moved,
@@ -311,10 +311,8 @@ async def _move(
         # to undo, as nobody else knows of it. (If not, move_tenant settles the move.)
         try:
             await _undo_if_taken_over(plane, tenant)
-        except Exception:  # noqa: BLE001 -- the move's own error is the one to raise
-            logger.warning(
-                "tenant %s: undoing its move failed; run reconcile", tenant.id, exc_info=True
-            )
+        except Exception as exc:  # noqa: BLE001 -- the move's own error is the one to raise
+            _left_for_reconcile(tenant, "undoing its move", exc)
         raise
     paused = time.monotonic() - paused_at
     await plane.tenant_changed(tenant.id)
@@ -329,6 +327,17 @@ async def _move(
         # Another process settled it first (dropped the old copy): done all the same.
         moved = await catalog.get_tenant(tenant.id)
     return moved, (found.documents, found.chunks, caught_up), paused
+
+
+def _left_for_reconcile(tenant: Tenant, what: str, exc: BaseException) -> None:
+    """Say that cleaning up after a failed move failed too -- in one line where the
+    cause is known (the catalog or a server away: reconcile settles it once back)."""
+    if isinstance(exc, CatalogUnavailable):
+        logger.info("tenant %s: %s waits for the catalog: %s", tenant.id, what, exc)
+    elif isinstance(exc, TenantvecError):
+        logger.warning("tenant %s: %s failed (%s); run reconcile", tenant.id, what, exc)
+    else:
+        logger.warning("tenant %s: %s failed; run reconcile", tenant.id, what, exc_info=exc)
 
 
 async def _undo_if_taken_over(plane: PlaneContext, tenant: Tenant) -> None:

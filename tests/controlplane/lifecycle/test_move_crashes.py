@@ -230,3 +230,55 @@ async def test_reconcile_settles_a_move_mark_no_running_operation_explains(
     assert MOVE_MARK not in settled.placement
     await load(plane, tenant_id, 1)  # writable again
     await delete_tenant(plane, tenant_id, actor="t")
+
+
+@pytest.mark.parametrize("command", ["move", "drain"])
+def test_a_catalog_outage_mid_move_is_one_line_exit_5_and_reconcile_settles_it(
+    fleet: Settings, tenant_id: str, command: str
+) -> None:
+    """The catalog goes away at a random moment of ``tenants move`` / ``servers drain``
+    run as a user runs them: one line on stderr naming the catalog, exit 5 -- no driver
+    error, no SQL -- and once it is back, ``reconcile --fix`` leaves one copy serving."""
+    from bench.faults import catalog_reachable
+    from controlplane.localpg import EmbeddedServer
+    from controlplane.plane import CATALOG_DB
+    from tests.fixtures.cli import TENANTCTL, settings_env
+
+    async def make() -> None:
+        async with ControlPlane.open(fleet) as plane:
+            await create_tenant(
+                plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH, server="local"),
+                actor="t",
+            )  # fmt: skip
+            await load_tenant(fleet, tenant_id, 150)
+
+    asyncio.run(make())
+    admin = EmbeddedServer(fleet).superuser_conninfo().dsn
+    env = settings_env(fleet)
+    args = (
+        ["tenants", "move", tenant_id, "--to", "postgres:second"]
+        if command == "move"
+        else ["servers", "drain", "local", "--to", "postgres:second"]
+    )
+    process = subprocess.Popen(
+        [*TENANTCTL, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    time.sleep(random.Random(os.getpid()).uniform(1.0, 3.0))
+    asyncio.run(catalog_reachable(admin, CATALOG_DB, reachable=False))
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        asyncio.run(catalog_reachable(admin, CATALOG_DB, reachable=True))
+    said = [line for line in stderr.decode().splitlines() if line.strip()]
+    if process.returncode == 0:
+        pytest.skip("the command finished before the catalog went away (too fast to catch)")
+    assert process.returncode == 5, said
+    assert len(said) == 1 and "catalog" in said[0] and "Traceback" not in said[0], said
+    assert "SELECT" not in said[0] and "OperationalError" not in said[0], said
+    fixed = subprocess.run(
+        [*TENANTCTL, "reconcile", "--fix"], env=env, capture_output=True, check=False
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    if command == "drain":
+        subprocess.run([*TENANTCTL, "servers", "activate", "local"], env=env, check=False)
+    asyncio.run(served_from_one_copy(fleet, tenant_id, 150))

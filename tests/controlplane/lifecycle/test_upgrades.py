@@ -97,7 +97,10 @@ async def test_a_fleet_at_every_older_version_serves_on_while_migrate_all_runs(
     ids = [f"{tenant_id}-v{v}-{i}" for i, v in enumerate(versions)]
     # And one per older version that no request touches: migrate --all's own work.
     idle = [f"{tenant_id}-idle-v{v}" for v in range(1, LATEST)]
-    for tid, version in [*zip(ids, versions, strict=True), *zip(idle, range(1, LATEST))]:
+    for tid, version in [
+        *zip(ids, versions, strict=True),
+        *zip(idle, range(1, LATEST), strict=True),
+    ]:
         made = await create_tenant(
             plane, TenantRequest(id=tid, dims=3), actor="t", schema_step=at_version(version)
         )
