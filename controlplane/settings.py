@@ -359,6 +359,15 @@ class Settings:
         default=10.0,
         parse=parse_positive_float,
     )
+    limits_seconds: float = _setting(
+        "TENANTVEC_LIMITS_SECONDS",
+        "How often the API ends what tenants' own sessions on shared servers do beyond "
+        "their limits -- a statement past its statement timeout is cancelled, a session "
+        "idle in a transaction past its idle timeout is ended -- whatever timeouts those "
+        "sessions set for themselves.",
+        default=5.0,
+        parse=parse_positive_float,
+    )
     docker_host: str = _setting(
         "TENANTVEC_DOCKER_HOST",
         "Docker engine of the docker backend (DOCKER_HOST is read too).",
@@ -522,6 +531,7 @@ class Settings:
             "embed_retry_seconds",
             "job_lease_seconds",
             "supervise_seconds",
+            "limits_seconds",
             "neon_request_timeout",
             "neon_retry_seconds",
             "neon_operation_timeout",

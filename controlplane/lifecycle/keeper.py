@@ -5,6 +5,8 @@
   has used for ``TENANTVEC_SUSPEND_AFTER``.
 * Supervision: every ``TENANTVEC_SUPERVISE_SECONDS`` it restarts the servers of ready
   ``instance``/``docker`` tenants that died.
+* Limits: every ``TENANTVEC_LIMITS_SECONDS`` it ends what tenants' own sessions on
+  shared servers do beyond their limits (lifecycle/enforce.py).
 
 Several API processes may run it at once: both steps take each tenant's lock and
 check again under it, so a tenant is suspended or restarted once.
@@ -17,6 +19,7 @@ import logging
 import time
 
 from controlplane.context import PlaneContext
+from controlplane.lifecycle.enforce import Enforced, enforce_limits
 from controlplane.lifecycle.supervise import supervise
 from controlplane.lifecycle.suspend import suspend_idle
 from controlplane.routing.router import TenantRouter
@@ -34,9 +37,10 @@ class ComputeKeeper:
         self._suspend_after = settings.suspend_after
         self._supervise_every = settings.supervise_seconds
         self._suspend_every = (self._suspend_after or 0) / 4
+        self._limits_every = settings.limits_seconds
 
     async def run(self) -> None:
-        next_suspend = next_supervise = time.monotonic()
+        next_suspend = next_supervise = next_limits = time.monotonic()
         while True:
             now = time.monotonic()
             try:
@@ -46,9 +50,12 @@ class ComputeKeeper:
                 if now >= next_supervise:
                     next_supervise = now + self._supervise_every
                     await self.supervise()
+                if now >= next_limits:
+                    next_limits = now + self._limits_every
+                    await self.enforce_limits()
             except Exception:  # noqa: BLE001 -- the loop must outlive a catalog outage
                 logger.warning("compute keeper round failed; retrying", exc_info=True)
-            due = [next_supervise] + ([next_suspend] if self._suspend_after else [])
+            due = [next_supervise, next_limits] + ([next_suspend] if self._suspend_after else [])
             await asyncio.sleep(max(0.05, min(due) - time.monotonic()))
 
     async def suspend_idle(self) -> list[str]:
@@ -58,6 +65,9 @@ class ComputeKeeper:
         if suspended:
             logger.info("suspended %d idle tenant(s): %s", len(suspended), ", ".join(suspended))
         return suspended
+
+    async def enforce_limits(self) -> list[Enforced]:
+        return await enforce_limits(self._plane)
 
     async def supervise(self) -> list[str]:
         return await supervise(self._plane, actor="supervisor")

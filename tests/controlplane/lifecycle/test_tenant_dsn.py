@@ -280,3 +280,51 @@ async def test_migrate_takes_back_what_a_tenant_of_layout_2_changed(
     for tid in (tenant_id, f"{tenant_id}-o", f"{tenant_id}-r"):
         assert tenantctl("tenants", "delete", tid, "--yes").code == 0
     del other
+
+
+async def test_a_tenant_session_that_lifts_its_timeouts_is_held_to_them_all_the_same(
+    plane: ControlPlane, tenant_id: str
+) -> None:
+    """Its DSN may raise its own session's timeouts (Postgres lets any session): the
+    keeper's round ends what outlived the tenant's limits -- and never touches
+    tenantvec's own sessions."""
+    import asyncio
+    import time
+
+    from controlplane.lifecycle.enforce import GRACE_SECONDS, Enforced, enforce_limits
+
+    tenant = await create_tenant(
+        plane,
+        TenantRequest(
+            id=tenant_id,
+            dims=3,
+            limits={"statement_timeout": "1s", "idle_in_transaction_timeout": "1s"},
+        ),
+        actor="t",
+    )
+    dsn = plane.tenant_conninfo(tenant).dsn
+    await run_as(dsn, ["ALTER ROLE CURRENT_USER SET statement_timeout = 0"])
+    runaway = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    idle = await psycopg.AsyncConnection.connect(dsn)
+    ours = await psycopg.AsyncConnection.connect(plane.service_conninfo(tenant).dsn)
+    await runaway.execute("SET statement_timeout = 0")
+    await idle.execute("SET idle_in_transaction_session_timeout = 0")
+    await idle.execute("SELECT 1")  # now idle in a transaction
+    started = time.monotonic()
+    sleeping = asyncio.ensure_future(runaway.execute("SELECT pg_sleep(30)"))
+    service_sleep = asyncio.ensure_future(ours.execute("SELECT pg_sleep(4)"))
+    ended: list[Enforced] = []
+    while time.monotonic() - started < 15 and len(ended) < 2:
+        await asyncio.sleep(0.5)
+        ended += [e for e in await enforce_limits(plane) if e.tenant == tenant_id]
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        await sleeping
+    took = time.monotonic() - started
+    assert 1.0 <= took < 1.0 + GRACE_SECONDS + 3, took
+    assert sorted(e.state for e in ended) == ["active", "idle in transaction"]
+    with pytest.raises(psycopg.OperationalError):
+        await idle.execute("SELECT 1")
+    await service_sleep  # the control plane's own session ran its 4 s out
+    for conn in (runaway, idle, ours):
+        await conn.close()
+    await delete_tenant(plane, tenant_id, actor="t")
