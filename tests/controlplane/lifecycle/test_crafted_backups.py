@@ -200,6 +200,17 @@ def test_a_crafted_file_is_a_400_and_leaves_nothing(
             assert admin.get(f"/v1/tenants/{target}").status_code == 404, what
             assert server_names(superuser_dsn) == before, what
             assert scratch_left(pg_settings) == [], what
+        # What create refuses, a restore refuses too -- before anything is made.
+        for what, change, says in (
+            ("an embedder not configured here", {"embedder": {"provider": "voyage",
+             "model": "voyage-3"}, "dims": 1024}, "not configured here"),
+            ("a backend there is none of", {"backend": "mainframe"}, "unknown backend"),
+        ):  # fmt: skip
+            body = archive_of(edit_manifest(good, lambda m, c=change: m["tenant"].update(c)))
+            answer = admin.post("/v1/restores", params={"as": f"{tenant_id}-c"}, content=body)
+            assert answer.status_code == 400, (what, answer.text)
+            assert says in answer.json()["detail"], (what, answer.text)
+            assert server_names(superuser_dsn) == before, what
         for t in (tenant_id, other_id):
             assert admin.delete(f"/v1/tenants/{t}").is_success
 
