@@ -56,6 +56,7 @@ __all__ = [
     "apply_limits",
     "drop_tenant_database",
     "ensure_tenant_database",
+    "give_own_schema",
     "grant_tenant_access",
     "provision_own_server",
     "rename_legacy_database",
@@ -114,6 +115,17 @@ async def ensure_tenant_database(
         async with connect(admin.with_(dbname=db.database), where=where, timeout=timeout) as inside:
             await _adopt_contents(inside, db, where=where)
     return reserved
+
+
+async def give_own_schema(conn: Conn) -> None:
+    """Where one role is both the tenant's and the control plane's (Neon): schema app,
+    first on that role's path, so what the tenant makes lands outside ``public`` and
+    backups carry it (the control plane's sessions pin their own path)."""
+    schema = sql.Identifier(TENANT_SCHEMA)
+    await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+    await conn.execute(
+        sql.SQL("ALTER ROLE CURRENT_USER SET search_path = {}, public").format(schema)
+    )
 
 
 async def grant_tenant_access(conn: Conn, owner: str) -> None:

@@ -328,12 +328,17 @@ async def check_carriable(plane: PlaneContext, tenant: Tenant) -> bool:
 
 
 def _refuse_stray(tenant: Tenant, stray: list[str]) -> None:
-    if stray:
-        raise Conflict(
-            f"tenant {tenant.id!r} keeps objects of its own in schema public "
-            f"({', '.join(stray)}), which tenantvec cannot carry: run 'tenantctl migrate "
-            f"{tenant.id}' (it moves them to schema app), then try again"
-        )
+    if not stray:
+        return
+    way = (
+        f"run 'tenantctl migrate {tenant.id}' (it moves them to schema app)"
+        if tenant.placement.get("service_role")
+        else "move them to schema app through its DSN (ALTER TABLE ... SET SCHEMA app)"
+    )
+    raise Conflict(
+        f"tenant {tenant.id!r} keeps objects of its own in schema public "
+        f"({', '.join(stray)}), which tenantvec cannot carry: {way}, then try again"
+    )
 
 
 @dataclass(frozen=True)

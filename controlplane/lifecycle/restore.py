@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from controlplane.backends.markers import owner_role
-from controlplane.backends.tenantdb import grant_tenant_access
+from controlplane.backends.tenantdb import give_own_schema, grant_tenant_access
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackupInvalid, TenantvecError
@@ -220,6 +220,8 @@ class DumpLoader:
             await migrate(conn, unindexed, target=self.schema_version)
             if separate:
                 await grant_tenant_access(conn, owner)
+            else:  # one role (Neon): the schema the tenant's own objects come back to
+                await give_own_schema(conn)
             await conn.commit()
             empty_size = await _database_size(conn)
             try:

@@ -16,7 +16,7 @@ import msgspec
 
 from controlplane.backends.base import Backend, Checkpoint
 from controlplane.backends.markers import owner_role
-from controlplane.backends.tenantdb import grant_tenant_access
+from controlplane.backends.tenantdb import give_own_schema, grant_tenant_access
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
@@ -296,9 +296,13 @@ async def apply_schema(plane: PlaneContext, tenant: Tenant, conninfo: ConnInfo) 
         conninfo, where=where, timeout=plane.settings.connect_timeout, autocommit=False
     ) as conn:
         report = await migrate(conn, tenant.schema)
-        if tenant.placement.get("service_role"):  # Neon's roles are its own
+        if tenant.placement.get("service_role"):
             await grant_tenant_access(conn, owner_role(tenant))
-            await conn.commit()
+        else:
+            # One role for the tenant and the control plane (Neon): its own objects go
+            # in schema app all the same, first on its own path.
+            await give_own_schema(conn)
+        await conn.commit()
         return report
 
 

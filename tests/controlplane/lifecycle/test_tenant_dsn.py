@@ -26,7 +26,9 @@ from controlplane.plane import ControlPlane
 from controlplane.settings import Settings
 from tests.controlplane.lifecycle.layouts import make_layout_2
 from tests.controlplane.lifecycle.test_backup import load, rows_of
+from tests.fakes.neon import FakeNeon
 from tests.fixtures.cli import TenantCtl, one_line_error
+from tests.fixtures.fakes import neon_settings
 
 # What an application keeps beside tenantvec's tables, through the tenant's DSN.
 OWN_OBJECTS = [
@@ -86,9 +88,9 @@ async def run_as(dsn: str, statements: list[str]) -> None:
 
 
 async def test_what_a_tenant_makes_itself_is_carried_by_backup_restore_and_moves(
-    fleet: Settings, tenant_id: str, tmp_path: Path
+    fleet: Settings, fake_neon: FakeNeon, tenant_id: str, tmp_path: Path
 ) -> None:
-    async with ControlPlane.open(fleet) as plane:
+    async with ControlPlane.open(neon_settings(fleet, fake_neon)) as plane:
         await create_tenant(plane, TenantRequest(id=tenant_id, dims=3, server="local"), actor="t")
         await load(plane, tenant_id, 20)
         dsn = plane.tenant_conninfo(await plane.catalog.get_tenant(tenant_id)).dsn
@@ -108,7 +110,8 @@ async def test_what_a_tenant_makes_itself_is_carried_by_backup_restore_and_moves
         # The copy's tables are its own role's, and its schema app is first on its path.
         await run_as(copy_dsn, ["INSERT INTO notes (body) VALUES ('after restore')"])
 
-        for backend, server in (("instance", None), ("postgres", "second")):
+        trail = (("instance", None), ("neon", None), ("postgres", "second"))
+        for backend, server in trail:
             moved = await move_tenant(plane, tenant_id, backend=backend, server=server, actor="t")
             assert (moved.tenant.backend, moved.tenant.server) == (backend, server)
             dsn = plane.tenant_conninfo(moved.tenant).dsn
