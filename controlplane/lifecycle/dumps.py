@@ -51,9 +51,9 @@ class DumpRefused(Exception):
 # -- what pg_restore --list says an archive holds -----------------------------------
 
 _ENTRY = re.compile(r"(\d+); (\d+) (\d+) (.*)")
-_ROW_ENTRY = re.compile(r"TABLE DATA public (" + "|".join(ROW_TABLES) + r") \S*")
+_ROW_ENTRY = re.compile(r"TABLE DATA public (" + "|".join(ROW_TABLES) + r")(?: \S*)?")
 # The counter behind chunk ids: recomputed from the rows, never taken from the file.
-_SEQUENCE_ENTRY = re.compile(r"SEQUENCE SET public chunks_id_seq \S*")
+_SEQUENCE_ENTRY = re.compile(r"SEQUENCE SET public chunks_id_seq(?: \S*)?")
 # What an own-objects dump holds that the new database has already, or that only a
 # superuser may make: the extensions (and their comments), schema app itself.
 _PROVIDED = re.compile(

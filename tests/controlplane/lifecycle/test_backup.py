@@ -390,3 +390,23 @@ def test_a_backup_to_a_missing_directory_is_one_line(
     assert len(list((tmp_path / "new").glob(f"{tenant_id}-*.tvbackup"))) == 1
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
     assert tenantctl("tenants", "delete", tenant_id, "--yes").code == 0
+
+
+@pytest.mark.parametrize("piece", [1, 2, 3, 5, 4096])
+async def test_rows_stream_in_pieces_of_any_size(
+    plane: ControlPlane, tenant_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piece: int
+) -> None:
+    """The strict row loader finds the end of each block of rows wherever a read ends --
+    in the middle of the end marker included -- and loads every row."""
+    from controlplane.lifecycle import dumps
+
+    source = f"{tenant_id}-src"
+    await create_tenant(plane, TenantRequest(id=source, dims=3, embedder=HASH), actor="t")
+    await load(plane, source, 7)
+    report = await backup_tenant(plane, source, tmp_path / "b.tvbackup", actor="t")
+    monkeypatch.setattr(dumps, "_READ", piece)
+    restored = await restore_tenant(plane, report.path, as_id=f"{tenant_id}-r", actor="t")
+    assert (await rows_of(plane, f"{tenant_id}-r"))[0] == report.manifest.fingerprint
+    assert restored.manifest.fingerprint.documents == 7
+    for t in (source, f"{tenant_id}-r"):
+        await delete_tenant(plane, t, actor="t")
