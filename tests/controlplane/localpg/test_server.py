@@ -147,3 +147,36 @@ def test_binaries_out_of_reach_are_staged(tmp_path: Path) -> None:
         assert user.run([staged / "initdb", "--version"]).returncode == 0
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+# QEMU's default CPU model ("qemu64"), as /proc/cpuinfo shows it: x86-64 without AVX.
+_OLD_CPU = (
+    "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: QEMU Virtual CPU version 2.5+\n"
+    "flags\t\t: fpu de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush "
+    "mmx fxsr sse sse2 syscall nx lm nopl pni cx16 hypervisor lahf_lm\n"
+)
+
+
+def test_a_cpu_the_bundled_pgvector_cannot_run_on_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wheel's pgvector uses AVX2/FMA unconditionally: on a CPU without them the
+    server would die at the first vector search. Starting says so instead, and what to
+    do; TENANTVEC_PG_BIN (a build of one's own) is not second-guessed."""
+    from controlplane.localpg import binaries
+
+    assert binaries.missing_cpu_flags(binaries._cpuinfo()) == []  # this machine runs it
+    assert binaries.missing_cpu_flags(_OLD_CPU) == ["avx", "avx2", "fma", "f16c"]
+    assert binaries.missing_cpu_flags(None) == []  # no /proc/cpuinfo: nothing to say
+    monkeypatch.setattr(binaries, "_cpuinfo", lambda: _OLD_CPU)
+    home = make_home("tenantvec-cpu-")
+    try:
+        embedded = EmbeddedServer(throwaway_settings(home, free_port()))
+        with pytest.raises(EmbeddedServerError) as refused:
+            embedded.ensure_running()
+        message = str(refused.value)
+        assert "lacks avx, avx2, fma, f16c" in message and "TENANTVEC_PG_BIN" in message
+        assert "\n" not in message
+        assert not embedded.status().running
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
