@@ -128,11 +128,16 @@ async def load_rows(
     errors = asyncio.ensure_future(process.stderr.read())
     try:
         loaded = await _RowStream(conn, process.stdout, max_bytes, dump.name).run()
-    finally:
+    except BaseException:
+        # Refused (or cancelled) mid-stream: stop the tool, whatever it was writing.
         if process.returncode is None:
             process.kill()
         await process.wait()
-        said = await errors
+        await errors
+        raise
+    # Its output ended: wait for it to exit by itself (it may not have yet), then judge.
+    await process.wait()
+    said = await errors
     if process.returncode != 0:
         raise DumpRefused(f"its {dump.name} could not be read ({_said(said)})")
     await conn.execute(
