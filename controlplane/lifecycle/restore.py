@@ -25,8 +25,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from controlplane.backends.access import give_own_schema, grant_tenant_access
 from controlplane.backends.markers import owner_role
-from controlplane.backends.tenantdb import give_own_schema, grant_tenant_access
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackupInvalid, TenantvecError

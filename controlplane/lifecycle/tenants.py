@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
+from controlplane.backends.access import give_own_schema, grant_tenant_access
 from controlplane.backends.base import Backend, Checkpoint
 from controlplane.backends.markers import owner_role
-from controlplane.backends.tenantdb import give_own_schema, grant_tenant_access
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
