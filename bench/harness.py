@@ -15,12 +15,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector_async
 
 from controlplane.envparse import parse_port_range
 from controlplane.localpg import EmbeddedServer
 from controlplane.settings import Settings
 
-__all__ = ["api_process", "api_server", "clean_env", "free_port", "percentile", "throwaway_server"]
+__all__ = [
+    "api_process",
+    "api_server",
+    "clean_env",
+    "copy_chunks",
+    "free_port",
+    "percentile",
+    "throwaway_server",
+]
 
 
 def free_port() -> int:
@@ -126,3 +137,22 @@ def api_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+async def copy_chunks(dsn: str, vectors: np.ndarray, label: str = "") -> None:
+    """One document and one chunk per vector (``d0``, ``d1``, ...), loaded with COPY
+    straight into a tenant database -- a bench's set-up, not what it measures."""
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        await register_vector_async(conn)
+        async with conn.cursor() as cur:
+            async with cur.copy("COPY documents (id) FROM STDIN") as copy:
+                for i in range(len(vectors)):
+                    await copy.write_row((f"d{i}",))
+            async with cur.copy(
+                "COPY chunks (document_id, ordinal, content, embedding) FROM STDIN "
+                "WITH (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["text", "int4", "text", "vector"])
+                for i, vector in enumerate(vectors):
+                    await copy.write_row((f"d{i}", 0, f"chunk {i}{label}", vector))
+        await conn.commit()

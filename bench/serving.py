@@ -29,12 +29,11 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
-import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg_pool import AsyncConnectionPool
 
 from bench.cpu import own_cpu, postgres_cpu, process_cpu
-from bench.harness import api_server, percentile, throwaway_server
+from bench.harness import api_server, copy_chunks, percentile, throwaway_server
 from bench.http1 import Http1Connection
 from bench.machine import describe_machine, replace_section, today
 from controlplane.keys import create_key
@@ -92,20 +91,7 @@ async def load(
         tenant.dsn = (await tenant_conninfo(plane, tenant.id)).dsn
         vectors = rng.standard_normal((tenant.size, dims), dtype=np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        async with await psycopg.AsyncConnection.connect(tenant.dsn) as conn:
-            await register_vector_async(conn)
-            async with conn.cursor() as cur:
-                async with cur.copy("COPY documents (id) FROM STDIN") as copy:
-                    for i in range(tenant.size):
-                        await copy.write_row((f"d{i}",))
-                async with cur.copy(
-                    "COPY chunks (document_id, ordinal, content, embedding) FROM STDIN "
-                    "WITH (FORMAT BINARY)"
-                ) as copy:
-                    copy.set_types(["text", "int4", "text", "vector"])
-                    for i, vector in enumerate(vectors):
-                        await copy.write_row((f"d{i}", 0, f"chunk {i} of {tenant.id}", vector))
-            await conn.commit()
+        await copy_chunks(tenant.dsn, vectors, f" of {tenant.id}")
         await set_index(plane, tenant.id, IndexSpec(kind=IndexKind.HNSW), actor=ACTOR)
         tenant.key = (await create_key(plane, tenant.id, actor=ACTOR)).secret
         print(f"  {n + 1}/{len(tenants)} {tenant.id}: {tenant.size} chunks", flush=True)

@@ -20,6 +20,7 @@ from tenantctl.tenants import (
     IndexOption,
     ListsOption,
     MOption,
+    PrecisionOption,
     StatementTimeoutOption,
     limits_from,
 )
@@ -148,9 +149,10 @@ def set_index_command(
     m: MOption = DEFAULTS.m,
     ef_construction: EfConstructionOption = DEFAULTS.ef_construction,
     lists: ListsOption = DEFAULTS.lists,
+    precision: PrecisionOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Rebuild TENANT's vector index with another kind or build parameters.
+    """Rebuild TENANT's vector index with another kind, build parameters or precision.
 
     The new index is built online (CREATE INDEX CONCURRENTLY) while the old one keeps
     serving, then swapped in. For a bulk load, create the tenant with '--index none',
@@ -159,7 +161,10 @@ def set_index_command(
     from controlplane.lifecycle.index import set_index
 
     cli = get_cli(ctx)
-    spec = IndexSpec(kind=index, m=m, ef_construction=ef_construction, lists=lists)
+    # No --precision: the index keeps the precision it has.
+    spec = IndexSpec(
+        kind=index, m=m, ef_construction=ef_construction, lists=lists, precision=precision
+    )
 
     async def work(plane: ControlPlane) -> Tenant:
         return await set_index(plane, name, spec, actor=cli.actor)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 from controlplane.model.backends import BackendKind
 from controlplane.model.compute import Tier
 from controlplane.model.request import DEFAULTS, TenantOptions
-from tenantvec_schema.spec import IndexKind, Metric
+from tenantvec_schema.spec import HALF_PRECISION_FROM_DIMS, IndexKind, Metric, Precision
 
 __all__ = ["app"]
 
@@ -47,6 +47,15 @@ IndexOption = Annotated[
 MOption = Annotated[int, typer.Option(help="HNSW: links per node.")]
 EfConstructionOption = Annotated[int, typer.Option(help="HNSW: build-time candidate list.")]
 ListsOption = Annotated[int, typer.Option(help="IVFFlat: number of lists.")]
+PrecisionOption = Annotated[
+    Precision | None,
+    typer.Option(
+        help="What the index holds: 'full' (vector, up to 2000 dims) or 'half' (halfvec, "
+        "up to 4000 dims, a third of the size; results re-ranked at full precision). "
+        f"Left out: half from {HALF_PRECISION_FROM_DIMS} dims on, else full.",
+        show_default=False,
+    ),
+]
 
 
 @app.command("create")
@@ -67,6 +76,7 @@ def create(
     m: MOption = DEFAULTS.m,
     ef_construction: EfConstructionOption = DEFAULTS.ef_construction,
     lists: ListsOption = DEFAULTS.lists,
+    precision: PrecisionOption = None,
     text_config: Annotated[
         str, typer.Option(help="Postgres text search configuration for keyword search.")
     ] = DEFAULTS.text_config,
@@ -165,6 +175,7 @@ def create(
         m=m,
         ef_construction=ef_construction,
         lists=lists,
+        precision=precision,
         text_config=text_config,
         backend=backend,
         server=server,

@@ -414,7 +414,7 @@ def tenant_settings(tenant: Tenant) -> dict[str, Any]:
         "id": tenant.id,
         "dims": tenant.dims,
         "metric": tenant.metric.value,
-        "index": {"kind": tenant.index.kind.value, **tenant.index.params()},
+        "index": tenant.index.to_json(),
         "text_config": tenant.text_config,
         "embedder": embedder_json(tenant.embedder),
         "chunking": tenant.chunking.to_json(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from controlplane.context import PlaneContext
@@ -18,7 +19,7 @@ from controlplane.lifecycle.change import TenantChange, run_change
 from controlplane.model.records import Tenant
 from controlplane.pgconnect import connect
 from tenantvec_schema.reshape import rebuild_vector_index
-from tenantvec_schema.spec import IndexSpec, SchemaSpec
+from tenantvec_schema.spec import IndexKind, IndexSpec, SchemaSpec
 
 __all__ = ["set_index"]
 
@@ -42,11 +43,7 @@ class SetIndex(TenantChange):
         self.index = index
 
     def details(self, tenant: Tenant) -> dict[str, Any]:
-        self._schema(tenant)  # validates the index kind against the dimensions
-        return {
-            "from": {"kind": tenant.index.kind.value, **tenant.index.params()},
-            "to": {"kind": self.index.kind.value, **self.index.params()},
-        }
+        return {"from": tenant.index.to_json(), "to": self._schema(tenant).index.to_json()}
 
     async def apply(self, plane: PlaneContext, tenant: Tenant) -> Tenant:
         async with connect(
@@ -57,11 +54,17 @@ class SetIndex(TenantChange):
             await rebuild_vector_index(
                 conn, self._schema(tenant), memory=plane.settings.index_build_memory
             )
+        index = self._schema(tenant).index
         return await plane.catalog.update_tenant(
-            tenant.uid, index_kind=self.index.kind.value, index_params=self.index.params()
+            tenant.uid, index_kind=index.kind.value, index_params=index.params()
         )
 
     def _schema(self, tenant: Tenant) -> SchemaSpec:
+        """The tenant's schema with the new index. A precision not given is the one the
+        tenant's index has (a new index of a tenant without one: by its dimensions)."""
+        index = self.index
+        if index.precision is None and tenant.index.kind is not IndexKind.NONE:
+            index = replace(index, precision=tenant.index.precision)
         return SchemaSpec(
-            dims=tenant.dims, metric=tenant.metric, index=self.index, text_config=tenant.text_config
+            dims=tenant.dims, metric=tenant.metric, index=index, text_config=tenant.text_config
         )

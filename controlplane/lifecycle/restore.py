@@ -137,15 +137,12 @@ def request_from_settings(
     """The create request that rebuilds a tenant from its settings (as
     ``backup.tenant_settings`` wrote them): placed on ``backend`` / ``server``."""
     try:
-        index = dict(t["index"])
         limits = dict(t.get("limits") or {})
         return TenantRequest(
             id=as_id or str(t["id"]),
             dims=int(t["dims"]),
             metric=Metric(t["metric"]),
-            index=IndexSpec(
-                kind=IndexKind(index.pop("kind")), **{k: int(v) for k, v in index.items()}
-            ),
+            index=IndexSpec.from_json(t["index"]),
             text_config=str(t["text_config"]),
             backend=backend or str(t["backend"]),
             server=server,

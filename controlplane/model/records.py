@@ -169,7 +169,7 @@ class Tenant:
             placement=self.placement,
             dims=self.dims,
             metric=self.metric.value,
-            index={"kind": self.index.kind.value, **self.index.params()},
+            index=self.index.to_json(),
             text_config=self.text_config,
             embedder=self.embedder.to_json() if self.embedder is not None else None,
             chunking=self.chunking.to_json(),

@@ -27,6 +27,7 @@ from controlplane.model.labels import validate_labels
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import validate_server_name, validate_tenant_id
 from tenantvec_schema.spec import (
+    HALF_PRECISION_FROM_DIMS,
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
     IVFFLAT_LISTS,
@@ -34,6 +35,7 @@ from tenantvec_schema.spec import (
     IndexKind,
     IndexSpec,
     Metric,
+    Precision,
     SchemaSpec,
 )
 
@@ -136,7 +138,7 @@ class TenantRequest:
             )
         if embedder is not None:
             embedder.check_dims(dims)
-        return replace(self, embedder=choice, dims=dims)
+        return replace(self, embedder=choice, dims=dims, index=self.index.for_dims(dims))
 
     @property
     def resolved_embedder(self) -> EmbedderSpec | None:
@@ -195,6 +197,14 @@ class TenantOptions(Struct, forbid_unknown_fields=True):
     lists: Annotated[
         int, Meta(ge=IVFFLAT_LISTS[0], le=IVFFLAT_LISTS[1], description="IVFFlat: lists.")
     ] = _INDEX.lists
+    precision: Annotated[
+        Precision | None,
+        Meta(
+            description="What the vector index holds: full (vector, up to 2000 dims) or "
+            "half (halfvec, up to 4000 dims; a third of the size). The vectors are stored "
+            f"as given either way. Default: half from {HALF_PRECISION_FROM_DIMS} dims."
+        ),
+    ] = None
     text_config: Annotated[
         str,
         Meta(
@@ -274,7 +284,11 @@ class TenantOptions(Struct, forbid_unknown_fields=True):
             dims=self.dims,
             metric=self.metric,
             index=IndexSpec(
-                kind=self.index, m=self.m, ef_construction=self.ef_construction, lists=self.lists
+                kind=self.index,
+                m=self.m,
+                ef_construction=self.ef_construction,
+                lists=self.lists,
+                precision=self.precision,
             ),
             text_config=self.text_config,
             backend=self.backend,

@@ -33,7 +33,7 @@ from controlplane.model.embedder import NO_EMBEDDER, EmbedderSpec, describe_embe
 from controlplane.retrieval.documents import prepare_documents, validate_document, write_documents
 from controlplane.retrieval.models import ChunkIn, DocumentIn
 from controlplane.routing import TenantRouter, use_vector_types
-from tenantvec_schema.spec import MAX_INDEXED_DIMS, IndexKind, IndexSpec, Metric
+from tenantvec_schema.spec import MAX_HALF_INDEXED_DIMS, IndexKind, IndexSpec, Metric
 
 __all__ = ["ChromaImportReport", "import_chroma"]
 
@@ -149,7 +149,8 @@ async def import_chroma(
     created = False
     tenant = await plane.catalog.find_tenant(tenant_id)
     if tenant is None:
-        index = IndexSpec(kind=IndexKind.HNSW if dims <= MAX_INDEXED_DIMS else IndexKind.NONE)
+        # Chroma indexes any size; pgvector up to 4,000 dimensions (at half precision).
+        index = IndexSpec(kind=IndexKind.HNSW if dims <= MAX_HALF_INDEXED_DIMS else IndexKind.NONE)
         request = TenantRequest(
             id=tenant_id,
             dims=dims,

@@ -52,6 +52,10 @@ _ANY_WORD = sql.SQL(
 )
 _MIN_CANDIDATES = 50
 _MAX_CANDIDATES = 400
+_HALF_OVERSAMPLING = 2
+# pgvector's default hnsw.ef_search: an HNSW scan returns at most this many rows unless
+# told otherwise (iterative scans aside).
+_DEFAULT_EF_SEARCH = 40
 
 
 def search_mode(request: SearchRequest) -> SearchMode:
@@ -115,6 +119,7 @@ async def search(
         has_vector=vector is not None,
         filtered=None if condition is None else condition.kind,
         floored=max_distance is not None,
+        half_dims=schema.dims if schema.index.half else None,
     )
     statement = _statement(shape)
     params: dict[str, Any] = {}
@@ -131,7 +136,11 @@ async def search(
     filtered = shape.filtered is not None or shape.floored
     # Keyword search uses no vector index: nothing to tune.
     settings = (
-        [] if mode == "keyword" else _index_settings(request, schema.index.kind, filtered=filtered)
+        []
+        if mode == "keyword"
+        else _index_settings(
+            request, schema.index.kind, filtered=filtered, scanned=shape.index_limit
+        )
     )
 
     async def run(tc: TenantConnection) -> list[tuple[Any, ...]]:
@@ -165,10 +174,25 @@ class _Shape:
     has_vector: bool
     filtered: Literal["containment", "jsonpath"] | None  # a metadata filter, and its kind
     floored: bool  # a min_similarity floor
+    # The tenant's dimensions when its index is half precision: the index is searched
+    # by the halfvec form of the vectors, its candidates re-ranked by exact distance.
+    half_dims: int | None = None
 
     @property
     def candidates(self) -> int:
+        """How many nearest chunks a hybrid search fuses."""
         return min(max(4 * self.k, _MIN_CANDIDATES), _MAX_CANDIDATES)
+
+    @property
+    def nearest(self) -> int:
+        """How many nearest chunks the search needs, by exact distance."""
+        return self.k if self.mode == "vector" else self.candidates
+
+    @property
+    def index_limit(self) -> int:
+        """How many rows the search asks of the vector index: twice what it needs from
+        a half-precision index, whose near-ties the exact re-ranking then settles."""
+        return self.nearest * _HALF_OVERSAMPLING if self.half_dims else self.nearest
 
 
 @functools.lru_cache(maxsize=1024)
@@ -223,11 +247,30 @@ class _Composer:
         distance = f"(c.embedding {self.metric.operator} %(v)s)"
         return sql.SQL(score_sql(self.metric, distance))
 
-    def _nearest(self, limit: sql.Literal) -> sql.Composable:
+    def _nearest(self) -> sql.Composable:
+        """The chunks nearest the query vector and their exact distances, nearest first."""
+        limit = sql.Literal(self.shape.nearest)
+        half_dims = self.shape.half_dims
+        if half_dims is None:
+            return sql.SQL(
+                "SELECT id, embedding {op} %(v)s AS distance FROM chunks{where} "
+                "ORDER BY embedding {op} %(v)s LIMIT {limit}"
+            ).format(op=self.op, where=self.where(), limit=limit)
+        # The ORDER BY spells the index's own expression (migrations.indexed_embedding).
+        # The query vector is sent untyped (routing/pools.py) and Postgres types it at
+        # its first use, here the inner query: named a vector there, not a halfvec.
         return sql.SQL(
-            "SELECT id, embedding {op} %(v)s AS distance FROM chunks{where} "
-            "ORDER BY embedding {op} %(v)s LIMIT {limit}"
-        ).format(op=self.op, where=self.where(), limit=limit)
+            "SELECT id, embedding {op} %(v)s AS distance FROM ("
+            "SELECT id, embedding FROM chunks{where} "
+            "ORDER BY (embedding::halfvec({dims})) {op} (%(v)s::vector)::halfvec({dims}) "
+            "LIMIT {scanned}) AS candidate ORDER BY distance LIMIT {limit}"
+        ).format(
+            op=self.op,
+            where=self.where(),
+            dims=sql.Literal(half_dims),
+            scanned=sql.Literal(self.shape.index_limit),
+            limit=limit,
+        )
 
     def _matching(self, limit: sql.Literal) -> sql.Composable:
         return sql.SQL(
@@ -242,7 +285,7 @@ class _Composer:
         ).format(
             columns=self.columns,
             score=sql.SQL(score_sql(self.metric, "n.distance")),
-            nearest=self._nearest(self.k),
+            nearest=self._nearest(),
         )
 
     def keyword(self) -> sql.Composed:
@@ -269,7 +312,7 @@ class _Composer:
         ).format(
             rrf_k=sql.Literal(RRF_K),
             k=self.k,
-            nearest=self._nearest(self.n),
+            nearest=self._nearest(),
             matching=self._matching(self.n),
             columns=self.columns,
             similarity=self.similarity(),
@@ -305,13 +348,18 @@ def _hit(shape: _Shape, row: tuple[Any, ...]) -> SearchHit:
 
 
 def _index_settings(
-    request: SearchRequest, kind: IndexKind, *, filtered: bool
+    request: SearchRequest, kind: IndexKind, *, filtered: bool, scanned: int
 ) -> list[tuple[str, str]]:
-    """Per-query index parameters, applied with set_config(..., is_local => true)."""
+    """Per-query index parameters, applied with set_config(..., is_local => true).
+
+    ``scanned``: the rows the search asks of the index. An HNSW scan yields at most
+    ``ef_search`` of them, so a search for more widens it to as many.
+    """
     settings: list[tuple[str, str]] = []
     if kind is IndexKind.HNSW:
-        if request.ef_search is not None:
-            settings.append(("hnsw.ef_search", str(request.ef_search)))
+        ef_search = max(request.ef_search or _DEFAULT_EF_SEARCH, scanned)
+        if request.ef_search is not None or ef_search > _DEFAULT_EF_SEARCH:
+            settings.append(("hnsw.ef_search", str(ef_search)))
         if filtered:
             settings.append(("hnsw.iterative_scan", "strict_order"))
     elif kind is IndexKind.IVFFLAT:

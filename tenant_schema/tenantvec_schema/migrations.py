@@ -12,9 +12,15 @@ from pathlib import Path
 from psycopg import sql
 
 from controlplane.errors import MigrationError
-from tenantvec_schema.spec import IndexKind, SchemaSpec
+from tenantvec_schema.spec import IndexKind, Precision, SchemaSpec
 
-__all__ = ["Migration", "MigrationSet", "render_migration", "vector_index_sql"]
+__all__ = [
+    "Migration",
+    "MigrationSet",
+    "indexed_embedding",
+    "render_migration",
+    "vector_index_sql",
+]
 
 _FILE_RE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")  # whole name
 
@@ -96,15 +102,25 @@ def vector_index_sql(
         return sql.SQL("-- no vector index (exact search)")
     params = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v))
-        for k, v in index.params().items()
+        for k, v in index.build_params().items()
     )
     return sql.SQL(
-        "CREATE INDEX {concurrently}{name} ON chunks USING {method} (embedding {opclass}) "
+        "CREATE INDEX {concurrently}{name} ON chunks USING {method} ({key} {opclass}) "
         "WITH ({params});"
     ).format(
         concurrently=sql.SQL("CONCURRENTLY " if concurrently else ""),
         name=sql.Identifier(name),
         method=sql.SQL(index.kind.value),
-        opclass=sql.Identifier(spec.metric.opclass),
+        key=indexed_embedding(spec),
+        opclass=sql.Identifier(spec.metric.opclass(index.precision or Precision.FULL)),
         params=params,
     )
+
+
+def indexed_embedding(spec: SchemaSpec, column: str = "embedding") -> sql.Composable:
+    """What the vector index of ``spec`` holds, as an expression over ``column``: the
+    column itself, or its half-precision form. A search's ORDER BY must spell it the
+    same way for the index to apply."""
+    if not spec.index.half:
+        return sql.Identifier(column)
+    return sql.SQL("({}::halfvec({}))").format(sql.Identifier(column), sql.Literal(spec.dims))

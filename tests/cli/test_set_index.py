@@ -36,7 +36,13 @@ def test_load_without_index_then_build_it(
         "tenants", "set-index", tenant_id, "--m", "8", "--ef-construction", "32", "--json"
     )
     assert built.code == 0, built.stderr
-    assert built.json()["index"] == {"kind": "hnsw", "m": 8, "ef_construction": 32}
+    # 32 dims: below HALF_PRECISION_FROM_DIMS, a full-precision index by default.
+    assert built.json()["index"] == {
+        "kind": "hnsw",
+        "m": 8,
+        "ef_construction": 32,
+        "precision": "full",
+    }
     indexes = vector_indexes(tenant_admin_dsn, tenant_id)
     assert list(indexes) == ["chunks_embedding_idx"]
     assert "USING hnsw" in indexes["chunks_embedding_idx"]
@@ -83,3 +89,40 @@ def test_bad_index_settings_change_nothing(
     missing = tenantctl("tenants", "set-index", "no-such-tenant")
     assert missing.code != 0 and "no-such-tenant" in missing.stderr
     assert vector_indexes(tenant_admin_dsn, tenant_id) == before
+
+
+def test_precision_is_chosen_by_size_kept_and_changed(
+    tenantctl: TenantCtl, tenant_id: str, tenant_admin_dsn: Callable[[str], str]
+) -> None:
+    # OpenAI's text-embedding-3-large: 3,072 dimensions, indexed as halfvec.
+    created = tenantctl("tenants", "create", tenant_id, "--dims", "3072", "--json")
+    assert created.code == 0, created.stderr
+    assert created.json()["index"]["precision"] == "half"
+    definition = vector_indexes(tenant_admin_dsn, tenant_id)["chunks_embedding_idx"]
+    assert "((embedding)::halfvec(3072)) halfvec_cosine_ops" in definition
+
+    refused = tenantctl("tenants", "set-index", tenant_id, "--precision", "full")
+    assert refused.code == 2
+    assert refused.stderr.strip().count("\n") == 0
+    assert "at most 2000 dimensions at full precision" in refused.stderr
+    assert vector_indexes(tenant_admin_dsn, tenant_id)["chunks_embedding_idx"] == definition
+
+    # Another build parameter: the precision stays.
+    rebuilt = tenantctl("tenants", "set-index", tenant_id, "--m", "24", "--ef-construction", "96")
+    assert rebuilt.code == 0, rebuilt.stderr
+    assert "precision=half" in rebuilt.stdout
+    shown = tenantctl("tenants", "show", tenant_id, "--json").json()
+    assert shown["index"] == {"kind": "hnsw", "m": 24, "ef_construction": 96, "precision": "half"}
+
+
+def test_a_small_tenant_moves_to_half_precision_and_back(
+    tenantctl: TenantCtl, tenant_id: str, tenant_admin_dsn: Callable[[str], str]
+) -> None:
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "8").code == 0
+    assert "halfvec" not in vector_indexes(tenant_admin_dsn, tenant_id)["chunks_embedding_idx"]
+    half = tenantctl("tenants", "set-index", tenant_id, "--precision", "half")
+    assert half.code == 0, half.stderr
+    assert "halfvec(8)" in vector_indexes(tenant_admin_dsn, tenant_id)["chunks_embedding_idx"]
+    full = tenantctl("tenants", "set-index", tenant_id, "--precision", "full", "--json")
+    assert full.code == 0 and full.json()["index"]["precision"] == "full"
+    assert "halfvec" not in vector_indexes(tenant_admin_dsn, tenant_id)["chunks_embedding_idx"]

@@ -27,7 +27,7 @@ from controlplane.localpg.server import reserved_connections
 from controlplane.model.records import TenantState
 from controlplane.plane import ControlPlane
 from tenantvec_schema.migrations import MigrationSet
-from tenantvec_schema.spec import IndexKind, IndexSpec, Metric
+from tenantvec_schema.spec import IndexKind, IndexSpec, Metric, Precision
 
 ACTOR = "test"
 
@@ -103,6 +103,16 @@ async def test_tenant_dsn_serves_vector_search(plane: ControlPlane, tenant_id: s
             IndexSpec(IndexKind.IVFFLAT, lists=7),
             "USING ivfflat (embedding) WITH (lists='7')",
         ),  # l2 ops: the default, not shown
+        (
+            Metric.COSINE,
+            IndexSpec(IndexKind.HNSW, precision=Precision.HALF),
+            "USING hnsw (((embedding)::halfvec(4)) halfvec_cosine_ops) WITH (m='16'",
+        ),
+        (
+            Metric.IP,
+            IndexSpec(IndexKind.IVFFLAT, lists=3, precision=Precision.HALF),
+            "USING ivfflat (((embedding)::halfvec(4)) halfvec_ip_ops) WITH (lists='3')",
+        ),
         (Metric.IP, IndexSpec(IndexKind.NONE), None),
     ],
 )
@@ -194,7 +204,8 @@ def test_invalid_tenant_ids_are_refused_before_any_sql(bad_id: str) -> None:
     [
         {"dims": 0},
         {"dims": 16001},
-        {"dims": 3000},
+        {"dims": 4001},  # beyond what pgvector indexes, at any precision
+        {"dims": 3000, "index": IndexSpec(precision=Precision.FULL)},
         {"text_config": "english; drop"},
         {"text_config": "klingon"},
         {"text_config": "english\n"},

@@ -5,30 +5,39 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+import pytest
+
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.plane import ControlPlane
 from controlplane.retrieval.documents import upsert_documents
 from controlplane.retrieval.models import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
 from controlplane.retrieval.search import search
 from controlplane.routing import TenantRouter
+from tenantvec_schema.spec import IndexSpec, Precision
 
 DIMS = 16
 
 
+@pytest.mark.parametrize("precision", list(Precision))
 async def test_ef_search_and_the_iterative_scan_apply_to_the_search_and_end_with_it(
-    plane: ControlPlane, tenant_id: str
+    plane: ControlPlane, tenant_id: str, precision: Precision
 ) -> None:
     rng = random.Random(7)
-    await create_tenant(plane, TenantRequest(id=tenant_id, dims=DIMS), actor="test")
+    # A sparse graph (m=4): a search as narrow as ef_search 1 misses nearest chunks
+    # that a wide one finds, which shows the setting reached the search.
+    index = IndexSpec(m=4, ef_construction=8, precision=precision)
+    await create_tenant(plane, TenantRequest(id=tenant_id, dims=DIMS, index=index), actor="test")
     try:
         async with TenantRouter.open(plane) as router:
+            vectors = np.array([[rng.gauss(0, 1) for _ in range(DIMS)] for _ in range(600)])
             documents = [
                 DocumentIn(
                     id=f"d{i}",
                     chunks=[
                         ChunkIn(
                             content=f"chunk {i}",
-                            embedding=[rng.gauss(0, 1) for _ in range(DIMS)],
+                            embedding=vectors[i].tolist(),
                             metadata={"rare": i % 50 == 0},  # 12 of 600
                         )
                     ],
@@ -46,20 +55,32 @@ async def test_ef_search_and_the_iterative_scan_apply_to_the_search_and_end_with
                 await tc.conn.execute("ANALYZE chunks")  # type: ignore[attr-defined]
 
             await router.read(await router.route(tenant_id), analyze)
-            query = [rng.gauss(0, 1) for _ in range(DIMS)]
-            # An HNSW scan returns at most ef_search rows: 5 of the 12 asked for show
-            # that the setting reached the search.
-            tuned = await search(router, tenant_id, SearchRequest(vector=query, k=12, ef_search=5))
-            assert len(tuned.results) == 5
-            plain = await search(router, tenant_id, SearchRequest(vector=query, k=12))
-            assert len(plain.results) == 12
+            unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+            queries = [[rng.gauss(0, 1) for _ in range(DIMS)] for _ in range(40)]
+            found = {1: 0, 1000: 0}
+            for query in queries:
+                nearest = f"d{int(np.argmax(unit @ np.array(query)))}"
+                for ef_search in found:
+                    request = SearchRequest(vector=query, k=1, ef_search=ef_search)
+                    hits = (await search(router, tenant_id, request)).results
+                    found[ef_search] += hits[0].document_id == nearest
+            assert found[1000] >= 38, found  # all but a near-tie or two
+            assert found[1] <= found[1000] - 3, found
+
+            # An HNSW scan yields at most ef_search rows (pgvector's default: 40): a
+            # search for more widens it, whether ef_search was given or not.
+            query = queries[0]
+            plain = await search(router, tenant_id, SearchRequest(vector=query, k=60))
+            assert len(plain.results) == 60
+            narrow = await search(router, tenant_id, SearchRequest(vector=query, k=12, ef_search=5))
+            assert len(narrow.results) == 12
             # A filter turns on the iterative scan: every match is found.
-            found = await search(
+            filtered = await search(
                 router,
                 tenant_id,
                 SearchRequest(vector=query, k=12, ef_search=10, filter={"rare": True}),
             )
-            assert {h.document_id for h in found.results} == {f"d{i}" for i in range(0, 600, 50)}
+            assert {h.document_id for h in filtered.results} == {f"d{i}" for i in range(0, 600, 50)}
 
             async def settings_after(tc: object) -> tuple[str, str]:
                 cur = await tc.conn.execute(  # type: ignore[attr-defined]
