@@ -368,6 +368,15 @@ class Settings:
         default=5.0,
         parse=parse_positive_float,
     )
+    recall_seconds: float = _setting(
+        "TENANTVEC_RECALL_SECONDS",
+        "How often the API measures one tenant's recall on samples of its own chunks and "
+        "sets the ef_search (HNSW) or probes (IVFFlat) that meets its recall target: a "
+        "tenant whose index, target or size (by a fifth) changed since it was last "
+        "measured. Each measurement is bounded to ~1-2 s of one core.",
+        default=60.0,
+        parse=parse_positive_float,
+    )
     docker_host: str = _setting(
         "TENANTVEC_DOCKER_HOST",
         "Docker engine of the docker backend (DOCKER_HOST is read too).",
@@ -532,6 +541,7 @@ class Settings:
             "job_lease_seconds",
             "supervise_seconds",
             "limits_seconds",
+            "recall_seconds",
             "neon_request_timeout",
             "neon_retry_seconds",
             "neon_operation_timeout",

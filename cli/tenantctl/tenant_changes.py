@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
     app.command("set-index")(set_index_command)
     app.command("set-embedder")(set_embedder_command)
     app.command("set-limits")(set_limits_command)
+    app.command("tune")(tune_command)
 
 
 def set_limits_command(
@@ -178,3 +179,64 @@ def set_index_command(
             f"tenant {tenant.id} now searches with {tenant.index.kind}"
             + (f" ({params})" if params else " (exact)")
         )
+
+
+def tune_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant id.")],
+    target: Annotated[
+        float | None,
+        typer.Option(
+            help="A new recall target, 0.5-1.0 (the share of the true 10 nearest chunks "
+            "a search must find). Left out: the tenant's own (default 0.95).",
+            show_default=False,
+        ),
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Measure TENANT's recall now and set the search setting that meets its target.
+
+    Random chunks of the tenant are searched for exactly and through its index at
+    rising ef_search (HNSW) or probes (IVFFlat); the smallest setting that finds the
+    target's share of the true neighbours is kept, and its searches use it unless a
+    request passes its own. The API does this in the background (TENANTVEC_RECALL_SECONDS)
+    whenever the index, the target or the tenant's size changed; this does it now.
+    """
+    from controlplane.retrieval.recall import tune_recall
+
+    cli = get_cli(ctx)
+
+    async def work(plane: ControlPlane) -> Tenant:
+        return await tune_recall(plane, name, target=target, actor=cli.actor)
+
+    tenant = cli.run(work)
+    if json_:
+        cli.print_json(tenant.public_dict())
+    else:
+        cli.out.print(describe_recall(tenant))
+
+
+def describe_recall(tenant: Tenant) -> str:
+    """One line: the tenant's recall against its target, and the setting that gave it."""
+    tuning = tenant.recall
+    if tuning.measured is None:
+        if tenant.index.kind.value == "none":
+            return f"tenant {tenant.id}: exact search (no index): recall 1.0"
+        return (
+            f"tenant {tenant.id}: recall not measured yet (target {tuning.target:g}; "
+            "fewer than 11 chunks with vectors?)"
+        )
+    setting = (
+        f"ef_search {tuning.ef_search}"
+        if tuning.ef_search is not None
+        else f"probes {tuning.probes}"
+    )
+    verdict = (
+        "meets"
+        if tuning.reached
+        else "misses (the widest setting; a denser index helps: set-index --m)"
+    )
+    return (
+        f"tenant {tenant.id}: recall {tuning.measured:.3f} at {setting} {verdict} its "
+        f"target {tuning.target:g} ({tuning.sample} samples of {tuning.chunks:,} chunks)"
+    )

@@ -40,6 +40,7 @@ from controlplane.model.embedder import EmbedderSpec, parse_embedder
 from controlplane.plane import ControlPlane
 from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
 from controlplane.retrieval.jobs import JobRunner
+from controlplane.retrieval.recall import RecallKeeper
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
 
@@ -97,10 +98,13 @@ def create_app(settings: Settings) -> Litestar:
                 jobs = asyncio.create_task(runner.run(), name="ingestion-jobs")
             # Idle tenants are suspended and dead tenant servers restarted from here.
             keeper = asyncio.create_task(ComputeKeeper(plane, router).run(), name="compute-keeper")
+            # Each tenant's recall measured on its own data, its ef_search set to meet
+            # its target (retrieval/recall.py).
+            recall = asyncio.create_task(RecallKeeper(plane).run(), name="recall-keeper")
             try:
                 yield
             finally:
-                for task in (keeper, jobs):
+                for task in (keeper, recall, jobs):
                     if task is not None:
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):

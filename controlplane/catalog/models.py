@@ -72,6 +72,8 @@ class TenantRow(SQLModel, table=True):
     # before tenants had them (read as the hash embedder and default chunking).
     embedder: dict[str, Any] = _json()
     chunking: dict[str, Any] = _json()
+    # The recall target and what was measured and chosen for it (model/recall.py).
+    recall: dict[str, Any] = _json()
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()

@@ -23,6 +23,7 @@ from controlplane.errors import (
 )
 from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import embedder_from_json
+from controlplane.model.recall import RecallTuning
 from controlplane.model.records import (
     LIVE_STATES,
     Tenant,
@@ -173,6 +174,7 @@ def _tenant(row: TenantRow) -> Tenant:
         error=row.error,
         embedder=embedder_from_json(row.embedder),
         chunking=ChunkingSpec.from_json(row.chunking),
+        recall=RecallTuning.from_json(row.recall),
         dsn_encrypted=row.dsn_encrypted,
         service_dsn_encrypted=row.service_dsn_encrypted,
     )

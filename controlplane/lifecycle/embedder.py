@@ -70,9 +70,10 @@ class SetEmbedder(TenantChange):
                 autocommit=False,
             ) as conn:
                 await change_dimensions(conn, self._schema(tenant))
-        return await plane.catalog.update_tenant(
-            tenant.uid, embedder=embedder_json(self.embedder), dims=new_dims
-        )
+        changes: dict[str, Any] = {"embedder": embedder_json(self.embedder), "dims": new_dims}
+        if new_dims != tenant.dims:  # new vectors, a new index: recall measured again
+            changes["recall"] = tenant.recall.reset().to_json()
+        return await plane.catalog.update_tenant(tenant.uid, **changes)
 
     def _dims(self, tenant: Tenant) -> int:
         return self.dims or tenant.dims

@@ -55,8 +55,12 @@ class SetIndex(TenantChange):
                 conn, self._schema(tenant), memory=plane.settings.index_build_memory
             )
         index = self._schema(tenant).index
+        # Recall measured on the old index says nothing of the new one: measured again.
         return await plane.catalog.update_tenant(
-            tenant.uid, index_kind=index.kind.value, index_params=index.params()
+            tenant.uid,
+            index_kind=index.kind.value,
+            index_params=index.params(),
+            recall=tenant.recall.reset().to_json(),
         )
 
     def _schema(self, tenant: Tenant) -> SchemaSpec:

@@ -20,6 +20,7 @@ from controlplane.inputs import check_identifier
 from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.placement import Placement
+from controlplane.model.recall import RecallTuning
 from controlplane.model.views import ApiKeyView, OperationView, TenantView
 from tenantvec_schema.spec import IndexSpec, Metric, SchemaSpec
 
@@ -142,6 +143,7 @@ class Tenant:
     # None: the tenant has no embedder; it stores the vectors its callers send.
     embedder: EmbedderSpec | None = field(default_factory=lambda: EmbedderSpec.parse("hash"))
     chunking: ChunkingSpec = field(default_factory=ChunkingSpec)
+    recall: RecallTuning = field(default_factory=RecallTuning)
     # Encrypted DSNs; decrypt with the control plane's SecretBox, never log. The
     # owner role's (handed to the tenant's own clients) and the service role's (the
     # control plane's own connections; None where the backend has none).
@@ -173,6 +175,7 @@ class Tenant:
             text_config=self.text_config,
             embedder=self.embedder.to_json() if self.embedder is not None else None,
             chunking=self.chunking.to_json(),
+            recall=self.recall.to_json(),
             schema_version=self.schema_version,
             labels=self.labels,
             created_at=self.created_at.isoformat(),

@@ -39,6 +39,9 @@ class TenantView(Struct, kw_only=True):
     # provider, model, fallbacks; null: no embedder (the tenant stores callers' vectors).
     embedder: dict[str, Any] | None
     chunking: dict[str, int]
+    # The recall target; the recall measured on samples of its chunks, the ef_search
+    # (HNSW) or probes (IVFFlat) chosen to meet it, and when (null: not yet measured).
+    recall: dict[str, Any]
     schema_version: int
     labels: dict[str, str]
     created_at: str

@@ -35,10 +35,10 @@ from controlplane.retrieval.chunkids import chunk_id_sql
 from controlplane.retrieval.filters import compile_filter
 from controlplane.retrieval.models import SearchHit, SearchMode, SearchRequest, SearchResponse
 from controlplane.retrieval.validation import check_min_similarity, check_vector, score_sql
-from controlplane.routing import TenantConnection, TenantRouter
-from tenantvec_schema.spec import IndexKind, Metric
+from controlplane.routing import Route, TenantConnection, TenantRouter
+from tenantvec_schema.spec import IndexKind, Metric, SchemaSpec
 
-__all__ = ["RRF_K", "search", "search_mode"]
+__all__ = ["RRF_K", "search", "search_mode", "search_statement"]
 
 RRF_K = 60  # the constant of Cormack et al.'s reciprocal rank fusion
 # The query's words as the tenant's configuration parses them (stemmed, stop words
@@ -53,9 +53,10 @@ _ANY_WORD = sql.SQL(
 _MIN_CANDIDATES = 50
 _MAX_CANDIDATES = 400
 _HALF_OVERSAMPLING = 2
-# pgvector's default hnsw.ef_search: an HNSW scan returns at most this many rows unless
-# told otherwise (iterative scans aside).
+# pgvector's defaults: an HNSW scan returns at most ef_search rows unless told
+# otherwise (iterative scans aside); an IVFFlat scan reads probes lists.
 _DEFAULT_EF_SEARCH = 40
+_DEFAULT_PROBES = 1
 
 
 def search_mode(request: SearchRequest) -> SearchMode:
@@ -136,23 +137,26 @@ async def search(
     filtered = shape.filtered is not None or shape.floored
     # Keyword search uses no vector index: nothing to tune.
     settings = (
-        []
+        ()
         if mode == "keyword"
-        else _index_settings(
-            request, schema.index.kind, filtered=filtered, scanned=shape.index_limit
-        )
+        else _index_settings(request, route, filtered=filtered, scanned=shape.index_limit)
     )
 
     async def run(tc: TenantConnection) -> list[tuple[Any, ...]]:
-        if not settings:  # one statement, one round trip
+        # The index settings a search needs are session settings, set only when the
+        # connection's session has other values (a request that passed its own
+        # ef_search, a filtered search, a new connection): most searches are one
+        # statement, and none needs a transaction of its own.
+        known = tc.session_settings
+        changes = [(name, value) for name, value in settings if known.get(name) != value]
+        if not changes:
             cur = await tc.conn.execute(statement, params)
             return await cur.fetchall()
-        # set_config(..., true) lasts for a transaction: BEGIN, the settings, the search
-        # and COMMIT go out pipelined, in one round trip too.
-        async with tc.conn.pipeline(), tc.conn.transaction():
-            for name, value in settings:
-                await tc.conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+        async with tc.conn.pipeline():  # the settings and the search in one round trip
+            for name, value in changes:
+                await tc.conn.execute("SELECT set_config(%s, %s, false)", (name, value))
             cur = await tc.conn.execute(statement, params)
+        known.update(changes)
         return await cur.fetchall()
 
     rows = await router.read(route, run)
@@ -348,24 +352,48 @@ def _hit(shape: _Shape, row: tuple[Any, ...]) -> SearchHit:
 
 
 def _index_settings(
-    request: SearchRequest, kind: IndexKind, *, filtered: bool, scanned: int
-) -> list[tuple[str, str]]:
-    """Per-query index parameters, applied with set_config(..., is_local => true).
+    request: SearchRequest, route: Route, *, filtered: bool, scanned: int
+) -> tuple[tuple[str, str], ...]:
+    """The index settings of the search, every one spelled out (a session keeps what
+    the search before it set): the request's ``ef_search`` / ``probes``, else the one
+    chosen for the tenant's recall target (retrieval/recall.py), else pgvector's
+    default; the iterative scan on for a filtered search only.
 
     ``scanned``: the rows the search asks of the index. An HNSW scan yields at most
     ``ef_search`` of them, so a search for more widens it to as many.
     """
-    settings: list[tuple[str, str]] = []
+    kind = route.schema.index.kind
     if kind is IndexKind.HNSW:
-        ef_search = max(request.ef_search or _DEFAULT_EF_SEARCH, scanned)
-        if request.ef_search is not None or ef_search > _DEFAULT_EF_SEARCH:
-            settings.append(("hnsw.ef_search", str(ef_search)))
-        if filtered:
-            settings.append(("hnsw.iterative_scan", "strict_order"))
-    elif kind is IndexKind.IVFFLAT:
-        if request.probes is not None:
-            settings.append(("ivfflat.probes", str(request.probes)))
-        if filtered:
-            # IVFFlat only scans relaxed; the outer ORDER BY restores the order.
-            settings.append(("ivfflat.iterative_scan", "relaxed_order"))
-    return settings
+        ef_search = request.ef_search or route.recall.ef_search or _DEFAULT_EF_SEARCH
+        return (
+            ("hnsw.ef_search", str(max(ef_search, scanned))),
+            ("hnsw.iterative_scan", "strict_order" if filtered else "off"),
+        )
+    if kind is IndexKind.IVFFLAT:
+        probes = request.probes or route.recall.probes or _DEFAULT_PROBES
+        # IVFFlat only scans relaxed; the outer ORDER BY restores the order.
+        return (
+            ("ivfflat.probes", str(probes)),
+            ("ivfflat.iterative_scan", "relaxed_order" if filtered else "off"),
+        )
+    return ()
+
+
+def search_statement(schema: SchemaSpec, k: int) -> bytes:
+    """The statement of a plain vector search for ``k`` chunks in a tenant of
+    ``schema`` (parameter ``v``; columns document_id, ordinal, chunk_id, score): what
+    recall is measured with."""
+    return _statement(
+        _Shape(
+            mode="vector",
+            metric=schema.metric,
+            k=k,
+            include_content=False,
+            include_metadata=False,
+            include_embeddings=False,
+            has_vector=True,
+            filtered=None,
+            floored=False,
+            half_dims=schema.dims if schema.index.half else None,
+        )
+    )

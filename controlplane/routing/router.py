@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -67,8 +68,21 @@ class TenantConnection:
     conn: AsyncConnection[Any]
 
     @property
+    def session_settings(self) -> dict[str, str]:
+        """The settings this connection's session was given (set_config(..., false))
+        that are known to hold: a search sets only those it needs otherwise."""
+        return _SESSION_SETTINGS.setdefault(self.conn, {})
+
+    @property
     def tenant_id(self) -> str:
         return self.route.tenant_id
+
+
+# Per connection: what its session was set to. Weak: a connection closed and dropped
+# by its pool takes its entry along; a new connection starts knowing nothing.
+_SESSION_SETTINGS: weakref.WeakKeyDictionary[AsyncConnection[Any], dict[str, str]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.limits import RoleLimits
 from controlplane.model.placement import DEFAULT_OWN_MAX_CONNECTIONS, Placement
+from controlplane.model.recall import RecallTuning
 from controlplane.model.records import Tenant, TenantState, validate_tenant_id
 from controlplane.routing.grace import CatalogGrace
 from controlplane.routing.sources import RoutingPlane
@@ -53,6 +54,8 @@ class Route:
     # The tenant's statement timeouts, which its pool's connections set at start
     # (when its backend lets them: None otherwise).
     limits: RoleLimits | None
+    # Its recall target and the search setting chosen to meet it (model/recall.py).
+    recall: RecallTuning = field(default_factory=RecallTuning)
     conninfo: ConnInfo | None = field(default=None, repr=False)
 
     @classmethod
@@ -74,6 +77,7 @@ class Route:
             embedder=tenant.embedder,
             chunking=tenant.chunking,
             limits=where.limits if plane.backend(tenant.backend).session_options else None,
+            recall=tenant.recall,
             conninfo=plane.service_conninfo(tenant) if usable else None,
         )
 

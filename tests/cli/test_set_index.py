@@ -126,3 +126,30 @@ def test_a_small_tenant_moves_to_half_precision_and_back(
     full = tenantctl("tenants", "set-index", tenant_id, "--precision", "full", "--json")
     assert full.code == 0 and full.json()["index"]["precision"] == "full"
     assert "halfvec" not in vector_indexes(tenant_admin_dsn, tenant_id)["chunks_embedding_idx"]
+
+
+def test_tune_measures_recall_and_sets_the_search_width(
+    tenantctl: TenantCtl, tenant_id: str, tenant_admin_dsn: Callable[[str], str]
+) -> None:
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "8").code == 0
+    with psycopg.connect(tenant_admin_dsn(tenant_id), autocommit=True) as conn:
+        conn.execute("INSERT INTO documents (id) SELECT 'd' || g FROM generate_series(1, 2000) g")
+        conn.execute(
+            "INSERT INTO chunks (document_id, ordinal, content, embedding) "
+            "SELECT 'd' || g, 0, 'chunk', (SELECT array_agg(random() - 0.5) "
+            "FROM generate_series(1, 8) WHERE g > 0)::vector FROM generate_series(1, 2000) g"
+        )
+    shown = tenantctl("tenants", "show", tenant_id, "--json").json()
+    assert shown["recall"]["target"] == 0.95 and shown["recall"]["measured"] is None
+
+    tuned = tenantctl("tenants", "tune", tenant_id, "--target", "0.99", "--json")
+    assert tuned.code == 0, tuned.stderr
+    recall = tuned.json()["recall"]
+    assert recall["target"] == 0.99 and recall["measured"] >= 0.99
+    assert recall["ef_search"] >= 40 and recall["chunks"] == 2000 and recall["sample"] >= 10
+    line = tenantctl("tenants", "tune", tenant_id)
+    assert line.code == 0 and "meets its target 0.99" in line.stdout, line.stdout
+
+    refused = tenantctl("tenants", "tune", tenant_id, "--target", "1.5")
+    assert refused.code == 2 and refused.stderr.strip().count("\n") == 0
+    assert "recall target must be between 0.5 and 1.0" in refused.stderr

@@ -1,5 +1,5 @@
-"""Per-query index settings reach Postgres (pipelined with the search, one round trip)
-and end with it."""
+"""Per-query index settings reach Postgres (pipelined with the search, one round trip,
+no transaction), and each search sets the ones it needs."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ DIMS = 16
 
 
 @pytest.mark.parametrize("precision", list(Precision))
-async def test_ef_search_and_the_iterative_scan_apply_to_the_search_and_end_with_it(
+async def test_ef_search_and_the_iterative_scan_apply_to_the_search_and_the_next_sets_its_own(
     plane: ControlPlane, tenant_id: str, precision: Precision
 ) -> None:
     rng = random.Random(7)
@@ -90,7 +90,12 @@ async def test_ef_search_and_the_iterative_scan_apply_to_the_search_and_end_with
                 row = await cur.fetchone()
                 return (str(row[0]), str(row[1]))
 
+            # Settings are the session's, set only when they differ (no transaction per
+            # search): what one search set, the next resets to what it needs.
             route = await router.route(tenant_id)
+            widened = "24" if precision is Precision.HALF else "12"  # twice k from halfvec
+            assert await router.read(route, settings_after) == (widened, "strict_order")
+            await search(router, tenant_id, SearchRequest(vector=query, k=10))
             assert await router.read(route, settings_after) == ("40", "off")  # the defaults
     finally:
         await delete_tenant(plane, tenant_id, actor="test")
