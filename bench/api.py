@@ -47,8 +47,11 @@ from controlplane.retrieval import ChunkIn, DocumentIn, UpsertRequest
 from controlplane.retrieval.documents import upsert_documents
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
+from tenantvec_schema.spec import IndexKind, IndexSpec, Precision
 
 ACTOR = "bench"
+# Full precision: the direct path's SQL (DIRECT_SQL) orders by the column itself.
+FULL_HNSW = IndexSpec(kind=IndexKind.HNSW, precision=Precision.FULL)
 DIRECT_SQL = (
     "SELECT document_id, ordinal, content, metadata, 1 - (embedding <=> %(v)s) AS score "
     "FROM chunks ORDER BY embedding <=> %(v)s LIMIT 10"
@@ -112,7 +115,7 @@ async def overhead(
 ) -> Overhead:
     rng = np.random.default_rng(7)
     tenant = "bench-overhead"
-    await create_tenant(plane, TenantRequest(id=tenant, dims=768), actor=ACTOR)
+    await create_tenant(plane, TenantRequest(id=tenant, dims=768, index=FULL_HNSW), actor=ACTOR)
     async with TenantRouter.open(plane) as router:
         print("seeding 10,000 x 768 ...", flush=True)
         await _seed(router, tenant, _vectors(rng, 10_000, 768), batch=500)
@@ -185,7 +188,9 @@ async def fan_out(
 
     async def make(tenant: str) -> None:
         async with limit:
-            await create_tenant(plane, TenantRequest(id=tenant, dims=384), actor=ACTOR)
+            await create_tenant(
+                plane, TenantRequest(id=tenant, dims=384, index=FULL_HNSW), actor=ACTOR
+            )
             await _seed(router, tenant, _vectors(rng, 2_000, 384), batch=1_000)
 
     async with TenantRouter.open(plane) as router:

@@ -41,8 +41,9 @@ from controlplane.lifecycle.index import set_index
 from controlplane.lifecycle.tenants import create_tenant, tenant_conninfo
 from controlplane.model.request import TenantRequest
 from controlplane.plane import ControlPlane
-from tenantvec_schema.spec import IndexKind, IndexSpec
+from tenantvec_schema.spec import IndexKind, IndexSpec, Precision
 
+FULL_HNSW = IndexSpec(kind=IndexKind.HNSW, precision=Precision.FULL)
 ACTOR = "bench"
 # What the API's vector search returns, asked of the tenant database directly.
 _DIRECT = (
@@ -92,7 +93,8 @@ async def load(
         vectors = rng.standard_normal((tenant.size, dims), dtype=np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         await copy_chunks(tenant.dsn, vectors, f" of {tenant.id}")
-        await set_index(plane, tenant.id, IndexSpec(kind=IndexKind.HNSW), actor=ACTOR)
+        # Full precision: the direct path's SQL (DIRECT_SQL) orders by the column itself.
+        await set_index(plane, tenant.id, FULL_HNSW, actor=ACTOR)
         tenant.key = (await create_key(plane, tenant.id, actor=ACTOR)).secret
         print(f"  {n + 1}/{len(tenants)} {tenant.id}: {tenant.size} chunks", flush=True)
 

@@ -41,9 +41,10 @@ from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertReq
 from controlplane.retrieval.documents import upsert_documents
 from controlplane.retrieval.search import search
 from controlplane.routing import TenantRouter
-from tenantvec_schema.spec import IndexKind, IndexSpec
+from tenantvec_schema.spec import IndexKind, IndexSpec, Precision
 
-HNSW = IndexSpec(kind=IndexKind.HNSW, m=16, ef_construction=64)
+# Full precision, as the other layouts' indexes: the same index everywhere.
+HNSW = IndexSpec(kind=IndexKind.HNSW, m=16, ef_construction=64, precision=Precision.FULL)
 HNSW_WITH = "WITH (m = 16, ef_construction = 64)"
 ACTOR = "bench-tenancy"
 BUILDERS = 2  # concurrent index builds / loads: one per core of the reference machine
