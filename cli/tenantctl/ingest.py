@@ -40,7 +40,8 @@ def ingest(
     """Ingest files into TENANT: chunked and embedded with the tenant's settings.
 
     Each file is one document whose id is its path (a .jsonl file holds one document
-    per line: {"id", "text", "metadata"}). Ingesting the same files again skips the
+    per line: {"id", "text", "metadata"}, or with vectors made elsewhere
+    {"id", "chunks": [{"content", "embedding"}]}). Ingesting the same files again skips the
     unchanged ones and replaces the changed ones. A file that cannot be read or
     embedded is reported and skipped; the exit code is then 1.
     """

@@ -3,13 +3,14 @@
 A file becomes one document whose id is its path relative to where the caller started
 (so the same tree ingested again maps to the same documents and unchanged files are
 skipped); a .jsonl file holds one document per line: ``{"id", "text", "metadata"?,
+"title"?}``, or -- for vectors made elsewhere -- the API's document with its chunks
+``{"id", "chunks": [{"content", "embedding", "metadata"?, "id"?}], "metadata"?,
 "title"?}``. A file that cannot be read yields a :class:`ReadFailure` instead, and the
 caller goes on with the rest.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from controlplane.retrieval.models import MAX_TEXT_CHARS, DocumentIn
 
@@ -90,12 +93,22 @@ def _jsonl(path: Path, name: str) -> Iterator[DocumentIn | ReadFailure]:
                 continue
             where = f"{name}:{number}"
             try:
-                record = json.loads(line)
-            except ValueError as exc:
+                record = msgspec.json.decode(line)
+            except msgspec.DecodeError as exc:
                 yield ReadFailure(where, f"not JSON: {exc}")
+                continue
+            except RecursionError:
+                yield ReadFailure(where, "nested too deeply to be a document")
                 continue
             if not isinstance(record, dict) or not isinstance(record.get("id"), str):
                 yield ReadFailure(where, 'each line needs {"id": "...", "text": "..."}')
+                continue
+            if "chunks" in record:
+                # Chunks of its own, vectors and all: the API's document, checked as such.
+                try:
+                    yield msgspec.convert(record, DocumentIn)
+                except msgspec.ValidationError as exc:
+                    yield ReadFailure(where, f"not a document with chunks: {exc}")
                 continue
             text, metadata = record.get("text"), record.get("metadata", {})
             if not isinstance(text, str) or not isinstance(metadata, dict):

@@ -257,9 +257,9 @@ class RecallKeeper:
 
     async def round(self) -> str | None:
         """Measure one due tenant; its id, or None if none was due."""
-        tenants = [
-            t for t in await self._plane.catalog.list_tenants() if _due(t) or t.recall.chunks
-        ]
+        tenants = await self._plane.catalog.list_tenants(states=[TenantState.READY])
+        # The tenants in use first: their searches are the ones the setting serves.
+        tenants.sort(key=lambda t: t.last_active_at or t.created_at, reverse=True)
         candidates = [t for t in tenants if _due(t)]
         if not candidates:
             # Nothing unmeasured: check one measured tenant's growth, in turn.

@@ -103,3 +103,43 @@ def test_bad_usage_is_one_line_and_nonzero(
     assert result.code != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_jsonl_with_vectors_goes_into_a_tenant_without_an_embedder(
+    tenantctl: TenantCtl, tmp_path: Path, tenant_id: str
+) -> None:
+    # Vectors made elsewhere (OpenAI, Voyage): each line is the API's document with
+    # its chunks; lines that are not are reported with their line number.
+    assert tenantctl("tenants", "create", tenant_id, "--dims", "3").code == 0
+    lines = [
+        {"id": "north", "chunks": [{"content": "the north wing", "embedding": [1, 0, 0]}]},
+        {
+            "id": "east",
+            "metadata": {"floor": 2},
+            "chunks": [
+                {"content": "the east wing", "embedding": [0, 1, 0], "id": "east-a"},
+                {"content": "the east stairs", "embedding": [0, 0.9, 0.1]},
+            ],
+        },
+        {"id": "wrong-size", "chunks": [{"content": "x", "embedding": [1, 0]}]},
+        {"id": "not-a-number", "chunks": [{"content": "x", "embedding": [1, "a", 0]}]},
+        {
+            "id": "deep",
+            "chunks": [{"content": "x", "embedding": [0, 0, 1], "metadata": {"a": [[[[[]]]]]}}],
+        },
+    ]
+    text = "\n".join(json.dumps(line) for line in lines)
+    text += "\n" + '{"id": "nested", "chunks": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+    (tmp_path / "vectors.jsonl").write_text(text)
+
+    result = tenantctl("ingest", tenant_id, str(tmp_path / "vectors.jsonl"), "--json")
+    assert result.code == 1, result.stderr
+    summary = result.json()
+    assert (summary["created"], summary["chunks"]) == (3, 4)
+    failed = {f["document"]: f["error"] for f in summary["failures"]}
+    assert "expects 3 dimensions, got 2" in failed["wrong-size"]
+    assert "Expected `float`, got `str`" in failed["vectors.jsonl:4"]
+    assert "nested too deeply" in failed["vectors.jsonl:6"]
+
+    found = tenantctl("search", tenant_id, "--vector", "[0, 1, 0]", "-k", "2", "--json").json()
+    assert [h["chunk_id"] for h in found["results"]] == ["east-a", "east#1"]

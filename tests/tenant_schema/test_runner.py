@@ -14,7 +14,7 @@ from controlplane.plane import ControlPlane
 from tenantvec_schema.migrations import MigrationSet, render_migration
 from tenantvec_schema.reshape import change_dimensions
 from tenantvec_schema.runner import applied_version, migrate
-from tenantvec_schema.spec import IndexKind, IndexSpec, Metric, SchemaSpec
+from tenantvec_schema.spec import IndexKind, IndexSpec, Metric, Precision, SchemaSpec
 
 
 @pytest.fixture
@@ -119,14 +119,20 @@ def test_rendering_composes_settings_safely() -> None:
     spec = SchemaSpec(
         dims=768,
         metric=Metric.IP,
-        index=IndexSpec(IndexKind.IVFFLAT, lists=50),
+        index=IndexSpec(IndexKind.IVFFLAT, lists=50, precision=Precision.FULL),
         text_config="simple",
     )
     rendered = render_migration(migration, spec).as_string(None)
     assert "vector(768)" in rendered
     assert "to_tsvector('simple'::regconfig, content)" in rendered
-    assert 'USING ivfflat (embedding "vector_ip_ops") WITH ("lists" = 50)' in rendered
+    assert 'USING ivfflat ("embedding" "vector_ip_ops") WITH ("lists" = 50)' in rendered
     assert "'{}'" in rendered and "{{" not in rendered
+    # 768 dims, precision not chosen: a half-precision index on the vectors' halfvec form.
+    half = SchemaSpec(dims=768, index=IndexSpec(IndexKind.HNSW))
+    assert (
+        'USING hnsw (("embedding"::halfvec(768)) "halfvec_cosine_ops") '
+        'WITH ("m" = 16, "ef_construction" = 64)'
+    ) in render_migration(migration, half).as_string(None)
 
 
 def test_migration_files_must_be_contiguous(tmp_path: Path) -> None:
