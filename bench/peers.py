@@ -23,9 +23,10 @@ Rounds rotate the systems' order; medians of the rounds, CPU per operation of ev
 process from /proc (API process, Postgres, Chroma server, this process -- the load
 generator, and Chroma embedded itself), and the load average beside every table.
 
-Ingest: M new rows per run in batches of 500 (API ``PUT /documents``, ``tenantctl
-ingest`` of a JSONL file with vectors, direct COPY, Chroma ``add`` embedded and over
-HTTP), into a fresh tenant/collection (from empty) and into the N-row one, the index on
+Ingest: M new rows per run (API ``PUT /documents`` in batches of 500, ``tenantctl
+ingest`` of a JSONL file with vectors -- its own batches, two writers --, direct COPY in
+batches of 500, Chroma ``add`` embedded and over HTTP in batches of 500), into a fresh
+tenant/collection (from empty) and into the N-row one, the index on
 throughout; rows per second until acknowledged (Chroma: and a query answering).
 """
 
@@ -57,7 +58,14 @@ from pgvector.psycopg import register_vector_async
 
 from bench.cpu import own_cpu, postgres_cpu, process_cpu
 from bench.datasets import DIMS, DataSet, load
-from bench.harness import api_server, copy_chunks, free_port, percentile, throwaway_server
+from bench.harness import (
+    api_server,
+    clean_env,
+    copy_chunks,
+    free_port,
+    percentile,
+    throwaway_server,
+)
 from bench.http1 import Http1Connection
 from bench.machine import describe_machine, replace_section, today
 from controlplane.keys import create_key
@@ -73,6 +81,7 @@ K = 10
 SWEEP = (40, 60, 80, 100, 120, 160, 240, 320, 480, 640, 1000)
 CHROMA_DEFAULT_EF = 100
 SYSTEMS = ("API", "direct", "Chroma embedded", "Chroma server")
+WRITERS = (*SYSTEMS[:2], "tenantctl ingest", *SYSTEMS[2:])
 BATCH = 500
 _CHROMA_BATCH = 5000  # under Chroma's largest batch (5461)
 
@@ -215,6 +224,8 @@ class Rig:
     api_url: str
     api_pid: int
     dsn: str
+    home: Path
+    pg_port: int
     data_dir: Path
     chroma_path: Path
     chroma_client: Any  # the embedded client
@@ -413,6 +424,8 @@ async def measure(data: DataSet, args: argparse.Namespace) -> DataSetResult:
                         api_url=api_url,
                         api_pid=api_pid,
                         dsn=dsn,
+                        home=settings.home,
+                        pg_port=settings.pg_port,
                         data_dir=settings.home / "pg" / "data",
                         chroma_path=embedded_path,
                         chroma_client=client,
@@ -478,20 +491,31 @@ async def _ingests(
     next_id = len(base)
     async with httpx.AsyncClient(timeout=600) as http:
         for r in range(args.rounds):
-            # New rows like the stored ones (a stored vector moved a little).
-            picked = base[rng.integers(0, len(base), args.ingest_rows)]
-            rows = picked + 0.05 * rng.standard_normal(picked.shape).astype(np.float32)
-            rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-            first, next_id = next_id, next_id + len(rows)
             for fresh in (True, False):
-                order = list(SYSTEMS[r % 4 :] + SYSTEMS[: r % 4])
+                order = list(WRITERS[r % 5 :] + WRITERS[: r % 5])
                 for system in order:
+                    # Rows of their own for every run: pgvector files an exact duplicate
+                    # of an indexed vector without a graph insertion, which would flatter
+                    # whoever writes a row second.
+                    rows = _new_rows(base, rng, args.ingest_rows)
+                    first, next_id = next_id, next_id + len(rows)
                     ingest = _Ingest(rig, plane, http, rows, first, f"{r}")
                     seconds = await ingest.run(system, fresh=fresh)
                     where = "an empty one" if fresh else f"{len(base):,} rows"
                     label = f"{system}, into {where}"
                     result.ingest.setdefault(label, []).append(len(rows) / seconds)
                     print(f"  ingest {label}: {len(rows) / seconds:,.0f} rows/s", flush=True)
+
+
+def _new_rows(base: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
+    """New rows like the stored ones: a stored vector moved by 0.3 of its length
+    in a random direction (the data set's neighbourhoods, not copies of its rows)."""
+    picked = base[rng.integers(0, len(base), count)]
+    noise = rng.standard_normal(picked.shape).astype(np.float32)
+    noise *= 0.3 / np.linalg.norm(noise, axis=1, keepdims=True)
+    rows = picked + noise
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows
 
 
 def _ids(first: int, count: int) -> list[int]:
@@ -522,6 +546,8 @@ class _Ingest:
             return await self.api(fresh)
         if system == "direct":
             return await self.direct(fresh)
+        if system == "tenantctl ingest":
+            return await self.cli(fresh)
         if system == "Chroma embedded":
             return await self.chroma_embedded(fresh)
         return await self.chroma_server(fresh)
@@ -553,6 +579,42 @@ class _Ingest:
         for body in bodies:
             (await self.http.put(url, content=body, headers=headers)).raise_for_status()
         return time.perf_counter() - began
+
+    async def cli(self, fresh: bool) -> float:
+        """``tenantctl ingest`` of a JSONL file of documents with their vectors, as a
+        user runs it (its start-up included)."""
+        tenant, _ = await self._tenant("cli", fresh)
+        path = Path(tempfile.mkdtemp(prefix="tenantvec-bench-jsonl-")) / "rows.jsonl"
+        with path.open("wb") as out:
+            for first, block in self.batches:
+                for i, v in zip(_ids(first, len(block)), block.tolist(), strict=True):
+                    line = {"id": f"cli-{i}", "chunks": [{"content": f"chunk {i}", "embedding": v}]}
+                    out.write(msgspec.json.encode(line) + b"\n")
+        env = clean_env()
+        env.update(
+            {
+                "TENANTVEC_HOME": str(self.rig.home),
+                "TENANTVEC_PG_PORT": str(self.rig.pg_port),
+            }
+        )
+        command = [sys.executable, "-c", "from tenantctl.main import run; run()"]
+        began = time.perf_counter()
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            "ingest",
+            tenant,
+            str(path),
+            "--json",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await process.communicate()
+        seconds = time.perf_counter() - began
+        shutil.rmtree(path.parent, ignore_errors=True)
+        if process.returncode != 0:
+            raise RuntimeError(f"tenantctl ingest: {err.decode()[-500:]}")
+        return seconds
 
     async def direct(self, fresh: bool) -> float:
         tenant, _ = await self._tenant("direct", fresh)

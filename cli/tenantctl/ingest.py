@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from pathlib import Path
@@ -35,6 +36,15 @@ def ingest(
             exists=True,
         ),
     ],
+    writers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=8,
+            help="Batches written at once, each on its own connection and in its own "
+            "transaction: a vector index takes one core per writer.",
+        ),
+    ] = 2,
     json_: JsonOption = False,
 ) -> None:
     """Ingest files into TENANT: chunked and embedded with the tenant's settings.
@@ -56,7 +66,7 @@ def ingest(
     async def work(plane: ControlPlane) -> dict[str, Any]:
         async with TenantRouter.open(plane) as router:
             await router.route(tenant)  # an unknown tenant fails before any reading
-            return await _ingest(cli, router, tenant, files, quiet=json_)
+            return await _ingest(cli, router, tenant, files, writers=writers, quiet=json_)
 
     summary = cli.run(work)
     if json_:
@@ -74,7 +84,13 @@ def ingest(
 
 
 async def _ingest(
-    cli: Cli, router: TenantRouter, tenant: str, files: list[tuple[Path, str]], *, quiet: bool
+    cli: Cli,
+    router: TenantRouter,
+    tenant: str,
+    files: list[tuple[Path, str]],
+    *,
+    writers: int,
+    quiet: bool,
 ) -> dict[str, Any]:
     from controlplane.retrieval.ingest import ingest_batch
     from controlplane.retrieval.readers import ReadFailure, read_file
@@ -100,30 +116,57 @@ async def _ingest(
         quiet=quiet,
     )
 
-    async def flush(task: Any) -> None:
+    # Up to ``writers`` batches in flight: a vector index inserts on one core per
+    # connection, and each batch is still its own transaction. A document id already on
+    # its way waits for the batches in flight, so the last of its versions wins.
+    in_flight: dict[asyncio.Task[None], set[str]] = {}
+
+    async def write(batch: list[DocumentIn], task: Any) -> None:
         nonlocal chunks
-        if not pending:
-            return
-        outcome = await ingest_batch(router, tenant, pending)
+        outcome = await ingest_batch(router, tenant, batch)
         counts.update(outcome.counts())
         chunks += outcome.chunks_written
         for doc_id, error in outcome.failures:
             fail(doc_id, error)
-        pending.clear()
         progress.update(task, documents=counts.total(), chunks=chunks)
+
+    async def settle(done: set[asyncio.Task[None]]) -> None:
+        for finished in done:
+            del in_flight[finished]
+            finished.result()  # an error that stops the ingest stops it here
+
+    async def flush(task: Any) -> None:
+        if not pending:
+            return
+        batch, ids = list(pending), {doc.id for doc in pending}
+        pending.clear()
+        if any(ids & other for other in in_flight.values()):
+            await settle(set((await asyncio.wait(in_flight))[0]))
+        while len(in_flight) >= writers:
+            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            await settle(done)
+        in_flight[asyncio.create_task(write(batch, task))] = ids
 
     with progress:
         task = progress.add_task("ingest", total=len(files), documents=0, chunks=0)
-        for path, doc_id in files:
-            for item in read_file(path, doc_id):
-                if isinstance(item, ReadFailure):
-                    fail(item.path, item.error)
-                else:
-                    pending.append(item)
-                    if len(pending) >= BATCH:
-                        await flush(task)
-            progress.advance(task)
-        await flush(task)
+        try:
+            for path, doc_id in files:
+                for item in read_file(path, doc_id):
+                    if isinstance(item, ReadFailure):
+                        fail(item.path, item.error)
+                    else:
+                        pending.append(item)
+                        if len(pending) >= BATCH:
+                            await flush(task)
+                progress.advance(task)
+            await flush(task)
+            if in_flight:
+                await settle(set((await asyncio.wait(in_flight))[0]))
+        finally:
+            for unfinished in in_flight:
+                unfinished.cancel()
+            if in_flight:
+                await asyncio.wait(in_flight)
     seconds = time.monotonic() - started
     documents = counts.total() + len(failures)
     return {
