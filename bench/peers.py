@@ -414,7 +414,12 @@ async def measure(data: DataSet, args: argparse.Namespace) -> DataSetResult:
                 print(f"  {data.name}: loaded ({result.setup})", flush=True)
                 shutil.copytree(embedded_path, chroma_home / "server")
                 with (
-                    api_server(settings, token) as (api_url, api_pid),
+                    # Every search names its ef: the recall keeper's background
+                    # measurements would only add CPU to some phases.
+                    api_server(settings, token, TENANTVEC_RECALL_SECONDS="86400") as (
+                        api_url,
+                        api_pid,
+                    ),
                     ChromaServer(chroma_home / "server") as server,
                 ):
                     rig = Rig(

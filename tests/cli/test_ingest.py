@@ -143,3 +143,23 @@ def test_jsonl_with_vectors_goes_into_a_tenant_without_an_embedder(
 
     found = tenantctl("search", tenant_id, "--vector", "[0, 1, 0]", "-k", "2", "--json").json()
     assert [h["chunk_id"] for h in found["results"]] == ["east-a", "east#1"]
+
+
+def test_the_last_version_of_a_document_wins_with_two_writers(
+    tenantctl: TenantCtl, tmp_path: Path, tenant_id: str
+) -> None:
+    # Exact search: every replaced version's index entry would otherwise count against
+    # an HNSW scan's ef_search until a vacuum (pgvector).
+    created = tenantctl("tenants", "create", tenant_id, "--dims", "2", "--index", "none")
+    assert created.code == 0, created.stderr
+    lines = []
+    for version in range(3):  # the same ids three times, in batches that overlap in time
+        for i in range(40):
+            chunk = {"content": f"v{version}", "embedding": [1, i + version]}
+            lines.append(json.dumps({"id": f"doc-{i}", "chunks": [chunk]}))
+    (tmp_path / "versions.jsonl").write_text("\n".join(lines) + "\n")
+    result = tenantctl("ingest", tenant_id, str(tmp_path / "versions.jsonl"), "--writers", "3")
+    assert result.code == 0, result.stderr
+    found = tenantctl("search", tenant_id, "--vector", "[1, 0]", "-k", "40", "--json").json()
+    assert {h["content"] for h in found["results"]} == {"v2"}
+    assert len(found["results"]) == 40
