@@ -692,6 +692,53 @@ async def _copy_batch(conn: psycopg.AsyncConnection[Any], first: int, block: np.
 # --- the report ------------------------------------------------------------------------
 
 
+def _median_rate(level: Level, system: str) -> float:
+    return statistics.median(p.rate for p in level.phases if p.system == system and p.clients > 1)
+
+
+def _p50(level: Level, system: str) -> float:
+    single = [p for p in level.phases if p.system == system and p.clients == 1]
+    return percentile([x for p in single for x in p.latencies], 50)
+
+
+def _ratios(results: list[DataSetResult], args: argparse.Namespace) -> list[str]:
+    """The ratios first: one line per data set and level, one per data set's ingest."""
+    lines = [
+        "| data set | recall >= | API / Chroma server, searches/s at "
+        f"{args.clients} clients | API / direct | p50 at 1 client, API vs Chroma server "
+        "| API CPU ms/search |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for res in results:
+        for level in res.levels:
+            api, server = _median_rate(level, "API"), _median_rate(level, "Chroma server")
+            many = [p for p in level.phases if p.system == "API" and p.clients > 1]
+            cpu = statistics.median(1000 * p.cpu["API"] / len(p.latencies) for p in many)
+            lines.append(
+                f"| {res.data.name} | {level.target:.3f} | **{api / server:.2f}x** | "
+                f"{api / _median_rate(level, 'direct'):.2f}x | "
+                f"{1000 * _p50(level, 'API'):.2f} vs {1000 * _p50(level, 'Chroma server'):.2f} ms "
+                f"| {cpu:.2f} |"
+            )
+    lines += [
+        "",
+        "| data set | into | best tenantvec path / Chroma server, rows/s | / Chroma embedded |",
+        "|---|---|---:|---:|",
+    ]
+    for res in results:
+        for into in ("an empty one", f"{len(res.data.vectors):,} rows"):
+            best = max(
+                statistics.median(res.ingest[f"{path}, into {into}"])
+                for path in ("API", "tenantctl ingest")
+            )
+            server = statistics.median(res.ingest[f"Chroma server, into {into}"])
+            embedded = statistics.median(res.ingest[f"Chroma embedded, into {into}"])
+            lines.append(
+                f"| {res.data.name} | {into} | **{best / server:.2f}x** | {best / embedded:.2f}x |"
+            )
+    return [*lines, ""]
+
+
 def report(results: list[DataSetResult], args: argparse.Namespace) -> str:
     import chromadb
 
@@ -707,6 +754,7 @@ def report(results: list[DataSetResult], args: argparse.Namespace) -> str:
         "exact search; each system at the smallest ef of its sweep reaching the level. "
         "Medians of the rounds; CPU per search in ms of each process.",
         "",
+        *_ratios(results, args),
     ]
     for res in results:
         lines += [

@@ -24,6 +24,8 @@ FAILPOINTS = frozenset(
         "delete.after_resources",
         "conform.after_database",
         "chroma.after_batch",
+        "bulk.after_drop",
+        "bulk.before_build",
         "neon.before_record",
         "neon.after_record",
         "move.after_record",

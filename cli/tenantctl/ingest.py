@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from pathlib import Path
@@ -45,6 +46,14 @@ def ingest(
             "transaction: a vector index takes one core per writer.",
         ),
     ] = 2,
+    bulk: Annotated[
+        bool,
+        typer.Option(
+            help="A load of at least 5,000 documents and at least as many as the tenant "
+            "holds builds the vector index once at the end instead of inserting every "
+            "row into it (searches read rows exactly meanwhile). --no-bulk: always insert.",
+        ),
+    ] = True,
     json_: JsonOption = False,
 ) -> None:
     """Ingest files into TENANT: chunked and embedded with the tenant's settings.
@@ -64,8 +73,22 @@ def ingest(
         raise InvalidRequest(f"no {', '.join(SUFFIXES)} files under the given paths")
 
     async def work(plane: ControlPlane) -> dict[str, Any]:
+        from controlplane.retrieval.bulk import bulk_load, chunk_count, wants_bulk
+
         async with TenantRouter.open(plane) as router:
             await router.route(tenant)  # an unknown tenant fails before any reading
+            found = await plane.catalog.get_tenant(tenant)
+            incoming = _documents_in(files)
+            if bulk and wants_bulk(found, incoming, await chunk_count(plane, found)):
+                if not json_:
+                    cli.err.print(
+                        f"bulk load: {incoming:,} documents; the vector index is built once "
+                        "at the end (searches read rows exactly until then)",
+                        markup=False,
+                        highlight=False,
+                    )
+                async with bulk_load(plane, tenant, rows=incoming, actor=cli.actor):
+                    return await _ingest(cli, router, tenant, files, writers=writers, quiet=json_)
             return await _ingest(cli, router, tenant, files, writers=writers, quiet=json_)
 
     summary = cli.run(work)
@@ -81,6 +104,19 @@ def ingest(
         )
     if summary["failed"]:
         raise typer.Exit(1)
+
+
+def _documents_in(files: list[tuple[Path, str]]) -> int:
+    """How many documents the files hold: a line of a .jsonl file each, one a file
+    otherwise (a file that cannot be read counts as nothing)."""
+    count = 0
+    for path, _ in files:
+        if path.suffix.lower() != ".jsonl":
+            count += 1
+            continue
+        with contextlib.suppress(OSError), path.open("rb") as lines:
+            count += sum(1 for line in lines if line.strip())
+    return count
 
 
 async def _ingest(

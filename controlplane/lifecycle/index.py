@@ -21,7 +21,7 @@ from controlplane.pgconnect import connect
 from tenantvec_schema.reshape import rebuild_vector_index
 from tenantvec_schema.spec import IndexKind, IndexSpec, SchemaSpec
 
-__all__ = ["set_index"]
+__all__ = ["restore_vector_index", "set_index"]
 
 logger = logging.getLogger("tenantvec.lifecycle")
 
@@ -72,3 +72,29 @@ class SetIndex(TenantChange):
         return SchemaSpec(
             dims=tenant.dims, metric=tenant.metric, index=index, text_config=tenant.text_config
         )
+
+
+async def restore_vector_index(plane: PlaneContext, tenant: Tenant) -> bool:
+    """Build the vector index the catalog records if the tenant's database lacks it or
+    holds an invalid one (a bulk load or a build killed half way). True if one was
+    built."""
+    if tenant.index.kind is IndexKind.NONE:
+        return False
+    async with connect(
+        plane.service_conninfo(tenant),
+        where=f"tenant {tenant.id!r}",
+        timeout=plane.settings.connect_timeout,
+    ) as conn:
+        cur = await conn.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = 'chunks_embedding_idx' "
+            "AND c.relnamespace = 'public'::regnamespace"
+        )
+        row = await cur.fetchone()
+        if row is not None and row[0]:
+            return False
+        await rebuild_vector_index(
+            conn, tenant.schema, online=True, memory=plane.settings.index_build_memory
+        )
+    logger.info("tenant %s: vector index built again (%s)", tenant.id, tenant.index.kind)
+    return True

@@ -27,6 +27,7 @@ from controlplane.backends.base import OwnedResource
 from controlplane.context import PlaneContext
 from controlplane.errors import TenantBusy, TenantvecError
 from controlplane.lifecycle.change import set_state
+from controlplane.lifecycle.index import restore_vector_index
 from controlplane.lifecycle.move import MOVE_MARK, SWITCHED, settle_move
 from controlplane.lifecycle.restore import RESTORE_MARK
 from controlplane.lifecycle.retry import with_retries
@@ -284,6 +285,11 @@ _STATE_REPAIRED = {
 }
 
 
+# Operations that take a tenant's vector index away for a while: an interrupted one is
+# finished by building the index the catalog records (if it is not there and valid).
+_INDEX_REBUILT = {"bulk-load", "set-index"}
+
+
 async def _finish_interrupted(plane: PlaneContext, actor: str) -> list[Repair]:
     """Operations left ``running`` by a process that died: closed as interrupted, and
     their tenant brought to a state its backend agrees with.
@@ -324,6 +330,8 @@ async def _finish_interrupted(plane: PlaneContext, actor: str) -> list[Repair]:
                 if now.state not in (TenantState.READY, TenantState.SUSPENDED):
                     continue
                 await _converge(plane, now, _ROLL_FORWARD.get(operation.action, now.state))
+                if operation.action in _INDEX_REBUILT and now.state is TenantState.READY:
+                    await restore_vector_index(plane, now)
                 repairs.append(Repair(now.id, now.state, f"finished-{operation.action}", "ok"))
         except TenantBusy:
             continue  # somebody is at it right now

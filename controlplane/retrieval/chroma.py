@@ -30,6 +30,7 @@ from controlplane.errors import ConfigurationError, InvalidRequest
 from controlplane.failpoints import failpoint
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant
 from controlplane.model.embedder import NO_EMBEDDER, EmbedderSpec, describe_embedder
+from controlplane.retrieval.bulk import bulk_load, chunk_count, wants_bulk
 from controlplane.retrieval.documents import prepare_documents, validate_document, write_documents
 from controlplane.retrieval.models import ChunkIn, DocumentIn
 from controlplane.routing import TenantRouter, use_vector_types
@@ -188,36 +189,48 @@ async def import_chroma(
     if on_start is not None:
         on_start(records, done)
 
-    offset = done
-    while True:
-        page = await asyncio.to_thread(
-            collection.get,
-            limit=batch,
-            offset=offset,
-            include=["embeddings", "documents", "metadatas"],
-        )
-        if not page["ids"]:
-            break
-        docs = [
-            _document(record_id, vector, text, metadata, source)
-            for record_id, vector, text, metadata in zip(
-                page["ids"], page["embeddings"], page["documents"], page["metadatas"], strict=True
+    async def copy_pages() -> None:
+        offset = done
+        while True:
+            page = await asyncio.to_thread(
+                collection.get,
+                limit=batch,
+                offset=offset,
+                include=["embeddings", "documents", "metadatas"],
             )
-        ]
-        for doc in docs:
-            validate_document(route, doc, f"record {doc.id!r}")
-        prepared = await prepare_documents(router, route, docs)
-        async with router.connection(route) as tc, tc.conn.transaction():
-            await write_documents(tc.conn, route, prepared)
-            await tc.conn.execute(
-                "UPDATE ingestion_jobs SET processed = processed + %s, updated_at = now() "
-                "WHERE id = %s",
-                (len(docs), job_id),
-            )
-        offset += len(docs)
-        if on_batch is not None:
-            on_batch(len(docs))
-        failpoint(plane.settings, "chroma.after_batch")
+            if not page["ids"]:
+                break
+            docs = [
+                _document(record_id, vector, text, metadata, source)
+                for record_id, vector, text, metadata in zip(
+                    page["ids"],
+                    page["embeddings"],
+                    page["documents"],
+                    page["metadatas"],
+                    strict=True,
+                )
+            ]
+            for doc in docs:
+                validate_document(route, doc, f"record {doc.id!r}")
+            prepared = await prepare_documents(router, route, docs)
+            async with router.connection(route) as tc, tc.conn.transaction():
+                await write_documents(tc.conn, route, prepared)
+                await tc.conn.execute(
+                    "UPDATE ingestion_jobs SET processed = processed + %s, updated_at = now() "
+                    "WHERE id = %s",
+                    (len(docs), job_id),
+                )
+            offset += len(docs)
+            if on_batch is not None:
+                on_batch(len(docs))
+            failpoint(plane.settings, "chroma.after_batch")
+
+    # A large import into a small tenant builds its vector index once (retrieval/bulk.py).
+    if wants_bulk(tenant, records - done, await chunk_count(plane, tenant)):
+        async with bulk_load(plane, tenant_id, rows=records - done, actor=actor):
+            await copy_pages()
+    else:
+        await copy_pages()
 
     async with router.connection(route) as tc:
         await tc.conn.execute(

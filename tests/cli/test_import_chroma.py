@@ -191,3 +191,21 @@ def test_a_collection_of_any_size_comes_in_without_naming_an_embedder(
     assert named.json()["embedder"] == "openai:text-embedding-3-small"
     small = tenantctl(*args, "--tenant", f"{tenant_id}-c", "--embedder", "wordllama")
     assert small.code == 2 and "not 1536" in small.stderr
+
+
+def test_a_large_import_builds_the_index_once(
+    tenantctl: TenantCtl, tmp_path: Path, tenant_id: str
+) -> None:
+    from controlplane.retrieval.bulk import BULK_MIN_ROWS
+
+    store = tmp_path / "chroma"
+    build_store(store, records=BULK_MIN_ROWS)
+    args = ("--path", str(store), "--collection", "manuals", "--tenant", tenant_id)
+    imported = tenantctl("import", "chroma", *args, "--json")
+    assert imported.code == 0, imported.stderr
+    assert imported.json()["copied"] == BULK_MIN_ROWS
+    operations = tenantctl("tenants", "show", tenant_id, "--json").json()["operations"]
+    bulk = [o for o in operations if o["action"] == "bulk-load"]
+    assert [o["outcome"] for o in bulk] == ["succeeded"]
+    found = tenantctl("search", tenant_id, "--vector", "[" + ",".join(["0.5"] * DIMS) + "]")
+    assert found.code == 0 and "rec-" in found.stdout
