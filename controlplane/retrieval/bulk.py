@@ -105,6 +105,8 @@ async def bulk_load(
             raise
         failpoint(plane.settings, "bulk.before_build")
         await restore_vector_index(plane, tenant)
+        # A new graph over other rows: its recall is measured again (retrieval/recall.py).
+        await catalog.update_tenant(tenant.uid, recall=tenant.recall.reset().to_json())
         await catalog.end_operation(operation, OperationOutcome.SUCCEEDED)
         logger.info(
             "tenant %s: bulk load done, index built (%.1fs in all)",

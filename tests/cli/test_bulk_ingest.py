@@ -54,14 +54,22 @@ def test_a_large_load_builds_the_index_once_and_a_small_one_inserts(
     tenantctl: TenantCtl, tenant_id: str, tenant_admin_dsn: Callable[[str], str], tmp_path: Path
 ) -> None:
     assert tenantctl("tenants", "create", tenant_id, "--dims", str(DIMS)).code == 0
+    _write(tmp_path / "first.jsonl", 200, seed=7, prefix="f")
+    first = tenantctl("ingest", tenant_id, str(tmp_path / "first.jsonl"))
+    assert first.code == 0 and "bulk load" not in first.stderr  # too few to rebuild for
+    tuned = tenantctl("tenants", "tune", tenant_id, "--json")
+    assert tuned.code == 0 and tuned.json()["recall"]["measured"] is not None
+
     vectors = _write(tmp_path / "big.jsonl", BULK_MIN_ROWS, seed=1)
     loaded = tenantctl("ingest", tenant_id, str(tmp_path / "big.jsonl"))
     assert loaded.code == 0, loaded.stderr
     assert "bulk load: 5,000 documents" in loaded.stderr
     assert _vector_index(tenant_admin_dsn(tenant_id)) is True
     assert _nearest(tenantctl, tenant_id, vectors[1234]) == "d1234#0"
-    operations = tenantctl("tenants", "show", tenant_id, "--json").json()["operations"]
+    shown = tenantctl("tenants", "show", tenant_id, "--json").json()
+    operations = shown["operations"]
     assert any(o["action"] == "bulk-load" and o["outcome"] == "succeeded" for o in operations)
+    assert shown["recall"]["measured"] is None  # a new graph: its recall measured again
 
     # Fewer rows than the tenant holds: inserted into the index as they come.
     _write(tmp_path / "small.jsonl", 200, seed=2, prefix="s")
