@@ -19,6 +19,7 @@ from controlplane.lifecycle.change import TenantChange, run_change
 from controlplane.model.records import Tenant
 from controlplane.pgconnect import connect
 from tenantvec_schema.reshape import rebuild_vector_index
+from tenantvec_schema.runner import LOCK_KEY
 from tenantvec_schema.spec import IndexKind, IndexSpec, SchemaSpec
 
 __all__ = ["restore_vector_index", "set_index"]
@@ -77,7 +78,13 @@ class SetIndex(TenantChange):
 async def restore_vector_index(plane: PlaneContext, tenant: Tenant) -> bool:
     """Build the vector index the catalog records if the tenant's database lacks it or
     holds an invalid one (a bulk load or a build killed half way). True if one was
-    built."""
+    built.
+
+    The look is taken under the migration lock: a client killed during ``DROP INDEX
+    CONCURRENTLY`` or ``CREATE INDEX CONCURRENTLY`` leaves its server session running
+    the statement to its end, holding the lock -- an index seen valid before that
+    session is done could still be dropped after.
+    """
     if tenant.index.kind is IndexKind.NONE:
         return False
     async with connect(
@@ -85,16 +92,21 @@ async def restore_vector_index(plane: PlaneContext, tenant: Tenant) -> bool:
         where=f"tenant {tenant.id!r}",
         timeout=plane.settings.connect_timeout,
     ) as conn:
-        cur = await conn.execute(
-            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE c.relname = 'chunks_embedding_idx' "
-            "AND c.relnamespace = 'public'::regnamespace"
-        )
-        row = await cur.fetchone()
-        if row is not None and row[0]:
-            return False
-        await rebuild_vector_index(
-            conn, tenant.schema, online=True, memory=plane.settings.index_build_memory
-        )
+        await conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        try:
+            cur = await conn.execute(
+                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname = 'chunks_embedding_idx' "
+                "AND c.relnamespace = 'public'::regnamespace"
+            )
+            row = await cur.fetchone()
+            if row is not None and row[0]:
+                return False
+            await rebuild_vector_index(
+                conn, tenant.schema, online=True, memory=plane.settings.index_build_memory
+            )
+        finally:
+            if not conn.closed:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     logger.info("tenant %s: vector index built again (%s)", tenant.id, tenant.index.kind)
     return True
