@@ -24,7 +24,16 @@ if TYPE_CHECKING:
 
 __all__ = ["backfill_command", "ingest"]
 
+# A batch is written when it holds this many documents the tenant's embedder must
+# embed (one provider call each batch), or this many that bring their own vectors (one
+# transaction, one commit each batch: the more rows per commit, the fewer fsyncs).
 BATCH = 16
+VECTOR_BATCH = 256
+
+
+def _to_embed(doc: DocumentIn) -> bool:
+    """Whether the embedder has work in ``doc``: its text, or a chunk without a vector."""
+    return doc.chunks is None or any(chunk.embedding is None for chunk in doc.chunks)
 
 
 def ingest(
@@ -49,7 +58,7 @@ def ingest(
     bulk: Annotated[
         bool,
         typer.Option(
-            help="A load of at least 5,000 documents and at least as many as the tenant "
+            help="A load of at least 5,000 documents and more than the tenant "
             "holds builds the vector index once at the end instead of inserting every "
             "row into it (searches read rows exactly meanwhile). --no-bulk: always insert.",
         ),
@@ -136,6 +145,7 @@ async def _ingest(
     failures: list[dict[str, str]] = []
     chunks = 0
     pending: list[DocumentIn] = []
+    to_embed = 0  # of the pending documents, those the embedder has work in
     started = time.monotonic()
 
     def fail(doc_id: str, error: str) -> None:
@@ -192,7 +202,9 @@ async def _ingest(
                         fail(item.path, item.error)
                     else:
                         pending.append(item)
-                        if len(pending) >= BATCH:
+                        to_embed += _to_embed(item)
+                        if to_embed >= BATCH or len(pending) >= VECTOR_BATCH:
+                            to_embed = 0
                             await flush(task)
                 progress.advance(task)
             await flush(task)

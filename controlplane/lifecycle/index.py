@@ -18,7 +18,7 @@ from controlplane.context import PlaneContext
 from controlplane.lifecycle.change import TenantChange, run_change
 from controlplane.model.records import Tenant
 from controlplane.pgconnect import connect
-from tenantvec_schema.reshape import rebuild_vector_index
+from tenantvec_schema.reshape import rebuild_vector_index, take_migration_lock
 from tenantvec_schema.runner import LOCK_KEY
 from tenantvec_schema.spec import IndexKind, IndexSpec, SchemaSpec
 
@@ -92,7 +92,7 @@ async def restore_vector_index(plane: PlaneContext, tenant: Tenant) -> bool:
         where=f"tenant {tenant.id!r}",
         timeout=plane.settings.connect_timeout,
     ) as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        await take_migration_lock(conn)
         try:
             cur = await conn.execute(
                 "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "

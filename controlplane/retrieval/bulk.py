@@ -4,7 +4,8 @@ pgvector inserts each committed row into the tenant's HNSW graph, at 3.6-8.8 ms 
 core per 1,024-d row on the reference machine; building the graph once over the same
 rows (``CREATE INDEX``, parallel workers, enough ``maintenance_work_mem``) is 4-10x
 cheaper per row (docs/benchmarks.md, "Peers"). So a load that brings at least as many
-rows as the tenant holds -- and at least ``BULK_MIN_ROWS`` -- runs as:
+rows as the tenant holds -- more than it holds, and at least ``BULK_MIN_ROWS`` -- runs
+as:
 
 1. a ``bulk-load`` operation begins, under the tenant's lock (no set-index, move,
    backup or other bulk load meanwhile; searches and writes go on);
@@ -36,6 +37,7 @@ from controlplane.failpoints import failpoint
 from controlplane.lifecycle.index import restore_vector_index
 from controlplane.model.records import OperationOutcome, Tenant, TenantState
 from controlplane.pgconnect import connect
+from tenantvec_schema.reshape import take_migration_lock
 from tenantvec_schema.runner import LOCK_KEY
 from tenantvec_schema.spec import IndexKind
 
@@ -54,7 +56,8 @@ def wants_bulk(tenant: Tenant, incoming: int, existing: int) -> bool:
     return (
         tenant.index.kind is not IndexKind.NONE
         and incoming >= BULK_MIN_ROWS
-        and incoming >= existing
+        # More than it holds: the same files loaded again must not rebuild for nothing.
+        and incoming > existing
     )
 
 
@@ -85,7 +88,7 @@ async def bulk_load(
         )
         started = time.perf_counter()
         async with _service(plane, tenant) as conn:
-            await conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+            await take_migration_lock(conn)
             try:
                 await conn.execute(
                     sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(_INDEX))

@@ -15,6 +15,7 @@ tenant only:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import psycopg
@@ -25,9 +26,10 @@ from tenantvec_schema.migrations import vector_index_sql
 from tenantvec_schema.runner import LOCK_KEY
 from tenantvec_schema.spec import IndexKind, SchemaSpec
 
-__all__ = ["change_dimensions", "rebuild_vector_index"]
+__all__ = ["change_dimensions", "rebuild_vector_index", "take_migration_lock"]
 
 _INDEX = "chunks_embedding_idx"
+_LOCK_POLL_SECONDS = 0.2
 _NEW_INDEX = "chunks_embedding_idx_new"
 
 
@@ -57,6 +59,20 @@ async def change_dimensions(conn: psycopg.AsyncConnection[Any], spec: SchemaSpec
         ) from exc
 
 
+async def take_migration_lock(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Take the tenant database's migration lock for the session, waiting as long as
+    another session holds it -- without a statement open meanwhile: a session waiting
+    in ``pg_advisory_lock`` holds a snapshot, and a ``CREATE INDEX CONCURRENTLY`` run by
+    the lock's holder (a build whose client was killed runs on to its end) waits for
+    every such snapshot: a deadlock. Short tries instead."""
+    while True:
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
+        row = await cur.fetchone()
+        if row is not None and row[0]:
+            return
+        await asyncio.sleep(_LOCK_POLL_SECONDS)
+
+
 async def rebuild_vector_index(
     conn: psycopg.AsyncConnection[Any],
     spec: SchemaSpec,
@@ -77,7 +93,7 @@ async def rebuild_vector_index(
     """
     if memory is not None:
         await conn.execute("SELECT set_config('maintenance_work_mem', %s, false)", (memory,))
-    await conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    await take_migration_lock(conn)
     try:
         await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(_NEW_INDEX)))
         if spec.index.kind is IndexKind.NONE:

@@ -153,8 +153,9 @@ def test_the_last_version_of_a_document_wins_with_two_writers(
     created = tenantctl("tenants", "create", tenant_id, "--dims", "2", "--index", "none")
     assert created.code == 0, created.stderr
     lines = []
-    for version in range(3):  # the same ids three times, in batches that overlap in time
-        for i in range(40):
+    # The same ids three times, more than a batch (256) each: batches that overlap in time.
+    for version in range(3):
+        for i in range(300):
             chunk = {"content": f"v{version}", "embedding": [1, i + version]}
             lines.append(json.dumps({"id": f"doc-{i}", "chunks": [chunk]}))
     (tmp_path / "versions.jsonl").write_text("\n".join(lines) + "\n")
