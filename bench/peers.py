@@ -34,14 +34,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import secrets
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -56,18 +52,25 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector_async
 
+from bench.chroma import (
+    CHROMA_PREFIX,
+    ChromaServer,
+    chroma_add,
+    chroma_client,
+    chroma_collection,
+    chroma_http_collection,
+)
 from bench.cpu import own_cpu, postgres_cpu, process_cpu
 from bench.datasets import DIMS, DataSet, load
 from bench.harness import (
     api_server,
-    clean_env,
     copy_chunks,
-    free_port,
     percentile,
     throwaway_server,
 )
 from bench.http1 import Http1Connection
 from bench.machine import describe_machine, replace_section, today
+from bench.peers_ingest import BATCH, Ingest, new_rows
 from controlplane.keys import create_key
 from controlplane.lifecycle.index import set_index
 from controlplane.lifecycle.tenants import create_tenant, tenant_conninfo
@@ -82,7 +85,6 @@ SWEEP = (40, 60, 80, 100, 120, 160, 240, 320, 480, 640, 1000)
 CHROMA_DEFAULT_EF = 100
 SYSTEMS = ("API", "direct", "Chroma embedded", "Chroma server")
 WRITERS = (*SYSTEMS[:2], "tenantctl ingest", *SYSTEMS[2:])
-BATCH = 500
 _CHROMA_BATCH = 5000  # under Chroma's largest batch (5461)
 
 
@@ -90,111 +92,12 @@ def _load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-# --- Chroma ---------------------------------------------------------------------------
-
-
-def _chroma_client(path: Path) -> Any:
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    return chromadb.PersistentClient(
-        path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
-    )
-
-
-def _chroma_hnsw() -> dict[str, Any]:
-    # A new dict each time: chromadb writes its embedding function into the one it gets.
-    return {"hnsw": {"space": "cosine", "max_neighbors": 16, "ef_construction": 64}}
-
-
-def _chroma_collection(client: Any, name: str) -> Any:
-    return client.create_collection(name, configuration=_chroma_hnsw())
-
-
-def _chroma_add(collection: Any, vectors: np.ndarray, first: int, batch: int) -> None:
-    for start in range(0, len(vectors), batch):
-        block = vectors[start : start + batch]
-        ids = [str(first + start + i) for i in range(len(block))]
-        collection.add(ids=ids, embeddings=block, documents=[f"chunk {i}" for i in ids])
-
-
-class ChromaServer:
-    """``chroma run`` on a persisted directory, on a port of its own (kept across
-    restarts: the server reads a collection's ef when it loads it, so a new ef needs
-    one)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
-
-    def start(self) -> None:
-        binary = Path(sys.executable).parent / "chroma"
-        command = [str(binary), "run", "--path", str(self.path), "--host", "127.0.0.1"]
-        self._process = subprocess.Popen(
-            [*command, "--port", str(self.port)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"chroma run exited with {self._process.returncode}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError("chroma run did not answer within 60 s")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGTERM)
-            self._process.wait(timeout=30)
-        self._process = None
-
-    def set_ef(self, collection_id: str, ef: int) -> None:
-        response = httpx.put(
-            f"{self.url}{_CHROMA_PREFIX}/{collection_id}",
-            json={"new_configuration": {"hnsw": {"ef_search": ef}}},
-            timeout=30,
-        )
-        response.raise_for_status()
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> ChromaServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-_CHROMA_PREFIX = "/api/v2/tenants/default_tenant/databases/default_database/collections"
-
-
-def _chroma_http_collection(url: str, name: str) -> str:
-    """The id of collection ``name`` on the server at ``url``."""
-    response = httpx.get(f"{url}{_CHROMA_PREFIX}/{name}", timeout=30)
-    response.raise_for_status()
-    return str(response.json()["id"])
-
-
 def _chroma_set_ef(rig: Rig, ef: int) -> None:
     """Chroma embedded searching with ``ef``: a loaded collection keeps the ef it was
     loaded with, so the client is opened again."""
     rig.chroma.modify(configuration={"hnsw": {"ef_search": ef}})
     rig.chroma_client.clear_system_cache()
-    rig.chroma_client = _chroma_client(rig.chroma_path)
+    rig.chroma_client = chroma_client(rig.chroma_path)
     rig.chroma = rig.chroma_client.get_collection("bench")
 
 
@@ -308,7 +211,7 @@ async def searchers(rig: Rig, clients: int) -> dict[str, list[Search]]:
         async def via_chroma_http(
             n: int, ef: int, http: Http1Connection = chroma_http
         ) -> list[int]:
-            path = f"{_CHROMA_PREFIX}/{rig.chroma_id}/query"
+            path = f"{CHROMA_PREFIX}/{rig.chroma_id}/query"
             status, body = await http.request(
                 "POST", path, chroma_bodies[n], {"Content-Type": "application/json"}
             )
@@ -406,10 +309,10 @@ async def measure(data: DataSet, args: argparse.Namespace) -> DataSetResult:
                     await conn.execute("VACUUM ANALYZE chunks")
                 key = (await create_key(plane, tenant, actor=ACTOR)).secret
                 embedded_path = chroma_home / "embedded"
-                client = _chroma_client(embedded_path)
-                collection = _chroma_collection(client, "bench")
+                client = chroma_client(embedded_path)
+                collection = chroma_collection(client, "bench")
                 began = time.perf_counter()
-                await asyncio.to_thread(_chroma_add, collection, data.vectors, 0, _CHROMA_BATCH)
+                await asyncio.to_thread(chroma_add, collection, data.vectors, 0, _CHROMA_BATCH)
                 result.setup["Chroma add s"] = time.perf_counter() - began
                 print(f"  {data.name}: loaded ({result.setup})", flush=True)
                 shutil.copytree(embedded_path, chroma_home / "server")
@@ -436,7 +339,7 @@ async def measure(data: DataSet, args: argparse.Namespace) -> DataSetResult:
                         chroma_client=client,
                         chroma=collection,
                         server=server,
-                        chroma_id=_chroma_http_collection(server.url, "bench"),
+                        chroma_id=chroma_http_collection(server.url, "bench"),
                         statement=search_statement(built.schema, K),
                     )
                     await _searches(rig, truth, result, args)
@@ -502,191 +405,14 @@ async def _ingests(
                     # Rows of their own for every run: pgvector files an exact duplicate
                     # of an indexed vector without a graph insertion, which would flatter
                     # whoever writes a row second.
-                    rows = _new_rows(base, rng, args.ingest_rows)
+                    rows = new_rows(base, rng, args.ingest_rows)
                     first, next_id = next_id, next_id + len(rows)
-                    ingest = _Ingest(rig, plane, http, rows, first, f"{r}")
+                    ingest = Ingest(rig, plane, http, rows, first, f"{r}")
                     seconds = await ingest.run(system, fresh=fresh)
                     where = "an empty one" if fresh else f"{len(base):,} rows"
                     label = f"{system}, into {where}"
                     result.ingest.setdefault(label, []).append(len(rows) / seconds)
                     print(f"  ingest {label}: {len(rows) / seconds:,.0f} rows/s", flush=True)
-
-
-def _new_rows(base: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
-    """New rows like the stored ones: a stored vector moved by 0.3 of its length
-    in a random direction (the data set's neighbourhoods, not copies of its rows)."""
-    picked = base[rng.integers(0, len(base), count)]
-    noise = rng.standard_normal(picked.shape).astype(np.float32)
-    noise *= 0.3 / np.linalg.norm(noise, axis=1, keepdims=True)
-    rows = picked + noise
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows
-
-
-def _ids(first: int, count: int) -> list[int]:
-    return list(range(first, first + count))
-
-
-class _Ingest:
-    """One ingest run: ``rows`` (ids from ``first``) into one system, timed."""
-
-    def __init__(
-        self,
-        rig: Rig,
-        plane: ControlPlane,
-        http: httpx.AsyncClient,
-        rows: np.ndarray,
-        first: int,
-        suffix: str,
-    ) -> None:
-        self.rig, self.plane, self.http = rig, plane, http
-        self.rows, self.first, self.suffix = rows, first, suffix
-        self.batches = [
-            (self.first + start, rows[start : start + BATCH])
-            for start in range(0, len(rows), BATCH)
-        ]
-
-    async def run(self, system: str, *, fresh: bool) -> float:
-        if system == "API":
-            return await self.api(fresh)
-        if system == "direct":
-            return await self.direct(fresh)
-        if system == "tenantctl ingest":
-            return await self.cli(fresh)
-        if system == "Chroma embedded":
-            return await self.chroma_embedded(fresh)
-        return await self.chroma_server(fresh)
-
-    async def _tenant(self, name: str, fresh: bool) -> tuple[str, str]:
-        """The tenant to write to and its API key."""
-        if not fresh:
-            return self.rig.tenant, self.rig.key
-        tenant = f"ingest-{name}-{self.suffix}"
-        await create_tenant(self.plane, TenantRequest(id=tenant, dims=DIMS), actor=ACTOR)
-        return tenant, (await create_key(self.plane, tenant, actor=ACTOR)).secret
-
-    async def api(self, fresh: bool) -> float:
-        tenant, key = await self._tenant("api", fresh)
-        bodies = [
-            msgspec.json.encode(
-                {
-                    "documents": [
-                        {"id": f"api-{i}", "chunks": [{"content": f"chunk {i}", "embedding": v}]}
-                        for i, v in zip(_ids(first, len(block)), block.tolist(), strict=True)
-                    ]
-                }
-            )
-            for first, block in self.batches
-        ]
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        url = f"{self.rig.api_url}/v1/tenants/{tenant}/documents"
-        began = time.perf_counter()
-        for body in bodies:
-            (await self.http.put(url, content=body, headers=headers)).raise_for_status()
-        return time.perf_counter() - began
-
-    async def cli(self, fresh: bool) -> float:
-        """``tenantctl ingest`` of a JSONL file of documents with their vectors, as a
-        user runs it (its start-up included)."""
-        tenant, _ = await self._tenant("cli", fresh)
-        path = Path(tempfile.mkdtemp(prefix="tenantvec-bench-jsonl-")) / "rows.jsonl"
-        with path.open("wb") as out:
-            for first, block in self.batches:
-                for i, v in zip(_ids(first, len(block)), block.tolist(), strict=True):
-                    line = {"id": f"cli-{i}", "chunks": [{"content": f"chunk {i}", "embedding": v}]}
-                    out.write(msgspec.json.encode(line) + b"\n")
-        env = clean_env()
-        env.update(
-            {
-                "TENANTVEC_HOME": str(self.rig.home),
-                "TENANTVEC_PG_PORT": str(self.rig.pg_port),
-            }
-        )
-        command = [sys.executable, "-c", "from tenantctl.main import run; run()"]
-        began = time.perf_counter()
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            "ingest",
-            tenant,
-            str(path),
-            "--json",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await process.communicate()
-        seconds = time.perf_counter() - began
-        shutil.rmtree(path.parent, ignore_errors=True)
-        if process.returncode != 0:
-            raise RuntimeError(f"tenantctl ingest: {err.decode()[-500:]}")
-        return seconds
-
-    async def direct(self, fresh: bool) -> float:
-        tenant, _ = await self._tenant("direct", fresh)
-        dsn = (await tenant_conninfo(self.plane, tenant)).dsn
-        began = time.perf_counter()
-        async with await psycopg.AsyncConnection.connect(dsn) as conn:
-            await register_vector_async(conn)
-            for first, block in self.batches:
-                await _copy_batch(conn, first, block)
-                await conn.commit()
-        return time.perf_counter() - began
-
-    async def chroma_embedded(self, fresh: bool) -> float:
-        collection = self.rig.chroma
-        if fresh:
-            collection = _chroma_collection(self.rig.chroma_client, f"ingest-{self.suffix}")
-        began = time.perf_counter()
-        await asyncio.to_thread(_chroma_add, collection, self.rows, self.first, BATCH)
-        # Queryable over everything: Chroma may still be indexing what it accepted.
-        await asyncio.to_thread(collection.query, query_embeddings=[self.rows[-1]], n_results=1)
-        return time.perf_counter() - began
-
-    async def chroma_server(self, fresh: bool) -> float:
-        base = f"{self.rig.server.url}{_CHROMA_PREFIX}"
-        collection_id = self.rig.chroma_id
-        if fresh:
-            created = await self.http.post(
-                base, json={"name": f"ingest-{self.suffix}", "configuration": _chroma_hnsw()}
-            )
-            created.raise_for_status()
-            collection_id = created.json()["id"]
-        bodies = [
-            msgspec.json.encode(
-                {
-                    "ids": [str(i) for i in _ids(first, len(block))],
-                    "embeddings": block.tolist(),
-                    "documents": [f"chunk {i}" for i in _ids(first, len(block))],
-                }
-            )
-            for first, block in self.batches
-        ]
-        query = msgspec.json.encode({"query_embeddings": [self.rows[-1].tolist()], "n_results": 1})
-        headers = {"Content-Type": "application/json"}
-        began = time.perf_counter()
-        for body in bodies:
-            added = await self.http.post(
-                f"{base}/{collection_id}/add", content=body, headers=headers
-            )
-            added.raise_for_status()
-        answer = await self.http.post(
-            f"{base}/{collection_id}/query", content=query, headers=headers
-        )
-        answer.raise_for_status()
-        return time.perf_counter() - began
-
-
-async def _copy_batch(conn: psycopg.AsyncConnection[Any], first: int, block: np.ndarray) -> None:
-    async with conn.cursor() as cur:
-        async with cur.copy("COPY documents (id) FROM STDIN") as copy:
-            for i in _ids(first, len(block)):
-                await copy.write_row((f"pg-{i}",))
-        async with cur.copy(
-            "COPY chunks (document_id, ordinal, content, embedding) FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["text", "int4", "text", "vector"])
-            for i, vector in zip(_ids(first, len(block)), block, strict=True):
-                await copy.write_row((f"pg-{i}", 0, f"chunk {i}", vector))
 
 
 # --- the report ------------------------------------------------------------------------
