@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 N      ?= 200
 
 .DEFAULT_GOAL := help
-.PHONY: help install wheel demo test test-install lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup bench-move bench-fleet bench-install bench-precision bench-peers clean
+.PHONY: help install wheel demo test test-install lint fmt bench bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup bench-move bench-fleet bench-install bench-precision bench-peers bench-floor clean
 
 help: ## List the developer commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -42,7 +42,7 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-install bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup bench-move bench-fleet bench-precision bench-peers ## Run every benchmark
+bench: bench-install bench-provision bench-api bench-ingest bench-quality bench-tenancy bench-neon bench-scale-to-zero bench-faults bench-cli bench-serving bench-scale bench-backup bench-move bench-fleet bench-precision bench-peers bench-floor ## Run every benchmark
 
 bench-install: $(STAMP) ## Fresh virtualenvs: the client, the LangChain store, the server (packages, MB, seconds); write docs/benchmarks.md
 	$(PY) -m bench.install --write docs/benchmarks.md
@@ -94,6 +94,9 @@ bench-precision: $(STAMP) ## A tenant's index at full vs half precision: size, b
 
 bench-peers: $(STAMP) ## tenantvec (API, direct psycopg) vs ChromaDB (embedded, chroma run) at equal recall: search and ingest, random and docstring embeddings, 50K x 1024 (~45 min); write docs/benchmarks.md
 	$(PY) -m bench.peers --output docs/benchmarks.md
+
+bench-floor: $(STAMP) ## The API's CPU per 1024-d search beside direct psycopg, the API without its search lane, and a bare uvicorn + psycopg app (~4 min); write docs/benchmarks.md
+	$(PY) -m bench.floor --output docs/benchmarks.md
 
 clean: ## Remove .venv and caches (not TENANTVEC_HOME)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -25,6 +25,7 @@ from controlplane.settings import Settings
 
 __all__ = [
     "api_process",
+    "api_env",
     "api_server",
     "clean_env",
     "copy_chunks",
@@ -85,12 +86,8 @@ def api_process(settings: Settings, token: str, **env: str) -> Iterator[str]:
         yield url
 
 
-@contextlib.contextmanager
-def api_server(
-    settings: Settings, token: str, *, workers: int = 1, **env: str
-) -> Iterator[tuple[str, int]]:
-    """``tenantctl serve --workers N`` on a free port; yields its URL and process id."""
-    port = free_port()
+def api_env(settings: Settings, token: str, **env: str) -> dict[str, str]:
+    """The environment an API process for ``settings`` runs with."""
     full_env = clean_env()
     full_env.update(
         {
@@ -101,6 +98,16 @@ def api_server(
             **env,
         }
     )
+    return full_env
+
+
+@contextlib.contextmanager
+def api_server(
+    settings: Settings, token: str, *, workers: int = 1, **env: str
+) -> Iterator[tuple[str, int]]:
+    """``tenantctl serve --workers N`` on a free port; yields its URL and process id."""
+    port = free_port()
+    full_env = api_env(settings, token, **env)
     process = subprocess.Popen(
         [
             sys.executable,

@@ -44,3 +44,8 @@ def replace_section(path: Path, name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as a report prints them beside a number."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import shutil
 import statistics
@@ -69,7 +68,7 @@ from bench.harness import (
     throwaway_server,
 )
 from bench.http1 import Http1Connection
-from bench.machine import describe_machine, replace_section, today
+from bench.machine import describe_machine, load_average, replace_section, today
 from bench.peers_ingest import BATCH, Ingest, new_rows
 from controlplane.keys import create_key
 from controlplane.lifecycle.index import set_index
@@ -86,10 +85,6 @@ CHROMA_DEFAULT_EF = 100
 SYSTEMS = ("API", "direct", "Chroma embedded", "Chroma server")
 WRITERS = (*SYSTEMS[:2], "tenantctl ingest", *SYSTEMS[2:])
 _CHROMA_BATCH = 5000  # under Chroma's largest batch (5461)
-
-
-def _load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _chroma_set_ef(rig: Rig, ef: int) -> None:
@@ -288,7 +283,7 @@ def _smallest(sweep: dict[int, float], target: float) -> int | None:
 
 
 async def measure(data: DataSet, args: argparse.Namespace) -> DataSetResult:
-    result = DataSetResult(data, _load_average(), {}, [], {})
+    result = DataSetResult(data, load_average(), {}, [], {})
     truth = data.exact_top(K)
     token = secrets.token_urlsafe(24)
     chroma_home = Path(tempfile.mkdtemp(prefix="tenantvec-bench-chroma-"))
@@ -346,19 +341,19 @@ async def measure(data: DataSet, args: argparse.Namespace) -> DataSetResult:
                     await _ingests(rig, plane, result, args)
     finally:
         shutil.rmtree(chroma_home, ignore_errors=True)
-    result.load_after = _load_average()
+    result.load_after = load_average()
     return result
 
 
 async def _searches(
     rig: Rig, truth: np.ndarray, result: DataSetResult, args: argparse.Namespace
 ) -> None:
-    rig.pools["efs"] = list(SWEEP)
+    rig.pools["efs"] = list(args.ef)
     one = await searchers(rig, 1)
     many = await searchers(rig, args.clients)
     tenantvec: dict[int, float] = {}
     chroma: dict[int, float] = {}
-    for ef in SWEEP:
+    for ef in args.ef:
         tenantvec[ef] = await recall_of(rig, one["direct"][0], ef, truth)
         _chroma_set_ef(rig, ef)
         chroma[ef] = await recall_of(rig, one["Chroma embedded"][0], ef, truth)
@@ -474,7 +469,8 @@ def report(results: list[DataSetResult], args: argparse.Namespace) -> str:
         f"{describe_machine()}; {today()}; chromadb {chromadb.__version__}.",
         f"Command: `make bench-peers` (`python -m bench.peers --rows {args.rows} --queries "
         f"{args.queries} --rounds {args.rounds} --clients {args.clients} --seconds "
-        f"{args.seconds} --ingest-rows {args.ingest_rows}`). {args.rows:,} x {DIMS} per data "
+        f"{args.seconds} --ingest-rows {args.ingest_rows} --ef {' '.join(map(str, args.ef))}`). "
+        f"{args.rows:,} x {DIMS} per data "
         "set (bench/datasets.py), cosine, HNSW m=16 ef_construction=64 on every side; "
         "tenantvec with its defaults (half-precision index, re-ranked). Recall@10 against "
         "exact search; each system at the smallest ef of its sweep reaching the level. "
@@ -491,7 +487,7 @@ def report(results: list[DataSetResult], args: argparse.Namespace) -> str:
             + "; ".join(
                 f"ef {ef}: tenantvec {res.sweep['tenantvec'][ef]:.3f}, Chroma "
                 f"{res.sweep['Chroma'][ef]:.3f}"
-                for ef in SWEEP
+                for ef in res.sweep["tenantvec"]
             )
             + ".",
             "",
@@ -511,8 +507,8 @@ def report(results: list[DataSetResult], args: argparse.Namespace) -> str:
                 f"{args.clients} clients; API vs direct: {rates['API'] / rates['direct']:.2f}x.",
                 "",
                 f"| system | searches/s, {args.clients} clients | p50 ms, 1 client | p95 ms, 1 "
-                "client | CPU ms/search (8 clients): API | Postgres | Chroma server | bench "
-                "(+ Chroma embedded) |",
+                f"client | CPU ms/search ({args.clients} clients): API | Postgres | Chroma "
+                "server | bench (+ Chroma embedded) |",
                 "|---|---:|---:|---:|---:|---:|---:|---:|",
             ]
             for system in SYSTEMS:
@@ -553,8 +549,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--ingest-rows", type=int, default=3000)
     parser.add_argument("--data", nargs="+", default=["random", "docstrings"])
+    parser.add_argument(
+        "--ef", type=int, nargs="+", default=list(SWEEP), help="the ef sweep (with 100)"
+    )
     parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args()
+    if CHROMA_DEFAULT_EF not in args.ef:
+        parser.error(f"the sweep must include Chroma's default ef, {CHROMA_DEFAULT_EF}")
     results = []
     for name in args.data:
         data = load(name, args.rows, args.queries)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import psycopg
 from bench.cpu import own_cpu, postgres_cpu
 from bench.datasets import DIMS, DataSet, load
 from bench.harness import copy_chunks, percentile, throwaway_server
-from bench.machine import describe_machine, replace_section, today
+from bench.machine import describe_machine, load_average, replace_section, today
 from controlplane.lifecycle.index import set_index
 from controlplane.lifecycle.tenants import create_tenant, tenant_conninfo
 from controlplane.model.request import TenantRequest
@@ -192,10 +191,6 @@ def report(
     return "\n".join(lines)
 
 
-def _load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=20_000)
@@ -205,13 +200,13 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=["random", "docstrings"])
     parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args()
-    before = _load_average()
+    before = load_average()
     results = []
     for name in args.data:
         data = load(name, args.rows, args.queries)
         builds, searches = asyncio.run(measure(data, args.rounds, args.ef))
         results.append((data, builds, searches))
-    body = report(results, args, (before, _load_average()))
+    body = report(results, args, (before, load_average()))
     print(body)
     replace_section(args.output, "precision", body)
 

@@ -1,4 +1,5 @@
-"""The HTTP API: ``create_app(settings)`` builds the Litestar application.
+"""The HTTP API: ``create_app(settings)`` builds the ASGI application: the Litestar app
+behind the search lane (api/lane.py), which answers searches on the hot path itself.
 
 The app owns its resources through its lifespan: on start it opens the control plane
 (catalog, embedded server if that is where the catalog lives), the tenant router, the
@@ -28,6 +29,7 @@ from controlplane.api.backups import BackupsController
 from controlplane.api.chunks import ChunksController
 from controlplane.api.data import DataController
 from controlplane.api.identity import whoami
+from controlplane.api.lane import SearchLane
 from controlplane.api.metrics import ApiMetrics, metrics_middleware
 from controlplane.api.moves import MovesController
 from controlplane.api.problems import exception_handlers
@@ -44,7 +46,7 @@ from controlplane.retrieval.recall import RecallKeeper
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
 
-__all__ = ["create_app", "create_app_from_env"]
+__all__ = ["create_app", "create_app_from_env", "create_litestar"]
 
 logger = logging.getLogger("tenantvec.api")
 
@@ -65,7 +67,14 @@ REQUEST_STRUCTS: dict[str, type[msgspec.Struct]] = {
 }
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings) -> SearchLane:
+    """The API as served; its Litestar app (every route, the lifespan, the OpenAPI
+    document) is ``.litestar``."""
+    return SearchLane(create_litestar(settings), max_body_bytes=settings.max_body_bytes)
+
+
+def create_litestar(settings: Settings) -> Litestar:
+    """The Litestar app alone: every route answered by its handler, searches included."""
     admin_token = load_admin_token(settings)  # fail at build time, not first request
     api_metrics = ApiMetrics()
 
@@ -166,6 +175,6 @@ def _close_request_objects(app: Litestar) -> None:
     schemas.update(exact)
 
 
-def create_app_from_env() -> Litestar:
+def create_app_from_env() -> SearchLane:
     """The uvicorn factory (``tenantctl serve``): settings from the environment."""
     return create_app(Settings.from_env())

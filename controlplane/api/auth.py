@@ -24,7 +24,16 @@ from controlplane.api.state import ApiDep, ApiState
 from controlplane.errors import AuthenticationFailed, PermissionDenied, TenantNotFound
 from controlplane.model.records import validate_tenant_id
 
-__all__ = ["CALLER", "Caller", "admin_only", "authenticated", "provide_caller", "tenant_access"]
+__all__ = [
+    "CALLER",
+    "Caller",
+    "admin_only",
+    "authenticate",
+    "authenticated",
+    "check_tenant_access",
+    "provide_caller",
+    "tenant_access",
+]
 
 
 async def authenticated(
@@ -46,7 +55,12 @@ async def tenant_access(
 ) -> None:
     """Guard: the admin token, or a key of the tenant in the path."""
     caller = await _authenticate(connection)
-    tenant_id = connection.path_params.get("tenant_id")
+    check_tenant_access(caller, connection.path_params.get("tenant_id"))
+
+
+def check_tenant_access(caller: Caller, tenant_id: object) -> None:
+    """Refuse ``caller`` the tenant ``tenant_id`` (from a path) unless it is the admin or
+    holds a key of that very tenant: a stranger's key learns no more than a wrong id."""
     if not isinstance(tenant_id, str):
         raise TenantNotFound("?")
     validate_tenant_id(tenant_id)
@@ -69,7 +83,14 @@ def provide_caller(request: Request[Any, Any, Any], api: ApiDep) -> Caller:
 
 async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     state: ApiState = connection.app.state.api
-    header = connection.headers.get("authorization")
+    caller = await authenticate(state, connection.headers.get("authorization"))
+    connection.scope[CALLER] = caller  # type: ignore[literal-required]
+    return caller
+
+
+async def authenticate(state: ApiState, header: str | None) -> Caller:
+    """The caller an ``Authorization`` header's value proves (the admin token or a live
+    tenant key), or :class:`AuthenticationFailed`."""
     if not header:
         raise AuthenticationFailed("missing 'Authorization: Bearer <key>' header")
     scheme, _, token = header.partition(" ")
@@ -77,9 +98,6 @@ async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Calle
     if scheme.lower() != "bearer" or not token:
         raise AuthenticationFailed("the Authorization header must be 'Bearer <key>'")
     if state.verifier.is_admin(token, state.admin_token):
-        caller = Caller(tenant_id=None)
-    else:
-        key = await state.verifier.verify(token)
-        caller = Caller(tenant_id=key.tenant_id, incarnation=key.tenant_uid)
-    connection.scope[CALLER] = caller  # type: ignore[literal-required]
-    return caller
+        return Caller(tenant_id=None)
+    key = await state.verifier.verify(token)
+    return Caller(tenant_id=key.tenant_id, incarnation=key.tenant_uid)

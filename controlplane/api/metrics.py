@@ -73,6 +73,16 @@ class ApiMetrics:
         self._request_children: dict[tuple[str, str, str], Any] = {}
         self._latency_children: dict[str, Any] = {}
 
+    def record(
+        self, route: str, status: int, seconds: float, *, caller: object, tenant: object
+    ) -> None:
+        """One request to ``route`` answered with ``status``: ``caller`` as authentication
+        found it (or not at all), ``tenant`` the id its path named."""
+        if status == 401:
+            self.unauthenticated.inc()
+        else:
+            self.count(_tenant_label(caller, tenant, status), route, status, seconds)
+
     def count(self, tenant: str, route: str, status: int, seconds: float) -> None:
         """One answered request: its latency and its count by tenant, route, status."""
         latency = self._latency_children.get(route)
@@ -132,14 +142,12 @@ class _RouterCollector(Collector):
             yield family
 
 
-def _tenant_label(scope: Scope, status: int) -> str:
+def _tenant_label(caller: object, tenant: object, status: int) -> str:
     """The tenant a request may be counted under: one its caller proved it may use."""
-    caller = scope.get(CALLER)
     if not isinstance(caller, Caller):
         return ""
     if caller.tenant_id is not None:
         return caller.tenant_id  # a valid key of this tenant
-    tenant = scope.get("path_params", {}).get("tenant_id", "")
     # The admin may name any id; only one that answered is known to exist.
     return str(tenant) if status < 400 else ""
 
@@ -169,10 +177,12 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, record_status)
         finally:
-            if status == 401:
-                metrics.unauthenticated.inc()
-            else:
-                seconds = time.perf_counter() - started
-                metrics.count(_tenant_label(scope, status), route, status, seconds)
+            metrics.record(
+                route,
+                status,
+                time.perf_counter() - started,
+                caller=scope.get(CALLER),
+                tenant=scope.get("path_params", {}).get("tenant_id", ""),
+            )
 
     return middleware

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -25,11 +26,51 @@ from litestar.types import ExceptionHandlersMap
 from controlplane.errors import TenantUnavailable, TenantvecError
 from controlplane.httpstatus import status_for
 
-__all__ = ["PROBLEM_JSON", "exception_handlers", "problem"]
+__all__ = [
+    "BODY_TOO_LARGE",
+    "PROBLEM_JSON",
+    "Problem",
+    "error_problem",
+    "exception_handlers",
+    "problem",
+    "unexpected_problem",
+]
 
 logger = logging.getLogger("tenantvec.api")
 
 PROBLEM_JSON = "application/problem+json"
+
+
+BODY_TOO_LARGE = "request body is larger than TENANTVEC_MAX_BODY_BYTES allows; send smaller batches"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error answer: its status, its RFC 9457 body, the headers that go with it."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, status: int, detail: str, *, code: str, headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> Problem:  # fmt: skip
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": detail,
+            "code": code,
+            **extra,
+        }
+        return cls(status, body, dict(headers or {}))
+
+    def response(self) -> Response[dict[str, Any]]:
+        return Response(
+            self.body, status_code=self.status, media_type=PROBLEM_JSON, headers=self.headers
+        )
 
 
 def problem(
@@ -40,22 +81,15 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        **extra,
-    }
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return Problem.of(status, detail, code=code, headers=headers, **extra).response()
 
 
 def _code(exc: BaseException) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
-def _tenantvec_error(request: Request[Any, Any, Any], exc: TenantvecError) -> Response[Any]:
+def error_problem(exc: TenantvecError, method: str, path: str) -> Problem:
+    """The answer to a library error, wherever in the API it was raised."""
     status = status_for(exc)
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
@@ -67,8 +101,19 @@ def _tenantvec_error(request: Request[Any, Any, Any], exc: TenantvecError) -> Re
     if isinstance(exc, TenantUnavailable):
         extra = {"tenant": exc.tenant_id, "tenant_state": exc.state}
     if status >= 500:
-        logger.warning("%s %s: %s", request.method, request.url.path, exc)
-    return problem(status, str(exc), code=_code(exc), headers=headers, **extra)
+        logger.warning("%s %s: %s", method, path, exc)
+    return Problem.of(status, str(exc), code=_code(exc), headers=headers, **extra)
+
+
+def unexpected_problem(method: str, path: str) -> Problem:
+    """The answer to an error nobody expected: logged with its traceback (call it in the
+    ``except``), answered with nothing of the internals."""
+    logger.exception("%s %s failed", method, path)
+    return Problem.of(500, "internal error; the server log has the details", code="internal_error")
+
+
+def _tenantvec_error(request: Request[Any, Any, Any], exc: TenantvecError) -> Response[Any]:
+    return error_problem(exc, request.method, request.url.path).response()
 
 
 def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -93,7 +138,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     status = exc.status_code
     detail = exc.detail
     if status == 413 and "TENANTVEC_" not in (detail or ""):  # Litestar's own limit
-        detail = "request body is larger than TENANTVEC_MAX_BODY_BYTES allows; send smaller batches"
+        detail = BODY_TOO_LARGE
     elif status == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
         detail = f"no route for {request.url.path}"
     elif status == 405:
@@ -102,8 +147,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    logger.exception("%s %s failed", request.method, request.url.path)
-    return problem(500, "internal error; the server log has the details", code="internal_error")
+    return unexpected_problem(request.method, request.url.path).response()
 
 
 exception_handlers: ExceptionHandlersMap = {
