@@ -2,7 +2,7 @@
 the stack it is built on.
 
 One tenant (N random unit vectors x 1,024, cosine, HNSW at full precision, ef_search 40)
-searched for k=10 with content and metadata by 8 clients, four ways in interleaved
+searched for k=10 with content and metadata by 8 clients, five ways in interleaved
 rounds (the order rotates):
 
 - **direct**: psycopg in this process, one connection per client: the physical limit;

@@ -149,6 +149,14 @@ def create(
     chunk_overlap: Annotated[
         int, typer.Option(help="Tokens each chunk repeats from the one before.")
     ] = DEFAULTS.chunk_overlap,
+    recall_target: Annotated[
+        float,
+        typer.Option(
+            help="The share of the true 10 nearest chunks a search must find, 0.5-1.0: "
+            "tenantvec measures the tenant's recall on its own data and sets its "
+            "ef_search (HNSW) or probes (IVFFlat) to meet it ('tenants tune' changes it)."
+        ),
+    ] = DEFAULTS.recall_target,
     json_: JsonOption = False,
 ) -> None:
     """Create a tenant: its own database and role, with the embedding schema applied.
@@ -198,6 +206,7 @@ def create(
         fallbacks=fallback or [],
         chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap,
+        recall_target=recall_target,
     )
     request = options.to_request()
 

@@ -35,7 +35,13 @@ from controlplane.api.moves import MovesController
 from controlplane.api.problems import exception_handlers
 from controlplane.api.state import ApiState
 from controlplane.api.system import healthz, metrics, readyz
-from controlplane.api.tenants import KeyCreate, LimitsChange, TenantCreate, TenantsController
+from controlplane.api.tenants import (
+    KeyCreate,
+    LimitsChange,
+    RecallTune,
+    TenantCreate,
+    TenantsController,
+)
 from controlplane.keys import KeyVerifier, load_admin_token
 from controlplane.lifecycle.keeper import ComputeKeeper
 from controlplane.model.embedder import EmbedderSpec, parse_embedder
@@ -59,6 +65,7 @@ REQUEST_STRUCTS: dict[str, type[msgspec.Struct]] = {
         TenantCreate,
         KeyCreate,
         LimitsChange,
+        RecallTune,
         UpsertRequest,
         DocumentIn,
         ChunkIn,

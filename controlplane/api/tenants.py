@@ -26,6 +26,7 @@ from controlplane.lifecycle.tenants import (
 )
 from controlplane.model.compute import Tier
 from controlplane.model.embedder import EmbedderSpec, parse_embedder
+from controlplane.model.recall import RECALL_TARGET_RANGE
 from controlplane.model.records import validate_tenant_id
 from controlplane.model.request import LimitValue, TenantOptions
 from controlplane.model.views import (
@@ -35,6 +36,7 @@ from controlplane.model.views import (
     TenantDetail,
     TenantView,
 )
+from controlplane.retrieval.recall import tune_recall
 from tenantvec_schema.spec import MAX_DIMS
 
 __all__ = ["TenantsController"]
@@ -55,6 +57,23 @@ class LimitsChange(Struct, forbid_unknown_fields=True):
     connection_limit: Annotated[int, Meta(ge=1, le=1000)] | None = None
     statement_timeout: LimitValue | None = None
     idle_in_transaction_timeout: LimitValue | None = None
+
+
+class RecallTune(Struct, forbid_unknown_fields=True):
+    """Measure a tenant's recall now, against a new target if one is given."""
+
+    target: (
+        Annotated[
+            float,
+            Meta(
+                ge=RECALL_TARGET_RANGE[0],
+                le=RECALL_TARGET_RANGE[1],
+                description="A new recall target: the share of the true 10 nearest chunks "
+                "a search must find. Left out: the tenant's own.",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class EmbedderChange(Struct, forbid_unknown_fields=True):
@@ -222,6 +241,30 @@ class TenantsController(Controller):
         tenant = await set_limits(
             api.plane, tenant_id, overrides, tier=data.tier, actor=caller.actor
         )
+        return tenant.view()
+
+    @post(
+        "/tenants/{tenant_id:str}/recall",
+        operation_id="tuneTenantRecall",
+        dto=StrictBody[RecallTune],
+        return_dto=None,
+        status_code=200,
+        summary="Measure a tenant's recall and set what meets its target",
+        description="Random chunks of the tenant are searched for exactly and through its "
+        "index at rising ef_search (HNSW) or probes (IVFFlat); the smallest setting that "
+        "finds `target` of the true 10 nearest becomes the tenant's (its `recall` in the "
+        "answer). The API does this by itself in the background as tenants change "
+        "(TENANTVEC_RECALL_SECONDS); this is for now, or for a new target.",
+        responses=ex.ok_admin(TenantView, ex.TENANT, "The tenant, measured.", body=True),
+    )
+    async def tune_recall(
+        self,
+        api: ApiDep,
+        caller: CallerDep,
+        tenant_id: TenantIdParam,
+        data: Annotated[RecallTune, Body(examples=ex.example({"target": 0.98}))],
+    ) -> TenantView:
+        tenant = await tune_recall(api.plane, tenant_id, target=data.target, actor=caller.actor)
         return tenant.view()
 
     @put(

@@ -3,8 +3,8 @@
 A backup is a tar archive of two or three members:
 
 * ``manifest.json`` -- the format, when and by which tenantvec it was made, the tenant's
-  settings (dims, metric, index, text search config, embedder, chunking, labels, role
-  limits, backend), its schema version, and a :class:`Fingerprint` (document and chunk
+  settings (dims, metric, index, text search config, embedder, chunking, recall target,
+  labels, role limits, backend), its schema version, and a :class:`Fingerprint` (document and chunk
   counts and a digest of their rows) taken in the snapshot the dumps were taken in,
   with the size and SHA-256 of each dump;
 * ``tenant.dump`` -- ``pg_dump --data-only --format=custom`` of tenantvec's tables in
@@ -122,7 +122,7 @@ async def fingerprint(conn: psycopg.AsyncConnection[Any]) -> Fingerprint:
 # What a manifest may hold, typed: decoding checks every field's type and range, and no
 # value nests deeper than these types do (a manifest 100,000 levels deep is refused at
 # its second level, never recursed into).
-_Scalar = str | int | bool | None
+_Scalar = str | int | float | bool | None  # floats: the recall target
 _Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 _Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 _Text = Annotated[str, msgspec.Meta(max_length=200)]
@@ -418,6 +418,7 @@ def tenant_settings(tenant: Tenant) -> dict[str, Any]:
         "text_config": tenant.text_config,
         "embedder": embedder_json(tenant.embedder),
         "chunking": tenant.chunking.to_json(),
+        "recall_target": tenant.recall.target,
         "labels": dict(tenant.labels),
         "limits": dict(tenant.placement.get("limits") or {}),
         "backend": tenant.backend,

@@ -29,13 +29,14 @@ from controlplane.backends.access import give_own_schema, grant_tenant_access
 from controlplane.backends.markers import owner_role
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
-from controlplane.errors import BackupInvalid, TenantvecError
+from controlplane.errors import BackupInvalid, InvalidRequest, TenantvecError
 from controlplane.lifecycle.backup import Fingerprint, Manifest, fingerprint, read_backup
 from controlplane.lifecycle.dumps import DumpRefused, load_own_objects, load_rows
 from controlplane.lifecycle.tenants import create_tenant, finish_delete
 from controlplane.localpg.tools import pg_tool
 from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import NO_EMBEDDER, EmbedderChoice, embedder_from_json
+from controlplane.model.recall import DEFAULT_RECALL_TARGET, RecallTuning
 from controlplane.model.records import Tenant, TenantState, validate_tenant_id
 from controlplane.model.request import TenantRequest
 from controlplane.pgconnect import connect, describe_pg_error
@@ -157,9 +158,18 @@ def request_from_settings(
             labels=dict(t.get("labels") or {}),
             embedder=_embedder_choice(t["embedder"]),
             chunking=ChunkingSpec.from_json(t["chunking"]),
+            recall=_recall(t),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BackupInvalid(f"the backup's tenant settings are incomplete: {exc}") from None
+
+
+def _recall(t: dict[str, Any]) -> RecallTuning:
+    """The backup's recall target (made before recall targets: the default)."""
+    try:
+        return RecallTuning(target=float(t.get("recall_target", DEFAULT_RECALL_TARGET)))
+    except InvalidRequest as exc:
+        raise BackupInvalid(f"the backup's tenant settings are invalid: {exc}") from None
 
 
 def _embedder_choice(data: dict[str, Any]) -> EmbedderChoice:

@@ -135,6 +135,7 @@ async def create_tenant(
             labels=request.labels,
             embedder=embedder_json(embedder),
             chunking=request.chunking.to_json(),
+            recall=request.recall.to_json(),
             expires_at=utcnow() + request.ttl if request.ttl else None,
         )
         logger.info("tenant %s: provisioning on %s", tenant.id, plan.server or backend.kind)

@@ -25,6 +25,7 @@ from controlplane.model.compute import ComputeSpec, Tier
 from controlplane.model.embedder import NO_EMBEDDER, EmbedderChoice, EmbedderSpec, parse_embedder
 from controlplane.model.labels import validate_labels
 from controlplane.model.limits import RoleLimits
+from controlplane.model.recall import DEFAULT_RECALL_TARGET, RECALL_TARGET_RANGE, RecallTuning
 from controlplane.model.records import validate_server_name, validate_tenant_id
 from tenantvec_schema.spec import (
     HALF_PRECISION_FROM_DIMS,
@@ -87,6 +88,8 @@ class TenantRequest:
     # size), else the control plane's default (TENANTVEC_EMBEDDER); see resolve().
     embedder: EmbedderChoice | None = None
     chunking: ChunkingSpec = field(default_factory=ChunkingSpec)
+    # The share of the true nearest chunks its searches must find (model/recall.py).
+    recall: RecallTuning = field(default_factory=RecallTuning)
 
     def __post_init__(self) -> None:
         validate_tenant_id(self.id)
@@ -275,6 +278,16 @@ class TenantOptions(Struct, forbid_unknown_fields=True):
     chunk_overlap: Annotated[
         int, Meta(ge=0, description="Tokens a chunk repeats from the one before.")
     ] = _CHUNKING.overlap
+    recall_target: Annotated[
+        float,
+        Meta(
+            ge=RECALL_TARGET_RANGE[0],
+            le=RECALL_TARGET_RANGE[1],
+            description="The share of the true 10 nearest chunks its searches must find: "
+            "tenantvec measures the tenant's recall on its own data and sets ef_search "
+            "(HNSW) or probes (IVFFlat) to meet it.",
+        ),
+    ] = DEFAULT_RECALL_TARGET
 
     def to_request(self) -> TenantRequest:
         if self.fallbacks and not self.embedder:
@@ -301,6 +314,7 @@ class TenantOptions(Struct, forbid_unknown_fields=True):
             ttl=parse_duration(self.ttl) if self.ttl else None,
             embedder=parse_embedder(self.embedder, self.fallbacks) if self.embedder else None,
             chunking=ChunkingSpec(max_tokens=self.chunk_tokens, overlap=self.chunk_overlap),
+            recall=RecallTuning(target=self.recall_target),
         )
 
 

@@ -153,3 +153,16 @@ def test_tune_measures_recall_and_sets_the_search_width(
     refused = tenantctl("tenants", "tune", tenant_id, "--target", "1.5")
     assert refused.code == 2 and refused.stderr.strip().count("\n") == 0
     assert "recall target must be between 0.5 and 1.0" in refused.stderr
+
+
+def test_a_tenant_is_created_with_its_recall_target(tenantctl: TenantCtl, tenant_id: str) -> None:
+    made = tenantctl("tenants", "create", tenant_id, "--dims", "8", "--recall-target", "0.98")
+    assert made.code == 0, made.stderr
+    assert tenantctl("tenants", "show", tenant_id, "--json").json()["recall"]["target"] == 0.98
+
+    refused = tenantctl(
+        "tenants", "create", f"{tenant_id}-x", "--dims", "8", "--recall-target", "1.2"
+    )
+    assert refused.code == 2 and refused.stderr.strip().count("\n") == 0
+    assert "recall target must be between 0.5 and 1.0" in refused.stderr
+    assert tenantctl("tenants", "show", f"{tenant_id}-x").code != 0  # nothing made

@@ -31,7 +31,9 @@ def docs(n: int) -> UpsertRequest:
 def test_a_tenant_goes_out_as_a_file_and_comes_back_verified(
     api: RunningApi, tenant_id: str
 ) -> None:
-    key = api.new_tenant(tenant_id, dims=3, embedder="hash", labels={"plan": "pro"})
+    key = api.new_tenant(
+        tenant_id, dims=3, embedder="hash", labels={"plan": "pro"}, recall_target=0.97
+    )
     with Client(api.url, key) as tenant:
         tenant.upsert(tenant_id, docs(25))
         # A tenant's own key may not take its backup: backups are the operator's.
@@ -49,6 +51,7 @@ def test_a_tenant_goes_out_as_a_file_and_comes_back_verified(
         assert (restored.documents, restored.chunks) == (25, 25)
         assert restored.tenant.id == copy and restored.tenant.state == "ready"
         assert restored.tenant.labels == {"plan": "pro"}
+        assert restored.tenant.recall["target"] == 0.97
         assert admin.count_documents(copy).documents == 25
         assert admin.list_keys(copy) == []  # keys do not travel
         # Its own id is taken while the original lives.

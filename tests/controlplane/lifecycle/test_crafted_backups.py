@@ -182,6 +182,11 @@ def test_a_crafted_file_is_a_400_and_leaves_nothing(
             archive_of({**good, "tenant.dump": rows_as_sql(pg_settings, service)}),
             "holds something other than rows",
         ),
+        (
+            "a recall target out of range",
+            archive_of(edit_manifest(good, lambda m: m["tenant"].update(recall_target=7))),
+            "recall target must be between",
+        ),
         ("a member too many", archive_of({**good, "extra": b"x"}), "not a tenantvec backup"),
     ]
     before = server_names(superuser_dsn)
