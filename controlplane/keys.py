@@ -52,7 +52,7 @@ __all__ = [
     "revoke_key",
 ]
 
-logger = logging.getLogger("tenantvec.keys")
+logger = logging.getLogger(__name__)
 
 # Whole strings (re.fullmatch).
 _KEY_RE = re.compile(r"tvk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})")

@@ -32,7 +32,7 @@ from controlplane.settings import Settings
 
 __all__ = ["CATALOG_DB", "LOCAL_SERVER", "ControlPlane"]
 
-logger = logging.getLogger("tenantvec")
+logger = logging.getLogger(__name__)
 
 CATALOG_DB = "tenantvec_catalog"
 LOCAL_SERVER = "local"

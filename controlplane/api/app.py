@@ -54,7 +54,7 @@ from controlplane.settings import Settings
 
 __all__ = ["create_app", "create_app_from_env", "create_litestar"]
 
-logger = logging.getLogger("tenantvec.api")
+logger = logging.getLogger(__name__)
 
 API_VERSION = "1"
 

@@ -36,7 +36,7 @@ __all__ = [
     "unexpected_problem",
 ]
 
-logger = logging.getLogger("tenantvec.api")
+logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 

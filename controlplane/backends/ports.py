@@ -26,7 +26,7 @@ from controlplane.settings import Settings
 
 __all__ = ["PortRegistry", "own_server_name", "read_manifest"]
 
-logger = logging.getLogger("tenantvec.provisioning.ports")
+logger = logging.getLogger(__name__)
 
 MANIFEST = "instance.json"
 # Every directory whose tenant directories hold manifests (one per backend).

@@ -35,7 +35,7 @@ __all__ = [
     "unregister_server",
 ]
 
-logger = logging.getLogger("tenantvec.provisioning.servers")
+logger = logging.getLogger(__name__)
 
 # Every tenant database is a copy of this one, which holds the vector extension.
 TEMPLATE_DB = "tenantvec_template"

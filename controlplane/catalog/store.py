@@ -42,7 +42,7 @@ from tenantvec_schema.runner import migrate
 
 __all__ = ["Catalog"]
 
-logger = logging.getLogger("tenantvec.catalog")
+logger = logging.getLogger(__name__)
 
 # Advisory lock namespace ("tenv"); the second key is hashtext(tenant id), or 0 for
 # the catalog's own schema setup.

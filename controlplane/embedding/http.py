@@ -35,7 +35,7 @@ from controlplane.tokens import count_tokens
 
 __all__ = ["HttpEmbedder", "OpenAIEmbedder", "ProviderEndpoint", "VoyageEmbedder"]
 
-logger = logging.getLogger("tenantvec.embedding")
+logger = logging.getLogger(__name__)
 
 # Key-shaped strings a provider may echo back in an error (partly masked or not).
 _KEYLIKE_RE = re.compile(r"\b(?:sk|pa|tvk)[-_][A-Za-z0-9_*\-]{6,}")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Embedders", "FallbackEmbedder"]
 
-logger = logging.getLogger("tenantvec.embedding")
+logger = logging.getLogger(__name__)
 
 
 class FallbackEmbedder:

@@ -34,7 +34,7 @@ __all__ = [
     "tenants_to_drain",
 ]
 
-logger = logging.getLogger("tenantvec.lifecycle")
+logger = logging.getLogger(__name__)
 
 # Tenants a drain moves; others on the server (provisioning, deleting, failed) are
 # reconcile's or an operator's first, and are reported as left.

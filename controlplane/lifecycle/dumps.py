@@ -40,7 +40,7 @@ __all__ = [
     "own_objects_in_public",
 ]
 
-logger = logging.getLogger("tenantvec.lifecycle")
+logger = logging.getLogger(__name__)
 
 
 class DumpRefused(Exception):

@@ -23,7 +23,7 @@ from tenantvec_schema.spec import SchemaSpec
 
 __all__ = ["set_embedder"]
 
-logger = logging.getLogger("tenantvec.lifecycle")
+logger = logging.getLogger(__name__)
 
 
 async def set_embedder(

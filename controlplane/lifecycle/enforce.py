@@ -31,7 +31,7 @@ from controlplane.pgconnect import connect
 
 __all__ = ["GRACE_SECONDS", "Enforced", "enforce_limits"]
 
-logger = logging.getLogger("tenantvec.keeper")
+logger = logging.getLogger(__name__)
 
 # How far past its limit a session may go before it is ended from outside.
 GRACE_SECONDS = 1.0

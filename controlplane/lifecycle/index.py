@@ -24,7 +24,7 @@ from tenantvec_schema.spec import IndexKind, IndexSpec, SchemaSpec
 
 __all__ = ["restore_vector_index", "set_index"]
 
-logger = logging.getLogger("tenantvec.lifecycle")
+logger = logging.getLogger(__name__)
 
 
 async def set_index(plane: PlaneContext, tenant_id: str, index: IndexSpec, *, actor: str) -> Tenant:

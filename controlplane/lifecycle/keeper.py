@@ -26,7 +26,7 @@ from controlplane.routing.router import TenantRouter
 
 __all__ = ["ComputeKeeper"]
 
-logger = logging.getLogger("tenantvec.keeper")
+logger = logging.getLogger(__name__)
 
 
 class ComputeKeeper:

@@ -20,7 +20,7 @@ from controlplane.model.records import Tenant
 
 __all__ = ["set_limits"]
 
-logger = logging.getLogger("tenantvec.lifecycle")
+logger = logging.getLogger(__name__)
 
 
 async def set_limits(

@@ -33,7 +33,7 @@ from tenantvec_schema.migrations import MigrationSet
 
 __all__ = ["TenantMigration", "migrate_all", "migrate_tenant", "upgrade_on_touch"]
 
-logger = logging.getLogger("tenantvec.migrate")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ __all__ = [
     "settle_move",
 ]
 
-logger = logging.getLogger("tenantvec.lifecycle")
+logger = logging.getLogger(__name__)
 
 # The placement key of a move in progress.
 MOVE_MARK = "move"

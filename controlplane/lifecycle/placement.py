@@ -21,7 +21,7 @@ from controlplane.model.records import Server, ServerState
 
 __all__ = ["ServerLoad", "choose_server", "server_loads"]
 
-logger = logging.getLogger("tenantvec.lifecycle")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

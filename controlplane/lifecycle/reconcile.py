@@ -50,7 +50,7 @@ __all__ = [
     "survey",
 ]
 
-logger = logging.getLogger("tenantvec.reconcile")
+logger = logging.getLogger(__name__)
 
 # How long a lock whose holder just died may take to be released (its server session
 # ends when it notices): reconcile waits this long before calling an operation live.

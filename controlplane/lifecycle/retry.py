@@ -28,7 +28,7 @@ from controlplane.errors import BackendUnavailable
 
 __all__ = ["with_retries"]
 
-logger = logging.getLogger("tenantvec.provisioning")
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 

@@ -21,7 +21,7 @@ from controlplane.model.records import Tenant, TenantState
 
 __all__ = ["restart_if_down", "supervise"]
 
-logger = logging.getLogger("tenantvec.supervise")
+logger = logging.getLogger(__name__)
 
 
 async def restart_if_down(plane: PlaneContext, tenant_id: str, *, actor: str) -> bool:

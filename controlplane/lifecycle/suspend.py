@@ -24,7 +24,7 @@ from controlplane.model.records import Tenant, TenantState, validate_tenant_id
 
 __all__ = ["resume_tenant", "suspend_idle", "suspend_tenant"]
 
-logger = logging.getLogger("tenantvec.lifecycle")
+logger = logging.getLogger(__name__)
 
 
 async def suspend_tenant(plane: PlaneContext, tenant_id: str, *, actor: str) -> Tenant:

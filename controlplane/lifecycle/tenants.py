@@ -61,7 +61,7 @@ __all__ = [
     "tenant_conninfo",
 ]
 
-logger = logging.getLogger("tenantvec.lifecycle")
+logger = logging.getLogger(__name__)
 
 
 # Brings a freshly provisioned tenant database to its schema (and its data): the usual

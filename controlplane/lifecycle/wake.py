@@ -26,7 +26,7 @@ from controlplane.model.records import TenantState
 
 __all__ = ["Waker"]
 
-logger = logging.getLogger("tenantvec.routing")
+logger = logging.getLogger(__name__)
 
 ACTOR = "router"
 # How often to look again while another process holds the tenant's lock.

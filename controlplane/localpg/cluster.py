@@ -64,7 +64,7 @@ __all__ = [
     "process_tree_memory",
 ]
 
-logger = logging.getLogger("tenantvec.localpg")
+logger = logging.getLogger(__name__)
 
 SUPERUSER = "tenantvec_admin"
 _PASSWORD_FILE = "superuser.password"

@@ -43,7 +43,7 @@ from tenantvec_schema.spec import IndexKind
 
 __all__ = ["BULK_MIN_ROWS", "bulk_load", "chunk_count", "wants_bulk"]
 
-logger = logging.getLogger("tenantvec.bulk")
+logger = logging.getLogger(__name__)
 
 BULK_MIN_ROWS = 5_000
 ACTION = "bulk-load"

@@ -54,7 +54,7 @@ from controlplane.routing import Route, TenantRouter
 
 __all__ = ["JobRunner", "get_job", "list_jobs", "submit_job"]
 
-logger = logging.getLogger("tenantvec.jobs")
+logger = logging.getLogger(__name__)
 
 BATCH_DOCUMENTS = 16
 _JOB_ID_RE = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")  # whole string

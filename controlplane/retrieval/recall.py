@@ -53,7 +53,7 @@ __all__ = [
     "tune_recall",
 ]
 
-logger = logging.getLogger("tenantvec.recall")
+logger = logging.getLogger(__name__)
 
 ACTOR = "recall-keeper"
 

@@ -36,7 +36,7 @@ from controlplane.routing.routes import Route
 
 __all__ = ["PoolCapacity"]
 
-logger = logging.getLogger("tenantvec.routing")
+logger = logging.getLogger(__name__)
 
 # How fast a tenant's past requests stop counting toward keeping its connections: a
 # request's weight halves every this many seconds. Long enough that a tenant asked a few

@@ -23,7 +23,7 @@ from controlplane.errors import CatalogUnavailable
 
 __all__ = ["RETRY_SECONDS", "CatalogGrace"]
 
-logger = logging.getLogger("tenantvec.routing")
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_SECONDS = 1.0

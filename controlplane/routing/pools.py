@@ -31,7 +31,7 @@ from controlplane.routing.routes import Route
 
 __all__ = ["TenantPool", "use_vector_types"]
 
-logger = logging.getLogger("tenantvec.routing")
+logger = logging.getLogger(__name__)
 
 CONNECTION_IDLE_SECONDS = 60.0
 

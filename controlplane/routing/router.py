@@ -42,7 +42,7 @@ from tenantvec_schema.migrations import MigrationSet
 
 __all__ = ["RouterStats", "TenantConnection", "TenantRouter"]
 
-logger = logging.getLogger("tenantvec.routing")
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # How long requests to a tenant whose database just failed to connect fail at once

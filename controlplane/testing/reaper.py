@@ -33,7 +33,7 @@ from controlplane.settings import Settings
 
 __all__ = ["PREFIX", "OwnerLock", "make_home", "reap", "start_watchdog", "sweep"]
 
-logger = logging.getLogger("tenantvec.testing")
+logger = logging.getLogger(__name__)
 
 PREFIX = "tenantvec-pytest-"
 LOCK_FILE = "owner.lock"

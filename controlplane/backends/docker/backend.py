@@ -44,7 +44,7 @@ from controlplane.settings import Settings
 
 __all__ = ["DockerBackend"]
 
-logger = logging.getLogger("tenantvec.provisioning.docker")
+logger = logging.getLogger(__name__)
 
 _LABEL = "tenantvec.tenant"
 _UID_LABEL = "tenantvec.uid"

@@ -39,7 +39,7 @@ from controlplane.settings import Settings
 
 __all__ = ["InstanceBackend"]
 
-logger = logging.getLogger("tenantvec.provisioning.instance")
+logger = logging.getLogger(__name__)
 
 _MANIFEST = "instance.json"
 # Settings every instance shares, whatever its tier. One I/O worker instead of three:

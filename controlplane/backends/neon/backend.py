@@ -44,7 +44,7 @@ from controlplane.settings import Settings
 
 __all__ = ["NeonBackend"]
 
-logger = logging.getLogger("tenantvec.provisioning.neon")
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 PROJECT = "project"

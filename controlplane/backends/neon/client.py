@@ -50,7 +50,7 @@ from controlplane.settings import Settings
 
 __all__ = ["KNOWN_STATUSES", "Created", "Deleted", "NeonClient", "Operation", "normalise_base_url"]
 
-logger = logging.getLogger("tenantvec.neon")
+logger = logging.getLogger(__name__)
 
 _SENDERS = 16  # Neon API requests in flight at once, per client
 _PAGE = 400  # list page size (Neon's limit is 1-400 for projects, up to 10,000 elsewhere)

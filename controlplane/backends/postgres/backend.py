@@ -45,7 +45,7 @@ from controlplane.settings import Settings
 
 __all__ = ["PostgresBackend"]
 
-logger = logging.getLogger("tenantvec.provisioning.postgres")
+logger = logging.getLogger(__name__)
 
 
 class PostgresBackend:

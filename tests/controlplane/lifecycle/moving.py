@@ -12,7 +12,7 @@ from controlplane.model.records import TenantState
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
 from controlplane.settings import Settings
-from tests.controlplane.lifecycle.test_backup import load
+from tests.controlplane.lifecycle.rows import load
 
 HASH = EmbedderSpec.parse("hash")
 

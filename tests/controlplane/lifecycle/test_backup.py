@@ -20,7 +20,6 @@ from controlplane.errors import BackupInvalid
 from controlplane.lifecycle.backup import (
     MANIFEST,
     backup_tenant,
-    fingerprint,
     partial_path,
     read_backup,
 )
@@ -31,49 +30,16 @@ from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.records import Tenant, TenantState
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
-from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
-from controlplane.retrieval.documents import upsert_documents
+from controlplane.retrieval import SearchRequest
 from controlplane.retrieval.search import search
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
 from tenantvec_schema.runner import MigrationReport, migrate
 from tenantvec_schema.spec import IndexSpec
+from tests.controlplane.lifecycle.rows import load, rows_of
 from tests.fixtures.cli import TenantCtl, kill_group_after, one_line_error, settings_env
 
 HASH = EmbedderSpec.parse("hash")
-
-
-def documents(n: int, start: int = 0) -> list[DocumentIn]:
-    return [
-        DocumentIn(
-            id=f"doc-{i}",
-            title=None if i % 3 else f"Title {i}",
-            metadata={"n": i, "lang": "en" if i % 2 else "fr"},
-            chunks=[
-                ChunkIn(content=f"document {i} chunk {c}", embedding=[1.0, i / 10, c / 10])
-                for c in range(1 + i % 3)
-            ],
-        )
-        for i in range(start, start + n)
-    ]
-
-
-async def load(plane: ControlPlane, tenant_id: str, n: int, start: int = 0) -> None:
-    async with TenantRouter.open(plane) as router:
-        await upsert_documents(router, tenant_id, UpsertRequest(documents=documents(n, start)))
-
-
-async def rows_of(plane: ControlPlane, tenant_id: str) -> tuple[object, ...]:
-    tenant = await plane.catalog.get_tenant(tenant_id)
-    async with connect(plane.service_conninfo(tenant), where="test", timeout=5) as conn:
-        found = await fingerprint(conn)
-        row = await (
-            await conn.execute(
-                "SELECT count(*) FROM pg_indexes WHERE tablename = 'chunks' "
-                "AND indexdef ILIKE '%USING hnsw%'"
-            )
-        ).fetchone()
-    return found, row[0] if row else 0
 
 
 async def test_a_tenant_backs_up_and_restores_as_it_was(

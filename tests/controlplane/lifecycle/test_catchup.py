@@ -12,7 +12,7 @@ from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.pgconnect import connect
 from controlplane.plane import ControlPlane
-from tests.controlplane.lifecycle.test_backup import load
+from tests.controlplane.lifecycle.rows import load
 
 HASH = EmbedderSpec.parse("hash")
 

@@ -19,7 +19,7 @@ from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.records import ServerState, TenantState
 from controlplane.plane import ControlPlane
 from controlplane.settings import Settings
-from tests.controlplane.lifecycle.test_backup import load
+from tests.controlplane.lifecycle.rows import load
 from tests.fixtures.cli import TENANTCTL, TenantCtl, kill_group_after, one_line_error, settings_env
 
 HASH = EmbedderSpec.parse("hash")

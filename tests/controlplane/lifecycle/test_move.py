@@ -32,7 +32,7 @@ from controlplane.routing import TenantRouter
 from controlplane.settings import Settings
 from tenantvec_schema.spec import IndexKind, IndexSpec
 from tests.controlplane.lifecycle.moving import HASH, databases_on
-from tests.controlplane.lifecycle.test_backup import documents, load
+from tests.controlplane.lifecycle.rows import documents, load
 from tests.fakes.neon import FakeNeon
 from tests.fixtures.cli import TenantCtl, one_line_error
 from tests.fixtures.fakes import neon_settings

@@ -38,7 +38,7 @@ from tests.controlplane.lifecycle.moving import (
     served_from_one_copy,
     server_of,
 )
-from tests.controlplane.lifecycle.test_backup import documents, load
+from tests.controlplane.lifecycle.rows import documents, load
 from tests.fixtures.cli import TENANTCTL, kill_group_after, settings_env
 
 

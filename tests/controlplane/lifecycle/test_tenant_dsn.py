@@ -25,7 +25,7 @@ from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_
 from controlplane.plane import ControlPlane
 from controlplane.settings import Settings
 from tests.controlplane.lifecycle.layouts import make_layout_2
-from tests.controlplane.lifecycle.test_backup import load, rows_of
+from tests.controlplane.lifecycle.rows import load, rows_of
 from tests.fakes.neon import FakeNeon
 from tests.fixtures.cli import TenantCtl, one_line_error
 from tests.fixtures.fakes import neon_settings

@@ -1,0 +1,45 @@
+"""Rules of the code base that no linter knows, checked on the source itself."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _modules(*folders: str) -> Iterator[tuple[Path, ast.Module]]:
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            yield path, ast.parse(path.read_text(), str(path))
+
+
+def test_loggers_are_named_after_their_module() -> None:
+    """``logging.getLogger(__name__)``: a record says which module wrote it, and the names
+    follow the packages as they move (a name written by hand outlives its package)."""
+    named_by_hand = []
+    for path, tree in _modules("controlplane", "cli"):
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "getLogger"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and str(node.args[0].value).startswith(("tenantvec", "controlplane"))
+            ):
+                named_by_hand.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert named_by_hand == []
+
+
+def test_tests_share_helpers_through_helper_modules_not_other_tests() -> None:
+    """A test module is run, not imported: what several share lives in a fixture or a
+    helpers module (tests/fixtures, a non-test module beside them)."""
+    imports = []
+    for path, tree in _modules("tests"):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.rsplit(".", 1)[-1].startswith("test_"):
+                    imports.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.module}")
+    assert imports == []
