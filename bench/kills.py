@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import psycopg
 
 from bench.harness import clean_env
@@ -204,7 +205,7 @@ async def kill_once(plane: ControlPlane, env: dict[str, str], plan: KillPlan) ->
     result.seconds = time.monotonic() - started
     failed = [r for r in report.repairs if r.outcome != "ok"]
     if failed:
-        result.problems.append(f"repairs failed: {[r.public_dict() for r in failed]}")
+        result.problems.append(f"repairs failed: {[msgspec.to_builtins(r.view()) for r in failed]}")
     if report.ambiguous:
         result.problems.append(f"unattributed: {[o.name for o in report.ambiguous]}")
     await _check(plane, tenant_id, result)

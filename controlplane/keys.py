@@ -78,9 +78,6 @@ class IssuedKey:
     def view(self) -> IssuedKeyView:
         return IssuedKeyView(**msgspec.structs.asdict(self.key.view()), key=self.secret)
 
-    def public_dict(self) -> dict[str, object]:
-        return {**self.key.public_dict(), "key": self.secret}
-
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()

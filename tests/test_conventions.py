@@ -39,7 +39,22 @@ def test_tests_share_helpers_through_helper_modules_not_other_tests() -> None:
     imports = []
     for path, tree in _modules("tests"):
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                if node.module.rsplit(".", 1)[-1].startswith("test_"):
-                    imports.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.module}")
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.rsplit(".", 1)[-1].startswith("test_")
+            ):
+                imports.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.module}")
     assert imports == []
+
+
+def test_records_and_reports_show_themselves_through_one_typed_view() -> None:
+    """What an operation answers is a view of model/views.py, serialised once for the
+    API and ``tenantctl --json`` alike: no hand-written dict shapes beside it."""
+    hand_written = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path, tree in _modules("controlplane", "cli")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and node.name == "public_dict"
+    ]
+    assert hand_written == []

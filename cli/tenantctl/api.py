@@ -109,7 +109,7 @@ def keys_create(
 
     issued = cli.run(work)
     if json_:
-        cli.print_json(issued.public_dict())
+        cli.print_json(issued.view())
     else:
         cli.err.print(f"key {issued.key.id} for tenant {tenant}; store it now, it is shown once:")
         cli.out.print(issued.secret)
@@ -146,7 +146,7 @@ def keys_list(
 
     found = cli.run(work)
     if json_:
-        cli.print_json([k.public_dict() for k in found])
+        cli.print_json([k.view() for k in found])
         return
     table = Table("id", "name", "created", "by", "revoked")
     for key in found:
@@ -181,7 +181,7 @@ def keys_revoke(
 
     key = cli.run(work)
     if json_:
-        cli.print_json(key.public_dict())
+        cli.print_json(key.view())
     else:
         cli.out.print(f"key {key.id} of tenant {tenant} revoked")
 

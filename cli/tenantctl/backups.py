@@ -54,14 +54,14 @@ def backup_command(
             return await backup_tenant(plane, name, dest, actor=cli.actor)
 
     report = cli.run(work)
-    facts = report.public_dict()
+    facts = report.view()
     if json_:
         cli.print_json(facts)
         return
     cli.out.print(
-        f"backed up {name} to {facts['path']}: {facts['documents']} documents, "
-        f"{facts['chunks']} chunks, schema version {facts['schema_version']}, "
-        f"{facts['bytes'] / 2**20:.1f} MiB in {facts['seconds']:.1f} s"
+        f"backed up {name} to {facts.path}: {facts.documents} documents, "
+        f"{facts.chunks} chunks, schema version {facts.schema_version}, "
+        f"{facts.bytes / 2**20:.1f} MiB in {facts.seconds:.1f} s"
     )
 
 
@@ -104,18 +104,18 @@ def restore_command(
                 raise BackupInvalid(f"{file}: {exc}") from None
 
     report = cli.run(work)
-    facts = report.public_dict()
     if json_:
-        cli.print_json(facts)
+        cli.print_json(report.view())
         return
-    versions = facts["schema_version"]
     migrated = (
-        f", migrated from schema version {versions['backup']}"
-        if versions["backup"] != versions["now"]
+        f", migrated from schema version {report.from_version}"
+        if report.from_version != report.to_version
         else ""
     )
+    tenant = report.tenant
     cli.out.print(
-        f"restored {facts['tenant']} on {facts['server'] or facts['backend']}: "
-        f"{facts['documents']} documents, {facts['chunks']} chunks, verified{migrated}, "
-        f"in {facts['seconds']:.1f} s"
+        f"restored {tenant.id} on {tenant.server or tenant.backend}: "
+        f"{report.manifest.fingerprint.documents} documents, "
+        f"{report.manifest.fingerprint.chunks} chunks, verified{migrated}, "
+        f"in {report.seconds:.1f} s"
     )

@@ -73,7 +73,10 @@ class Cli:
         return asyncio.run(main())
 
     def print_json(self, data: Any) -> None:
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        """``data`` as JSON on stdout: a view (model/views.py) as the API answers it."""
+        import msgspec
+
+        sys.stdout.write(json.dumps(msgspec.to_builtins(data), indent=2, default=str) + "\n")
 
     def spinner(self, doing: str, *, quiet: bool) -> contextlib.AbstractContextManager[Any]:
         """A spinner on stderr while one long step runs (none with --json)."""

@@ -15,6 +15,7 @@ from rich.table import Table
 from tenantctl.context import JsonOption, get_cli
 
 if TYPE_CHECKING:
+    from controlplane.model.views import TenantView
     from controlplane.plane import ControlPlane
     from controlplane.settings import Settings
 
@@ -127,9 +128,7 @@ def demo(ctx: typer.Context, json_: JsonOption = False) -> None:
         summary["api"] = await _api_tour(plane.settings, out)
 
         out.print("[bold]6. Tenants[/]")
-        _print_tenants(
-            out, [t.public_dict() for t in await list_tenants(plane, labels={"demo": "true"})]
-        )
+        _print_tenants(out, [t.view() for t in await list_tenants(plane, labels={"demo": "true"})])
 
         out.print(
             "[bold]7. Delete demo-globex[/] (DROP DATABASE + DROP ROLE; the row stays for audit)"
@@ -137,10 +136,10 @@ def demo(ctx: typer.Context, json_: JsonOption = False) -> None:
         deleted = await delete_tenant(plane, "demo-globex", actor=cli.actor)
         assert deleted.state is TenantState.DELETED
         tenants = [
-            t.public_dict()
+            t.view()
             for t in await list_tenants(plane, labels={"demo": "true"}, include_deleted=True)
         ]
-        summary["tenants"] = [{"id": t["id"], "state": t["state"]} for t in tenants]
+        summary["tenants"] = [{"id": t.id, "state": t.state} for t in tenants]
         _print_tenants(out, tenants)
 
     cli.run(work)
@@ -307,14 +306,8 @@ def _snippet(content: str | None, width: int = 110) -> str:
     return flat if len(flat) <= width else flat[:width] + "..."
 
 
-def _print_tenants(out: Console, rows: list[dict[str, Any]]) -> None:
+def _print_tenants(out: Console, rows: list[TenantView]) -> None:
     table = Table("ID", "STATE", "SERVER", "DIMS", "SCHEMA", box=None, pad_edge=False)
     for row in rows:
-        table.add_row(
-            row["id"],
-            row["state"],
-            row["server"] or "-",
-            str(row["dims"]),
-            str(row["schema_version"]),
-        )
+        table.add_row(row.id, row.state, row.server or "-", str(row.dims), str(row.schema_version))
     out.print(table)

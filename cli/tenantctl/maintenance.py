@@ -75,12 +75,14 @@ def migrate(
     results = cli.run(work)
     failed = [r for r in results if not r.ok]
     if json_:
+        from controlplane.model.views import MigrationsView
+
         cli.print_json(
-            {
-                "results": [r.public_dict() for r in results],
-                "migrated": len(results) - len(failed),
-                "failed": len(failed),
-            }
+            MigrationsView(
+                results=[r.view() for r in results],
+                migrated=len(results) - len(failed),
+                failed=len(failed),
+            )
         )
     else:
         for r in results:
@@ -133,7 +135,7 @@ def reconcile_cmd(
 
     report = cli.run(work)
     if json_:
-        cli.print_json(report.public_dict())
+        cli.print_json(report.view())
     else:
         for r in report.repairs:
             cli.out.print(
@@ -204,7 +206,7 @@ def gc(
 
     report = cli.run(work)
     if json_:
-        cli.print_json(report.public_dict())
+        cli.print_json(report.view())
     else:
         for tenant_id in report.deleted:
             cli.out.print(f"deleted expired tenant {tenant_id}")
@@ -227,7 +229,7 @@ def doctor(ctx: typer.Context, json_: JsonOption = False) -> None:
 
     report = cli.run(work)
     if json_:
-        cli.print_json(report.public_dict())
+        cli.print_json(report.view())
     else:
         marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
         for check in report.checks:
@@ -252,7 +254,7 @@ def operations(
 
     found = cli.run(work)
     if json_:
-        cli.print_json([op.public_dict() for op in found])
+        cli.print_json([op.view() for op in found])
         return
     table = Table(
         "ID", "STARTED", "ACTION", "TENANT", "OUTCOME", "ACTOR", "ERROR", box=None, pad_edge=False

@@ -67,14 +67,13 @@ def move_command(
             return await move_tenant(plane, name, backend=backend, server=server, actor=cli.actor)
 
     report = cli.run(work)
-    facts = report.public_dict()
     if json_:
-        cli.print_json(facts)
+        cli.print_json(report.view())
         return
-    source, target = facts["from"], facts["to"]
+    moved = report.tenant
     cli.out.print(
-        f"moved {name} from {source['server'] or source['backend']} to "
-        f"{target['server'] or target['backend']}: {facts['documents']} documents, "
-        f"{facts['chunks']} chunks, verified, in {facts['seconds']:.1f} s (writes paused "
-        f"{facts['writes_paused_seconds']:.1f} s)"
+        f"moved {name} from {report.source_server or report.source_backend} to "
+        f"{moved.server or moved.backend}: {report.documents} documents, "
+        f"{report.chunks} chunks, verified, in {report.seconds:.1f} s (writes paused "
+        f"{report.writes_paused_seconds:.1f} s)"
     )

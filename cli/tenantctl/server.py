@@ -45,7 +45,7 @@ def up(ctx: typer.Context, json_: JsonOption = False) -> None:
 
     report = cli.run(work)
     data = _status_dict(server)
-    data["reconcile"] = report.public_dict()
+    data["reconcile"] = report.view()
     if json_:
         cli.print_json(data)
         return

@@ -78,7 +78,7 @@ def add(
 
     server = cli.run(work)
     if json_:
-        cli.print_json(server.public_dict())
+        cli.print_json(server.view())
     else:
         cli.out.print(
             f"server {server.name} registered: {server.address}, Postgres "
@@ -99,7 +99,9 @@ def list_(ctx: typer.Context, json_: JsonOption = False) -> None:
 
     loads = cli.run(work)
     if json_:
-        cli.print_json([load.server.public_dict(load.tenants, load.bytes) for load in loads])
+        cli.print_json(
+            [load.server.view(tenants=load.tenants, used_bytes=load.bytes) for load in loads]
+        )
         return
     table = Table(
         "NAME",
@@ -186,15 +188,15 @@ def drain(
             )
 
     report = cli.run(work)
+    facts = report.view()
     if json_:
-        cli.print_json(report.public_dict())
+        cli.print_json(facts)
     else:
         for move in report.moves:
             if not move.ok:
                 cli.out.print(f"{move.tenant}: not moved: {move.error}")
-        facts = report.public_dict()
         cli.out.print(
-            f"server {name}: {facts['moved']} tenants moved, {facts['failed']} failed, "
+            f"server {name}: {facts.moved} tenants moved, {facts.failed} failed, "
             f"{len(report.left)} left"
             + ("; drained -- 'tenantctl servers remove' to unregister it" if report.drained else "")
         )
@@ -221,7 +223,7 @@ def activate(
 
     server = cli.run(work)
     if json_:
-        cli.print_json(server.public_dict())
+        cli.print_json(server.view())
     else:
         cli.out.print(f"server {name} is active: it takes new tenants")
 

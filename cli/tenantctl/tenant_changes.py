@@ -69,7 +69,7 @@ def set_limits_command(
 
     tenant = cli.run(work)
     if json_:
-        cli.print_json(tenant.public_dict())
+        cli.print_json(tenant.view())
     else:
         limits = tenant.placement["limits"]
         cli.out.print(
@@ -129,7 +129,7 @@ def set_embedder_command(
 
     tenant = cli.run(work)
     if json_:
-        cli.print_json(tenant.public_dict())
+        cli.print_json(tenant.view())
     else:
         if tenant.embedder is None:
             cli.out.print(
@@ -172,7 +172,7 @@ def set_index_command(
 
     tenant = cli.run(work)
     if json_:
-        cli.print_json(tenant.public_dict())
+        cli.print_json(tenant.view())
     else:
         params = ", ".join(f"{k}={v}" for k, v in tenant.index.params().items())
         cli.out.print(
@@ -211,7 +211,7 @@ def tune_command(
 
     tenant = cli.run(work)
     if json_:
-        cli.print_json(tenant.public_dict())
+        cli.print_json(tenant.view())
     else:
         cli.out.print(describe_recall(tenant))
 

@@ -17,6 +17,7 @@ from controlplane.model.records import Tenant, TenantState
 from tenantctl.context import Cli, JsonOption, get_cli
 
 if TYPE_CHECKING:
+    from controlplane.model.views import TenantDetail
     from controlplane.plane import ControlPlane
 
 from controlplane.model.backends import BackendKind
@@ -215,7 +216,7 @@ def create(
 
     tenant = cli.run(work)
     if json_:
-        cli.print_json(tenant.public_dict())
+        cli.print_json(tenant.view())
     else:
         cli.out.print(
             f"tenant {tenant.id} is {tenant.state} {where(tenant)} "
@@ -314,7 +315,7 @@ def _switch_command(
 
     tenant = cli.run(work)
     if json_:
-        cli.print_json(tenant.public_dict())
+        cli.print_json(tenant.view())
     else:
         cli.out.print(f"tenant {tenant.id} is {tenant.state}")
 
@@ -342,7 +343,7 @@ def list_(
 
     found = cli.run(work)
     if json_:
-        cli.print_json([t.public_dict() for t in found])
+        cli.print_json([t.view() for t in found])
         return
     table = Table(
         "ID",
@@ -383,18 +384,21 @@ def show(
     json_: JsonOption = False,
 ) -> None:
     """Show a tenant: catalog record, live database facts and recent operations."""
+    import msgspec
+
     from controlplane.lifecycle.tenants import describe_tenant
 
     cli = get_cli(ctx)
 
-    async def work(plane: ControlPlane) -> dict[str, Any]:
+    async def work(plane: ControlPlane) -> TenantDetail:
         return await describe_tenant(plane, name)
 
-    data = cli.run(work)
+    detail = cli.run(work)
     if json_:
-        cli.print_json(data)
+        cli.print_json(detail)
         return
-    operations = data.pop("operations")
+    data = msgspec.to_builtins(detail)
+    del data["operations"]  # shown below, one line each
     live = data.pop("live", None)
     for key, value in data.items():
         shown = describe_embedder(None) if key == "embedder" and value is None else value
@@ -402,10 +406,10 @@ def show(
     if live is not None:
         cli.out.print(f"{'database':>15}: {_plain(live)}")
     cli.out.print(f"{'operations':>15}:")
-    for op in operations:
+    for op in detail.operations:
         cli.out.print(
-            f"{'':>17}{_short_time(op['started_at'])} {op['action']} "
-            f"{op['outcome']} by {op['actor']}" + (f": {op['error']}" if op["error"] else "")
+            f"{'':>17}{_short_time(op.started_at)} {op.action} "
+            f"{op.outcome} by {op.actor}" + (f": {op.error}" if op.error else "")
         )
 
 
@@ -448,7 +452,7 @@ def delete(
 
     tenant = cli.run(work)
     if json_:
-        cli.print_json(tenant.public_dict())
+        cli.print_json(tenant.view())
     else:
         erasure = tenant.placement.get("erasure") or {}
         said = f": {erasure['detail']}" if erasure.get("detail") else ""

@@ -163,16 +163,7 @@ class BackupsController(Controller):
             report = await restore_tenant(
                 api.plane, upload, as_id=as_, backend=backend, server=server, actor=caller.actor
             )
-        facts = report.public_dict()
-        return RestoreView(
-            tenant=report.tenant.view(),
-            restored_from=str(facts["restored_from"]),
-            backup_schema_version=report.from_version,
-            documents=report.manifest.fingerprint.documents,
-            chunks=report.manifest.fingerprint.chunks,
-            verified=True,
-            seconds=float(facts["seconds"]),
-        )
+        return report.view()
 
 
 async def _read_chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:

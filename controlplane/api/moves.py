@@ -15,7 +15,7 @@ from controlplane.api.caller import CallerDep
 from controlplane.api.state import ApiDep
 from controlplane.lifecycle.move import move_tenant
 from controlplane.model.records import validate_server_name
-from controlplane.model.views import Location, MoveView
+from controlplane.model.views import MoveView
 
 __all__ = ["MoveRequest", "MovesController"]
 
@@ -77,13 +77,4 @@ class MovesController(Controller):
         report = await move_tenant(
             api.plane, tenant_id, backend=data.backend, server=data.server, actor=caller.actor
         )
-        return MoveView(
-            tenant=report.tenant.view(),
-            moved_from=Location(backend=report.source_backend, server=report.source_server),
-            documents=report.documents,
-            chunks=report.chunks,
-            caught_up=report.caught_up,
-            verified=True,
-            seconds=round(report.seconds, 3),
-            writes_paused_seconds=round(report.writes_paused_seconds, 3),
-        )
+        return report.view()

@@ -21,8 +21,8 @@ from controlplane.lifecycle.suspend import resume_tenant, suspend_tenant
 from controlplane.lifecycle.tenants import (
     create_tenant,
     delete_tenant,
+    describe_tenant,
     list_tenants,
-    tenant_detail,
 )
 from controlplane.model.compute import Tier
 from controlplane.model.embedder import EmbedderSpec, parse_embedder
@@ -162,7 +162,7 @@ class TenantsController(Controller):
         responses=ex.ok_admin(TenantDetail, ex.TENANT, "The tenant."),
     )
     async def show(self, api: ApiDep, caller: CallerDep, tenant_id: TenantIdParam) -> TenantDetail:
-        return await tenant_detail(api.plane, tenant_id)
+        return await describe_tenant(api.plane, tenant_id)
 
     @delete(
         "/tenants/{tenant_id:str}",

@@ -18,6 +18,7 @@ from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
 from controlplane.model.records import Server, Tenant
 from controlplane.model.request import TenantRequest
+from controlplane.model.views import ResourceView
 
 __all__ = ["ApiProbe", "Backend", "Checkpoint", "OwnedResource", "ProbesItsApi", "ProvisionPlan"]
 
@@ -112,16 +113,16 @@ class OwnedResource:
     # changed hands since it was judged an orphan.
     marker: str | None = field(default=None, repr=False)
 
-    def public_dict(self) -> dict[str, Any]:
-        return {
-            "backend": self.backend,
-            "kind": self.kind,
-            "name": self.name,
-            "location": self.location,
-            "tenant": self.tenant_id,
-            "tenant_uid": self.tenant_uid,
-            "catalog": self.catalog_id,
-        }
+    def view(self) -> ResourceView:
+        return ResourceView(
+            backend=self.backend,
+            kind=self.kind,
+            name=self.name,
+            location=self.location,
+            tenant=self.tenant_id,
+            tenant_uid=self.tenant_uid,
+            catalog=self.catalog_id,
+        )
 
 
 class Backend(BackendTraits, Protocol):

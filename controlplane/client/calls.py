@@ -156,6 +156,13 @@ class _Calls:
         path = f"{_tenant(tenant_id)}/limits"
         return Call("PUT", path, _as(TenantView), body=body, tenant_id=tenant_id)
 
+    def tune_recall(self, tenant_id: str, *, target: float | None = None) -> Call[TenantView]:
+        """[tuneTenantRecall] Measure the tenant's recall now (against ``target``, a new
+        recall target, if given) and keep the ef_search / probes that meets it."""
+        body = {"target": target} if target is not None else {}
+        path = f"{_tenant(tenant_id)}/recall"
+        return Call("POST", path, _as(TenantView), body=body, tenant_id=tenant_id)
+
     def set_embedder(
         self,
         tenant_id: str,
@@ -404,6 +411,7 @@ OPERATIONS: dict[str, str] = {
     "restoreTenant": "restore_tenant",
     "moveTenant": "move_tenant",
     "setTenantLimits": "set_limits",
+    "tuneTenantRecall": "tune_recall",
     "setTenantEmbedder": "set_embedder",
     "createKey": "create_key",
     "listKeys": "list_keys",

@@ -50,6 +50,7 @@ from controlplane.lifecycle.dumps import own_objects, own_objects_in_public
 from controlplane.localpg.tools import pg_tool, run_pg_tool
 from controlplane.model.embedder import embedder_json
 from controlplane.model.records import OperationOutcome, Tenant, TenantState
+from controlplane.model.views import BackupView, details_of
 from controlplane.pgconnect import connect
 from controlplane.scratch import scratch_dir
 from tenantvec_schema.migrations import MigrationSet
@@ -230,17 +231,17 @@ class BackupReport:
     bytes: int
     seconds: float
 
-    def public_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "tenant": self.tenant,
-            "bytes": self.bytes,
-            "seconds": round(self.seconds, 3),
-            "schema_version": self.manifest.schema_version,
-            "documents": self.manifest.fingerprint.documents,
-            "chunks": self.manifest.fingerprint.chunks,
-            "digest": self.manifest.fingerprint.digest,
-        }
+    def view(self) -> BackupView:
+        return BackupView(
+            path=str(self.path),
+            tenant=self.tenant,
+            bytes=self.bytes,
+            seconds=round(self.seconds, 3),
+            schema_version=self.manifest.schema_version,
+            documents=self.manifest.fingerprint.documents,
+            chunks=self.manifest.fingerprint.chunks,
+            digest=self.manifest.fingerprint.digest,
+        )
 
 
 def default_backup_path(tenant_id: str, when: datetime) -> Path:
@@ -311,7 +312,7 @@ async def backup_tenant(
         report = BackupReport(
             dest, tenant.id, manifest, dest.stat().st_size, time.monotonic() - started
         )
-        details = {k: v for k, v in report.public_dict().items() if k != "path"}
+        details = details_of(report.view(), "path")
         await plane.catalog.end_operation(operation, OperationOutcome.SUCCEEDED, details=details)
     return report
 

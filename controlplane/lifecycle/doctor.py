@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from controlplane.inputs import printable
 from controlplane.lifecycle.reconcile import survey
 from controlplane.model.backends import BackendKind
 from controlplane.model.records import ServerState, Tenant, TenantState, validate_tenant_id
+from controlplane.model.views import CheckView, DoctorView
 
 __all__ = ["Check", "DoctorReport", "run_doctor"]
 
@@ -26,8 +28,8 @@ class Check:
     status: str  # "ok" | "warn" | "fail"
     detail: str
 
-    def public_dict(self) -> dict[str, str]:
-        return {"name": self.name, "status": self.status, "detail": self.detail}
+    def view(self) -> CheckView:
+        return CheckView(name=self.name, status=self.status, detail=self.detail)
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,8 @@ class DoctorReport:
     def healthy(self) -> bool:
         return all(c.status != "fail" for c in self.checks)
 
-    def public_dict(self) -> dict[str, Any]:
-        return {"healthy": self.healthy, "checks": [c.public_dict() for c in self.checks]}
+    def view(self) -> DoctorView:
+        return DoctorView(healthy=self.healthy, checks=[c.view() for c in self.checks])
 
 
 def _invalid_ids_check(tenants: list[Tenant]) -> Check:
@@ -86,33 +88,63 @@ def _layout_check(tenants: list[Tenant]) -> Check:
     return Check("tenant layout", "warn", "; ".join(problems))
 
 
+@dataclass(frozen=True)
+class _Fleet:
+    """What every check may look at: the plane, and its tenants read once."""
+
+    plane: PlaneContext
+    tenants: list[Tenant]
+
+
 async def run_doctor(plane: PlaneContext) -> DoctorReport:
+    """Every check in turn, each standing alone: one that cannot finish (a server that
+    does not answer) is a failed line of its own, and the others still run."""
+    fleet = _Fleet(plane, await plane.catalog.list_tenants())
     checks: list[Check] = []
-    if plane.embedded is not None:
-        status = await asyncio.to_thread(plane.embedded.status)
-        binaries = plane.embedded.binaries
-        checks.append(
-            Check(
-                "embedded server",
-                "ok" if status.running else "fail",
-                f"Postgres {binaries.version} with pgvector {binaries.pgvector_version}, "
-                f"pid {status.pid}, 127.0.0.1:{status.port}, data {status.data_dir}"
-                if status.running
-                else "not running",
-            )
-        )
-    catalog = plane.catalog.conninfo
-    tenants = await plane.catalog.list_tenants()
+    for name, check in _CHECKS:
+        try:
+            checks.extend(await check(fleet))
+        except TenantvecError as exc:
+            checks.append(Check(name, "fail", str(exc)))
+    return DoctorReport(checks)
+
+
+async def _embedded_server(fleet: _Fleet) -> list[Check]:
+    embedded = fleet.plane.embedded
+    if embedded is None:
+        return []
+    status = await asyncio.to_thread(embedded.status)
+    if not status.running:
+        return [Check("embedded server", "fail", "not running")]
+    binaries = embedded.binaries
+    detail = (
+        f"Postgres {binaries.version} with pgvector {binaries.pgvector_version}, "
+        f"pid {status.pid}, 127.0.0.1:{status.port}, data {status.data_dir}"
+    )
+    return [Check("embedded server", "ok", detail)]
+
+
+async def _catalog(fleet: _Fleet) -> list[Check]:
+    catalog = fleet.plane.catalog.conninfo
     by_state: dict[str, int] = {}
-    for tenant in tenants:
+    for tenant in fleet.tenants:
         by_state[tenant.state] = by_state.get(tenant.state, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(by_state.items())) or "no tenants"
-    checks.append(
-        Check("catalog", "ok", f"{catalog.host}:{catalog.port}/{catalog.dbname}: {summary}")
-    )
-    checks.append(_invalid_ids_check(tenants))
-    checks.append(_layout_check(tenants))
+    return [Check("catalog", "ok", f"{catalog.host}:{catalog.port}/{catalog.dbname}: {summary}")]
 
+
+async def _tenant_ids(fleet: _Fleet) -> list[Check]:
+    return [_invalid_ids_check(fleet.tenants)]
+
+
+async def _tenant_layout(fleet: _Fleet) -> list[Check]:
+    return [_layout_check(fleet.tenants)]
+
+
+async def _servers(fleet: _Fleet) -> list[Check]:
+    """One line per registered server: reachable, its versions, its tenants."""
+    plane = fleet.plane
+    checks: list[Check] = []
     counts = await plane.catalog.count_live_tenants_by_server()
     for server in await plane.catalog.list_servers():
         try:
@@ -128,80 +160,99 @@ async def run_doctor(plane: PlaneContext) -> DoctorReport:
         hosted = counts.get(server.name, 0)
         # Draining with tenants left: a drain stopped (or runs now); nothing places here.
         left = server.state is ServerState.DRAINING and hosted
-        checks.append(
-            Check(
-                f"server {server.name}",
-                "warn" if left else "ok",
-                f"{server.address}, Postgres {facts.server_version}, pgvector "
-                f"{facts.pgvector_version}, {hosted} tenants (capacity {room}), {server.state}"
-                + (
-                    f": {hosted} tenant(s) still on it -- 'tenantctl servers drain "
-                    f"{server.name}' again, or 'servers activate {server.name}'"
-                    if left
-                    else ""
-                ),
-            )
+        detail = (
+            f"{server.address}, Postgres {facts.server_version}, pgvector "
+            f"{facts.pgvector_version}, {hosted} tenants (capacity {room}), {server.state}"
         )
+        if left:
+            detail += (
+                f": {hosted} tenant(s) still on it -- 'tenantctl servers drain "
+                f"{server.name}' again, or 'servers activate {server.name}'"
+            )
+        checks.append(Check(f"server {server.name}", "warn" if left else "ok", detail))
+    return checks
 
-    checks.extend(await _own_server_checks(plane, tenants))
 
+async def _own_servers(fleet: _Fleet) -> list[Check]:
+    return await _own_server_checks(fleet.plane, fleet.tenants)
+
+
+async def _orphans(fleet: _Fleet) -> list[Check]:
+    """Resources tenantvec made that no tenant owns (and those it cannot attribute)."""
     try:
-        found = await survey(plane)
+        found = await survey(fleet.plane)
     except TenantvecError as exc:
-        checks.append(Check("orphans", "fail", f"cannot list: {exc}"))
-    else:
-        orphans, ambiguous = found.orphans, found.ambiguous
-        names = ", ".join(f"{o.kind} {o.name} on {o.location}" for o in orphans[:5])
+        return [Check("orphans", "fail", f"cannot list: {exc}")]
+    orphans, ambiguous = found.orphans, found.ambiguous
+    names = ", ".join(f"{o.kind} {o.name} on {o.location}" for o in orphans[:5])
+    checks = [
+        Check(
+            "orphans",
+            "warn" if orphans else "ok",
+            f"{len(orphans)}: {names} (remove with 'tenantctl reconcile --fix')"
+            if orphans
+            else "none",
+        )
+    ]
+    if ambiguous:
+        names = ", ".join(f"{o.kind} {o.name} on {o.location}" for o in ambiguous[:5])
         checks.append(
             Check(
-                "orphans",
-                "warn" if orphans else "ok",
-                f"{len(orphans)}: {names} (remove with 'tenantctl reconcile --fix')"
-                if orphans
-                else "none",
+                "unattributed resources",
+                "warn",
+                f"{len(ambiguous)}: {names}: they carry tenantvec's marker but no tenant "
+                "can be told from it; reconcile never removes them, look at them yourself",
             )
         )
-        if ambiguous:
-            names = ", ".join(f"{o.kind} {o.name} on {o.location}" for o in ambiguous[:5])
-            checks.append(
-                Check(
-                    "unattributed resources",
-                    "warn",
-                    f"{len(ambiguous)}: {names}: they carry tenantvec's marker but no tenant "
-                    "can be told from it; reconcile never removes them, look at them yourself",
-                )
-            )
+    return checks
 
-    expired = [t.id for t in tenants if t.expires_at is not None and t.expires_at < utcnow()]
-    checks.append(
-        Check(
-            "expired tenants",
-            "warn" if expired else "ok",
-            f"{len(expired)}: {', '.join(expired[:5])} (delete with 'tenantctl gc')"
-            if expired
-            else "none",
-        )
+
+async def _expired(fleet: _Fleet) -> list[Check]:
+    now = utcnow()
+    expired = [t.id for t in fleet.tenants if t.expires_at is not None and t.expires_at < now]
+    detail = f"{len(expired)}: {', '.join(expired[:5])} (delete with 'tenantctl gc')"
+    return [Check("expired tenants", "warn", detail) if expired else _none("expired tenants")]
+
+
+async def _unfinished(fleet: _Fleet) -> list[Check]:
+    busy = (TenantState.PROVISIONING, TenantState.DELETING)
+    stuck = [t.id for t in fleet.tenants if t.state in busy]
+    detail = f"{', '.join(stuck[:5])} (finish with 'tenantctl reconcile')"
+    return [
+        Check("unfinished operations", "warn", detail) if stuck else _none("unfinished operations")
+    ]
+
+
+async def _neon_api(fleet: _Fleet) -> list[Check]:
+    return [await _neon_api_check(fleet.plane)]
+
+
+async def _failed(fleet: _Fleet) -> list[Check]:
+    failed = [t.id for t in fleet.tenants if t.state is TenantState.FAILED]
+    detail = (
+        f"{', '.join(failed[:5])} (retry with 'tenants create' or remove with 'tenants delete')"
     )
-    stuck = [t.id for t in tenants if t.state in (TenantState.PROVISIONING, TenantState.DELETING)]
-    checks.append(
-        Check(
-            "unfinished operations",
-            "warn" if stuck else "ok",
-            f"{', '.join(stuck[:5])} (finish with 'tenantctl reconcile')" if stuck else "none",
-        )
-    )
-    checks.append(await _neon_api_check(plane))
-    failed = [t.id for t in tenants if t.state is TenantState.FAILED]
-    checks.append(
-        Check(
-            "failed tenants",
-            "warn" if failed else "ok",
-            f"{', '.join(failed[:5])} (retry with 'tenants create' or remove with 'tenants delete')"
-            if failed
-            else "none",
-        )
-    )
-    return DoctorReport(checks)
+    return [Check("failed tenants", "warn", detail) if failed else _none("failed tenants")]
+
+
+def _none(name: str) -> Check:
+    return Check(name, "ok", "none")
+
+
+# The checks, in the order the report lists them, each by the name it fails under.
+_CHECKS: tuple[tuple[str, Callable[[_Fleet], Awaitable[list[Check]]]], ...] = (
+    ("embedded server", _embedded_server),
+    ("catalog", _catalog),
+    ("tenant ids", _tenant_ids),
+    ("tenant layout", _tenant_layout),
+    ("servers", _servers),
+    ("own servers", _own_servers),
+    ("orphans", _orphans),
+    ("expired tenants", _expired),
+    ("unfinished operations", _unfinished),
+    ("neon API", _neon_api),
+    ("failed tenants", _failed),
+)
 
 
 async def _neon_api_check(plane: PlaneContext) -> Check:

@@ -16,7 +16,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from controlplane.context import PlaneContext
 from controlplane.errors import CatalogUnavailable, InvalidRequest, TenantvecError
@@ -24,6 +23,7 @@ from controlplane.lifecycle.fleetwork import for_each_tenant
 from controlplane.lifecycle.move import MOVE_MARK, move_tenant, settle_move
 from controlplane.lifecycle.placement import choose_server
 from controlplane.model.records import ServerState, Tenant, TenantState
+from controlplane.model.views import DrainMoveView, DrainView
 
 __all__ = [
     "DrainReport",
@@ -51,14 +51,14 @@ class MoveOutcome:
     seconds: float = 0.0
     error: str | None = None
 
-    def public_dict(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "ok": self.ok,
-            "to": self.to,
-            "seconds": round(self.seconds, 3),
-            "error": self.error,
-        }
+    def view(self) -> DrainMoveView:
+        return DrainMoveView(
+            tenant=self.tenant,
+            ok=self.ok,
+            to=self.to,
+            seconds=round(self.seconds, 3),
+            error=self.error,
+        )
 
 
 @dataclass(frozen=True)
@@ -72,15 +72,15 @@ class DrainReport:
     def drained(self) -> bool:
         return not self.left
 
-    def public_dict(self) -> dict[str, Any]:
-        return {
-            "server": self.server,
-            "moved": sum(m.ok for m in self.moves),
-            "failed": sum(not m.ok for m in self.moves),
-            "moves": [m.public_dict() for m in self.moves],
-            "left": self.left,
-            "drained": self.drained,
-        }
+    def view(self) -> DrainView:
+        return DrainView(
+            server=self.server,
+            moved=sum(m.ok for m in self.moves),
+            failed=sum(not m.ok for m in self.moves),
+            moves=[m.view() for m in self.moves],
+            left=list(self.left),
+            drained=self.drained,
+        )
 
 
 def check_drain(server: str, to_server: str | None, concurrency: int) -> None:

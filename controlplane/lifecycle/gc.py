@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
@@ -13,6 +12,7 @@ from controlplane.errors import InvalidRequest, TenantvecError
 from controlplane.lifecycle.fleetwork import for_each_tenant
 from controlplane.lifecycle.tenants import delete_tenant
 from controlplane.model.records import Tenant, TenantState
+from controlplane.model.views import GcView
 
 __all__ = ["GC_CONCURRENCY", "GcReport", "GcResult", "collect_expired", "expired_tenants"]
 
@@ -42,8 +42,8 @@ class GcReport:
     deleted: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
-    def public_dict(self) -> dict[str, Any]:
-        return {"deleted": self.deleted, "failed": self.failed}
+    def view(self) -> GcView:
+        return GcView(deleted=list(self.deleted), failed=dict(self.failed))
 
 
 async def expired_tenants(plane: PlaneContext) -> list[Tenant]:

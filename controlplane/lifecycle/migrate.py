@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from controlplane.backends.markers import LAYOUT
 from controlplane.context import PlaneContext
@@ -29,6 +28,7 @@ from controlplane.lifecycle.fleetwork import for_each_tenant
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import apply_schema, checkpoint_for
 from controlplane.model.records import OperationOutcome, Tenant, TenantState
+from controlplane.model.views import MigrationView
 from tenantvec_schema.migrations import MigrationSet
 
 __all__ = ["TenantMigration", "migrate_all", "migrate_tenant", "upgrade_on_touch"]
@@ -49,16 +49,16 @@ class TenantMigration:
     def ok(self) -> bool:
         return self.error is None
 
-    def public_dict(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "ok": self.ok,
-            "from_version": self.from_version,
-            "to_version": self.to_version,
-            "applied": list(self.applied),
-            "seconds": round(self.seconds, 3),
-            "error": self.error,
-        }
+    def view(self) -> MigrationView:
+        return MigrationView(
+            tenant=self.tenant,
+            ok=self.ok,
+            from_version=self.from_version,
+            to_version=self.to_version,
+            applied=list(self.applied),
+            seconds=round(self.seconds, 3),
+            error=self.error,
+        )
 
 
 async def migrate_tenant(plane: PlaneContext, tenant_id: str, *, actor: str) -> TenantMigration:

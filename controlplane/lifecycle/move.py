@@ -71,6 +71,7 @@ from controlplane.lifecycle.restore import DumpLoader, request_from_settings
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import make_resources
 from controlplane.model.records import OperationOutcome, Tenant, TenantState, validate_tenant_id
+from controlplane.model.views import Location, MoveView, details_of
 from controlplane.pgconnect import connect
 from controlplane.scratch import scratch_dir
 from tenantvec_schema.migrations import MigrationSet
@@ -111,19 +112,17 @@ class MoveReport:
     # routers may refuse writes up to one route TTL longer.
     writes_paused_seconds: float
 
-    def public_dict(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant.id,
-            "from": {"backend": self.source_backend, "server": self.source_server},
-            "to": {"backend": self.tenant.backend, "server": self.tenant.server},
-            "documents": self.documents,
-            "chunks": self.chunks,
-            "caught_up": self.caught_up,
-            "verified": True,  # a move that does not verify fails
-            "schema_version": self.tenant.schema_version,
-            "seconds": round(self.seconds, 3),
-            "writes_paused_seconds": round(self.writes_paused_seconds, 3),
-        }
+    def view(self) -> MoveView:
+        return MoveView(
+            tenant=self.tenant.view(),
+            moved_from=Location(backend=self.source_backend, server=self.source_server),
+            documents=self.documents,
+            chunks=self.chunks,
+            caught_up=self.caught_up,
+            verified=True,  # a move that does not verify fails
+            seconds=round(self.seconds, 3),
+            writes_paused_seconds=round(self.writes_paused_seconds, 3),
+        )
 
 
 async def move_tenant(
@@ -182,7 +181,7 @@ async def move_tenant(
             time.monotonic() - started,
             paused,
         )
-        details = {k: v for k, v in report.public_dict().items() if k != "tenant"}
+        details = details_of(report.view(), "tenant")
         await plane.catalog.end_operation(operation, OperationOutcome.SUCCEEDED, details=details)
     logger.info(
         "tenant %s: moved to %s in %.1f s", tenant.id, moved.server or moved.backend, report.seconds

@@ -39,6 +39,7 @@ from controlplane.model.records import (
     Tenant,
     TenantState,
 )
+from controlplane.model.views import ReconcileView, RepairView, details_of
 from controlplane.scratch import sweep
 
 __all__ = [
@@ -65,14 +66,14 @@ class Repair:
     outcome: str  # "ok", "failed", "skipped"
     error: str | None = None
 
-    def public_dict(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "was": self.was,
-            "action": self.action,
-            "outcome": self.outcome,
-            "error": self.error,
-        }
+    def view(self) -> RepairView:
+        return RepairView(
+            tenant=self.tenant,
+            was=self.was,
+            action=self.action,
+            outcome=self.outcome,
+            error=self.error,
+        )
 
 
 @dataclass(frozen=True)
@@ -97,17 +98,17 @@ class ReconcileReport:
             and not self.ambiguous
         )
 
-    def public_dict(self) -> dict[str, Any]:
-        return {
-            "repairs": [r.public_dict() for r in self.repairs],
-            "orphans": [o.public_dict() for o in self.orphans],
-            "ambiguous": [o.public_dict() for o in self.ambiguous],
-            "removed": [o.public_dict() for o in self.removed],
-            "failed_tenants": self.failed_tenants,
-            "scratch_removed": self.scratch_removed,
-            "draining": self.draining,
-            "clean": self.clean,
-        }
+    def view(self) -> ReconcileView:
+        return ReconcileView(
+            repairs=[r.view() for r in self.repairs],
+            orphans=[o.view() for o in self.orphans],
+            ambiguous=[o.view() for o in self.ambiguous],
+            removed=[o.view() for o in self.removed],
+            failed_tenants=list(self.failed_tenants),
+            scratch_removed=list(self.scratch_removed),
+            draining=dict(self.draining),
+            clean=self.clean,
+        )
 
 
 async def reconcile(plane: PlaneContext, *, fix: bool = False, actor: str) -> ReconcileReport:
@@ -408,7 +409,7 @@ async def _remove_orphan(plane: PlaneContext, resource: OwnedResource, actor: st
                 "remove-orphan",
                 actor,
                 tenant_id=resource.tenant_id,
-                details=resource.public_dict(),
+                details=details_of(resource.view()),
             )
             try:
                 await plane.backend(resource.backend).remove_resource(resource)

@@ -39,6 +39,7 @@ from controlplane.model.embedder import NO_EMBEDDER, EmbedderChoice, embedder_fr
 from controlplane.model.recall import DEFAULT_RECALL_TARGET, RecallTuning
 from controlplane.model.records import Tenant, TenantState, validate_tenant_id
 from controlplane.model.request import TenantRequest
+from controlplane.model.views import RestoreView
 from controlplane.pgconnect import connect, describe_pg_error
 from controlplane.scratch import scratch_dir
 from tenantvec_schema.reshape import rebuild_vector_index
@@ -59,18 +60,16 @@ class RestoreReport:
     to_version: int
     seconds: float
 
-    def public_dict(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant.id,
-            "restored_from": self.manifest.tenant.get("id"),
-            "backend": self.tenant.backend,
-            "server": self.tenant.server,
-            "schema_version": {"backup": self.from_version, "now": self.to_version},
-            "documents": self.manifest.fingerprint.documents,
-            "chunks": self.manifest.fingerprint.chunks,
-            "verified": True,  # a restore that does not verify fails
-            "seconds": round(self.seconds, 3),
-        }
+    def view(self) -> RestoreView:
+        return RestoreView(
+            tenant=self.tenant.view(),
+            restored_from=str(self.manifest.tenant.get("id")),
+            backup_schema_version=self.from_version,
+            documents=self.manifest.fingerprint.documents,
+            chunks=self.manifest.fingerprint.chunks,
+            verified=True,  # a restore that does not verify fails
+            seconds=round(self.seconds, 3),
+        )
 
 
 async def restore_tenant(

@@ -57,7 +57,6 @@ __all__ = [
     "finish_provisioning",
     "list_tenants",
     "make_resources",
-    "tenant_detail",
     "tenant_conninfo",
 ]
 
@@ -328,15 +327,9 @@ async def tenant_conninfo(plane: PlaneContext, tenant_id: str) -> ConnInfo:
     return plane.tenant_conninfo(tenant)
 
 
-async def describe_tenant(plane: PlaneContext, tenant_id: str) -> dict[str, Any]:
-    """The catalog's record plus live facts from the backend (when reachable)."""
-    data = msgspec.to_builtins(await tenant_detail(plane, tenant_id))
-    assert isinstance(data, dict)
-    return data
-
-
-async def tenant_detail(plane: PlaneContext, tenant_id: str) -> TenantDetail:
-    """:func:`describe_tenant`, typed (the API's answer)."""
+async def describe_tenant(plane: PlaneContext, tenant_id: str) -> TenantDetail:
+    """The catalog's record, live facts from the backend (when reachable) and the
+    tenant's latest operations: ``tenants show``, ``GET /v1/tenants/{id}``."""
     validate_tenant_id(tenant_id)
     tenant = await plane.catalog.get_tenant(tenant_id)
     live: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET

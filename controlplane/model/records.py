@@ -12,8 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import msgspec
-from msgspec import Struct
+from msgspec import UNSET
 
 from controlplane.errors import Conflict, InvalidRequest
 from controlplane.inputs import check_identifier
@@ -21,7 +20,7 @@ from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.placement import Placement
 from controlplane.model.recall import RecallTuning
-from controlplane.model.views import ApiKeyView, OperationView, TenantView
+from controlplane.model.views import ApiKeyView, OperationView, ServerView, TenantView
 from tenantvec_schema.spec import IndexSpec, Metric, SchemaSpec
 
 __all__ = [
@@ -186,9 +185,6 @@ class Tenant:
             error=self.error,
         )
 
-    def public_dict(self) -> dict[str, Any]:
-        return _builtins(self.view())
-
 
 @dataclass(frozen=True)
 class Server:
@@ -204,25 +200,21 @@ class Server:
     # Most bytes of databases to hold before placement passes it by (None: no limit).
     capacity_bytes: int | None = None
 
-    def public_dict(
-        self, tenants: int | None = None, used_bytes: int | None = None
-    ) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "name": self.name,
-            "kind": self.kind,
-            "state": self.state.value,
-            "address": self.address,
-            "capacity": self.capacity,
-            "capacity_bytes": self.capacity_bytes,
-            "server_version": self.server_version,
-            "pgvector_version": self.pgvector_version,
-            "created_at": self.created_at.isoformat(),
-        }
-        if tenants is not None:
-            data["tenants"] = tenants
-        if used_bytes is not None:
-            data["bytes"] = used_bytes
-        return data
+    def view(self, *, tenants: int | None = None, used_bytes: int | None = None) -> ServerView:
+        """The server; with ``tenants`` and ``used_bytes``, its load too."""
+        return ServerView(
+            name=self.name,
+            kind=self.kind,
+            state=self.state.value,
+            address=self.address,
+            capacity=self.capacity,
+            capacity_bytes=self.capacity_bytes,
+            server_version=self.server_version,
+            pgvector_version=self.pgvector_version,
+            created_at=self.created_at.isoformat(),
+            tenants=UNSET if tenants is None else tenants,
+            bytes=UNSET if used_bytes is None else used_bytes,
+        )
 
 
 @dataclass(frozen=True)
@@ -251,9 +243,6 @@ class Operation:
             details=self.details,
         )
 
-    def public_dict(self) -> dict[str, Any]:
-        return _builtins(self.view())
-
 
 @dataclass(frozen=True)
 class ApiKey:
@@ -276,15 +265,6 @@ class ApiKey:
             revoked_at=_iso(self.revoked_at),
         )
 
-    def public_dict(self) -> dict[str, Any]:
-        return _builtins(self.view())
-
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
-
-
-def _builtins(view: Struct) -> dict[str, Any]:
-    data = msgspec.to_builtins(view)
-    assert isinstance(data, dict)
-    return data

@@ -1,6 +1,8 @@
-"""What tenantvec shows of its records: one declaration per shape, used by the HTTP API
-(typed responses, so the OpenAPI document has them) and by ``tenantctl --json``
-(``public_dict``). No secrets: encrypted DSNs and key hashes have no field here.
+"""What tenantvec shows of its records and of what its operations did: one declaration
+per shape, used by the HTTP API (typed responses, so the OpenAPI document has them) and
+by ``tenantctl --json`` (the same struct, serialised the same way): an operation the
+API and the CLI both offer answers in one shape. Records and reports make theirs with
+``view()``. No secrets: encrypted DSNs and key hashes have no field here.
 
 Timestamps are ISO 8601 text as ``datetime.isoformat`` writes it, as they always were.
 """
@@ -9,17 +11,32 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
 __all__ = [
     "ApiKeyView",
+    "BackupView",
+    "CheckView",
+    "DoctorView",
+    "DrainMoveView",
+    "DrainView",
+    "GcView",
     "Identity",
     "IssuedKeyView",
     "Location",
+    "MigrationView",
+    "MigrationsView",
     "MoveView",
     "OperationView",
+    "ReconcileView",
+    "RepairView",
+    "ResourceView",
+    "RestoreView",
+    "ServerView",
     "TenantDetail",
     "TenantView",
+    "details_of",
 ]
 
 
@@ -131,3 +148,134 @@ class RestoreView(Struct, kw_only=True):
     chunks: int
     verified: bool
     seconds: float
+
+
+class BackupView(Struct, kw_only=True):
+    """A tenant written to a backup file (``tenantctl tenants backup``)."""
+
+    path: str
+    tenant: str
+    bytes: int
+    seconds: float
+    schema_version: int
+    documents: int
+    chunks: int
+    # A digest of every document and chunk row, vectors included (its fingerprint).
+    digest: str
+
+
+class ServerView(Struct, kw_only=True):
+    """A registered Postgres server; with its load when listed."""
+
+    name: str
+    kind: str  # embedded | external
+    state: str
+    address: str
+    capacity: int | None
+    capacity_bytes: int | None
+    server_version: str
+    pgvector_version: str
+    created_at: str
+    tenants: int | UnsetType = UNSET  # live tenants placed on it
+    bytes: int | UnsetType = UNSET  # the size of their databases
+
+
+class CheckView(Struct, kw_only=True):
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+
+
+class DoctorView(Struct, kw_only=True):
+    """``tenantctl doctor``: every check, and whether none failed."""
+
+    healthy: bool
+    checks: list[CheckView]
+
+
+class ResourceView(Struct, kw_only=True):
+    """A database, role, instance, container or Neon project a backend made, as its
+    marker names its owner."""
+
+    backend: str
+    kind: str
+    name: str
+    location: str
+    tenant: str | None
+    tenant_uid: str | None
+    catalog: str | None
+
+
+class RepairView(Struct, kw_only=True):
+    """An operation a crash interrupted, and what reconcile did about it."""
+
+    tenant: str
+    was: str
+    action: str
+    outcome: str  # ok | failed | skipped
+    error: str | None
+
+
+class ReconcileView(Struct, kw_only=True):
+    """``tenantctl reconcile``: repairs, orphans (removed with --fix), what it left."""
+
+    repairs: list[RepairView]
+    orphans: list[ResourceView]
+    ambiguous: list[ResourceView]
+    removed: list[ResourceView]
+    failed_tenants: list[str]
+    scratch_removed: list[str]
+    draining: dict[str, int]
+    clean: bool
+
+
+class MigrationView(Struct, kw_only=True):
+    """One tenant upgraded (or not) by ``tenantctl migrate``."""
+
+    tenant: str
+    ok: bool
+    from_version: int
+    to_version: int
+    applied: list[int]
+    seconds: float
+    error: str | None
+
+
+class MigrationsView(Struct, kw_only=True):
+    results: list[MigrationView]
+    migrated: int
+    failed: int
+
+
+class DrainMoveView(Struct, kw_only=True):
+    tenant: str
+    ok: bool
+    to: str | None  # the server (or backend) it moved to
+    seconds: float
+    error: str | None
+
+
+class DrainView(Struct, kw_only=True):
+    """``tenantctl servers drain``: each tenant's move, and what is left on it."""
+
+    server: str
+    moved: int
+    failed: int
+    moves: list[DrainMoveView]
+    left: list[str]
+    drained: bool
+
+
+class GcView(Struct, kw_only=True):
+    """``tenantctl gc``: expired tenants deleted, and those that could not be."""
+
+    deleted: list[str]
+    failed: dict[str, str]
+
+
+def details_of(view: Struct, *leave_out: str) -> dict[str, Any]:
+    """``view`` as the JSON an operation's ``details`` keep, without ``leave_out``
+    (what the operation's row says already: its tenant)."""
+    data = msgspec.to_builtins(view)
+    assert isinstance(data, dict)
+    return {key: value for key, value in data.items() if key not in leave_out}

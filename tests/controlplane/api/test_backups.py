@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +13,8 @@ import pytest
 from controlplane.client import Client
 from controlplane.errors import BackupInvalid, PermissionDenied, TenantExists, TenantNotFound
 from controlplane.retrieval import ChunkIn, DocumentIn, UpsertRequest
-from tests.fixtures.api import RunningApi, StartApi
+from tests.fixtures.api import RunningApi, StartApi, json_shape
+from tests.fixtures.cli import TenantCtl
 
 
 def docs(n: int) -> UpsertRequest:
@@ -29,7 +31,7 @@ def docs(n: int) -> UpsertRequest:
 
 
 def test_a_tenant_goes_out_as_a_file_and_comes_back_verified(
-    api: RunningApi, tenant_id: str
+    api: RunningApi, tenant_id: str, tenantctl: TenantCtl, tmp_path: Path
 ) -> None:
     key = api.new_tenant(
         tenant_id, dims=3, embedder="hash", labels={"plan": "pro"}, recall_target=0.97
@@ -57,7 +59,16 @@ def test_a_tenant_goes_out_as_a_file_and_comes_back_verified(
         # Its own id is taken while the original lives.
         with pytest.raises(TenantExists):
             admin.restore_tenant(backup)
-        for t in (tenant_id, copy):
+        # One shape per operation: `tenantctl tenants restore --json` answers as the API.
+        file = tmp_path / "backup.tvbackup"
+        file.write_bytes(backup)
+        cli = tenantctl("tenants", "restore", str(file), "--as", f"{copy}-cli", "--json")
+        assert cli.code == 0, cli.stderr
+        with api.admin() as raw:
+            answer = raw.post("/v1/restores", params={"as": f"{copy}-api"}, content=backup)
+        assert answer.status_code == 201, answer.text
+        assert json_shape(cli.json()) == json_shape(answer.json())
+        for t in (tenant_id, copy, f"{copy}-cli", f"{copy}-api"):
             admin.delete_tenant(t)
 
 

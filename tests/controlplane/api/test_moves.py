@@ -11,7 +11,8 @@ import httpx
 
 from controlplane.client import Client
 from controlplane.settings import Settings
-from tests.fixtures.api import StartApi
+from tests.fixtures.api import StartApi, json_shape
+from tests.fixtures.cli import TenantCtl
 
 
 def _docs(start: int, n: int) -> list[dict[str, Any]]:
@@ -22,7 +23,7 @@ def _docs(start: int, n: int) -> list[dict[str, Any]]:
 
 
 def test_two_api_processes_serve_a_tenant_moving_between_two_servers(
-    fleet: Settings, start_api: StartApi, tenant_id: str
+    fleet: Settings, start_api: StartApi, tenant_id: str, tenantctl: TenantCtl
 ) -> None:
     env = {"TENANTVEC_JOB_WORKERS": "0", "TENANTVEC_ROUTE_TTL_SECONDS": "1"}
     one, two = start_api(env, settings=fleet), start_api(env, settings=fleet)
@@ -109,4 +110,15 @@ def test_two_api_processes_serve_a_tenant_moving_between_two_servers(
             f"/v1/tenants/{tenant_id}/move", json={"backend": "postgres", "zone": "x"}
         )
         assert bogus.status_code == 400
+        # One shape per operation: the API's answer and `tenantctl --json`'s, moving back.
+        api_answer = admin.post(
+            f"/v1/tenants/{tenant_id}/move", json={"backend": "postgres", "server": "local"}
+        )
+        assert api_answer.status_code == 200, api_answer.text
+        cli = tenantctl(
+            "tenants", "move", tenant_id, "--to", "postgres:second", "--json", settings=fleet
+        )
+        assert cli.code == 0, cli.stderr
+        assert json_shape(cli.json()) == json_shape(api_answer.json())
+        assert cli.json()["moved_from"] == {"backend": "postgres", "server": "local"}
         assert admin.delete(f"/v1/tenants/{tenant_id}").status_code == 200

@@ -74,6 +74,8 @@ def test_the_sync_client_from_create_to_delete(api: RunningApi, tenant_id: str) 
         assert [k.id for k in admin.list_keys(tenant_id)] == [issued.id]
         limited = admin.set_limits(tenant_id, connection_limit=7)
         assert limited.id == tenant_id
+        tuned = admin.tune_recall(tenant_id, target=0.9)
+        assert tuned.recall["target"] == 0.9
         assert admin.whoami() == Identity(admin=True, tenant=None)
         with Client(api.url, issued.key) as app:
             assert app.whoami() == Identity(admin=False, tenant=tenant_id)

@@ -240,7 +240,8 @@ def test_a_backup_restores_onto_a_server_of_its_own(
         "tenants", "restore", str(backup), "--as", target, "--backend", "instance", "--json"
     )
     assert restored.code == 0, restored.stderr
-    assert restored.json()["backend"] == "instance" and restored.json()["documents"] == 300
+    assert restored.json()["tenant"]["backend"] == "instance"
+    assert restored.json()["documents"] == 300
     assert tenantctl("docs", "count", target, "--json").json()["documents"] == 300
     assert tenantctl("tenants", "delete", target, "--yes").code == 0
 

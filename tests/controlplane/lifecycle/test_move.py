@@ -89,7 +89,7 @@ async def test_a_tenant_moves_round_every_placement_and_keeps_everything(
             old = await plane.catalog.get_tenant(tenant_id)
             report = await move_tenant(plane, tenant_id, backend=backend, server=server, actor="t")
             moved = report.tenant
-            assert (moved.backend, moved.server) == (backend, server), report.public_dict()
+            assert (moved.backend, moved.server) == (backend, server), report.view()
             assert (report.documents, report.chunks) == (200, before["fingerprint"].chunks)
             assert MOVE_MARK not in moved.placement and moved.state is TenantState.READY
             now = await _state(plane, moved)

@@ -44,9 +44,9 @@ async def test_create_list_show_delete(plane: ControlPlane, tenant_id: str) -> N
     assert tenant_id in listed
 
     shown = await describe_tenant(plane, tenant_id)
-    assert shown["live"]["exists"] is True
-    assert shown["dims"] == 8
-    assert [op["action"] for op in shown["operations"]] == ["create"]
+    assert isinstance(shown.live, dict) and shown.live["exists"] is True
+    assert shown.dims == 8
+    assert [op.action for op in shown.operations] == ["create"]
 
     deleted = await delete_tenant(plane, tenant_id, actor=ACTOR)
     assert deleted.state is TenantState.DELETED

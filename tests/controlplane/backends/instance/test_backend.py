@@ -82,7 +82,8 @@ async def test_create_gives_the_tenant_a_server_of_its_own(
     )
     assert [d for (d,) in databases] == sorted(["postgres", tenant.placement["database"]])
 
-    described = (await describe_tenant(plane, tenant_id))["live"]
+    described = (await describe_tenant(plane, tenant_id)).live
+    assert isinstance(described, dict)
     assert described["running"] is True and described["port"] == port
     assert described["memory_bytes"] > 0 and described["uptime_seconds"] >= 0
 
