@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -20,8 +16,8 @@ import psycopg
 from pgvector.psycopg import register_vector_async
 
 from controlplane.envparse import parse_port_range
-from controlplane.localpg import EmbeddedServer
 from controlplane.settings import Settings
+from controlplane.testing import servers
 
 __all__ = [
     "api_process",
@@ -35,10 +31,7 @@ __all__ = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+free_port = servers.free_port
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -59,24 +52,19 @@ def clean_env() -> dict[str, str]:
 
 @contextlib.contextmanager
 def throwaway_server(**overrides: object) -> Iterator[Settings]:
-    """An embedded server (durable: fsync on, unless overridden) in a temporary home;
-    stopped and removed after."""
-    home = Path(tempfile.mkdtemp(prefix="tenantvec-bench-"))
+    """An embedded server in a throwaway home (controlplane.testing.servers, as the
+    tests and the pytest plugin make theirs), durable unless ``pg_fsync=False``: fsync
+    on, as in production; stopped and removed after."""
     # hash, not the wordllama default: the benchmarks choose their own vector sizes
     # (3, 1024, ...) and hash fills any; bench.quality names its embedders per tenant.
-    values: dict[str, object] = {"pg_fsync": True, "embedder": "hash", **overrides}
+    values: dict[str, object] = {"embedder": "hash", **overrides}
+    durable = bool(values.pop("pg_fsync", True))
     if os.environ.get("TENANTVEC_INSTANCE_PORTS"):  # a test run gives each worker its own
         values.setdefault(
             "instance_ports", parse_port_range(os.environ["TENANTVEC_INSTANCE_PORTS"])
         )
-    settings = Settings(home=home, pg_port=free_port(), **values)  # type: ignore[arg-type]
-    server = EmbeddedServer(settings)
-    server.ensure_running()
-    try:
+    with servers.throwaway_server(durable=durable, **values) as settings:
         yield settings
-    finally:
-        server.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @contextlib.contextmanager

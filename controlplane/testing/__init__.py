@@ -4,7 +4,9 @@
 entry point (fixtures ``tenantvec_tenant``, ``tenantvec_client``,
 ``tenantvec_session_tenant``, ``tenantvec``); :class:`Harness` is usable without pytest
 (``with Harness.throwaway() as h, h.tenant(dims=8) as t: ...``). README: "Testing
-against tenantvec".
+against tenantvec". ``controlplane.testing.servers`` makes a throwaway control plane's
+home, settings and embedded server: the one way the harness, tenantvec's own tests and
+its benchmarks make them.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import secrets
 import socket
 import string
@@ -28,6 +27,7 @@ from controlplane.errors import ConfigurationError, InvalidRequest, TenantNotFou
 from controlplane.model.request import TenantOptions
 from controlplane.settings import Settings
 from controlplane.testing.reaper import OwnerLock, make_home, reap, start_watchdog
+from controlplane.testing.servers import throwaway_settings
 
 if TYPE_CHECKING:
     import uvicorn
@@ -115,15 +115,7 @@ class Harness:
         (default: the TENANTVEC_* environment) gives every other setting: embedder,
         provider keys, tiers."""
         home, lock = make_home()
-        settings = dataclasses.replace(
-            base or Settings.from_env(),
-            home=home,
-            catalog_url=None,
-            pg_port=_free_port(),
-            pg_fsync=False,  # a throwaway server: durability buys nothing
-            secret_key=None,
-            admin_token=None,
-        )
+        settings = throwaway_settings(home, base=base or Settings.from_env())
         return cls(settings, owned_home=(home, lock), **options)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -291,9 +283,3 @@ async def _stop_server(
 
 def _tenant_id() -> str:
     return "pytest-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

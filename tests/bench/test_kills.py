@@ -21,7 +21,7 @@ from tests.fixtures.postgres import private_server
 @pytest.fixture(scope="module")
 def own_settings() -> Iterator[Settings]:
     # reconcile --fix acts on a whole catalog: this one holds only these tenants.
-    yield from private_server("tenantvec-kills-")
+    yield from private_server()
 
 
 @pytest.fixture

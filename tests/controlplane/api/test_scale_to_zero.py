@@ -29,7 +29,7 @@ BACKENDS = ["postgres", "instance"]
 
 @pytest.fixture(scope="module")
 def own_settings() -> Iterator[Settings]:
-    yield from private_server("tenantvec-s2z-")
+    yield from private_server()
 
 
 @pytest.fixture
