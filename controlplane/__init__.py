@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from controlplane.backends.servers import register_server
+    from controlplane.backends.servers import register_server, unregister_server
     from controlplane.client import ApiClient, AsyncClient, Client
     from controlplane.dsn import ConnInfo
     from controlplane.errors import (
@@ -55,16 +55,21 @@ if TYPE_CHECKING:
     from controlplane.keys import IssuedKey, create_key, list_keys, revoke_key
     from controlplane.lifecycle.backup import BackupReport, backup_tenant
     from controlplane.lifecycle.doctor import DoctorReport, run_doctor
+    from controlplane.lifecycle.drain import DrainReport, drain_server
     from controlplane.lifecycle.embedder import set_embedder
     from controlplane.lifecycle.gc import GcReport, collect_expired
+    from controlplane.lifecycle.index import set_index
+    from controlplane.lifecycle.limits import set_limits
     from controlplane.lifecycle.migrate import TenantMigration, migrate_all, migrate_tenant
+    from controlplane.lifecycle.move import MoveReport, move_tenant
     from controlplane.lifecycle.reconcile import ReconcileReport, reconcile
     from controlplane.lifecycle.restore import RestoreReport, restore_tenant
-    from controlplane.lifecycle.supervise import restart_if_down, supervise
-    from controlplane.lifecycle.suspend import resume_tenant, suspend_idle, suspend_tenant
+    from controlplane.lifecycle.supervise import restart_if_down
+    from controlplane.lifecycle.suspend import resume_tenant, suspend_tenant
     from controlplane.lifecycle.tenants import (
         create_tenant,
         delete_tenant,
+        delete_tenant_by_uid,
         describe_tenant,
         list_tenants,
         tenant_conninfo,
@@ -87,13 +92,21 @@ if TYPE_CHECKING:
         TenantStats,
         UpsertRequest,
         UpsertResponse,
-        split_text,
     )
     from controlplane.retrieval.backfill import BackfillReport, backfill
+    from controlplane.retrieval.bulk import bulk_load
     from controlplane.retrieval.chroma import ChromaImportReport, import_chroma
+    from controlplane.retrieval.chunks import delete_chunks, fetch_chunks, upsert_chunks
+    from controlplane.retrieval.collection import (
+        count_documents,
+        delete_documents,
+        fetch_documents,
+        list_document_ids,
+    )
     from controlplane.retrieval.documents import delete_document, get_document, upsert_documents
     from controlplane.retrieval.ingest import BatchOutcome, ingest_batch
     from controlplane.retrieval.jobs import get_job, list_jobs, submit_job
+    from controlplane.retrieval.recall import tune_recall
     from controlplane.retrieval.search import search
     from controlplane.retrieval.stats import tenant_stats
     from controlplane.routing import TenantRouter
@@ -129,6 +142,7 @@ _EXPORTS: dict[str, str] = {
     "DocumentIn": "controlplane.retrieval",
     "DocumentNotFound": "controlplane.errors",
     "DocumentRejected": "controlplane.errors",
+    "DrainReport": "controlplane.lifecycle.drain",
     "EmbeddedServerError": "controlplane.errors",
     "EmbedderSpec": "controlplane.retrieval",
     "EmbedderUnavailable": "controlplane.errors",
@@ -144,6 +158,7 @@ _EXPORTS: dict[str, str] = {
     "Metric": "tenantvec_schema.spec",
     "MigrationChecksumMismatch": "controlplane.errors",
     "MigrationError": "controlplane.errors",
+    "MoveReport": "controlplane.lifecycle.move",
     "NotConfigured": "controlplane.errors",
     "NotFound": "controlplane.errors",
     "Operation": "controlplane.model.records",
@@ -176,21 +191,31 @@ _EXPORTS: dict[str, str] = {
     "UpsertResponse": "controlplane.retrieval",
     "backfill": "controlplane.retrieval.backfill",
     "backup_tenant": "controlplane.lifecycle.backup",
+    "bulk_load": "controlplane.retrieval.bulk",
     "collect_expired": "controlplane.lifecycle.gc",
+    "count_documents": "controlplane.retrieval.collection",
     "create_key": "controlplane.keys",
     "create_tenant": "controlplane.lifecycle.tenants",
+    "delete_chunks": "controlplane.retrieval.chunks",
     "delete_document": "controlplane.retrieval.documents",
+    "delete_documents": "controlplane.retrieval.collection",
     "delete_tenant": "controlplane.lifecycle.tenants",
+    "delete_tenant_by_uid": "controlplane.lifecycle.tenants",
     "describe_tenant": "controlplane.lifecycle.tenants",
+    "drain_server": "controlplane.lifecycle.drain",
+    "fetch_chunks": "controlplane.retrieval.chunks",
+    "fetch_documents": "controlplane.retrieval.collection",
     "get_document": "controlplane.retrieval.documents",
     "get_job": "controlplane.retrieval.jobs",
     "import_chroma": "controlplane.retrieval.chroma",
     "ingest_batch": "controlplane.retrieval.ingest",
+    "list_document_ids": "controlplane.retrieval.collection",
     "list_jobs": "controlplane.retrieval.jobs",
     "list_keys": "controlplane.keys",
     "list_tenants": "controlplane.lifecycle.tenants",
     "migrate_all": "controlplane.lifecycle.migrate",
     "migrate_tenant": "controlplane.lifecycle.migrate",
+    "move_tenant": "controlplane.lifecycle.move",
     "reconcile": "controlplane.lifecycle.reconcile",
     "register_server": "controlplane.backends.servers",
     "restart_if_down": "controlplane.lifecycle.supervise",
@@ -200,13 +225,15 @@ _EXPORTS: dict[str, str] = {
     "run_doctor": "controlplane.lifecycle.doctor",
     "search": "controlplane.retrieval.search",
     "set_embedder": "controlplane.lifecycle.embedder",
-    "split_text": "controlplane.retrieval",
+    "set_index": "controlplane.lifecycle.index",
+    "set_limits": "controlplane.lifecycle.limits",
     "submit_job": "controlplane.retrieval.jobs",
-    "supervise": "controlplane.lifecycle.supervise",
-    "suspend_idle": "controlplane.lifecycle.suspend",
     "suspend_tenant": "controlplane.lifecycle.suspend",
     "tenant_conninfo": "controlplane.lifecycle.tenants",
     "tenant_stats": "controlplane.retrieval.stats",
+    "tune_recall": "controlplane.retrieval.recall",
+    "unregister_server": "controlplane.backends.servers",
+    "upsert_chunks": "controlplane.retrieval.chunks",
     "upsert_documents": "controlplane.retrieval.documents",
 }
 
@@ -237,6 +264,7 @@ __all__ = [
     "DocumentIn",
     "DocumentNotFound",
     "DocumentRejected",
+    "DrainReport",
     "EmbeddedServerError",
     "EmbedderSpec",
     "EmbedderUnavailable",
@@ -252,6 +280,7 @@ __all__ = [
     "Metric",
     "MigrationChecksumMismatch",
     "MigrationError",
+    "MoveReport",
     "NotConfigured",
     "NotFound",
     "Operation",
@@ -284,21 +313,31 @@ __all__ = [
     "UpsertResponse",
     "backfill",
     "backup_tenant",
+    "bulk_load",
     "collect_expired",
+    "count_documents",
     "create_key",
     "create_tenant",
+    "delete_chunks",
     "delete_document",
+    "delete_documents",
     "delete_tenant",
+    "delete_tenant_by_uid",
     "describe_tenant",
+    "drain_server",
+    "fetch_chunks",
+    "fetch_documents",
     "get_document",
     "get_job",
     "import_chroma",
     "ingest_batch",
+    "list_document_ids",
     "list_jobs",
     "list_keys",
     "list_tenants",
     "migrate_all",
     "migrate_tenant",
+    "move_tenant",
     "reconcile",
     "register_server",
     "restart_if_down",
@@ -308,13 +347,15 @@ __all__ = [
     "run_doctor",
     "search",
     "set_embedder",
-    "split_text",
+    "set_index",
+    "set_limits",
     "submit_job",
-    "supervise",
-    "suspend_idle",
     "suspend_tenant",
     "tenant_conninfo",
     "tenant_stats",
+    "tune_recall",
+    "unregister_server",
+    "upsert_chunks",
     "upsert_documents",
 ]
 

@@ -58,3 +58,49 @@ def test_importing_opens_nothing(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert not home.exists()
+
+
+# Functions the CLI and the API call from the services that are not operations of their
+# own: they check a request before its operation starts, find work, read files or
+# present. Each serves an exported operation.
+EDGE_HELPERS = {
+    "admin_token_path",  # where `tenantctl serve` finds the admin token
+    "check_destination",  # move_tenant's target, checked before the spinner starts
+    "check_drain",  # drain_server's arguments, likewise
+    "chunk_count",  # a progress bar's total
+    "expired_tenants",  # what collect_expired will delete (gc's progress bar)
+    "find_files",  # ingest's files
+    "load_admin_token",
+    "read_file",
+    "search_mode",  # `tenantctl search` flags -> SearchRequest.mode
+    "server_loads",  # `servers list`'s columns
+    "tenants_to_drain",  # drain_server's progress bar
+    "wants_bulk",  # whether `tenantctl ingest` takes the bulk path
+}
+_SERVICES = (
+    "controlplane.lifecycle",
+    "controlplane.retrieval",
+    "controlplane.keys",
+    "controlplane.backends.servers",
+)
+
+
+def _functions_the_edges_call() -> set[str]:
+    root = Path(controlplane.__file__).resolve().parents[1]
+    called = set()
+    for folder in (root / "cli" / "tenantctl", root / "controlplane" / "api"):
+        for path in folder.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(_SERVICES):
+                    called |= {a.name for a in node.names if a.name[0].islower()}
+    return called
+
+
+def test_the_package_exports_every_operation_the_cli_and_the_api_perform_and_no_more() -> None:
+    """The rule of docs/architecture.md, "The public surface": an application or an
+    operator's script can do in Python whatever ``tenantctl`` and the API do, by the
+    same functions -- and nothing the edges do not use is offered as if it were."""
+    exported = {name for name in controlplane.__all__ if name[0].islower()}
+    called = _functions_the_edges_call()
+    assert exported - called == set(), "exported, but no operation of the CLI or the API"
+    assert called - exported == EDGE_HELPERS, "an operation the edges perform is not exported"
