@@ -30,7 +30,7 @@ from controlplane.envparse import (
 )
 from controlplane.errors import ConfigurationError
 from controlplane.memory import default_shared_buffers, parse_pg_size
-from controlplane.model.compute import Tier
+from controlplane.tiers import Tier
 
 __all__ = ["SettingDoc", "Settings", "default_home", "setting_docs"]
 
@@ -57,16 +57,18 @@ def _setting(
     *,
     parse: Callable[[str], Any] = str,
     aliases: tuple[str, ...] = (),
+    positive: bool = False,
     **kw: Any,
 ) -> Any:
     """A settings field read from ``env`` (or, when unset, from the first set alias).
 
     ``parse`` turns the variable's text into the value; a ValueError it raises becomes a
-    ConfigurationError naming the variable.
+    ConfigurationError naming the variable. ``positive``: a number that must be > 0.
     """
     if "default_factory" not in kw:
         kw["default"] = default
-    return field(metadata={"env": env, "doc": doc, "aliases": aliases, "parse": parse}, **kw)
+    metadata = {"env": env, "doc": doc, "aliases": aliases, "parse": parse, "positive": positive}
+    return field(metadata=metadata, **kw)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +112,7 @@ class Settings:
         "max_connections of the embedded server.",
         default=200,
         parse=parse_positive_int,
+        positive=True,
     )
     pg_shared_buffers: str = _setting(
         "TENANTVEC_PG_SHARED_BUFFERS",
@@ -137,6 +140,7 @@ class Settings:
         "Seconds to wait for a Postgres connection before calling the server unreachable.",
         default=5,
         parse=parse_positive_int,
+        positive=True,
     )
     retry_seconds: float = _setting(
         "TENANTVEC_RETRY_SECONDS",
@@ -144,12 +148,14 @@ class Settings:
         "timeouts) before the tenant is marked failed.",
         default=20.0,
         parse=parse_positive_float,
+        positive=True,
     )
     migrate_concurrency: int = _setting(
         "TENANTVEC_MIGRATE_CONCURRENCY",
         "How many tenants 'migrate --all' upgrades at once.",
         default=8,
         parse=parse_positive_int,
+        positive=True,
     )
     admin_token: str | None = _setting(
         "TENANTVEC_ADMIN_TOKEN",
@@ -162,6 +168,7 @@ class Settings:
         "Largest request body the API accepts (bytes); larger ones get 413.",
         default=32 * 1024 * 1024,
         parse=parse_positive_int,
+        positive=True,
     )
     index_build_memory: str = _setting(
         "TENANTVEC_INDEX_BUILD_MEMORY",
@@ -194,6 +201,7 @@ class Settings:
         "Restore bigger ones with 'tenantctl tenants restore FILE'.",
         default=8 * 1024**3,
         parse=parse_positive_int,
+        positive=True,
     )
     max_pools: int = _setting(
         "TENANTVEC_MAX_POOLS",
@@ -201,6 +209,7 @@ class Settings:
         "least-recently-used first to make room.",
         default=500,
         parse=parse_positive_int,
+        positive=True,
     )
     max_connections_per_server: int = _setting(
         "TENANTVEC_MAX_CONNECTIONS_PER_SERVER",
@@ -209,18 +218,21 @@ class Settings:
         "over it wait, then get 503.",
         default=100,
         parse=parse_positive_int,
+        positive=True,
     )
     pool_max_size: int = _setting(
         "TENANTVEC_POOL_MAX_SIZE",
         "Most connections one tenant's pool may hold (its share of the server budget).",
         default=4,
         parse=parse_positive_int,
+        positive=True,
     )
     pool_idle_seconds: float = _setting(
         "TENANTVEC_POOL_IDLE_SECONDS",
         "A tenant pool unused this long is closed and its connections returned to the budget.",
         default=300.0,
         parse=parse_positive_float,
+        positive=True,
     )
     pool_wait_seconds: float = _setting(
         "TENANTVEC_POOL_WAIT_SECONDS",
@@ -228,6 +240,7 @@ class Settings:
         "gets 503 with Retry-After.",
         default=5.0,
         parse=parse_positive_float,
+        positive=True,
     )
     route_ttl_seconds: float = _setting(
         "TENANTVEC_ROUTE_TTL_SECONDS",
@@ -236,6 +249,7 @@ class Settings:
         "revocation) reaches this one within this delay plus one second.",
         default=2.0,
         parse=parse_positive_float,
+        positive=True,
     )
     request_timeout_seconds: float = _setting(
         "TENANTVEC_REQUEST_TIMEOUT_SECONDS",
@@ -259,6 +273,7 @@ class Settings:
         "--workers'.",
         default=1,
         parse=parse_positive_int,
+        positive=True,
     )
     embedder: str = _setting(
         "TENANTVEC_EMBEDDER",
@@ -294,6 +309,7 @@ class Settings:
         "How long one embedding request may take before it counts as failed (and is retried).",
         default=30.0,
         parse=parse_positive_float,
+        positive=True,
     )
     embed_retry_seconds: float = _setting(
         "TENANTVEC_EMBED_RETRY_SECONDS",
@@ -301,12 +317,14 @@ class Settings:
         "Retry-After) before the provider is called unavailable.",
         default=60.0,
         parse=parse_positive_float,
+        positive=True,
     )
     embed_concurrency: int = _setting(
         "TENANTVEC_EMBED_CONCURRENCY",
         "Embedding requests one process sends to one provider model at once.",
         default=4,
         parse=parse_positive_int,
+        positive=True,
     )
     inline_ingest_documents: int = _setting(
         "TENANTVEC_INLINE_INGEST_DOCUMENTS",
@@ -314,6 +332,7 @@ class Settings:
         "(or ?async=true) become ingestion jobs answered with 202.",
         default=32,
         parse=parse_positive_int,
+        positive=True,
     )
     job_workers: int = _setting(
         "TENANTVEC_JOB_WORKERS",
@@ -328,6 +347,7 @@ class Settings:
         "whose holder died is taken over after this long.",
         default=30.0,
         parse=parse_positive_float,
+        positive=True,
     )
 
     instance_ports: tuple[int, int] = _setting(
@@ -358,6 +378,7 @@ class Settings:
         "restarts one that died.",
         default=10.0,
         parse=parse_positive_float,
+        positive=True,
     )
     limits_seconds: float = _setting(
         "TENANTVEC_LIMITS_SECONDS",
@@ -367,6 +388,7 @@ class Settings:
         "sessions set for themselves.",
         default=5.0,
         parse=parse_positive_float,
+        positive=True,
     )
     recall_seconds: float = _setting(
         "TENANTVEC_RECALL_SECONDS",
@@ -376,6 +398,7 @@ class Settings:
         "measured. Each measurement is bounded to ~1-2 s of one core.",
         default=60.0,
         parse=parse_positive_float,
+        positive=True,
     )
     docker_host: str = _setting(
         "TENANTVEC_DOCKER_HOST",
@@ -423,6 +446,7 @@ class Settings:
         "Postgres major version of tenant projects (project mode).",
         default=17,
         parse=parse_positive_int,
+        positive=True,
     )
     neon_template_project: str | None = _setting(
         "TENANTVEC_NEON_TEMPLATE_PROJECT",
@@ -453,12 +477,14 @@ class Settings:
         "account; lower it when several processes share the key).",
         default=700,
         parse=parse_positive_int,
+        positive=True,
     )
     neon_route_requests_per_second: int = _setting(
         "TENANTVEC_NEON_ROUTE_REQUESTS_PER_SECOND",
         "Most requests to one Neon API route in any second (Neon allows bursts of 40).",
         default=40,
         parse=parse_positive_int,
+        positive=True,
     )
     neon_request_timeout: float = _setting(
         "TENANTVEC_NEON_REQUEST_TIMEOUT",
@@ -466,6 +492,7 @@ class Settings:
         "then retried).",
         default=30.0,
         parse=parse_positive_float,
+        positive=True,
     )
     neon_retry_seconds: float = _setting(
         "TENANTVEC_NEON_RETRY_SECONDS",
@@ -474,12 +501,14 @@ class Settings:
         "operations end then too.",
         default=120.0,
         parse=parse_positive_float,
+        positive=True,
     )
     neon_operation_timeout: float = _setting(
         "TENANTVEC_NEON_OPERATION_TIMEOUT",
         "How long to wait for Neon's operations (create, start, suspend...) to finish.",
         default=300.0,
         parse=parse_positive_float,
+        positive=True,
     )
 
     failpoints: frozenset[str] = _setting(
@@ -513,41 +542,9 @@ class Settings:
     def __post_init__(self) -> None:
         if not 1 <= self.pg_port <= 65535:
             raise ConfigurationError("TENANTVEC_PG_PORT must be between 1 and 65535")
-        for name in (
-            "pg_max_connections",
-            "connect_timeout",
-            "migrate_concurrency",
-            "max_body_bytes",
-            "max_restore_bytes",
-            "max_pools",
-            "max_connections_per_server",
-            "pool_max_size",
-            "api_workers",
-            "embed_concurrency",
-            "inline_ingest_documents",
-            "neon_pg_version",
-            "neon_requests_per_minute",
-            "neon_route_requests_per_second",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(f"{_env_of(name)} must be positive")
-        for name in (
-            "retry_seconds",
-            "pool_idle_seconds",
-            "pool_wait_seconds",
-            "route_ttl_seconds",
-            "embed_timeout_seconds",
-            "embed_retry_seconds",
-            "job_lease_seconds",
-            "supervise_seconds",
-            "limits_seconds",
-            "recall_seconds",
-            "neon_request_timeout",
-            "neon_retry_seconds",
-            "neon_operation_timeout",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(f"{_env_of(name)} must be positive")
+        for f in fields(self):
+            if f.metadata["positive"] and getattr(self, f.name) <= 0:
+                raise ConfigurationError(f"{f.metadata['env']} must be positive")
         if self.suspend_after is not None and self.suspend_after <= 0:
             raise ConfigurationError("TENANTVEC_SUSPEND_AFTER must be positive (or off)")
         low, high = self.instance_ports

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controlplane.errors import InvalidRequest
-from controlplane.model.compute import Tier
 from controlplane.model.embedder import EmbedderSpec, parse_embedder
 from controlplane.model.records import Tenant
 from controlplane.model.request import DEFAULTS
+from controlplane.tiers import Tier
 from tenantctl.context import JsonOption, get_cli
 from tenantctl.tenants import (
     ConnectionLimitOption,

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from controlplane.plane import ControlPlane
 
 from controlplane.model.backends import BackendKind
-from controlplane.model.compute import Tier
 from controlplane.model.request import DEFAULTS, TenantOptions
+from controlplane.tiers import Tier
 from tenantvec_schema.spec import HALF_PRECISION_FROM_DIMS, IndexKind, Metric, Precision
 
 __all__ = ["app"]

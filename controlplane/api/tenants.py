@@ -24,7 +24,6 @@ from controlplane.lifecycle.tenants import (
     describe_tenant,
     list_tenants,
 )
-from controlplane.model.compute import Tier
 from controlplane.model.embedder import EmbedderSpec, parse_embedder
 from controlplane.model.recall import RECALL_TARGET_RANGE
 from controlplane.model.records import validate_tenant_id
@@ -37,6 +36,7 @@ from controlplane.model.views import (
     TenantView,
 )
 from controlplane.retrieval.recall import tune_recall
+from controlplane.tiers import Tier
 from tenantvec_schema.spec import MAX_DIMS
 
 __all__ = ["TenantsController"]

@@ -11,25 +11,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from enum import StrEnum
 from typing import Any
 
 from controlplane.errors import InvalidRequest
+from controlplane.tiers import Tier
 
 __all__ = [
     "MEMORY_SETTINGS",
     "SIZED_SETTINGS",
     "ComputeSpec",
-    "Tier",
     "parse_memory",
     "parse_tier",
 ]
-
-
-class Tier(StrEnum):
-    SMALL = "small"
-    MEDIUM = "medium"
-    LARGE = "large"
 
 
 # The memory settings a tenant may size, with the smallest and largest value accepted.

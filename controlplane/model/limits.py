@@ -21,7 +21,8 @@ from typing import Any
 
 from controlplane.durations import parse_duration
 from controlplane.errors import InvalidRequest
-from controlplane.model.compute import Tier, parse_tier
+from controlplane.model.compute import parse_tier
+from controlplane.tiers import Tier
 
 __all__ = ["LIMIT_SETTINGS", "RoleLimits"]
 

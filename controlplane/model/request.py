@@ -21,12 +21,13 @@ from controlplane.errors import InvalidRequest
 from controlplane.inputs import check_identifier
 from controlplane.model.backends import BackendKind
 from controlplane.model.chunking import MAX_CHUNK_TOKENS, MIN_CHUNK_TOKENS, ChunkingSpec
-from controlplane.model.compute import ComputeSpec, Tier
+from controlplane.model.compute import ComputeSpec
 from controlplane.model.embedder import NO_EMBEDDER, EmbedderChoice, EmbedderSpec, parse_embedder
 from controlplane.model.labels import validate_labels
 from controlplane.model.limits import RoleLimits
 from controlplane.model.recall import DEFAULT_RECALL_TARGET, RECALL_TARGET_RANGE, RecallTuning
 from controlplane.model.records import validate_server_name, validate_tenant_id
+from controlplane.tiers import Tier
 from tenantvec_schema.spec import (
     HALF_PRECISION_FROM_DIMS,
     HNSW_EF_CONSTRUCTION,
