@@ -92,8 +92,8 @@ def demo(ctx: typer.Context, json_: JsonOption = False) -> None:
                 actor=cli.actor,
             )
             out.print(
-                f"   created {tenant.id}: database {tenant.placement['database']}, "
-                f"role {tenant.placement['role']}, schema version {tenant.schema_version}"
+                f"   created {tenant.id}: database {tenant.where.database}, "
+                f"role {tenant.where.role}, schema version {tenant.schema_version}"
             )
 
         out.print("[bold]3. Insert and search[/], each tenant through its own DSN")

@@ -71,11 +71,11 @@ def set_limits_command(
     if json_:
         cli.print_json(tenant.view())
     else:
-        limits = tenant.placement["limits"]
+        limits = tenant.where.limits
         cli.out.print(
-            f"tenant {tenant.id}: {limits['connection_limit']} connections, statements up to "
-            f"{limits['statement_timeout_ms'] / 1000:g} s, idle in a transaction up to "
-            f"{limits['idle_in_transaction_timeout_ms'] / 1000:g} s ({limits['tier']} tier)"
+            f"tenant {tenant.id}: {limits.connection_limit} connections, statements up to "
+            f"{limits.statement_timeout_ms / 1000:g} s, idle in a transaction up to "
+            f"{limits.idle_in_transaction_timeout_ms / 1000:g} s ({limits.tier} tier)"
         )
 
 

@@ -219,7 +219,7 @@ def create(
         cli.print_json(tenant.view())
     else:
         cli.out.print(
-            f"tenant {tenant.id} is {tenant.state} {where(tenant)} "
+            f"tenant {tenant.id} is {tenant.state} {tenant.where.described} "
             f"(schema version {tenant.schema_version}, {tenant.dims} dims, embedder "
             f"{describe_embedder(tenant.embedder)}); "
             f"connection string: tenantctl tenants dsn {tenant.id}"
@@ -233,21 +233,6 @@ def limits_from(connections: int | None, statement: str | None, idle: str | None
         "idle_in_transaction_timeout": idle,
     }
     return {name: value for name, value in given.items() if value is not None}
-
-
-def where(tenant: Tenant) -> str:
-    """Where a tenant lives, in words: its server, its own server, or its Neon project."""
-    if tenant.server is not None:
-        return f"on server {tenant.server}"
-    placement = tenant.placement
-    if tenant.backend == "neon":
-        mode = str(placement.get("mode", "project"))
-        return f"on Neon {mode} {placement.get(mode + '_id')} in {placement.get('region')}"
-    if tenant.backend in ("instance", "docker") and "port" in placement:
-        tier = placement.get("compute", {}).get("tier", "?")
-        kind = "its own server" if tenant.backend == "instance" else "its own container"
-        return f"on {kind} at 127.0.0.1:{placement['port']} ({tier})"
-    return f"on the {tenant.backend} backend"
 
 
 @app.command("suspend")
@@ -454,8 +439,8 @@ def delete(
     if json_:
         cli.print_json(tenant.view())
     else:
-        erasure = tenant.placement.get("erasure") or {}
-        said = f": {erasure['detail']}" if erasure.get("detail") else ""
+        erasure = tenant.where.erasure
+        said = f": {erasure}" if erasure else ""
         cli.out.print(f"tenant {printable(tenant.id, 63)} deleted{said}", markup=False)
 
 

@@ -333,7 +333,7 @@ def _refuse_stray(tenant: Tenant, stray: list[str]) -> None:
         return
     way = (
         f"run 'tenantctl migrate {tenant.id}' (it moves them to schema app)"
-        if tenant.placement.get("service_role")
+        if tenant.where.service_role
         else "move them to schema app through its DSN (ALTER TABLE ... SET SCHEMA app)"
     )
     raise Conflict(

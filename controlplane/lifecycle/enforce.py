@@ -70,7 +70,7 @@ async def enforce_limits(plane: PlaneContext) -> list[Enforced]:
     by_server: dict[str, dict[str, tuple[str, RoleLimits]]] = defaultdict(dict)
     for tenant in tenants:
         if tenant.backend == BackendKind.POSTGRES.value and tenant.server is not None:
-            limits = RoleLimits.from_json(tenant.placement.get("limits"))
+            limits = tenant.where.limits
             by_server[tenant.server][owner_role(tenant)] = (tenant.id, limits)
     ended: list[Enforced] = []
     for name, roles in by_server.items():

@@ -44,7 +44,7 @@ async def pause_writes(plane: PlaneContext, tenant: Tenant, *, paused: bool) -> 
         database = sql.Identifier(str(row[0]))
         # Before layout 3 the tenant's role owns the database: nothing to shut it out of
         # (nor on Neon, whose one role is the tenant's and the control plane's).
-        separate = bool(tenant.placement.get("service_role")) and bool(row[1])
+        separate = tenant.where.service_role and bool(row[1])
         tenant_role = owner_role(tenant) if separate else None
         if not paused:
             await conn.execute(

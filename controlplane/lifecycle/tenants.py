@@ -296,7 +296,7 @@ async def apply_schema(plane: PlaneContext, tenant: Tenant, conninfo: ConnInfo) 
         conninfo, where=where, timeout=plane.settings.connect_timeout, autocommit=False
     ) as conn:
         report = await migrate(conn, tenant.schema)
-        if tenant.placement.get("service_role"):
+        if tenant.where.service_role:
             await grant_tenant_access(conn, owner_role(tenant))
         else:
             # One role for the tenant and the control plane (Neon): its own objects go

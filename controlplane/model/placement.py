@@ -4,8 +4,10 @@ A tenant's catalog ``placement`` is its backend's own record (each backend owns 
 keys: a Neon project id, an instance's port, a container's name...). What routing,
 the lifecycle and doctor need of it -- whose connection budget the tenant counts
 against, how many connections its own server takes, its role limits, its layout -- is
-read here, once, into a typed :class:`Placement`; nothing above a backend reads the
-dict's keys.
+read here, once, into a typed :class:`Placement` (``Tenant.where``); nothing above a
+backend reads the dict's keys (tests/test_conventions.py keeps it so, save for the
+records of a move or a restore in progress, which are on their way into the tenant's
+state).
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ class Placement:
     # postgres backend: whether its service role may use the reserved connection slots
     # (False: the server refused; None: not recorded).
     reserved_slots: bool | None
+    # Whether the control plane reaches it as a service role of its own (layout 2), not
+    # as the tenant's owner role.
+    service_role: bool = False
+    # Where it lives, in words: "on server local", "on its own server at 127.0.0.1:26001
+    # (small)", "on Neon project p-1 in aws-eu-central-1".
+    described: str = ""
+    # Its database and owner role on its server (Postgres-based backends).
+    database: str | None = None
+    role: str | None = None
+    # A deleted tenant's erasure: what became of its data, in words (None: not deleted).
+    erasure: str | None = None
 
     @classmethod
     def parse(cls, backend: str, server: str | None, raw: Mapping[str, Any]) -> Placement:
@@ -56,6 +69,11 @@ class Placement:
             limits=RoleLimits.from_json(raw.get("limits")),
             layout=int(raw.get("layout", 1)),
             reserved_slots=reserved if isinstance(reserved, bool) else None,
+            service_role=bool(raw.get("service_role")),
+            described=_described(backend, server, raw),
+            database=str(raw["database"]) if raw.get("database") else None,
+            role=str(raw["role"]) if raw.get("role") else None,
+            erasure=_erasure(raw.get("erasure")),
         )
 
     @property
@@ -63,3 +81,23 @@ class Placement:
         """Whose connection budget the tenant's connections count against: the server it
         lives on, its own server, its Neon compute -- or else its backend."""
         return self.server or self.endpoint or self.own_server or self.backend
+
+
+def _described(backend: str, server: str | None, raw: Mapping[str, Any]) -> str:
+    if server is not None:
+        return f"on server {server}"
+    if backend == "neon":
+        mode = str(raw.get("mode", "project"))
+        return f"on Neon {mode} {raw.get(mode + '_id')} in {raw.get('region')}"
+    if backend in ("instance", "docker") and "port" in raw:
+        tier = (raw.get("compute") or {}).get("tier", "?")
+        kind = "its own server" if backend == "instance" else "its own container"
+        return f"on {kind} at 127.0.0.1:{raw['port']} ({tier})"
+    return f"on the {backend} backend"
+
+
+def _erasure(raw: Any) -> str | None:
+    if not isinstance(raw, Mapping):
+        return None
+    detail = raw.get("detail")
+    return str(detail) if detail else None
