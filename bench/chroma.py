@@ -3,19 +3,17 @@ the chromadb wheel) as a process of its own."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
-from bench.harness import free_port
+from bench.harness import free_port, wait_until_answers
 
 
 def chroma_client(path: Path) -> Any:
@@ -69,16 +67,7 @@ class ChromaServer:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 60
-        while True:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"chroma run exited with {self._process.returncode}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError("chroma run did not answer within 60 s")
-            time.sleep(0.2)
+        wait_until_answers(f"{self.url}/api/v2/heartbeat", self._process, "chroma run")
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

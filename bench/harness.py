@@ -28,6 +28,7 @@ __all__ = [
     "free_port",
     "percentile",
     "throwaway_server",
+    "wait_until_answers",
 ]
 
 
@@ -89,6 +90,23 @@ def api_env(settings: Settings, token: str, **env: str) -> dict[str, str]:
     return full_env
 
 
+def wait_until_answers(
+    url: str, process: subprocess.Popen[bytes], what: str, seconds: float = 60.0
+) -> None:
+    """Wait until a GET of ``url`` answers 200 -- or ``process`` (serving it) exits, or
+    ``seconds`` pass: a RuntimeError naming ``what``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer within {seconds:g} s")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def api_server(
     settings: Settings, token: str, *, workers: int = 1, **env: str
@@ -114,16 +132,7 @@ def api_server(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"tenantctl serve exited with {process.returncode}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("tenantctl serve did not become ready")
-            time.sleep(0.1)
+        wait_until_answers(f"{url}/readyz", process, "tenantctl serve")
         yield url, process.pid
     finally:
         process.send_signal(signal.SIGINT)
