@@ -60,18 +60,7 @@ def test_records_and_reports_show_themselves_through_one_typed_view() -> None:
     assert hand_written == []
 
 
-# Modules above backends/ that still read or write a placement's keys; the move's and
-# the restore's records go into the tenant's state machine next (issue 33), and this
-# list shrinks to nothing. Nothing may join it.
-PLACEMENT_KEYS_STILL_READ = {
-    "controlplane/lifecycle/backup.py",  # the role limits a backup carries
-    "controlplane/lifecycle/drain.py",  # the move record
-    "controlplane/lifecycle/limits.py",  # writes the role limits
-    "controlplane/lifecycle/move.py",  # the move record
-    "controlplane/lifecycle/reconcile.py",  # the move and restore records
-    "controlplane/lifecycle/restore.py",  # the restore record
-    "controlplane/lifecycle/tenants.py",  # writes the plan, its marker, the erasure
-}
+_MAPPING_METHODS = ("get", "items", "keys", "values", "pop")
 
 
 def _placement_key_uses(tree: ast.Module) -> list[int]:
@@ -84,7 +73,8 @@ def _placement_key_uses(tree: ast.Module) -> list[int]:
                 if key is None and isinstance(value, ast.Attribute) and value.attr == "placement":
                     lines.append(node.lineno)
         mapping_use = isinstance(node, ast.Subscript) or (
-            isinstance(node, ast.Attribute) and node.attr in ("get", "items", "keys", "pop")
+            isinstance(node, ast.Attribute)
+            and node.attr in ("get", "items", "keys", "values", "pop")
         )
         target = getattr(node, "value", None) if mapping_use else None
         if isinstance(target, ast.Attribute) and target.attr == "placement":
@@ -94,7 +84,8 @@ def _placement_key_uses(tree: ast.Module) -> list[int]:
 
 def test_nothing_above_the_backends_reads_a_placements_keys() -> None:
     """A placement is its backend's record; the layers above read it typed, through
-    ``Tenant.where`` (model/placement.py)."""
+    ``Tenant.where`` and ``TenantCopy`` (model/placement.py), and write it through the
+    model's writers (``with_limits``, ``with_erasure``) -- never by its keys."""
     readers = set()
     for path, tree in _modules("controlplane", "cli"):
         relative = str(path.relative_to(ROOT))
@@ -102,4 +93,4 @@ def test_nothing_above_the_backends_reads_a_placements_keys() -> None:
             continue
         if _placement_key_uses(tree):
             readers.add(relative)
-    assert readers == PLACEMENT_KEYS_STILL_READ
+    assert readers == set()

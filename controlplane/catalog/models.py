@@ -57,6 +57,9 @@ class TenantRow(SQLModel, table=True):
     # after it is unregistered (audit); unregister_server refuses while live ones do.
     server: str | None = Field(default=None, max_length=63)
     placement: dict[str, Any] = _json()
+    # A move's second copy ({"backend", "server", "placement"}) while the tenant is in
+    # one of the move states; NULL otherwise.
+    other_copy: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     dsn_encrypted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # The service role's DSN (the control plane's own connections); NULL where the
     # backend has none (Neon) -- the owner's DSN serves then.

@@ -23,6 +23,7 @@ from controlplane.errors import (
 )
 from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import embedder_from_json
+from controlplane.model.placement import TenantCopy
 from controlplane.model.recall import RecallTuning
 from controlplane.model.records import (
     LIVE_STATES,
@@ -115,10 +116,10 @@ class TenantStore(StoreBase):
             if row is None:
                 raise TenantNotFound(str(changes.get("id", uid)))
             for key, value in (expect or {}).items():
-                if getattr(row, key) != value:
+                if getattr(row, key) != _column(value):
                     raise TenantChanged(row.id, key)
             for key, value in changes.items():
-                setattr(row, key, value)
+                setattr(row, key, _column(value))
             row.updated_at = utcnow()
             session.add(row)
             await session.commit()
@@ -177,4 +178,12 @@ def _tenant(row: TenantRow) -> Tenant:
         recall=RecallTuning.from_json(row.recall),
         dsn_encrypted=row.dsn_encrypted,
         service_dsn_encrypted=row.service_dsn_encrypted,
+        other_copy=TenantCopy.from_json(row.other_copy) if row.other_copy else None,
     )
+
+
+def _column(value: Any) -> Any:
+    """A record's value as its column holds it."""
+    if isinstance(value, TenantCopy):
+        return value.to_json()
+    return value

@@ -46,6 +46,7 @@ import psycopg
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.errors import BackupInvalid, Conflict, InvalidRequest
+from controlplane.lifecycle.change import state_conflict
 from controlplane.lifecycle.dumps import own_objects, own_objects_in_public
 from controlplane.localpg.tools import pg_tool, run_pg_tool
 from controlplane.model.embedder import embedder_json
@@ -279,7 +280,7 @@ async def backup_tenant(
     async with plane.catalog.tenant_lock(tenant.id):
         tenant = await plane.catalog.get_tenant(tenant_id)  # as it is now, under the lock
         if tenant.state is not TenantState.READY:
-            raise Conflict(f"tenant {tenant_id!r} is {tenant.state}: only a ready tenant backs up")
+            raise state_conflict(tenant, "back it up when ready")
         # Should this process die, reconcile removes the half-written file it names.
         partial = partial_path(dest)
         operation = await plane.catalog.begin_operation(
@@ -421,7 +422,7 @@ def tenant_settings(tenant: Tenant) -> dict[str, Any]:
         "chunking": tenant.chunking.to_json(),
         "recall_target": tenant.recall.target,
         "labels": dict(tenant.labels),
-        "limits": dict(tenant.placement.get("limits") or {}),
+        "limits": tenant.where.limits.to_json(),
         "backend": tenant.backend,
     }
 

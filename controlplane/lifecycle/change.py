@@ -14,7 +14,9 @@ from typing import Any
 
 from controlplane.context import PlaneContext
 from controlplane.errors import Conflict, TenantvecError
+from controlplane.model.placement import TenantCopy
 from controlplane.model.records import (
+    MOVE_STATES,
     OperationOutcome,
     Tenant,
     TenantState,
@@ -22,7 +24,14 @@ from controlplane.model.records import (
     validate_tenant_id,
 )
 
-__all__ = ["TenantChange", "run_change", "set_state"]
+__all__ = [
+    "TenantChange",
+    "as_read",
+    "record_other_copy",
+    "run_change",
+    "set_state",
+    "state_conflict",
+]
 
 
 class TenantChange:
@@ -56,7 +65,7 @@ async def run_change(
     async with catalog.tenant_lock(tenant_id):
         tenant = await catalog.get_tenant(tenant_id)
         if tenant.state is not state:
-            raise Conflict(f"tenant {tenant_id!r} is {tenant.state}; run {action} when {state}")
+            raise state_conflict(tenant, f"run {action} when {state}")
         if not await change.applies(plane, tenant):
             return tenant
         details = change.details(tenant)
@@ -75,6 +84,34 @@ async def set_state(
     plane: PlaneContext, tenant: Tenant, target: TenantState, **changes: Any
 ) -> Tenant:
     """Record that ``tenant`` is now ``target`` (with other ``changes`` to its row):
-    the one place a tenant's state is written, and only along ``TRANSITIONS``."""
+    the one place a tenant's state is written, only along ``TRANSITIONS``, and only
+    over the state (and move copy) ``tenant`` was read with -- whoever changed either
+    meanwhile took the tenant over (TenantChanged)."""
     check_transition(tenant.state, target)
-    return await plane.catalog.update_tenant(tenant.uid, state=target.value, **changes)
+    return await plane.catalog.update_tenant(
+        tenant.uid, expect=as_read(tenant), state=target.value, **changes
+    )
+
+
+async def record_other_copy(plane: PlaneContext, tenant: Tenant, copy: TenantCopy) -> Tenant:
+    """Record what a move made of its new copy so far (its state unchanged), over the
+    tenant as it was read: a move that somebody else settled meanwhile stops here."""
+    if tenant.state is not TenantState.MOVING:
+        raise Conflict(f"tenant {tenant.id!r} is {tenant.state}, not moving")
+    return await plane.catalog.update_tenant(tenant.uid, expect=as_read(tenant), other_copy=copy)
+
+
+def state_conflict(tenant: Tenant, then: str) -> Conflict:
+    """The error for an operation ``tenant``'s state refuses: ``then`` says what to do.
+    A move's phase found under the lock is a move whose process died: reconcile's."""
+    if tenant.state in MOVE_STATES:
+        return Conflict(
+            f"tenant {tenant.id!r} is {tenant.state}: a move of it was interrupted; run "
+            f"'tenantctl reconcile' to settle it, then {then}"
+        )
+    return Conflict(f"tenant {tenant.id!r} is {tenant.state}; {then}")
+
+
+def as_read(tenant: Tenant) -> dict[str, Any]:
+    """What a compare-and-set compares: where the tenant stands."""
+    return {"state": tenant.state.value, "other_copy": tenant.other_copy}

@@ -16,7 +16,13 @@ from controlplane.errors import InvalidRequest, TenantvecError
 from controlplane.inputs import printable
 from controlplane.lifecycle.reconcile import survey
 from controlplane.model.backends import BackendKind
-from controlplane.model.records import ServerState, Tenant, TenantState, validate_tenant_id
+from controlplane.model.records import (
+    MOVE_STATES,
+    ServerState,
+    Tenant,
+    TenantState,
+    validate_tenant_id,
+)
 from controlplane.model.views import CheckView, DoctorView
 
 __all__ = ["Check", "DoctorReport", "run_doctor"]
@@ -215,8 +221,9 @@ async def _expired(fleet: _Fleet) -> list[Check]:
 
 
 async def _unfinished(fleet: _Fleet) -> list[Check]:
-    busy = (TenantState.PROVISIONING, TenantState.DELETING)
-    stuck = [t.id for t in fleet.tenants if t.state in busy]
+    # Unfinished while they last; left so by a process that died, reconcile finishes them.
+    busy = {TenantState.PROVISIONING, TenantState.RESTORING, TenantState.DELETING} | MOVE_STATES
+    stuck = [f"{t.id} ({t.state})" for t in fleet.tenants if t.state in busy]
     detail = f"{', '.join(stuck[:5])} (finish with 'tenantctl reconcile')"
     return [
         Check("unfinished operations", "warn", detail) if stuck else _none("unfinished operations")
@@ -279,7 +286,7 @@ async def _own_server_checks(plane: PlaneContext, tenants: list[Tenant]) -> list
     memory = 0
     for tenant in tenants:
         backend = plane.backend(tenant.backend)
-        if not backend.supervises or tenant.state not in _SERVING_STATES:
+        if not backend.supervises or not tenant.state.usable:
             continue
         name = f"{tenant.backend} {tenant.id}"
         try:
@@ -324,9 +331,6 @@ async def _own_server_checks(plane: PlaneContext, tenants: list[Tenant]) -> list
             )
         )
     return checks
-
-
-_SERVING_STATES = (TenantState.READY, TenantState.SUSPENDED)
 
 
 def _compute_settings(facts: dict[str, Any]) -> dict[str, Any]:

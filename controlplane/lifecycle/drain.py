@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from controlplane.context import PlaneContext
 from controlplane.errors import CatalogUnavailable, InvalidRequest, TenantvecError
 from controlplane.lifecycle.fleetwork import for_each_tenant
-from controlplane.lifecycle.move import MOVE_MARK, move_tenant, settle_move
+from controlplane.lifecycle.move import move_tenant, settle_move
 from controlplane.lifecycle.placement import choose_server
-from controlplane.model.records import ServerState, Tenant, TenantState
+from controlplane.model.records import MOVE_STATES, ServerState, Tenant, TenantState
 from controlplane.model.views import DrainMoveView, DrainView
 
 __all__ = [
@@ -36,9 +36,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Tenants a drain moves; others on the server (provisioning, deleting, failed) are
-# reconcile's or an operator's first, and are reported as left.
-_MOVABLE = (TenantState.READY, TenantState.SUSPENDED)
+# Tenants a drain moves (one a dead move left half done is settled first); others on
+# the server (provisioning, restoring, deleting, failed) are reconcile's or an
+# operator's first, and are reported as left.
+_MOVABLE = frozenset({TenantState.READY, TenantState.SUSPENDED}) | MOVE_STATES
 # How long to wait for the lock of a tenant whose move a dead drain left half done.
 _DEAD_HOLDER_SECONDS = 2.0
 
@@ -123,7 +124,7 @@ async def drain_server(
     async def one(tenant: Tenant) -> MoveOutcome:
         started = asyncio.get_running_loop().time()
         try:
-            if MOVE_MARK in tenant.placement:
+            if tenant.state in MOVE_STATES:
                 await _settle_dead_move(plane, tenant)
                 current = await plane.catalog.get_tenant(tenant.id)
                 if current.server != server:  # the dead move had switched already
@@ -141,12 +142,8 @@ async def drain_server(
 
     # Moves a dead drain left half done, wherever they stand: one that switched already
     # has its tenant off the server but its old copy still on it.
-    for tenant in await plane.catalog.list_tenants(states=list(_MOVABLE)):
-        record = tenant.placement.get(MOVE_MARK)
-        if isinstance(record, dict) and server in (
-            tenant.server,
-            (record.get("other") or {}).get("server"),
-        ):
+    for tenant in await plane.catalog.list_tenants(states=list(MOVE_STATES)):
+        if server in {copy.server for copy in tenant.copies}:
             try:
                 await _settle_dead_move(plane, tenant)
             except TenantvecError as exc:

@@ -11,7 +11,7 @@ from controlplane.context import PlaneContext
 from controlplane.errors import InvalidRequest, TenantvecError
 from controlplane.lifecycle.fleetwork import for_each_tenant
 from controlplane.lifecycle.tenants import delete_tenant
-from controlplane.model.records import Tenant, TenantState
+from controlplane.model.records import MOVE_STATES, Tenant, TenantState
 from controlplane.model.views import GcView
 
 __all__ = ["GC_CONCURRENCY", "GcReport", "GcResult", "collect_expired", "expired_tenants"]
@@ -19,11 +19,13 @@ __all__ = ["GC_CONCURRENCY", "GcReport", "GcResult", "collect_expired", "expired
 # Deletes at once: each is mostly waiting on the server (DROP DATABASE, a checkpoint's
 # worth of file removal) or on Neon's API, ~160 ms apiece one at a time on 2 cores.
 GC_CONCURRENCY = 4
+# (A moving one too: its delete drops both copies.)
 _EXPIRABLE = [
     TenantState.READY,
     TenantState.SUSPENDED,
     TenantState.FAILED,
     TenantState.PROVISIONING,
+    *sorted(MOVE_STATES),
 ]
 
 

@@ -16,6 +16,7 @@ from controlplane.context import PlaneContext
 from controlplane.lifecycle.change import TenantChange, run_change
 from controlplane.lifecycle.retry import with_retries
 from controlplane.model.limits import RoleLimits
+from controlplane.model.placement import with_limits
 from controlplane.model.records import Tenant
 
 __all__ = ["set_limits"]
@@ -55,7 +56,7 @@ class SetLimits(TenantChange):
             lambda: backend.set_limits(tenant, limits), seconds=backend.retry_seconds
         )
         updated = await plane.catalog.update_tenant(
-            tenant.uid, placement={**tenant.placement, "limits": limits.to_json()}
+            tenant.uid, placement=with_limits(tenant.placement, limits)
         )
         logger.info("tenant %s: limits now %s", tenant.id, limits.to_json())
         return updated

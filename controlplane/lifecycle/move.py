@@ -4,9 +4,9 @@ Between any two placements -- a server to another, a shared server to an ``insta
 of its own, local to ``neon`` and back. Under the tenant's lock:
 
 1. **Plan** the new copy (the target backend's own ``plan``: names, a server chosen
-   by room, never the one it leaves) and record it in the tenant's placement as
-   ``move = {phase: copying, other: <the new copy>}`` -- before anything is made, so a
-   crash leaves a record of every resource that may exist.
+   by room, never the one it leaves) and make the tenant ``moving`` with that copy as
+   its ``other_copy`` -- before anything is made, so a crash leaves a record of every
+   resource that may exist.
 2. **Make** the new copy's database and roles (``create``: the markers name the same
    tenant incarnation, so reconcile counts them as the tenant's while it moves).
 3. **Copy** while writes go on: ``pg_dump`` of the serving copy (with its fingerprint:
@@ -22,19 +22,20 @@ of its own, local to ``neon`` and back. Under the tenant's lock:
    and both fingerprints compared. (A tenant at an older schema version than the
    latest is paused before the copy instead: its copy is migrated past it.)
 5. **Switch**: one catalog update makes the new copy the tenant's (backend, server,
-   placement, DSNs, schema version) and records the old one as
-   ``move = {phase: switched, other: <the old copy>}``; routers here are told, those of
-   other processes re-read the catalog within their route TTL -- the old copy stays,
-   paused, that long, so none of them writes into it or finds it gone.
-6. **Drop the old copy** and the ``move`` record.
+   placement, DSNs, schema version), the tenant ``switched`` and the old copy its
+   ``other_copy``; routers here are told, those of other processes re-read the catalog
+   within their route TTL -- the old copy stays, paused, that long, so none of them
+   writes into it or finds it gone.
+6. **Drop the old copy**; the tenant is ``ready`` again, with one copy.
 
 A kill at any point leaves the tenant served from exactly one copy: the catalog's.
-``reconcile`` settles what a dead move left (:func:`settle_move`): before the switch it
-drops the new copy and lifts the pause (rolled back); after it, it drops the old copy
-(finished). So does an API process that finds a tenant's writes paused by a move
-nobody runs any more (:func:`resume_abandoned_move`). Every change of the record is
-made only over the record as its writer last read it: a mover that lost its lock
-without dying stops at its next step instead of switching to a copy being dropped.
+``reconcile`` settles what a dead move left (:func:`settle_move`): a ``moving`` tenant
+becomes ``rolling-back`` (its new copy dropped, the pause lifted); a ``switched`` one
+has its old copy dropped (finished); both end ``ready``. So does an API process that
+finds a tenant's writes paused by a move nobody runs any more
+(:func:`resume_abandoned_move`). Every phase change goes through ``set_state``, over the
+state and copy its writer last read: a mover that lost its lock without dying stops at
+its next step instead of switching to a copy being dropped.
 
 Keys, labels, embedder, chunking, index and role limits are the tenant's catalog row,
 which the move never replaces: they follow it.
@@ -43,7 +44,6 @@ which the move never replaces: they follow it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -65,19 +65,31 @@ from controlplane.errors import (
 from controlplane.failpoints import failpoint
 from controlplane.lifecycle.backup import check_carriable, dump_tenant, tenant_settings
 from controlplane.lifecycle.catchup import CatchUp, catch_up
+from controlplane.lifecycle.change import (
+    as_read,
+    record_other_copy,
+    set_state,
+    state_conflict,
+)
 from controlplane.lifecycle.pause import pause_writes
 from controlplane.lifecycle.placement import choose_server
 from controlplane.lifecycle.restore import DumpLoader, request_from_settings
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import make_resources
-from controlplane.model.records import OperationOutcome, Tenant, TenantState, validate_tenant_id
+from controlplane.model.placement import TenantCopy, with_limits
+from controlplane.model.records import (
+    MOVE_STATES,
+    OperationOutcome,
+    Tenant,
+    TenantState,
+    validate_tenant_id,
+)
 from controlplane.model.views import Location, MoveView, details_of
 from controlplane.pgconnect import connect
 from controlplane.scratch import scratch_dir
 from tenantvec_schema.migrations import MigrationSet
 
 __all__ = [
-    "MOVE_MARK",
     "MoveReport",
     "move_tenant",
     "resume_abandoned_move",
@@ -86,12 +98,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# The placement key of a move in progress.
-MOVE_MARK = "move"
-COPYING = "copying"
-# Taken from its mover by whoever settles it (reconcile, a router): being rolled back.
-ROLLING_BACK = "rolling-back"
-SWITCHED = "switched"
 # What a change takes to reach every router beyond its route TTL (the TTL setting's
 # own promise: "within this delay plus one second").
 ROUTE_CHANGE_SLACK_SECONDS = 1.0
@@ -145,12 +151,7 @@ async def move_tenant(
     async with plane.catalog.tenant_lock(tenant.id):
         tenant = await plane.catalog.get_tenant(tenant_id)  # as it is now, under the lock
         if tenant.state is not TenantState.READY:
-            raise Conflict(f"tenant {tenant_id!r} is {tenant.state}: only a ready tenant moves")
-        if MOVE_MARK in tenant.placement:
-            raise Conflict(
-                f"an earlier move of tenant {tenant_id!r} was interrupted; run "
-                "'tenantctl reconcile' to settle it first"
-            )
+            raise state_conflict(tenant, "move it when ready")
         source = (tenant.backend, tenant.server)
         operation = await plane.catalog.begin_operation(
             "move",
@@ -223,26 +224,25 @@ async def _move(
             # Not a moment's overload, as for a create: this fleet has no place for it.
             raise Conflict(f"tenant {tenant.id!r} has nowhere to move: {exc}") from None
     plan = await target.plan(request, chosen)
-    limits = tenant.placement.get("limits")
-    new_copy = _copy_record(kind, plan.server, {**plan.placement, "limits": limits})
-    tenant = await _mark(plane, tenant, COPYING, new_copy)
+    new_copy = TenantCopy(kind, plan.server, with_limits(plan.placement, tenant.where.limits))
+    tenant = await set_state(plane, tenant, TenantState.MOVING, other_copy=new_copy)
     failpoint(plane.settings, "move.after_record")
 
     paused_at = 0.0
     try:
-        shadow = _as_copy(tenant, new_copy)
 
         async def save(
             placement: dict[str, Any], conninfo: ConnInfo | None, service: ConnInfo | None
         ) -> Tenant:
-            # The new copy's progress goes into the move record; its DSNs stay in memory
-            # until the switch (a move that dies is rolled back, never resumed).
+            # The new copy's progress goes into the tenant's other copy; its DSNs stay in
+            # memory until the switch (a move that dies is rolled back, never resumed).
             nonlocal tenant
-            tenant = await _mark(plane, tenant, COPYING, _copy_record(kind, plan.server, placement))
-            return _as_copy(tenant, tenant.placement[MOVE_MARK]["other"])
+            made = TenantCopy(kind, plan.server, placement)
+            tenant = await record_other_copy(plane, tenant, made)
+            return tenant.in_copy(made)
 
         checkpoint = Checkpoint(
-            shadow,
+            tenant.in_copy(new_copy),
             plan.conninfo,
             save,
             resuming=False,
@@ -282,21 +282,15 @@ async def _move(
             found, caught_up = caught.fingerprint, caught.copied + caught.deleted
         failpoint(plane.settings, "move.after_copy")
 
-        old_copy = _copy_record(
-            tenant.backend,
-            tenant.server,
-            {k: v for k, v in tenant.placement.items() if k != MOVE_MARK},
-        )
-        new_placement = {
-            **checkpoint.tenant.placement,
-            MOVE_MARK: {"phase": SWITCHED, "other": old_copy},
-        }
-        moved = await catalog.update_tenant(
-            tenant.uid,
-            expect={"placement": tenant.placement},  # nobody took the move over meanwhile
+        # Over the state and copy as this mover last read them: nobody took it over.
+        moved = await set_state(
+            plane,
+            tenant,
+            TenantState.SWITCHED,
             backend=kind,
             server=plan.server,
-            placement=new_placement,
+            placement=checkpoint.tenant.placement,
+            other_copy=tenant.serving_copy,
             dsn_encrypted=plane.box.encrypt(owner.dsn),
             service_dsn_encrypted=plane.box.encrypt(service.dsn)
             if checkpoint.service_conninfo is not None
@@ -345,28 +339,17 @@ async def _undo_if_taken_over(plane: PlaneContext, tenant: Tenant) -> None:
     on the old one -- unless the catalog serves that new copy (the switch committed
     although its answer was lost, and was finished since): then nothing is undone."""
     current = await plane.catalog.find_tenant_by_uid(tenant.uid)
-    ours = tenant.placement.get(MOVE_MARK)
-    if current is not None and current.placement.get(MOVE_MARK) == ours:
+    if current is not None and as_read(current) == as_read(tenant):
         return  # still ours: move_tenant settles it
-    made = ours.get("other") if isinstance(ours, dict) else None
-    if not isinstance(made, dict):
+    made = tenant.other_copy if tenant.state is TenantState.MOVING else None
+    if made is None:
         return
-    if current is not None and _serves(current, made):
+    if current is not None and current.serving_copy == made:
         return
     logger.warning("tenant %s: its move was settled by another process; undoing", tenant.id)
-    await _drop_copy(plane, _as_copy(tenant, made), "new")
-    if current is not None:
+    await _drop_copy(plane, tenant.in_copy(made), "new")
+    if current is not None and current.state.serves:
         await pause_writes(plane, current, paused=False)
-
-
-def _serves(tenant: Tenant, copy: dict[str, Any]) -> bool:
-    """Whether ``copy`` (a move record's) is where the catalog serves ``tenant`` from."""
-    placement = {k: v for k, v in tenant.placement.items() if k != MOVE_MARK}
-    return (
-        tenant.backend == copy.get("backend")
-        and tenant.server == copy.get("server")
-        and placement == copy.get("placement")
-    )
 
 
 async def _catch_up(plane: PlaneContext, tenant: Tenant, target: ConnInfo) -> CatchUp:
@@ -383,23 +366,20 @@ async def _catch_up(plane: PlaneContext, tenant: Tenant, target: ConnInfo) -> Ca
 async def settle_move(plane: PlaneContext, tenant: Tenant) -> Tenant:
     """Finish what a move of ``tenant`` left (the caller holds its lock): the copy that
     does not serve is dropped; before the switch the pause on the serving copy is lifted
-    too (rolled back); the move record goes last. A tenant with no move: unchanged."""
-    record = tenant.placement.get(MOVE_MARK)
-    if not isinstance(record, dict):
+    too (rolled back); the tenant ends ``ready``. A tenant not moving: unchanged."""
+    if tenant.state not in MOVE_STATES:
         return tenant
-    if record.get("phase") == COPYING:
+    if tenant.state is TenantState.MOVING:
         # Take the move from its mover first. A mover that lost its lock (its catalog
-        # connection dropped: it looks dead) but still runs finds the record changed at
+        # connection dropped: it looks dead) but still runs finds the state changed at
         # its next step and stops, instead of switching to the copy dropped below.
-        record = {**record, "phase": ROLLING_BACK}
-        tenant = await _update_mark(plane, tenant, record)
-    other = record.get("other")
-    if isinstance(other, dict):
-        which = "old" if record.get("phase") == SWITCHED else "new"
-        await _drop_copy(plane, _as_copy(tenant, other), which)
-    if record.get("phase") == ROLLING_BACK:
+        tenant = await set_state(plane, tenant, TenantState.ROLLING_BACK)
+    if tenant.other_copy is not None:
+        which = "old" if tenant.state is TenantState.SWITCHED else "new"
+        await _drop_copy(plane, tenant.in_copy(tenant.other_copy), which)
+    if tenant.state is TenantState.ROLLING_BACK:
         await pause_writes(plane, tenant, paused=False)
-    settled = await _update_mark(plane, tenant, None)
+    settled = await set_state(plane, tenant, TenantState.READY, other_copy=None)
     await plane.tenant_changed(tenant.id)
     return settled
 
@@ -438,8 +418,7 @@ async def resume_abandoned_move(plane: PlaneContext, tenant_id: str) -> bool:
 
 
 def _pauses_writes(tenant: Tenant) -> bool:
-    record = tenant.placement.get(MOVE_MARK)
-    return isinstance(record, dict) and record.get("phase") in (COPYING, ROLLING_BACK)
+    return tenant.state in (TenantState.MOVING, TenantState.ROLLING_BACK)
 
 
 async def _drop_copy(plane: PlaneContext, shadow: Tenant, which: str) -> None:
@@ -451,37 +430,4 @@ async def _drop_copy(plane: PlaneContext, shadow: Tenant, which: str) -> None:
         which,
         shadow.server or shadow.backend,
         "gone now" if erasure.immediate else "kept by the infrastructure for a while",
-    )
-
-
-def _copy_record(backend: str, server: str | None, placement: dict[str, Any]) -> dict[str, Any]:
-    return {"backend": backend, "server": server, "placement": placement}
-
-
-def _as_copy(tenant: Tenant, copy: dict[str, Any]) -> Tenant:
-    """The tenant as it lives in ``copy`` (a move's other copy), to hand a backend."""
-    return dataclasses.replace(
-        tenant,
-        backend=str(copy["backend"]),
-        server=copy.get("server"),
-        placement=dict(copy.get("placement") or {}),
-        dsn_encrypted=None,
-        service_dsn_encrypted=None,
-    )
-
-
-async def _mark(plane: PlaneContext, tenant: Tenant, phase: str, other: dict[str, Any]) -> Tenant:
-    return await _update_mark(plane, tenant, {"phase": phase, "other": other})
-
-
-async def _update_mark(
-    plane: PlaneContext, tenant: Tenant, record: dict[str, Any] | None
-) -> Tenant:
-    """Set (or, with None, clear) the move record -- only over the placement ``tenant``
-    was read with: whoever changed it meanwhile owns the move now (TenantChanged)."""
-    placement = {k: v for k, v in tenant.placement.items() if k != MOVE_MARK}
-    if record is not None:
-        placement[MOVE_MARK] = record
-    return await plane.catalog.update_tenant(
-        tenant.uid, expect={"placement": tenant.placement}, placement=placement
     )

@@ -21,18 +21,17 @@ import logging
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 from controlplane.backends.base import OwnedResource
 from controlplane.context import PlaneContext
 from controlplane.errors import TenantBusy, TenantvecError
 from controlplane.lifecycle.change import set_state
 from controlplane.lifecycle.index import restore_vector_index
-from controlplane.lifecycle.move import MOVE_MARK, SWITCHED, settle_move
-from controlplane.lifecycle.restore import RESTORE_MARK
+from controlplane.lifecycle.move import settle_move
 from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import finish_delete, finish_provisioning
 from controlplane.model.records import (
+    MOVE_STATES,
     Operation,
     OperationOutcome,
     ServerState,
@@ -115,7 +114,7 @@ async def reconcile(plane: PlaneContext, *, fix: bool = False, actor: str) -> Re
     repairs = [
         await _repair(plane, t, actor)
         for t in await plane.catalog.list_tenants(
-            states=[TenantState.PROVISIONING, TenantState.DELETING]
+            states=[TenantState.PROVISIONING, TenantState.RESTORING, TenantState.DELETING]
         )
     ]
     repairs += await _finish_interrupted(plane, actor)
@@ -201,7 +200,7 @@ class _Tenants:
             (backend, t.id): t
             for t in tenants
             if t.state is not TenantState.DELETED
-            for backend, _, _ in _copies(t)
+            for backend in {copy.backend for copy in t.copies}
         }
 
     def verdict(self, resource: OwnedResource) -> _Verdict:
@@ -231,21 +230,14 @@ def _records(tenant: Tenant, resource: OwnedResource) -> bool:
     On servers the location is the server name and must match the copy's; elsewhere
     (Neon, own servers) the resource's name is unique on its own.
     """
-    for backend, server, placement in _copies(tenant):
-        if backend != resource.backend or (server is not None and server != resource.location):
+    for copy in tenant.copies:
+        if copy.backend != resource.backend:
             continue
-        if resource.name in {str(v) for v in placement.values() if not isinstance(v, dict)}:
+        if copy.server is not None and copy.server != resource.location:
+            continue
+        if resource.name in copy.resource_names:
             return True
     return False
-
-
-def _copies(tenant: Tenant) -> list[tuple[str, str | None, dict[str, Any]]]:
-    """Where the tenant's resources live: its placement, and a move's other copy."""
-    copies = [(tenant.backend, tenant.server, tenant.placement)]
-    other = (tenant.placement.get(MOVE_MARK) or {}).get("other")
-    if isinstance(other, dict) and isinstance(other.get("placement"), dict):
-        copies.append((str(other.get("backend")), other.get("server"), other["placement"]))
-    return copies
 
 
 async def _repair(plane: PlaneContext, stuck: Tenant, actor: str) -> Repair:
@@ -254,7 +246,7 @@ async def _repair(plane: PlaneContext, stuck: Tenant, actor: str) -> Repair:
             tenant = await plane.catalog.find_tenant(stuck.id)
             if tenant is None or tenant.uid != stuck.uid or tenant.state != stuck.state:
                 return Repair(stuck.id, stuck.state, "already-settled", "ok")
-            if tenant.state is TenantState.PROVISIONING and RESTORE_MARK in tenant.placement:
+            if tenant.state is TenantState.RESTORING:
                 # A restore is not resumable from here (its file may be gone): roll it
                 # back, so that nothing half-loaded is ever served; restore again.
                 await finish_delete(plane, tenant, actor=actor, action="reconcile-restore")
@@ -267,7 +259,10 @@ async def _repair(plane: PlaneContext, stuck: Tenant, actor: str) -> Repair:
     except TenantBusy:
         return Repair(stuck.id, stuck.state, "skipped-in-progress", "skipped")
     except TenantvecError as exc:
-        action = "finished-create" if stuck.state is TenantState.PROVISIONING else "finished-delete"
+        action = {
+            TenantState.PROVISIONING: "finished-create",
+            TenantState.RESTORING: "rolled-back-restore",
+        }.get(stuck.state, "finished-delete")
         return Repair(stuck.id, stuck.state, action, "failed", str(exc))
 
 
@@ -320,11 +315,8 @@ async def _finish_interrupted(plane: PlaneContext, actor: str) -> list[Repair]:
                 )
                 _remove_partial_file(operation)
                 now = await catalog.find_tenant_by_uid(operation.tenant_uid)
-                if operation.action == "move" and now is not None and MOVE_MARK in now.placement:
-                    phase = now.placement[MOVE_MARK].get("phase")
-                    await settle_move(plane, now)
-                    done = "finished-move" if phase == SWITCHED else "rolled-back-move"
-                    repairs.append(Repair(now.id, now.state, done, "ok"))
+                if operation.action == "move" and now is not None and now.state in MOVE_STATES:
+                    repairs.append(await _settle_move(plane, now))
                     continue
                 if operation.action in _STATE_REPAIRED or now is None:
                     continue  # creates and deletes: finished above by their tenant's state
@@ -350,26 +342,26 @@ async def _settle_moves(plane: PlaneContext) -> list[Repair]:
     """Moves whose process died without an operation left running to say so (one that
     failed, then could not clean up): settled like the others, under the lock."""
     repairs: list[Repair] = []
-    for tenant in await plane.catalog.list_tenants(
-        states=[TenantState.READY, TenantState.SUSPENDED]
-    ):
-        record = tenant.placement.get(MOVE_MARK)
-        if not isinstance(record, dict):
-            continue
+    for tenant in await plane.catalog.list_tenants(states=list(MOVE_STATES)):
         try:
             async with plane.catalog.tenant_lock(tenant.id, wait=DEAD_HOLDER_SECONDS):
                 now = await plane.catalog.find_tenant_by_uid(tenant.uid)
-                if now is None or MOVE_MARK not in now.placement:
+                if now is None or now.state not in MOVE_STATES:
                     continue
-                phase = now.placement[MOVE_MARK].get("phase")
-                await settle_move(plane, now)
-                done = "finished-move" if phase == SWITCHED else "rolled-back-move"
-                repairs.append(Repair(now.id, now.state, done, "ok"))
+                repairs.append(await _settle_move(plane, now))
         except TenantBusy:
             repairs.append(Repair(tenant.id, tenant.state, "skipped-in-progress", "skipped"))
         except TenantvecError as exc:
             repairs.append(Repair(tenant.id, tenant.state, "settle-move", "failed", str(exc)))
     return repairs
+
+
+async def _settle_move(plane: PlaneContext, tenant: Tenant) -> Repair:
+    """Settle a dead move of ``tenant`` (the caller holds its lock): forward once it had
+    switched, back before."""
+    done = "finished-move" if tenant.state is TenantState.SWITCHED else "rolled-back-move"
+    await settle_move(plane, tenant)
+    return Repair(tenant.id, tenant.state, done, "ok")
 
 
 def _remove_partial_file(operation: Operation) -> None:

@@ -8,9 +8,9 @@ the schema is migrated to the latest, the digest of every document and chunk is
 checked against the manifest's, and only then is the vector index built in one pass
 (far faster than row by row) and the tenant made ``ready``.
 
-Crash safety: until it is ready the tenant is ``provisioning`` with a ``restore`` mark
-in its placement. A restore that dies leaves it so, and ``reconcile`` rolls it back
-(drops the half-loaded database; a create would be finished instead) -- run the restore
+Crash safety: until it is ready the tenant is ``restoring`` (model/records.py). A
+restore that dies leaves it so, and ``reconcile`` rolls it back (drops the half-loaded
+database; a ``provisioning`` create would be finished instead) -- run the restore
 again. Nothing of a restore is ever served before it is verified.
 """
 
@@ -46,10 +46,7 @@ from tenantvec_schema.reshape import rebuild_vector_index
 from tenantvec_schema.runner import MigrationReport, migrate
 from tenantvec_schema.spec import ROW_TABLES, IndexKind, IndexSpec, Metric, SchemaSpec
 
-__all__ = ["RESTORE_MARK", "DumpLoader", "RestoreReport", "request_from_settings", "restore_tenant"]
-
-# The placement key that marks a tenant whose restore has not finished.
-RESTORE_MARK = "restore"
+__all__ = ["DumpLoader", "RestoreReport", "request_from_settings", "restore_tenant"]
 
 
 @dataclass(frozen=True)
@@ -103,11 +100,10 @@ async def restore_tenant(
                 actor=actor,
                 action="restore",
                 schema_step=loader,
-                marker={
-                    RESTORE_MARK: {
-                        "from": manifest.tenant.get("id"),
-                        "digest": manifest.fingerprint.digest,
-                    }
+                restoring=True,
+                details={
+                    "from": manifest.tenant.get("id"),
+                    "digest": manifest.fingerprint.digest,
                 },
             )
         except BackupInvalid:
@@ -123,11 +119,10 @@ async def restore_tenant(
 async def _remove_refused(plane: PlaneContext, tenant_id: str, *, actor: str) -> None:
     async with plane.catalog.tenant_lock(tenant_id):
         tenant = await plane.catalog.find_tenant(tenant_id)
-        if (
-            tenant is not None
-            and tenant.state is TenantState.FAILED
-            and RESTORE_MARK in tenant.placement
-        ):
+        if tenant is None or tenant.state is not TenantState.FAILED:
+            return
+        last = await plane.catalog.list_operations(tenant_id=tenant_id, limit=1)
+        if last and last[0].action == "restore" and last[0].tenant_uid == tenant.uid:
             await finish_delete(plane, tenant, actor=actor, action="delete-refused-restore")
 
 
@@ -212,7 +207,7 @@ class DumpLoader:
         timeout = settings.connect_timeout
         pg_restore = pg_tool("pg_restore", settings.pg_bin)
         owner = owner_role(tenant)
-        separate = bool(tenant.placement.get("service_role"))
+        separate = tenant.where.service_role
         # No vector index while rows arrive: one bulk build at the end is far cheaper.
         unindexed = SchemaSpec(
             dims=tenant.dims,

@@ -33,7 +33,9 @@ from controlplane.lifecycle.change import set_state
 from controlplane.lifecycle.placement import choose_server
 from controlplane.lifecycle.retry import with_retries
 from controlplane.model.embedder import embedder_json, parse_embedder
+from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
+from controlplane.model.placement import with_erasure, with_limits
 from controlplane.model.records import (
     OperationOutcome,
     Tenant,
@@ -75,14 +77,16 @@ async def create_tenant(
     actor: str,
     action: str = "create",
     schema_step: SchemaStep | None = None,
-    marker: dict[str, Any] | None = None,
+    restoring: bool = False,
+    details: dict[str, Any] | None = None,
 ) -> Tenant:
     """Provision a tenant database and apply its schema; return it ``ready``.
 
     A tenant left ``failed`` by an earlier attempt is cleaned up and created afresh.
     ``schema_step`` replaces applying the schema (run once, not retried: it need not be
-    idempotent); ``marker`` is recorded in the placement while the tenant provisions
-    and removed when it is ready -- how reconcile tells a restore from a create.
+    idempotent). A ``restoring`` tenant (its schema step loads a backup) is
+    ``restoring`` until it is ready, not ``provisioning``: reconcile rolls it back
+    instead of finishing it. ``details`` go into its operation row.
     """
     catalog = plane.catalog
     backend = plane.backend(request.backend)
@@ -118,10 +122,10 @@ async def create_tenant(
         plan = await backend.plan(request, server)
         tenant = await catalog.add_tenant(
             id=request.id,
-            state=TenantState.PROVISIONING.value,
+            state=(TenantState.RESTORING if restoring else TenantState.PROVISIONING).value,
             backend=backend.kind,
             server=plan.server,
-            placement={**plan.placement, **(marker or {}), "limits": limits.to_json()},
+            placement=with_limits(plan.placement, limits),
             dsn_encrypted=plane.box.encrypt(plan.conninfo.dsn) if plan.conninfo else None,
             service_dsn_encrypted=plane.box.encrypt(plan.service_conninfo.dsn)
             if plan.service_conninfo
@@ -140,7 +144,7 @@ async def create_tenant(
         logger.info("tenant %s: provisioning on %s", tenant.id, plan.server or backend.kind)
         failpoint(plane.settings, "create.after_catalog")
         return await finish_provisioning(
-            plane, tenant, actor=actor, action=action, schema_step=schema_step, marker=marker
+            plane, tenant, actor=actor, action=action, schema_step=schema_step, details=details
         )
 
 
@@ -151,9 +155,10 @@ async def finish_provisioning(
     actor: str,
     action: str,
     schema_step: SchemaStep | None = None,
-    marker: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Tenant:
-    """Run (or resume) every provisioning step of a tenant in ``provisioning``.
+    """Run (or resume) every provisioning step of a tenant in ``provisioning`` (or
+    ``restoring``, with the schema step that loads its backup).
 
     The caller holds the tenant's lock. Steps are idempotent and retried while errors
     are transient; a permanent error leaves the tenant ``failed`` with its message.
@@ -161,7 +166,7 @@ async def finish_provisioning(
     catalog = plane.catalog
     backend = plane.backend(tenant.backend)
     seconds = backend.retry_seconds
-    operation = await catalog.begin_operation(action, actor, tenant=tenant)
+    operation = await catalog.begin_operation(action, actor, tenant=tenant, details=details)
     try:
         checkpoint = checkpoint_for(plane, tenant, resuming=action != "create")
         owner = await make_resources(backend, checkpoint)
@@ -178,14 +183,13 @@ async def finish_provisioning(
     except Exception as exc:
         await _fail(plane, tenant, operation, exc)
         raise
-    placement = {k: v for k, v in checkpoint.tenant.placement.items() if k not in (marker or {})}
     ready = await set_state(
         plane,
         tenant,
         TenantState.READY,
         schema_version=report.to_version,
         error=None,
-        placement=placement,
+        placement=checkpoint.tenant.placement,
     )
     await catalog.end_operation(
         operation, OperationOutcome.SUCCEEDED, details={"schema_version": report.to_version}
@@ -267,7 +271,10 @@ async def finish_delete(plane: PlaneContext, tenant: Tenant, *, actor: str, acti
     operation = await catalog.begin_operation(action, actor, tenant=tenant)
     try:
         failpoint(plane.settings, "delete.after_catalog")
-        erasure = await with_retries(lambda: backend.delete(tenant), seconds=backend.retry_seconds)
+        erasure = await _erase(backend, tenant)
+        if tenant.other_copy is not None:  # a move's second copy goes too
+            other = plane.backend(tenant.other_copy.backend)
+            erasure = erasure.and_then(await _erase(other, tenant.in_copy(tenant.other_copy)))
         failpoint(plane.settings, "delete.after_resources")
     except Exception as exc:
         await _fail(plane, tenant, operation, exc)
@@ -280,12 +287,17 @@ async def finish_delete(plane: PlaneContext, tenant: Tenant, *, actor: str, acti
         dsn_encrypted=None,  # the credentials are gone with the role
         error=None,
         # What became of the data, for whoever answers for its erasure.
-        placement={**tenant.placement, "erasure": erasure.to_json()},
+        placement=with_erasure(tenant.placement, erasure),
+        other_copy=None,
     )
     await catalog.end_operation(operation, OperationOutcome.SUCCEEDED)
     await plane.tenant_changed(tenant.id)
     logger.info("tenant %s: deleted", tenant.id)
     return deleted
+
+
+async def _erase(backend: Backend, tenant: Tenant) -> Erasure:
+    return await with_retries(lambda: backend.delete(tenant), seconds=backend.retry_seconds)
 
 
 async def apply_schema(plane: PlaneContext, tenant: Tenant, conninfo: ConnInfo) -> MigrationReport:
@@ -322,7 +334,7 @@ async def tenant_conninfo(plane: PlaneContext, tenant_id: str) -> ConnInfo:
     """The tenant role's connection string (password included) for a usable tenant."""
     validate_tenant_id(tenant_id)
     tenant = await plane.catalog.get_tenant(tenant_id)
-    if tenant.state not in (TenantState.READY, TenantState.SUSPENDED):
+    if not tenant.state.usable:
         raise Conflict(f"tenant {tenant_id!r} is {tenant.state}; it has no usable DSN")
     return plane.tenant_conninfo(tenant)
 
@@ -333,7 +345,7 @@ async def describe_tenant(plane: PlaneContext, tenant_id: str) -> TenantDetail:
     validate_tenant_id(tenant_id)
     tenant = await plane.catalog.get_tenant(tenant_id)
     live: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
-    if tenant.state in (TenantState.READY, TenantState.SUSPENDED):
+    if tenant.state.usable:
         try:
             live = await plane.backend(tenant.backend).describe(tenant)
         except TenantvecError as exc:

@@ -30,3 +30,13 @@ class Erasure:
                 self.recoverable_until.isoformat() if self.recoverable_until else None
             ),
         }
+
+    def and_then(self, other: Erasure) -> Erasure:
+        """Both erasures as one (a moving tenant's two copies): gone when both are,
+        recoverable as long as either is."""
+        until = [t for t in (self.recoverable_until, other.recoverable_until) if t is not None]
+        return Erasure(
+            immediate=self.immediate and other.immediate,
+            detail=f"{self.detail} {other.detail}",
+            recoverable_until=max(until) if until else None,
+        )

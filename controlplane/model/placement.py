@@ -5,9 +5,9 @@ keys: a Neon project id, an instance's port, a container's name...). What routin
 the lifecycle and doctor need of it -- whose connection budget the tenant counts
 against, how many connections its own server takes, its role limits, its layout -- is
 read here, once, into a typed :class:`Placement` (``Tenant.where``); nothing above a
-backend reads the dict's keys (tests/test_conventions.py keeps it so, save for the
-records of a move or a restore in progress, which are on their way into the tenant's
-state).
+backend reads the dict's keys (tests/test_conventions.py keeps it so). A move's second
+copy is a :class:`TenantCopy` of its own, beside the placement; where a move stands is
+the tenant's state (model/records.py).
 """
 
 from __future__ import annotations
@@ -16,9 +16,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
+from controlplane.model.views import Location
 
-__all__ = ["DEFAULT_OWN_MAX_CONNECTIONS", "Placement"]
+__all__ = [
+    "DEFAULT_OWN_MAX_CONNECTIONS",
+    "Placement",
+    "TenantCopy",
+    "with_erasure",
+    "with_limits",
+]
 
 # An own server's max_connections when its placement does not say (small tier).
 DEFAULT_OWN_MAX_CONNECTIONS = 25
@@ -83,6 +91,17 @@ class Placement:
         return self.server or self.endpoint or self.own_server or self.backend
 
 
+def with_limits(placement: Mapping[str, Any], limits: RoleLimits) -> dict[str, Any]:
+    """``placement`` recording the tenant's role limits (``Placement.limits``)."""
+    return {**placement, "limits": limits.to_json()}
+
+
+def with_erasure(placement: Mapping[str, Any], erasure: Erasure) -> dict[str, Any]:
+    """A deleted tenant's ``placement`` recording what became of its data
+    (``Placement.erasure``)."""
+    return {**placement, "erasure": erasure.to_json()}
+
+
 def _described(backend: str, server: str | None, raw: Mapping[str, Any]) -> str:
     if server is not None:
         return f"on server {server}"
@@ -101,3 +120,39 @@ def _erasure(raw: Any) -> str | None:
         return None
     detail = raw.get("detail")
     return str(detail) if detail else None
+
+
+@dataclass(frozen=True)
+class TenantCopy:
+    """One copy of a tenant's database: its backend, server and that backend's placement
+    record -- the second copy a move keeps (``Tenant.other_copy``), in the catalog's
+    ``other_copy`` column."""
+
+    backend: str
+    server: str | None
+    placement: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> TenantCopy:
+        placement = raw.get("placement")
+        return cls(
+            backend=str(raw["backend"]),
+            server=str(raw["server"]) if raw.get("server") is not None else None,
+            placement=dict(placement) if isinstance(placement, Mapping) else {},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"backend": self.backend, "server": self.server, "placement": self.placement}
+
+    @property
+    def where(self) -> Placement:
+        return Placement.parse(self.backend, self.server, self.placement)
+
+    @property
+    def resource_names(self) -> frozenset[str]:
+        """The names its placement gives the copy's resources (database, roles, a Neon
+        project or branch, an instance or container): how reconcile knows them."""
+        return frozenset(str(v) for v in self.placement.values() if not isinstance(v, dict))
+
+    def location(self) -> Location:
+        return Location(backend=self.backend, server=self.server)

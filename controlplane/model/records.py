@@ -6,6 +6,7 @@ so no SQLAlchemy session state or lazy loading escapes.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,13 +19,14 @@ from controlplane.errors import Conflict, InvalidRequest
 from controlplane.inputs import check_identifier
 from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import EmbedderSpec
-from controlplane.model.placement import Placement
+from controlplane.model.placement import Placement, TenantCopy
 from controlplane.model.recall import RecallTuning
 from controlplane.model.views import ApiKeyView, OperationView, ServerView, TenantView
 from tenantvec_schema.spec import IndexSpec, Metric, SchemaSpec
 
 __all__ = [
     "LIVE_STATES",
+    "MOVE_STATES",
     "TRANSITIONS",
     "ApiKey",
     "Operation",
@@ -72,29 +74,64 @@ def validate_server_name(name: str) -> None:
 
 class TenantState(StrEnum):
     PROVISIONING = "provisioning"
+    # Being made from a backup: never served until its copy is verified.
+    RESTORING = "restoring"
     READY = "ready"
+    # The three phases of a move (lifecycle/move.py). Served all along, from one copy:
+    # ``moving`` -- copied to its new place, served from the old one (whose writes the
+    # move pauses at the end of the copy); ``switched`` -- served from its new place, the
+    # old copy still to drop; ``rolling-back`` -- a move given up, its new copy to drop
+    # and the pause on the old one to lift.
+    MOVING = "moving"
+    SWITCHED = "switched"
+    ROLLING_BACK = "rolling-back"
     SUSPENDED = "suspended"
     FAILED = "failed"
     DELETING = "deleting"
     DELETED = "deleted"
 
+    @property
+    def serves(self) -> bool:
+        """Whether requests are routed to it: ready, or ready and moving."""
+        return self is TenantState.READY or self in MOVE_STATES
+
+    @property
+    def usable(self) -> bool:
+        """Whether its database is whole and can serve: serving, or suspended."""
+        return self.serves or self is TenantState.SUSPENDED
+
+
+# A move in progress: the tenant has a second copy (``Tenant.other_copy``).
+MOVE_STATES = frozenset({TenantState.MOVING, TenantState.SWITCHED, TenantState.ROLLING_BACK})
 
 # Every state but DELETED holds the tenant id: at most one such row per id.
 LIVE_STATES = frozenset(TenantState) - {TenantState.DELETED}
 
 # The lifecycle, as data (``lifecycle.change.set_state`` holds every write to it)::
 #
-#     create ─> provisioning ─> ready <─> suspended
-#                     │           │
-#                     └─> failed ─┴─> deleting ─> deleted
+#     create ──> provisioning ─┐            ┌──> moving ──> switched ──┐
+#                              ├──> ready <─┤      └─> rolling-back ───┤
+#     restore ─> restoring ────┘     ^ │    └──────────────────────────┘
+#                  │       │         │ v
+#                  │       │      suspended
+#                  v       v
+#                failed ──────────> deleting ──> deleted
 #
-# A create or a delete that fails leaves the tenant ``failed``; from there it can only be
-# deleted (a create of its id does that first). Any tenant but a deleted one can be.
+# A create or a restore that fails leaves the tenant ``failed``; from there it can only
+# be deleted (a create of its id does that first). A move leaves ``ready`` and comes back
+# to it, forward (``switched``) or back (``rolling-back``). Any tenant but a deleted one
+# can be deleted -- a moving one's two copies both go.
 TRANSITIONS: dict[TenantState, frozenset[TenantState]] = {
     TenantState.PROVISIONING: frozenset(
         {TenantState.READY, TenantState.FAILED, TenantState.DELETING}
     ),
-    TenantState.READY: frozenset({TenantState.SUSPENDED, TenantState.DELETING}),
+    TenantState.RESTORING: frozenset({TenantState.READY, TenantState.FAILED, TenantState.DELETING}),
+    TenantState.READY: frozenset({TenantState.SUSPENDED, TenantState.MOVING, TenantState.DELETING}),
+    TenantState.MOVING: frozenset(
+        {TenantState.SWITCHED, TenantState.ROLLING_BACK, TenantState.DELETING}
+    ),
+    TenantState.SWITCHED: frozenset({TenantState.READY, TenantState.DELETING}),
+    TenantState.ROLLING_BACK: frozenset({TenantState.READY, TenantState.DELETING}),
     TenantState.SUSPENDED: frozenset({TenantState.READY, TenantState.DELETING}),
     TenantState.FAILED: frozenset({TenantState.DELETING}),
     TenantState.DELETING: frozenset({TenantState.DELETED, TenantState.FAILED}),
@@ -148,11 +185,39 @@ class Tenant:
     # control plane's own connections; None where the backend has none).
     dsn_encrypted: str | None = field(default=None, repr=False)
     service_dsn_encrypted: str | None = field(default=None, repr=False)
+    # During a move (MOVE_STATES): the copy that does not serve -- the new one while
+    # ``moving`` or ``rolling-back``, the old one once ``switched``. None otherwise.
+    other_copy: TenantCopy | None = None
 
     @property
     def where(self) -> Placement:
         """Its placement, typed: what the layers above its backend may read of it."""
         return Placement.parse(self.backend, self.server, self.placement)
+
+    @property
+    def serving_copy(self) -> TenantCopy:
+        """The copy of its database that serves it (the catalog's backend and placement)."""
+        return TenantCopy(self.backend, self.server, self.placement)
+
+    @property
+    def copies(self) -> list[TenantCopy]:
+        """Every copy of its database: the serving one, and a move's other one."""
+        if self.other_copy is None:
+            return [self.serving_copy]
+        return [self.serving_copy, self.other_copy]
+
+    def in_copy(self, copy: TenantCopy) -> Tenant:
+        """The tenant as it lives in ``copy`` (a move's other one), to hand its backend:
+        no DSNs (a backend makes its own), no second copy."""
+        return dataclasses.replace(
+            self,
+            backend=copy.backend,
+            server=copy.server,
+            placement=dict(copy.placement),
+            dsn_encrypted=None,
+            service_dsn_encrypted=None,
+            other_copy=None,
+        )
 
     @property
     def schema(self) -> SchemaSpec:
@@ -168,6 +233,7 @@ class Tenant:
             backend=self.backend,
             server=self.server,
             placement=self.placement,
+            other_copy=self.other_copy.location() if self.other_copy is not None else None,
             dims=self.dims,
             metric=self.metric.value,
             index=self.index.to_json(),

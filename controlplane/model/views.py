@@ -48,6 +48,9 @@ class TenantView(Struct, kw_only=True):
     backend: str
     server: str | None
     placement: dict[str, Any]
+    # While it moves (state moving, switched or rolling-back): where its other copy is
+    # -- the one it moves to, or (switched) the one it left, still to drop.
+    other_copy: Location | None = None
     dims: int
     metric: str
     # The index kind and its build parameters, e.g. {"kind": "hnsw", "m": 16, ...}.

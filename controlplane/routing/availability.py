@@ -26,6 +26,8 @@ def same_incarnation(route: Route, incarnation: str | None) -> Route:
 def state_reason(route: Route) -> str:
     if route.state is TenantState.PROVISIONING:
         return "it is still being provisioned"
+    if route.state is TenantState.RESTORING:
+        return "it is still being restored from a backup"
     if route.state is TenantState.SUSPENDED:
         return "it is suspended"
     if route.state is TenantState.FAILED:

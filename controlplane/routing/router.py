@@ -177,7 +177,7 @@ class TenantRouter:
         if route.state is TenantState.SUSPENDED:
             await self._plane.wake(tenant_id)
             route = await self._fresh_route(tenant_id, incarnation)
-        if route.state is not TenantState.READY:
+        if not route.state.serves:
             raise TenantUnavailable(tenant_id, route.state.value, state_reason(route))
         if route.schema_version < self._latest and route.uid not in self._upgraded:
             # An upgrade of tenantvec has not reached this tenant yet: migrate it before
@@ -285,7 +285,7 @@ class TenantRouter:
         if time.monotonic() - route.fetched_at > ROUTE_FOLLOW_SECONDS:
             self._routes.forget(tenant_id)
             now = same_incarnation(await self._routes.get(tenant_id), incarnation)
-            if now.state is TenantState.READY and not now.same_target(route):
+            if now.state.serves and not now.same_target(route):
                 logger.info("tenant %s: moved since its route was read; following it", tenant_id)
                 return now
         # Its server died, or another process suspended it: bring it back, once.
@@ -298,7 +298,7 @@ class TenantRouter:
         """The tenant's route as the catalog has it now (after a wake-up)."""
         self._routes.forget(tenant_id)
         route = same_incarnation(await self._routes.get(tenant_id), incarnation)
-        if route.state is not TenantState.READY:
+        if not route.state.serves:
             raise TenantUnavailable(tenant_id, route.state.value, state_reason(route))
         return route
 

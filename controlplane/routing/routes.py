@@ -60,7 +60,7 @@ class Route:
 
     @classmethod
     def of(cls, plane: RoutingPlane, tenant: Tenant, now: float) -> Route:
-        usable = tenant.state in (TenantState.READY, TenantState.SUSPENDED)
+        usable = tenant.state.usable
         where = tenant.where
         return cls(
             tenant_id=tenant.id,

@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 from controlplane.catalog.store import CATALOG_MIGRATIONS, Catalog
 from controlplane.dsn import ConnInfo
 from controlplane.errors import MigrationChecksumMismatch
+from controlplane.model.placement import TenantCopy
 
 # The catalog as tenantvec before its schema was versioned first made it (create_all),
 # before four of today's columns existed.
@@ -87,6 +88,58 @@ async def test_a_catalog_from_before_versioning_upgrades_in_place(
         columns["tenants"]
     )
     assert {"operations", "api_keys", "job_queue"} <= set(columns)
+
+
+# Rows an older tenantvec left mid-move and mid-restore: the marks it kept in the
+# placement (before moves and restores were states of the tenant).
+_OLD_MARKS = """
+INSERT INTO tenants (uid, id, state, backend, server, placement, dims, metric, index_kind,
+    text_config, schema_version, created_at, updated_at)
+VALUES
+ ('00000000-0000-0000-0000-000000000002', 'copying', 'ready', 'postgres', 'local',
+  '{"database": "a", "move": {"phase": "copying", "other": {"backend": "postgres",
+    "server": "second", "placement": {"database": "b"}}}}', 3, 'cosine', 'hnsw',
+  'english', 2, now(), now()),
+ ('00000000-0000-0000-0000-000000000003', 'switched', 'ready', 'postgres', 'second',
+  '{"database": "c", "move": {"phase": "switched", "other": {"backend": "postgres",
+    "server": "local", "placement": {"database": "d"}}}}', 3, 'cosine', 'hnsw',
+  'english', 2, now(), now()),
+ ('00000000-0000-0000-0000-000000000004', 'restoring', 'provisioning', 'postgres',
+  'local', '{"database": "e", "restore": {"from": "x", "digest": "f"}}', 3, 'cosine',
+  'hnsw', 'english', 2, now(), now()),
+ ('00000000-0000-0000-0000-000000000005', 'refused', 'failed', 'postgres', 'local',
+  '{"database": "g", "restore": {"from": "x", "digest": "f"}}', 3, 'cosine', 'hnsw',
+  'english', 2, now(), now());
+"""
+
+
+async def test_marks_an_older_catalog_kept_in_placements_become_states(
+    empty_catalog: ConnInfo,
+) -> None:
+    async with await psycopg.AsyncConnection.connect(empty_catalog.dsn, autocommit=True) as conn:
+        await conn.execute(_OLD_CATALOG + _OLD_MARKS)  # type: ignore[arg-type]
+    catalog = await Catalog.connect(empty_catalog)
+    try:
+        found = {t.id: t for t in await catalog.list_tenants()}
+    finally:
+        await catalog.close()
+    assert {i: t.state.value for i, t in found.items()} == {
+        "old-tenant": "ready",
+        "copying": "moving",
+        "switched": "switched",
+        "restoring": "restoring",
+        "refused": "failed",
+    }
+    assert found["copying"].other_copy == TenantCopy("postgres", "second", {"database": "b"})
+    assert found["switched"].other_copy == TenantCopy("postgres", "local", {"database": "d"})
+    assert found["old-tenant"].other_copy is None
+    # Nothing of the marks stays in a placement: each is its backend's record alone.
+    assert {i: t.placement for i, t in found.items() if i != "old-tenant"} == {
+        "copying": {"database": "a"},
+        "switched": {"database": "c"},
+        "restoring": {"database": "e"},
+        "refused": {"database": "g"},
+    }
 
 
 async def test_processes_starting_together_on_a_fresh_catalog_all_get_it(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import psycopg
 
-from controlplane.lifecycle.move import MOVE_MARK
 from controlplane.lifecycle.reconcile import find_orphans, reconcile
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.records import TenantState
@@ -41,7 +40,7 @@ async def served_from_one_copy(settings: Settings, tenant_id: str, documents_: i
     its incarnation exists across the servers."""
     async with ControlPlane.open(settings) as plane:
         tenant = await plane.catalog.get_tenant(tenant_id)
-        assert tenant.state is TenantState.READY and MOVE_MARK not in tenant.placement
+        assert tenant.state is TenantState.READY and tenant.other_copy is None
         async with connect(plane.service_conninfo(tenant), where="t", timeout=5) as conn:
             count = await (await conn.execute("SELECT count(*) FROM documents")).fetchone()
             writable = await (await conn.execute("SHOW default_transaction_read_only")).fetchone()

@@ -24,7 +24,7 @@ from controlplane.lifecycle.backup import (
     read_backup,
 )
 from controlplane.lifecycle.reconcile import reconcile
-from controlplane.lifecycle.restore import RESTORE_MARK, restore_tenant
+from controlplane.lifecycle.restore import restore_tenant
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.model.records import Tenant, TenantState
@@ -77,7 +77,7 @@ async def test_a_tenant_backs_up_and_restores_as_it_was(
     assert report["verified"] is True and report["restored_from"] == tenant_id
     original = await plane.catalog.get_tenant(tenant_id)
     copied = await plane.catalog.get_tenant(copy)
-    assert copied.state is TenantState.READY and RESTORE_MARK not in copied.placement
+    assert copied.state is TenantState.READY and copied.other_copy is None
     for attribute in ("dims", "metric", "index", "text_config", "embedder", "chunking", "labels"):
         assert getattr(copied, attribute) == getattr(original, attribute), attribute
     assert copied.placement["limits"]["connection_limit"] == 7

@@ -11,7 +11,6 @@ import psycopg
 import pytest
 
 from controlplane.errors import Conflict
-from controlplane.lifecycle.move import MOVE_MARK
 from controlplane.lifecycle.placement import choose_server
 from controlplane.lifecycle.reconcile import find_orphans
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
@@ -102,7 +101,7 @@ def test_a_drain_moves_every_tenant_off_and_resumes_after_a_kill(
             for n, tenant_id in enumerate(ids):
                 tenant = await plane.catalog.get_tenant(tenant_id)
                 assert tenant.server == "local" and tenant.state is TenantState.READY
-                assert MOVE_MARK not in tenant.placement
+                assert tenant.other_copy is None
                 async with await psycopg.AsyncConnection.connect(
                     plane.service_conninfo(tenant).dsn
                 ) as conn:

@@ -18,7 +18,7 @@ from controlplane.errors import (
 )
 from controlplane.keys import create_key, list_keys
 from controlplane.lifecycle.backup import fingerprint
-from controlplane.lifecycle.move import MOVE_MARK, move_tenant
+from controlplane.lifecycle.move import move_tenant
 from controlplane.lifecycle.reconcile import find_orphans
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.model.chunking import ChunkingSpec
@@ -91,7 +91,7 @@ async def test_a_tenant_moves_round_every_placement_and_keeps_everything(
             moved = report.tenant
             assert (moved.backend, moved.server) == (backend, server), report.view()
             assert (report.documents, report.chunks) == (200, before["fingerprint"].chunks)
-            assert MOVE_MARK not in moved.placement and moved.state is TenantState.READY
+            assert moved.other_copy is None and moved.state is TenantState.READY
             now = await _state(plane, moved)
             assert now == before, (backend, server)
             # The key is still the tenant's; search answers the same, from the new copy.
@@ -255,7 +255,7 @@ async def test_bad_destinations_are_refused_before_anything_is_made(
         with pytest.raises(error, match=says):
             await move_tenant(plane, tenant_id, backend=backend, server=server, actor="t")
     tenant = await plane.catalog.get_tenant(tenant_id)
-    assert tenant.server == "local" and MOVE_MARK not in tenant.placement
+    assert tenant.server == "local" and tenant.other_copy is None
     await delete_tenant(plane, tenant_id, actor="t")
 
 

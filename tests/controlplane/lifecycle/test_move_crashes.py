@@ -21,11 +21,13 @@ from controlplane.errors import (
     TenantUnavailable,
     TenantvecError,
 )
-from controlplane.lifecycle.move import MOVE_MARK, move_tenant, settle_move
+from controlplane.lifecycle.change import set_state
+from controlplane.lifecycle.move import move_tenant, settle_move
 from controlplane.lifecycle.pause import pause_writes
 from controlplane.lifecycle.reconcile import reconcile
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
-from controlplane.model.records import OperationOutcome
+from controlplane.model.placement import TenantCopy
+from controlplane.model.records import OperationOutcome, TenantState
 from controlplane.plane import ControlPlane
 from controlplane.retrieval import UpsertRequest
 from controlplane.retrieval.documents import upsert_documents
@@ -138,7 +140,8 @@ def test_a_write_that_finds_a_dead_move_s_pause_rolls_the_move_back(
         refusals: list[str] = []
         async with ControlPlane.open(fleet) as plane, TenantRouter.open(plane) as router:
             marked = await plane.catalog.get_tenant(tenant_id)
-            new_copy = marked.placement[MOVE_MARK]["other"]["placement"]["database"]
+            assert marked.other_copy is not None
+            new_copy = marked.other_copy.where.database
             deadline = time.monotonic() + 20
             while True:
                 try:
@@ -151,7 +154,7 @@ def test_a_write_that_finds_a_dead_move_s_pause_rolls_the_move_back(
                     assert time.monotonic() < deadline, refusals
                     await asyncio.sleep(0.3)
             tenant = await plane.catalog.get_tenant(tenant_id)
-            assert tenant.server == "local" and MOVE_MARK not in tenant.placement
+            assert tenant.server == "local" and tenant.other_copy is None
             assert not await databases_on("second", plane, new_copy)
             running = await plane.catalog.list_operations(
                 tenant_id=tenant_id, outcome=OperationOutcome.RUNNING
@@ -180,7 +183,7 @@ async def test_a_mover_whose_move_was_settled_under_it_stops_and_undoes_what_it_
         moving = asyncio.create_task(move_tenant(plane, tenant_id, backend="postgres", actor="t"))
         while not moving.done():
             marked = await plane.catalog.get_tenant(tenant_id)
-            if MOVE_MARK in marked.placement:
+            if marked.state is TenantState.MOVING:
                 break
             await asyncio.sleep(0.02)
         await asyncio.sleep(delay)
@@ -198,11 +201,51 @@ async def test_a_mover_whose_move_was_settled_under_it_stops_and_undoes_what_it_
     await delete_tenant(plane, tenant_id, actor="t")
 
 
-async def test_reconcile_settles_a_move_mark_no_running_operation_explains(
+def test_deleting_a_tenant_a_dead_move_left_drops_both_of_its_copies(
+    fleet: Settings, tenant_id: str
+) -> None:
+    """A move killed after its copy: the tenant is ``moving``, with a second database on
+    the other server. Deleting it (GDPR: every copy) drops both, with no reconcile."""
+    env = settings_env(fleet)
+    run = functools.partial(subprocess.run, env=env, capture_output=True, text=True)
+    created = run([*TENANTCTL, "tenants", "create", tenant_id, "--dims", "3", "--server", "local"])
+    assert created.returncode == 0, created.stderr
+    asyncio.run(load_tenant(fleet, tenant_id, 20))
+    killed = run(
+        [*TENANTCTL, "tenants", "move", tenant_id, "--to", "postgres:second"],
+        env={**env, "TENANTVEC_FAILPOINTS": "move.after_copy"},
+    )
+    assert killed.returncode == 137, killed.stderr
+    shown = run([*TENANTCTL, "tenants", "show", tenant_id, "--json"])
+    assert json.loads(shown.stdout)["other_copy"] == {"backend": "postgres", "server": "second"}
+
+    async def copies() -> tuple[str, str]:
+        async with ControlPlane.open(fleet) as plane:
+            tenant = await plane.catalog.get_tenant(tenant_id)
+            assert tenant.state is TenantState.MOVING and tenant.other_copy is not None
+            old, new = tenant.where.database, tenant.other_copy.where.database
+            assert old and new
+            assert await databases_on("local", plane, old)
+            assert await databases_on("second", plane, new)
+            return old, new
+
+    old, new = asyncio.run(copies())
+    deleted = run([*TENANTCTL, "tenants", "delete", tenant_id, "--yes"])
+    assert deleted.returncode == 0, deleted.stderr
+
+    async def gone() -> None:
+        async with ControlPlane.open(fleet) as plane:
+            assert not await databases_on("local", plane, old)
+            assert not await databases_on("second", plane, new)
+
+    asyncio.run(gone())
+
+
+async def test_reconcile_settles_a_move_no_running_operation_explains(
     fleet_plane: ControlPlane, tenant_id: str
 ) -> None:
-    """A move that failed and then could not clean up: its operation is closed, its
-    mark and its pause stay. Reconcile still rolls it back."""
+    """A move that failed and then could not clean up: its operation is closed, the
+    tenant stays moving and paused. Reconcile still rolls it back."""
     plane = fleet_plane
     tenant = await create_tenant(
         plane, TenantRequest(id=tenant_id, dims=3, embedder=HASH, server="local"), actor="t"
@@ -212,22 +255,20 @@ async def test_reconcile_settles_a_move_mark_no_running_operation_explains(
         "database": "tv_nevermade0000000000000000",
         "role": "tv_nevermade0000000000000000",
     }
-    await plane.catalog.update_tenant(
-        tenant.uid,
-        placement={
-            **tenant.placement,
-            MOVE_MARK: {
-                "phase": "copying",
-                "other": {"backend": "postgres", "server": "second", "placement": never_made},
-            },
-        },
+    await set_state(
+        plane,
+        tenant,
+        TenantState.MOVING,
+        other_copy=TenantCopy("postgres", "second", never_made),
     )
+    with pytest.raises(TenantChanged):  # a writer that read it ready comes too late
+        await set_state(plane, tenant, TenantState.SUSPENDED)
     report = await reconcile(plane, actor="t")
     assert [(r.tenant, r.action) for r in report.repairs if r.tenant == tenant_id] == [
         (tenant_id, "rolled-back-move")
     ]
     settled = await plane.catalog.get_tenant(tenant_id)
-    assert MOVE_MARK not in settled.placement
+    assert settled.state is TenantState.READY and settled.other_copy is None
     await load(plane, tenant_id, 1)  # writable again
     await delete_tenant(plane, tenant_id, actor="t")
 

@@ -22,6 +22,14 @@ S = TenantState
         (S.FAILED, S.DELETING),
         (S.DELETING, S.DELETED),
         (S.DELETING, S.FAILED),
+        (S.RESTORING, S.READY),
+        (S.RESTORING, S.FAILED),
+        (S.READY, S.MOVING),
+        (S.MOVING, S.SWITCHED),
+        (S.MOVING, S.ROLLING_BACK),
+        (S.SWITCHED, S.READY),
+        (S.ROLLING_BACK, S.READY),
+        (S.MOVING, S.DELETING),
     ],
 )
 def test_the_drawn_transitions_are_allowed(current: TenantState, target: TenantState) -> None:
@@ -36,6 +44,12 @@ def test_the_drawn_transitions_are_allowed(current: TenantState, target: TenantS
         (S.SUSPENDED, S.SUSPENDED),
         (S.READY, S.PROVISIONING),
         (S.PROVISIONING, S.SUSPENDED),
+        (S.MOVING, S.READY),  # a move ends by settling its other copy, forward or back
+        (S.SWITCHED, S.ROLLING_BACK),  # past the switch there is no going back
+        (S.ROLLING_BACK, S.SWITCHED),  # nor forward once given up
+        (S.SUSPENDED, S.MOVING),  # a copy is read from a running database
+        (S.MOVING, S.SUSPENDED),
+        (S.RESTORING, S.PROVISIONING),  # a dead restore is rolled back, never resumed
     ],
 )
 def test_other_transitions_are_refused(current: TenantState, target: TenantState) -> None:
@@ -48,3 +62,16 @@ def test_every_live_state_can_end_in_deletion_and_deleted_is_final() -> None:
     for state in LIVE_STATES - {S.DELETING}:
         assert S.DELETING in TRANSITIONS[state], state
     assert TRANSITIONS[S.DELETED] == frozenset()
+
+
+def test_a_moving_tenant_is_served_in_every_phase_and_every_phase_leads_back_to_ready() -> None:
+    for state in (S.MOVING, S.SWITCHED, S.ROLLING_BACK):
+        assert state.serves and state.usable, state
+        reachable, frontier = set(), {state}
+        while frontier:
+            step = {t for s in frontier for t in TRANSITIONS[s]} - reachable
+            reachable |= step
+            frontier = step
+        assert S.READY in reachable, state
+    assert not S.SUSPENDED.serves and S.SUSPENDED.usable
+    assert not any(s.usable for s in (S.PROVISIONING, S.RESTORING, S.FAILED, S.DELETING))
