@@ -17,17 +17,30 @@ def test_exports_are_sorted_and_importable() -> None:
         assert getattr(controlplane, name) is not None
 
 
-def test_the_lazy_map_and_the_type_checkers_imports_name_the_same_places() -> None:
+def test_each_name_is_declared_once_in_the_type_checkers_imports() -> None:
+    """The TYPE_CHECKING imports are the one list: ``__all__`` and the lazy loader are
+    read from them, and no second list (a map, a literal ``__all__``) is written."""
     tree = ast.parse(Path(controlplane.__file__).read_text())
     guarded = next(node for node in tree.body if isinstance(node, ast.If))
-    imported = {
-        alias.name: node.module
+    imported = [
+        alias.name
         for node in guarded.body
         if isinstance(node, ast.ImportFrom)
         for alias in node.names
+    ]
+    assert len(imported) == len(set(imported))
+    assert controlplane.__all__ == sorted(imported)
+    assigned = {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
     }
-    assert imported == controlplane._EXPORTS
-    assert sorted(imported) == controlplane.__all__
+    assert not assigned & {"__all__", "_EXPORTS"}
+    star: dict[str, object] = {}
+    exec("from controlplane import *", star)  # noqa: S102 -- what a star-import brings
+    assert set(star) - {"__builtins__"} == set(imported)
 
 
 def test_importing_a_leaf_does_not_load_the_library() -> None:
