@@ -110,7 +110,7 @@ async def run(args: argparse.Namespace) -> tuple[dict[int, Runs], dict[int, list
     sizes = [int(s) for s in args.sizes.split(",")]
     ours: dict[int, Runs] = {}
     plain: dict[int, list[float]] = {}
-    with throwaway_server(pg_fsync=True) as settings, tempfile.TemporaryDirectory() as tmp:
+    with throwaway_server(durable=True) as settings, tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         async with ControlPlane.open(settings) as plane:
             assert plane.embedded is not None
@@ -155,7 +155,7 @@ async def run(args: argparse.Namespace) -> tuple[dict[int, Runs], dict[int, list
                     report.path.unlink()
                     plain.setdefault(size, []).append(
                         await asyncio.to_thread(
-                            plain_copy, admin, str(database), scratch, settings.pg_bin
+                            plain_copy, admin, str(database), scratch, settings.embedded.bin
                         )
                     )
                 await delete_tenant(plane, source, actor="bench")

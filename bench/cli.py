@@ -82,10 +82,13 @@ def main() -> None:
         capture_output=True,
     )
     try:
-        with throwaway_server(pg_fsync=False) as settings:
+        with throwaway_server(durable=False) as settings:
             env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTVEC_")}
             env.update(
-                {"TENANTVEC_HOME": str(settings.home), "TENANTVEC_PG_PORT": str(settings.pg_port)}
+                {
+                    "TENANTVEC_HOME": str(settings.home),
+                    "TENANTVEC_PG_PORT": str(settings.embedded.port),
+                }
             )
             for i in range(args.tenants):
                 run_once(ROOT, ["tenants", "create", f"cli-bench-{i:03d}", "--dims", "3"], env)

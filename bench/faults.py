@@ -61,13 +61,13 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
     env.update(
         {
             "TENANTVEC_HOME": str(settings.home),
-            "TENANTVEC_PG_PORT": str(settings.pg_port),
-            "TENANTVEC_PG_FSYNC": "true" if settings.pg_fsync else "false",
+            "TENANTVEC_PG_PORT": str(settings.embedded.port),
+            "TENANTVEC_PG_FSYNC": "true" if settings.embedded.fsync else "false",
             **extra,
         }
     )
-    if settings.catalog_url:
-        env["TENANTVEC_CATALOG_URL"] = settings.catalog_url
+    if settings.catalog.url:
+        env["TENANTVEC_CATALOG_URL"] = settings.catalog.url
     return env
 
 
@@ -249,7 +249,7 @@ def separate_catalog(settings: Settings) -> Iterator[tuple[Settings, str]]:
     admin = EmbeddedServer(settings).superuser_conninfo()
     with psycopg.connect(admin.dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    own = dataclasses.replace(settings, catalog_url=admin.with_(dbname=name).dsn)
+    own = settings.replace(catalog=settings.catalog.replace(url=admin.with_(dbname=name).dsn))
 
     async def register() -> None:
         async with ControlPlane.open(own) as plane:

@@ -66,7 +66,9 @@ class Step:
 def tenantctl(settings: Settings, *args: str) -> tuple[float, Any]:
     """Seconds and the JSON answer; exit 1 is an answer too (doctor found problems)."""
     env = clean_env()
-    env.update({"TENANTVEC_HOME": str(settings.home), "TENANTVEC_PG_PORT": str(settings.pg_port)})
+    env.update(
+        {"TENANTVEC_HOME": str(settings.home), "TENANTVEC_PG_PORT": str(settings.embedded.port)}
+    )
     started = time.perf_counter()
     done = subprocess.run(
         [*TENANTCTL, *args, "--json"], env=env, capture_output=True, text=True, timeout=3600
@@ -134,7 +136,7 @@ async def run(args: argparse.Namespace) -> tuple[list[Step], str | None]:
     sizes = [int(s) for s in args.sizes.split(",")]
     steps: list[Step] = []
     stopped: str | None = None
-    with throwaway_server(pg_fsync=False, pg_max_connections=300) as settings:
+    with throwaway_server(durable=False, max_connections=300) as settings:
         have = 0
         per_database = 8 << 20
         for size in sizes:

@@ -269,7 +269,7 @@ def run(args: argparse.Namespace) -> tuple[Results, tuple[str, str]]:
     vectors = _unit(rng.standard_normal((args.rows, DIMS), dtype=np.float32))
     queries = _unit(rng.standard_normal((args.queries, DIMS), dtype=np.float32))
     before = load_average()
-    with throwaway_server(pg_max_connections=100) as settings:
+    with throwaway_server(max_connections=100) as settings:
         dsn, key = asyncio.run(_tenant(settings, vectors))
         token = secrets.token_urlsafe(24)
         with (

@@ -52,19 +52,23 @@ def clean_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def throwaway_server(**overrides: object) -> Iterator[Settings]:
+def throwaway_server(
+    *, durable: bool = True, max_connections: int | None = None
+) -> Iterator[Settings]:
     """An embedded server in a throwaway home (controlplane.testing.servers, as the
-    tests and the pytest plugin make theirs), durable unless ``pg_fsync=False``: fsync
-    on, as in production; stopped and removed after."""
+    tests and the pytest plugin make theirs), ``durable`` (fsync on, as in production)
+    unless told not, with ``max_connections`` (default: the product's); stopped and
+    removed after."""
+    base = Settings()
     # hash, not the wordllama default: the benchmarks choose their own vector sizes
     # (3, 1024, ...) and hash fills any; bench.quality names its embedders per tenant.
-    values: dict[str, object] = {"embedder": "hash", **overrides}
-    durable = bool(values.pop("pg_fsync", True))
+    base = base.replace(embedding=base.embedding.replace(default="hash"))
+    if max_connections is not None:
+        base = base.replace(embedded=base.embedded.replace(max_connections=max_connections))
     if os.environ.get("TENANTVEC_INSTANCE_PORTS"):  # a test run gives each worker its own
-        values.setdefault(
-            "instance_ports", parse_port_range(os.environ["TENANTVEC_INSTANCE_PORTS"])
-        )
-    with servers.throwaway_server(durable=durable, **values) as settings:
+        ports = parse_port_range(os.environ["TENANTVEC_INSTANCE_PORTS"])
+        base = base.replace(instance=base.instance.replace(ports=ports))
+    with servers.throwaway_server(base=base, durable=durable) as settings:
         yield settings
 
 
@@ -81,9 +85,9 @@ def api_env(settings: Settings, token: str, **env: str) -> dict[str, str]:
     full_env.update(
         {
             "TENANTVEC_HOME": str(settings.home),
-            "TENANTVEC_PG_PORT": str(settings.pg_port),
+            "TENANTVEC_PG_PORT": str(settings.embedded.port),
             "TENANTVEC_ADMIN_TOKEN": token,
-            "TENANTVEC_EMBEDDER": settings.embedder,
+            "TENANTVEC_EMBEDDER": settings.embedding.default,
             **env,
         }
     )

@@ -257,7 +257,7 @@ async def _query(dsn: str) -> str | None:
 
 def _servers_outside_range(plane: ControlPlane) -> list[str]:
     """Running tenant servers (instances) whose port is not in TENANTVEC_INSTANCE_PORTS."""
-    low, high = plane.settings.instance_ports
+    low, high = plane.settings.instance.ports
     problems = []
     instances = plane.settings.home / "instances"
     for root in instances.iterdir() if instances.is_dir() else ():
@@ -326,8 +326,8 @@ def _cli_env(settings: Settings) -> dict[str, str]:
     env.update(
         {
             "TENANTVEC_HOME": str(settings.home),
-            "TENANTVEC_PG_PORT": str(settings.pg_port),
-            "TENANTVEC_PG_FSYNC": "true" if settings.pg_fsync else "false",
+            "TENANTVEC_PG_PORT": str(settings.embedded.port),
+            "TENANTVEC_PG_FSYNC": "true" if settings.embedded.fsync else "false",
         }
     )
     return env
@@ -346,8 +346,8 @@ async def measure_kills(settings: Settings, per_kind: int, seed: int) -> list[Ki
         rng = random.Random(seed)
         backends = ["postgres", "instance", "neon"]
         startup = startup_seconds(env)
-        overrides = dataclasses.replace(
-            settings, neon_api_key=fake.api_key, neon_api_url=fake.url, neon_request_timeout=2.0
+        overrides = settings.replace(
+            neon=settings.neon.replace(api_key=fake.api_key, api_url=fake.url, request_timeout=2.0)
         )
         async with ControlPlane.open(overrides) as plane:
             work = await calibrate(plane, env, backends, startup) if per_kind else {}

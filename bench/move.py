@@ -162,8 +162,8 @@ async def run(args: argparse.Namespace) -> dict[int, Runs]:
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[int, Runs] = {}
     with (
-        throwaway_server(pg_fsync=True) as settings,
-        throwaway_server(pg_fsync=True) as second_settings,
+        throwaway_server(durable=True) as settings,
+        throwaway_server(durable=True) as second_settings,
     ):
         second = EmbeddedServer(second_settings)
         data_dirs = [
@@ -204,7 +204,7 @@ async def run(args: argparse.Namespace) -> dict[int, Runs]:
                             admins[here],
                             admins[there],
                             str(tenant.placement["database"]),
-                            settings.pg_bin,
+                            settings.embedded.bin,
                         )
                     )
                     seen = Probe(run=run_number)

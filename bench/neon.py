@@ -185,7 +185,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     results = []
-    with throwaway_server(pg_fsync=False, pg_max_connections=400) as settings:
+    with throwaway_server(durable=False, max_connections=400) as settings:
         admin = EmbeddedServer(settings).superuser_conninfo().dsn
         for mode in args.modes.split(","):
             print(f"mode {mode}...", flush=True)

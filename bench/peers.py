@@ -288,7 +288,7 @@ async def measure(data: DataSet, args: argparse.Namespace) -> DataSetResult:
     token = secrets.token_urlsafe(24)
     chroma_home = Path(tempfile.mkdtemp(prefix="tenantvec-bench-chroma-"))
     try:
-        with throwaway_server(pg_max_connections=200) as settings:
+        with throwaway_server(max_connections=200) as settings:
             async with ControlPlane.open(settings) as plane:
                 tenant = f"peers-{data.name}"
                 request = TenantRequest(id=tenant, dims=DIMS, index=IndexSpec(kind=IndexKind.NONE))
@@ -328,7 +328,7 @@ async def measure(data: DataSet, args: argparse.Namespace) -> DataSetResult:
                         api_pid=api_pid,
                         dsn=dsn,
                         home=settings.home,
-                        pg_port=settings.pg_port,
+                        pg_port=settings.embedded.port,
                         data_dir=settings.home / "pg" / "data",
                         chroma_path=embedded_path,
                         chroma_client=client,

@@ -106,7 +106,7 @@ async def measure(data: DataSet, rounds: int, efs: list[int]) -> tuple[list[Buil
     truth = data.exact_top(K)
     builds: list[Build] = []
     searches: list[Searches] = []
-    with throwaway_server(pg_fsync=False) as settings:
+    with throwaway_server(durable=False) as settings:
         data_dir = settings.home / "pg" / "data"
         async with ControlPlane.open(settings) as plane:
             tenant_id = f"precision-{data.name}"

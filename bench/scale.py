@@ -47,7 +47,7 @@ def series(metrics: str) -> int:
 
 async def measure(args: argparse.Namespace) -> dict[str, object]:
     token = secrets.token_urlsafe(24)
-    with throwaway_server(pg_fsync=False) as settings:
+    with throwaway_server(durable=False) as settings:
         started = time.perf_counter()
         keys: dict[str, str] = {}
         limit = asyncio.Semaphore(4)

@@ -163,7 +163,7 @@ async def measure(args: argparse.Namespace) -> tuple[list[Phase], dict[str, obje
     # Room for both paths at once: every tenant's direct pool and the API's pools, so
     # that neither is measured queueing for the other's connections (the fan-out past
     # a connection budget is another measurement).
-    with throwaway_server(pg_fsync=False, pg_max_connections=600) as settings:
+    with throwaway_server(durable=False, max_connections=600) as settings:
         started = time.perf_counter()
         async with ControlPlane.open(settings) as plane:
             await load(plane, tenants, args.dims, rng)

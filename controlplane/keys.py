@@ -135,8 +135,8 @@ async def revoke_key(plane: PlaneContext, tenant_id: str, key_id: str, *, actor:
 
 def load_admin_token(settings: Settings) -> str:
     """The admin bearer token: ``TENANTVEC_ADMIN_TOKEN``, else a 0600 file under HOME."""
-    if settings.admin_token:
-        return settings.admin_token
+    if settings.api.admin_token:
+        return settings.api.admin_token
     path = admin_token_path(settings)
     return read_or_create_secret_file(path, lambda: secrets.token_urlsafe(32)).strip()
 

@@ -48,8 +48,8 @@ class ControlPlane(PlaneContext):
         """Connect to the catalog -- starting the embedded server first if it holds it."""
         box = SecretBox.from_config(settings.secret_key, settings.home)
         embedded: EmbeddedServer | None = None
-        if settings.catalog_url:
-            catalog_conninfo = ConnInfo.parse(settings.catalog_url)
+        if settings.catalog.url:
+            catalog_conninfo = ConnInfo.parse(settings.catalog.url)
         else:
             embedded = EmbeddedServer(settings)
             await asyncio.to_thread(embedded.ensure_running)

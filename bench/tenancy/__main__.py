@@ -87,7 +87,7 @@ async def run(args: argparse.Namespace, scale: Scale) -> dict[str, Any]:
         }
     wanted = server_settings()
     # Room on the server for a router whose budget holds every queried tenant's pool.
-    with throwaway_server(pg_max_connections=ROOMY_BUDGET + 50) as settings:
+    with throwaway_server(max_connections=ROOMY_BUDGET + 50) as settings:
         tune(settings, wanted)
         async with contextlib.AsyncExitStack() as stack:
             plane = await stack.enter_async_context(ControlPlane.open(settings))
@@ -114,7 +114,9 @@ async def run(args: argparse.Namespace, scale: Scale) -> dict[str, Any]:
                 builds[layout.name] = dataclasses.asdict(build)
                 say(f"built {layout.name} in {time.perf_counter() - t0:.0f}s: {build.seconds}")
 
-            roomy_settings = dataclasses.replace(settings, max_connections_per_server=ROOMY_BUDGET)
+            roomy_settings = settings.replace(
+                routing=settings.routing.replace(max_connections_per_server=ROOMY_BUDGET)
+            )
             roomy_plane = await stack.enter_async_context(ControlPlane.open(roomy_settings))
             roomy_router = await stack.enter_async_context(TenantRouter.open(roomy_plane))
             variants = [

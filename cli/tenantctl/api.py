@@ -67,13 +67,13 @@ def serve(
     cli = get_cli(ctx)
     settings = cli.settings
     if workers is None:
-        workers = min(default_workers(), settings.max_connections_per_server)
-    if workers > settings.max_connections_per_server:
+        workers = min(default_workers(), settings.routing.max_connections_per_server)
+    if workers > settings.routing.max_connections_per_server:
         raise InvalidRequest("--workers cannot exceed TENANTVEC_MAX_CONNECTIONS_PER_SERVER")
     load_admin_token(settings)  # create the token file before workers race for it
-    if not settings.catalog_url:
+    if not settings.catalog.url:
         EmbeddedServer(settings).ensure_running()
-    where = "TENANTVEC_ADMIN_TOKEN" if settings.admin_token else str(admin_token_path(settings))
+    where = "TENANTVEC_ADMIN_TOKEN" if settings.api.admin_token else str(admin_token_path(settings))
     cli.err.print(f"tenantvec API on {host}:{port} ({workers} worker(s)); admin token: {where}")
     # Workers build their settings from the environment: tell them how many share the
     # budget.

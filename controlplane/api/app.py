@@ -77,7 +77,7 @@ REQUEST_STRUCTS: dict[str, type[msgspec.Struct]] = {
 def create_app(settings: Settings) -> SearchLane:
     """The API as served; its Litestar app (every route, the lifespan, the OpenAPI
     document) is ``.litestar``."""
-    return SearchLane(create_litestar(settings), max_body_bytes=settings.max_body_bytes)
+    return SearchLane(create_litestar(settings), max_body_bytes=settings.api.max_body_bytes)
 
 
 def create_litestar(settings: Settings) -> Litestar:
@@ -92,24 +92,24 @@ def create_litestar(settings: Settings) -> Litestar:
             app.state.api = ApiState(
                 plane=plane,
                 router=router,
-                verifier=KeyVerifier(router, ttl=settings.route_ttl_seconds),
+                verifier=KeyVerifier(router, ttl=settings.routing.route_ttl_seconds),
                 admin_token=admin_token,
                 metrics=api_metrics,
             )
-            default = parse_embedder(settings.embedder)
+            default = parse_embedder(settings.embedding.default)
             await plane.embedders.warm(default if isinstance(default, EmbedderSpec) else None)
             logger.info(
                 "API ready: budget %d connections per server, at most %d pools",
-                settings.worker_connection_budget,
-                settings.max_pools,
+                settings.routing.worker_connection_budget,
+                settings.routing.max_pools,
             )
             # Ingestion jobs queued by any process (and left by one that died) run here.
             jobs: asyncio.Task[None] | None = None
-            if settings.job_workers:
+            if settings.api.job_workers:
                 runner = JobRunner(
                     router,
-                    lease_seconds=settings.job_lease_seconds,
-                    concurrency=settings.job_workers,
+                    lease_seconds=settings.api.job_lease_seconds,
+                    concurrency=settings.api.job_workers,
                 )
                 jobs = asyncio.create_task(runner.run(), name="ingestion-jobs")
             # Idle tenants are suspended and dead tenant servers restarted from here.
@@ -149,7 +149,7 @@ def create_litestar(settings: Settings) -> Litestar:
         },
         exception_handlers=exception_handlers,
         middleware=[metrics_middleware],
-        request_max_body_size=settings.max_body_bytes,
+        request_max_body_size=settings.api.max_body_bytes,
         state=State({"metrics": api_metrics}),
         openapi_config=OpenAPIConfig(
             title="tenantvec",

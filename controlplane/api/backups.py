@@ -138,7 +138,7 @@ class BackupsController(Controller):
     ) -> RestoreView:
         if as_ is not None:
             validate_tenant_id(as_)  # before the body is read
-        limit = api.plane.settings.max_restore_bytes
+        limit = api.plane.settings.api.max_restore_bytes
         async with scratch_dir(api.plane.settings.scratch_root, "api-restore") as scratch:
             upload = scratch / "upload.tvbackup"
             size = 0

@@ -111,7 +111,7 @@ class DataController(Controller):
     ) -> Response[UpsertResponse | Job]:
         to_embed = sum(1 for doc in data.documents if _needs_embedding(doc))
         incarnation = caller.incarnation
-        if run_async or to_embed > api.plane.settings.inline_ingest_documents:
+        if run_async or to_embed > api.plane.settings.api.inline_ingest_documents:
             job = await submit_job(api.router, tenant_id, data, incarnation=incarnation)
             location = f"/v1/tenants/{tenant_id}/jobs/{job.id}"
             return Response(job, status_code=202, headers={"Location": location})

@@ -152,8 +152,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool
         log_config=logging_config(level, access_log=debug),
         access_log=debug,
         timeout_graceful_shutdown=10,
-        request_seconds=settings.request_timeout_seconds,
-        largest_body=max(settings.max_body_bytes, settings.max_restore_bytes),
+        request_seconds=settings.api.request_timeout_seconds,
+        largest_body=max(settings.api.max_body_bytes, settings.api.max_restore_bytes),
     )
     server = uvicorn.Server(config)
     try:

@@ -65,8 +65,8 @@ class PortRegistry:
                     )
                 return int(manifest["port"])
             taken = {int(m["port"]) for _, m in self.manifests()}
-            taken.add(self._settings.pg_port)
-            low, high = self._settings.instance_ports
+            taken.add(self._settings.embedded.port)
+            low, high = self._settings.instance.ports
             for port in range(low, high + 1):
                 if port not in taken and port_is_free(port):
                     root.mkdir(parents=True, exist_ok=True)

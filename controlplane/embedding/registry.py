@@ -103,15 +103,19 @@ class Embedders:
 
         if spec.provider == "openai":
             return OpenAIEmbedder(
-                spec, self._endpoint(s.openai_base_url, s.openai_api_key), self._http()
+                spec,
+                self._endpoint(s.embedding.openai_base_url, s.embedding.openai_api_key),
+                self._http(),
             )
         if spec.provider == "voyage":
-            if not s.voyage_api_key:
+            if not s.embedding.voyage_api_key:
                 raise NotConfigured(
                     f"{spec.identity} is not configured here: it needs TENANTVEC_VOYAGE_API_KEY"
                 )
             return VoyageEmbedder(
-                spec, self._endpoint(s.voyage_base_url, s.voyage_api_key), self._http()
+                spec,
+                self._endpoint(s.embedding.voyage_base_url, s.embedding.voyage_api_key),
+                self._http(),
             )
         raise ConfigurationError(f"no embedder for provider {spec.provider!r}")
 
@@ -122,9 +126,9 @@ class Embedders:
         return ProviderEndpoint(
             base_url=base_url,
             api_key=api_key,
-            timeout=s.embed_timeout_seconds,
-            retry_seconds=s.embed_retry_seconds,
-            concurrency=s.embed_concurrency,
+            timeout=s.embedding.timeout_seconds,
+            retry_seconds=s.embedding.retry_seconds,
+            concurrency=s.embedding.concurrency,
         )
 
     def _http(self) -> httpx.AsyncClient:

@@ -358,7 +358,7 @@ async def dump_tenant(plane: PlaneContext, tenant: Tenant, scratch: Path) -> Dum
     snapshot, and count and digest the rows in the same one."""
     conninfo = plane.service_conninfo(tenant)
     where = f"tenant {tenant.id!r}"
-    pg_dump = pg_tool("pg_dump", plane.settings.pg_bin)
+    pg_dump = pg_tool("pg_dump", plane.settings.embedded.bin)
     async with connect(
         conninfo, where=where, timeout=plane.settings.connect_timeout, autocommit=True
     ) as conn:

@@ -265,7 +265,7 @@ _CHECKS: tuple[tuple[str, Callable[[_Fleet], Awaitable[list[Check]]]], ...] = (
 async def _neon_api_check(plane: PlaneContext) -> Check:
     """A read-only probe of the Neon API endpoints tenantvec uses, so that an operator
     learns of a change of Neon's before a create fails."""
-    if not plane.settings.neon_api_key:
+    if not plane.settings.neon.api_key:
         return Check("neon API", "ok", "not configured (no TENANTVEC_NEON_API_KEY): not probed")
     backend = plane.backend(BackendKind.NEON)
     if not isinstance(backend, ProbesItsApi):  # pragma: no cover - the neon backend does

@@ -313,7 +313,7 @@ async def _move(
     # Routers read the catalog again within their route TTL plus one maintenance tick
     # (a route read just before the switch may be cached just after it, here too);
     # until then they may still send requests to the old copy: it stays, paused.
-    await asyncio.sleep(plane.settings.route_ttl_seconds + ROUTE_CHANGE_SLACK_SECONDS)
+    await asyncio.sleep(plane.settings.routing.route_ttl_seconds + ROUTE_CHANGE_SLACK_SECONDS)
     try:
         moved = await settle_move(plane, moved)
     except TenantChanged:

@@ -205,7 +205,7 @@ class DumpLoader:
         where = f"tenant {tenant.id!r}"
         settings = plane.settings
         timeout = settings.connect_timeout
-        pg_restore = pg_tool("pg_restore", settings.pg_bin)
+        pg_restore = pg_tool("pg_restore", settings.embedded.bin)
         owner = owner_role(tenant)
         separate = tenant.where.service_role
         # No vector index while rows arrive: one bulk build at the end is far cheaper.

@@ -97,7 +97,7 @@ async def create_tenant(
                 raise TenantExists(request.id, existing.state)
             logger.info("tenant %s: clearing a failed earlier attempt", request.id)
             await finish_delete(plane, existing, actor=actor, action="delete-failed")
-        request = request.resolve(parse_embedder(plane.settings.embedder))
+        request = request.resolve(parse_embedder(plane.settings.embedding.default))
         assert request.dims is not None  # resolved
         embedder = request.resolved_embedder
         if embedder is not None:

@@ -141,7 +141,7 @@ class LocalCluster:
     @property
     def user(self) -> ServiceUser:
         if self._user is None:
-            self._user = ServiceUser.resolve(self.settings.pg_os_user)
+            self._user = ServiceUser.resolve(self.settings.embedded.os_user)
         return self._user
 
     @property
@@ -150,7 +150,7 @@ class LocalCluster:
             self._prepare_root()
             # Staged (when needed) under TENANTVEC_HOME: every cluster runs the same ones.
             home = self.settings.home
-            self._binaries = PgBinaries.locate(self.settings.pg_bin, self.user, home)
+            self._binaries = PgBinaries.locate(self.settings.embedded.bin, self.user, home)
         return self._binaries
 
     @property
@@ -347,7 +347,7 @@ class LocalCluster:
             "--no-locale",
             "--no-instructions",
         ]
-        if not self.settings.pg_fsync:
+        if not self.settings.embedded.fsync:
             args.append("--no-sync")
         try:
             result = self.user.run(args, cwd=self.server_dir, timeout=300)
@@ -386,7 +386,7 @@ class LocalCluster:
                 "%s: data dir path too long for a unix socket; listening on TCP only", self.name
             )
             socket_dir = ""
-        fsync = "on" if self.settings.pg_fsync else "off"
+        fsync = "on" if self.settings.embedded.fsync else "off"
         lines = {
             "listen_addresses": _quote(LISTEN_HOST),
             "port": str(self.port),

@@ -20,7 +20,7 @@ __all__ = ["EmbeddedServer", "reserved_connections"]
 def reserved_connections(settings: Settings) -> int:
     """How many of the embedded server's connections are kept for the routers: their
     whole budget, but never more than half the server."""
-    return min(settings.max_connections_per_server, settings.pg_max_connections // 2)
+    return min(settings.routing.max_connections_per_server, settings.embedded.max_connections // 2)
 
 
 class EmbeddedServer(LocalCluster):
@@ -28,11 +28,11 @@ class EmbeddedServer(LocalCluster):
         super().__init__(
             settings,
             root=settings.home,
-            port=settings.pg_port,
+            port=settings.embedded.port,
             name="the embedded server",
             conf={
-                "max_connections": str(settings.pg_max_connections),
-                "shared_buffers": settings.pg_shared_buffers,
+                "max_connections": str(settings.embedded.max_connections),
+                "shared_buffers": settings.embedded.shared_buffers,
                 # Slots only roles with pg_use_reserved_connections (tenants' service
                 # roles, i.e. the routers) may take: however many connections tenants'
                 # own clients open, the API's connections fit (see backends.tenantdb).

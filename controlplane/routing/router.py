@@ -101,17 +101,17 @@ class TenantRouter:
         settings = plane.settings
         self._plane = plane
         # Shared with the key verifier: one view of whether the catalog answers.
-        self.grace = CatalogGrace(settings.catalog_grace_seconds)
-        self._routes = RouteTable(plane, ttl=settings.route_ttl_seconds, grace=self.grace)
-        self._budget_limit = settings.worker_connection_budget
-        self._idle_seconds = settings.pool_idle_seconds
-        self._wait_seconds = settings.pool_wait_seconds
-        self._ttl = settings.route_ttl_seconds
+        self.grace = CatalogGrace(settings.catalog.grace_seconds)
+        self._routes = RouteTable(plane, ttl=settings.routing.route_ttl_seconds, grace=self.grace)
+        self._budget_limit = settings.routing.worker_connection_budget
+        self._idle_seconds = settings.routing.pool_idle_seconds
+        self._wait_seconds = settings.routing.pool_wait_seconds
+        self._ttl = settings.routing.route_ttl_seconds
         self._connect_timeout = settings.connect_timeout
         self._capacity = PoolCapacity(
-            max_pools=settings.max_pools,
+            max_pools=settings.routing.max_pools,
             budget_limit=self._budget_limit,
-            pool_max=settings.pool_max_size,
+            pool_max=settings.routing.pool_max_size,
             wait_seconds=self._wait_seconds,
             make_pool=self._new_pool,
         )

@@ -98,7 +98,7 @@ def _own_server_share(plane: RoutingPlane, where: Placement) -> int:
     max_connections = where.own_max_connections or DEFAULT_OWN_MAX_CONNECTIONS
     # The owner role's clients may hold their connection limit; the rest is ours.
     usable = max(1, max_connections - _SUPERUSER_HEADROOM - where.limits.connection_limit)
-    return max(1, usable // plane.settings.api_workers)
+    return max(1, usable // plane.settings.routing.api_workers)
 
 
 # superuser_reserved_connections (3) plus two for the control plane's own connections.

@@ -18,7 +18,6 @@ Whoever reaps a home holds its owner lock meanwhile, so two never reap one at on
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import logging
 import os
@@ -91,7 +90,8 @@ def reap(home: Path, base: Settings | None = None) -> None:
     from controlplane.backends.instance.backend import InstanceBackend
     from controlplane.localpg import EmbeddedServer
 
-    settings = dataclasses.replace(base or Settings.from_env(), home=home, catalog_url=None)
+    base = base or Settings.from_env()
+    settings = base.replace(home=home, catalog=base.catalog.replace(url=None))
     with contextlib.suppress(Exception):  # remove() below ends what this could not
         InstanceBackend(settings).stop_all()
     with contextlib.suppress(Exception):  # a home without a server: nothing to stop

@@ -10,7 +10,6 @@ servers and embedded server stopped first).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,21 +38,21 @@ def throwaway_settings(
 ) -> Settings:
     """Settings of a control plane in ``home``: its own embedded server on ``port`` (a
     free one), its own catalog, a fresh secret key and admin token -- and every other
-    setting from ``base`` (default: the built-in defaults) and ``overrides``.
+    setting from ``base`` (default: the built-in defaults) and ``overrides`` (fields
+    and groups of :class:`Settings` by name).
 
     ``durable``: fsync on, as in production (benchmarks measure that); off otherwise,
     since a throwaway server's durability buys nothing.
     """
-    settings = dataclasses.replace(
-        base or Settings(),
+    base = base or Settings()
+    settings = base.replace(
         home=home,
-        catalog_url=None,
-        pg_port=free_port() if port is None else port,
-        pg_fsync=durable,
+        catalog=base.catalog.replace(url=None),
+        embedded=base.embedded.replace(port=free_port() if port is None else port, fsync=durable),
         secret_key=None,
-        admin_token=None,
+        api=base.api.replace(admin_token=None),
     )
-    return dataclasses.replace(settings, **overrides) if overrides else settings
+    return settings.replace(**overrides) if overrides else settings
 
 
 @contextlib.contextmanager

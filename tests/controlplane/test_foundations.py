@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from controlplane.durations import parse_duration
 from controlplane.errors import ConfigurationError, InvalidRequest
 from controlplane.memory import default_shared_buffers, machine_memory
 from controlplane.secretbox import SecretBox, read_or_create_secret_file
-from controlplane.settings import Settings, setting_docs
+from controlplane.settings import NeonSettings, Settings, setting_docs
 
 
 def test_settings_from_env_parses_and_rejects() -> None:
@@ -26,9 +27,9 @@ def test_settings_from_env_parses_and_rejects() -> None:
             "TENANTVEC_PG_SHARED_BUFFERS": "2GB",
         }
     )
-    assert settings.pg_shared_buffers == "2GB"
-    assert settings.home == Path("/srv/tv") and settings.pg_port == 6000
-    assert settings.pg_fsync is False and settings.failpoints == {"a", "b"}
+    assert settings.embedded.shared_buffers == "2GB"
+    assert settings.home == Path("/srv/tv") and settings.embedded.port == 6000
+    assert settings.embedded.fsync is False and settings.failpoints == {"a", "b"}
     for env in (
         {"TENANTVEC_PG_PORT": "70000"},
         {"TENANTVEC_PG_FSYNC": "maybe"},
@@ -48,7 +49,7 @@ def test_shared_buffers_default_to_a_quarter_of_memory_within_bounds() -> None:
     megabytes = int(default_shared_buffers().removesuffix("MB"))
     quarter = machine_memory() // 4 >> 20
     assert megabytes == min(max(quarter, 128), 8192)
-    assert Settings.from_env({}).pg_shared_buffers == default_shared_buffers()
+    assert Settings.from_env({}).embedded.shared_buffers == default_shared_buffers()
 
 
 def test_every_setting_is_documented_in_readme() -> None:
@@ -137,3 +138,31 @@ def test_durations(text: str, expected: timedelta) -> None:
 def test_bad_durations(bad: str) -> None:
     with pytest.raises(InvalidRequest):
         parse_duration(bad)
+
+
+def test_settings_come_in_groups_one_per_concern_each_read_and_checked_alone() -> None:
+    settings = Settings.from_env(
+        {
+            "TENANTVEC_NEON_MODE": "branch",
+            "TENANTVEC_NEON_TEMPLATE_PROJECT": "p-1",
+            "TENANTVEC_ROUTE_TTL_SECONDS": "0.5",
+            "TENANTVEC_EMBEDDER": "hash",
+            "DOCKER_HOST": "tcp://engine:2375",
+        }
+    )
+    assert (settings.neon.mode, settings.neon.template_project) == ("branch", "p-1")
+    assert settings.routing.route_ttl_seconds == 0.5
+    assert settings.embedding.default == "hash"
+    assert settings.docker.host == "tcp://engine:2375"  # the alias Docker's tools read
+    # A group is a value of its own: made, checked and replaced without the others.
+    with pytest.raises(ConfigurationError, match="TENANTVEC_NEON_MODE"):
+        NeonSettings(mode="cluster")
+    with pytest.raises(ConfigurationError, match="TENANTVEC_MAX_CONNECTIONS_PER_SERVER"):
+        settings.routing.replace(api_workers=500)
+    moved = settings.replace(neon=settings.neon.replace(region="aws-eu-central-1"))
+    assert moved.neon.mode == "branch" and moved.neon.region == "aws-eu-central-1"
+    # Every variable is read by exactly one field of one group, and documented once.
+    envs = [doc.env for doc in setting_docs()]
+    assert len(envs) == len(set(envs))
+    top = {f.name for f in dataclasses.fields(Settings) if "group" not in f.metadata}
+    assert not {name for name in top if name.startswith(("neon_", "docker_", "pg_", "embed"))}

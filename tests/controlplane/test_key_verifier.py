@@ -7,7 +7,6 @@ it (each call still runs its query), which is what "off the request path" means.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
@@ -26,7 +25,7 @@ TTL = 0.6
 
 @pytest.fixture
 async def short_ttl(pg_settings: Settings) -> AsyncIterator[ControlPlane]:
-    settings = dataclasses.replace(pg_settings, route_ttl_seconds=TTL)
+    settings = pg_settings.replace(routing=pg_settings.routing.replace(route_ttl_seconds=TTL))
     async with ControlPlane.open(settings) as plane:
         yield plane
 

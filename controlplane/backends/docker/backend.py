@@ -78,7 +78,7 @@ class DockerBackend:
             placement={
                 "container": container,
                 "volume": _volume_name(container),
-                "image": self._settings.docker_image,
+                "image": self._settings.docker.image,
                 "compute": compute.to_json(),
             },
             conninfo=None,
@@ -138,7 +138,7 @@ class DockerBackend:
             "running": container.status == "running",
             "container": container.name,
             "status": container.status,
-            "image": self._settings.docker_image,
+            "image": self._settings.docker.image,
             "port": tenant.placement.get("port"),
             "started_at": container.attrs.get("State", {}).get("StartedAt"),
             "compute": ComputeSpec.from_json(tenant.placement.get("compute", {})).to_json(),
@@ -185,7 +185,7 @@ class DockerBackend:
 
     def _docker(self) -> Any:
         if self._client is None:
-            host = self._settings.docker_host
+            host = self._settings.docker.host
             # Probe a unix socket ourselves first: the SDK leaks its socket when the
             # engine is not there, which is the common case on machines without Docker.
             problem = _unix_socket_problem(host)
@@ -237,7 +237,7 @@ class DockerBackend:
                 existing.start()
             return
         client = self._docker()
-        image = self._settings.docker_image
+        image = self._settings.docker.image
         try:
             client.images.get(image)
         except _sdk().errors.ImageNotFound:

@@ -63,9 +63,9 @@ class NeonBackend:
         self._settings = settings
         # Neon's own waits (a project locked by a running operation, rate limits) are
         # longer than a local server's: the lifecycle retries its steps this long.
-        self.retry_seconds = max(settings.retry_seconds, settings.neon_retry_seconds)
+        self.retry_seconds = max(settings.retry_seconds, settings.neon.retry_seconds)
         # Neon's pooler (PgBouncer) refuses start-up options.
-        self.session_options = not settings.neon_pooled
+        self.session_options = not settings.neon.pooled
         self._client: NeonClient | None = None
         self._template: dict[str, str] | None = None  # region and parent branch, cached
 
@@ -78,18 +78,18 @@ class NeonBackend:
 
     @property
     def configured(self) -> bool:
-        return bool(self._settings.neon_api_key)
+        return bool(self._settings.neon.api_key)
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
 
     def name_of(self, tenant_id: str) -> str:
-        return self._settings.neon_name_prefix + tenant_id
+        return self._settings.neon.name_prefix + tenant_id
 
     def tenant_of(self, name: str) -> str | None:
         """The tenant id a Neon object's name carries, or None if it is not ours."""
-        prefix = self._settings.neon_name_prefix
+        prefix = self._settings.neon.name_prefix
         if not name.startswith(prefix):
             return None
         try:
@@ -110,11 +110,11 @@ class NeonBackend:
                 f"{len(name)}; use a shorter tenant id or TENANTVEC_NEON_NAME_PREFIX"
             )
         placement: dict[str, Any] = {"name": name, "database": tenant_id, "role": tenant_id}
-        if self._settings.neon_mode == PROJECT:
+        if self._settings.neon.mode == PROJECT:
             placement.update(
                 mode=PROJECT,
-                region=region or self._settings.neon_region,
-                pg_version=self._settings.neon_pg_version,
+                region=region or self._settings.neon.region,
+                pg_version=self._settings.neon.pg_version,
             )
         else:
             template = await self._template_facts()
@@ -134,7 +134,7 @@ class NeonBackend:
 
     async def _template_facts(self) -> dict[str, str]:
         if self._template is None:
-            project_id = self._settings.neon_template_project
+            project_id = self._settings.neon.template_project
             if not project_id:
                 raise NotConfigured(
                     "TENANTVEC_NEON_MODE=branch needs TENANTVEC_NEON_TEMPLATE_PROJECT (the "
@@ -143,7 +143,7 @@ class NeonBackend:
             project = await self.client.get_project(project_id)
             if project is None:
                 raise ConfigurationError(f"Neon template project {project_id!r} does not exist")
-            parent = self._settings.neon_template_branch
+            parent = self._settings.neon.template_branch
             if parent is None:
                 branches = await self.client.find_branches(project_id, search="")
                 parent = next((b["id"] for b in branches if b.get("default")), None)
@@ -183,14 +183,14 @@ class NeonBackend:
         async with client.project_lock(project_id):
             await client.wait(project_id, pending)
         placement = checkpoint.placement
-        if checkpoint.conninfo is None or self._settings.neon_pooled:
+        if checkpoint.conninfo is None or self._settings.neon.pooled:
             uri = await client.connection_uri(
                 project_id,
                 branch_id=placement["branch_id"],
                 endpoint_id=placement["endpoint_id"],
                 database=placement["database"],
                 role=placement["role"],
-                pooled=self._settings.neon_pooled,
+                pooled=self._settings.neon.pooled,
             )
             await checkpoint.record(conninfo=ConnInfo.parse(uri))
         logger.info("tenant %s: Neon project %s ready", tenant.id, project_id)
@@ -214,8 +214,8 @@ class NeonBackend:
             "pg_version": placement["pg_version"],
             "branch": {"role_name": placement["role"], "database_name": placement["database"]},
         }
-        if self._settings.neon_org_id:
-            request["org_id"] = self._settings.neon_org_id
+        if self._settings.neon.org_id:
+            request["org_id"] = self._settings.neon.org_id
         created = await self.client.create_project(request)
         body = created.body
         failpoint(self._settings, "neon.before_record")
@@ -242,7 +242,7 @@ class NeonBackend:
     async def _find_project(self, name: str) -> dict[str, Any] | None:
         matches = [
             p
-            for p in await self.client.find_projects(search=name, org_id=self._settings.neon_org_id)
+            for p in await self.client.find_projects(search=name, org_id=self._settings.neon.org_id)
             if p["name"] == name
         ]
         if len(matches) > 1:
@@ -280,7 +280,7 @@ class NeonBackend:
             endpoint_id=placement["endpoint_id"],
             database=database,
             role=role,
-            pooled=self._settings.neon_pooled,
+            pooled=self._settings.neon.pooled,
         )
         await checkpoint.record(conninfo=ConnInfo.parse(uri))
         logger.info("tenant %s: Neon branch %s ready", tenant.id, branch_id)
@@ -447,7 +447,7 @@ class NeonBackend:
 
     async def probe_api(self) -> ApiProbe:
         """Read, never write, one of each answer the backend relies on (``probe``)."""
-        return await probe(self.client, template_project=self._settings.neon_template_project)
+        return await probe(self.client, template_project=self._settings.neon.template_project)
 
     # -- layout and limits ----------------------------------------------------------
 
@@ -466,9 +466,9 @@ class NeonBackend:
         if not self.configured:
             return []
         client = self.client
-        prefix = self._settings.neon_name_prefix
+        prefix = self._settings.neon.name_prefix
         found: list[OwnedResource] = []
-        for project in await client.find_projects(search=prefix, org_id=self._settings.neon_org_id):
+        for project in await client.find_projects(search=prefix, org_id=self._settings.neon.org_id):
             if project["name"].startswith(prefix):
                 found.append(
                     OwnedResource(
@@ -479,7 +479,7 @@ class NeonBackend:
                         tenant_id=self.tenant_of(project["name"]),
                     )
                 )
-        template = self._settings.neon_template_project
+        template = self._settings.neon.template_project
         if template:
             for branch in await client.find_branches(template, search=prefix):
                 if branch["name"].startswith(prefix):

@@ -118,28 +118,28 @@ class NeonClient:
     """Neon API v2 for the neon backend: lenient, rate-limited, async, one try a call."""
 
     def __init__(self, settings: Settings) -> None:
-        if not settings.neon_api_key:
+        if not settings.neon.api_key:
             raise NotConfigured(
                 "the neon backend is not configured here: it needs TENANTVEC_NEON_API_KEY "
                 "(or NEON_API_KEY); choose another backend or ask the operator"
             )
         self._http = httpx.AsyncClient(
-            base_url=normalise_base_url(settings.neon_api_url),
+            base_url=normalise_base_url(settings.neon.api_url),
             headers={
-                "Authorization": f"Bearer {settings.neon_api_key}",
+                "Authorization": f"Bearer {settings.neon.api_key}",
                 "Accept": "application/json",
                 "User-Agent": "tenantvec",
             },
-            timeout=settings.neon_request_timeout,
+            timeout=settings.neon.request_timeout,
             limits=httpx.Limits(max_connections=_SENDERS, max_keepalive_connections=_SENDERS),
         )
         self._limiter = NeonRateLimiter(
-            settings.neon_requests_per_minute, settings.neon_route_requests_per_second
+            settings.neon.requests_per_minute, settings.neon.route_requests_per_second
         )
         # A request takes its rate-limit slot only once it can be sent at once: counted
         # at send time, as Neon counts it, not while queued behind other requests.
         self._senders = asyncio.Semaphore(_SENDERS)
-        self._operation_timeout = settings.neon_operation_timeout
+        self._operation_timeout = settings.neon.operation_timeout
         self._project_locks: dict[str, asyncio.Lock] = {}
         self.calls: Counter[str] = Counter()  # requests sent, by route
 

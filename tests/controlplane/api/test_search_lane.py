@@ -63,8 +63,10 @@ def _serve_in_thread(settings: Settings) -> Iterator[str]:
 def pair(pg_settings: Settings) -> Iterator[Pair]:
     env = {"TENANTVEC_MAX_BODY_BYTES": str(MAX_BODY), "TENANTVEC_JOB_WORKERS": "0"}
     lane = launch(pg_settings, env)
-    settings = dataclasses.replace(
-        pg_settings, admin_token=lane.admin_token, max_body_bytes=MAX_BODY, job_workers=0
+    settings = pg_settings.replace(
+        api=pg_settings.api.replace(
+            admin_token=lane.admin_token, max_body_bytes=MAX_BODY, job_workers=0
+        )
     )
     try:
         tenant, other = f"lane-{uuid.uuid4().hex[:8]}", f"lane-{uuid.uuid4().hex[:8]}"

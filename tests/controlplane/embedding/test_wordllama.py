@@ -25,7 +25,7 @@ def cosine(a: list[float], b: list[float]) -> float:
 
 def test_wordllama_is_the_default_and_fixes_the_tenant_size(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)  # no TENANTVEC_* variables: the defaults
-    default = EmbedderSpec.parse(settings.embedder)
+    default = EmbedderSpec.parse(settings.embedding.default)
     assert default == WORDLLAMA and default.identity == "wordllama:l2_supercat"
     assert default.native_dims == 256
     # A tenant that names neither embedder nor dims gets the default and its own size;

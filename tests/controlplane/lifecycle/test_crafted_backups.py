@@ -95,7 +95,7 @@ def rows_as_sql(pg_settings: Settings, service_dsn: str) -> bytes:
     shape of the archive that once ran its own SQL during a restore."""
     return subprocess.run(
         [
-            str(pg_tool("pg_dump", pg_settings.pg_bin)),
+            str(pg_tool("pg_dump", pg_settings.embedded.bin)),
             "--format=custom",
             "--data-only",
             "--inserts",

@@ -5,7 +5,6 @@ random moments and settled by ``reconcile``."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 import msgspec
@@ -226,7 +225,7 @@ async def test_a_router_whose_cached_route_outlived_the_switch_follows_the_move(
     )
     await load(fleet_plane, tenant_id, 20)
     query = SearchRequest(vector=[1.0, 0.1, 0.2], k=3)
-    slow = dataclasses.replace(fleet, route_ttl_seconds=600)
+    slow = fleet.replace(routing=fleet.routing.replace(route_ttl_seconds=600))
     async with ControlPlane.open(slow) as other, TenantRouter.open(other) as router:
         before = await search(router, tenant_id, query)  # route cached, pool open
         cached = await router.route(tenant_id)

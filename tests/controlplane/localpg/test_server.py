@@ -49,7 +49,7 @@ def test_start_is_idempotent_and_reports(server: EmbeddedServer) -> None:
         method = conn.execute("SHOW password_encryption").fetchone()
         buffers = conn.execute("SHOW shared_buffers").fetchone()
     assert version and version[0].startswith("18")
-    assert buffers == (server.settings.pg_shared_buffers,)
+    assert buffers == (server.settings.embedded.shared_buffers,)
     assert method == ("scram-sha-256",)
 
 

@@ -7,7 +7,6 @@ answers and TENANTVEC_TEST_DOCKER=1 (it pulls the image); it skips otherwise.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 from pathlib import Path
@@ -49,7 +48,9 @@ async def test_without_an_engine_create_is_refused_and_nothing_is_written(
     pg_settings: Settings, tenant_id: str, tmp_path: Path
 ) -> None:
     # No socket at all: no engine on this machine, a request that cannot work (400).
-    settings = dataclasses.replace(pg_settings, docker_host="unix:///nonexistent/docker.sock")
+    settings = pg_settings.replace(
+        docker=pg_settings.docker.replace(host="unix:///nonexistent/docker.sock")
+    )
     async with ControlPlane.open(settings) as plane:
         request = TenantRequest(id=tenant_id, dims=3, backend="docker")
         with pytest.raises(NotConfigured) as refused:
@@ -64,7 +65,7 @@ async def test_without_an_engine_create_is_refused_and_nothing_is_written(
     dead = tmp_path / "docker.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as bound:
         bound.bind(str(dead))  # bound, never listening: connections are refused
-        settings = dataclasses.replace(pg_settings, docker_host=f"unix://{dead}")
+        settings = pg_settings.replace(docker=pg_settings.docker.replace(host=f"unix://{dead}"))
         async with ControlPlane.open(settings) as plane:
             with pytest.raises(BackendUnavailable, match="none answers"):
                 await create_tenant(plane, request, actor=ACTOR)

@@ -55,8 +55,8 @@ async def test_create_gives_the_tenant_a_server_of_its_own(
     assert tenant.state is TenantState.READY
     assert tenant.server is None
     port = tenant.placement["port"]
-    low, high = plane.settings.instance_ports
-    assert low <= port <= high and port != plane.settings.pg_port
+    low, high = plane.settings.instance.ports
+    assert low <= port <= high and port != plane.settings.embedded.port
 
     root = plane.settings.home / "instances" / tenant.placement["instance"]
     assert root.name.startswith(f"{tenant_id}-")  # a new name for every tenant made

@@ -224,7 +224,7 @@ async def test_keys_stay_secret(
     pg_settings: Settings, fake_neon: FakeNeon, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    wrong = NeonClient(neon_settings(pg_settings, fake_neon, neon_api_key="napi_secret_wrong"))
+    wrong = NeonClient(neon_settings(pg_settings, fake_neon, api_key="napi_secret_wrong"))
     try:
         with pytest.raises(ConfigurationError, match="refused the API key") as refused:
             await wrong.get_project("anything")
