@@ -8,7 +8,7 @@ rounds (the order rotates):
 - **direct**: psycopg in this process, one connection per client: the physical limit;
 - **API**: ``tenantctl serve`` (one worker), the lean HTTP/1.1 client of ``bench.http1``;
 - **API without the lane**: the same app with every search answered by Litestar's
-  handler instead of the search lane (api/lane.py) -- what the lane saves;
+  handler instead of the search lane (api/_lane.py) -- what the lane saves;
 - **floor**: ``bench.floor_app`` on the same uvicorn (httptools) -- msgspec in, the same
   statement on eight psycopg connections, msgspec out, nothing else: the least any
   service on uvicorn + psycopg spends;
@@ -323,7 +323,7 @@ def report(results: Results, args: argparse.Namespace, loads: tuple[str, str]) -
         f"{args.rows:,} random unit vectors x {DIMS} (HNSW, full precision, ef_search {EF}), "
         f"k={K} with content and metadata, {args.clients} clients; the {len(WAYS)} ways in "
         "interleaved rounds, medians. *API without the lane*: the same app with searches "
-        "answered by its Litestar handler, not the search lane (api/lane.py). "
+        "answered by its Litestar handler, not the search lane (api/_lane.py). "
         "*floor*: an ASGI app on the same uvicorn doing only "
         "msgspec in, the statement on psycopg, msgspec out (bench/floor_app.py); *HTTP "
         "only*: that app answering canned hits without Postgres.",

@@ -8,7 +8,7 @@ async, the vector in binary, as the router sends it), encode the rows with msgsp
 alone cost. Configured by environment (``FLOOR_DSN``, ``FLOOR_SQL``): uvicorn imports
 it by name in a process of its own.
 
-:func:`litestar_only` is the API without its search lane (api/lane.py): every search
+:func:`litestar_only` is the API without its search lane (api/_lane.py): every search
 answered by Litestar's handler, as before the lane.
 """
 

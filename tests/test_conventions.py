@@ -94,3 +94,46 @@ def test_nothing_above_the_backends_reads_a_placements_keys() -> None:
         if _placement_key_uses(tree):
             readers.add(relative)
     assert readers == set()
+
+
+# Modules imported only inside their package that are public all the same: what users
+# import by name (the API's app factory, the framework integrations, the test harness)
+# and each backend's main module.
+_PUBLIC_INSIDE = {
+    "controlplane.api.app",
+    "controlplane.integrations.langchain",
+    "controlplane.integrations.llamaindex",
+    "controlplane.testing.harness",
+    "controlplane.backends.docker.backend",
+    "controlplane.backends.instance.backend",
+    "controlplane.backends.neon.backend",
+    "controlplane.backends.postgres.backend",
+}
+
+
+def test_a_module_used_only_inside_its_package_is_private() -> None:
+    """``_name.py``: not for import from outside its package (docs/architecture.md, "The
+    public surface"). A module the library imports only from its own package, and that
+    is not meant for users, carries the underscore; one that is, loses it."""
+    importers: dict[str, set[Path]] = {}
+    for path, tree in _modules("controlplane", "cli", "bench"):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                importers.setdefault(name, set()).add(path)
+    package_private = []
+    for path, _ in _modules("controlplane"):
+        if path.name.startswith("_") or path.parent == ROOT / "controlplane":
+            continue
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        users = importers.get(name, set())
+        if name in _PUBLIC_INSIDE or not users:
+            continue
+        if all(user.parent == path.parent for user in users):
+            package_private.append(name)
+    assert package_private == []

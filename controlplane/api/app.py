@@ -1,5 +1,5 @@
 """The HTTP API: ``create_app(settings)`` builds the ASGI application: the Litestar app
-behind the search lane (api/lane.py), which answers searches on the hot path itself.
+behind the search lane (api/_lane.py), which answers searches on the hot path itself.
 
 The app owns its resources through its lifespan: on start it opens the control plane
 (catalog, embedded server if that is where the catalog lives), the tenant router, the
@@ -24,18 +24,18 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from controlplane.api.auth import provide_caller
-from controlplane.api.backups import BackupsController
-from controlplane.api.chunks import ChunksController
-from controlplane.api.data import DataController
-from controlplane.api.identity import whoami
-from controlplane.api.lane import SearchLane
-from controlplane.api.metrics import ApiMetrics, metrics_middleware
-from controlplane.api.moves import MovesController
-from controlplane.api.problems import exception_handlers
-from controlplane.api.state import ApiState
-from controlplane.api.system import healthz, metrics, readyz
-from controlplane.api.tenants import (
+from controlplane.api._auth import provide_caller
+from controlplane.api._backups import BackupsController
+from controlplane.api._chunks import ChunksController
+from controlplane.api._data import DataController
+from controlplane.api._identity import whoami
+from controlplane.api._lane import SearchLane
+from controlplane.api._metrics import ApiMetrics, metrics_middleware
+from controlplane.api._moves import MovesController
+from controlplane.api._problems import exception_handlers
+from controlplane.api._state import ApiState
+from controlplane.api._system import healthz, metrics, readyz
+from controlplane.api._tenants import (
     KeyCreate,
     LimitsChange,
     RecallTune,

@@ -1,7 +1,7 @@
 """Inside a tenant's database: what its own role may do there (layout 3), and taking a
 database of an older layout over for the service role.
 
-``backends/tenantdb.py`` makes the roles and the database from the server's side and
+``backends/_tenantdb.py`` makes the roles and the database from the server's side and
 says why the model is so; this module holds the steps that run *in* the database: the
 tenant role's schema ``app`` and its rights on tenantvec's tables (after every
 migration), the same schema for a one-role tenant (Neon), and the conversion of a

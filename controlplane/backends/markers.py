@@ -31,7 +31,7 @@ __all__ = [
 
 # The generation of this layout, recorded in each tenant's placement: 2 = opaque names,
 # a service role, limits; 3 = the service role owns the database and tenantvec's tables,
-# the tenant's own objects live outside ``public`` (backends/tenantdb.py). Tenants at an
+# the tenant's own objects live outside ``public`` (backends/_tenantdb.py). Tenants at an
 # older one are upgraded by migrate.
 LAYOUT = 3
 # The schema a tenant's own objects go in: first on its role's search_path, its own.

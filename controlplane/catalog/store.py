@@ -21,15 +21,15 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import col, select
 
-from controlplane.catalog.activity import ActivityLog
-from controlplane.catalog.jobs import JobQueue
-from controlplane.catalog.keys import KeyStore
+from controlplane.catalog._activity import ActivityLog
+from controlplane.catalog._jobs import JobQueue
+from controlplane.catalog._keys import KeyStore
+from controlplane.catalog._operations import OperationLog
+from controlplane.catalog._servers import ServerStore
+from controlplane.catalog._tenants import TenantStore
 from controlplane.catalog.models import (
     CatalogMetaRow,
 )
-from controlplane.catalog.operations import OperationLog
-from controlplane.catalog.servers import ServerStore
-from controlplane.catalog.tenants import TenantStore
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
     BackendUnavailable,

@@ -6,8 +6,8 @@
 after a 503's ``Retry-After`` for up to ``retry_seconds``. docs/client.md shows them.
 """
 
-from controlplane.client.calls import Call, calls
-from controlplane.client.clients import AsyncClient, Client
+from controlplane.client._calls import Call, calls
+from controlplane.client._clients import AsyncClient, Client
 
 # The name before the sync client existed (``tenantctl --api``, the demo).
 ApiClient = AsyncClient

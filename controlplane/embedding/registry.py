@@ -10,8 +10,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from controlplane.embedding.base import Embedder, Embeddings, Purpose
-from controlplane.embedding.hashing import HashEmbedder
+from controlplane.embedding._base import Embedder, Embeddings, Purpose
+from controlplane.embedding._hashing import HashEmbedder
 from controlplane.errors import (
     ConfigurationError,
     EmbedderUnavailable,
@@ -25,7 +25,7 @@ from controlplane.settings import Settings
 if TYPE_CHECKING:
     import httpx
 
-    from controlplane.embedding.http import ProviderEndpoint
+    from controlplane.embedding._http import ProviderEndpoint
 
 __all__ = ["Embedders", "FallbackEmbedder"]
 
@@ -99,7 +99,7 @@ class Embedders:
 
             return WordLlamaEmbedder(spec.model)
         # The HTTP providers (and httpx) load when a tenant first needs one.
-        from controlplane.embedding.http import OpenAIEmbedder, VoyageEmbedder
+        from controlplane.embedding._http import OpenAIEmbedder, VoyageEmbedder
 
         if spec.provider == "openai":
             return OpenAIEmbedder(
@@ -120,7 +120,7 @@ class Embedders:
         raise ConfigurationError(f"no embedder for provider {spec.provider!r}")
 
     def _endpoint(self, base_url: str, api_key: str | None) -> ProviderEndpoint:
-        from controlplane.embedding.http import ProviderEndpoint
+        from controlplane.embedding._http import ProviderEndpoint
 
         s = self._settings
         return ProviderEndpoint(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from controlplane.embedding.base import Embeddings, Purpose
+from controlplane.embedding._base import Embeddings, Purpose
 from controlplane.errors import ConfigurationError
 
 if TYPE_CHECKING:

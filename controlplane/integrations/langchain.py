@@ -35,8 +35,8 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "the LangChain store needs langchain-core: pip install 'tenantvec[langchain]'"
     ) from exc
 
-from controlplane.integrations.mmr import mmr_order
-from controlplane.integrations.session import TenantSession, in_batches
+from controlplane.integrations._mmr import mmr_order
+from controlplane.integrations._session import TenantSession, in_batches
 from controlplane.retrieval.models import (
     ChunkIn,
     DocumentIn,

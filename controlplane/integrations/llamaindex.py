@@ -44,8 +44,8 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "the LlamaIndex store needs llama-index-core: pip install 'tenantvec[llamaindex]'"
     ) from exc
 
-from controlplane.integrations.mmr import mmr_order
-from controlplane.integrations.session import TenantSession, in_batches
+from controlplane.integrations._mmr import mmr_order
+from controlplane.integrations._session import TenantSession, in_batches
 from controlplane.retrieval.models import (
     ChunkWrite,
     SearchHit,

@@ -16,7 +16,7 @@ A backup is a tar archive of two or three members:
   restores them).
 
 The schema is not in the file: a restore builds it with tenantvec's own migrations at
-the recorded version, loads the rows (checked entry by entry: lifecycle/dumps.py), the
+the recorded version, loads the rows (checked entry by entry: lifecycle/_dumps.py), the
 tenant's own objects as the tenant's own role, then migrates to the latest, so a backup
 made by an older tenantvec restores onto a newer one. API keys are not in it either: a
 restored tenant is a new incarnation, and keys never outlive theirs (DESIGN.md,
@@ -46,8 +46,8 @@ import psycopg
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.errors import BackupInvalid, Conflict, InvalidRequest
+from controlplane.lifecycle._dumps import own_objects, own_objects_in_public
 from controlplane.lifecycle.change import state_conflict
-from controlplane.lifecycle.dumps import own_objects, own_objects_in_public
 from controlplane.localpg.tools import pg_tool, run_pg_tool
 from controlplane.model.embedder import embedder_json
 from controlplane.model.records import OperationOutcome, Tenant, TenantState

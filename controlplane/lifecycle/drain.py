@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from controlplane.context import PlaneContext
 from controlplane.errors import CatalogUnavailable, InvalidRequest, TenantvecError
-from controlplane.lifecycle.fleetwork import for_each_tenant
+from controlplane.lifecycle._fleetwork import for_each_tenant
 from controlplane.lifecycle.move import move_tenant, settle_move
 from controlplane.lifecycle.placement import choose_server
 from controlplane.model.records import MOVE_STATES, ServerState, Tenant, TenantState

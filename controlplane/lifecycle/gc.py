@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from controlplane.catalog.models import utcnow
 from controlplane.context import PlaneContext
 from controlplane.errors import InvalidRequest, TenantvecError
-from controlplane.lifecycle.fleetwork import for_each_tenant
+from controlplane.lifecycle._fleetwork import for_each_tenant
 from controlplane.lifecycle.tenants import delete_tenant
 from controlplane.model.records import MOVE_STATES, Tenant, TenantState
 from controlplane.model.views import GcView

@@ -6,7 +6,7 @@
 * Supervision: every ``TENANTVEC_SUPERVISE_SECONDS`` it restarts the servers of ready
   ``instance``/``docker`` tenants that died.
 * Limits: every ``TENANTVEC_LIMITS_SECONDS`` it ends what tenants' own sessions on
-  shared servers do beyond their limits (lifecycle/enforce.py).
+  shared servers do beyond their limits (lifecycle/_enforce.py).
 
 Several API processes may run it at once: both steps take each tenant's lock and
 check again under it, so a tenant is suspended or restarted once.
@@ -19,7 +19,7 @@ import logging
 import time
 
 from controlplane.context import PlaneContext
-from controlplane.lifecycle.enforce import Enforced, enforce_limits
+from controlplane.lifecycle._enforce import Enforced, enforce_limits
 from controlplane.lifecycle.supervise import supervise
 from controlplane.lifecycle.suspend import suspend_idle
 from controlplane.routing.router import TenantRouter

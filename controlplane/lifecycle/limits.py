@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from controlplane.context import PlaneContext
+from controlplane.lifecycle._retry import with_retries
 from controlplane.lifecycle.change import TenantChange, run_change
-from controlplane.lifecycle.retry import with_retries
 from controlplane.model.limits import RoleLimits
 from controlplane.model.placement import with_limits
 from controlplane.model.records import Tenant

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from controlplane.backends.markers import LAYOUT
 from controlplane.context import PlaneContext
 from controlplane.errors import TenantUnavailable, TenantvecError
-from controlplane.lifecycle.fleetwork import for_each_tenant
-from controlplane.lifecycle.retry import with_retries
+from controlplane.lifecycle._fleetwork import for_each_tenant
+from controlplane.lifecycle._retry import with_retries
 from controlplane.lifecycle.tenants import apply_schema, checkpoint_for
 from controlplane.model.records import OperationOutcome, Tenant, TenantState
 from controlplane.model.views import MigrationView

@@ -18,7 +18,7 @@ of its own, local to ``neon`` and back. Under the tenant's lock:
    process, job and pool gets read-only sessions from here on -- enforced by Postgres,
    not by a flag some process might not have read yet. Reads go on; a write is refused
    (``25006``), which the router answers with 503 + ``Retry-After``. Then what was
-   written during the copy is brought over document by document (lifecycle/catchup.py)
+   written during the copy is brought over document by document (lifecycle/_catchup.py)
    and both fingerprints compared. (A tenant at an older schema version than the
    latest is paused before the copy instead: its copy is migrated past it.)
 5. **Switch**: one catalog update makes the new copy the tenant's (backend, server,
@@ -63,18 +63,18 @@ from controlplane.errors import (
     TenantvecError,
 )
 from controlplane.failpoints import failpoint
+from controlplane.lifecycle._catchup import CatchUp, catch_up
+from controlplane.lifecycle._pause import pause_writes
+from controlplane.lifecycle._retry import with_retries
 from controlplane.lifecycle.backup import check_carriable, dump_tenant, tenant_settings
-from controlplane.lifecycle.catchup import CatchUp, catch_up
 from controlplane.lifecycle.change import (
     as_read,
     record_other_copy,
     set_state,
     state_conflict,
 )
-from controlplane.lifecycle.pause import pause_writes
 from controlplane.lifecycle.placement import choose_server
 from controlplane.lifecycle.restore import DumpLoader, request_from_settings
-from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import make_resources
 from controlplane.model.placement import TenantCopy, with_limits
 from controlplane.model.records import (

@@ -25,10 +25,10 @@ from pathlib import Path
 from controlplane.backends.base import OwnedResource
 from controlplane.context import PlaneContext
 from controlplane.errors import TenantBusy, TenantvecError
+from controlplane.lifecycle._retry import with_retries
 from controlplane.lifecycle.change import set_state
 from controlplane.lifecycle.index import restore_vector_index
 from controlplane.lifecycle.move import settle_move
-from controlplane.lifecycle.retry import with_retries
 from controlplane.lifecycle.tenants import finish_delete, finish_provisioning
 from controlplane.model.records import (
     MOVE_STATES,

@@ -30,8 +30,8 @@ from controlplane.backends.markers import owner_role
 from controlplane.context import PlaneContext
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackupInvalid, InvalidRequest, TenantvecError
+from controlplane.lifecycle._dumps import DumpRefused, load_own_objects, load_rows
 from controlplane.lifecycle.backup import Fingerprint, Manifest, fingerprint, read_backup
-from controlplane.lifecycle.dumps import DumpRefused, load_own_objects, load_rows
 from controlplane.lifecycle.tenants import create_tenant, finish_delete
 from controlplane.localpg.tools import pg_tool
 from controlplane.model.chunking import ChunkingSpec
@@ -175,7 +175,7 @@ def _embedder_choice(data: dict[str, Any]) -> EmbedderChoice:
 
 class DumpLoader:
     """The schema step of a restore (and of a move): schema at the dump's version, its
-    rows (lifecycle/dumps.py: only rows), what the tenant made itself (as its own
+    rows (lifecycle/_dumps.py: only rows), what the tenant made itself (as its own
     role), migrations, verification against ``expected``, then the vector index.
 
     Whatever the dumps hold that fails a check is ``invalid`` (BackupInvalid for a

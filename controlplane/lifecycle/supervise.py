@@ -15,8 +15,8 @@ from typing import Any
 
 from controlplane.context import PlaneContext
 from controlplane.errors import Conflict, TenantBusy, TenantvecError
+from controlplane.lifecycle._retry import with_retries
 from controlplane.lifecycle.change import TenantChange, run_change
-from controlplane.lifecycle.retry import with_retries
 from controlplane.model.records import Tenant, TenantState
 
 __all__ = ["restart_if_down", "supervise"]

@@ -18,8 +18,8 @@ from typing import Any
 
 from controlplane.context import PlaneContext
 from controlplane.errors import Conflict, TenantBusy, TenantvecError
+from controlplane.lifecycle._retry import with_retries
 from controlplane.lifecycle.change import TenantChange, run_change, set_state
-from controlplane.lifecycle.retry import with_retries
 from controlplane.model.records import Tenant, TenantState, validate_tenant_id
 
 __all__ = ["resume_tenant", "suspend_idle", "suspend_tenant"]

@@ -29,9 +29,9 @@ from controlplane.errors import (
     TenantvecError,
 )
 from controlplane.failpoints import failpoint
+from controlplane.lifecycle._retry import with_retries
 from controlplane.lifecycle.change import set_state
 from controlplane.lifecycle.placement import choose_server
-from controlplane.lifecycle.retry import with_retries
 from controlplane.model.embedder import embedder_json, parse_embedder
 from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits

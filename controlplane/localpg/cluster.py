@@ -40,7 +40,8 @@ from pathlib import Path
 
 from controlplane.dsn import ConnInfo
 from controlplane.errors import EmbeddedServerError
-from controlplane.localpg.binaries import PgBinaries
+from controlplane.localpg._binaries import PgBinaries
+from controlplane.localpg._service_user import ServiceUser
 from controlplane.localpg.processes import (
     LISTEN_HOST,
     held_lock,
@@ -50,7 +51,6 @@ from controlplane.localpg.processes import (
     processes_in,
     read_pidfile,
 )
-from controlplane.localpg.service_user import ServiceUser
 from controlplane.secretbox import new_password, read_or_create_secret_file
 from controlplane.settings import Settings
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackendUnavailable, ConfigurationError, ProvisioningError
-from controlplane.localpg.binaries import wheel_bin_dir
+from controlplane.localpg._binaries import wheel_bin_dir
 
 __all__ = ["pg_tool", "run_pg_tool"]
 

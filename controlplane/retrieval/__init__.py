@@ -8,7 +8,7 @@ import); the operations that need a tenant connection live in their own modules
 
 from controlplane.model.chunking import ChunkingSpec
 from controlplane.model.embedder import EmbedderSpec
-from controlplane.retrieval.chunking import TextChunk, split_text
+from controlplane.retrieval._chunking import TextChunk, split_text
 from controlplane.retrieval.models import (
     ChunkIn,
     ChunkWrite,

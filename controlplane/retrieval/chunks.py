@@ -19,8 +19,8 @@ from pgvector import Vector
 from psycopg.types.json import Jsonb
 
 from controlplane.errors import ChunkIdTaken, InvalidRequest
-from controlplane.retrieval.chunkids import chunk_id_sql
-from controlplane.retrieval.chunkrows import (
+from controlplane.retrieval._chunkids import chunk_id_sql
+from controlplane.retrieval._chunkrows import (
     CHUNK_COLUMNS,
     ChunkRow,
     chunk_from_row,

@@ -18,9 +18,9 @@ from psycopg.types.json import Jsonb
 
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import check_json
-from controlplane.retrieval.chunkrows import CHUNK_COLUMNS, chunk_from_row
+from controlplane.retrieval._chunkrows import CHUNK_COLUMNS, chunk_from_row
+from controlplane.retrieval._filters import compile_filter
 from controlplane.retrieval.documents import check_document_id, document_from_row
-from controlplane.retrieval.filters import compile_filter
 from controlplane.retrieval.models import (
     Chunk,
     DeleteResponse,

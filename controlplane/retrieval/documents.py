@@ -27,15 +27,16 @@ from psycopg.types.json import Jsonb
 
 from controlplane.errors import DocumentNotFound, InvalidRequest, TenantHasNoEmbedder
 from controlplane.inputs import check_json, check_text
-from controlplane.retrieval.chunkids import made_up_chunk_id
-from controlplane.retrieval.chunking import split_text
-from controlplane.retrieval.chunkrows import (
+from controlplane.retrieval._chunkids import made_up_chunk_id
+from controlplane.retrieval._chunking import split_text
+from controlplane.retrieval._chunkrows import (
     CHUNK_COLUMNS,
     ChunkRow,
     chunk_from_row,
     copy_chunks,
     embed_missing,
 )
+from controlplane.retrieval._validation import check_vector
 from controlplane.retrieval.models import (
     MAX_DOCUMENT_ID,
     Chunk,
@@ -47,7 +48,6 @@ from controlplane.retrieval.models import (
     UpsertRequest,
     UpsertResponse,
 )
-from controlplane.retrieval.validation import check_vector
 from controlplane.routing import Route, TenantConnection, TenantRouter
 
 __all__ = [

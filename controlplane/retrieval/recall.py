@@ -40,8 +40,8 @@ from controlplane.lifecycle.change import TenantChange, run_change
 from controlplane.model.recall import RecallTuning
 from controlplane.model.records import Tenant, TenantState
 from controlplane.pgconnect import connect
+from controlplane.retrieval._validation import score_sql
 from controlplane.retrieval.search import search_statement
-from controlplane.retrieval.validation import score_sql
 from tenantvec_schema.spec import IndexKind, SchemaSpec
 
 __all__ = [

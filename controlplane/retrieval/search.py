@@ -31,10 +31,10 @@ from psycopg.types.json import Jsonb
 from controlplane.embedding import Purpose
 from controlplane.errors import InvalidRequest
 from controlplane.inputs import check_json, check_text
-from controlplane.retrieval.chunkids import chunk_id_sql
-from controlplane.retrieval.filters import compile_filter
+from controlplane.retrieval._chunkids import chunk_id_sql
+from controlplane.retrieval._filters import compile_filter
+from controlplane.retrieval._validation import check_min_similarity, check_vector, score_sql
 from controlplane.retrieval.models import SearchHit, SearchMode, SearchRequest, SearchResponse
-from controlplane.retrieval.validation import check_min_similarity, check_vector, score_sql
 from controlplane.routing import Route, TenantConnection, TenantRouter
 from tenantvec_schema.spec import IndexKind, Metric, SchemaSpec
 
@@ -270,7 +270,7 @@ class _Composer:
                 "ORDER BY embedding {op} %(v)s LIMIT {limit}"
             ).format(op=self.op, where=self.where(), limit=limit)
         # The ORDER BY spells the index's own expression (migrations.indexed_embedding).
-        # The query vector is sent untyped (routing/pools.py) and Postgres types it at
+        # The query vector is sent untyped (routing/_pools.py) and Postgres types it at
         # its first use, here the inner query: named a vector there, not a halfvec.
         return sql.SQL(
             "SELECT id, embedding {op} %(v)s AS distance FROM ("

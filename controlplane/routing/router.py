@@ -32,12 +32,12 @@ from psycopg_pool import PoolTimeout
 from controlplane.errors import CatalogUnavailable, TenantUnavailable
 from controlplane.model.records import TenantState
 from controlplane.pgconnect import describe_pg_error
-from controlplane.routing.availability import is_unavailable, same_incarnation, state_reason
-from controlplane.routing.capacity import PoolCapacity
-from controlplane.routing.grace import CatalogGrace
-from controlplane.routing.pools import TenantPool
-from controlplane.routing.routes import Route, RouteTable
-from controlplane.routing.sources import RoutingPlane
+from controlplane.routing._availability import is_unavailable, same_incarnation, state_reason
+from controlplane.routing._capacity import PoolCapacity
+from controlplane.routing._grace import CatalogGrace
+from controlplane.routing._pools import TenantPool
+from controlplane.routing._routes import Route, RouteTable
+from controlplane.routing._sources import RoutingPlane
 from tenantvec_schema.migrations import MigrationSet
 
 __all__ = ["RouterStats", "TenantConnection", "TenantRouter"]

@@ -26,15 +26,15 @@ from controlplane.envparse import (
 )
 from controlplane.errors import ConfigurationError
 from controlplane.memory import parse_pg_size
-from controlplane.settings.api import ApiSettings
-from controlplane.settings.catalog import CatalogSettings
-from controlplane.settings.docker import DockerSettings
-from controlplane.settings.embedded import EmbeddedServerSettings
-from controlplane.settings.embedding import EmbeddingSettings
-from controlplane.settings.fields import SettingDoc, SettingsGroup, group, setting
-from controlplane.settings.instance import InstanceSettings
-from controlplane.settings.neon import NeonSettings
-from controlplane.settings.routing import RoutingSettings
+from controlplane.settings._api import ApiSettings
+from controlplane.settings._catalog import CatalogSettings
+from controlplane.settings._docker import DockerSettings
+from controlplane.settings._embedded import EmbeddedServerSettings
+from controlplane.settings._embedding import EmbeddingSettings
+from controlplane.settings._fields import SettingDoc, SettingsGroup, group, setting
+from controlplane.settings._instance import InstanceSettings
+from controlplane.settings._neon import NeonSettings
+from controlplane.settings._routing import RoutingSettings
 from controlplane.tiers import Tier
 
 __all__ = [

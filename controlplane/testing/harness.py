@@ -26,7 +26,7 @@ import msgspec
 from controlplane.errors import ConfigurationError, InvalidRequest, TenantNotFound
 from controlplane.model.request import TenantOptions
 from controlplane.settings import Settings
-from controlplane.testing.reaper import OwnerLock, make_home, reap, start_watchdog
+from controlplane.testing._reaper import OwnerLock, make_home, reap, start_watchdog
 from controlplane.testing.servers import throwaway_settings
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 Postgres that leave nothing behind -- for the pytest plugin (``Harness.throwaway``),
 tenantvec's own test suite and its benchmarks alike.
 
-A throwaway home is made by :func:`controlplane.testing.reaper.make_home` (locked by its
+A throwaway home is made by :func:`controlplane.testing._reaper.make_home` (locked by its
 owner, swept by the next one if its owner dies) and removed by ``reap`` (its instance
 servers and embedded server stopped first).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.settings import Settings
-from controlplane.testing.reaper import make_home, reap
+from controlplane.testing._reaper import make_home, reap
 
 __all__ = ["free_port", "throwaway_server", "throwaway_settings"]
 

@@ -25,10 +25,10 @@ import socket
 import time
 from typing import Any
 
+from controlplane.backends._tenantdb import apply_limits, provision_own_server
 from controlplane.backends.base import Checkpoint, OwnedResource, ProvisionPlan
 from controlplane.backends.markers import LAYOUT, owner_role
 from controlplane.backends.ports import PortRegistry, own_server_name
-from controlplane.backends.tenantdb import apply_limits, provision_own_server
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackendUnavailable, NotConfigured, ProvisioningError
 from controlplane.localpg.cluster import LISTEN_HOST, SUPERUSER

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from controlplane.backends._tenantdb import apply_limits, provision_own_server, session_counts
 from controlplane.backends.base import Checkpoint, OwnedResource, ProvisionPlan
 from controlplane.backends.markers import LAYOUT, owner_role
 from controlplane.backends.ports import PortRegistry, own_server_name, read_manifest
-from controlplane.backends.tenantdb import apply_limits, provision_own_server, session_counts
 from controlplane.errors import ProvisioningError
 from controlplane.localpg.cluster import LocalCluster, process_tree_memory
 from controlplane.model.backends import BackendKind

@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from controlplane.backends.base import ApiProbe, Checkpoint, OwnedResource, ProvisionPlan
-from controlplane.backends.neon import erasure
-from controlplane.backends.neon.client import NeonClient, Operation
-from controlplane.backends.neon.probe import probe
+from controlplane.backends.neon import _erasure as erasure
+from controlplane.backends.neon._client import NeonClient, Operation
+from controlplane.backends.neon._probe import probe
 from controlplane.dsn import ConnInfo
 from controlplane.errors import (
     ConfigurationError,

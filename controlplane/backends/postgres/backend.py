@@ -14,6 +14,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from controlplane.backends._tenantdb import (
+    apply_limits,
+    drop_tenant_database,
+    ensure_tenant_database,
+    rename_legacy_database,
+    rename_legacy_role,
+    session_counts,
+)
 from controlplane.backends.base import Checkpoint, OwnedResource, ProvisionPlan
 from controlplane.backends.markers import (
     LAYOUT,
@@ -24,14 +32,6 @@ from controlplane.backends.markers import (
     parse_marker,
 )
 from controlplane.backends.servers import ServerDirectory, ensure_template
-from controlplane.backends.tenantdb import (
-    apply_limits,
-    drop_tenant_database,
-    ensure_tenant_database,
-    rename_legacy_database,
-    rename_legacy_role,
-    session_counts,
-)
 from controlplane.errors import InvalidRequest, ProvisioningError
 from controlplane.failpoints import failpoint
 from controlplane.model.backends import BackendKind

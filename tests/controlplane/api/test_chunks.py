@@ -13,7 +13,7 @@ import pytest
 from controlplane.client import Client
 from controlplane.errors import ChunkIdTaken, InvalidRequest
 from controlplane.retrieval import ChunkIn, ChunkWrite, DocumentIn, SearchRequest, UpsertRequest
-from controlplane.retrieval.chunkids import chunk_id_sql
+from controlplane.retrieval._chunkids import chunk_id_sql
 from controlplane.settings import Settings
 from tests.fixtures.api import RunningApi, tenant_dsn
 

@@ -1,8 +1,8 @@
-"""The search lane (api/lane.py) answers exactly as Litestar's documented handler does.
+"""The search lane (api/_lane.py) answers exactly as Litestar's documented handler does.
 
 Two servers on the same catalog and settings: ``tenantctl serve`` (searches answered by
 the lane) and uvicorn serving ``create_litestar`` alone (searches answered by the
-handler in api/data.py). Every request below -- good, unauthenticated, another
+handler in api/_data.py). Every request below -- good, unauthenticated, another
 tenant's key, malformed, oversized, sent in chunks -- gets the same status, content
 type, problem headers and body from both.
 """

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from controlplane.client import AsyncClient, Client, calls
-from controlplane.client.calls import OPERATIONS
+from controlplane.client._calls import OPERATIONS
 from controlplane.errors import (
     AuthenticationFailed,
     BackendUnavailable,

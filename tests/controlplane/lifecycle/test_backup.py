@@ -365,7 +365,7 @@ async def test_rows_stream_in_pieces_of_any_size(
 ) -> None:
     """The strict row loader finds the end of each block of rows wherever a read ends --
     in the middle of the end marker included -- and loads every row."""
-    from controlplane.lifecycle import dumps
+    from controlplane.lifecycle import _dumps as dumps
 
     source = f"{tenant_id}-src"
     await create_tenant(plane, TenantRequest(id=source, dims=3, embedder=HASH), actor="t")

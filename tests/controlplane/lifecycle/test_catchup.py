@@ -1,4 +1,4 @@
-"""Catching a copy up with its source (lifecycle/catchup.py), on two real tenant
+"""Catching a copy up with its source (lifecycle/_catchup.py), on two real tenant
 databases: new, changed and deleted documents, a chunk changed on its own, jobs, and
 identity sequences -- the copy ends equal to the source, row for row."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import psycopg
 
+from controlplane.lifecycle._catchup import catch_up
 from controlplane.lifecycle.backup import fingerprint
-from controlplane.lifecycle.catchup import catch_up
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.model.embedder import EmbedderSpec
 from controlplane.pgconnect import connect

@@ -21,9 +21,9 @@ from controlplane.errors import (
     TenantUnavailable,
     TenantvecError,
 )
+from controlplane.lifecycle._pause import pause_writes
 from controlplane.lifecycle.change import set_state
 from controlplane.lifecycle.move import move_tenant, settle_move
-from controlplane.lifecycle.pause import pause_writes
 from controlplane.lifecycle.reconcile import reconcile
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.model.placement import TenantCopy

@@ -17,9 +17,9 @@ import pytest
 
 from controlplane.backends.markers import LAYOUT
 from controlplane.dsn import ConnInfo
+from controlplane.lifecycle._pause import pause_writes
 from controlplane.lifecycle.backup import backup_tenant
 from controlplane.lifecycle.move import move_tenant
-from controlplane.lifecycle.pause import pause_writes
 from controlplane.lifecycle.restore import restore_tenant
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.plane import ControlPlane
@@ -294,7 +294,7 @@ async def test_a_tenant_session_that_lifts_its_timeouts_is_held_to_them_all_the_
     import asyncio
     import time
 
-    from controlplane.lifecycle.enforce import GRACE_SECONDS, Enforced, enforce_limits
+    from controlplane.lifecycle._enforce import GRACE_SECONDS, Enforced, enforce_limits
 
     tenant = await create_tenant(
         plane,

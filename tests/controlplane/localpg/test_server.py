@@ -16,8 +16,8 @@ import pytest
 
 from controlplane.errors import EmbeddedServerError
 from controlplane.localpg import EmbeddedServer
-from controlplane.localpg.binaries import PgBinaries, stage_wheel_binaries
-from controlplane.localpg.service_user import ServiceUser
+from controlplane.localpg._binaries import PgBinaries, stage_wheel_binaries
+from controlplane.localpg._service_user import ServiceUser
 from tests.fixtures.postgres import free_port, make_home, throwaway_settings
 
 
@@ -163,7 +163,7 @@ def test_a_cpu_the_bundled_pgvector_cannot_run_on_is_refused_in_one_line(
     """The wheel's pgvector uses AVX2/FMA unconditionally: on a CPU without them the
     server would die at the first vector search. Starting says so instead, and what to
     do; TENANTVEC_PG_BIN (a build of one's own) is not second-guessed."""
-    from controlplane.localpg import binaries
+    from controlplane.localpg import _binaries as binaries
 
     assert binaries.missing_cpu_flags(binaries._cpuinfo()) == []  # this machine runs it
     assert binaries.missing_cpu_flags(_OLD_CPU) == ["avx", "avx2", "fma", "f16c"]

@@ -8,7 +8,7 @@ import pytest
 
 from controlplane.errors import InvalidRequest
 from controlplane.model.chunking import ChunkingSpec
-from controlplane.retrieval.chunking import TextChunk, split_text
+from controlplane.retrieval._chunking import TextChunk, split_text
 from controlplane.tokens import count_tokens
 
 WORDS = [

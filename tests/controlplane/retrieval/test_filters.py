@@ -20,8 +20,8 @@ from controlplane.errors import InvalidRequest
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.plane import ControlPlane
 from controlplane.retrieval import ChunkIn, DocumentIn, SearchRequest, UpsertRequest
+from controlplane.retrieval._filters import compile_filter
 from controlplane.retrieval.documents import upsert_documents
-from controlplane.retrieval.filters import compile_filter
 from controlplane.retrieval.search import search
 from controlplane.routing import TenantRouter
 from controlplane.settings import Settings

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controlplane.routing.heat import TenantHeat
+from controlplane.routing._heat import TenantHeat
 
 
 def test_a_tenant_asked_often_outranks_one_asked_once_more_recently() -> None:

@@ -15,7 +15,7 @@ from controlplane.errors import OverCapacity, TenantNotFound, TenantUnavailable
 from controlplane.lifecycle.tenants import TenantRequest, create_tenant, delete_tenant
 from controlplane.plane import ControlPlane
 from controlplane.routing import TenantRouter
-from controlplane.routing import pools as pools_module
+from controlplane.routing import _pools as pools_module
 from controlplane.settings import Settings
 from tests.fixtures.postgres import placement_names
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.testing.reaper import PREFIX, WATCHDOG_PID_FILE
+from controlplane.testing._reaper import PREFIX, WATCHDOG_PID_FILE
 
 # An application's test that holds a throwaway tenant and says where its server is.
 HOLDING = """

@@ -9,16 +9,16 @@ import time
 import httpx
 import pytest
 
-from controlplane.backends.neon.client import NeonClient, normalise_base_url
-from controlplane.backends.neon.errors import NeonOutcomeUnknown, NeonRefused
-from controlplane.backends.neon.ratelimit import NeonRateLimiter, SlidingWindow
+from controlplane.backends.neon._client import NeonClient, normalise_base_url
+from controlplane.backends.neon._errors import NeonOutcomeUnknown, NeonRefused
+from controlplane.backends.neon._ratelimit import NeonRateLimiter, SlidingWindow
 from controlplane.errors import (
     BackendUnavailable,
     ConfigurationError,
     NotConfigured,
     ProvisioningError,
 )
-from controlplane.lifecycle.retry import with_retries
+from controlplane.lifecycle._retry import with_retries
 from controlplane.settings import Settings
 from tests.fakes.neon import FakeNeon, Fault
 from tests.fakes.neon_spec import Answer, NeonSpec
