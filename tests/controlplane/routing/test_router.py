@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -46,8 +45,8 @@ async def _router_connections(
 async def tuned(
     pg_settings: Settings, request: pytest.FixtureRequest
 ) -> AsyncIterator[ControlPlane]:
-    overrides = getattr(request, "param", {})
-    async with ControlPlane.open(dataclasses.replace(pg_settings, **overrides)) as plane:
+    routing = pg_settings.routing.replace(**getattr(request, "param", {}))  # routing settings
+    async with ControlPlane.open(pg_settings.replace(routing=routing)) as plane:
         yield plane
 
 
