@@ -68,14 +68,14 @@ async def run_mode(
     ).start()
     result = ModeResult(mode)
     try:
-        overrides: dict[str, object] = {
-            "neon_mode": mode,
-            "neon_retry_seconds": 600.0,
-            "neon_operation_timeout": 600.0,
-            "neon_request_timeout": 30.0,
+        overrides: dict[str, object] = {  # fields of NeonSettings
+            "mode": mode,
+            "retry_seconds": 600.0,
+            "operation_timeout": 600.0,
+            "request_timeout": 30.0,
         }
         if mode == "branch":
-            overrides["neon_template_project"] = fake.create_template_project()
+            overrides["template_project"] = fake.create_template_project()
         async with ControlPlane.open(neon_settings(settings, fake, **overrides)) as plane:
             await sequential(plane, fake, result, args.tenants)
             await under_load(plane, fake, result, args.concurrency, args.seconds)

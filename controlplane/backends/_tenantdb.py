@@ -49,6 +49,7 @@ from controlplane.backends.servers import TEMPLATE_DB, ensure_template
 from controlplane.dsn import ConnInfo
 from controlplane.errors import BackendUnavailable, ProvisioningError
 from controlplane.model.limits import RoleLimits
+from controlplane.model.placement import DatabasePlacement
 from controlplane.pgconnect import CONTROLPLANE_APPLICATION, ROUTER_APPLICATION, connect
 from controlplane.secretbox import new_password
 
@@ -254,10 +255,11 @@ async def provision_own_server(
     The DSNs are recorded (with new passwords) before the roles are made, so a create
     that dies in between is resumed with the passwords the catalog holds.
     """
+    recorded = DatabasePlacement.of(checkpoint.placement)
     if checkpoint.conninfo is None:
         database, service = new_names()
         await checkpoint.record(
-            {"database": database, "role": database, "service_role": service},
+            recorded.replace(database=database, role=database, service_role=service),
             conninfo=admin.with_(user=database, dbname=database, password=new_password()),
             service_conninfo=admin.with_(user=service, dbname=database, password=new_password()),
         )
@@ -267,7 +269,7 @@ async def provision_own_server(
         owner = checkpoint.conninfo
         service = f"{owner.user}{SERVICE_SUFFIX}"
         await checkpoint.record(
-            {"service_role": service},
+            recorded.replace(service_role=service),
             service_conninfo=owner.with_(user=service, password=new_password()),
         )
     conninfo, service_conninfo = checkpoint.conninfo, checkpoint.service_conninfo
@@ -283,14 +285,15 @@ async def provision_own_server(
             timeout=timeout,
             owner_password=conninfo.password,
             service_password=service_conninfo.password,
-            limits=RoleLimits.from_json(checkpoint.tenant.placement.get("limits")),
+            limits=checkpoint.tenant.where.limits,
             # The server is the tenant's alone: the owner's connection limit already
             # leaves the rest to the service role.
             reserved_slots=False,
             where=where,
         )
-    if checkpoint.tenant.placement.get("layout") != LAYOUT:
-        await checkpoint.record({"layout": LAYOUT})
+    recorded = DatabasePlacement.of(checkpoint.placement)
+    if recorded.layout != LAYOUT:
+        await checkpoint.record(recorded.replace(layout=LAYOUT))
 
 
 async def session_counts(conn: Conn, database: str) -> tuple[int, int]:

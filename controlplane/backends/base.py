@@ -16,6 +16,7 @@ from controlplane.dsn import ConnInfo
 from controlplane.model.backends import BackendTraits
 from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
+from controlplane.model.placement import BackendPlacement
 from controlplane.model.records import Server, Tenant
 from controlplane.model.request import TenantRequest
 from controlplane.model.views import ResourceView
@@ -32,7 +33,8 @@ class ProvisionPlan:
     """
 
     server: str | None
-    placement: dict[str, Any]
+    # The backend's record of where the tenant lives (model/placement.py).
+    placement: BackendPlacement
     # The owner role's DSN (the tenant's own clients'), password included -- or None
     # when the infrastructure chooses the password (Neon) or the names are chosen later
     # (a server of the tenant's own); the backend then records it during create.
@@ -75,19 +77,23 @@ class Checkpoint:
 
     @property
     def placement(self) -> dict[str, Any]:
+        """The tenant's placement as recorded so far (a backend reads its record with
+        ``<its record type>.of(checkpoint.placement)``)."""
         return dict(self.tenant.placement)
 
     async def record(
         self,
-        placement: dict[str, Any] | None = None,
+        placement: BackendPlacement | None = None,
         conninfo: ConnInfo | None = None,
         service_conninfo: ConnInfo | None = None,
     ) -> None:
-        """Merge ``placement`` into the tenant's (a None value removes the key) and/or
-        store its DSNs, durably."""
-        merged = {
-            k: v for k, v in {**self.tenant.placement, **(placement or {})}.items() if v is not None
-        }
+        """Store the backend's record of the tenant (``placement``, whole: a field it
+        leaves unset is removed) and/or its DSNs, durably."""
+        merged = (
+            placement.merged_into(self.tenant.placement)
+            if placement is not None
+            else dict(self.tenant.placement)
+        )
         self.tenant = await self._save(merged, conninfo, service_conninfo)
         if conninfo is not None:
             self.conninfo = conninfo

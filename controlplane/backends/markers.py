@@ -15,6 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from controlplane.model.placement import DatabasePlacement
 from controlplane.model.records import TENANT_ID_RE, Tenant
 
 __all__ = [
@@ -74,8 +75,8 @@ def parse_marker(comment: str | None) -> Marker | None:
 
 def owner_role(tenant: Tenant) -> str:
     """The name of the tenant's owner role, as its placement records it."""
-    placement = tenant.placement
-    return str(placement.get("role", placement.get("database", tenant.id)))
+    where = tenant.where
+    return where.role or where.database or tenant.id
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,13 @@ class TenantDatabase:
 
     @classmethod
     def of(cls, tenant: Tenant, catalog_id: str) -> TenantDatabase:
-        placement = tenant.placement
-        database = str(placement.get("database", tenant.id))
-        service = placement.get("service_role")
+        recorded = DatabasePlacement.of(tenant.placement)
+        database = recorded.database or tenant.id
         return cls(
             tenant_id=tenant.id,
             database=database,
-            owner=str(placement.get("role", database)),
-            service=str(service) if service else None,
+            owner=recorded.role or database,
+            service=recorded.service_role or None,
             marker=f"{MARKER_PREFIX}catalog={catalog_id} uid={tenant.uid}",
         )
 

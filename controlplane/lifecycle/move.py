@@ -224,7 +224,9 @@ async def _move(
             # Not a moment's overload, as for a create: this fleet has no place for it.
             raise Conflict(f"tenant {tenant.id!r} has nowhere to move: {exc}") from None
     plan = await target.plan(request, chosen)
-    new_copy = TenantCopy(kind, plan.server, with_limits(plan.placement, tenant.where.limits))
+    new_copy = TenantCopy(
+        kind, plan.server, with_limits(plan.placement.to_json(), tenant.where.limits)
+    )
     tenant = await set_state(plane, tenant, TenantState.MOVING, other_copy=new_copy)
     failpoint(plane.settings, "move.after_record")
 

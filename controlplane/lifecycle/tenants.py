@@ -125,7 +125,7 @@ async def create_tenant(
             state=(TenantState.RESTORING if restoring else TenantState.PROVISIONING).value,
             backend=backend.kind,
             server=plan.server,
-            placement=with_limits(plan.placement, limits),
+            placement=with_limits(plan.placement.to_json(), limits),
             dsn_encrypted=plane.box.encrypt(plan.conninfo.dsn) if plan.conninfo else None,
             service_dsn_encrypted=plane.box.encrypt(plan.service_conninfo.dsn)
             if plan.service_conninfo

@@ -1,11 +1,15 @@
-"""Where a tenant lives, as the layers above its backend read it.
+"""Where a tenant lives: each backend's record of it, typed, and what the layers above
+the backends read of it.
 
-A tenant's catalog ``placement`` is its backend's own record (each backend owns its
-keys: a Neon project id, an instance's port, a container's name...). What routing,
+A tenant's catalog ``placement`` holds its backend's own record -- one type per backend
+(:class:`PostgresPlacement`, :class:`InstancePlacement`, :class:`DockerPlacement`,
+:class:`NeonPlacement`), which the backend reads with ``of`` and writes whole through
+its checkpoint -- beside what the model itself records there (the tenant's role limits,
+a deleted tenant's erasure: :func:`with_limits`, :func:`with_erasure`). What routing,
 the lifecycle and doctor need of it -- whose connection budget the tenant counts
 against, how many connections its own server takes, its role limits, its layout -- is
-read here, once, into a typed :class:`Placement` (``Tenant.where``); nothing above a
-backend reads the dict's keys (tests/test_conventions.py keeps it so). A move's second
+read here, once, into a typed :class:`Placement` (``Tenant.where``); nothing reads the
+dict's keys but this module (tests/test_conventions.py keeps it so). A move's second
 copy is a :class:`TenantCopy` of its own, beside the placement; where a move stands is
 the tenant's state (model/records.py).
 """
@@ -14,7 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self
+
+import msgspec
 
 from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
@@ -22,7 +28,13 @@ from controlplane.model.views import Location
 
 __all__ = [
     "DEFAULT_OWN_MAX_CONNECTIONS",
+    "BackendPlacement",
+    "DatabasePlacement",
+    "DockerPlacement",
+    "InstancePlacement",
+    "NeonPlacement",
     "Placement",
+    "PostgresPlacement",
     "TenantCopy",
     "with_erasure",
     "with_limits",
@@ -30,6 +42,119 @@ __all__ = [
 
 # An own server's max_connections when its placement does not say (small tier).
 DEFAULT_OWN_MAX_CONNECTIONS = 25
+
+
+class BackendPlacement(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+    """A backend's record of where a tenant lives: its own keys of the catalog's
+    ``placement`` (the model's -- limits, erasure -- are not its to read or write)."""
+
+    backend: ClassVar[str] = ""
+
+    @classmethod
+    def of(cls, placement: Mapping[str, Any]) -> Self:
+        """The record as ``placement`` holds it (keys of no field are left out).
+
+        A value of the wrong type (an older version's, a hand edit) reads as unset, as
+        if not recorded, rather than making the tenant unreadable: routing, reconcile
+        and delete must still reach it.
+        """
+        data = dict(placement)
+        try:
+            return msgspec.convert(data, cls, strict=False)
+        except msgspec.ValidationError:
+            readable = {}
+            for name in cls.__struct_fields__:
+                try:
+                    msgspec.convert({name: data[name]}, cls, strict=False)
+                except (KeyError, msgspec.ValidationError):
+                    continue
+                readable[name] = data[name]
+            return msgspec.convert(readable, cls, strict=False)
+
+    def replace(self, **changes: Any) -> Self:
+        return msgspec.structs.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """Its keys as the catalog holds them (unset ones left out)."""
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        return data
+
+    def merged_into(self, placement: Mapping[str, Any]) -> dict[str, Any]:
+        """``placement`` with this record as the backend's keys: a field it leaves unset
+        is removed; keys of no field (the model's, older versions') stay."""
+        mine = set(self.__struct_fields__)
+        kept = {k: v for k, v in placement.items() if k not in mine}
+        return {**kept, **self.to_json()}
+
+
+class DatabasePlacement(BackendPlacement, kw_only=True, omit_defaults=True, frozen=True):
+    """A database and roles of tenantvec's layout on a Postgres server (markers.py)."""
+
+    database: str | None = None
+    # The tenant's owner role (its own DSN's) and the control plane's service role.
+    role: str | None = None
+    service_role: str | None = None
+    # Which generation of tenantvec's layout it has (opaque names, service role: 2;
+    # the service role owning the database: 3). Unrecorded: 1.
+    layout: int = 1
+
+
+class PostgresPlacement(DatabasePlacement, kw_only=True, omit_defaults=True, frozen=True):
+    """On a registered server of the postgres backend."""
+
+    backend = "postgres"
+    address: str | None = None
+    # Whether its service role may use the reserved connection slots (False: the server
+    # refused; unset: it may).
+    reserved_slots: bool | None = None
+    # An upgrade of its layout renaming its database, under way: the name it gets.
+    rename_to: str | None = None
+
+
+class InstancePlacement(DatabasePlacement, kw_only=True, omit_defaults=True, frozen=True):
+    """On a Postgres server of its own, run by tenantvec (the instance backend)."""
+
+    backend = "instance"
+    instance: str | None = None
+    port: int | None = None
+    data_dir: str | None = None
+    compute: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class DockerPlacement(DatabasePlacement, kw_only=True, omit_defaults=True, frozen=True):
+    """In a container of its own (the docker backend)."""
+
+    backend = "docker"
+    container: str | None = None
+    volume: str | None = None
+    image: str | None = None
+    port: int | None = None
+    compute: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class NeonPlacement(BackendPlacement, kw_only=True, omit_defaults=True, frozen=True):
+    """A Neon project of its own, or a branch of the template project (its ``mode``)."""
+
+    backend = "neon"
+    mode: str | None = None  # "project" | "branch"; unset: project (made before modes)
+    # Its project's or branch's name (the prefix and the tenant id).
+    name: str | None = None
+    database: str | None = None
+    role: str | None = None
+    region: str | None = None
+    pg_version: int | None = None
+    project_id: str | None = None
+    branch_id: str | None = None
+    endpoint_id: str | None = None
+    # Branch mode: the template branch it was cut from.
+    parent_id: str | None = None
+
+
+# Each backend's record, by backend kind.
+RECORDS: dict[str, type[BackendPlacement]] = {
+    cls.backend: cls
+    for cls in (PostgresPlacement, InstancePlacement, DockerPlacement, NeonPlacement)
+}
 
 
 @dataclass(frozen=True)
@@ -63,24 +188,29 @@ class Placement:
 
     @classmethod
     def parse(cls, backend: str, server: str | None, raw: Mapping[str, Any]) -> Placement:
-        own = raw.get("instance") or raw.get("container")
-        compute = raw.get("compute") or {}
-        reserved = raw.get("reserved_slots")
+        record = RECORDS.get(backend, DatabasePlacement).of(raw)
+        own, compute = None, {}
+        if isinstance(record, InstancePlacement | DockerPlacement):
+            own = record.instance if isinstance(record, InstancePlacement) else record.container
+            compute = record.compute
+        database = record if isinstance(record, DatabasePlacement) else None
+        neon = record if isinstance(record, NeonPlacement) else None
+        named = database or neon  # its database and owner role
         return cls(
             backend=backend,
             server=server,
-            own_server=str(own) if own else None,
-            endpoint=str(raw["endpoint_id"]) if raw.get("endpoint_id") else None,
+            own_server=own,
+            endpoint=neon.endpoint_id if neon else None,
             own_max_connections=int(compute.get("max_connections", DEFAULT_OWN_MAX_CONNECTIONS))
             if own
             else None,
             limits=RoleLimits.from_json(raw.get("limits")),
-            layout=int(raw.get("layout", 1)),
-            reserved_slots=reserved if isinstance(reserved, bool) else None,
-            service_role=bool(raw.get("service_role")),
-            described=_described(backend, server, raw),
-            database=str(raw["database"]) if raw.get("database") else None,
-            role=str(raw["role"]) if raw.get("role") else None,
+            layout=database.layout if database else 1,
+            reserved_slots=record.reserved_slots if isinstance(record, PostgresPlacement) else None,
+            service_role=bool(database and database.service_role),
+            described=_described(record, server),
+            database=named.database if named else None,
+            role=named.role if named else None,
             erasure=_erasure(raw.get("erasure")),
         )
 
@@ -102,17 +232,18 @@ def with_erasure(placement: Mapping[str, Any], erasure: Erasure) -> dict[str, An
     return {**placement, "erasure": erasure.to_json()}
 
 
-def _described(backend: str, server: str | None, raw: Mapping[str, Any]) -> str:
+def _described(record: BackendPlacement, server: str | None) -> str:
     if server is not None:
         return f"on server {server}"
-    if backend == "neon":
-        mode = str(raw.get("mode", "project"))
-        return f"on Neon {mode} {raw.get(mode + '_id')} in {raw.get('region')}"
-    if backend in ("instance", "docker") and "port" in raw:
-        tier = (raw.get("compute") or {}).get("tier", "?")
-        kind = "its own server" if backend == "instance" else "its own container"
-        return f"on {kind} at 127.0.0.1:{raw['port']} ({tier})"
-    return f"on the {backend} backend"
+    if isinstance(record, NeonPlacement):
+        mode = record.mode or "project"
+        which = record.branch_id if mode == "branch" else record.project_id
+        return f"on Neon {mode} {which} in {record.region}"
+    if isinstance(record, InstancePlacement | DockerPlacement) and record.port is not None:
+        tier = record.compute.get("tier", "?")
+        kind = "its own server" if isinstance(record, InstancePlacement) else "its own container"
+        return f"on {kind} at 127.0.0.1:{record.port} ({tier})"
+    return f"on the {record.backend or 'unknown'} backend"
 
 
 def _erasure(raw: Any) -> str | None:

@@ -36,6 +36,7 @@ from controlplane.model.backends import BackendKind
 from controlplane.model.compute import ComputeSpec
 from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
+from controlplane.model.placement import DockerPlacement
 from controlplane.model.records import Server, Tenant
 from controlplane.model.request import TenantRequest
 from controlplane.pgconnect import connect
@@ -75,20 +76,21 @@ class DockerBackend:
         container = f"tenantvec-{own_server_name(request.id)}"
         return ProvisionPlan(
             server=None,
-            placement={
-                "container": container,
-                "volume": _volume_name(container),
-                "image": self._settings.docker.image,
-                "compute": compute.to_json(),
-            },
+            placement=DockerPlacement(
+                container=container,
+                volume=_volume_name(container),
+                image=self._settings.docker.image,
+                compute=compute.to_json(),
+            ),
             conninfo=None,
         )
 
     async def create(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
         root = self._dir / _name(tenant)
-        if "port" not in checkpoint.placement:
+        placement = DockerPlacement.of(checkpoint.placement)
+        if placement.port is None:
             port = await asyncio.to_thread(self._ports.reserve, root, tenant)
-            await checkpoint.record({"port": port})
+            await checkpoint.record(placement.replace(port=port))
         await asyncio.to_thread(self._ensure_container, checkpoint.tenant)
         await self._provision(checkpoint)
 
@@ -100,7 +102,7 @@ class DockerBackend:
         )
 
     async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
-        if int(tenant.placement.get("layout", 1)) >= LAYOUT:
+        if tenant.where.layout >= LAYOUT:
             return
         await self._provision(checkpoint)
 
@@ -133,15 +135,16 @@ class DockerBackend:
         container = await asyncio.to_thread(self._container, _name(tenant))
         if container is None:
             return {"exists": False}
+        recorded = DockerPlacement.of(tenant.placement)
         return {
             "exists": True,
             "running": container.status == "running",
             "container": container.name,
             "status": container.status,
             "image": self._settings.docker.image,
-            "port": tenant.placement.get("port"),
+            "port": recorded.port,
             "started_at": container.attrs.get("State", {}).get("StartedAt"),
-            "compute": ComputeSpec.from_json(tenant.placement.get("compute", {})).to_json(),
+            "compute": ComputeSpec.from_json(recorded.compute).to_json(),
         }
 
     async def list_resources(self) -> list[OwnedResource]:
@@ -243,7 +246,7 @@ class DockerBackend:
         except _sdk().errors.ImageNotFound:
             logger.info("pulling %s", image)
             client.images.pull(image)
-        compute = ComputeSpec.from_json(tenant.placement.get("compute", {}))
+        compute = ComputeSpec.from_json(DockerPlacement.of(tenant.placement).compute)
         command = ["postgres"]
         for name, value in compute.server_settings().items():
             command += ["-c", f"{name}={value}"]
@@ -260,7 +263,7 @@ class DockerBackend:
                 "POSTGRES_INITDB_ARGS": "--auth=scram-sha-256",
             },
             labels={_LABEL: tenant.id, _UID_LABEL: tenant.uid},
-            ports={"5432/tcp": (LISTEN_HOST, int(tenant.placement["port"]))},
+            ports={"5432/tcp": (LISTEN_HOST, _port(tenant))},
             volumes={_volume_name(name): {"bind": _DATA_MOUNT, "mode": "rw"}},
             # Docker does not restart it: the control plane does, and records it.
             restart_policy={"Name": "no"},
@@ -287,7 +290,7 @@ class DockerBackend:
     def _admin(self, tenant: Tenant) -> ConnInfo:
         return ConnInfo(
             host=LISTEN_HOST,
-            port=int(tenant.placement["port"]),
+            port=_port(tenant),
             user=SUPERUSER,
             dbname="postgres",
             password=self._password(_name(tenant)),
@@ -318,7 +321,18 @@ def _sdk() -> Any:
 
 def _name(tenant: Tenant) -> str:
     """The tenant's container name, as its placement records it."""
-    return str(tenant.placement["container"])
+    container = DockerPlacement.of(tenant.placement).container
+    if container is None:
+        raise ProvisioningError(f"tenant {tenant.id!r} has no container in the catalog")
+    return container
+
+
+def _port(tenant: Tenant) -> int:
+    """The port its container publishes on the loopback interface, as recorded."""
+    port = DockerPlacement.of(tenant.placement).port
+    if port is None:
+        raise ProvisioningError(f"tenant {tenant.id!r} has no container port in the catalog")
+    return port
 
 
 def _volume_name(container: str) -> str:

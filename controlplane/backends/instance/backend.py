@@ -32,6 +32,7 @@ from controlplane.model.backends import BackendKind
 from controlplane.model.compute import SIZED_SETTINGS, ComputeSpec
 from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
+from controlplane.model.placement import InstancePlacement
 from controlplane.model.records import Server, Tenant
 from controlplane.model.request import TenantRequest
 from controlplane.pgconnect import connect
@@ -66,17 +67,20 @@ class InstanceBackend:
         # Port and DSN are chosen during create, under the port lock.
         return ProvisionPlan(
             server=None,
-            placement={"instance": own_server_name(request.id), "compute": compute.to_json()},
+            placement=InstancePlacement(
+                instance=own_server_name(request.id), compute=compute.to_json()
+            ),
             conninfo=None,
         )
 
     async def create(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
-        placement = checkpoint.placement
-        port = placement.get("port")
+        placement = InstancePlacement.of(checkpoint.placement)
+        port = placement.port
         if port is None:
             root = self._root(tenant)
             port = await asyncio.to_thread(self._ports.reserve, root, tenant)
-            await checkpoint.record({"port": port, "data_dir": str(root / "pg" / "data")})
+            data_dir = str(root / "pg" / "data")
+            await checkpoint.record(placement.replace(port=port, data_dir=data_dir))
         # Still being created: a data dir a killed create left incomplete holds nothing.
         await self._provision(checkpoint, discard_incomplete=True)
         logger.info("tenant %s: instance ready on port %d", tenant.id, port)
@@ -99,7 +103,7 @@ class InstanceBackend:
         return erased
 
     async def conform(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
-        if int(tenant.placement.get("layout", 1)) >= LAYOUT:
+        if tenant.where.layout >= LAYOUT:
             return
         await self._provision(checkpoint)  # starting it also rewrites its access rules
 
@@ -127,7 +131,9 @@ class InstanceBackend:
             "running": status.running,
             "port": cluster.port,
             "data_dir": str(cluster.data_dir),
-            "compute": ComputeSpec.from_json(tenant.placement.get("compute", {})).to_json(),
+            "compute": ComputeSpec.from_json(
+                InstancePlacement.of(tenant.placement).compute
+            ).to_json(),
         }
         if not status.running or status.pid is None:
             return facts
@@ -145,7 +151,7 @@ class InstanceBackend:
                 (list(SIZED_SETTINGS),),
             )
             facts["settings"] = dict(await cur.fetchall())
-            database = str(tenant.placement.get("database", tenant.id))
+            database = tenant.where.database or tenant.id
             cur = await conn.execute(
                 "SELECT pg_database_size(oid) FROM pg_database WHERE datname = %s", (database,)
             )
@@ -201,18 +207,18 @@ class InstanceBackend:
         )
 
     def _root(self, tenant: Tenant) -> Path:
-        return self._dir / str(tenant.placement.get("instance", tenant.id))
+        return self._dir / (InstancePlacement.of(tenant.placement).instance or tenant.id)
 
     def _cluster(self, tenant: Tenant) -> LocalCluster:
         """The tenant's cluster, configured as the catalog records it."""
-        placement = tenant.placement
-        if "port" not in placement:
+        placement = InstancePlacement.of(tenant.placement)
+        if placement.port is None:
             raise ProvisioningError(f"tenant {tenant.id!r} has no instance port in the catalog")
-        compute = ComputeSpec.from_json(placement.get("compute", {}))
+        compute = ComputeSpec.from_json(placement.compute)
         return LocalCluster(
             self._settings,
             root=self._root(tenant),
-            port=int(placement["port"]),
+            port=placement.port,
             name=f"instance {tenant.id!r}",
             conf={**_INSTANCE_CONF, **compute.server_settings()},
         )

@@ -38,6 +38,7 @@ from controlplane.failpoints import failpoint
 from controlplane.model.backends import BackendKind
 from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
+from controlplane.model.placement import NeonPlacement
 from controlplane.model.records import Server, Tenant, validate_tenant_id
 from controlplane.model.request import TenantRequest
 from controlplane.settings import Settings
@@ -109,9 +110,9 @@ class NeonBackend:
                 f"Neon names are at most {_MAX_PROJECT_NAME} characters and {name!r} is "
                 f"{len(name)}; use a shorter tenant id or TENANTVEC_NEON_NAME_PREFIX"
             )
-        placement: dict[str, Any] = {"name": name, "database": tenant_id, "role": tenant_id}
+        placement = NeonPlacement(name=name, database=tenant_id, role=tenant_id)
         if self._settings.neon.mode == PROJECT:
-            placement.update(
+            placement = placement.replace(
                 mode=PROJECT,
                 region=region or self._settings.neon.region,
                 pg_version=self._settings.neon.pg_version,
@@ -124,7 +125,7 @@ class NeonBackend:
                     f"({template['region']}); a tenant in {region} needs "
                     "TENANTVEC_NEON_MODE=project"
                 )
-            placement.update(
+            placement = placement.replace(
                 mode=BRANCH,
                 project_id=template["project_id"],
                 parent_id=template["parent_id"],
@@ -162,14 +163,14 @@ class NeonBackend:
     # -- create -------------------------------------------------------------------
 
     async def create(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
-        if tenant.placement.get("mode") == BRANCH:
+        if NeonPlacement.of(tenant.placement).mode == BRANCH:
             await self._create_branch(tenant, checkpoint)
         else:
             await self._create_project(tenant, checkpoint)
 
     async def _create_project(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
         client = self.client
-        project_id = checkpoint.placement.get("project_id")
+        project_id = NeonPlacement.of(checkpoint.placement).project_id
         if project_id and await client.get_project(project_id) is None:
             project_id = None  # removed behind our back: make it again
         if project_id:
@@ -179,17 +180,16 @@ class NeonBackend:
                 lambda search: self._ensure_project(checkpoint, search=search),
                 resuming=checkpoint.resuming,
             )
-            project_id = checkpoint.placement["project_id"]
+            project_id = _recorded(checkpoint, "project_id")
         async with client.project_lock(project_id):
             await client.wait(project_id, pending)
-        placement = checkpoint.placement
         if checkpoint.conninfo is None or self._settings.neon.pooled:
             uri = await client.connection_uri(
                 project_id,
-                branch_id=placement["branch_id"],
-                endpoint_id=placement["endpoint_id"],
-                database=placement["database"],
-                role=placement["role"],
+                branch_id=_recorded(checkpoint, "branch_id"),
+                endpoint_id=_recorded(checkpoint, "endpoint_id"),
+                database=_recorded(checkpoint, "database"),
+                role=_recorded(checkpoint, "role"),
                 pooled=self._settings.neon.pooled,
             )
             await checkpoint.record(conninfo=ConnInfo.parse(uri))
@@ -200,19 +200,23 @@ class NeonBackend:
 
         Returns the operations to wait for.
         """
-        placement = checkpoint.placement
+        placement = NeonPlacement.of(checkpoint.placement)
+        name = _recorded(checkpoint, "name")
         if search:
-            found = await self._find_project(placement["name"])
+            found = await self._find_project(name)
             if found is not None:
+                branch_id, endpoint_id = await self._main_ids(found["id"])
                 await checkpoint.record(
-                    {"project_id": found["id"], **await self._main_ids(found["id"])}
+                    placement.replace(
+                        project_id=found["id"], branch_id=branch_id, endpoint_id=endpoint_id
+                    )
                 )
                 return await self.client.operations(found["id"])
         request: dict[str, Any] = {
-            "name": placement["name"],
-            "region_id": placement["region"],
-            "pg_version": placement["pg_version"],
-            "branch": {"role_name": placement["role"], "database_name": placement["database"]},
+            "name": name,
+            "region_id": placement.region,
+            "pg_version": placement.pg_version,
+            "branch": {"role_name": placement.role, "database_name": placement.database},
         }
         if self._settings.neon.org_id:
             request["org_id"] = self._settings.neon.org_id
@@ -221,23 +225,24 @@ class NeonBackend:
         failpoint(self._settings, "neon.before_record")
         uris = body.get("connection_uris") or []
         await checkpoint.record(
-            {
-                "project_id": body["project"]["id"],
-                "branch_id": body["branch"]["id"],
-                "endpoint_id": _read_write(body.get("endpoints") or [])["id"],
-            },
+            placement.replace(
+                project_id=body["project"]["id"],
+                branch_id=body["branch"]["id"],
+                endpoint_id=_read_write(body.get("endpoints") or [])["id"],
+            ),
             conninfo=ConnInfo.parse(uris[0]["connection_uri"]) if uris else None,
         )
         failpoint(self._settings, "neon.after_record")
         return created.operations
 
-    async def _main_ids(self, project_id: str) -> dict[str, str]:
+    async def _main_ids(self, project_id: str) -> tuple[str, str]:
+        """The ids of the project's default branch and its read-write endpoint."""
         branches = await self.client.find_branches(project_id, search="")
         branch = next((b for b in branches if b.get("default")), None)
         if branch is None:
             raise ProvisioningError(f"Neon project {project_id} has no default branch")
         endpoints = await self.client.branch_endpoints(project_id, branch["id"])
-        return {"branch_id": branch["id"], "endpoint_id": _read_write(endpoints)["id"]}
+        return str(branch["id"]), str(_read_write(endpoints)["id"])
 
     async def _find_project(self, name: str) -> dict[str, Any] | None:
         matches = [
@@ -253,9 +258,8 @@ class NeonBackend:
 
     async def _create_branch(self, tenant: Tenant, checkpoint: Checkpoint) -> None:
         client = self.client
-        placement = checkpoint.placement
-        project_id = placement["project_id"]
-        branch_id = placement.get("branch_id")
+        project_id = _recorded(checkpoint, "project_id")
+        branch_id = NeonPlacement.of(checkpoint.placement).branch_id
         if branch_id and await client.get_branch(project_id, branch_id) is None:
             branch_id = None
         if branch_id:
@@ -265,9 +269,8 @@ class NeonBackend:
                 lambda search: self._ensure_branch(checkpoint, search=search),
                 resuming=checkpoint.resuming,
             )
-        placement = checkpoint.placement
-        branch_id = placement["branch_id"]
-        role, database = placement["role"], placement["database"]
+        branch_id = _recorded(checkpoint, "branch_id")
+        role, database = _recorded(checkpoint, "role"), _recorded(checkpoint, "database")
         async with client.project_lock(project_id):
             await client.wait(project_id, pending)
             await self._ensure_role(project_id, branch_id, role, check=checkpoint.resuming)
@@ -277,7 +280,7 @@ class NeonBackend:
         uri = await client.connection_uri(
             project_id,
             branch_id=branch_id,
-            endpoint_id=placement["endpoint_id"],
+            endpoint_id=_recorded(checkpoint, "endpoint_id"),
             database=database,
             role=role,
             pooled=self._settings.neon.pooled,
@@ -291,34 +294,35 @@ class NeonBackend:
 
     async def _ensure_branch(self, checkpoint: Checkpoint, *, search: bool) -> list[Operation]:
         client = self.client
-        placement = checkpoint.placement
-        project_id = placement["project_id"]
+        placement = NeonPlacement.of(checkpoint.placement)
+        project_id = _recorded(checkpoint, "project_id")
+        name = _recorded(checkpoint, "name")
         if search:
             found = [
-                b
-                for b in await client.find_branches(project_id, search=placement["name"])
-                if b["name"] == placement["name"]
+                b for b in await client.find_branches(project_id, search=name) if b["name"] == name
             ]
             if found:
                 endpoints = await client.branch_endpoints(project_id, found[0]["id"])
                 await checkpoint.record(
-                    {"branch_id": found[0]["id"], "endpoint_id": _read_write(endpoints)["id"]}
+                    placement.replace(
+                        branch_id=found[0]["id"], endpoint_id=_read_write(endpoints)["id"]
+                    )
                 )
                 return await self._operations_of(project_id, found[0]["id"])
         async with client.project_lock(project_id):
             created = await client.create_branch(
                 project_id,
                 {
-                    "branch": {"name": placement["name"], "parent_id": placement["parent_id"]},
+                    "branch": {"name": name, "parent_id": placement.parent_id},
                     "endpoints": [{"type": "read_write"}],
                 },
             )
             failpoint(self._settings, "neon.before_record")
             await checkpoint.record(
-                {
-                    "branch_id": created.body["branch"]["id"],
-                    "endpoint_id": _read_write(created.body.get("endpoints") or [])["id"],
-                }
+                placement.replace(
+                    branch_id=created.body["branch"]["id"],
+                    endpoint_id=_read_write(created.body.get("endpoints") or [])["id"],
+                )
             )
             failpoint(self._settings, "neon.after_record")
             await client.wait(project_id, created.operations)
@@ -366,14 +370,15 @@ class NeonBackend:
     # -- delete, suspend, resume, describe ----------------------------------------
 
     async def delete(self, tenant: Tenant) -> Erasure:
-        if tenant.placement.get("mode") == BRANCH:
+        if NeonPlacement.of(tenant.placement).mode == BRANCH:
             return await self._delete_branch(tenant)
         return await self._delete_project(tenant)
 
     async def _delete_project(self, tenant: Tenant) -> Erasure:
         client = self.client
-        name = str(tenant.placement.get("name") or self.name_of(tenant.id))
-        project_id = tenant.placement.get("project_id")
+        placement = NeonPlacement.of(tenant.placement)
+        name = placement.name or self.name_of(tenant.id)
+        project_id = placement.project_id
         if project_id:
             project = await client.get_project(project_id)
         else:  # the create died before Neon's answer was recorded
@@ -391,17 +396,19 @@ class NeonBackend:
 
     async def _delete_branch(self, tenant: Tenant) -> Erasure:
         client = self.client
-        placement = tenant.placement
-        project_id = placement["project_id"]
-        name = str(placement.get("name") or self.name_of(tenant.id))
-        branch_id = placement.get("branch_id")
+        placement = NeonPlacement.of(tenant.placement)
+        project_id = placement.project_id
+        if project_id is None:
+            raise ProvisioningError(f"tenant {tenant.id!r} has no Neon project recorded")
+        name = placement.name or self.name_of(tenant.id)
+        branch_id = placement.branch_id
         branch = await client.get_branch(project_id, branch_id) if branch_id else None
         if branch is None and not branch_id:
             found = await client.find_branches(project_id, search=name)
             branch = next((b for b in found if b["name"] == name), None)
         if branch is None:
             return erasure.BRANCH_DELETED
-        if branch["name"] != name or branch["id"] == placement.get("parent_id"):
+        if branch["name"] != name or branch["id"] == placement.parent_id:
             raise ProvisioningError(
                 f"Neon branch {branch['id']} is {branch['name']!r}, not tenant {tenant.id!r}'s "
                 f"{name!r}; refusing to delete it"
@@ -434,7 +441,7 @@ class NeonBackend:
             return {"exists": False}
         return {
             "exists": True,
-            "mode": tenant.placement.get("mode"),
+            "mode": NeonPlacement.of(tenant.placement).mode,
             "project_id": project_id,
             "branch_id": endpoint["branch_id"],
             "endpoint_id": endpoint_id,
@@ -514,8 +521,19 @@ def _read_write(endpoints: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _endpoint_of(tenant: Tenant) -> tuple[str, str]:
-    project_id = tenant.placement.get("project_id")
-    endpoint_id = tenant.placement.get("endpoint_id")
+    placement = NeonPlacement.of(tenant.placement)
+    project_id, endpoint_id = placement.project_id, placement.endpoint_id
     if not project_id or not endpoint_id:
         raise ProvisioningError(f"tenant {tenant.id!r} has no Neon compute endpoint recorded")
-    return str(project_id), str(endpoint_id)
+    return project_id, endpoint_id
+
+
+def _recorded(checkpoint: Checkpoint, key: str) -> str:
+    """A fact of the tenant's Neon placement that this step needs recorded already (an
+    earlier step of the create wrote it)."""
+    value = getattr(NeonPlacement.of(checkpoint.placement), key)
+    if value is None:
+        raise ProvisioningError(
+            f"tenant {checkpoint.tenant.id!r} has no Neon {key} recorded; run reconcile"
+        )
+    return str(value)

@@ -37,6 +37,7 @@ from controlplane.failpoints import failpoint
 from controlplane.model.backends import BackendKind
 from controlplane.model.erasure import Erasure
 from controlplane.model.limits import RoleLimits
+from controlplane.model.placement import PostgresPlacement
 from controlplane.model.records import Server, Tenant
 from controlplane.model.request import TenantRequest
 from controlplane.pgconnect import connect
@@ -70,13 +71,13 @@ class PostgresBackend:
         database, service = new_names()
         return ProvisionPlan(
             server=server.name,
-            placement={
-                "database": database,
-                "role": database,
-                "service_role": service,
-                "address": server.address,
-                "layout": LAYOUT,
-            },
+            placement=PostgresPlacement(
+                database=database,
+                role=database,
+                service_role=service,
+                address=server.address,
+                layout=LAYOUT,
+            ),
             conninfo=admin.with_(user=database, dbname=database, password=new_password()),
             service_conninfo=admin.with_(user=service, dbname=database, password=new_password()),
         )
@@ -95,14 +96,15 @@ class PostgresBackend:
                 timeout=self._timeout,
                 owner_password=conninfo.password,
                 service_password=service.password if service else None,
-                limits=RoleLimits.from_json(tenant.placement.get("limits")),
+                limits=tenant.where.limits,
                 reserved_slots=True,
                 where=f"server {server.name!r}",
             )
-        if not reserved and tenant.placement.get("reserved_slots") is not False:
+        recorded = PostgresPlacement.of(checkpoint.placement)
+        if not reserved and recorded.reserved_slots is not False:
             # Recorded only when refused (the rare case), so that a create costs no
             # extra catalog write; doctor reports such tenants.
-            await checkpoint.record({"reserved_slots": False})
+            await checkpoint.record(recorded.replace(reserved_slots=False))
 
     async def delete(self, tenant: Tenant) -> Erasure:
         server = await self._server_of(tenant)
@@ -127,7 +129,8 @@ class PostgresBackend:
         are recorded first; the database is closed to connections while it is renamed.
         Each step looks before it acts, so an interrupted run is finished by the next.
         """
-        layout = int(tenant.placement.get("layout", 1))
+        recorded = PostgresPlacement.of(tenant.placement)
+        layout = recorded.layout
         if layout >= LAYOUT:
             return
         server = await self._server_of(tenant)
@@ -140,11 +143,11 @@ class PostgresBackend:
             service_dsn = checkpoint.service_conninfo
         else:
             old = self._database(tenant)
-            target = tenant.placement.get("rename_to")
+            target = recorded.rename_to
             if target is None:
                 target, service = new_names()
                 await checkpoint.record(
-                    {"rename_to": target},
+                    PostgresPlacement.of(checkpoint.placement).replace(rename_to=target),
                     service_conninfo=owner_dsn.with_(
                         user=service, dbname=target, password=new_password()
                     ),
@@ -171,19 +174,19 @@ class PostgresBackend:
                 timeout=self._timeout,
                 owner_password=owner_dsn.password,
                 service_password=service_dsn.password,
-                limits=RoleLimits.from_json(tenant.placement.get("limits")),
+                limits=tenant.where.limits,
                 reserved_slots=True,
                 where=where,
             )
         await checkpoint.record(
-            {
-                "database": new.database,
-                "role": new.owner,
-                "service_role": new.service,
-                "layout": LAYOUT,
-                "reserved_slots": None if reserved else False,
-                "rename_to": None,
-            },
+            PostgresPlacement.of(checkpoint.placement).replace(
+                database=new.database,
+                role=new.owner,
+                service_role=new.service,
+                layout=LAYOUT,
+                reserved_slots=None if reserved else False,
+                rename_to=None,
+            ),
             conninfo=owner_dsn.with_(user=new.owner, dbname=new.database),
         )
         logger.info("tenant %s: brought to layout %d on %s", tenant.id, LAYOUT, server.name)

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,22 +22,21 @@ from controlplane.errors import (
     InvalidRequest,
     NotConfigured,
 )
-from controlplane.settings import Settings
+from controlplane.settings import EmbeddingSettings, Settings
 from tests.fakes.embeddings import FakeEmbeddings, Fault, fake_vector
 
 
-def settings_for(fake: FakeEmbeddings, tmp_path: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "home": tmp_path,
-        "openai_base_url": fake.url,
-        "openai_api_key": fake.api_key,
-        "voyage_base_url": fake.url,
-        "voyage_api_key": fake.api_key,
-        "embed_timeout_seconds": 0.5,
-        "embed_retry_seconds": 4.0,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+def settings_for(fake: FakeEmbeddings, tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings whose providers are ``fake``; ``overrides``: other embedding settings."""
+    embedding = EmbeddingSettings(
+        openai_base_url=fake.url,
+        openai_api_key=fake.api_key,
+        voyage_base_url=fake.url,
+        voyage_api_key=fake.api_key,
+        timeout_seconds=0.5,
+        retry_seconds=4.0,
+    )
+    return Settings(home=tmp_path, embedding=embedding.replace(**overrides))
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ async def test_a_provider_that_stays_down_is_unavailable_in_bounded_time(
     fake_openai: FakeEmbeddings, tmp_path: Path
 ) -> None:
     fake_openai.fail_next(*[Fault(status=500)] * 100)
-    registry = Embedders(settings_for(fake_openai, tmp_path, embed_retry_seconds=1.5))
+    registry = Embedders(settings_for(fake_openai, tmp_path, retry_seconds=1.5))
     try:
         started = time.monotonic()
         with pytest.raises(EmbedderUnavailable, match="kept failing.*HTTP 500"):

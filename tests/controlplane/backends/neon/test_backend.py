@@ -53,9 +53,7 @@ async def test_branch_mode_cuts_a_branch_with_its_own_compute_role_and_database(
     pg_settings: Settings, fake_neon: FakeNeon, tenant_id: str
 ) -> None:
     template = fake_neon.create_template_project()
-    settings = neon_settings(
-        pg_settings, fake_neon, neon_mode="branch", neon_template_project=template
-    )
+    settings = neon_settings(pg_settings, fake_neon, mode="branch", template_project=template)
     async with ControlPlane.open(settings) as plane:
         tenant = await create_tenant(
             plane, TenantRequest(id=tenant_id, dims=3, backend="neon"), actor="test"
@@ -126,9 +124,7 @@ async def test_branch_create_survives_faults_without_duplicates(
     pg_settings: Settings, fake_neon: FakeNeon, tenant_id: str, fault: Fault
 ) -> None:
     template = fake_neon.create_template_project()
-    settings = neon_settings(
-        pg_settings, fake_neon, neon_mode="branch", neon_template_project=template
-    )
+    settings = neon_settings(pg_settings, fake_neon, mode="branch", template_project=template)
     async with ControlPlane.open(settings) as plane:
         fake_neon.fail_next(fault)
         tenant = await create_tenant(
@@ -173,7 +169,7 @@ async def test_many_concurrent_creates_stay_under_the_rate_limit(
         superuser_dsn, operation_seconds=0.05, per_route_per_second=3, per_minute=200
     ).start()
     settings = neon_settings(
-        pg_settings, fake, neon_route_requests_per_second=3, neon_requests_per_minute=200
+        pg_settings, fake, route_requests_per_second=3, requests_per_minute=200
     )
     ids = [f"{tenant_id}-{i}" for i in range(8)]
     try:
