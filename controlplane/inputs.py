@@ -23,6 +23,10 @@ from typing import Any
 
 from controlplane.errors import InvalidRequest
 
+# The most chunks a search may ever ask for; TENANTVEC_MAX_K bounds it lower (1000 by
+# default). A hybrid search fuses up to 2-4 times as many of each ranking.
+K_CEILING = 10_000
+
 __all__ = [
     "MAX_JSON_DEPTH",
     "check_identifier",

@@ -170,7 +170,8 @@ _PROBLEMS: dict[int | tuple[int, str], tuple[str, str, str]] = {
     400: (
         "The request is malformed or out of range.",
         "invalid_request",
-        "k: Expected `int` <= 100",
+        "k: at most 1000 hits per search here (TENANTVEC_MAX_K); ask for fewer, or page by "
+        "narrowing the filter",
     ),
     401: (
         "No, malformed or revoked credentials.",

@@ -73,7 +73,6 @@ _MODES = {
     VectorStoreQueryMode.SPARSE: "keyword",
     VectorStoreQueryMode.HYBRID: "hybrid",
 }
-MAX_K = 100  # the API's top k
 
 
 def to_filter(filters: MetadataFilters) -> dict[str, Any]:
@@ -278,14 +277,16 @@ def _request(query: VectorStoreQuery) -> SearchRequest:
     is_mmr = query.mode == VectorStoreQueryMode.MMR
     k = query.similarity_top_k
     if is_mmr:
-        k = min(MAX_K, max(k * 4, 20))  # candidates to choose from
+        # Candidates to choose from: 4 k (at least 20), at most 1000 (the server's
+        # default TENANTVEC_MAX_K) unless k itself asks for more.
+        k = max(k, min(max(k * 4, 20), 1000))
     vector = [float(x) for x in query.query_embedding] if query.query_embedding else None
     text = query.query_str if (mode != "vector" or vector is None) else None
     return SearchRequest(
         text=text,
         vector=vector if mode != "keyword" else None,
         mode=mode,  # type: ignore[arg-type]
-        k=min(k, MAX_K),
+        k=k,
         # LlamaIndex's alpha is the dense share; tenantvec weighs the keyword ranking.
         keyword_weight=1 - query.alpha if query.alpha is not None else 0.5,
         filter=spec,

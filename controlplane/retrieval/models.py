@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
+from controlplane.inputs import K_CEILING
+
 __all__ = [
     "CountRequest",
     "DeleteRequest",
@@ -178,7 +180,15 @@ class SearchRequest(Struct, forbid_unknown_fields=True):
     keyword_weight: Annotated[
         float, Meta(ge=0, le=1, description="Hybrid: the full-text ranking's share (0-1).")
     ] = 0.5
-    k: Annotated[int, Meta(ge=1, le=100)] = 10
+    k: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=K_CEILING,
+            description="How many hits: at most the server's TENANTVEC_MAX_K (1000 by "
+            "default); more is a 400 that says the limit.",
+        ),
+    ] = 10
     filter: Annotated[
         dict[str, Any] | None,
         Meta(

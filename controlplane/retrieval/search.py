@@ -50,8 +50,12 @@ _ANY_WORD = sql.SQL(
     "''::tsquery) FROM unnest(tsvector_to_array(to_tsvector(%(cfg)s::regconfig, %(text)s))) "
     "AS lexeme"
 )
+# A hybrid search fuses 4 k candidates of each ranking (at least 50), up to 400 -- or
+# 2 k for a k past 200, so that k hits are there to return whatever k is asked.
 _MIN_CANDIDATES = 50
 _MAX_CANDIDATES = 400
+# pgvector's ceiling for hnsw.ef_search: a scan for more rows continues iteratively.
+_MAX_EF_SEARCH = 1000
 _HALF_OVERSAMPLING = 2
 # pgvector's defaults: an HNSW scan returns at most ef_search rows unless told
 # otherwise (iterative scans aside); an IVFFlat scan reads probes lists.
@@ -82,6 +86,12 @@ async def search(
     ``incarnation`` (a tenant uid, as an API key carries it) pins the search to that
     incarnation of the tenant: if it is gone, TenantNotFound, never its successor.
     """
+    max_k = router.plane.settings.max_k
+    if request.k > max_k:
+        raise InvalidRequest(
+            f"k: at most {max_k} hits per search here (TENANTVEC_MAX_K); ask for fewer, or "
+            "page by narrowing the filter"
+        )
     route = await router.route(tenant_id, incarnation=incarnation)
     mode = search_mode(request)
     if request.text is not None:
@@ -185,7 +195,7 @@ class _Shape:
     @property
     def candidates(self) -> int:
         """How many nearest chunks a hybrid search fuses."""
-        return min(max(4 * self.k, _MIN_CANDIDATES), _MAX_CANDIDATES)
+        return min(max(4 * self.k, _MIN_CANDIDATES), max(_MAX_CANDIDATES, 2 * self.k))
 
     @property
     def nearest(self) -> int:
@@ -383,24 +393,31 @@ def _index_settings(
     """The index settings of the search, every one spelled out (a session keeps what
     the search before it set): the request's ``ef_search`` / ``probes``, else the one
     chosen for the tenant's recall target (retrieval/recall.py), else pgvector's
-    default; the iterative scan on for a filtered search only.
+    default; HNSW's iterative scan on for a filtered search (or one past ef_search's
+    ceiling), IVFFlat's always.
 
     ``scanned``: the rows the search asks of the index. An HNSW scan yields at most
-    ``ef_search`` of them, so a search for more widens it to as many.
+    ``ef_search`` of them, so a search for more widens it to as many -- up to pgvector's
+    ceiling of 1000, past which the scan goes on iteratively (in order) until it has
+    them.
     """
     kind = route.schema.index.kind
     if kind is IndexKind.HNSW:
         ef_search = request.ef_search or route.recall.ef_search or _DEFAULT_EF_SEARCH
+        widened = max(ef_search, scanned)
+        iterative = filtered or widened > _MAX_EF_SEARCH
         return (
-            ("hnsw.ef_search", str(max(ef_search, scanned))),
-            ("hnsw.iterative_scan", "strict_order" if filtered else "off"),
+            ("hnsw.ef_search", str(min(widened, _MAX_EF_SEARCH))),
+            ("hnsw.iterative_scan", "strict_order" if iterative else "off"),
         )
     if kind is IndexKind.IVFFLAT:
         probes = request.probes or route.recall.probes or _DEFAULT_PROBES
+        # Iterative: lists that hold fewer rows than the search needs (a filter passes
+        # few, or k is large) make the scan probe more, instead of a short answer.
         # IVFFlat only scans relaxed; the outer ORDER BY restores the order.
         return (
             ("ivfflat.probes", str(probes)),
-            ("ivfflat.iterative_scan", "relaxed_order" if filtered else "off"),
+            ("ivfflat.iterative_scan", "relaxed_order"),
         )
     return ()
 

@@ -25,6 +25,7 @@ from controlplane.envparse import (
     parse_positive_int,
 )
 from controlplane.errors import ConfigurationError
+from controlplane.inputs import K_CEILING
 from controlplane.memory import parse_pg_size
 from controlplane.settings._api import ApiSettings
 from controlplane.settings._catalog import CatalogSettings
@@ -165,6 +166,15 @@ class Settings(SettingsGroup):
         parse=parse_positive_float,
         positive=True,
     )
+    max_k: int = setting(
+        "TENANTVEC_MAX_K",
+        "Most hits one search may ask for (k), through the API, the Python clients and "
+        "the library alike; up to 10000. A hybrid search fuses up to 4 k candidates of "
+        "each ranking, so its cost grows with k.",
+        default=1000,
+        parse=parse_positive_int,
+        positive=True,
+    )
     recall_seconds: float = setting(
         "TENANTVEC_RECALL_SECONDS",
         "How often the API measures one tenant's recall on samples of its own chunks and "
@@ -196,6 +206,8 @@ class Settings(SettingsGroup):
         super().__post_init__()
         if self.suspend_after is not None and self.suspend_after <= 0:
             raise ConfigurationError("TENANTVEC_SUSPEND_AFTER must be positive (or off)")
+        if self.max_k > K_CEILING:
+            raise ConfigurationError(f"TENANTVEC_MAX_K must be at most {K_CEILING}")
         if self.default_tier not in set(Tier):
             tiers = ", ".join(Tier)
             raise ConfigurationError(f"TENANTVEC_TIER must be one of {tiers}")

@@ -174,7 +174,8 @@ def test_a_failure_inside_the_database_rolls_back_the_whole_batch(
 
 BAD_SEARCHES = [
     ({"vector": [1, 0, 0], "k": 0}, ">= 1"),
-    ({"vector": [1, 0, 0], "k": 101}, "<= 100"),
+    ({"vector": [1, 0, 0], "k": 1001}, "k: at most 1000 hits per search here (TENANTVEC_MAX_K)"),
+    ({"vector": [1, 0, 0], "k": 10_001}, "<= 10000"),
     ({"vector": [1, 0]}, "expects 3 dimensions, got 2"),
     ({"vector": [1, 0, 0], "filter": ["lang", "en"]}, "Expected `object"),
     ({"vector": [1, 0, 0], "filter": "lang=en"}, "Expected `object"),
@@ -195,6 +196,29 @@ def test_bad_searches_get_400_with_a_reason(
     assert bad.status_code == 400, bad.text
     assert bad.headers["content-type"].startswith(PROBLEM)
     assert words in bad.json()["detail"]
+
+
+def test_a_search_returns_up_to_1000_hits_over_http(
+    api: RunningApi, tenant: tuple[str, str]
+) -> None:
+    """k up to TENANTVEC_MAX_K (1000 by default), in one answer: what a rerank
+    pipeline fetches."""
+    tid, key = tenant
+    with api.client(key) as client:
+        for start in (0, 600):
+            batch = [
+                doc(f"d{i}", [math.cos(i / 100), math.sin(i / 100), 0.5], n=i)
+                for i in range(start, start + 600)
+            ]
+            put = client.put(f"/v1/tenants/{tid}/documents", json={"documents": batch})
+            assert put.status_code == 200, put.text
+        for body in (
+            {"vector": [1, 0, 0.5], "k": 1000},
+            {"vector": [1, 0, 0.5], "k": 1000, "filter": {"i": {"$gte": 0}}},
+        ):
+            found = client.post(f"/v1/tenants/{tid}/search", json=body)
+            assert found.status_code == 200, found.text
+            assert len(found.json()["results"]) == 1000, body
 
 
 def test_a_body_over_the_limit_gets_413(start_api, tenant_id: str) -> None:  # type: ignore[no-untyped-def]

@@ -167,7 +167,8 @@ def test_other_tenants_and_bad_ids_are_answered_alike(pair: Pair) -> None:
         b'{"vector": [1, 0, 0], "bogus": 1}',  # an unknown field
         b'{"vector": [1, 0]}',  # the wrong dimensions
         b'{"vector": [0, 0, 0]}',  # no direction for cosine
-        b'{"vector": [1, 0, 0], "k": 1000}',  # k out of range
+        b'{"vector": [1, 0, 0], "k": 1001}',  # k past TENANTVEC_MAX_K
+        b'{"vector": [1, 0, 0], "k": 10001}',  # k past any setting's reach
         b'{"text": "needs an embedder"}',  # the tenant stores its callers' vectors
         b'{"vector": [1, 0, 0], "filter": ' + b'{"a": ' * 600 + b"1" + b"}" * 600 + b"}",
         b"",  # no body at all: Litestar's own answer

@@ -178,3 +178,12 @@ async def test_async_twins(store: TenantvecVectorStore) -> None:
     assert [n.node_id for n in await store.aget_nodes(["a1", "b1", "c1"])] == ["b1"]
     await store.aclear()
     assert store.client.count_documents(store.tenant).documents == 0
+
+
+def test_a_large_top_k_is_not_clamped(store: TenantvecVectorStore) -> None:
+    """A rerank pipeline's similarity_top_k of a few hundred comes back whole (the store
+    once cut it to 100 without a word)."""
+    nodes = [_node(f"n{i}", f"doc{i // 10}", f"note {i}", [1.0, i / 300, 0.2]) for i in range(300)]
+    store.add(nodes)
+    found = _ids(store, VectorStoreQuery(query_embedding=[1, 0, 0], similarity_top_k=250))
+    assert len(found) == 250 and len(set(found)) == 250
