@@ -199,7 +199,9 @@ def search_command(
         str | None,
         typer.Argument(help="What to look for, in words (embedded with the tenant's embedder)."),
     ] = None,
-    k: Annotated[int, typer.Option("-k", "--k", help="How many hits (1-100).")] = 10,
+    k: Annotated[
+        int, typer.Option("-k", "--k", help="How many hits (1-1000: the server's TENANTVEC_MAX_K).")
+    ] = 10,
     hybrid: Annotated[
         bool, typer.Option("--hybrid", help="Fuse vector and full-text rankings (RRF).")
     ] = False,

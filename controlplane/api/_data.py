@@ -200,11 +200,12 @@ class DataController(Controller):
         description="The query is `text` (embedded with the tenant's embedder) and/or a "
         "`vector`. mode: vector (default), keyword (full text in the tenant's language), or "
         'hybrid (`"hybrid": true`): both rankings fused by reciprocal rank, '
-        "keyword_weight being the full-text share. k 1-100; filter is JSON containment on "
-        "chunk metadata (a chunk carries its document's metadata); min_similarity is a "
-        "floor on the vector similarity in every mode: cosine similarity, inner product, or "
-        "1/(1+distance) for l2. ef_search (HNSW, 1-1000) and probes (IVFFlat) trade speed "
-        "for recall per request. No match is an empty list.",
+        "keyword_weight being the full-text share. k 1-1000 (TENANTVEC_MAX_K); filter is "
+        "JSON containment on chunk metadata (a chunk carries its document's metadata); "
+        "min_similarity is a floor on the vector similarity in every mode: cosine "
+        "similarity, inner product, or 1/(1+distance) for l2. ef_search (HNSW, 1-1000) "
+        "and probes (IVFFlat) trade speed for recall per request. No match is an empty "
+        "list.",
         status_code=200,
         dto=StrictBody[SearchRequest],
         return_dto=None,

@@ -82,7 +82,7 @@ def test_search_errors_are_one_line(tenantctl: TenantCtl, api: RunningApi, tenan
         (["--vector", "[1, 0]"], 2, f"tenant {tenant_id} expects 3 dimensions, got 2"),
         (["--vector", "[1, 0"], 2, "--vector is not valid JSON"),
         (["--vector", "[NaN, 0, 1]"], 2, "--vector contains NaN"),
-        (["--vector", "[1, 0, 0]", "-k", "500"], 2, "<= 100"),
+        (["--vector", "[1, 0, 0]", "-k", "1001"], 2, "TENANTVEC_MAX_K"),
         (["--vector", "[1, 0, 0]", "--filter", "[1]"], 2, "Expected `object"),
     ]
     for args, code, words in cases:
